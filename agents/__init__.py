@@ -1,0 +1,1 @@
+"""What an agent is: the Mesa agent, policies (contagion, LLM), prompts and engines."""

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.mutation import mutate_text
 from sim.policy import Adoptions, PolicyOutput, StepContext, WriteProposals
+from sim.tracking import run_starts
 from topologies.banks import BankKind
 
 
@@ -119,8 +120,8 @@ class ContagionPolicy:
         readers, entries, draws = readers[success], entries[success], draws[success]
         order = np.lexsort((draws, readers))
         readers, entries = readers[order], entries[order]
-        agents, first = np.unique(readers, return_index=True)
-        return agents, entries[first]
+        first = run_starts(readers)
+        return readers[first], entries[first]
 
     def _threshold(
         self, readers: np.ndarray, entries: np.ndarray, author: np.ndarray
@@ -130,8 +131,8 @@ class ContagionPolicy:
         agents_all, n_sources = np.unique(pairs[:, 0], return_counts=True)
         agents = agents_all[n_sources >= self.spec.threshold]
         # Cause: the best-ranked exposure (readers are grouped, best first).
-        uniq, first = np.unique(readers, return_index=True)
-        best = dict(zip(uniq.tolist(), entries[first].tolist(), strict=True))
+        first = run_starts(readers)
+        best = dict(zip(readers[first].tolist(), entries[first].tolist(), strict=True))
         return agents, np.array([best[a] for a in agents.tolist()], dtype=np.int64)
 
     def _writes(

@@ -65,8 +65,8 @@ def time_ours(graph: nx.Graph, steps: int) -> tuple[list[float], float]:
 
 
 def time_ndlib(graph: nx.Graph, steps: int) -> tuple[list[float], float]:
-    import ndlib.models.ModelConfig as mc
     import ndlib.models.epidemics as ep
+    import ndlib.models.ModelConfig as mc  # noqa: N813
 
     model = ep.SIModel(graph, seed=1)
     config = mc.Configuration()
@@ -127,22 +127,29 @@ def main() -> None:
     ours, ours_prev = time_ours(graph, args.steps)
     theirs, theirs_prev = time_ndlib(graph, args.steps)
     o, t = float(np.mean(ours)), float(np.mean(theirs))
-    print(f"memespread contagion (private+neighbourhood banks): {o:.4f} s/step "
-          f"(prevalence after {args.steps} steps {ours_prev:.3f})")
-    print(f"NDlib SI:                                           {t:.4f} s/iteration "
-          f"(prevalence {theirs_prev:.3f})")
+    print(
+        f"memespread contagion (private+neighbourhood banks): {o:.4f} s/step "
+        f"(prevalence after {args.steps} steps {ours_prev:.3f})"
+    )
+    print(
+        f"NDlib SI:                                           {t:.4f} s/iteration "
+        f"(prevalence {theirs_prev:.3f})"
+    )
     print(f"ratio memespread / NDlib = {o / t:.3f}  (goal <= 1.0, stretch <= 0.1)")
     if args.million:
         out = subprocess.run(
             [sys.executable, __file__, "--million-only", "--steps", str(args.steps)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         stats = json.loads(out.stdout.strip().splitlines()[-1])
         print(
             "1,000,000 agents: {s_per_step:.3f} s/step (max {max_step_s:.3f}), "
             "graph build {graph_build_s:.1f} s, model build {model_build_s:.1f} s, "
-            "peak RSS {peak_rss_gib:.2f} GiB, {entries} entries, prevalence {adopters:.3f}"
-            .format(**stats)
+            "peak RSS {peak_rss_gib:.2f} GiB, {entries} entries, prevalence {adopters:.3f}".format(
+                **stats
+            )
         )
 
 

@@ -1,0 +1,1 @@
+"""Experiments: run configs, the memespread CLI, run and sweep runners."""

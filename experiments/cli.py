@@ -34,9 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one experiment from a config file")
     _add_config_args(run)
     run.add_argument("--run-dir", help="write the run here (default: OUTPUT_DIR/NAME)")
-    run.add_argument(
-        "--overwrite", action="store_true", help="replace an existing run directory"
-    )
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
     validate = sub.add_parser("validate", help="check a config without running it")

@@ -87,7 +87,8 @@ def _format_error(error: dict[str, Any]) -> str:
         return f"{path} = {value!r}: must be one of {expected}"
     if error["type"] == "union_tag_invalid":
         ctx = error.get("ctx", {})
-        return f"{path}.{ctx.get('discriminator', 'kind')} = {ctx.get('tag')!r}: must be one of {ctx.get('expected_tags')}"
+        key = f"{path}.{ctx.get('discriminator', 'kind')}"
+        return f"{key} = {ctx.get('tag')!r}: must be one of {ctx.get('expected_tags')}"
     if error["type"] == "missing":
         return f"{path}: required key is missing"
     shown = repr(value) if not isinstance(value, dict) else "{...}"

@@ -1,0 +1,1 @@
+"""The simulation core: model, memory store, retrieval, memes, tracking, output."""

@@ -74,7 +74,9 @@ class PatternGuard:
         try:
             self._regex = re.compile(spec.pattern)
         except re.error as err:
-            raise ValueError(f"guards.pattern = {spec.pattern!r}: not a valid regex ({err})") from None
+            raise ValueError(
+                f"guards.pattern = {spec.pattern!r}: not a valid regex ({err})"
+            ) from None
         self.spec = spec
         self.name = f"pattern:{spec.action}"
         self._verdict = {
@@ -95,9 +97,9 @@ class PatternGuard:
 
             hit &= context.banks.kind[proposals.bank] != int(BankKind.PRIVATE)
         verdict = np.where(hit, int(self._verdict), int(Verdict.ACCEPT)).astype(np.int8)
-        weight = np.where(
-            hit & (verdict == Verdict.DOWNWEIGHT), self.spec.weight, 1.0
-        ).astype(np.float32)
+        weight = np.where(hit & (verdict == Verdict.DOWNWEIGHT), self.spec.weight, 1.0).astype(
+            np.float32
+        )
         return GuardDecision(verdict=verdict, weight=weight)
 
 

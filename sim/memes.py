@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 MAX_MEMES = 63
 
 
-class MemeKind(str, enum.Enum):
+class MemeKind(enum.StrEnum):
     """What a meme is, for analysis (it does not change how it spreads)."""
 
     INFLUENCE_SEEKING = "influence_seeking"
@@ -52,8 +52,10 @@ class LexicalDetectorSpec(BaseModel):
 
 
 class EmbeddingDetectorSpec(BaseModel):
-    """A text carries the meme iff its embedding's cosine similarity to the statement is at
-    least ``threshold``. Needs an embedder passed to the model (pluggable)."""
+    """A text carries the meme iff its embedding is close enough to the statement's.
+
+    Cosine similarity at least ``threshold``; needs an embedder passed to the model.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["embedding"] = "embedding"
@@ -159,7 +161,9 @@ class MemeSpec(BaseModel):
         return self.statement
 
     @property
-    def effective_detector(self) -> CanaryDetectorSpec | LexicalDetectorSpec | EmbeddingDetectorSpec:
+    def effective_detector(
+        self,
+    ) -> CanaryDetectorSpec | LexicalDetectorSpec | EmbeddingDetectorSpec:
         """The detector spec in force (the default when none was given)."""
         if self.detector is not None:
             return self.detector

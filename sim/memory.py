@@ -229,9 +229,11 @@ class MemoryStore:
         """Mark entries as retrieved at ``step`` (recency, LRU, and memory strength)."""
         if len(entry_ids) == 0:
             return
-        unique = np.unique(entry_ids)
-        self._last_access.data[unique] = step
-        self._strength.data[unique] += np.float32(recall_boost)
+        mark = np.zeros(len(self), dtype=np.bool_)
+        mark[entry_ids] = True
+        touched = np.flatnonzero(mark)  # each entry once, however many readers
+        self._last_access.data[touched] = step
+        self._strength.data[touched] += np.float32(recall_boost)
 
     def remove(self, entry_ids: np.ndarray, step: int) -> None:
         """Mark entries as no longer alive (evicted or forgotten) at ``step``."""

@@ -283,17 +283,7 @@ class MemeticModel(mesa.Model):
             importance = (importance * decision.weight)[keep]
             writes = writes.select(keep)
         # Causes are honoured only when they were in the writer's context.
-        cause = writes.cause.astype(np.int64)
-        if len(writes):
-            ctx_keys = np.sort(
-                retrieval.readers().astype(np.int64) * (len(self.store) + 1) + retrieval.entry_ids
-            )
-            ckeys = writes.author.astype(np.int64) * (len(self.store) + 1) + np.maximum(cause, 0)
-            pos = np.minimum(np.searchsorted(ctx_keys, ckeys), max(len(ctx_keys) - 1, 0))
-            valid = (cause >= 0) & (len(ctx_keys) > 0)
-            if len(ctx_keys):
-                valid &= ctx_keys[pos] == ckeys
-            cause = np.where(valid, cause, -1)
+        cause = self._valid_causes(writes, retrieval)
         # Provenance: parents are the writer's retrieved entries, set here.
         authors = writes.author.astype(np.int64)
         n_parents = np.diff(retrieval.indptr)[authors] if len(authors) else authors
@@ -316,6 +306,19 @@ class MemeticModel(mesa.Model):
         counts["evicted"] = len(self.store.enforce_capacity(step))
         counts["forgotten"] = len(forget(self.store, step, self.memory_spec.forgetting))
         return counts
+
+    @staticmethod
+    def _valid_causes(writes: WriteProposals, retrieval: Retrieval) -> np.ndarray:
+        """Each write's cause if it is among the writer's retrieved entries, else -1."""
+        cause = writes.cause.astype(np.int64)
+        if len(writes) == 0:
+            return cause
+        authors = writes.author.astype(np.int64)
+        counts = np.diff(retrieval.indptr)[authors]
+        context = retrieval.entry_ids[_expand(retrieval.indptr[authors], counts)]
+        owner = np.repeat(np.arange(len(writes)), counts)
+        hits = np.bincount(owner, weights=context == cause[owner], minlength=len(writes))
+        return np.where((cause >= 0) & (hits > 0), cause, -1)
 
     # ------------------------------------------------------------ recording
     def _record(
@@ -391,4 +394,6 @@ def graph_frame(graph: nx.Graph) -> pl.DataFrame:
     ).reshape(-1, 2)
     low, high = flat.min(axis=1), flat.max(axis=1)
     order = np.lexsort((high, low))
-    return pl.DataFrame({"source": low[order].astype(np.int32), "target": high[order].astype(np.int32)})
+    return pl.DataFrame(
+        {"source": low[order].astype(np.int32), "target": high[order].astype(np.int32)}
+    )

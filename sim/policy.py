@@ -95,9 +95,11 @@ class WriteProposals:
 
 @dataclass(frozen=True)
 class Adoptions:
-    """Adoption decisions: agent ``agent[i]`` does (``adopted[i]``) or does not hold meme
-    ``meme[i]`` from now on. ``cause`` names the retrieved entry that triggered an
-    adoption, or -1."""
+    """Adoption decisions, one per row.
+
+    Agent ``agent[i]`` does (``adopted[i]``) or does not hold meme ``meme[i]`` from now
+    on; ``cause[i]`` names the retrieved entry that triggered an adoption, or -1.
+    """
 
     agent: np.ndarray
     meme: np.ndarray

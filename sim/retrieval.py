@@ -149,9 +149,7 @@ def retrieve(
     """
     n_agents = banks.n_agents
     alive = store.alive_ids()
-    use_relevance = (
-        spec.relevance_weight > 0 and spec.relevance != "none" and queries is not None
-    )
+    use_relevance = spec.relevance_weight > 0 and spec.relevance != "none" and queries is not None
     if len(alive) == 0:
         return Retrieval(
             np.zeros(n_agents + 1, dtype=np.int64),
@@ -161,39 +159,92 @@ def retrieve(
     age = (step - store.last_access[alive]).astype(np.float64)
     base = spec.recency_weight * np.power(spec.recency_decay, age)
     base += spec.importance_weight * store.importance[alive].astype(np.float64)
-    bank_of = store.bank[alive]
-    # Sort alive entries by (bank, score desc, entry id desc).
-    order = np.lexsort((-alive, -base, bank_of))
-    alive, base, bank_of = alive[order], base[order], bank_of[order]
-    bank_start = np.searchsorted(bank_of, np.arange(banks.n_banks), side="left")
-    bank_count = np.bincount(bank_of, minlength=banks.n_banks)
-    if not use_relevance:
-        bank_count = np.minimum(bank_count, spec.k)
-    # Expand read rights into (reader, entry position) pairs.
-    rights_bank = banks.read_banks
-    rights_reader = np.repeat(np.arange(n_agents, dtype=np.int64), np.diff(banks.read_indptr))
-    per_right = bank_count[rights_bank]
-    keep = per_right > 0
-    rights_bank, rights_reader, per_right = rights_bank[keep], rights_reader[keep], per_right[keep]
-    positions = _expand(bank_start[rights_bank], per_right)
-    readers = np.repeat(rights_reader, per_right)
-    entries = alive[positions]
-    scores = base[positions]
     if use_relevance:
-        scorer = scorer or LexicalRelevance()
-        text_ids = store.text_id[entries]
-        unique_text, inverse = np.unique(text_ids, return_inverse=True)
-        texts = store.texts.take(unique_text)
-        pairs = np.stack([readers, inverse], axis=1)
-        scores = scores + spec.relevance_weight * scorer.score(queries, texts, pairs)
-    # Rank within each reader: score desc, then newer entry first.
-    order = np.lexsort((-entries, -scores, readers))
-    readers, entries, scores = readers[order], entries[order], scores[order]
-    reader_start = np.searchsorted(readers, np.arange(n_agents), side="left")
-    rank = np.arange(len(readers)) - reader_start[readers]
-    top = rank < spec.k
-    readers, entries, scores = readers[top], entries[top], scores[top]
+        readers, entries, scores = _pairs_with_relevance(
+            store, banks, alive, base, spec, queries, scorer or LexicalRelevance()
+        )
+    else:
+        readers, entries, scores = _pairs_by_global_rank(store, banks, alive, base, spec.k)
     counts = np.bincount(readers, minlength=n_agents)
     indptr = np.zeros(n_agents + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     return Retrieval(indptr, entries.astype(np.int64), scores)
+
+
+def _rights_pairs(
+    banks: Banks, bank_start: np.ndarray, bank_count: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expand read rights into (reader, position in the bank-sorted entry list) pairs."""
+    rights_bank = banks.read_banks
+    rights_reader = np.repeat(np.arange(banks.n_agents, dtype=np.int64), np.diff(banks.read_indptr))
+    per_right = bank_count[rights_bank]
+    keep = per_right > 0
+    rights_bank, rights_reader, per_right = rights_bank[keep], rights_reader[keep], per_right[keep]
+    positions = _expand(bank_start[rights_bank], per_right)
+    return np.repeat(rights_reader, per_right), positions
+
+
+def _top_k(readers: np.ndarray, n_agents: int, k: int) -> np.ndarray:
+    """Mask of the first ``k`` rows of each reader (rows sorted by reader, best first)."""
+    reader_start = np.searchsorted(readers, np.arange(n_agents), side="left")
+    rank = np.arange(len(readers)) - reader_start[readers]
+    return rank < k
+
+
+def _pairs_by_global_rank(
+    store: MemoryStore, banks: Banks, alive: np.ndarray, base: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k pairs for reader-independent scores.
+
+    Entries are ranked once, each bank is cut to its own top k, then (reader, rank) pairs
+    are sorted as single int64 keys.
+    """
+    n_alive = len(alive)
+    # Global order: score descending, newer entry first on ties (stable sort of the
+    # reversed arrays keeps descending entry ids among equal scores).
+    order = n_alive - 1 - np.argsort(-base[::-1], kind="stable")
+    by_rank_entry, by_rank_score = alive[order], base[order]
+    grank = np.empty(n_alive, dtype=np.int64)
+    grank[order] = np.arange(n_alive, dtype=np.int64)
+    key = store.bank[alive].astype(np.int64) * n_alive + grank
+    key.sort()
+    bank_sorted, grank_sorted = np.divmod(key, n_alive)
+    bank_start = np.searchsorted(bank_sorted, np.arange(banks.n_banks), side="left")
+    bank_count = np.minimum(np.bincount(bank_sorted, minlength=banks.n_banks), k)
+    readers, positions = _rights_pairs(banks, bank_start, bank_count)
+    pair_key = readers * n_alive + grank_sorted[positions]
+    # Pairs come grouped by reader, each bank's entries already in rank order: the
+    # stable sort (timsort) merges these runs quickly.
+    pair_key.sort(kind="stable")
+    readers, pair_rank = np.divmod(pair_key, n_alive)
+    top = _top_k(readers, banks.n_agents, k)
+    readers, pair_rank = readers[top], pair_rank[top]
+    return readers, by_rank_entry[pair_rank], by_rank_score[pair_rank]
+
+
+def _pairs_with_relevance(
+    store: MemoryStore,
+    banks: Banks,
+    alive: np.ndarray,
+    base: np.ndarray,
+    spec: RetrievalSpec,
+    queries: Sequence[str],
+    scorer: RelevanceScorer,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reader-dependent scores: every readable alive entry is a candidate of its reader."""
+    bank_of = store.bank[alive]
+    order = np.argsort(bank_of, kind="stable")
+    alive, base, bank_of = alive[order], base[order], bank_of[order]
+    bank_start = np.searchsorted(bank_of, np.arange(banks.n_banks), side="left")
+    bank_count = np.bincount(bank_of, minlength=banks.n_banks)
+    readers, positions = _rights_pairs(banks, bank_start, bank_count)
+    entries = alive[positions]
+    text_ids = store.text_id[entries]
+    unique_text, inverse = np.unique(text_ids, return_inverse=True)
+    texts = store.texts.take(unique_text)
+    pairs = np.stack([readers, inverse], axis=1)
+    scores = base[positions] + spec.relevance_weight * scorer.score(queries, texts, pairs)
+    order = np.lexsort((-entries, -scores, readers))
+    readers, entries, scores = readers[order], entries[order], scores[order]
+    top = _top_k(readers, banks.n_agents, spec.k)
+    return readers[top], entries[top], scores[top]

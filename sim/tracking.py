@@ -26,6 +26,15 @@ from sim.memory import ENVIRONMENT, MemoryStore
 from sim.retrieval import Retrieval
 
 
+def run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Indices where a new run of equal values starts in a sorted array."""
+    if len(sorted_keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.ones(len(sorted_keys), dtype=np.bool_)
+    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    return np.flatnonzero(starts)
+
+
 class AgentState(enum.IntEnum):
     """The flags recorded in the ``agents`` table."""
 
@@ -106,8 +115,9 @@ class Tracker:
         )
 
     def _set(self, flags: np.ndarray, agents: np.ndarray, meme: int, state: AgentState, step: int):
-        agents = np.unique(agents)
-        new = agents[~flags[agents, meme]]
+        mark = np.zeros(self.n_agents, dtype=np.bool_)
+        mark[agents] = True
+        new = np.flatnonzero(mark & ~flags[:, meme])
         flags[new, meme] = True
         self._log(step, new, meme, state, True)
         if state in self._new:
@@ -188,15 +198,14 @@ class Tracker:
             q_readers = readers[qualifies]
             q_entries = ctx_entries[qualifies]
             best = np.full(self.n_agents, -1, dtype=np.int64)
-            uniq, first = np.unique(q_readers, return_index=True)
-            best[uniq] = q_entries[first]
+            first = run_starts(q_readers)  # readers are sorted, best entry first
+            best[q_readers[first]] = q_entries[first]
             w_entries = entry_ids[carrying]
             w_writers = writers[carrying]
             w_cause = cause[carrying]
             cause_ok = w_cause >= 0
-            cause_ok[cause_ok] = (
-                ((store.memes[w_cause[cause_ok]] >> meme) & 1).astype(bool)
-                & (store.author[w_cause[cause_ok]] != w_writers[cause_ok])
+            cause_ok[cause_ok] = ((store.memes[w_cause[cause_ok]] >> meme) & 1).astype(bool) & (
+                store.author[w_cause[cause_ok]] != w_writers[cause_ok]
             )
             source = np.where(cause_ok, w_cause, best[w_writers])
             has = source >= 0
@@ -247,17 +256,13 @@ class Tracker:
             "state": pl.Int8,
             "value": pl.Boolean,
         }
-        frame = (
-            pl.concat(self._events) if self._events else pl.DataFrame(schema=schema)
-        )
+        frame = pl.concat(self._events) if self._events else pl.DataFrame(schema=schema)
         names = [s.name.lower() for s in AgentState]
         return frame.with_columns(
-            pl.col("meme_index").replace_strict(
-                list(range(len(meme_ids))), meme_ids, return_dtype=pl.String
-            ).alias("meme_id"),
-            pl.col("state").replace_strict(
-                list(range(len(names))), names, return_dtype=pl.String
-            ),
+            pl.col("meme_index")
+            .replace_strict(list(range(len(meme_ids))), meme_ids, return_dtype=pl.String)
+            .alias("meme_id"),
+            pl.col("state").replace_strict(list(range(len(names))), names, return_dtype=pl.String),
         ).select("step", "agent_id", "meme_id", "state", "value")
 
     def edges_frame(self, meme_ids: list[str]) -> pl.DataFrame:
@@ -274,9 +279,9 @@ class Tracker:
         }
         frame = pl.concat(self._edges) if self._edges else pl.DataFrame(schema=schema)
         return frame.with_columns(
-            pl.col("meme_index").replace_strict(
-                list(range(len(meme_ids))), meme_ids, return_dtype=pl.String
-            ).alias("meme_id")
+            pl.col("meme_index")
+            .replace_strict(list(range(len(meme_ids))), meme_ids, return_dtype=pl.String)
+            .alias("meme_id")
         ).select(
             "meme_id",
             "step",

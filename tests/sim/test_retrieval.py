@@ -63,7 +63,7 @@ def test_top_k_by_recency_and_importance():
     r = retrieve(store, banks, 10, spec)
     # scores: a = 0.5**10 + 1.0 = 1.001; b = 0.5 + 0 = 0.5; c = 0.5**5 + 0.5 = 0.531
     assert r.of(0).tolist() == [old_important, middle]
-    assert r.scores[: 2] == pytest.approx([1.0 + 0.5**10, 0.5 + 0.5**5])
+    assert r.scores[:2] == pytest.approx([1.0 + 0.5**10, 0.5 + 0.5**5])
     assert new_unimportant not in r.of(0).tolist()
 
 

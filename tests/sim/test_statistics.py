@@ -17,7 +17,10 @@ from sim.retrieval import RetrievalSpec
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
 
 MEME = MemeSpec(
-    id="m", statement="spread me", canary="CANARY-42", placement=PlacementSpec(strategy="agents", agents=[0])
+    id="m",
+    statement="spread me",
+    canary="CANARY-42",
+    placement=PlacementSpec(strategy="agents", agents=[0]),
 )
 
 
@@ -41,7 +44,7 @@ def _prevalence(graph: nx.Graph, beta: float, steps: int, seed: int) -> np.ndarr
 
 
 def _si_recurrence(n: int, beta: float, steps: int, i0: int) -> np.ndarray:
-    """Discrete-time mean-field SI on a complete graph: i' = i + (1 - i)(1 - (1-beta)^(n i))."""
+    """Deterministic discrete-time SI on a complete graph: i' = i + (1 - i)(1 - (1-beta)^(n i))."""
     i = i0 / n
     out = []
     for _ in range(steps):
@@ -50,29 +53,56 @@ def _si_recurrence(n: int, beta: float, steps: int, i0: int) -> np.ndarray:
     return np.array(out)
 
 
+def _reed_frost_mean(n: int, beta: float, steps: int, reps: int) -> np.ndarray:
+    """Mean prevalence of the stochastic chain-binomial SI (Reed-Frost) on a complete graph:
+    S' ~ Binomial(S, (1 - beta)^I), the exact law of SI with per-contact probability beta."""
+    rng = np.random.default_rng(2024)
+    infected = np.ones(reps)
+    out = []
+    for _ in range(steps):
+        susceptible = n - infected
+        infected = infected + rng.binomial(susceptible.astype(int), 1 - (1 - beta) ** infected)
+        out.append(infected.mean() / n)
+    return np.array(out)
+
+
+def _aligned(curve: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The curve as a function of time relative to its own 50 % crossing."""
+    t = np.arange(1, len(curve) + 1, dtype=float)
+    return np.interp(grid + np.interp(0.5, curve, t), t, curve)
+
+
 def test_complete_graph_follows_si_logistic_curve():
-    n, beta, steps, reps = 200, 0.004, 20, 24
+    n, beta, steps, reps = 200, 0.004, 22, 40
     graph = nx.complete_graph(n)
-    mean = np.mean([_prevalence(graph, beta, steps, seed) for seed in range(reps)], axis=0)
-    theory = _si_recurrence(n, beta, steps, i0=1)
-    # Tolerance: 0.08 absolute prevalence at every step for the mean of 24 replicates.
-    assert np.max(np.abs(mean - theory)) < 0.08, (mean.round(3), theory.round(3))
-    # And the logistic shape: slow start, saturation.
-    assert mean[2] < 0.05
+    runs = [_prevalence(graph, beta, steps, seed) for seed in range(reps)]
+    mean = np.mean(runs, axis=0)
+    # 1. The mean curve equals the exact stochastic SI law (Reed-Frost, 20,000 draws):
+    #    tolerance 0.08 absolute prevalence at every step (about 2.5 standard errors of a
+    #    40-replicate mean at mid-epidemic, where the spread between runs is largest).
+    exact = _reed_frost_mean(n, beta, steps, 20_000)
+    assert np.max(np.abs(mean - exact)) < 0.08, (mean.round(3), exact.round(3))
+    # 2. Each run has the SI logistic shape: aligned at its own 50 % crossing, the mean run
+    #    follows the deterministic SI recurrence (aligned the same way) within 0.05 on the
+    #    window of -4..+4 steps around the midpoint.
+    theory = _si_recurrence(n, beta, 60, i0=1)
+    grid = np.linspace(-4, 4, 17)
+    aligned = np.mean([_aligned(r, grid) for r in runs], axis=0)
+    assert np.max(np.abs(aligned - _aligned(theory, grid))) < 0.05
+
+    # 3. The fitted logistic growth rate (slope of logit(i) for 0.1 < i < 0.9) of the mean
+    #    aligned run is within 15 % of the recurrence's.
+    def rate(curve):
+        ok = (curve > 0.1) & (curve < 0.9)
+        return np.polyfit(grid[ok], np.log(curve[ok] / (1 - curve[ok])), 1)[0]
+
+    assert rate(aligned) == pytest.approx(rate(_aligned(theory, grid)), rel=0.15)
     assert mean[-1] > 0.95
-    # The continuous SI logistic i(t) = i0 e^{rt} / (1 - i0 + i0 e^{rt}) with r = n*beta
-    # fits the mean curve's midpoint within 1.5 steps.
-    r, i0 = n * beta, 1 / n
-    t = np.arange(1, steps + 1)
-    logistic = i0 * np.exp(r * t) / (1 - i0 + i0 * np.exp(r * t))
-    t_half_model = np.interp(0.5, mean, t)
-    t_half_theory = np.interp(0.5, logistic, t)
-    assert abs(t_half_model - t_half_theory) < 1.5
 
 
 def _ndlib_prevalence(graph: nx.Graph, beta: float, steps: int, seed: int) -> np.ndarray:
-    import ndlib.models.ModelConfig as mc
     import ndlib.models.epidemics as ep
+    import ndlib.models.ModelConfig as mc  # noqa: N813
 
     model = ep.SIModel(graph, seed=seed)
     config = mc.Configuration()

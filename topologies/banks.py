@@ -1,0 +1,507 @@
+"""Memory bank layouts: which banks exist and which agents may read or write each.
+
+A :class:`BankLayoutSpec` combines one or more layers (private, neighbourhood, community,
+edge, global). :func:`build_banks` lays them over a graph and returns :class:`Banks`, a
+columnar table with one row per bank and the access rights as CSR arrays over agents.
+
+Bank ids are ``0..B-1`` in a fixed order: private banks by agent, then neighbourhood
+banks by agent, then community banks by community index, then edge banks by ``(u, v)``
+with ``u < v``, then the global bank.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from topologies.graphs import TopologyError, adjacency_csr
+
+
+class BankKind(enum.IntEnum):
+    """Kind of a memory bank; every kind but ``PRIVATE`` is shared."""
+
+    PRIVATE = 0
+    NEIGHBOURHOOD = 1
+    COMMUNITY = 2
+    EDGE = 3
+    GLOBAL = 4
+
+    @property
+    def shared(self) -> bool:
+        """Whether banks of this kind may be read by more than one agent."""
+        return self is not BankKind.PRIVATE
+
+    @property
+    def label(self) -> str:
+        """Lower-case name used in bank names and tables, e.g. ``"private"``."""
+        return self.name.lower()
+
+
+class Eviction(enum.StrEnum):
+    """What a full bank drops to make room: the oldest entry or the least recently used."""
+
+    FIFO = "fifo"
+    LRU = "lru"
+
+    @property
+    def code(self) -> int:
+        """Integer code stored in :attr:`Banks.eviction` (0 fifo, 1 lru)."""
+        return 0 if self is Eviction.FIFO else 1
+
+
+class _LayerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    eviction: Eviction = Eviction.FIFO
+
+
+class PrivateBanks(_LayerSpec):
+    """One bank per agent, read and written by that agent only."""
+
+    capacity: int = Field(32, ge=1)
+
+
+class NeighbourhoodBanks(_LayerSpec):
+    """One bank per agent ``i``, readable by ``i`` and its graph neighbours.
+
+    ``writers="owner"``: only ``i`` writes it; ``writers="members"``: ``i`` and its
+    neighbours write it.
+    """
+
+    capacity: int = Field(32, ge=1)
+    writers: Literal["owner", "members"] = "owner"
+
+
+class CommunityBanks(_LayerSpec):
+    """One bank per community, read and written by its members.
+
+    ``method`` finds the communities: ``"planted"`` uses the int ``"block"`` node
+    attribute (as set by the SBM builder), ``"louvain"`` runs Louvain with a seed drawn
+    from the generator, ``"greedy_modularity"`` runs Clauset-Newman-Moore. Communities
+    are numbered by block value (planted) or by their smallest member (detected).
+    """
+
+    capacity: int = Field(64, ge=1)
+    method: Literal["planted", "louvain", "greedy_modularity"] = "louvain"
+
+
+class EdgeBanks(_LayerSpec):
+    """One bank per edge ``(u, v)``, ``u < v``, read and written by both endpoints."""
+
+    capacity: int = Field(16, ge=1)
+
+
+class GlobalBank(_LayerSpec):
+    """A single bank every agent reads and writes."""
+
+    capacity: int = Field(256, ge=1)
+
+
+class BankLayoutSpec(BaseModel):
+    """The bank layers to lay over the graph; at least one must be set.
+
+    The global layer is spelled ``global`` in configs (``global_`` in Python).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    private: PrivateBanks | None = PrivateBanks()
+    neighbourhood: NeighbourhoodBanks | None = None
+    community: CommunityBanks | None = None
+    edge: EdgeBanks | None = None
+    global_: GlobalBank | None = Field(None, alias="global")
+
+    @model_validator(mode="after")
+    def _at_least_one_layer(self) -> BankLayoutSpec:
+        layers = (self.private, self.neighbourhood, self.community, self.edge, self.global_)
+        if all(layer is None for layer in layers):
+            raise TopologyError(
+                "banks = {}: no layer set; set at least one of private, neighbourhood, "
+                "community, edge, global"
+            )
+        return self
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Banks:
+    """Built bank layout: one row per bank plus CSR access rights over agents.
+
+    Attributes:
+        kind: int8 :class:`BankKind` code per bank.
+        owner: int32 owning agent per bank (private and neighbourhood banks), else -1.
+        capacity: int32 maximum number of live entries per bank.
+        eviction: int8 eviction code per bank (0 fifo, 1 lru).
+        names: Bank names, e.g. ``"private:3"``, ``"neighbourhood:3"``,
+            ``"community:0"``, ``"edge:1-2"``, ``"global"``.
+        read_indptr: int64, length ``n_agents + 1``.
+        read_banks: int32; agent ``a`` reads ``read_banks[read_indptr[a]:read_indptr[a+1]]``
+            (sorted ascending).
+        write_indptr: int64, length ``n_agents + 1``.
+        write_banks: int32; the banks agent ``a`` may write, sorted ascending.
+    """
+
+    kind: np.ndarray
+    owner: np.ndarray
+    capacity: np.ndarray
+    eviction: np.ndarray
+    names: tuple[str, ...]
+    read_indptr: np.ndarray
+    read_banks: np.ndarray
+    write_indptr: np.ndarray
+    write_banks: np.ndarray
+
+    @property
+    def n_banks(self) -> int:
+        """Number of banks ``B``."""
+        return int(self.kind.shape[0])
+
+    @property
+    def n_agents(self) -> int:
+        """Number of agents the rights are laid over."""
+        return int(self.read_indptr.shape[0] - 1)
+
+    def _check_agent(self, agent: int) -> int:
+        if not 0 <= agent < self.n_agents:
+            raise IndexError(f"agent = {agent}: must satisfy 0 <= agent < {self.n_agents}")
+        return int(agent)
+
+    def readable(self, agent: int) -> np.ndarray:
+        """Return the sorted int32 ids of the banks ``agent`` may read."""
+        a = self._check_agent(agent)
+        return self.read_banks[self.read_indptr[a] : self.read_indptr[a + 1]]
+
+    def writable(self, agent: int) -> np.ndarray:
+        """Return the sorted int32 ids of the banks ``agent`` may write."""
+        a = self._check_agent(agent)
+        return self.write_banks[self.write_indptr[a] : self.write_indptr[a + 1]]
+
+    @staticmethod
+    def _contains(sorted_ids: np.ndarray, bank: int) -> bool:
+        pos = int(np.searchsorted(sorted_ids, bank))
+        return pos < sorted_ids.shape[0] and int(sorted_ids[pos]) == bank
+
+    def can_read(self, agent: int, bank: int) -> bool:
+        """Whether ``agent`` may read ``bank``."""
+        return self._contains(self.readable(agent), bank)
+
+    def can_write(self, agent: int, bank: int) -> bool:
+        """Whether ``agent`` may write ``bank``."""
+        return self._contains(self.writable(agent), bank)
+
+    @functools.cached_property
+    def _ids_by_name(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.names)}
+
+    def bank_id(self, name: str) -> int:
+        """Return the id of the bank called ``name``.
+
+        Raises:
+            KeyError: No bank has that name; the message lists example valid names.
+        """
+        try:
+            return self._ids_by_name[name]
+        except KeyError:
+            examples = []
+            for code in np.unique(self.kind):
+                first = int(np.flatnonzero(self.kind == code)[0])
+                examples.append(repr(self.names[first]))
+            raise KeyError(
+                f"bank name = {name!r}: no such bank; valid names look like "
+                f"{', '.join(examples)} ({self.n_banks} banks)"
+            ) from None
+
+    def _kind_labels(self) -> pl.Series:
+        return pl.Series([kind.label for kind in BankKind], dtype=pl.String)
+
+    def banks_table(self) -> pl.DataFrame:
+        """Return one row per bank: bank_id, name, kind, owner, capacity, eviction."""
+        kind_labels = self._kind_labels()
+        eviction_labels = pl.Series([e.value for e in Eviction], dtype=pl.String)
+        return pl.DataFrame(
+            {
+                "bank_id": np.arange(self.n_banks, dtype=np.int32),
+                "name": pl.Series(self.names, dtype=pl.String),
+                "kind": kind_labels.gather(self.kind.astype(np.int64)),
+                "owner": self.owner,
+                "capacity": self.capacity,
+                "eviction": eviction_labels.gather(self.eviction.astype(np.int64)),
+            }
+        )
+
+    def members_table(self) -> pl.DataFrame:
+        """Return one row per (bank, agent) with any right, sorted by bank_id, agent_id.
+
+        Columns: bank_id, bank_name, kind, agent_id, can_read, can_write.
+        """
+        n = self.n_agents
+        read_agent = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.read_indptr))
+        write_agent = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.write_indptr))
+        # Bank-major key with the right in the two low bits (1 read, 2 write).
+        tagged = np.concatenate(
+            [
+                (self.read_banks.astype(np.int64) * n + read_agent) * 4 + 1,
+                (self.write_banks.astype(np.int64) * n + write_agent) * 4 + 2,
+            ]
+        )
+        tagged.sort(kind="stable")
+        key = tagged >> 2
+        starts = np.flatnonzero(np.diff(key, prepend=-1))
+        rights = np.bitwise_or.reduceat(tagged & 3, starts) if starts.size else tagged
+        key = key[starts]
+        bank = key // max(n, 1)
+        agent = key % max(n, 1)
+        return pl.DataFrame(
+            {
+                "bank_id": bank.astype(np.int32),
+                "bank_name": pl.Series(self.names, dtype=pl.String).gather(bank),
+                "kind": self._kind_labels().gather(self.kind[bank].astype(np.int64)),
+                "agent_id": agent.astype(np.int32),
+                "can_read": (rights & 1).astype(bool),
+                "can_write": (rights & 2).astype(bool),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """Banks of one layer with local ids ``0..count-1`` and their rights as pairs."""
+
+    kind: BankKind
+    count: int
+    owner: np.ndarray
+    capacity: int
+    eviction: Eviction
+    names: list[str]
+    read_agent: np.ndarray
+    read_bank: np.ndarray
+    write_agent: np.ndarray
+    write_bank: np.ndarray
+
+
+def _private_layer(n: int, spec: PrivateBanks) -> _Layer:
+    ids = np.arange(n, dtype=np.int64)
+    return _Layer(
+        kind=BankKind.PRIVATE,
+        count=n,
+        owner=ids,
+        capacity=spec.capacity,
+        eviction=spec.eviction,
+        names=[f"private:{i}" for i in range(n)],
+        read_agent=ids,
+        read_bank=ids,
+        write_agent=ids,
+        write_bank=ids,
+    )
+
+
+def _neighbourhood_layer(
+    n: int, indptr: np.ndarray, indices: np.ndarray, spec: NeighbourhoodBanks
+) -> _Layer:
+    ids = np.arange(n, dtype=np.int64)
+    # The graph is undirected, so agent a reads the banks of its neighbours: the CSR rows.
+    # Both runs are sorted by (agent, bank), which keeps the final stable sort cheap.
+    read_agent = np.concatenate([ids, np.repeat(ids, np.diff(indptr))])
+    read_bank = np.concatenate([ids, indices.astype(np.int64)])
+    if spec.writers == "members":
+        write_agent, write_bank = read_agent, read_bank
+    else:
+        write_agent, write_bank = ids, ids
+    return _Layer(
+        kind=BankKind.NEIGHBOURHOOD,
+        count=n,
+        owner=ids,
+        capacity=spec.capacity,
+        eviction=spec.eviction,
+        names=[f"neighbourhood:{i}" for i in range(n)],
+        read_agent=read_agent,
+        read_bank=read_bank,
+        write_agent=write_agent,
+        write_bank=write_bank,
+    )
+
+
+def _community_assignment(
+    graph: nx.Graph, method: str, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
+    """Return each agent's community index (0..C-1) and the number of communities C."""
+    n = graph.number_of_nodes()
+    if method == "planted":
+        blocks = np.full(n, -1, dtype=np.int64)
+        for node, block in graph.nodes(data="block"):
+            if block is None:
+                raise TopologyError(
+                    f"community.method = 'planted': node {node} has no 'block' attribute; "
+                    "'planted' needs a graph with planted blocks (kind 'sbm'), otherwise "
+                    "use 'louvain' or 'greedy_modularity'"
+                )
+            blocks[node] = int(block)
+        values, assignment = np.unique(blocks, return_inverse=True)
+        return assignment.astype(np.int64), int(values.shape[0])
+    if method == "louvain":
+        communities = nx.community.louvain_communities(graph, seed=int(rng.integers(2**31 - 1)))
+    elif method == "greedy_modularity":
+        communities = nx.community.greedy_modularity_communities(graph)
+    else:
+        raise TopologyError(
+            f"community.method = {method!r}: must be 'planted', 'louvain' or 'greedy_modularity'"
+        )
+    ordered = sorted((sorted(c) for c in communities if c), key=lambda members: members[0])
+    assignment = np.full(n, -1, dtype=np.int64)
+    for index, members in enumerate(ordered):
+        assignment[np.asarray(members, dtype=np.int64)] = index
+    return assignment, len(ordered)
+
+
+def _community_layer(graph: nx.Graph, spec: CommunityBanks, rng: np.random.Generator) -> _Layer:
+    n = graph.number_of_nodes()
+    assignment, count = _community_assignment(graph, spec.method, rng)
+    ids = np.arange(n, dtype=np.int64)
+    return _Layer(
+        kind=BankKind.COMMUNITY,
+        count=count,
+        owner=np.full(count, -1, dtype=np.int64),
+        capacity=spec.capacity,
+        eviction=spec.eviction,
+        names=[f"community:{c}" for c in range(count)],
+        read_agent=ids,
+        read_bank=assignment,
+        write_agent=ids,
+        write_bank=assignment,
+    )
+
+
+def _edge_layer(n: int, indptr: np.ndarray, indices: np.ndarray, spec: EdgeBanks) -> _Layer:
+    src = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    dst = indices.astype(np.int64)
+    upper = src < dst
+    u, v = src[upper], dst[upper]  # CSR order: already sorted by (u, v)
+    count = int(u.shape[0])
+    edge_ids = np.arange(count, dtype=np.int64)
+    agents = np.concatenate([u, v])
+    banks = np.concatenate([edge_ids, edge_ids])
+    names = [f"edge:{a}-{b}" for a, b in zip(u.tolist(), v.tolist(), strict=True)]
+    return _Layer(
+        kind=BankKind.EDGE,
+        count=count,
+        owner=np.full(count, -1, dtype=np.int64),
+        capacity=spec.capacity,
+        eviction=spec.eviction,
+        names=names,
+        read_agent=agents,
+        read_bank=banks,
+        write_agent=agents,
+        write_bank=banks,
+    )
+
+
+def _global_layer(n: int, spec: GlobalBank) -> _Layer:
+    ids = np.arange(n, dtype=np.int64)
+    zeros = np.zeros(n, dtype=np.int64)
+    return _Layer(
+        kind=BankKind.GLOBAL,
+        count=1,
+        owner=np.full(1, -1, dtype=np.int64),
+        capacity=spec.capacity,
+        eviction=spec.eviction,
+        names=["global"],
+        read_agent=ids,
+        read_bank=zeros,
+        write_agent=ids,
+        write_bank=zeros,
+    )
+
+
+def _rights_csr(
+    n: int, n_banks: int, agents: list[np.ndarray], banks: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Turn (agent, bank) pairs into deduplicated CSR arrays sorted by agent, then bank."""
+    agent = np.concatenate(agents) if agents else np.zeros(0, dtype=np.int64)
+    bank = np.concatenate(banks) if banks else np.zeros(0, dtype=np.int64)
+    key = agent * n_banks + bank
+    key.sort(kind="stable")  # the layers' pairs come in sorted runs: timsort merges them fast
+    if key.shape[0]:
+        key = key[np.concatenate([[True], key[1:] != key[:-1]])]
+    agent_of_key = key // max(n_banks, 1)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(agent_of_key, minlength=n), out=indptr[1:])
+    return indptr, (key % max(n_banks, 1)).astype(np.int32)
+
+
+def build_banks(graph: nx.Graph, spec: BankLayoutSpec, rng: np.random.Generator) -> Banks:
+    """Lay the spec's bank layers over ``graph``.
+
+    Args:
+        graph: Undirected graph on nodes ``0..n-1`` (agents), as from ``build_graph``.
+        spec: Which layers to build, with their capacity and eviction policy.
+        rng: Source of randomness (the Louvain seed is drawn from it).
+
+    Returns:
+        The banks in the fixed id order (private, neighbourhood, community, edge,
+        global) with their read and write rights.
+
+    Raises:
+        TopologyError: The graph nodes are not ``0..n-1``, or ``community.method`` is
+            ``"planted"`` and a node has no ``"block"`` attribute.
+    """
+    n = graph.number_of_nodes()
+    indptr, indices = adjacency_csr(graph)
+    layers: list[_Layer] = []
+    if spec.private is not None:
+        layers.append(_private_layer(n, spec.private))
+    if spec.neighbourhood is not None:
+        layers.append(_neighbourhood_layer(n, indptr, indices, spec.neighbourhood))
+    if spec.community is not None:
+        layers.append(_community_layer(graph, spec.community, rng))
+    if spec.edge is not None:
+        layers.append(_edge_layer(n, indptr, indices, spec.edge))
+    if spec.global_ is not None:
+        layers.append(_global_layer(n, spec.global_))
+
+    offsets = np.cumsum([0] + [layer.count for layer in layers])
+    n_banks = int(offsets[-1])
+    kind = np.concatenate(
+        [np.full(layer.count, int(layer.kind), dtype=np.int8) for layer in layers]
+    )
+    owner = np.concatenate([layer.owner for layer in layers]).astype(np.int32)
+    capacity = np.concatenate(
+        [np.full(layer.count, layer.capacity, dtype=np.int32) for layer in layers]
+    )
+    eviction = np.concatenate(
+        [np.full(layer.count, layer.eviction.code, dtype=np.int8) for layer in layers]
+    )
+    names = tuple(name for layer in layers for name in layer.names)
+    read_indptr, read_banks = _rights_csr(
+        n,
+        n_banks,
+        [layer.read_agent for layer in layers],
+        [layer.read_bank + off for layer, off in zip(layers, offsets, strict=False)],
+    )
+    write_indptr, write_banks = _rights_csr(
+        n,
+        n_banks,
+        [layer.write_agent for layer in layers],
+        [layer.write_bank + off for layer, off in zip(layers, offsets, strict=False)],
+    )
+    return Banks(
+        kind=_readonly(kind),
+        owner=_readonly(owner),
+        capacity=_readonly(capacity),
+        eviction=_readonly(eviction),
+        names=names,
+        read_indptr=_readonly(read_indptr),
+        read_banks=_readonly(read_banks),
+        write_indptr=_readonly(write_indptr),
+        write_banks=_readonly(write_banks),
+    )
