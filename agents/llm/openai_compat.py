@@ -1,0 +1,186 @@
+"""An engine over OpenAI-compatible chat-completions servers (vLLM, llama.cpp, hosted APIs).
+
+The batch is sent as concurrent HTTP requests (at most ``max_concurrency`` in flight),
+spread round-robin over the configured base URLs, so several servers (GPUs, nodes) share
+one step's batch. Only transport failures (connection errors, timeouts) and HTTP 429 are
+retried, with exponential backoff; any other HTTP error becomes an ERROR completion at
+once, carrying the status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from agents.llm.base import (
+    Completion,
+    EngineError,
+    FinishReason,
+    GenerationRequest,
+    OpenAISpec,
+)
+
+_ERROR_BODY_CHARS = 300
+
+
+class OpenAIEngine:
+    """Batch-shaped engine over one or more OpenAI-compatible servers.
+
+    The API key is read from ``os.environ[spec.api_key_env]`` on every ``generate`` call
+    and sent as a Bearer token; it is never stored on the engine or the spec, so it cannot
+    appear in a repr, a manifest or a log.
+
+    Attributes:
+        name: ``"openai"``.
+        model_id: ``spec.model``.
+        spec: The spec it was built from.
+    """
+
+    name: str = "openai"
+
+    def __init__(self, spec: OpenAISpec) -> None:
+        """Keep the spec; no connection is made until ``generate``."""
+        self.spec = spec
+        self.model_id = spec.model
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"OpenAIEngine(model={self.spec.model!r}, base_urls={self.spec.base_urls!r})"
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """Send the batch concurrently and return completions in input order.
+
+        Runs its own event loop; when called from a thread that already runs one (e.g. a
+        notebook), the loop runs in a helper thread.
+
+        Raises:
+            EngineError: If the engine is closed.
+        """
+        if self._closed:
+            raise EngineError("OpenAIEngine is closed")
+        requests = list(requests)
+        if not requests:
+            return []
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._run(requests))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, self._run(requests)).result()
+
+    def close(self) -> None:
+        """Mark the engine closed (it holds no connection between calls)."""
+        self._closed = True
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.spec.api_key_env:
+            key = os.environ.get(self.spec.api_key_env)
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _body(self, request: GenerationRequest) -> dict[str, Any]:
+        sampling = request.sampling
+        body: dict[str, Any] = {
+            "model": self.spec.model,
+            "messages": [{"role": m.role.value, "content": m.content} for m in request.messages],
+            "temperature": float(sampling.temperature),
+            "top_p": float(sampling.top_p),
+            "max_tokens": sampling.max_tokens,
+        }
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
+        schema = request.schema_dict()
+        if schema is not None:
+            if self.spec.response_format_style == "json_schema":
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "output", "schema": schema},
+                }
+            else:
+                body["response_format"] = {"type": "json_object", "schema": schema}
+        return body
+
+    async def _run(self, requests: list[GenerationRequest]) -> list[Completion]:
+        import httpx
+
+        semaphore = asyncio.Semaphore(self.spec.max_concurrency)
+        headers = self._headers()
+        limits = httpx.Limits(max_connections=self.spec.max_concurrency)
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(self.spec.timeout_s), limits=limits, headers=headers
+        ) as client:
+            tasks = [self._one(client, semaphore, i, request) for i, request in enumerate(requests)]
+            return list(await asyncio.gather(*tasks))
+
+    async def _one(
+        self,
+        client: Any,
+        semaphore: asyncio.Semaphore,
+        index: int,
+        request: GenerationRequest,
+    ) -> Completion:
+        import httpx
+
+        base_url = self.spec.base_urls[index % len(self.spec.base_urls)]
+        url = f"{base_url}/chat/completions"
+        body = self._body(request)
+        attempts = self.spec.max_retries + 1
+        last_error = ""
+        for attempt in range(attempts):
+            if attempt > 0:
+                await asyncio.sleep(self.spec.backoff_s * 2 ** (attempt - 1))
+            async with semaphore:
+                try:
+                    response = await asyncio.wait_for(
+                        client.post(url, json=body), timeout=self.spec.timeout_s
+                    )
+                except (httpx.TransportError, TimeoutError) as exc:
+                    last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                    continue
+            if response.status_code == 429:
+                last_error = f"HTTP 429 from {url}"
+                continue
+            if response.status_code >= 400:
+                return Completion.failed(
+                    request.request_id,
+                    f"HTTP {response.status_code} from {url}: {response.text[:_ERROR_BODY_CHARS]}",
+                )
+            return self._parse(request.request_id, url, response)
+        return Completion.failed(
+            request.request_id, f"gave up after {attempts} attempts to {url}: {last_error}"
+        )
+
+    @staticmethod
+    def _parse(request_id: str, url: str, response: Any) -> Completion:
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            usage = data.get("usage") or {}
+            details = usage.get("prompt_tokens_details") or {}
+            reason = (
+                FinishReason.LENGTH
+                if choice.get("finish_reason") == "length"
+                else FinishReason.STOP
+            )
+            return Completion(
+                request_id=request_id,
+                text=text,
+                finish_reason=reason,
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                cached_prompt_tokens=int(details.get("cached_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            )
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            return Completion.failed(
+                request_id,
+                f"malformed response from {url}: {type(exc).__name__}: {exc}; "
+                f"body starts {response.text[:_ERROR_BODY_CHARS]!r}",
+            )

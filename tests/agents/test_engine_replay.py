@@ -1,0 +1,217 @@
+"""The record/replay cache, the request cache key, the specs and the factory.
+
+Most tests wrap ``EchoEngine``, a deterministic stand-in for a model that implements the
+``Engine`` protocol (no class of ours is mocked) and records every batch it is sent; one
+slow test records a real llama.cpp batch and replays it without a model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from agents.llm import (
+    ChatMessage,
+    Completion,
+    Engine,
+    EngineError,
+    FinishReason,
+    GenerationRequest,
+    LlamaCppSpec,
+    OpenAISpec,
+    ReplaySpec,
+    Role,
+    SamplingParams,
+    VLLMSpec,
+    build_engine,
+    parse_engine_spec,
+)
+from agents.llm.replay import REPLAY_FORMAT, ReplayEngine
+
+
+class EchoEngine:
+    """Answers each request with its last message reversed; fails requests saying 'FAIL'."""
+
+    name = "echo"
+
+    def __init__(self, model_id: str = "echo-1") -> None:
+        self.model_id = model_id
+        self.batches: list[list[str]] = []
+        self.closed = False
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        self.batches.append([r.request_id for r in requests])
+        out = []
+        for r in requests:
+            text = r.messages[-1].content
+            if text == "FAIL":
+                out.append(Completion.failed(r.request_id, "asked to fail"))
+            else:
+                out.append(Completion(r.request_id, text[::-1], FinishReason.STOP, 5, 2, 3))
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _req(request_id: str, text: str, seed: int | None = 1) -> GenerationRequest:
+    return GenerationRequest(
+        request_id, (ChatMessage(Role.USER, text),), SamplingParams(max_tokens=8, seed=seed)
+    )
+
+
+def test_cache_key_covers_content_and_seed_not_request_id() -> None:
+    a = _req("a", "hello")
+    assert a.cache_key("m") == _req("b", "hello").cache_key("m")
+    assert a.cache_key("m") != a.cache_key("other-model")
+    assert a.cache_key("m") != _req("a", "hello", seed=2).cache_key("m")
+    assert a.cache_key("m") != _req("a", "hello!").cache_key("m")
+    with_schema = GenerationRequest("a", a.messages, a.sampling, json_schema='{"type": "object"}')
+    assert with_schema.cache_key("m") != a.cache_key("m")
+    assert len(a.cache_key("m")) == 64
+
+
+def test_request_validation_names_the_bad_value() -> None:
+    with pytest.raises(ValueError, match="max_tokens=0"):
+        SamplingParams(max_tokens=0)
+    with pytest.raises(ValueError, match="role='robot'"):
+        ChatMessage("robot", "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="json_schema"):
+        GenerationRequest("a", (ChatMessage(Role.USER, "x"),), json_schema="[1]")
+    assert ChatMessage("user", "x").role is Role.USER  # type: ignore[arg-type]
+
+
+def test_record_then_replay_without_inner(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    inner = EchoEngine()
+    recorder = ReplayEngine(inner, path, "record")
+    requests = [_req("a", "one"), _req("b", "FAIL"), _req("c", "three")]
+    recorded = recorder.generate(requests)
+    assert [c.text for c in recorded] == ["eno", "", "eerht"]
+    header = json.loads(path.read_text().splitlines()[0])
+    assert header == {
+        "engine": "echo",
+        "format": REPLAY_FORMAT,
+        "model_id": "echo-1",
+        "type": "header",
+    }
+
+    player = ReplayEngine(None, path, "replay")
+    assert (player.name, player.model_id) == ("echo", "echo-1")
+    assert player.generate(requests) == recorded  # errors are replayed as recorded too
+    renamed = player.generate([_req("z", "three")])
+    assert renamed == [Completion("z", "eerht", FinishReason.STOP, 5, 2, 3)]
+
+
+def test_replay_miss_raises_naming_request_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    ReplayEngine(EchoEngine(), path, "record").generate([_req("a", "one")])
+    player = ReplayEngine(None, path, "replay")
+    missing = _req("new-id", "never seen")
+    with pytest.raises(EngineError, match="new-id") as info:
+        player.generate([_req("a", "one"), missing])
+    assert missing.cache_key("echo-1") in str(info.value)
+
+
+def test_auto_sends_only_misses_in_one_batch_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    inner = EchoEngine()
+    ReplayEngine(inner, path, "record").generate([_req("a", "one"), _req("c", "FAIL")])
+    auto = ReplayEngine(inner, path, "auto")
+    out = auto.generate([_req("x", "two"), _req("y", "one"), _req("z", "FAIL"), _req("w", "3")])
+    assert inner.batches[-1] == ["x", "z", "w"]  # hit "one" served; stored ERROR retried
+    assert [c.request_id for c in out] == ["x", "y", "z", "w"]
+    assert [c.text for c in out] == ["owt", "eno", "", "3"]
+    again = auto.generate([_req("p", "two"), _req("q", "3")])
+    assert len(inner.batches) == 2  # all hits: the inner engine was not called
+    assert [c.text for c in again] == ["owt", "3"]
+    assert ReplayEngine(None, path, "replay").generate([_req("r", "two")])[0].text == "owt"
+
+
+def test_truncated_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    inner = EchoEngine()
+    ReplayEngine(inner, path, "record").generate([_req("a", "one"), _req("b", "two")])
+    complete = path.read_bytes()
+    last = complete.rstrip(b"\n").split(b"\n")[-1]
+    path.write_bytes(complete + last[: len(last) // 2])  # a killed writer's partial line
+    auto = ReplayEngine(inner, path, "auto")
+    assert len(auto) == 2
+    auto.generate([_req("c", "three")])
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4  # header + 3 records, the partial line cut off
+    assert all(json.loads(line) for line in lines)
+    assert len(ReplayEngine(None, path, "replay")) == 3
+
+
+def test_corrupt_middle_line_and_model_mismatch_raise(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    ReplayEngine(EchoEngine(), path, "record").generate([_req("a", "one")])
+    with pytest.raises(EngineError, match="model_id='echo-1'"):
+        ReplayEngine(EchoEngine("other-model"), path, "auto")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "{not json", lines[1]]) + "\n")
+    with pytest.raises(EngineError, match="line 2 is corrupt"):
+        ReplayEngine(None, path, "replay")
+
+
+def test_replay_needs_a_model_identity(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="no inner engine"):
+        ReplayEngine(None, tmp_path / "absent.jsonl", "replay")
+    with pytest.raises(EngineError, match="needs an inner engine"):
+        ReplayEngine(None, tmp_path / "absent.jsonl", "auto")
+
+
+def test_close_closes_inner(tmp_path: Path) -> None:
+    inner = EchoEngine()
+    engine = ReplayEngine(inner, tmp_path / "c.jsonl", "auto")
+    assert isinstance(engine, Engine) and isinstance(inner, Engine)
+    engine.close()
+    assert inner.closed
+    with pytest.raises(EngineError, match="closed"):
+        engine.generate([_req("a", "x")])
+
+
+def test_specs_parse_by_kind(tmp_path: Path) -> None:
+    spec = parse_engine_spec(
+        {"kind": "replay", "path": "c.jsonl", "mode": "auto", "inner": {"kind": "llamacpp"}}
+    )
+    assert isinstance(spec, ReplaySpec) and spec.inner == LlamaCppSpec()
+    assert parse_engine_spec({"kind": "vllm", "model": "/m"}) == VLLMSpec(model="/m")
+    openai = parse_engine_spec({"kind": "openai", "base_urls": ["http://h/v1"], "model": "m"})
+    assert isinstance(openai, OpenAISpec) and openai.max_concurrency == 8
+    with pytest.raises(ValidationError, match="needs an inner engine spec"):
+        ReplaySpec(path="c.jsonl", mode="record")
+    with pytest.raises(ValidationError):
+        parse_engine_spec({"kind": "llamacpp", "n_ctxx": 10})
+    with pytest.raises(ValidationError):
+        parse_engine_spec({"kind": "tpu"})
+
+    path = tmp_path / "cache.jsonl"
+    ReplayEngine(EchoEngine(), path, "record").generate([_req("a", "one")])
+    built = build_engine(ReplaySpec(path=str(path), mode="replay"))
+    assert built.generate([_req("b", "one")])[0].text == "eno"
+
+
+@pytest.mark.slow
+def test_real_llamacpp_batch_replays_identically(llamacpp_engine, tmp_path: Path) -> None:
+    path = tmp_path / "real.jsonl"
+    recorder = ReplayEngine(llamacpp_engine, path, "record")  # not closed: shared engine
+    requests = [
+        GenerationRequest(
+            f"r{i}",
+            (ChatMessage(Role.SYSTEM, "You are brief."), ChatMessage(Role.USER, q)),
+            SamplingParams(max_tokens=12, seed=i),
+        )
+        for i, q in enumerate(["Say hi.", "Name a tree.", "Name a river."])
+    ]
+    recorded = recorder.generate(requests)
+    assert all(c.finish_reason is not FinishReason.ERROR for c in recorded)
+    player = ReplayEngine(None, path, "replay")
+    assert player.model_id == llamacpp_engine.model_id
+    assert player.name == "llamacpp"
+    assert player.generate(requests) == recorded
