@@ -1,0 +1,206 @@
+"""Aggregation across replicate seeds (with confidence intervals) and across swept parameters.
+
+Confidence intervals of a mean over ``n`` replicate values:
+
+* ``"t"`` — Student t: ``mean ± t_{(1+level)/2, n-1} * sd / sqrt(n)``;
+* ``"bootstrap"`` — percentile bootstrap: ``n_boot`` resamples with replacement drawn from
+  ``numpy.random.default_rng(seed)`` (fixed seed: the same input gives the same interval);
+  the interval is the ``(1-level)/2`` and ``(1+level)/2`` quantiles of the resampled means.
+
+With a single value both bounds are null; null (missing) values are dropped first, and
+``n`` counts the values used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from sim.analysis.loading import Run, Sweep
+from sim.analysis.prevalence import check_state, prevalence
+from sim.analysis.summary import METRICS, run_metrics
+
+Method = Literal["t", "bootstrap"]
+
+
+def confidence_interval(
+    values: Sequence[float] | np.ndarray,
+    *,
+    level: float = 0.95,
+    method: Method = "t",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[float | None, float | None, float | None, int]:
+    """Mean and confidence interval of the mean (see the module docstring).
+
+    Returns:
+        ``(mean, low, high, n)``; mean is None for no values, the bounds for fewer than 2.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level = {level}: must be in (0, 1)")
+    if method not in ("t", "bootstrap"):
+        raise ValueError(f"method = {method!r}: must be 't' or 'bootstrap'")
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return None, None, None, 0
+    mean = float(x.mean())
+    if n < 2:
+        return mean, None, None, n
+    if method == "t":
+        from scipy import stats
+
+        half = float(stats.t.ppf((1 + level) / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+        return mean, mean - half, mean + half, n
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return mean, float(low), float(high), n
+
+
+def aggregate(
+    frame: pl.DataFrame,
+    by: Sequence[str],
+    values: Sequence[str],
+    *,
+    level: float = 0.95,
+    method: Method = "t",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Mean and confidence interval of each value column within each group.
+
+    Args:
+        frame: One row per replicate (and group).
+        by: Group columns (e.g. the swept parameters, ``meme_id``, ``step``).
+        values: Numeric columns to aggregate.
+        level: Confidence level.
+        method: ``"t"`` or ``"bootstrap"``.
+        n_boot: Bootstrap resamples.
+        seed: Seed of the bootstrap generator.
+
+    Returns:
+        The ``by`` columns, then for each value ``v``: ``v_mean, v_low, v_high, v_n``;
+        sorted by ``by``.
+    """
+    missing = [c for c in [*by, *values] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"columns {missing} not in the frame; it has {frame.columns}")
+    rows = []
+    groups = frame.group_by(list(by), maintain_order=True) if by else [((), frame)]
+    for key, group in groups:
+        row = dict(zip(by, key, strict=True))
+        for v in values:
+            mean, low, high, n = confidence_interval(
+                group[v].cast(pl.Float64).to_list(),
+                level=level,
+                method=method,
+                n_boot=n_boot,
+                seed=seed,
+            )
+            row.update({f"{v}_mean": mean, f"{v}_low": low, f"{v}_high": high, f"{v}_n": n})
+        rows.append(row)
+    schema: dict[str, pl.DataType] = {b: frame.schema[b] for b in by}
+    for v in values:
+        schema.update(
+            {
+                f"{v}_mean": pl.Float64(),
+                f"{v}_low": pl.Float64(),
+                f"{v}_high": pl.Float64(),
+                f"{v}_n": pl.Int64(),
+            }
+        )
+    out = pl.DataFrame(rows, schema=schema)
+    return out.sort(list(by)) if by else out
+
+
+def sweep_metrics(sweep: Sweep, *, window: int = 1, fit: bool = True) -> pl.DataFrame:
+    """:func:`sim.analysis.summary.run_metrics` of every complete run, with its parameters.
+
+    Returns:
+        The sweep parameters, ``seed``, ``run_dir``, then ``meme_id`` and the metrics.
+    """
+    frames = []
+    keys = [*sweep.params, "seed", "run_dir"]
+    for row, run in sweep.iter_runs():
+        metrics = run_metrics(run, window=window, fit=fit)
+        frames.append(
+            metrics.with_columns(pl.lit(row.get(k)).alias(k) for k in keys if k in row).select(
+                *(k for k in keys if k in row), pl.all().exclude(keys)
+            )
+        )
+    if not frames:
+        raise ValueError(f"sweep {sweep.path}: no complete run to aggregate")
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def aggregate_metrics(
+    metrics: pl.DataFrame,
+    by: Sequence[str],
+    values: Sequence[str] = ("final_size", "t50", "r0", "structural_virality"),
+    **kwargs: object,
+) -> pl.DataFrame:
+    """:func:`aggregate` of the metric columns of :func:`sweep_metrics` over replicate seeds.
+
+    ``kwargs`` go to :func:`aggregate` (level, method, n_boot, seed).
+    """
+    unknown = [v for v in values if v not in METRICS]
+    if unknown:
+        raise ValueError(f"values: {unknown} are not metrics; choose from {list(METRICS)}")
+    return aggregate(metrics, [*by, "meme_id"], list(values), **kwargs)  # type: ignore[arg-type]
+
+
+def sweep_curves(sweep: Sweep, state: str = "adopter") -> pl.DataFrame:
+    """Per-step prevalence of every complete run of a sweep, with its parameters.
+
+    Returns:
+        The sweep parameters, ``seed``, then ``meme_id, step, prevalence``.
+    """
+    check_state(state)
+    frames = []
+    for row, run in sweep.iter_runs():
+        frames.append(
+            run_curve(run, state).with_columns(
+                pl.lit(row.get(k)).alias(k) for k in (*sweep.params, "seed") if k in row
+            )
+        )
+    if not frames:
+        raise ValueError(f"sweep {sweep.path}: no complete run")
+    cols = [k for k in (*sweep.params, "seed") if k in frames[0].columns]
+    return pl.concat(frames, how="diagonal_relaxed").select(*cols, "meme_id", "step", "prevalence")
+
+
+def run_curve(run: Run, state: str = "adopter") -> pl.DataFrame:
+    """One run's prevalence of ``state``: columns ``meme_id, step, prevalence``."""
+    check_state(state)
+    return (
+        prevalence(run.steps, run.n_agents)
+        .filter(pl.col("state") == state)
+        .select("meme_id", "step", "prevalence")
+    )
+
+
+def curve_bands(
+    curves: pl.DataFrame,
+    by: Sequence[str] = (),
+    *,
+    value: str = "prevalence",
+    level: float = 0.95,
+    method: Method = "t",
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Mean curve and confidence band per group and step, across replicate seeds.
+
+    Returns:
+        The ``by`` columns, ``meme_id``, ``step``, then ``mean, low, high, n``.
+    """
+    agg = aggregate(
+        curves, [*by, "meme_id", "step"], [value], level=level, method=method, seed=seed
+    )
+    return agg.rename(
+        {f"{value}_mean": "mean", f"{value}_low": "low", f"{value}_high": "high", f"{value}_n": "n"}
+    )

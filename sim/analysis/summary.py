@@ -1,0 +1,115 @@
+"""The scalar metrics of one run, one row per meme: what comparisons and sweeps aggregate.
+
+Columns of :func:`run_metrics` (definitions in the modules named):
+
+* ``final_size`` (infected ever / n), ``final_adopters`` (adopters at the end / n),
+  ``t10``, ``t50``, ``t90`` (first step the adopter prevalence reaches 10/50/90 %) —
+  :mod:`sim.analysis.prevalence`;
+* ``r0`` (generation 0, whole run), ``r0_window`` (generation 0, first ``window`` steps),
+  ``mean_generation_interval`` — :mod:`sim.analysis.reproduction`;
+* ``n_cascades``, ``depth``, ``max_breadth``, ``structural_virality`` —
+  :mod:`sim.analysis.cascades`;
+* ``edit_distance``, ``jaccard_distance`` (mean over carrying entries) —
+  :mod:`sim.analysis.mutation`;
+* ``si_beta``, ``si_r2``, ``si_rmse`` — the discrete SI fit of :mod:`sim.analysis.fits`
+  (null when it cannot be fitted, e.g. fewer than 3 steps with adopters).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from sim.analysis.cascades import cascade_summary
+from sim.analysis.fits import fit_prevalence
+from sim.analysis.loading import Run
+from sim.analysis.mutation import entry_drift
+from sim.analysis.prevalence import final_size, prevalence, time_to_fraction
+from sim.analysis.reproduction import generation_intervals, reproduction_number
+
+#: The metric columns of :func:`run_metrics`, in order.
+METRICS = (
+    "final_size",
+    "final_adopters",
+    "t10",
+    "t50",
+    "t90",
+    "r0",
+    "r0_window",
+    "mean_generation_interval",
+    "n_cascades",
+    "depth",
+    "max_breadth",
+    "structural_virality",
+    "edit_distance",
+    "jaccard_distance",
+    "si_beta",
+    "si_r2",
+    "si_rmse",
+)
+
+
+def run_metrics(run: Run, *, window: int = 1, fit: bool = True) -> pl.DataFrame:
+    """One row per meme with the metrics of the module docstring.
+
+    Args:
+        run: A loaded run.
+        window: Window (steps) of ``r0_window``.
+        fit: Whether to fit the discrete SI curve (the slowest part).
+
+    Returns:
+        Columns ``meme_id`` and :data:`METRICS`.
+    """
+    n = run.n_agents
+    prev = prevalence(run.steps, n)
+    memes = pl.DataFrame({"meme_id": run.meme_ids}, schema={"meme_id": pl.String})
+    infected = final_size(prev, "infected").select("meme_id", "final_size")
+    adopters = final_size(prev, "adopter").select(
+        "meme_id", pl.col("final_size").alias("final_adopters")
+    )
+    times = time_to_fraction(prev, (0.1, 0.5, 0.9), "adopter")
+    tr, ag, mem = run.transmissions, run.agents, run.memories
+    r0 = reproduction_number(tr, ag, mem).select("meme_id", "r0")
+    r0w = reproduction_number(tr, ag, mem, window=window).select(
+        "meme_id", pl.col("r0").alias("r0_window")
+    )
+    gi = (
+        generation_intervals(tr, ag, mem)
+        .group_by("meme_id")
+        .agg(pl.col("interval").mean().alias("mean_generation_interval"))
+    )
+    casc = cascade_summary(tr, ag, mem).select(
+        "meme_id", "n_cascades", "depth", "max_breadth", "structural_virality"
+    )
+    drift = (
+        entry_drift(mem, tr, ag, run.seed_texts())
+        .group_by("meme_id")
+        .agg(
+            pl.col("edit_distance").mean(),
+            pl.col("jaccard_distance").mean(),
+        )
+    )
+    rows = []
+    for meme_id in run.meme_ids:
+        row: dict[str, object] = {"meme_id": meme_id, "si_beta": None, "si_r2": None}
+        row["si_rmse"] = None
+        if fit:
+            try:
+                result = fit_prevalence(prev, n, model="si_discrete", meme_id=meme_id)
+            except ValueError:
+                result = None
+            if result is not None:
+                row.update(si_beta=result.params["beta"], si_r2=result.r2, si_rmse=result.rmse)
+        rows.append(row)
+    fits = pl.DataFrame(
+        rows,
+        schema={
+            "meme_id": pl.String,
+            "si_beta": pl.Float64,
+            "si_r2": pl.Float64,
+            "si_rmse": pl.Float64,
+        },
+    )
+    out = memes
+    for frame in (infected, adopters, times, r0, r0w, gi, casc, drift, fits):
+        out = out.join(frame, on="meme_id", how="left")
+    return out.select("meme_id", *METRICS)

@@ -1,0 +1,99 @@
+"""Confidence intervals, aggregation over replicate seeds, and sweep readers."""
+
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+import pytest
+
+from sim.analysis.aggregate import (
+    aggregate,
+    aggregate_metrics,
+    confidence_interval,
+    curve_bands,
+    sweep_curves,
+    sweep_metrics,
+)
+from sim.analysis.loading import hive_params, load_sweep
+
+
+def test_t_interval_known_value():
+    mean, low, high, n = confidence_interval([1, 2, 3, 4, 5])
+    # t_{0.975, 4} = 2.776445; sd = sqrt(2.5); half width = 2.776445 * sqrt(2.5) / sqrt(5).
+    half = 2.776445 * (2.5**0.5) / (5**0.5)
+    assert (mean, n) == (3.0, 5)
+    assert low == pytest.approx(3 - half, abs=1e-5)
+    assert high == pytest.approx(3 + half, abs=1e-5)
+    assert confidence_interval([2.0]) == (2.0, None, None, 1)
+    assert confidence_interval([None, float("nan")]) == (None, None, None, 0)
+
+
+def test_bootstrap_is_reproducible_and_brackets_the_mean():
+    values = [0.1, 0.4, 0.35, 0.8, 0.5, 0.45]
+    first = confidence_interval(values, method="bootstrap", seed=3)
+    assert first == confidence_interval(values, method="bootstrap", seed=3)
+    mean, low, high, _ = first
+    assert low < mean < high
+    assert (low, high) != confidence_interval(values, method="bootstrap", seed=4)[1:3]
+    with pytest.raises(ValueError, match="method = 'z'"):
+        confidence_interval(values, method="z")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"level = 1.5"):
+        confidence_interval(values, level=1.5)
+
+
+def test_aggregate_groups():
+    frame = pl.DataFrame({"g": ["a", "a", "b"], "v": [1.0, 3.0, 5.0]})
+    out = aggregate(frame, ["g"], ["v"])
+    assert out.select("g", "v_mean", "v_n").rows() == [("a", 2.0, 2), ("b", 5.0, 1)]
+    assert out["v_low"].to_list()[1] is None
+    with pytest.raises(ValueError, match="not in the frame"):
+        aggregate(frame, ["h"], ["v"])
+
+
+def test_load_sweep_reads_the_index_of_experiments_sweep(sweep_dir):
+    sweep = load_sweep(sweep_dir)
+    assert sweep.params == ("topology", "policy.beta")
+    assert sweep.index.height == 12
+    assert sorted(sweep.index["topology"].unique().to_list()) == ["ring", "ws"]
+    assert sweep.complete().height == 12
+    row, run = next(sweep.iter_runs())
+    assert run.path.is_dir()
+    assert run.param("policy.beta") == row["policy.beta"]
+
+
+def test_load_sweep_without_index_parses_hive_dirs(sweep_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir, copy)
+    (copy / "index.parquet").unlink()
+    sweep = load_sweep(copy)
+    assert sweep.params == ("topology", "policy.beta")
+    assert sweep.index["policy.beta"].dtype == pl.Float64
+    assert sorted(sweep.index["seed"].unique().to_list()) == [0, 1, 2]
+    assert set(sweep.index["status"].to_list()) == {"complete"}
+    first = sweep.index["run_dir"].to_list()[0]
+    assert hive_params(first, copy / "runs").keys() == {"topology", "policy.beta", "seed"}
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        load_sweep(tmp_path / "missing")
+
+
+def test_sweep_metrics_curves_and_bands(sweep_dir):
+    sweep = load_sweep(sweep_dir)
+    metrics = sweep_metrics(sweep, fit=False)
+    assert metrics.height == 12
+    agg = aggregate_metrics(metrics, ["topology", "policy.beta"], ("final_size", "r0"))
+    assert agg.height == 4
+    assert agg["final_size_n"].to_list() == [3, 3, 3, 3]
+    ok = agg.filter(pl.col("final_size_low").is_not_null())
+    assert (ok["final_size_low"] <= ok["final_size_mean"]).all()
+    # Faster spread with the larger beta, on both topologies.
+    means = {(r["topology"], r["policy.beta"]): r["final_size_mean"] for r in agg.to_dicts()}
+    assert means[("ring", 0.3)] > means[("ring", 0.1)]
+    assert means[("ws", 0.3)] > means[("ws", 0.1)]
+    curves = sweep_curves(sweep)
+    assert curves.height == 12 * 15
+    bands = curve_bands(curves, ["topology"], method="bootstrap")
+    assert bands.height == 2 * 15
+    assert bands["n"].unique().to_list() == [6]
+    with pytest.raises(ValueError, match="not metrics"):
+        aggregate_metrics(metrics, ["topology"], ("bogus",))
