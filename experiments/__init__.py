@@ -1,1 +1,37 @@
-"""Experiments: run configs, the memespread CLI, run and sweep runners."""
+"""Experiments: run configs, the memespread CLI, run and sweep runners.
+
+The Python API mirrors the command line::
+
+    from experiments import load_config, run_experiment, resume_run, load_sweep, run_sweep
+    result = run_experiment(load_config("experiments/configs/contagion_small.toml"))
+    result.steps  # a polars DataFrame
+
+Heavy libraries (inference engines, matplotlib) load only when a run or report needs them.
+"""
+
+from experiments.catalog import ShippedConfig, list_configs
+from experiments.config import ConfigError, RunConfig, load_config
+from experiments.report import Report, report
+from experiments.resume import resume_run
+from experiments.runner import RunResult, run_experiment
+from experiments.sweep import SweepConfig, SweepResult, load_sweep, run_sweep
+from experiments.validation import Validated, validate
+
+__all__ = [
+    "ConfigError",
+    "Report",
+    "RunConfig",
+    "RunResult",
+    "ShippedConfig",
+    "SweepConfig",
+    "SweepResult",
+    "Validated",
+    "list_configs",
+    "load_config",
+    "load_sweep",
+    "report",
+    "resume_run",
+    "run_experiment",
+    "run_sweep",
+    "validate",
+]

@@ -14,13 +14,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.contagion import ContagionSpec
+from agents.llm_policy import LLMPolicySpec
 from sim.guards import PatternGuardSpec
 from sim.memes import MemeSpec
 from sim.memory_spec import MemorySpec
 from topologies.banks import BankLayoutSpec
 from topologies.graphs import GraphSpec
 
-PolicySpec = Annotated[ContagionSpec, Field(discriminator="kind")]
+PolicySpec = Annotated[ContagionSpec | LLMPolicySpec, Field(discriminator="kind")]
 GuardSpec = Annotated[PatternGuardSpec, Field(discriminator="kind")]
 
 
@@ -39,7 +40,9 @@ class RunConfig(BaseModel):
         memes: The memes to seed and track (at least one).
         probe_every: Ask the adoption probe every this many steps (LLM policies).
         guards: Defenses that review every proposed write, in order.
-        checkpoint_every: Save a resumable checkpoint every this many steps (0: never).
+        checkpoint_every: Save a resumable checkpoint every this many steps (0: never;
+            None: 1 for LLM policies, whose steps are expensive, and 10 for the
+            contagion policy). See :attr:`resolved_checkpoint_every`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -55,7 +58,14 @@ class RunConfig(BaseModel):
     memes: list[MemeSpec] = Field(min_length=1)
     probe_every: int | None = Field(None, ge=1)
     guards: list[GuardSpec] = []
-    checkpoint_every: int = Field(0, ge=0)
+    checkpoint_every: int | None = Field(None, ge=0)
+
+    @property
+    def resolved_checkpoint_every(self) -> int:
+        """``checkpoint_every``, or its policy-dependent default when unset."""
+        if self.checkpoint_every is not None:
+            return self.checkpoint_every
+        return 10 if self.policy.kind == "contagion" else 1
 
     @model_validator(mode="after")
     def _unique_memes(self) -> RunConfig:
@@ -76,31 +86,129 @@ class ConfigError(ValueError):
         super().__init__(f"invalid config {source} ({len(errors)} error(s)):\n{lines}")
 
 
-def _format_error(error: dict[str, Any]) -> str:
-    path = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+def _display_path(loc: tuple[Any, ...], data: Any) -> list[str]:
+    """The key path of an error location, without pydantic's union-tag parts.
+
+    Pydantic puts the tag of a discriminated union into the location
+    (``policy.contagion.beta``); walking the data shows which parts are real keys.
+    """
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        text = str(part)
+        if text.startswith("function-"):
+            continue
+        if isinstance(node, dict):
+            if text in node:
+                node = node[text]
+            elif node.get("kind") == text:
+                continue  # the union tag, not a key
+            else:
+                node = None
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+        parts.append(text)
+    return parts
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{...}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _format_error(error: dict[str, Any], data: Any = None) -> str:
+    """One line naming the key path, the bad value and what is allowed."""
+    parts = _display_path(tuple(error["loc"]), data)
+    path = ".".join(parts)
     value = error.get("input")
     message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        return f"{path}: unknown key (check the spelling; see the config reference)"
-    if error["type"] in {"literal_error", "enum"}:
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"{path} = {value!r}: must be one of {expected}"
-    if error["type"] == "union_tag_invalid":
-        ctx = error.get("ctx", {})
-        key = f"{path}.{ctx.get('discriminator', 'kind')}"
+    kind = error["type"]
+    ctx = error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return (
+            f"{path} = {_shown(value)}: unknown key (check the spelling; see "
+            "docs/config-reference.md)"
+        )
+    if kind in {"literal_error", "enum"}:
+        return f"{path} = {_shown(value)}: must be one of {ctx.get('expected', '')}"
+    if kind == "union_tag_invalid":
+        key = f"{path}.{str(ctx.get('discriminator', 'kind')).strip(chr(39))}"
         return f"{key} = {ctx.get('tag')!r}: must be one of {ctx.get('expected_tags')}"
-    if error["type"] == "missing":
+    if kind == "union_tag_not_found":
+        key = f"{path}.{str(ctx.get('discriminator', 'kind')).strip(chr(39))}"
+        return f"{key}: required key is missing (it selects the variant)"
+    if kind == "missing":
         return f"{path}: required key is missing"
-    shown = repr(value) if not isinstance(value, dict) else "{...}"
-    return f"{path} = {shown}: {message}"
+    if kind == "value_error":
+        text = message.removeprefix("Value error, ")
+        # Spec validators name their own field ("watts_strogatz.k = 3: ..."): put the
+        # config key path in front of it instead of the spec's local name.
+        head, dot, rest = text.partition(".")
+        tag = str(error["loc"][-1]) if error["loc"] else ""
+        if path and dot and " " not in head and head in {tag, parts[-1] if parts else ""}:
+            return f"{path}.{rest}"
+        return f"{path}: {text}" if path else text
+    return f"{path} = {_shown(value)}: {message[:1].lower()}{message[1:]}"
 
 
 def validate_config(data: dict[str, Any], source: str = "<config>") -> RunConfig:
-    """Validate a config mapping; raises :class:`ConfigError` listing every error."""
+    """Validate a config mapping, then run the cross-field checks.
+
+    Nothing heavy is built: the checks use the specs only (see :mod:`experiments.checks`).
+
+    Raises:
+        ConfigError: Listing every schema error, or else every cross-field error.
+    """
+    if isinstance(data, dict) and "sweep" in data:
+        raise ConfigError(
+            source,
+            ["sweep: this is a sweep config; run it with `memespread sweep` (or run_sweep)"],
+        )
     try:
-        return RunConfig.model_validate(data)
+        config = RunConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(source, [_format_error(e) for e in err.errors()]) from None
+        raise ConfigError(source, [_format_error(e, data) for e in err.errors()]) from None
+    from experiments.checks import cross_field_errors
+
+    errors = cross_field_errors(config)
+    if errors:
+        raise ConfigError(source, errors)
+    return config
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file into a mapping.
+
+    Raises:
+        ConfigError: The file is missing or is not valid TOML.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), [f"file not found: {path}"])
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(path), [f"not valid TOML: {err}"]) from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> None:
+    """Apply every ``key.path=value`` override in order, in place.
+
+    Raises:
+        ConfigError: Listing every malformed override at once.
+    """
+    errors: list[str] = []
+    for override in overrides or []:
+        try:
+            apply_override(data, override)
+        except ConfigError as err:
+            errors.extend(err.errors)
+    if errors:
+        raise ConfigError("--set", errors)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -115,15 +223,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     Raises:
         ConfigError: The file is missing, is not valid TOML, or fails validation.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(str(path), [f"file not found: {path}"])
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(str(path), [f"not valid TOML: {err}"]) from None
-    for override in overrides or []:
-        apply_override(data, override)
+    data = read_toml(path)
+    apply_overrides(data, overrides)
     return validate_config(data, str(path))
 
 
@@ -134,37 +235,100 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Set ``key.path=value`` in a nested config mapping, in place.
+def split_key(key: str) -> list[str]:
+    """The parts of a dotted key path; a part in double quotes may contain dots.
 
-    Integer path parts index lists (``memes.0.id``); missing tables are created.
+    ``sweep.grid."policy.beta"`` is ``["sweep", "grid", "policy.beta"]``.
 
     Raises:
-        ConfigError: The override is not of the form ``key.path=value`` or its path
-            crosses a value that is not a table or list.
+        ConfigError: An empty part or an unclosed quote.
     """
-    if "=" not in override:
-        raise ConfigError("--set", [f"{override!r}: expected key.path=value"])
-    key, _, raw = override.partition("=")
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise ConfigError("--set", [f"{override!r}: empty key path"])
+    parts: list[str] = []
+    rest = key.strip()
+    while True:
+        if rest.startswith('"'):
+            end = rest.find('"', 1)
+            if end < 0:
+                raise ConfigError("--set", [f"{key!r}: unclosed quote in the key path"])
+            part, rest = rest[1:end], rest[end + 1 :].strip()
+            if rest and not rest.startswith("."):
+                raise ConfigError("--set", [f"{key!r}: expected '.' after a quoted key part"])
+        else:
+            part, dot, tail = rest.partition(".")
+            part = part.strip()
+            rest = dot + tail
+        if not part:
+            raise ConfigError(
+                "--set", [f"{key!r}: empty key part; expected e.g. graph.n or memes.0.id"]
+            )
+        parts.append(part)
+        if not rest:
+            return parts
+        rest = rest[1:].strip()
+        if not rest:
+            raise ConfigError(
+                "--set", [f"{key!r}: empty key part; expected e.g. graph.n or memes.0.id"]
+            )
+
+
+def set_path(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set the value at a dotted key path in a nested config mapping, in place.
+
+    Integer parts index lists (``memes.0.id``); the index one past the end appends (a
+    new table when the path goes on, so ``memes.1.id=...`` adds a meme). Missing tables
+    are created. A part in double quotes may contain dots (see :func:`split_key`).
+
+    Raises:
+        ConfigError: An empty key part, a list index out of range, or a path that crosses
+            a value that is neither a table nor a list.
+    """
+    parts = split_key(key)
     node: Any = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not part.isdigit() or int(part) > len(node):
                 raise ConfigError(
-                    "--set", [f"{key}: index {part!r} out of range (list of {len(node)})"]
+                    "--set",
+                    [
+                        f"{where}: list index {part!r} is not allowed; the list has "
+                        f"{len(node)} item(s): use 0..{len(node)} ({len(node)} appends)"
+                    ],
                 )
-            if last:
-                node[int(part)] = _parse_value(raw.strip())
-            else:
-                node = node[int(part)]
+            index = int(part)
+            if index == len(node):
+                node.append(value if last else {})
+            elif last:
+                node[index] = value
+            node = node[index]
         elif isinstance(node, dict):
             if last:
-                node[part] = _parse_value(raw.strip())
+                node[part] = value
             else:
                 node = node.setdefault(part, {})
         else:
-            raise ConfigError("--set", [f"{key}: {'.'.join(parts[:i])} is not a table or list"])
+            parent = ".".join(parts[:i])
+            raise ConfigError(
+                "--set",
+                [f"{key}: {parent} = {_shown(node)} is not a table or list, so it has no {part!r}"],
+            )
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply one ``key.path=value`` override to a nested config mapping, in place.
+
+    The value is parsed as a TOML value (``5``, ``0.1``, ``true``, ``"ring"``,
+    ``[0, 1]``, ``{ kind = "ring", n = 20, k = 4 }``); text that is not a TOML value is
+    taken as a plain string (so ``graph.kind=ring`` works). See :func:`set_path` for paths.
+
+    Raises:
+        ConfigError: The override is not of the form ``key.path=value`` or its path is
+            invalid.
+    """
+    key, eq, raw = override.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(
+            "--set", [f"{override!r}: expected KEY.PATH=VALUE, e.g. steps=5 or graph.n=200"]
+        )
+    set_path(data, key, _parse_value(raw.strip()))

@@ -13,17 +13,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from tqdm.auto import tqdm
 
 from agents.contagion import ContagionPolicy, ContagionSpec
+from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from experiments.config import RunConfig
+from sim.checkpoint import load_checkpoint, save_checkpoint
 from sim.guards import Guard, PatternGuard, PatternGuardSpec
 from sim.model import MemeticModel
 from sim.output import write_json_atomic, write_parquet_atomic
 from sim.policy import Policy
+
+if TYPE_CHECKING:
+    from agents.llm.base import Engine
 
 #: Packages whose versions go into every manifest (those absent are skipped).
 TRACKED_PACKAGES = (
@@ -42,6 +47,12 @@ TRACKED_PACKAGES = (
 
 #: Table names written by every run (``generations`` only by LLM runs).
 TABLES = ("steps", "agents", "memories", "transmissions", "graph", "banks", "bank_members")
+
+#: The replay cache of an LLM run, inside its run directory.
+COMPLETIONS_FILE = "completions.jsonl"
+
+#: The checkpoint directory inside a run directory.
+CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -92,11 +103,41 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def build_policy(config: RunConfig) -> Policy:
-    """The policy of a config (loads the engine for LLM policies)."""
+def build_run_engine(config: RunConfig, run_dir: str | Path) -> Engine | None:
+    """The engine of an LLM run, behind the run's replay cache (None for other policies).
+
+    The configured engine is wrapped in a :class:`~agents.llm.replay.ReplayEngine` in
+    mode ``"auto"`` over ``run_dir/completions.jsonl``: every completion is recorded as it
+    arrives, and a resumed run is served the completions of the steps it repeats, so it
+    reproduces the uninterrupted run exactly. The caller closes the engine.
+    """
+    spec = config.policy
+    if not isinstance(spec, LLMPolicySpec):
+        return None
+    from agents.llm.factory import build_engine
+    from agents.llm.replay import ReplayEngine
+
+    inner = build_engine(spec.engine)
+    try:
+        return ReplayEngine(inner, Path(run_dir) / COMPLETIONS_FILE, "auto")
+    except BaseException:
+        inner.close()
+        raise
+
+
+def build_policy(config: RunConfig, engine: Engine | None = None) -> Policy:
+    """The policy of a config.
+
+    Args:
+        config: The config.
+        engine: For LLM policies, a ready engine (the caller keeps ownership); when None
+            the policy builds (and owns) the configured engine on first use.
+    """
     spec = config.policy
     if isinstance(spec, ContagionSpec):
         return ContagionPolicy(spec)
+    if isinstance(spec, LLMPolicySpec):
+        return LLMPolicy(spec, engine=engine)
     raise TypeError(f"unsupported policy spec {type(spec).__name__}")
 
 
@@ -140,6 +181,101 @@ def read_tables(run_dir: str | Path) -> dict[str, pl.DataFrame]:
     return {p.stem: pl.read_parquet(p) for p in sorted(run_dir.glob("*.parquet"))}
 
 
+def new_manifest(config: RunConfig) -> dict[str, Any]:
+    """The manifest of a run that has not started: config, versions, status "running"."""
+    return {
+        "name": config.name,
+        "seed": config.seed,
+        "steps": config.steps,
+        "config": config.model_dump(mode="json", by_alias=True),
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "status": "running",
+        "steps_completed": 0,
+        "checkpoint": None,
+        "checkpoint_every": config.resolved_checkpoint_every,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def execute(
+    config: RunConfig,
+    run_dir: Path,
+    manifest: dict[str, Any],
+    *,
+    progress: bool = True,
+    policy: Policy | None = None,
+    checkpoint: Path | None = None,
+) -> RunResult:
+    """Build the model, optionally restore a checkpoint, run the remaining steps, write.
+
+    Every ``config.resolved_checkpoint_every`` steps (but not after the last one) the
+    model state goes to ``run_dir/checkpoints/step-N`` (atomically; the older one is
+    dropped) and the manifest is rewritten with ``steps_completed = N``. At the end every
+    table is written atomically, the manifest says ``status = "complete"`` and the
+    checkpoints are removed. An exception marks the manifest ``"failed"`` (checkpoints are
+    kept for ``resume``); a killed process leaves ``"running"`` and the last checkpoint.
+
+    Args:
+        config: The validated config.
+        run_dir: The (existing) run directory.
+        manifest: The manifest to keep up to date (mutated and rewritten).
+        progress: Show a progress bar over steps.
+        policy: A ready policy instead of building one from the config.
+        checkpoint: A checkpoint of this config to restore before stepping.
+    """
+    engine = build_run_engine(config, run_dir) if policy is None else None
+    model: MemeticModel | None = None
+    tables: dict[str, pl.DataFrame] = {}
+    try:
+        model = build_model(config, policy or build_policy(config, engine))
+        if checkpoint is not None:
+            load_checkpoint(model, checkpoint)
+        manifest["policy"] = model.policy.describe()
+        manifest["n_agents"] = model.banks.n_agents
+        manifest["n_banks"] = model.banks.n_banks
+        manifest["status"] = "running"
+        manifest.pop("error", None)
+        write_json_atomic(manifest, run_dir / "manifest.json")
+        every = config.resolved_checkpoint_every
+        bar = tqdm(
+            total=config.steps,
+            initial=model.steps,
+            desc=config.name,
+            unit="step",
+            disable=not progress,
+            leave=False,
+        )
+        with bar:
+            while model.steps < config.steps:
+                model.step()
+                bar.update(1)
+                if every and model.steps % every == 0 and model.steps < config.steps:
+                    saved = save_checkpoint(model, run_dir / CHECKPOINTS_DIR)
+                    manifest["steps_completed"] = model.steps
+                    manifest["checkpoint"] = f"{CHECKPOINTS_DIR}/{saved.name}"
+                    write_json_atomic(manifest, run_dir / "manifest.json")
+        tables = model.tables()
+        write_tables(tables, run_dir)
+        manifest["status"] = "complete"
+        manifest["steps_completed"] = model.steps
+        manifest["checkpoint"] = None
+    except BaseException as err:
+        manifest["status"] = "failed"
+        manifest["error"] = f"{type(err).__name__}: {err}"
+        raise
+    finally:
+        manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json_atomic(manifest, run_dir / "manifest.json")
+        if model is not None:
+            model.policy.close()
+        if engine is not None:
+            engine.close()
+    shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+    return RunResult(run_dir=run_dir, config=config, tables=tables, manifest=manifest)
+
+
 def run_experiment(
     config: RunConfig,
     run_dir: str | Path | None = None,
@@ -150,12 +286,16 @@ def run_experiment(
 ) -> RunResult:
     """Run one experiment to completion and write its run directory.
 
+    The run is checkpointed as it goes (``checkpoint_every``); if the process dies,
+    :func:`experiments.resume.resume_run` finishes it with identical tables.
+
     Args:
         config: The validated config.
         run_dir: Where to write (default ``output_dir/name``).
         overwrite: Replace an existing run directory.
         progress: Show a progress bar over steps.
-        policy: A ready policy to use instead of building one from the config.
+        policy: A ready policy to use instead of building one from the config (it is
+            closed at the end; a resumed run builds its policy from the config).
 
     Returns:
         The run's tables and manifest.
@@ -168,42 +308,11 @@ def run_experiment(
         if not overwrite:
             raise FileExistsError(
                 f"run directory {run_dir} already exists; pass overwrite=True (--overwrite) "
-                "to replace it, or choose another name/output_dir"
+                "to replace it, resume it (memespread resume), or choose another "
+                "name/output_dir"
             )
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {
-        "name": config.name,
-        "seed": config.seed,
-        "config": config.model_dump(mode="json", by_alias=True),
-        "packages": package_versions(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "status": "running",
-        "steps_completed": 0,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    manifest = new_manifest(config)
     write_json_atomic(manifest, run_dir / "manifest.json")
-    model = build_model(config, policy)
-    manifest["policy"] = model.policy.describe()
-    manifest["n_agents"] = model.banks.n_agents
-    manifest["n_banks"] = model.banks.n_banks
-    try:
-        bar = tqdm(
-            range(config.steps), desc=config.name, unit="step", disable=not progress, leave=False
-        )
-        for _ in bar:
-            model.step()
-            manifest["steps_completed"] = model.steps
-        tables = model.tables()
-        write_tables(tables, run_dir)
-        manifest["status"] = "complete"
-    except BaseException as err:
-        manifest["status"] = "failed"
-        manifest["error"] = f"{type(err).__name__}: {err}"
-        raise
-    finally:
-        manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write_json_atomic(manifest, run_dir / "manifest.json")
-        model.policy.close()
-    return RunResult(run_dir=run_dir, config=config, tables=tables, manifest=manifest)
+    return execute(config, run_dir, manifest, progress=progress, policy=policy)

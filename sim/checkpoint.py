@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 FORMAT = "memespread-checkpoint/1"
 _PREFIX = "step-"
+#: Suffix of the row files, unlike any run table (``runs/**/steps.parquet`` globs skip them).
+_ROWS = ".rows.parquet"
 
 
 def _frame(frames: list[pl.DataFrame]) -> pl.DataFrame | None:
@@ -56,7 +58,7 @@ def save_checkpoint(model: MemeticModel, root: str | os.PathLike[str]) -> Path:
         }
         for name, frame in frames.items():
             if frame is not None:
-                frame.write_parquet(tmp / f"{name}.parquet")
+                frame.write_parquet(tmp / f"{name}{_ROWS}")
         random_state = model.random.getstate()
         state: dict[str, Any] = {
             "format": FORMAT,
@@ -125,7 +127,7 @@ def load_checkpoint(model: MemeticModel, checkpoint: str | os.PathLike[str]) -> 
     model.store.load_state_arrays(store, state["texts"])
     for name, value in tracker.items():
         getattr(model.tracker, name)[...] = value
-    frames = {name: pl.read_parquet(checkpoint / f"{name}.parquet") for name in state["frames"]}
+    frames = {name: pl.read_parquet(checkpoint / f"{name}{_ROWS}") for name in state["frames"]}
     model.tracker._events = [frames["events"]] if "events" in frames else []
     model.tracker._edges = [frames["edges"]] if "edges" in frames else []
     model._step_rows = [frames["steps"]] if "steps" in frames else []

@@ -90,4 +90,4 @@ def test_partial_temp_dirs_are_ignored(tmp_path):
     (tmp_path / ".tmp-killed").mkdir()
     (tmp_path / "step-000009").mkdir()  # no state.json: incomplete
     assert latest_checkpoint(tmp_path).name == "step-000001"
-    assert pl.read_parquet(latest_checkpoint(tmp_path) / "steps.parquet").height == 1
+    assert pl.read_parquet(latest_checkpoint(tmp_path) / "steps.rows.parquet").height == 1

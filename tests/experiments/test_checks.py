@@ -1,0 +1,109 @@
+"""Cross-field checks: done on the specs alone, before anything is built."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.checks import config_warnings, graph_size
+from experiments.config import ConfigError, validate_config
+
+
+def _errors(data) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        validate_config(data, "test.toml")
+    return info.value.errors
+
+
+def test_placement_agents_beyond_the_graph(small_data):
+    small_data["memes"][0]["placement"] = {"strategy": "agents", "agents": [0, 60, 99]}
+    assert _errors(small_data) == [
+        "memes.0.placement.agents = [60, 99]: agent ids must be in 0..59 (the graph has 60 agents)"
+    ]
+
+
+def test_placement_count_beyond_the_graph(small_data):
+    small_data["memes"][0]["placement"] = {"strategy": "random", "count": 61}
+    assert _errors(small_data) == [
+        "memes.0.placement.count = 61: must be at most the number of agents (60)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bank", "message"),
+    [
+        (
+            "global",
+            "the layout has no global layer (layers: ['private', 'neighbourhood']); add "
+            "[banks.global]",
+        ),
+        ("neighbourhood:60", "agent 60 does not exist; agents are 0..59"),
+        ("community:0", "the layout has no community layer (layers: ['private', 'neighbourhood'])"),
+        ("edge:1-2", "the layout has no edge layer (layers: ['private', 'neighbourhood'])"),
+        (
+            "shared",
+            "not a bank name; bank names look like global, private:A, neighbourhood:A, "
+            "community:C, edge:U-V",
+        ),
+    ],
+)
+def test_placement_bank_that_cannot_exist(small_data, bank, message):
+    small_data["memes"][0]["placement"] = {"strategy": "bank", "bank": bank}
+    assert _errors(small_data) == [f"memes.0.placement.bank = {bank!r}: {message}"]
+
+
+def test_placement_bank_that_can_exist(small_data):
+    small_data["banks"]["global"] = {"capacity": 10}
+    for bank in ("global", "neighbourhood:59", "private:0"):
+        small_data["memes"][0]["placement"] = {"strategy": "bank", "bank": bank}
+        assert validate_config(small_data).memes[0].placement.bank == bank
+
+
+def test_into_a_layer_that_does_not_exist(small_data):
+    small_data["banks"] = {"private": {"capacity": 4}}
+    small_data["memes"][0]["placement"]["into"] = "shared"
+    assert _errors(small_data) == [
+        "memes.0.placement.into = 'shared': the layout has only private banks; add a shared "
+        "layer or use into = 'private' or 'all'"
+    ]
+
+
+def test_embedding_detector_and_planted_communities(small_data):
+    small_data["memes"][0]["detector"] = {"kind": "embedding"}
+    small_data["banks"]["community"] = {"method": "planted"}
+    assert _errors(small_data) == [
+        "memes.0.detector.kind = 'embedding': runs built from a config have no embedder; use "
+        "'canary' or 'lexical' (or build the model in Python with embedder=)",
+        "banks.community.method = 'planted': needs block labels, which only graph kind 'sbm' "
+        "(or a 'file' with a 'block' attribute) has; graph.kind is 'barabasi_albert'; use "
+        "'louvain' or 'greedy_modularity'",
+    ]
+
+
+def test_graph_size_of_every_kind(small_data):
+    for graph, n in [
+        ({"kind": "sbm", "sizes": [10, 20], "p_in": 0.1, "p_out": 0.01}, 30),
+        ({"kind": "grid", "rows": 4, "cols": 5}, 20),
+        ({"kind": "complete", "n": 7}, 7),
+        ({"kind": "file", "path": "g.edgelist"}, None),
+    ]:
+        small_data["graph"] = graph
+        assert graph_size(validate_config(small_data)) == n
+
+
+def test_warnings(small_data):
+    small_data["probe_every"] = 2
+    small_data["memes"][0]["inject_step"] = 6
+    assert config_warnings(validate_config(small_data)) == [
+        "probe_every = 2: the contagion policy decides adoption by its rule; probes change "
+        "nothing (remove probe_every or use an LLM policy)",
+        "memes.0.inject_step = 6: the run has only 6 steps (0..5), so meme 'goal' is never seeded",
+    ]
+    del small_data["probe_every"]
+    small_data["memes"][0]["inject_step"] = 0
+    small_data["policy"] = {"kind": "llm"}
+    config = validate_config(small_data)
+    assert config_warnings(config) == [
+        "probe_every is not set: LLM agents are never probed, so adopters stay the seeded "
+        "agents (set probe_every = 1 to probe every step)"
+    ]
+    assert config.resolved_checkpoint_every == 1

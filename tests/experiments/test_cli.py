@@ -1,0 +1,125 @@
+"""The memespread command line: help, list, validate, run, sweep, resume, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.catalog import list_configs
+from experiments.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+OPTIONS = {
+    "run": ["CONFIG", "--set", "--run-dir", "--overwrite", "--quiet"],
+    "sweep": ["SWEEP_CONFIG", "--set", "--sweep-dir", "--jobs", "--overwrite", "--quiet"],
+    "validate": ["CONFIG", "--set"],
+    "resume": ["RUN_DIR", "--quiet"],
+    "report": ["RUN_DIR"],
+    "list": [],
+}
+
+
+@pytest.mark.parametrize("command", sorted(OPTIONS))
+def test_help_documents_every_option(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: memespread {command}")
+    for option in OPTIONS[command]:
+        assert option in text, option
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    for action in sub._actions:
+        assert action.help, f"{command}: {action.dest} has no help"
+
+
+def test_top_level_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in OPTIONS:
+        assert command in text
+
+
+def test_console_entry_point_runs():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert "topology_sweep" in done.stdout
+
+
+def test_list_shows_every_shipped_config(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shipped = list_configs()
+    names = {c.name for c in shipped}
+    assert {
+        "demo",
+        "topology_sweep",
+        "race",
+        "global_vs_neighbourhood",
+        "large_contagion_sweep",
+    } <= names
+    assert len(lines) == len(shipped)
+    for line, config in zip(lines, shipped, strict=True):
+        assert line.split()[0] == config.name
+        assert config.doc and line.endswith(config.doc)
+        assert config.kind in line
+
+
+def test_validate_reports_errors_and_exit_codes(small_toml, tmp_path, capsys):
+    assert main(["validate", str(small_toml), "topology_sweep"]) == 0
+    out = capsys.readouterr().out
+    assert f"{small_toml}: valid run config: 6 steps, 1 meme(s), policy contagion" in out
+    assert "topology_sweep: valid sweep config: 25 runs; axes: topology (5)" in out
+    assert main(["validate", str(small_toml), "--set", "policy.beta=2", "--set", "stepz=1"]) == 2
+    err = capsys.readouterr().err
+    assert "(2 error(s))" in err
+    assert "policy.beta = 2: input should be less than or equal to 1" in err
+    assert "stepz = 1: unknown key" in err
+    assert main(["validate", str(tmp_path / "missing.toml")]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_run_report_resume_from_the_cli(small_toml, tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    assert main(["run", str(small_toml), "--run-dir", str(run_dir), "--set", "steps=3"]) == 0
+    out = capsys.readouterr().out
+    assert f"run directory: {run_dir} (complete)" in out
+    assert "meme goal: after step 2:" in out
+    assert main(["run", str(small_toml), "--run-dir", str(run_dir)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["resume", str(run_dir), "--quiet"]) == 0  # complete: nothing to do
+    assert main(["report", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["meme_id", "steps", "exposed"]
+    assert (run_dir / "report" / "prevalence.png").is_file()
+    assert main(["run", "topology_sweep"]) == 2
+    assert "is a sweep config" in capsys.readouterr().err
+
+
+def test_sweep_from_the_cli(small_toml, tmp_path, capsys):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(
+        '[sweep]\nbase = "small.toml"\nreplicates = 2\n[sweep.grid]\n"policy.beta" = [0.1, 0.2]\n'
+    )
+    args = ["sweep", str(sweep), "--sweep-dir", str(tmp_path / "sd"), "--set", "steps=2"]
+    assert main([*args, "--quiet"]) == 0
+    assert main(args) == 0
+    assert "4 runs; 0 run now, 4 already complete, 0 failed" in capsys.readouterr().out
+    index = json.loads((tmp_path / "sd" / "sweep.json").read_text())
+    assert index["n_runs"] == 4
+    assert main(["sweep", str(small_toml)]) == 2
+    assert "is a run config" in capsys.readouterr().err

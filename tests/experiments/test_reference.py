@@ -1,0 +1,28 @@
+"""docs/config-reference.md is generated from the schema and must be current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments.config import RunConfig
+from experiments.reference import REFERENCE_PATH, generate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_reference_is_current():
+    committed = (ROOT / REFERENCE_PATH).read_text()
+    assert committed == generate(), (
+        "docs/config-reference.md is out of date: run `python -m experiments.reference`"
+    )
+
+
+def test_reference_lists_every_top_level_key_with_its_default():
+    text = generate()
+    for name, field in RunConfig.model_fields.items():
+        assert f"| `{field.alias or name}` |" in text
+    assert "| `steps` | integer | `20` | >= 1 | Number of steps to run. |" in text
+    assert "| `graph.k` | integer | required |" in text
+    assert '`policy.rule` | string | `"independent_cascade"` | one of' in text
+    assert "| `banks.global.capacity` | integer | `256` | >= 1 |" in text
+    assert "| `sweep.replicates` | integer | unset | >= 1 |" in text

@@ -1,0 +1,135 @@
+"""Runs: manifest, checkpoints, atomic writes under an injected failure, resume."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from experiments.config import load_config
+from experiments.resume import resume_run
+from experiments.runner import read_tables, run_experiment
+from sim.output import write_parquet_atomic
+
+_REAL_WRITE_PARQUET = pl.DataFrame.write_parquet
+
+
+def _failing_write_parquet(marker: str):
+    """A stand-in for polars' ``DataFrame.write_parquet`` that fails part-way.
+
+    This fakes a failure of an external library (e.g. a full disk): for files whose name
+    contains ``marker`` it writes a truncated file, then raises ``OSError``; all other
+    writes go to the real polars method.
+    """
+
+    def write(frame, file, *args, **kwargs):
+        if marker in str(file):
+            with open(file, "wb") as handle:
+                handle.write(b"PAR1 truncated")
+            raise OSError("disk full (injected)")
+        return _REAL_WRITE_PARQUET(frame, file, *args, **kwargs)
+
+    return write
+
+
+def _leftovers(root):
+    return sorted(p.name for p in root.rglob("*") if p.name.endswith(".tmp"))
+
+
+def test_run_writes_tables_and_complete_manifest(small_toml, tmp_path):
+    config = load_config(small_toml, ["checkpoint_every=2"])
+    result = run_experiment(config, tmp_path / "run", progress=False)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["steps_completed"] == 6 and manifest["checkpoint"] is None
+    assert manifest["checkpoint_every"] == 2 and manifest["n_agents"] == 60
+    assert manifest["config"]["policy"]["beta"] == 0.3
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    on_disk = read_tables(tmp_path / "run")
+    assert set(on_disk) == {
+        "steps",
+        "agents",
+        "memories",
+        "transmissions",
+        "graph",
+        "banks",
+        "bank_members",
+    }
+    for name, frame in result.tables.items():
+        assert on_disk[name].equals(frame), name
+    assert result.steps["step"].to_list() == [0, 1, 2, 3, 4, 5]
+
+
+def test_existing_run_dir_needs_overwrite(small_toml, tmp_path):
+    config = load_config(small_toml, ["steps=1"])
+    run_experiment(config, tmp_path / "run", progress=False)
+    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"):
+        run_experiment(config, tmp_path / "run", progress=False)
+    assert run_experiment(config, tmp_path / "run", overwrite=True, progress=False)
+
+
+def test_failing_write_leaves_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "t.parquet"
+    old = pl.DataFrame({"a": [1, 2, 3]})
+    write_parquet_atomic(old, path)
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", _failing_write_parquet("t.parquet"))
+    with pytest.raises(OSError, match="injected"):
+        write_parquet_atomic(pl.DataFrame({"a": [9]}), path)
+    monkeypatch.undo()
+    assert pl.read_parquet(path).equals(old)
+    assert _leftovers(tmp_path) == []
+
+
+def test_crash_while_writing_tables_leaves_no_half_table_and_resumes(
+    small_toml, tmp_path, monkeypatch, drop_wall_clock
+):
+    config = load_config(small_toml, ["checkpoint_every=2", "steps=7"])
+    expected = run_experiment(config, tmp_path / "straight", progress=False)
+
+    run_dir = tmp_path / "crashed"
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", _failing_write_parquet(".agents.parquet"))
+    with pytest.raises(OSError, match="injected"):
+        run_experiment(config, run_dir, progress=False)
+    monkeypatch.undo()
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["error"] == "OSError: disk full (injected)"
+    assert manifest["steps_completed"] == 6
+    assert manifest["checkpoint"] == "checkpoints/step-000006"
+    assert not (run_dir / "agents.parquet").exists()
+    assert pl.read_parquet(run_dir / "steps.parquet").height == 7  # written before: whole
+    assert _leftovers(run_dir) == []
+
+    resumed = resume_run(run_dir, progress=False)
+    assert resumed.manifest["status"] == "complete"
+    assert resumed.manifest["resumes"][0]["from_step"] == 6
+    a, b = drop_wall_clock(expected.tables), drop_wall_clock(read_tables(run_dir))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].equals(b[name]), name
+
+
+def test_resume_without_checkpoint_restarts_and_complete_run_is_kept(
+    small_toml, tmp_path, drop_wall_clock
+):
+    config = load_config(small_toml, ["checkpoint_every=0"])
+    expected = run_experiment(config, tmp_path / "a", progress=False)
+    # A run killed before its first checkpoint: only the initial manifest exists.
+    run_dir = tmp_path / "b"
+    run_dir.mkdir()
+    manifest = dict(expected.manifest, status="running", steps_completed=0)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    resumed = resume_run(run_dir, progress=False)
+    assert resumed.manifest["resumes"][0]["from_step"] == 0
+    a, b = drop_wall_clock(expected.tables), drop_wall_clock(resumed.tables)
+    for name in a:
+        assert a[name].equals(b[name]), name
+    again = resume_run(run_dir, progress=False)  # complete: nothing to do
+    assert again.manifest["resumes"] == resumed.manifest["resumes"]
+
+
+def test_resume_of_a_non_run_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        resume_run(tmp_path)
