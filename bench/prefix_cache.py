@@ -12,8 +12,11 @@ the prompt length; both figures are printed next to the measured one.
 ``hit_rate(engine, batches)`` works with any engine of ``agents.llm.base`` and any list of
 batches, so the project's real prompt builder can be measured by passing its batches.
 
-    .venv/bin/python -m bench.prefix_cache [--agents 32] [--steps 2] [--max-tokens 32]
-        [--model DIR]   (default: the converted SmolLM2-135M-Instruct)
+    .venv/bin/python -m bench.prefix_cache [--layout simulation|synthetic] [--agents 32]
+        [--steps 2] [--max-tokens 32] [--model DIR]   (default: converted SmolLM2-135M)
+
+``--layout simulation`` (the default) measures the project's real prompt layout inside a
+real run of the demo config on vLLM; ``synthetic`` measures representative_batches.
 """
 
 from __future__ import annotations
@@ -238,8 +241,39 @@ def _shared_prefix_tokens(model_dir: str, batch: Sequence[GenerationRequest]) ->
     return shared
 
 
+def simulation_hit_rates(n_agents: int, steps: int, model_dir: str, seed: int) -> list[float]:
+    """Hit rate per step of the project's real prompt layout, measured in a real run.
+
+    Runs the shipped demo config (LLM agents, private + neighbourhood banks, probes every
+    2 steps) with ``n_agents`` agents on the vLLM engine and reads the per-step prompt and
+    cached-prompt token totals from the ``steps`` table.
+    """
+    import tempfile
+
+    from experiments.config import load_config
+    from experiments.runner import run_experiment
+
+    config = load_config(
+        "experiments/configs/demo.toml",
+        [
+            f"graph.n={n_agents}",
+            f"steps={steps}",
+            f"seed={seed}",
+            f'policy.engine={{ kind = "vllm", model = "{model_dir}" }}',
+        ],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_experiment(config, tmp, overwrite=True, progress=False)
+    steps_table = result.steps.filter(result.steps["meme_id"] == result.steps["meme_id"][0])
+    return [
+        row["cached_prompt_tokens"] / max(row["prompt_tokens"], 1)
+        for row in steps_table.iter_rows(named=True)
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Measure the hit rate of :func:`representative_batches` on the vLLM engine."""
+    """Measure the hit rate on the vLLM engine: of a real simulation (default), or of
+    :func:`representative_batches` (``--layout synthetic``)."""
     from agents.llm.convert import default_vllm_model_dir
     from agents.llm.vllm_engine import VLLMEngine
 
@@ -249,9 +283,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="model directory for vLLM")
+    parser.add_argument(
+        "--layout",
+        choices=("simulation", "synthetic"),
+        default="simulation",
+        help="simulation: the real prompts of a demo run; synthetic: representative_batches",
+    )
     args = parser.parse_args(argv)
 
     model_dir = args.model or str(default_vllm_model_dir())
+    if args.layout == "simulation":
+        rates = simulation_hit_rates(args.agents, args.steps, model_dir, args.seed)
+        for step, rate in enumerate(rates):
+            print(f"simulation step {step}: hit rate {rate:.3f} (act + probe requests)")
+        print(f"mean hit rate over steps {sum(rates) / len(rates):.3f} (goal >= 0.6, stretch 0.85)")
+        return
     batches = representative_batches(
         args.agents, args.steps, np.random.default_rng(args.seed), args.max_tokens
     )

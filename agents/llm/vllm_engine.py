@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -226,7 +227,7 @@ class VLLMEngine:
         structured = (
             None
             if request.json_schema is None
-            else StructuredOutputsParams(json=json.loads(request.json_schema))
+            else StructuredOutputsParams(json=xgrammar_compatible(json.loads(request.json_schema)))
         )
         return SamplingParams(
             temperature=float(sampling.temperature),
@@ -270,3 +271,34 @@ def _completion(request_id: str, output: Any) -> Completion:
         cached_prompt_tokens=cached,
         completion_tokens=completion_tokens,
     )
+
+
+#: Longest bounded repetition ``{0,N}`` in a string pattern that xgrammar 0.2 compiles.
+XGRAMMAR_MAX_REPEAT = 128
+
+_BOUNDED_PATTERN = re.compile(r"^\^(?P<body>.+)\{0,(?P<bound>\d+)\}\$$")
+
+
+def xgrammar_compatible(schema: Any) -> Any:
+    """Rewrite a JSON schema so vLLM's grammar backend (xgrammar) can compile it.
+
+    xgrammar 0.2 fails with a "per_rule_fsm_hashes" check on a string ``pattern`` whose
+    bounded repetition exceeds 128 (``^[^"]{0,300}$``), which is the form llama.cpp needs
+    to bound string lengths (it ignores ``maxLength``). Such a pattern becomes the same
+    character class unbounded (``^[^"]*$``) plus ``maxLength``, which xgrammar enforces:
+    the language accepted is identical. Everything else is returned unchanged; the
+    request itself (and so its replay key) is never modified.
+    """
+    if isinstance(schema, list):
+        return [xgrammar_compatible(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: xgrammar_compatible(value) for key, value in schema.items()}
+    pattern = out.get("pattern")
+    if out.get("type") == "string" and isinstance(pattern, str):
+        match = _BOUNDED_PATTERN.match(pattern)
+        if match and int(match["bound"]) > XGRAMMAR_MAX_REPEAT:
+            bound = int(match["bound"])
+            out["pattern"] = f"^{match['body']}*$"
+            out["maxLength"] = min(bound, int(out.get("maxLength", bound)))
+    return out

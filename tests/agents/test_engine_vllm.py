@@ -73,6 +73,28 @@ def test_convert_requires_an_existing_gguf(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_long_bounded_patterns_become_max_length_for_xgrammar() -> None:
+    from agents.llm.vllm_engine import xgrammar_compatible
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "pattern": '^[^"\\\\\\n]{0,300}$'},
+            "b": {"type": "string", "pattern": "^[a-z]{0,10}$"},
+            "c": {"type": "string", "enum": ["", "x"]},
+        },
+    }
+    out = xgrammar_compatible(schema)
+    assert out["properties"]["a"] == {
+        "type": "string",
+        "pattern": '^[^"\\\\\\n]*$',
+        "maxLength": 300,
+    }
+    assert out["properties"]["b"] == schema["properties"]["b"]  # short bounds compile
+    assert out["properties"]["c"] == schema["properties"]["c"]
+    assert schema["properties"]["a"]["pattern"].endswith("{0,300}$")  # input untouched
+
+
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
     from agents.llm.convert import default_vllm_model_dir
@@ -168,6 +190,39 @@ def test_json_schema_request_yields_parseable_json(engine) -> None:  # type: ign
     assert isinstance(parsed["note"], str)
     assert len(parsed["note"]) <= 60
     assert isinstance(parsed["share"], bool)
+
+
+@needs_vllm
+def test_llm_policy_step_runs_on_vllm(engine) -> None:  # type: ignore[no-untyped-def]
+    """The LLM policy's own act and probe schemas compile and decode on vLLM (a schema
+    with two differently bounded string patterns once broke xgrammar for every request)."""
+    from agents.llm_policy import LLMPolicy, LLMPolicySpec
+    from sim.memes import MemeSpec, PlacementSpec
+    from sim.model import MemeticModel
+    from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
+    from topologies.graphs import Star
+
+    spec = LLMPolicySpec(max_tokens=64, probe_max_tokens=32, temperature=0.0)
+    model = MemeticModel(
+        graph=Star(n=4),
+        banks=BankLayoutSpec(neighbourhood=NeighbourhoodBanks(capacity=4)),
+        memes=[
+            MemeSpec(
+                id="m",
+                statement="Share this note with everyone.",
+                canary="CANARY-VLLM",
+                placement=PlacementSpec(strategy="hub"),
+            )
+        ],
+        policy=LLMPolicy(spec, engine=engine),
+        probe_every=1,
+        seed=0,
+    )
+    model.step()
+    generations = model.tables()["generations"]
+    assert generations.height == 8  # 4 agents x (act + probe)
+    assert "engine_error" not in generations["parse_status"].to_list()
+    assert generations.filter(generations["parse_status"] == "ok").height >= 4
 
 
 @needs_vllm
