@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.mutation import mutate_text
 from sim.policy import Adoptions, PolicyOutput, StepContext, WriteProposals
+from sim.retrieval import expand_ranges
 from sim.tracking import run_starts
 from topologies.banks import BankKind
 
@@ -146,10 +147,7 @@ class ContagionPolicy:
             for i in np.flatnonzero(mutate).tolist():
                 texts[i] = mutate_text(texts[i], context.rng)
         counts = np.diff(banks.write_indptr)[agents]
-        starts = banks.write_indptr[agents]
-        offsets = np.cumsum(counts) - counts
-        positions = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()))
-        target = banks.write_banks[positions]
+        target = banks.write_banks[expand_ranges(banks.write_indptr[agents], counts)]
         owner = np.repeat(np.arange(len(agents)), counts)
         if self.spec.write_to == "shared":
             keep = banks.kind[target] != int(BankKind.PRIVATE)

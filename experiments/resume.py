@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from experiments.config import ConfigError, validate_config
-from experiments.runner import CHECKPOINTS_DIR, RunResult, execute, read_tables
+from experiments.runner import CHECKPOINTS_DIR, RunResult, execute
 from sim.checkpoint import latest_checkpoint
-from sim.output import write_json_atomic
+from sim.output import read_tables, write_json_atomic
 
 
 def read_manifest(run_dir: str | Path) -> dict:

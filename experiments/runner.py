@@ -175,12 +175,6 @@ def write_tables(tables: dict[str, pl.DataFrame], run_dir: Path) -> None:
         write_parquet_atomic(frame, run_dir / f"{name}.parquet")
 
 
-def read_tables(run_dir: str | Path) -> dict[str, pl.DataFrame]:
-    """Read every table of a run directory."""
-    run_dir = Path(run_dir)
-    return {p.stem: pl.read_parquet(p) for p in sorted(run_dir.glob("*.parquet"))}
-
-
 def new_manifest(config: RunConfig) -> dict[str, Any]:
     """The manifest of a run that has not started: config, versions, status "running"."""
     return {

@@ -36,7 +36,7 @@ from sim.memes import MemeSpec
 from sim.memory import ENVIRONMENT, MemoryStore, NewEntries
 from sim.memory_spec import MemorySpec
 from sim.policy import EngineStats, Policy, StepContext, WriteProposals
-from sim.retrieval import Retrieval, _expand, retrieve
+from sim.retrieval import Retrieval, expand_ranges, retrieve
 from sim.tracking import Tracker
 from topologies.banks import BankKind, BankLayoutSpec, Banks, build_banks
 from topologies.graphs import GraphSpec, build_graph
@@ -108,12 +108,6 @@ class MemeticModel(mesa.Model):
         self.policy = policy
         self.guards = tuple(guards)
         self.injections = [self._resolve(i, m) for i, m in enumerate(self.memes.memes)]
-        write_keys = (
-            np.repeat(np.arange(n, dtype=np.int64), np.diff(self.banks.write_indptr))
-            * self.banks.n_banks
-            + self.banks.write_banks
-        )
-        self._write_keys = np.sort(write_keys)
         self.last_retrieval: Retrieval | None = None
         self._step_rows: list[pl.DataFrame] = []
         self._generations: list[pl.DataFrame] = []
@@ -203,7 +197,7 @@ class MemeticModel(mesa.Model):
     def _intern(self, texts: list[str]) -> np.ndarray:
         """Text ids of ``texts``, running the meme detectors on texts not seen before."""
         known = self.store.texts
-        fresh = sorted({t for t in texts if t not in known._ids})
+        fresh = sorted({t for t in texts if t not in known})
         if fresh:
             self.store.register_texts(fresh, self.memes.detect(fresh))
         return known.intern_many(texts)
@@ -262,15 +256,9 @@ class MemeticModel(mesa.Model):
 
     def _commit(self, writes: WriteProposals, retrieval: Retrieval, step: int) -> dict[str, int]:
         """Validate, guard and commit the proposed writes of a step."""
-        n_banks = self.banks.n_banks
         counts = {"proposed": len(writes), "refused": 0, "rejected": 0, "quarantined": 0}
         if len(writes):
-            in_range = (writes.bank >= 0) & (writes.bank < n_banks)
-            keys = writes.author.astype(np.int64) * n_banks + np.where(in_range, writes.bank, 0)
-            pos = np.searchsorted(self._write_keys, keys)
-            pos = np.minimum(pos, max(len(self._write_keys) - 1, 0))
-            allowed = in_range & (len(self._write_keys) > 0)
-            allowed &= self._write_keys[pos] == keys if len(self._write_keys) else allowed
+            allowed = self.banks.write_allowed(writes.author, writes.bank)
             counts["refused"] = int((~allowed).sum())
             writes = writes.select(allowed)
         importance = np.clip(writes.importance.astype(np.float32), 0.0, 1.0)
@@ -289,7 +277,7 @@ class MemeticModel(mesa.Model):
         n_parents = np.diff(retrieval.indptr)[authors] if len(authors) else authors
         parent_indptr = np.zeros(len(writes) + 1, dtype=np.int64)
         np.cumsum(n_parents, out=parent_indptr[1:])
-        parent_ids = retrieval.entry_ids[_expand(retrieval.indptr[authors], n_parents)]
+        parent_ids = retrieval.entry_ids[expand_ranges(retrieval.indptr[authors], n_parents)]
         entry_ids = self.store.append(
             NewEntries(
                 bank=writes.bank,
@@ -315,7 +303,7 @@ class MemeticModel(mesa.Model):
             return cause
         authors = writes.author.astype(np.int64)
         counts = np.diff(retrieval.indptr)[authors]
-        context = retrieval.entry_ids[_expand(retrieval.indptr[authors], counts)]
+        context = retrieval.entry_ids[expand_ranges(retrieval.indptr[authors], counts)]
         owner = np.repeat(np.arange(len(writes)), counts)
         hits = np.bincount(owner, weights=context == cause[owner], minlength=len(writes))
         return np.where((cause >= 0) & (hits > 0), cause, -1)

@@ -47,6 +47,11 @@ def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     return _atomic(Path(path), write)
 
 
+def read_tables(run_dir: str | os.PathLike[str]) -> dict[str, pl.DataFrame]:
+    """Every ``NAME.parquet`` table directly in ``run_dir``, by name."""
+    return {p.stem: pl.read_parquet(p) for p in sorted(Path(run_dir).glob("*.parquet"))}
+
+
 def write_bytes_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
     """Write bytes atomically."""
     return _atomic(Path(path), lambda tmp: tmp.write_bytes(data))

@@ -114,7 +114,7 @@ class Retrieval:
         return np.arange(len(self.entry_ids)) - np.repeat(self.indptr[:-1], counts)
 
 
-def _expand(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Concatenate ``arange(s, s + c)`` for each (start, count) pair, vectorised."""
     total = int(counts.sum())
     if total == 0:
@@ -180,7 +180,7 @@ def _rights_pairs(
     per_right = bank_count[rights_bank]
     keep = per_right > 0
     rights_bank, rights_reader, per_right = rights_bank[keep], rights_reader[keep], per_right[keep]
-    positions = _expand(bank_start[rights_bank], per_right)
+    positions = expand_ranges(bank_start[rights_bank], per_right)
     return np.repeat(rights_reader, per_right), positions
 
 

@@ -24,6 +24,9 @@ class TextTable:
     def __len__(self) -> int:
         return len(self._texts)
 
+    def __contains__(self, text: object) -> bool:
+        return text in self._ids
+
     def intern(self, text: str) -> int:
         """Return the id of ``text``, adding it if it is new."""
         text_id = self._ids.get(text)

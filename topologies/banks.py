@@ -201,6 +201,28 @@ class Banks:
         return self._contains(self.writable(agent), bank)
 
     @functools.cached_property
+    def _write_keys(self) -> np.ndarray:
+        # agent * n_banks + bank over all write rights: sorted, since the CSR is sorted by
+        # agent and each agent's banks ascending.
+        agents = np.repeat(np.arange(self.n_agents, dtype=np.int64), np.diff(self.write_indptr))
+        return agents * self.n_banks + self.write_banks
+
+    def write_allowed(self, agents: np.ndarray, banks: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`can_write`: whether ``agents[i]`` may write ``banks[i]``.
+
+        Bank ids outside ``0..n_banks-1`` are not writable (no error).
+        """
+        agents = np.asarray(agents, dtype=np.int64)
+        banks = np.asarray(banks, dtype=np.int64)
+        keys_all = self._write_keys
+        in_range = (banks >= 0) & (banks < self.n_banks)
+        if keys_all.shape[0] == 0:
+            return np.zeros(agents.shape[0], dtype=np.bool_)
+        keys = agents * self.n_banks + np.where(in_range, banks, 0)
+        pos = np.minimum(np.searchsorted(keys_all, keys), keys_all.shape[0] - 1)
+        return in_range & (keys_all[pos] == keys)
+
+    @functools.cached_property
     def _ids_by_name(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.names)}
 

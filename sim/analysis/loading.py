@@ -17,6 +17,8 @@ from typing import Any
 
 import polars as pl
 
+from sim.output import read_tables
+
 #: Tables every run directory holds.
 REQUIRED_TABLES = ("steps", "agents", "memories", "transmissions")
 
@@ -151,7 +153,7 @@ def load_run(run_dir: str | Path) -> Run:
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise FileNotFoundError(f"run_dir = {str(path)!r}: no manifest.json; not a run directory")
-    tables = {p.stem: pl.read_parquet(p) for p in sorted(path.glob("*.parquet"))}
+    tables = read_tables(path)
     missing = [t for t in REQUIRED_TABLES if t not in tables]
     if missing:
         raise FileNotFoundError(

@@ -11,7 +11,8 @@ import pytest
 
 from agents.parsing import ParseStatus
 from experiments.config import RunConfig, validate_config
-from experiments.runner import TABLES, build_model, read_tables, run_experiment, write_tables
+from experiments.runner import TABLES, build_model, run_experiment, write_tables
+from sim.output import read_tables
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from experiments.cli import main
 from experiments.config import load_config
-from experiments.runner import read_tables, run_experiment
+from experiments.runner import run_experiment
+from sim.output import read_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 

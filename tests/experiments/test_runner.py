@@ -9,8 +9,8 @@ import pytest
 
 from experiments.config import load_config
 from experiments.resume import resume_run
-from experiments.runner import read_tables, run_experiment
-from sim.output import write_parquet_atomic
+from experiments.runner import run_experiment
+from sim.output import read_tables, write_parquet_atomic
 
 _REAL_WRITE_PARQUET = pl.DataFrame.write_parquet
 

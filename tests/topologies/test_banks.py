@@ -77,6 +77,19 @@ def test_neighbourhood_members_write():
     assert writes(banks) == reads(banks)
 
 
+def test_write_allowed_matches_can_write_for_every_pair():
+    spec = BankLayoutSpec(neighbourhood=NeighbourhoodBanks(writers="members"))
+    banks = build(spec)
+    agents = np.repeat(np.arange(4), banks.n_banks + 2)
+    bank_ids = np.tile(np.arange(-1, banks.n_banks + 1), 4)  # includes -1 and n_banks
+    expected = [
+        0 <= b < banks.n_banks and banks.can_write(int(a), int(b))
+        for a, b in zip(agents, bank_ids, strict=True)
+    ]
+    assert banks.write_allowed(agents, bank_ids).tolist() == expected
+    assert sum(expected) == sum(len(w) for w in writes(banks))
+
+
 def test_community_planted():
     graph = path4()
     nx.set_node_attributes(graph, {0: 5, 1: 5, 2: 7, 3: 7}, "block")
