@@ -1,0 +1,225 @@
+"""Ownership of run and sweep directories: which ones this tool may write into or replace.
+
+The tool deletes only what it created. A directory is *ours* when its marker file
+(``manifest.json`` for a run, ``sweep.json`` for a sweep) is a JSON object written by
+memespread: it carries ``"tool": "memespread"`` (manifests written before the marker
+existed are recognised by their shape). Writing a new run or sweep to a target path:
+
+* the path does not exist, or is an empty directory: the run is written there;
+* it holds a run (or sweep) of this tool: refused unless ``overwrite``; with
+  ``overwrite`` the new run is written into a sibling staging directory that the tool
+  creates, and only once it has succeeded is the old directory renamed away, the new one
+  renamed in and the old one deleted (:func:`replace_dir_atomically`); a failed new run
+  leaves the old one untouched;
+* anything else (a directory with other files, a run where a sweep is expected): refused,
+  ``overwrite`` or not, and nothing is touched;
+* an existing file: :class:`NotADirectoryError` (an I/O error).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from sim.output import make_temp_dir
+
+#: The marker value of the ``"tool"`` key in every manifest and sweep file we write.
+TOOL = "memespread"
+
+#: The marker file of a run directory.
+RUN_MARKER = "manifest.json"
+
+#: The marker file of a sweep directory.
+SWEEP_MARKER = "sweep.json"
+
+DirKind = Literal["run", "sweep"]
+
+
+class RunDirError(Exception):
+    """The tool refuses to write into or replace a directory (invalid input: exit 2)."""
+
+
+class Plan(Enum):
+    """What writing to a target directory will do."""
+
+    CREATE = "create"  # write into it (absent or empty)
+    REPLACE = "replace"  # write into a staging sibling, then swap it in
+
+
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object stored in ``path``, or None if it is missing, unreadable or not one.
+
+    Never raises: a corrupt, truncated, binary or non-object file gives None.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read(64 * 1024 * 1024))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def tool_marker() -> dict[str, str]:
+    """The key a manifest or sweep file carries to mark it as ours: ``{"tool": TOOL}``."""
+    return {"tool": TOOL}
+
+
+def is_run_manifest(data: Any) -> bool:
+    """Whether a parsed manifest is one that memespread wrote for a run."""
+    if not isinstance(data, dict):
+        return False
+    if "tool" in data:
+        return data["tool"] == TOOL and "sweep" not in data
+    # Manifests written before the marker existed.
+    return (
+        isinstance(data.get("config"), dict)
+        and isinstance(data.get("status"), str)
+        and isinstance(data.get("packages"), dict)
+        and "steps_completed" in data
+    )
+
+
+def is_sweep_manifest(data: Any) -> bool:
+    """Whether a parsed ``sweep.json`` is one that memespread wrote."""
+    if not isinstance(data, dict):
+        return False
+    if "tool" in data:
+        return data["tool"] == TOOL and "sweep" in data
+    return isinstance(data.get("sweep"), dict) and "axes" in data and "n_runs" in data
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory holding a run of this tool (its ``manifest.json``)."""
+    path = Path(path)
+    return path.is_dir() and is_run_manifest(read_json_object(path / RUN_MARKER))
+
+
+def is_sweep_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory holding a sweep of this tool (its ``sweep.json``)."""
+    path = Path(path)
+    return path.is_dir() and is_sweep_manifest(read_json_object(path / SWEEP_MARKER))
+
+
+def is_ours(path: str | os.PathLike[str], kind: DirKind) -> bool:
+    """:func:`is_run_dir` or :func:`is_sweep_dir`, by ``kind``."""
+    return is_run_dir(path) if kind == "run" else is_sweep_dir(path)
+
+
+def is_empty_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory with no entries."""
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except NotADirectoryError:
+        return False
+
+
+def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKind) -> Plan:
+    """Decide how a new run (or sweep) may be written to ``target``, touching nothing.
+
+    Args:
+        target: The run (or sweep) directory asked for.
+        overwrite: Whether replacing an existing run (sweep) of this tool is allowed.
+        kind: ``"run"`` or ``"sweep"``: what ``target`` must hold to be replaced.
+
+    Returns:
+        :attr:`Plan.CREATE` when ``target`` is absent or an empty directory,
+        :attr:`Plan.REPLACE` when it holds a ``kind`` of this tool and ``overwrite``.
+
+    Raises:
+        RunDirError: ``target`` holds a ``kind`` of this tool and not ``overwrite``; or it
+            is a non-empty directory that is not one (never replaced); or it has no name
+            (``/``, ``..``).
+        NotADirectoryError: ``target`` is an existing file.
+    """
+    target = Path(target)
+    if not Path(os.path.abspath(target)).name:
+        raise RunDirError(f"{target}: cannot be a {kind} directory (it has no name)")
+    if not target.exists() and not target.is_symlink():
+        return Plan.CREATE
+    if not target.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(target))
+    if is_empty_dir(target):
+        return Plan.CREATE
+    if is_ours(target, kind):
+        if overwrite:
+            return Plan.REPLACE
+        what = (
+            "resume it (memespread resume)" if kind == "run" else "rerun the sweep to finish it"
+        )
+        raise RunDirError(
+            f"{kind} directory {target} already exists; pass overwrite=True (--overwrite) to "
+            f"replace it, {what}, or choose another name/output_dir"
+        )
+    other = "run" if kind == "sweep" else "sweep"
+    if is_ours(target, other):
+        found = f"it holds a memespread {other}, not a {kind}"
+    else:
+        found = f"it is not a memespread {kind} directory (no {kind} {_marker(kind)} in it)"
+    raise RunDirError(
+        f"{target} exists and {found}; refusing to write into or replace it, "
+        f"{'even with --overwrite' if overwrite else 'overwrite or not'}: "
+        f"choose another {'--run-dir' if kind == 'run' else '--sweep-dir'} or name"
+    )
+
+
+def _marker(kind: DirKind) -> str:
+    return RUN_MARKER if kind == "run" else SWEEP_MARKER
+
+
+def staging_dir(target: str | os.PathLike[str]) -> Path:
+    """A new, empty sibling of ``target`` to write a replacement into (created here).
+
+    Named ``.NAME.new-XXXXXXXX`` next to ``target`` (same filesystem, so the final rename
+    is cheap and atomic); its parent is created if needed.
+    """
+    target = Path(os.path.abspath(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return make_temp_dir(target.parent, f".{target.name}.new-")
+
+
+def replace_dir_atomically(new_dir: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Put the finished ``new_dir`` at ``target``, deleting the directory it replaces.
+
+    When ``target`` exists it is first renamed into a fresh holding directory next to it,
+    then ``new_dir`` is renamed to ``target``, then the holder is deleted. Each rename is
+    atomic; between the two, ``target`` is briefly absent. If the second rename fails the
+    old directory is put back, so either the old or the new directory ends up at
+    ``target``, never neither.
+
+    Args:
+        new_dir: A directory this tool created (e.g. by :func:`staging_dir`).
+        target: Where it goes; if it exists, it must be a directory this tool may replace
+            (the caller checked with :func:`plan_target`).
+
+    Returns:
+        ``target``.
+    """
+    new_dir = Path(new_dir)
+    target = Path(target)
+    if not target.exists() and not target.is_symlink():
+        os.rename(new_dir, target)
+        return target
+    absolute = Path(os.path.abspath(target))
+    holder = Path(tempfile.mkdtemp(prefix=f".{absolute.name}.old-", dir=absolute.parent))
+    old = holder / absolute.name
+    os.rename(target, old)
+    try:
+        os.rename(new_dir, target)
+    except BaseException:
+        os.rename(old, target)
+        holder.rmdir()
+        raise
+    shutil.rmtree(holder, ignore_errors=True)
+    return target
+
+
+def discard_dir(path: str | os.PathLike[str]) -> None:
+    """Delete a directory this tool created (a staging directory); missing is fine."""
+    shutil.rmtree(path, ignore_errors=True)
