@@ -222,7 +222,12 @@ def test_llm_policy_step_runs_on_vllm(engine) -> None:  # type: ignore[no-untype
     generations = model.tables()["generations"]
     assert generations.height == 8  # 4 agents x (act + probe)
     assert "engine_error" not in generations["parse_status"].to_list()
-    assert generations.filter(generations["parse_status"] == "ok").height >= 4
+    # Structure only (the model's words vary by machine): every reply that stopped by
+    # itself follows the schema, so it parses; only budget-truncated ones may not.
+    stopped = generations.filter(generations["finish_reason"] == "stop")
+    assert set(stopped["parse_status"].to_list()) <= {"ok"}
+    truncated = generations.filter(generations["finish_reason"] == "length")
+    assert set(truncated["parse_status"].to_list()) <= {"truncated"}
 
 
 @needs_vllm

@@ -1,8 +1,12 @@
-"""The LLM policy on the real SmolLM2 model: one batched call per step, refused writes counted.
+"""The LLM policy: one batched call per step, refused writes counted.
 
-Completions are recorded from llama.cpp through a ReplayEngine in the test, then the run
-is replayed from that file: the assertions hold for the real model's replies, and the
-replay makes the second run exactly reproducible.
+What a real model chooses (which bank, which words) changes with CPU features and library
+builds, so the real-model test asserts only structure: one batched call per step, counts
+consistent with the generations table, only writable banks written, an exact replay. The
+exact behaviour (a write to a readable but not writable bank is refused and counted; an
+unknown bank name is refused and counted) is asserted by replaying recorded completions
+whose text is fixed by the test (``ScriptedEngine`` records them once, then the run is
+replayed from the file without any engine).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from agents.llm.base import Completion, GenerationRequest, LlamaCppSpec
+from agents.llm.base import Completion, FinishReason, GenerationRequest, LlamaCppSpec
 from agents.llm.llamacpp import LlamaCppEngine
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
@@ -71,6 +75,39 @@ class CountingEngine:
         self.inner.close()
 
 
+# Fixed replies by agent: agent 0 names neighbourhood:1 (it reads that bank but may not
+# write it), agent 1 writes its own neighbourhood bank, agent 2 names a bank that does not
+# exist, agent 3 writes nothing.
+SCRIPT = {
+    0: {"answer": "done", "memory_bank": "neighbourhood:1", "memory_text": "note by 0"},
+    1: {"answer": "done", "memory_bank": "neighbourhood:1", "memory_text": "note by 1"},
+    2: {"answer": "done", "memory_bank": "no-such-bank", "memory_text": "note by 2"},
+    3: {"answer": "done", "memory_bank": "", "memory_text": ""},
+}
+
+
+class ScriptedEngine:
+    """Replies to ``s{step}-a{agent}-act`` with ``SCRIPT[agent]`` and to every probe with a
+    fixed answer: a stand-in model implementing the ``Engine`` protocol (nothing mocked)."""
+
+    name = "scripted"
+    model_id = "scripted-1"
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        out = []
+        for request in requests:
+            agent = int(request.request_id.split("-")[1].removeprefix("a"))
+            if request.request_id.endswith("-act"):
+                text = json.dumps(SCRIPT[agent])
+            else:
+                text = json.dumps({"answer": "I do my task."})
+            out.append(Completion(request.request_id, text, FinishReason.STOP, 10, 0, 5))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
 def _model(spec: LLMPolicySpec, engine) -> MemeticModel:
     return MemeticModel(
         graph=nx.cycle_graph(4),
@@ -100,7 +137,9 @@ def _expected_refusals(model: MemeticModel, generations: pl.DataFrame) -> list[i
 
 
 @pytest.mark.slow
-def test_forbidden_bank_writes_are_refused_and_counted(spec, fresh_engine, tmp_path) -> None:
+def test_real_model_run_counts_are_consistent_and_replay_exactly(
+    spec, fresh_engine, tmp_path
+) -> None:
     path = tmp_path / "policy.jsonl"
     counting = CountingEngine(ReplayEngine(fresh_engine, path, "record"))
     model = _model(spec, counting)
@@ -114,7 +153,6 @@ def test_forbidden_bank_writes_are_refused_and_counted(spec, fresh_engine, tmp_p
     assert generations["request_id"].to_list()[:4] == [f"s0-a{a}-act" for a in range(4)]
     expected = _expected_refusals(model, generations)
     assert steps["writes_refused"].to_list() == expected
-    assert sum(expected) >= 1, generations.select("agent_id", "completion").rows()
     proposed = generations.filter((pl.col("kind") == "act") & (pl.col("bank_requested") != ""))
     assert int(steps["writes_proposed"].sum()) == proposed.height
     assert int(steps["writes_committed"].sum()) == proposed.height - sum(expected)
@@ -132,6 +170,50 @@ def test_forbidden_bank_writes_are_refused_and_counted(spec, fresh_engine, tmp_p
     for name, frame in tables.items():
         keep = [c for c in frame.columns if not c.endswith("_wall_s")]
         assert again[name].select(keep).equals(frame.select(keep)), name
+
+
+def test_forbidden_and_unknown_bank_writes_are_refused_and_counted(spec, tmp_path) -> None:
+    path = tmp_path / "scripted.jsonl"
+    recorder = _model(spec, ReplayEngine(ScriptedEngine(), path, "record"))
+    for _ in range(2):
+        recorder.step()
+    recorded = recorder.tables()
+
+    # The run replayed from the recorded completions alone (no engine at all).
+    model = _model(spec, ReplayEngine(None, path, "replay"))
+    for _ in range(2):
+        model.step()
+    tables = model.tables()
+    steps, generations = tables["steps"], tables["generations"]
+    assert steps["writes_proposed"].to_list() == [3, 3]
+    assert steps["writes_refused"].to_list() == [2, 2]  # agent 0's and agent 2's
+    assert steps["writes_committed"].to_list() == [1, 1]
+    acts = generations.filter(pl.col("kind") == "act").sort("step", "agent_id")
+    assert acts["parse_status"].to_list() == ["ok"] * 8
+    assert (
+        acts["bank_requested"].to_list()
+        == [
+            "neighbourhood:1",
+            "neighbourhood:1",
+            "no-such-bank",
+            "",
+        ]
+        * 2
+    )
+    assert [model.banks.bank_id("neighbourhood:1") in model.banks.readable(a) for a in (0, 2)] == [
+        True,
+        True,
+    ]
+    with pytest.raises(KeyError):
+        model.banks.bank_id("no-such-bank")
+    # Only agent 1's note was committed, into neighbourhood:1, once per step.
+    notes = tables["memories"].filter(pl.col("text").str.starts_with("note by"))
+    assert notes.select("author_id", "bank_id", "step", "text").rows() == [
+        (1, model.banks.bank_id("neighbourhood:1"), step, "note by 1") for step in (0, 1)
+    ]
+    for name, frame in recorded.items():
+        keep = [c for c in frame.columns if not c.endswith("_wall_s")]
+        assert tables[name].select(keep).equals(frame.select(keep)), name
 
 
 @pytest.mark.slow
