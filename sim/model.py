@@ -14,14 +14,23 @@ Each step runs these phases for all agents at once:
    are recorded; bank capacity is enforced and faded entries are forgotten. Writes of a
    step become visible at the next step (synchronous update);
 7. probe — every ``probe_every`` steps, one more batched policy call decides adoption;
-8. record — tidy rows for this step.
+8. record — tidy rows for this step; the Mesa ``datacollector`` collects; ``running``
+   turns False at the configured end (``max_steps``, or ``stable_steps`` steps without
+   a change of the state counts), so ``run_model()`` and ``mesa.batch_run`` stop.
+
+Mesa conventions: ``model.agents`` holds one :class:`agents.agent.MemeticAgent` per graph
+node, with ``unique_id`` = node; ``model.grid`` is the graph as a
+``mesa.discrete_space.Network`` (built on first access, so the step never pays for it);
+``model.datacollector`` is a ``mesa.DataCollector`` (collected at creation and after every
+step, as in Mesa's examples).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property, partial
 
 import mesa
 import networkx as nx
@@ -62,6 +71,21 @@ class Injection:
     authors: np.ndarray
 
 
+#: Per-(agent, meme) flags whose prevalence the DataCollector reports (those the tracker
+#: keeps), in state order.
+REPORTED_STATES = ("exposed", "carrier", "expressed", "adopter", "infected")
+
+
+def _prevalence(model: MemeticModel, flag: str, column: int) -> float:
+    """Share of agents holding ``flag`` for meme ``column`` (a DataCollector reporter)."""
+    return float(getattr(model.tracker, flag)[:, column].mean())
+
+
+def _agent_state(agent: MemeticAgent, meme_id: str) -> str:
+    """An agent's state for one meme (a DataCollector agent reporter)."""
+    return agent.state_of(meme_id)
+
+
 class MemeticModel(mesa.Model):
     """A multi-agent model of memetic spread through shared memory banks.
 
@@ -76,6 +100,25 @@ class MemeticModel(mesa.Model):
         guards: Defenses reviewing every proposed write, in order.
         embedder: Embedder for embedding-based meme detection.
         seed: Seed of the model's generators (``self.rng``, ``self.random``).
+        max_steps: ``running`` turns False once this many steps have run (None: no
+            step limit).
+        stable_steps: ``running`` turns False once the counts of every reported state
+            (:data:`REPORTED_STATES`, per meme) have not changed for this many
+            consecutive steps after the last injection step (None: never). The count
+            restarts after a checkpoint restore.
+        collect_agents: Whether ``datacollector`` also records each agent's state per
+            meme at every collection (agent reporters ``state:<meme_id>``); off by
+            default because it visits every agent in Python (slow for 100k agents).
+
+    Attributes:
+        running: Mesa's flag: False once the configured end is reached (see
+            ``max_steps``, ``stable_steps``); :meth:`run_model` steps until then.
+        datacollector: A ``mesa.DataCollector`` with model reporters
+            ``<state>:<meme_id>`` (share of agents in that state, for each state of
+            :data:`REPORTED_STATES` the tracker keeps) and, with ``collect_agents``,
+            agent reporters ``state:<meme_id>``. It collects at creation and after every
+            step, so ``mesa.batch_run(MemeticModel, parameters, ...)`` returns rows. It is
+            not part of checkpoints (the ``steps`` table is the durable record).
     """
 
     def __init__(
@@ -90,8 +133,18 @@ class MemeticModel(mesa.Model):
         guards: Sequence[Guard] = (),
         embedder: Embedder | None = None,
         seed: int | None = None,
+        max_steps: int | None = None,
+        stable_steps: int | None = None,
+        collect_agents: bool = False,
     ) -> None:
         super().__init__(rng=seed)
+        for name, value in (("max_steps", max_steps), ("stable_steps", stable_steps)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} = {value}: must be a positive integer or None")
+        self.max_steps = max_steps
+        self.stable_steps = stable_steps
+        self._unchanged = 0
+        self._last_counts: np.ndarray | None = None
         self.seed = seed
         self.memory_spec = memory or MemorySpec()
         if probe_every is not None and probe_every < 1:
@@ -111,8 +164,70 @@ class MemeticModel(mesa.Model):
         self.last_retrieval: Retrieval | None = None
         self._step_rows: list[pl.DataFrame] = []
         self._generations: list[pl.DataFrame] = []
+        #: Further tables by name (``actions``, ``contexts``, ``probes``, ...).
+        self._extra: dict[str, list[pl.DataFrame]] = {}
         for agent_id in range(n):
             MemeticAgent(self, agent_id)
+        self.datacollector = mesa.DataCollector(
+            model_reporters=self._model_reporters(),
+            agent_reporters=self._agent_reporters() if collect_agents else None,
+        )
+        self.datacollector.collect(self)
+
+    # ------------------------------------------------------------ Mesa face
+    def _reported_flags(self) -> list[str]:
+        return [f for f in REPORTED_STATES if hasattr(self.tracker, f)]
+
+    def _model_reporters(self) -> dict[str, Callable[[MemeticModel], float]]:
+        return {
+            f"{flag}:{meme_id}": partial(_prevalence, flag=flag, column=column)
+            for column, meme_id in enumerate(self.memes.ids)
+            for flag in self._reported_flags()
+        }
+
+    def _agent_reporters(self) -> dict[str, Callable[[MemeticAgent], str]]:
+        return {f"state:{m}": partial(_agent_state, meme_id=m) for m in self.memes.ids}
+
+    @cached_property
+    def grid(self) -> mesa.discrete_space.Network:
+        """The graph as a Mesa network space: one cell per node holding its agent.
+
+        Built on first access (building it for 100k agents takes seconds; the step never
+        needs it). The space's ``G`` is :attr:`graph` itself.
+        """
+        space = mesa.discrete_space.Network(self.graph, capacity=1, random=self.random)
+        for agent in self.agents:
+            space[agent.unique_id].add_agent(agent)
+        return space
+
+    def run_model(self) -> None:
+        """Step until ``running`` turns False (see ``max_steps`` and ``stable_steps``).
+
+        Raises:
+            ValueError: The model was created without an end (neither ``max_steps`` nor
+                ``stable_steps``), so it would never stop.
+        """
+        if self.max_steps is None and self.stable_steps is None:
+            raise ValueError(
+                "run_model: the model has no end; create it with max_steps=N and/or "
+                "stable_steps=N (stop after N steps without a change), or call step()"
+            )
+        super().run_model()
+
+    def _end_of_step(self) -> None:
+        """Collect the Mesa data and decide whether the model keeps running."""
+        self.datacollector.collect(self)
+        counts = np.stack([getattr(self.tracker, f).sum(axis=0) for f in self._reported_flags()])
+        injected = self.current_step >= max((i.step for i in self.injections), default=0)
+        if injected and self._last_counts is not None and np.array_equal(counts, self._last_counts):
+            self._unchanged += 1
+        else:
+            self._unchanged = 0
+        self._last_counts = counts
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            self.running = False
+        if self.stable_steps is not None and self._unchanged >= self.stable_steps:
+            self.running = False
 
     # ------------------------------------------------------------ seeding
     def _resolve(self, index: int, meme: MemeSpec) -> Injection:
@@ -182,13 +297,16 @@ class MemeticModel(mesa.Model):
                     bank=injection.banks,
                     author=injection.authors,
                     text_id=np.repeat(text_ids, n),
-                    importance=np.full(n, meme.placement.importance, dtype=np.float32),
+                    importance=np.full(n, meme.placement.seed_importance, dtype=np.float32),
                     parent_indptr=np.zeros(n + 1, dtype=np.int64),
                     parent_ids=np.zeros(0, dtype=np.int64),
                 ),
                 step,
             )
-            self.tracker.seed(injection.agents, injection.meme, step, meme.placement.adopt)
+            adopt = meme.placement.adopt
+            if adopt is None:  # the policy's convention (contagion: seeds are infectious)
+                adopt = bool(getattr(self.policy, "seeded_adopters", False))
+            self.tracker.seed(injection.agents, injection.meme, step, adopt)
             count += n
         if count:
             self.store.enforce_capacity(step)
@@ -233,26 +351,51 @@ class MemeticModel(mesa.Model):
         self.tracker.observe_retrieval(retrieval, self.store, t)
         context = self._context(t, retrieval)
 
+        if getattr(self.policy, "records_contexts", False):
+            self._add_tables({"contexts": contexts_frame(t, retrieval)})
         output = self.policy.act(context)
+        self._apply_expressions(output, t)
         stats = output.stats
         self._apply_adoptions(output.adoptions, t)
+        retracted = self._retract(output.removals, t)
         if output.generations is not None:
             self._generations.append(output.generations)
         commit = self._commit(output.writes, retrieval, t)
+        commit["retracted"] = retracted
 
         if self.probe_every is not None and (t + 1) % self.probe_every == 0:
             probe = self.policy.probe(context)
             stats = stats + probe.stats
             self._apply_adoptions(probe.adoptions, t)
+            self._apply_expressions(probe, t)
             if probe.generations is not None:
                 self._generations.append(probe.generations)
         self._record(t, injected, commit, stats, time.perf_counter() - started)
+        self._end_of_step()
+
+    def _apply_expressions(self, output, step: int) -> None:
+        """Record scored choices that expressed memes, and the policy's extra tables."""
+        if output.expressed is not None:
+            self.tracker.apply_expressions(output.expressed, step)
+        self._add_tables(output.tables)
+
+    def _add_tables(self, tables: dict[str, pl.DataFrame]) -> None:
+        for name, frame in tables.items():
+            self._extra.setdefault(name, []).append(frame)
 
     def _apply_adoptions(self, adoptions, step: int) -> None:
         if len(adoptions):
             self.tracker.apply_adoptions(
                 adoptions.agent, adoptions.meme, adoptions.adopted.astype(bool), step
             )
+
+    def _retract(self, entry_ids: np.ndarray, step: int) -> int:
+        """Remove the alive entries among those a policy retracts; returns how many."""
+        ids = np.unique(np.asarray(entry_ids, dtype=np.int64))
+        ids = ids[(ids >= 0) & (ids < len(self.store))]
+        ids = ids[self.store.alive[ids]]
+        self.store.remove(ids, step)
+        return len(ids)
 
     def _commit(self, writes: WriteProposals, retrieval: Retrieval, step: int) -> dict[str, int]:
         """Validate, guard and commit the proposed writes of a step."""
@@ -326,6 +469,8 @@ class MemeticModel(mesa.Model):
             "new_exposed": counts.new_exposed,
             "new_carriers": counts.new_carriers,
             "new_adopters": counts.new_adopters,
+            "expressed": tr.expressed.sum(axis=0).astype(np.int64),
+            "new_expressed": counts.new_expressed,
             "lost_adopters": counts.lost_adopters,
             "exposures": counts.exposures,
             "transmissions": counts.transmissions,
@@ -338,6 +483,7 @@ class MemeticModel(mesa.Model):
             "writes_committed": np.full(m, commit["committed"], dtype=np.int64),
             "entries_evicted": np.full(m, commit["evicted"], dtype=np.int64),
             "entries_forgotten": np.full(m, commit["forgotten"], dtype=np.int64),
+            "entries_retracted": np.full(m, commit.get("retracted", 0), dtype=np.int64),
             "entries_alive": np.full(m, alive, dtype=np.int64),
             "requests": np.full(m, stats.requests, dtype=np.int64),
             "prompt_tokens": np.full(m, stats.prompt_tokens, dtype=np.int64),
@@ -370,6 +516,8 @@ class MemeticModel(mesa.Model):
         }
         if self._generations:
             tables["generations"] = pl.concat(self._generations, how="diagonal_relaxed")
+        for name, frames in self._extra.items():
+            tables[name] = pl.concat(frames, how="diagonal_relaxed")
         return tables
 
 
@@ -384,4 +532,21 @@ def graph_frame(graph: nx.Graph) -> pl.DataFrame:
     order = np.lexsort((high, low))
     return pl.DataFrame(
         {"source": low[order].astype(np.int32), "target": high[order].astype(np.int32)}
+    )
+
+
+def contexts_frame(step: int, retrieval: Retrieval) -> pl.DataFrame:
+    """The ``contexts`` rows of a step: what each agent retrieved, best first.
+
+    Columns: step, agent_id, rank (0 = best), entry_id, score (the retrieval score).
+    """
+    readers = retrieval.readers()
+    return pl.DataFrame(
+        {
+            "step": np.full(len(readers), step, dtype=np.int32),
+            "agent_id": readers.astype(np.int32),
+            "rank": retrieval.ranks().astype(np.int32),
+            "entry_id": retrieval.entry_ids.astype(np.int64),
+            "score": retrieval.scores.astype(np.float64),
+        }
     )

@@ -246,3 +246,107 @@ def test_invalid_placement_errors_name_the_key():
             policy=ContagionPolicy(),
             seed=0,
         )
+
+
+# ---------------------------------------------------------------- Mesa conventions
+def test_run_model_stops_at_max_steps():
+    model = _model(max_steps=7)
+    assert model.running
+    model.run_model()
+    assert (model.steps, model.running) == (7, False)
+    assert model.steps_frame()["step"].to_list() == list(range(7))
+
+
+def test_run_model_stops_after_stable_steps():
+    model = _model(beta=1.0, n=30, stable_steps=3)
+    model.run_model()
+    frame = model.steps_frame().select("exposed", "carriers", "adopters", "infected").rows()
+    # The first step whose counts are final, then 3 more unchanged steps.
+    settled = next(i for i in range(len(frame)) if frame[i:] == [frame[-1]] * (len(frame) - i))
+    assert frame[-1][2] == 30
+    assert model.steps == settled + 4
+    assert not model.running
+
+
+def test_run_model_without_an_end_is_refused():
+    with pytest.raises(ValueError, match="no end"):
+        _model().run_model()
+    with pytest.raises(ValueError, match="max_steps = 0"):
+        _model(max_steps=0)
+
+
+def test_datacollector_reports_prevalence_per_meme_and_state():
+    model = _model(max_steps=4, collect_agents=True)
+    model.run_model()
+    frame = model.datacollector.get_model_vars_dataframe()
+    assert len(frame) == 5  # at creation, then after each step
+    steps = model.steps_frame()
+    assert frame["adopter:influence"].tolist()[1:] == (steps["adopters"] / 60).to_list()
+    assert frame["carrier:influence"].tolist()[0] == 0.0
+    agents = model.datacollector.get_agent_vars_dataframe()
+    last = agents.xs(4, level="Step")["state:influence"]
+    assert sorted(last.index) == list(range(60))
+    assert int((last == "adopter").sum()) == int(steps["adopters"][-1])
+
+
+def test_batch_run_returns_rows():
+    import mesa
+
+    rows = mesa.batch_run(
+        MemeticModel,
+        # One value per parameter is a one-element list: batch_run iterates values (and
+        # pydantic specs are iterable).
+        parameters={
+            "graph": [WattsStrogatz(n=40, k=4, p=0.2)],
+            "banks": [BankLayoutSpec(neighbourhood=NeighbourhoodBanks(capacity=8))],
+            "memes": [[MEME]],
+            "policy": [ContagionPolicy(ContagionSpec(beta=0.3))],
+            "seed": [1, 2],
+            "collect_agents": True,
+        },
+        max_steps=3,
+        data_collection_period=1,
+        display_progress=False,
+    )
+    # 2 seeds x steps 0..3 x 40 agents (batch_run steps while steps <= max_steps: 4 steps).
+    assert len(rows) == 2 * 4 * 40
+    assert {r["seed"] for r in rows} == {1, 2}
+    assert {"adopter:influence", "state:influence", "AgentID"} <= rows[0].keys()
+    assert {r["AgentID"] for r in rows} == set(range(40))
+
+
+def test_agents_are_the_per_agent_face():
+    model = _model(max_steps=5)
+    model.run_model()
+    agents = sorted(model.agents, key=lambda a: a.unique_id)
+    assert [a.unique_id for a in agents] == list(range(60))
+    assert all(a.unique_id == a.agent_id for a in agents)
+    groups = model.agents.groupby("state").count()
+    assert groups.get("adopter") == int(model.tracker.adopter[:, 0].sum())
+    assert sum(groups.values()) == 60
+    hubs = model.agents.select(lambda a: a.degree >= 6)
+    assert sorted(a.unique_id for a in hubs) == sorted(
+        node for node, degree in model.graph.degree if degree >= 6
+    )
+    agent = agents[7]
+    assert agent.states == {"influence": agent.state}
+    assert agent.writable_banks == [model.banks.names[b] for b in model.banks.writable(7)]
+    memories = agent.memories()
+    assert set(memories["bank_id"].to_list()) <= set(model.banks.readable(7).tolist())
+    assert memories["alive"].all()
+    with pytest.raises(KeyError, match="not a meme"):
+        agent.state_of("nope")
+
+
+def test_grid_is_a_mesa_network_built_on_first_access():
+    import mesa
+
+    model = _model(max_steps=2)
+    model.run_model()
+    assert "grid" not in model.__dict__  # the step never builds it
+    grid = model.grid
+    assert isinstance(grid, mesa.discrete_space.Network)
+    agent = next(a for a in model.agents if a.unique_id == 11)
+    assert list(agent.cell.agents) == [agent]
+    neighbours = sorted(a.unique_id for a in agent.cell.neighborhood.agents)
+    assert neighbours == sorted(model.graph.neighbors(11))
