@@ -6,6 +6,18 @@ Confidence intervals of a mean over ``n`` replicate values:
 * ``"bootstrap"`` — percentile bootstrap: ``n_boot`` resamples with replacement drawn from
   ``numpy.random.default_rng(seed)`` (fixed seed: the same input gives the same interval);
   the interval is the ``(1-level)/2`` and ``(1+level)/2`` quantiles of the resampled means.
+  It lies within the range of the values by construction. With fewer than
+  :data:`MIN_BOOTSTRAP_N` values the percentile bootstrap is too narrow (its resampled
+  means ignore the t factor and the ``n/(n-1)`` variance correction: with 3 seeds a
+  nominal 95 % band covers far less), so the t-interval is used instead.
+
+Intervals stay in the valid range of the quantity: with ``bounds=(low, high)`` (e.g.
+``(0, 1)`` for shares, ``(0, None)`` for counts and R0) the t-interval is clipped to it.
+:func:`aggregate_metrics` and :func:`curve_bands` pass the bounds of their quantities
+(:data:`sim.analysis.summary.METRIC_BOUNDS`; prevalence in ``[0, 1]``).
+
+For one proportion of ``k`` successes in ``n`` trials (e.g. the share of agents in a
+state in one run) use :func:`wilson_interval`, which lies in ``[0, 1]`` by construction.
 
 With a single value both bounds are null; null (missing) values are dropped first, and
 ``n`` counts the values used.
@@ -13,7 +25,7 @@ With a single value both bounds are null; null (missing) values are dropped firs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -21,9 +33,46 @@ import polars as pl
 
 from sim.analysis.loading import Run, Sweep
 from sim.analysis.prevalence import check_state, prevalence
-from sim.analysis.summary import METRICS, run_metrics
+from sim.analysis.summary import METRIC_BOUNDS, METRICS, run_metrics
 
 Method = Literal["t", "bootstrap"]
+#: The valid range of a quantity: (lowest, highest); None = unbounded on that side.
+Bounds = tuple[float | None, float | None]
+
+#: Fewest values for a percentile bootstrap; below it the t-interval is used.
+MIN_BOOTSTRAP_N = 10
+
+
+def _clip(value: float, bounds: Bounds) -> float:
+    low, high = bounds
+    if low is not None:
+        value = max(value, low)
+    if high is not None:
+        value = min(value, high)
+    return value
+
+
+def wilson_interval(
+    successes: int, n: int, *, level: float = 0.95
+) -> tuple[float | None, float | None]:
+    """Wilson score interval of a binomial proportion ``successes / n``; within [0, 1].
+
+    Returns:
+        ``(low, high)``; both None when ``n`` is 0.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level = {level}: must be in (0, 1)")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes = {successes}, n = {n}: need 0 <= successes <= n")
+    if n == 0:
+        return None, None
+    from scipy import stats
+
+    z = float(stats.norm.ppf((1 + level) / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
 def confidence_interval(
@@ -33,8 +82,18 @@ def confidence_interval(
     method: Method = "t",
     n_boot: int = 2000,
     seed: int = 0,
+    bounds: Bounds = (None, None),
 ) -> tuple[float | None, float | None, float | None, int]:
     """Mean and confidence interval of the mean (see the module docstring).
+
+    Args:
+        values: Replicate values (None and NaN are dropped).
+        level: Confidence level.
+        method: ``"t"``, or ``"bootstrap"`` (the t-interval below
+            :data:`MIN_BOOTSTRAP_N` values).
+        n_boot: Bootstrap resamples.
+        seed: Seed of the bootstrap generator.
+        bounds: The valid range of the quantity; the t-interval is clipped to it.
 
     Returns:
         ``(mean, low, high, n)``; mean is None for no values, the bounds for fewer than 2.
@@ -51,11 +110,11 @@ def confidence_interval(
     mean = float(x.mean())
     if n < 2:
         return mean, None, None, n
-    if method == "t":
+    if method == "t" or n < MIN_BOOTSTRAP_N:
         from scipy import stats
 
         half = float(stats.t.ppf((1 + level) / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
-        return mean, mean - half, mean + half, n
+        return mean, _clip(mean - half, bounds), _clip(mean + half, bounds), n
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
@@ -71,6 +130,7 @@ def aggregate(
     method: Method = "t",
     n_boot: int = 2000,
     seed: int = 0,
+    bounds: Mapping[str, Bounds] | None = None,
 ) -> pl.DataFrame:
     """Mean and confidence interval of each value column within each group.
 
@@ -82,6 +142,7 @@ def aggregate(
         method: ``"t"`` or ``"bootstrap"``.
         n_boot: Bootstrap resamples.
         seed: Seed of the bootstrap generator.
+        bounds: Valid range per value column (intervals are kept inside it).
 
     Returns:
         The ``by`` columns, then for each value ``v``: ``v_mean, v_low, v_high, v_n``;
@@ -101,6 +162,7 @@ def aggregate(
                 method=method,
                 n_boot=n_boot,
                 seed=seed,
+                bounds=(bounds or {}).get(v, (None, None)),
             )
             row.update({f"{v}_mean": mean, f"{v}_low": low, f"{v}_high": high, f"{v}_n": n})
         rows.append(row)
@@ -146,11 +208,13 @@ def aggregate_metrics(
 ) -> pl.DataFrame:
     """:func:`aggregate` of the metric columns of :func:`sweep_metrics` over replicate seeds.
 
-    ``kwargs`` go to :func:`aggregate` (level, method, n_boot, seed).
+    ``kwargs`` go to :func:`aggregate` (level, method, n_boot, seed); the intervals stay
+    within :data:`sim.analysis.summary.METRIC_BOUNDS`.
     """
     unknown = [v for v in values if v not in METRICS]
     if unknown:
         raise ValueError(f"values: {unknown} are not metrics; choose from {list(METRICS)}")
+    kwargs.setdefault("bounds", METRIC_BOUNDS)
     return aggregate(metrics, [*by, "meme_id"], list(values), **kwargs)  # type: ignore[arg-type]
 
 
@@ -195,11 +259,19 @@ def curve_bands(
 ) -> pl.DataFrame:
     """Mean curve and confidence band per group and step, across replicate seeds.
 
+    A ``prevalence`` band stays within [0, 1] (see the module docstring).
+
     Returns:
         The ``by`` columns, ``meme_id``, ``step``, then ``mean, low, high, n``.
     """
     agg = aggregate(
-        curves, [*by, "meme_id", "step"], [value], level=level, method=method, seed=seed
+        curves,
+        [*by, "meme_id", "step"],
+        [value],
+        level=level,
+        method=method,
+        seed=seed,
+        bounds={"prevalence": (0.0, 1.0)},
     )
     return agg.rename(
         {f"{value}_mean": "mean", f"{value}_low": "low", f"{value}_high": "high", f"{value}_n": "n"}

@@ -47,6 +47,28 @@ METRICS = (
     "si_rmse",
 )
 
+#: The valid range of each metric, (lowest, highest) with None for unbounded: confidence
+#: intervals over seeds are kept inside it (see :mod:`sim.analysis.aggregate`).
+METRIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "final_size": (0.0, 1.0),
+    "final_adopters": (0.0, 1.0),
+    "t10": (0.0, None),
+    "t50": (0.0, None),
+    "t90": (0.0, None),
+    "r0": (0.0, None),
+    "r0_window": (0.0, None),
+    "mean_generation_interval": (0.0, None),
+    "n_cascades": (0.0, None),
+    "depth": (0.0, None),
+    "max_breadth": (0.0, None),
+    "structural_virality": (0.0, None),
+    "edit_distance": (0.0, 1.0),
+    "jaccard_distance": (0.0, 1.0),
+    "si_beta": (0.0, 1.0),
+    "si_r2": (None, 1.0),
+    "si_rmse": (0.0, None),
+}
+
 
 def run_metrics(run: Run, *, window: int = 1, fit: bool = True) -> pl.DataFrame:
     """One row per meme with the metrics of the module docstring.

@@ -30,7 +30,8 @@ def test_t_interval_known_value():
 
 
 def test_bootstrap_is_reproducible_and_brackets_the_mean():
-    values = [0.1, 0.4, 0.35, 0.8, 0.5, 0.45]
+    # At least MIN_BOOTSTRAP_N values (fewer fall back to the t-interval).
+    values = [0.1, 0.4, 0.35, 0.8, 0.5, 0.45, 0.2, 0.6, 0.3, 0.55, 0.15, 0.7]
     first = confidence_interval(values, method="bootstrap", seed=3)
     assert first == confidence_interval(values, method="bootstrap", seed=3)
     mean, low, high, _ = first
@@ -97,3 +98,54 @@ def test_sweep_metrics_curves_and_bands(sweep_dir):
     assert bands["n"].unique().to_list() == [6]
     with pytest.raises(ValueError, match="not metrics"):
         aggregate_metrics(metrics, ["topology"], ("bogus",))
+
+
+def test_intervals_stay_in_their_valid_range():
+    from sim.analysis.aggregate import MIN_BOOTSTRAP_N
+
+    # Unclipped t-interval: 0.99 +- 0.0248 -> high 1.0148; clipped to the share range.
+    mean, low, high, _ = confidence_interval([0.98, 1.0, 1.0], bounds=(0.0, 1.0))
+    assert mean == pytest.approx(0.993333, abs=1e-6)
+    assert high == 1.0
+    assert low == pytest.approx(0.993333 - 4.302653 * 0.011547 / 3**0.5, abs=1e-5)
+    # R0 of three seeds: 0, 0, 3 -> the unclipped low is -2.73; R0 is never negative.
+    assert confidence_interval([0, 0, 3], bounds=(0.0, None))[1] == 0.0
+    # Few values: the bootstrap falls back to the (wider) t-interval.
+    few = [0.2, 0.3, 0.7]
+    assert len(few) < MIN_BOOTSTRAP_N
+    assert confidence_interval(few, method="bootstrap") == confidence_interval(few)
+    # Enough values: the percentile bootstrap of shares stays in [0, 1] by construction.
+    shares = [0.0] * 9 + [0.05] * 3
+    _, low, high, _ = confidence_interval(shares, method="bootstrap")
+    assert 0.0 <= low <= high <= 0.05
+    assert confidence_interval(shares)[1] < 0  # what the unbounded t-interval would give
+
+
+def test_wilson_interval():
+    from sim.analysis.aggregate import wilson_interval
+
+    low, high = wilson_interval(0, 20)
+    assert low == 0.0 and high == pytest.approx(0.161125, abs=1e-6)
+    low, high = wilson_interval(20, 20)
+    assert high == 1.0 and low == pytest.approx(0.838875, abs=1e-6)
+    low, high = wilson_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.236593, abs=1e-6), pytest.approx(0.763407, abs=1e-6))
+    assert wilson_interval(0, 0) == (None, None)
+    with pytest.raises(ValueError, match="successes = 3, n = 2"):
+        wilson_interval(3, 2)
+
+
+def test_sweep_intervals_in_range(sweep_dir):
+    from sim.analysis.summary import METRIC_BOUNDS, METRICS
+
+    assert set(METRIC_BOUNDS) <= set(METRICS)
+    sweep = load_sweep(sweep_dir)
+    agg = aggregate_metrics(sweep_metrics(sweep, fit=False), ["topology", "policy.beta"])
+    for metric in ("final_size", "r0", "t50", "structural_virality"):
+        lows = agg[f"{metric}_low"].drop_nulls()
+        assert (lows >= 0).all(), metric
+    assert (agg["final_size_high"].drop_nulls() <= 1).all()
+    bands = curve_bands(sweep_curves(sweep), ["topology", "policy.beta"])
+    ok = bands.filter(pl.col("low").is_not_null())
+    assert ok.height > 0
+    assert (ok["low"] >= 0).all() and (ok["high"] <= 1).all()
