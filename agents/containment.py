@@ -1,10 +1,15 @@
-"""Prompt containment: make agent-written text safe to place inside another agent's prompt.
+r"""Prompt containment: make agent-written text safe to place inside another agent's prompt.
 
 Memory entries are written by agents and read by others, so their text is untrusted.
 Chat templates turn special-token strings inside message text into real control tokens:
 a memory holding ``<|im_end|>`` + newline + ``<|im_start|>system ...`` would open a fake
 system turn in the reader's prompt. :func:`neutralise` defuses such text while keeping it readable:
 
+0. the input is first cut to ``INPUT_FACTOR * max_chars`` characters (the result can
+   hold no more anyway; NFKC may expand one character into up to 18, so normalising 1 MB
+   of U+FDFA would otherwise take seconds), and lone surrogates (code points
+   U+D800-U+DFFF, e.g. from a ``\ud800`` JSON escape; they cannot be encoded as UTF-8)
+   are dropped;
 1. Unicode NFKC normalisation (full-width look-alikes such as ``＜｜`` become ASCII, so
    the next steps see them);
 2. line and paragraph separators become newlines; control characters other than newline
@@ -17,9 +22,11 @@ system turn in the reader's prompt. :func:`neutralise` defuses such text while k
    ``### Response:``) become ``(system)`` (the role in brackets), so they cannot pose as
    a new turn;
 5. runs of blank lines collapse into one newline and the text is stripped;
-6. the text is capped at ``max_chars`` characters, ending with :data:`ELLIPSIS` when cut.
+6. the text is capped at ``max_chars`` characters, ending with :data:`ELLIPSIS` when cut
+   (here or in step 0).
 
-The function is idempotent: neutralising neutralised text changes nothing.
+The function never raises on any ``str`` and is idempotent: neutralising neutralised text
+changes nothing. Its result is valid Unicode (encodable as UTF-8).
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ import unicodedata
 
 #: Appended to text cut at ``max_chars``.
 ELLIPSIS = " [...]"
+#: At most ``INPUT_FACTOR * max_chars`` characters of the input are processed.
+INPUT_FACTOR = 4
+
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
 
 _ROLES = (
     "system",
@@ -65,8 +76,18 @@ def _keep(char: str) -> bool:
     if char in "\n\t":
         return True
     category = unicodedata.category(char)
-    # Cc: control characters; Cf: format characters (zero-width, bidi, BOM, soft hyphen).
-    return category not in ("Cc", "Cf")
+    # Cc: control characters; Cf: format characters (zero-width, bidi, BOM, soft hyphen);
+    # Cs: surrogates (none survive step 0, but NFKC must never bring one back).
+    return category not in ("Cc", "Cf", "Cs")
+
+
+def drop_surrogates(text: str) -> str:
+    r"""Return ``text`` without lone surrogate code points (U+D800-U+DFFF).
+
+    Python strings may hold them (``json.loads('"\\ud800"')``), but they cannot be
+    encoded as UTF-8, so hashing, Parquet and JSON-with-UTF-8 writers would fail on them.
+    """
+    return _SURROGATES.sub("", text)
 
 
 def neutralise(text: str, max_chars: int) -> str:
@@ -77,13 +98,17 @@ def neutralise(text: str, max_chars: int) -> str:
         max_chars: Maximum length of the result, at least ``len(ELLIPSIS) + 1``.
 
     Returns:
-        The neutralised text, at most ``max_chars`` characters long.
+        The neutralised text, at most ``max_chars`` characters long, without lone
+        surrogates.
 
     Raises:
         ValueError: ``max_chars`` is too small to hold the ellipsis marker and one character.
     """
     if max_chars < len(ELLIPSIS) + 1:
         raise ValueError(f"max_chars = {max_chars}: must be at least {len(ELLIPSIS) + 1}")
+    limit = INPUT_FACTOR * max_chars
+    cut = len(text) > limit
+    text = drop_surrogates(text[:limit])
     text = unicodedata.normalize("NFKC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u2028", "\n").replace("\u2029", "\n").replace("\x85", "\n")
@@ -93,8 +118,8 @@ def neutralise(text: str, max_chars: int) -> str:
     text = _BRACKET_TAG.sub("[ ", text)
     text = _ROLE_HEADER.sub(_role_replacement, text)
     text = _BLANK_RUNS.sub("\n", text).strip()
-    if len(text) > max_chars:
-        text = text[: max_chars - len(ELLIPSIS)].rstrip() + ELLIPSIS
+    if cut or len(text) > max_chars:
+        text = (text[: max_chars - len(ELLIPSIS)].rstrip() + ELLIPSIS).strip()
     return text
 
 

@@ -1,4 +1,4 @@
-"""Tolerant parsing of model output into an explicit status; never raises on model text.
+r"""Tolerant parsing of model output into an explicit status; never raises on model text.
 
 Only an ``OK`` parse may lead to a memory write. The status is decided in this order:
 
@@ -12,18 +12,32 @@ Only an ``OK`` parse may lead to a memory write. The status is decided in this o
 
 A nested ``{"answer": ..., "memory": {"bank": ..., "text": ...}}`` (or ``"memory": null``)
 is accepted as well as the flat format.
+
+No model text makes the parser raise: integer literals longer than
+:data:`MAX_INT_DIGITS` digits become floats (``inf``) instead of hitting Python's limit on
+int-string conversion, nesting too deep for the JSON decoder is MALFORMED, and lone
+surrogates (``\ud800`` escapes, which cannot be encoded as UTF-8) are dropped from the
+parsed fields.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from agents.containment import drop_surrogates
 from agents.llm.base import Completion, FinishReason
 from agents.output_schema import AgentOutput
+
+#: Integer literals with more digits than this parse as floats (Python refuses to convert
+#: strings of more than 4,300 digits to int by default).
+MAX_INT_DIGITS = 1000
+
+_JSON_SPECIAL = re.compile(r'[{}"\\]')
 
 
 class ParseStatus(enum.StrEnum):
@@ -45,12 +59,14 @@ class ParsedOutput:
         answer: The answer ("" unless OK).
         bank_name: The bank the agent asked to write ("" for none, and unless OK).
         text: The memory text to write ("" for none, and unless OK).
+        choice: The option letter picked in a decision task ("" for none, and unless OK).
     """
 
     status: ParseStatus
     answer: str = ""
     bank_name: str = ""
     text: str = ""
+    choice: str = ""
 
     @property
     def wants_write(self) -> bool:
@@ -62,20 +78,23 @@ def first_json_object(text: str) -> str | None:
     """The leftmost balanced ``{...}`` block of ``text``, or None (one linear pass).
 
     Braces inside JSON strings are ignored (string state is tracked from the first ``{``).
+    Only braces, quotes and backslashes are visited, so long runs of other characters
+    (a 20,000-digit number, prose) cost one regex scan.
     """
     start = text.find("{")
     if start == -1:
         return None
     stack: list[int] = []
     best: tuple[int, int] | None = None
-    in_string, escaped = False, False
-    for i in range(start, len(text)):
+    in_string, escaped_at = False, -1
+    for match in _JSON_SPECIAL.finditer(text, start):
+        i = match.start()
+        if i == escaped_at:  # the character after a backslash inside a string
+            continue
         ch = text[i]
         if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
+            if ch == "\\":
+                escaped_at = i + 1
             elif ch == '"':
                 in_string = False
         elif ch == '"':
@@ -91,13 +110,18 @@ def first_json_object(text: str) -> str | None:
     return None if best is None else text[best[0] : best[1] + 1]
 
 
+def _parse_int(literal: str) -> int | float:
+    """A JSON integer literal as an int, or as a float when it is too long for ``int``."""
+    return int(literal) if len(literal) <= MAX_INT_DIGITS else float(literal)
+
+
 def _load_object(text: str) -> dict[str, object] | None:
     for candidate in (text.strip(), first_json_object(text)):
         if candidate is None:
             continue
         try:
-            value = json.loads(candidate, strict=False)
-        except (json.JSONDecodeError, RecursionError):
+            value = json.loads(candidate, strict=False, parse_int=_parse_int)
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
             continue
         if isinstance(value, dict):
             return value
@@ -128,12 +152,14 @@ def parse_text(text: str) -> ParsedOutput:
         return ParsedOutput(ParseStatus.MALFORMED)
     try:
         output = AgentOutput.model_validate(flat)
-    except ValidationError:
+    except (ValidationError, RecursionError):
         return ParsedOutput(ParseStatus.MALFORMED)
-    bank, memory = output.memory_bank.strip(), output.memory_text.strip()
+    bank = drop_surrogates(output.memory_bank).strip()
+    memory = drop_surrogates(output.memory_text).strip()
     if not bank or not memory:
         bank, memory = "", ""
-    return ParsedOutput(ParseStatus.OK, output.answer.strip(), bank, memory)
+    answer = drop_surrogates(output.answer).strip()
+    return ParsedOutput(ParseStatus.OK, answer, bank, memory, output.choice.strip())
 
 
 def parse_output(completion: Completion) -> ParsedOutput:
