@@ -9,13 +9,29 @@ or an unknown bank name, is refused and counted) and sets provenance itself.
 ``probe`` asks every agent the adoption probe question(s), again in one batched call,
 and decides adoption with the memes' detectors (:mod:`agents.probes`).
 
+Decision tasks: when an agent's task has options, they are shown under letters in an
+order drawn from the model's generator (:mod:`agents.decisions`), the reply's JSON schema
+requires a ``choice`` among the letters, and the choice is scored against every meme's
+``target_options`` (the *expressed* state). With ``option_scoring = "logprob"`` and an
+engine that reports log-probabilities, a second, batched scoring call records the
+probability of every shown option (one forward pass each, nothing sampled); engines
+without log-probabilities fall back to the sampled choice alone, and ``describe()`` (the
+run's manifest) says which was used.
+
+Probes: ``probe_style = "sampled"`` asks the priority question (and any extra questions)
+and classifies the sampled answers with the memes' detectors; ``probe_style = "logprob"``
+asks each meme's yes/no ``probe_items`` and scores P(yes) by log-probability (adopted:
+mean P(yes) >= 0.5), recorded in the ``probes`` table.
+
 Seeds: each ``act`` (and each ``probe``) draws one seed per request from the model's
-generator, as one array, before building any request; requests and therefore replay
-cache keys depend only on the run's seed and state.
+generator, as one array, before building any request, then one option permutation per
+decision in agent order; requests and therefore replay cache keys depend only on the
+run's seed and state.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Literal
@@ -25,39 +41,74 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.containment import ELLIPSIS, neutralise
+from agents.decisions import (
+    ShownDecision,
+    check_targets,
+    context_doses,
+    matching_source,
+    score_decisions,
+    shuffle_decisions,
+)
 from agents.llm.base import (
+    ChatMessage,
     Completion,
     Engine,
     EngineError,
     EngineSpec,
     GenerationRequest,
     LlamaCppSpec,
+    OptionScores,
     SamplingParams,
+    ScoreRequest,
+    can_score,
 )
 from agents.output_schema import act_schema_dict, dump_schema, probe_schema_dict
 from agents.parsing import ParsedOutput, ParseStatus, parse_output
 from agents.personas import Persona, load_personas, persona_of
 from agents.probes import adoptions_from_answers, answer_text, probe_questions
 from agents.prompts import (
+    CHOICE_INSTRUCTION,
     DEFAULT_SCENARIO,
+    LETTER_INSTRUCTION,
+    YES_NO_INSTRUCTION,
     MemoryLine,
     WritableBank,
     act_messages,
+    decision_text,
     probe_messages,
     prompt_sha256,
     shared_text,
 )
 from agents.tasks import StepTasks, TaskStream, load_tasks
+from sim.memes import NOTE_IMPORTANCE
 from sim.memory import MemoryStore
-from sim.policy import EngineStats, PolicyOutput, StepContext, WriteProposals
+from sim.policy import Adoptions, EngineStats, PolicyOutput, StepContext, WriteProposals
 from topologies.banks import BankKind
 
-#: Importance of every note an LLM agent writes.
-WRITE_IMPORTANCE = 0.5
+#: Importance of every note an LLM agent writes (seed entries get the same by default).
+WRITE_IMPORTANCE = NOTE_IMPORTANCE
 #: Longest bank name kept in the generations table.
 MAX_BANK_NAME_CHARS = 64
 _SEED_BOUND = 2**31 - 1
 _MIN_CHARS = len(ELLIPSIS) + 1
+
+#: Columns of the ``probes`` table (log-probability probes): P(yes) per item.
+PROBES_SCHEMA = {
+    "step": pl.Int32,
+    "agent_id": pl.Int32,
+    "meme_id": pl.String,
+    "item": pl.String,
+    "p_yes": pl.Float64,
+    "error": pl.String,
+}
+
+#: Columns of the ``prompts`` table (``record_prompts``): every rendered prompt.
+PROMPTS_SCHEMA = {
+    "step": pl.Int32,
+    "request_id": pl.String,
+    "prompt_sha256": pl.String,
+    "messages": pl.String,
+}
 
 GENERATIONS_SCHEMA = {
     "step": pl.Int32,
@@ -98,6 +149,15 @@ class LLMPolicySpec(BaseModel):
         max_answer_chars: Bound on the answer's length in the JSON schema.
         probe_questions: Questions asked in every probe after the fixed priority question.
         json_mode: Constrain decoding to the output JSON schema (where the engine can).
+        option_scoring: ``"sampled"``: a decision's outcome is the sampled choice only;
+            ``"logprob"``: also record the probability of every shown option by
+            log-probability (one extra forward pass per decision; falls back to
+            ``"sampled"`` when the engine reports no log-probabilities).
+        probe_style: ``"sampled"``: adoption from detectors on sampled probe answers;
+            ``"logprob"``: adoption from P(yes) to each meme's ``probe_items`` (memes
+            without items are then never adopted by probes).
+        record_prompts: Store every rendered prompt in the ``prompts`` table (Parquet,
+            compressed) for audit; off by default (prompts are large).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -117,6 +177,9 @@ class LLMPolicySpec(BaseModel):
     max_answer_chars: int = Field(160, ge=1)
     probe_questions: list[str] = []
     json_mode: bool = True
+    option_scoring: Literal["sampled", "logprob"] = "sampled"
+    probe_style: Literal["sampled", "logprob"] = "sampled"
+    record_prompts: bool = False
 
     @model_validator(mode="after")
     def _check_questions(self) -> LLMPolicySpec:
@@ -140,6 +203,10 @@ class LLMPolicy:
     """
 
     name = "llm"
+    #: The model records every agent's retrieved context (the ``contexts`` table).
+    records_contexts = True
+    #: Seeded agents start as adopters only when the meme's placement says so.
+    seeded_adopters = False
 
     def __init__(self, spec: LLMPolicySpec | None = None, engine: Engine | None = None) -> None:
         self.spec = spec or LLMPolicySpec()
@@ -149,6 +216,7 @@ class LLMPolicy:
         self.tasks = TaskStream(load_tasks(self.spec.tasks_file))
         self.shared = shared_text(self.spec.system_prompt, self.spec.scenario)
         self._memory_cache: dict[str, str] = {}
+        self._targets_checked = False
 
     # ------------------------------------------------------------ protocol
     @property
@@ -160,13 +228,33 @@ class LLMPolicy:
             self._engine = build_engine(self.spec.engine)
         return self._engine
 
+    @property
+    def scores_options(self) -> bool:
+        """Whether log-probability scoring is on (asked for, and the engine can)."""
+        wants = self.spec.option_scoring == "logprob" or self.spec.probe_style == "logprob"
+        return wants and can_score(self.engine)
+
     def describe(self) -> dict[str, object]:
-        """Policy name, engine name, model id and the spec (no secrets: keys are env names)."""
+        """Identity for the manifest: policy, engine, model, scoring used, spec.
+
+        How decisions and probes were scored says "sampled (...)" when log-probability
+        scoring was asked for but the engine cannot give it. No secrets: keys are env
+        names.
+        """
         engine = self.engine
+        scored = can_score(engine)
+
+        def used(style: str) -> str:
+            if style == "logprob" and not scored:
+                return "sampled (the engine reports no log-probabilities)"
+            return style
+
         return {
             "policy": self.name,
             "engine": engine.name,
             "model_id": engine.model_id,
+            "option_scoring": used(self.spec.option_scoring),
+            "probe_style": used(self.spec.probe_style),
             "spec": self.spec.model_dump(mode="json"),
         }
 
@@ -205,40 +293,86 @@ class LLMPolicy:
             for b in banks.writable(agent).tolist()
         ]
 
-    def _act_schema(self, context: StepContext, agent: int) -> str | None:
+    def _act_schema(
+        self, context: StepContext, agent: int, shown: ShownDecision | None
+    ) -> str | None:
         if not self.spec.json_mode:
             return None
         banks = context.banks
         visible = np.union1d(banks.readable(agent), banks.writable(agent))
         names = [banks.names[b] for b in visible.tolist()]
+        choices = None if shown is None else list(shown.letters)
         return dump_schema(
-            act_schema_dict(names, self.spec.max_answer_chars, self.spec.max_write_chars)
+            act_schema_dict(names, self.spec.max_answer_chars, self.spec.max_write_chars, choices)
         )
 
-    def act_requests(self, context: StepContext) -> list[GenerationRequest]:
-        """Build every agent's task request for this step (draws the step's seeds)."""
+    def _task_text(self, task: str, shown: ShownDecision | None, instruction: str) -> str:
+        if shown is None:
+            return task
+        return decision_text(task, shown.option_texts, shown.letters) + "\n" + instruction
+
+    def _act_messages(
+        self,
+        context: StepContext,
+        agent: int,
+        task: str,
+        shown: ShownDecision | None,
+        instruction: str,
+    ) -> tuple[ChatMessage, ...]:
+        return act_messages(
+            self.shared,
+            persona_of(self.personas, agent),
+            self._memories(context, agent),
+            self._writable(context, agent),
+            self._task_text(task, shown, instruction),
+            self.spec.max_memory_chars,
+        )
+
+    def _act_batch(
+        self, context: StepContext
+    ) -> tuple[list[GenerationRequest], list[ShownDecision | None]]:
         n = context.banks.n_agents
         seeds = context.rng.integers(0, _SEED_BOUND, size=n)
         tasks = self.queries(context.step)
+        shown = shuffle_decisions([tasks.task(a) for a in range(n)], context.rng)
         requests = []
         for agent in range(n):
-            messages = act_messages(
-                self.shared,
-                persona_of(self.personas, agent),
-                self._memories(context, agent),
-                self._writable(context, agent),
-                tasks[agent],
-                self.spec.max_memory_chars,
-            )
             requests.append(
                 GenerationRequest(
                     request_id=f"s{context.step}-a{agent}-act",
-                    messages=messages,
+                    messages=self._act_messages(
+                        context, agent, tasks[agent], shown[agent], CHOICE_INSTRUCTION
+                    ),
                     sampling=self._sampling(self.spec.max_tokens, int(seeds[agent])),
-                    json_schema=self._act_schema(context, agent),
+                    json_schema=self._act_schema(context, agent, shown[agent]),
                 )
             )
-        return requests
+        return requests, shown
+
+    def act_requests(self, context: StepContext) -> list[GenerationRequest]:
+        """Build every agent's task request (draws the step's seeds and option orders)."""
+        return self._act_batch(context)[0]
+
+    def choice_score_requests(
+        self, context: StepContext, shown: Sequence[ShownDecision | None]
+    ) -> list[ScoreRequest]:
+        """One option-scoring request per decision, agents in id order.
+
+        The prompt is the act prompt ending with "reply with the letter"; the options
+        scored are the shown letters.
+        """
+        tasks = self.queries(context.step)
+        return [
+            ScoreRequest(
+                request_id=f"s{context.step}-a{agent}-choice",
+                messages=self._act_messages(
+                    context, agent, tasks[agent], decision, LETTER_INSTRUCTION
+                ),
+                options=tuple(decision.letters),
+            )
+            for agent, decision in enumerate(shown)
+            if decision is not None
+        ]
 
     def probe_requests(self, context: StepContext) -> list[GenerationRequest]:
         """Build every agent's probe requests, agent-major (draws the probe's seeds)."""
@@ -269,6 +403,34 @@ class LLMPolicy:
                 )
         return requests
 
+    def item_score_requests(self, context: StepContext) -> tuple[list[ScoreRequest], list]:
+        """Yes/no scoring requests for every (agent, meme, item), agent-major.
+
+        Returns:
+            The requests and, for each, its (agent, meme index, item).
+        """
+        requests, keys = [], []
+        for agent in range(context.banks.n_agents):
+            persona = persona_of(self.personas, agent)
+            memories = self._memories(context, agent)
+            for m, meme in enumerate(context.memes.memes):
+                for i, item in enumerate(meme.probe_items):
+                    requests.append(
+                        ScoreRequest(
+                            request_id=f"s{context.step}-a{agent}-item{m}.{i}",
+                            messages=probe_messages(
+                                self.shared,
+                                persona,
+                                memories,
+                                f"{item.strip()} {YES_NO_INSTRUCTION}",
+                                self.spec.max_memory_chars,
+                            ),
+                            options=("yes", "no"),
+                        )
+                    )
+                    keys.append((agent, m, item))
+        return requests, keys
+
     def _sampling(self, max_tokens: int, seed: int) -> SamplingParams:
         return SamplingParams(
             temperature=self.spec.temperature,
@@ -292,10 +454,59 @@ class LLMPolicy:
             )
         return completions, [parse_output(c) for c in completions], wall
 
+    def _score(self, requests: list[ScoreRequest]) -> tuple[list[OptionScores], EngineStats]:
+        if not requests:
+            return [], EngineStats()
+        started = time.perf_counter()
+        scores = self.engine.score(requests)  # type: ignore[attr-defined]
+        if len(scores) != len(requests):
+            raise EngineError(
+                f"engine {self.engine.name!r} returned {len(scores)} scores for "
+                f"{len(requests)} requests"
+            )
+        stats = EngineStats(
+            requests=len(scores),
+            prompt_tokens=sum(s.prompt_tokens for s in scores),
+            cached_prompt_tokens=sum(s.cached_prompt_tokens for s in scores),
+            failures=sum(s.error is not None for s in scores),
+            wall_s=time.perf_counter() - started,
+        )
+        return scores, stats
+
+    def _check_targets(self, context: StepContext) -> None:
+        if not self._targets_checked:
+            check_targets(context.memes.memes, self.tasks)
+            self._targets_checked = True
+
+    def _sources(self, context: StepContext, writers: list[int], texts: list[str]) -> np.ndarray:
+        """Per write, the context entry its text matches: the transmission source.
+
+        Among carrying entries by other authors in the writer's context, the one whose
+        words overlap the write's most; -1 when there is none.
+        """
+        store = context.store
+        out = np.full(len(writers), -1, dtype=np.int64)
+        for i, (agent, text) in enumerate(zip(writers, texts, strict=True)):
+            entries = context.retrieval.of(agent)
+            keep = (store.memes[entries] != 0) & (store.author[entries] != agent)
+            candidates = entries[keep].tolist()
+            if candidates:
+                out[i] = matching_source(
+                    text, candidates, [store.texts.get(int(store.text_id[e])) for e in candidates]
+                )
+        return out
+
     def act(self, context: StepContext) -> PolicyOutput:
-        """One batched call for all agents; OK replies naming a bank and a note become writes."""
-        requests = self.act_requests(context)
+        """One batched call for all agents: writes, scored choices, and option scores.
+
+        OK replies naming a bank and a note become writes; decision choices are scored
+        (and, with log-probability scoring, one more batched call records every
+        option's probability).
+        """
+        self._check_targets(context)
+        requests, shown = self._act_batch(context)
         completions, parsed, wall = self._generate(requests)
+        stats = _stats(completions, parsed, wall)
         writers = [a for a, p in enumerate(parsed) if p.wants_write]
         bank_ids = []
         for agent in writers:
@@ -303,23 +514,61 @@ class LLMPolicy:
                 bank_ids.append(context.banks.bank_id(parsed[agent].bank_name))
             except KeyError:
                 bank_ids.append(-1)  # unknown bank: the model refuses and counts it
+        texts = [neutralise(parsed[a].text, self.spec.max_write_chars) for a in writers]
         writes = WriteProposals(
             author=np.asarray(writers, dtype=np.int32),
             bank=np.asarray(bank_ids, dtype=np.int32),
-            text=[neutralise(parsed[a].text, self.spec.max_write_chars) for a in writers],
+            text=texts,
             importance=np.full(len(writers), WRITE_IMPORTANCE, dtype=np.float32),
-            cause=np.full(len(writers), -1, dtype=np.int64),
+            cause=self._sources(context, writers, texts),
         )
         agents = list(range(len(requests)))
         frame = generations_frame(
             context.step, agents, "act", [None] * len(agents), requests, completions, parsed
         )
+        tables: dict[str, pl.DataFrame] = {}
+        expressed = None
+        if any(d is not None for d in shown):
+            probs: list[tuple[float, ...] | None] = [None] * len(shown)
+            scoring = "sampled"
+            if self.spec.option_scoring == "logprob" and can_score(self.engine):
+                scoring = "logprob"
+                score_requests = self.choice_score_requests(context, shown)
+                scores, score_stats = self._score(score_requests)
+                stats = stats + score_stats
+                decided = [a for a, d in enumerate(shown) if d is not None]
+                for agent, result in zip(decided, scores, strict=True):
+                    probs[agent] = result.probabilities()
+            retrieval, store = context.retrieval, context.store
+            dose = context_doses(
+                retrieval.readers(),
+                store.author[retrieval.entry_ids],
+                store.memes[retrieval.entry_ids],
+                len(shown),
+                len(context.memes),
+            )
+            result = score_decisions(
+                context.step,
+                shown,
+                [p.choice for p in parsed],
+                [p.answer for p in parsed],
+                probs,
+                scoring,
+                context.memes.memes,
+                dose,
+            )
+            expressed = result.expressed
+            tables["actions"] = result.actions
+        if self.spec.record_prompts:
+            tables["prompts"] = prompts_frame(context.step, requests)
         return PolicyOutput(
-            writes=writes, generations=frame, stats=_stats(completions, parsed, wall)
+            writes=writes, generations=frame, stats=stats, expressed=expressed, tables=tables
         )
 
     def probe(self, context: StepContext) -> PolicyOutput:
-        """One batched call asking every agent every probe question; decide adoption."""
+        """Decide adoption for every agent in one batched call (see the module docstring)."""
+        if self.spec.probe_style == "logprob" and can_score(self.engine):
+            return self._probe_logprob(context)
         n = context.banks.n_agents
         questions = probe_questions(self.spec.probe_questions)
         requests = self.probe_requests(context)
@@ -334,6 +583,43 @@ class LLMPolicy:
         return PolicyOutput(
             adoptions=adoptions, generations=frame, stats=_stats(completions, parsed, wall)
         )
+
+    def _probe_logprob(self, context: StepContext) -> PolicyOutput:
+        n, m = context.banks.n_agents, len(context.memes)
+        requests, keys = self.item_score_requests(context)
+        scores, stats = self._score(requests)
+        p_yes = np.full(len(scores), np.nan)
+        for i, result in enumerate(scores):
+            probs = result.probabilities()
+            if probs is not None:
+                p_yes[i] = probs[0]
+        total = np.zeros((n, m))
+        count = np.zeros((n, m))
+        for (agent, meme, _), p in zip(keys, p_yes.tolist(), strict=True):
+            if not np.isnan(p):
+                total[agent, meme] += p
+                count[agent, meme] += 1
+        mean = np.divide(total, count, out=np.zeros((n, m)), where=count > 0)
+        adopted = (count > 0) & (mean >= 0.5)
+        adoptions = Adoptions(
+            agent=np.repeat(np.arange(n, dtype=np.int32), m),
+            meme=np.tile(np.arange(m, dtype=np.int32), n),
+            adopted=adopted.ravel(),
+            cause=np.full(n * m, -1, dtype=np.int64),
+        )
+        ids = context.memes.ids
+        probes = pl.DataFrame(
+            {
+                "step": [context.step] * len(keys),
+                "agent_id": [k[0] for k in keys],
+                "meme_id": [ids[k[1]] for k in keys],
+                "item": [k[2] for k in keys],
+                "p_yes": p_yes.tolist(),
+                "error": [s.error for s in scores],
+            },
+            schema=PROBES_SCHEMA,
+        )
+        return PolicyOutput(adoptions=adoptions, stats=stats, tables={"probes": probes})
 
 
 def _stats(
@@ -378,4 +664,20 @@ def generations_frame(
             "bank_requested": [p.bank_name[:MAX_BANK_NAME_CHARS] for p in parsed],
         },
         schema=GENERATIONS_SCHEMA,
+    )
+
+
+def prompts_frame(step: int, requests: Sequence[GenerationRequest]) -> pl.DataFrame:
+    """Rows of the ``prompts`` table: each request's messages as JSON ``[[role, text]...]``."""
+    return pl.DataFrame(
+        {
+            "step": [step] * len(requests),
+            "request_id": [r.request_id for r in requests],
+            "prompt_sha256": [prompt_sha256(r.messages) for r in requests],
+            "messages": [
+                json.dumps([[m.role.value, m.content] for m in r.messages], ensure_ascii=False)
+                for r in requests
+            ],
+        },
+        schema=PROMPTS_SCHEMA,
     )

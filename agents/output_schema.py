@@ -3,10 +3,13 @@
 An agent answers a task with one flat JSON object (flat keys parse far more reliably
 than nested ones with small models such as SmolLM2-135M)::
 
-    {"answer": "...", "memory_bank": "<bank name>" or "", "memory_text": "..." or ""}
+    {"answer": "...", "choice": "<letter>" or "", "memory_bank": "<bank name>" or "",
+     "memory_text": "..." or ""}
 
-An empty ``memory_bank`` or ``memory_text`` means "write nothing". A probe answer is
-``{"answer": "..."}``.
+An empty ``memory_bank`` or ``memory_text`` means "write nothing". ``choice`` is the
+letter of the option picked in a decision task (``""`` for an open task); its schema is
+an ``enum`` of the letters shown, for every engine that constrains decoding. A probe
+answer is ``{"answer": "..."}``.
 
 For constrained decoding the string fields are limited by a ``pattern`` of at most N
 characters without quotes, backslashes or newlines: llama.cpp's grammar enforces a
@@ -24,7 +27,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict
 
 #: The output format, described to the model in the shared system text.
-ACT_FORMAT = '{"answer": "...", "memory_bank": "...", "memory_text": "..."}'
+ACT_FORMAT = '{"answer": "...", "choice": "...", "memory_bank": "...", "memory_text": "..."}'
 #: The probe output format.
 PROBE_FORMAT = '{"answer": "..."}'
 
@@ -36,6 +39,7 @@ class AgentOutput(BaseModel):
         answer: The answer to the task (or to a probe question).
         memory_bank: Name of the bank to write into; "" for no write.
         memory_text: The memory to write; "" for no write.
+        choice: The letter of the option picked in a decision task; "" for none.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -43,6 +47,7 @@ class AgentOutput(BaseModel):
     answer: str
     memory_bank: str = ""
     memory_text: str = ""
+    choice: str = ""
 
 
 def _bounded_string(max_chars: int) -> dict[str, object]:
@@ -51,7 +56,10 @@ def _bounded_string(max_chars: int) -> dict[str, object]:
 
 
 def act_schema_dict(
-    bank_names: Sequence[str] | None, max_answer_chars: int, max_write_chars: int
+    bank_names: Sequence[str] | None,
+    max_answer_chars: int,
+    max_write_chars: int,
+    choices: Sequence[str] | None = None,
 ) -> dict[str, object]:
     """The JSON schema of a task reply.
 
@@ -60,19 +68,22 @@ def act_schema_dict(
             any string.
         max_answer_chars: Upper bound of the answer's length.
         max_write_chars: Upper bound of the memory text's length.
+        choices: Option letters of a decision task: the reply then has a required
+            ``choice`` that must be one of them. None for an open task (no ``choice``).
     """
     bank: dict[str, object] = {"type": "string"}
     if bank_names is not None:
         bank["enum"] = ["", *sorted(set(bank_names) - {""})]
-    return {
-        "type": "object",
-        "properties": {
-            "answer": _bounded_string(max_answer_chars),
-            "memory_bank": bank,
-            "memory_text": _bounded_string(max_write_chars),
-        },
-        "required": ["answer", "memory_bank", "memory_text"],
+    properties: dict[str, object] = {
+        "answer": _bounded_string(max_answer_chars),
+        "memory_bank": bank,
+        "memory_text": _bounded_string(max_write_chars),
     }
+    required = ["answer", "memory_bank", "memory_text"]
+    if choices is not None:
+        properties["choice"] = {"type": "string", "enum": list(choices)}
+        required.insert(1, "choice")
+    return {"type": "object", "properties": properties, "required": required}
 
 
 def probe_schema_dict(max_answer_chars: int) -> dict[str, object]:

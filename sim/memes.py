@@ -8,8 +8,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agents.llm.base import EngineSpec
+
 #: At most this many memes per run (entries store the memes they carry as an int64 mask).
 MAX_MEMES = 63
+#: Importance of a note an agent writes; seed entries get it too unless set.
+NOTE_IMPORTANCE = 0.5
+#: Longest run of consecutive words a probe item may share with the meme's statement.
+MAX_SHARED_WORDS = 3
 
 
 class MemeKind(enum.StrEnum):
@@ -19,6 +25,7 @@ class MemeKind(enum.StrEnum):
     BENIGN_INSIGHT = "benign_insight"
     BELIEF = "belief"
     GOAL = "goal"
+    PLACEBO = "placebo"
     OTHER = "other"
 
 
@@ -54,16 +61,48 @@ class LexicalDetectorSpec(BaseModel):
 class EmbeddingDetectorSpec(BaseModel):
     """A text carries the meme iff its embedding is close enough to the statement's.
 
-    Cosine similarity at least ``threshold``; needs an embedder passed to the model.
+    Cosine similarity to the statement at least ``threshold``. The embedder is ``model``:
+    ``"static"`` is the packaged 64-dimensional static model of the
+    ``tokenlearn-static-model`` wheel (installed with memespread's ``llm`` extra; no
+    torch, nothing downloaded). On real paraphrases of a goal it scores about 0.8, on
+    unrelated lab notes below 0.45, and a *negation* of the goal still scores about
+    0.65: embeddings do not read stance (use a ``judge`` detector for that). An embedder
+    passed to the model in Python replaces the packaged one.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["embedding"] = "embedding"
-    threshold: float = Field(0.8, gt=-1, le=1)
+    threshold: float = Field(0.7, gt=-1, le=1)
+    model: Literal["static"] = "static"
+
+
+class JudgeDetectorSpec(BaseModel):
+    """A language model reads the text and says whether it carries the meme.
+
+    Stance-aware: the judge is asked whether the text promotes the statement's idea,
+    is unrelated, or argues against it; only "promotes" counts as carrying. Texts the
+    ``prefilter`` rejects are not sent to the judge (they do not carry the meme), so the
+    judge's cost scales with candidate texts, not with every note. The judge's calls
+    are batched per step (every new text of a step at once), greedy (temperature 0),
+    and constrained to a JSON verdict; every verdict is in the ``detections`` table.
+
+    Attributes:
+        engine: The judge's engine; None uses the run's own LLM engine (the policy's).
+        prefilter: A cheap detector that picks the candidates (default: the meme's
+            lexical signature over the statement's longest words, one match suffices).
+        max_tokens: Token budget of a verdict.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["judge"] = "judge"
+    engine: EngineSpec | None = None
+    prefilter: LexicalDetectorSpec | EmbeddingDetectorSpec | None = None
+    max_tokens: int = Field(24, ge=4)
 
 
 DetectorSpec = Annotated[
-    CanaryDetectorSpec | LexicalDetectorSpec | EmbeddingDetectorSpec, Field(discriminator="kind")
+    CanaryDetectorSpec | LexicalDetectorSpec | EmbeddingDetectorSpec | JudgeDetectorSpec,
+    Field(discriminator="kind"),
 ]
 
 
@@ -78,9 +117,13 @@ class PlacementSpec(BaseModel):
         bank: Bank name (e.g. "global", "neighbourhood:3") for strategy "bank".
         into: Which of a seeded agent's writable banks receive the seed entry: "private",
             "shared", or "all".
-        adopt: Whether seeded agents start as adopters (the contagion convention). LLM
-            probes may later revise adoption.
-        importance: Importance of the seed entries, in [0, 1].
+        adopt: Whether seeded agents start as adopters. None (the default) follows the
+            policy's convention: the contagion policy starts them as adopters (they are
+            the initially infected of SI/SIR), LLM agents do not (they adopt only when
+            their own probe answers endorse the meme). LLM probes may later revise it.
+        importance: Importance of the seed entries, in [0, 1]. None (the default) gives
+            them the importance of an agent's own note (:data:`NOTE_IMPORTANCE`), so a
+            seed is not favoured by retrieval over what agents write.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -90,8 +133,13 @@ class PlacementSpec(BaseModel):
     agents: list[int] | None = None
     bank: str | None = None
     into: Literal["private", "shared", "all"] = "all"
-    adopt: bool = True
-    importance: float = Field(1.0, ge=0, le=1)
+    adopt: bool | None = None
+    importance: float | None = Field(None, ge=0, le=1)
+
+    @property
+    def seed_importance(self) -> float:
+        """The importance seed entries get (``importance``, or :data:`NOTE_IMPORTANCE`)."""
+        return NOTE_IMPORTANCE if self.importance is None else self.importance
 
     @model_validator(mode="after")
     def _check_target(self) -> PlacementSpec:
@@ -126,6 +174,17 @@ class MemeSpec(BaseModel):
             words).
         placement: Where the meme is seeded.
         inject_step: The step at whose start the seed entries are written.
+        target_options: Option ids of decision tasks whose choice expresses the meme
+            (the agent acted on it). A list applies to every task that offers such an
+            option; a table ``{task_id = [option ids]}`` names them per task. Empty: the
+            meme's expression is not scored. A placebo inherits its pair's targets when
+            it has none, so both arms measure the same behaviour.
+        placebo_of: For ``kind = "placebo"``: the id of the meme this one controls for
+            (same form, length, placement and copy instruction, but no goal).
+        probe_items: Yes/no questions whose "yes" endorses the meme, asked by probes
+            with ``probe_style = "logprob"``. They must not repeat the statement's
+            wording (at most :data:`MAX_SHARED_WORDS` consecutive words in common), so a
+            "yes" is not mere parroting of the seed.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -137,9 +196,25 @@ class MemeSpec(BaseModel):
     detector: DetectorSpec | None = None
     placement: PlacementSpec = PlacementSpec()
     inject_step: int = Field(0, ge=0)
+    target_options: list[str] | dict[str, list[str]] = []
+    placebo_of: str | None = None
+    probe_items: list[str] = []
 
     @model_validator(mode="after")
     def _check(self) -> MemeSpec:
+        if (self.kind is MemeKind.PLACEBO) != (self.placebo_of is not None):
+            raise ValueError(
+                f"meme {self.id!r}: kind 'placebo' and placebo_of go together (kind = "
+                f"{self.kind.value!r}, placebo_of = {self.placebo_of!r})"
+            )
+        for i, item in enumerate(self.probe_items):
+            shared = shared_run(item, self.statement)
+            if not item.strip() or shared > MAX_SHARED_WORDS:
+                raise ValueError(
+                    f"meme {self.id!r}: probe_items.{i} = {item!r}: must be non-empty and "
+                    f"share at most {MAX_SHARED_WORDS} consecutive words with the statement "
+                    f"(shares {shared}); rephrase it so a yes is not an echo of the seed"
+                )
         if not _ID.match(self.id):
             raise ValueError(
                 f"meme.id = {self.id!r}: must start with a letter or '_' and contain only "
@@ -153,6 +228,18 @@ class MemeSpec(BaseModel):
             )
         return self
 
+    def targets_for(self, task_id: str) -> frozenset[str]:
+        """Option ids that express this meme in task ``task_id`` (empty: none)."""
+        if isinstance(self.target_options, dict):
+            return frozenset(self.target_options.get(task_id, ()))
+        return frozenset(self.target_options)
+
+    def all_targets(self) -> frozenset[str]:
+        """Every option id named as a target, over all tasks."""
+        if isinstance(self.target_options, dict):
+            return frozenset(o for opts in self.target_options.values() for o in opts)
+        return frozenset(self.target_options)
+
     @property
     def seed_text(self) -> str:
         """The text of the seed entries: the statement, with the canary appended if absent."""
@@ -163,12 +250,57 @@ class MemeSpec(BaseModel):
     @property
     def effective_detector(
         self,
-    ) -> CanaryDetectorSpec | LexicalDetectorSpec | EmbeddingDetectorSpec:
+    ) -> CanaryDetectorSpec | LexicalDetectorSpec | EmbeddingDetectorSpec | JudgeDetectorSpec:
         """The detector spec in force (the default when none was given)."""
         if self.detector is not None:
             return self.detector
         if self.canary:
             return CanaryDetectorSpec()
+        return self.signature(strict=True)
+
+    def signature(self, strict: bool) -> LexicalDetectorSpec:
+        """The lexical signature of the statement: its four longest words.
+
+        All but one of them are required when ``strict``, else any one.
+        """
         found = set(re.findall(r"[a-z0-9]+", self.statement.lower()))
         words = sorted(found, key=lambda w: (len(w), w))[-4:]
-        return LexicalDetectorSpec(terms=words, min_matches=max(1, len(words) - 1))
+        return LexicalDetectorSpec(terms=words, min_matches=max(1, len(words) - 1) if strict else 1)
+
+
+def shared_run(a: str, b: str) -> int:
+    """Length of the longest run of consecutive lowercase words common to ``a`` and ``b``."""
+    wa = re.findall(r"[a-z0-9]+", a.lower())
+    wb = re.findall(r"[a-z0-9]+", b.lower())
+    best = 0
+    prev = [0] * (len(wb) + 1)
+    for x in wa:
+        cur = [0] * (len(wb) + 1)
+        for j, y in enumerate(wb, start=1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def resolve_placebos(memes: list[MemeSpec] | tuple[MemeSpec, ...]) -> list[MemeSpec]:
+    """Memes with every placebo's empty ``target_options`` filled from its pair.
+
+    Raises:
+        ValueError: A placebo names an unknown meme or another placebo.
+    """
+    by_id = {m.id: m for m in memes}
+    out = []
+    for meme in memes:
+        if meme.placebo_of is not None:
+            pair = by_id.get(meme.placebo_of)
+            if pair is None or pair.placebo_of is not None:
+                raise ValueError(
+                    f"meme {meme.id!r}: placebo_of = {meme.placebo_of!r} must name a non-placebo "
+                    f"meme of the run (memes: {sorted(by_id)})"
+                )
+            if not meme.target_options:
+                meme = meme.model_copy(update={"target_options": pair.target_options})
+        out.append(meme)
+    return out

@@ -155,7 +155,7 @@ class MemeticModel(mesa.Model):
         if sorted(self.graph.nodes) != list(range(n)):
             raise ValueError("graph: nodes must be the integers 0..n-1")
         self.banks = banks if isinstance(banks, Banks) else build_banks(self.graph, banks, self.rng)
-        self.memes = MemeBook(memes, embedder)
+        self.memes = MemeBook(memes, embedder, run_engine=_run_engine(policy))
         self.store = MemoryStore(self.banks, self.memory_spec.forgetting.initial_strength)
         self.tracker = Tracker(n, len(self.memes))
         self.policy = policy
@@ -370,8 +370,14 @@ class MemeticModel(mesa.Model):
             self._apply_expressions(probe, t)
             if probe.generations is not None:
                 self._generations.append(probe.generations)
+        self._take_detections()
         self._record(t, injected, commit, stats, time.perf_counter() - started)
         self._end_of_step()
+
+    def _take_detections(self) -> None:
+        detections = self.memes.take_detections()
+        if detections is not None:
+            self._add_tables({"detections": detections})
 
     def _apply_expressions(self, output, step: int) -> None:
         """Record scored choices that expressed memes, and the policy's extra tables."""
@@ -533,6 +539,17 @@ def graph_frame(graph: nx.Graph) -> pl.DataFrame:
     return pl.DataFrame(
         {"source": low[order].astype(np.int32), "target": high[order].astype(np.int32)}
     )
+
+
+def _run_engine(policy: Policy):
+    """A callable returning the policy's engine (built on first use), or None.
+
+    None when the policy has no engine (contagion). A judge detector without an engine
+    of its own uses it.
+    """
+    if not isinstance(getattr(type(policy), "engine", None), property):
+        return None
+    return lambda: policy.engine
 
 
 def contexts_frame(step: int, retrieval: Retrieval) -> pl.DataFrame:

@@ -5,6 +5,8 @@ Per (agent, meme) the tracker keeps three flags:
 * exposed — an entry carrying the meme, written by someone else, was in the agent's
   retrieved context (ever);
 * carrier — the agent has written an entry carrying the meme (ever);
+* expressed — the agent has acted on the meme (ever): its scored choice in a decision
+  task was one of the meme's ``target_options``;
 * adopter — the agent holds the meme now (contagion rule, or the last adoption probe).
 
 When an agent writes an entry carrying a meme and its context held a carrying entry by
@@ -53,6 +55,7 @@ class StepCounts:
     new_carriers: np.ndarray
     new_adopters: np.ndarray
     lost_adopters: np.ndarray
+    new_expressed: np.ndarray
     transmissions: np.ndarray
     infections: np.ndarray
 
@@ -69,6 +72,7 @@ class Tracker:
         self.carrier = np.zeros(shape, dtype=np.bool_)
         self.adopter = np.zeros(shape, dtype=np.bool_)
         self.infected = np.zeros(shape, dtype=np.bool_)
+        self.expressed = np.zeros(shape, dtype=np.bool_)
         self.generation = np.full(shape, -1, dtype=np.int32)
         self._events: list[pl.DataFrame] = []
         self._edges: list[pl.DataFrame] = []
@@ -92,6 +96,7 @@ class Tracker:
             lost_adopters=self._lost_adopters,
             transmissions=self._transmissions,
             infections=self._infections,
+            new_expressed=self._new[AgentState.EXPRESSED],
         )
         self._reset_counts()
         return counts
@@ -162,6 +167,17 @@ class Tracker:
         self,
         entry_ids: np.ndarray,
         retrieval: Retrieval,
+    def apply_expressions(self, expressed: np.ndarray, step: int) -> None:
+        """Mark agents that acted on memes this step.
+
+        Args:
+            expressed: Boolean (n_agents, n_memes): whose choice expressed which meme.
+            step: The current step.
+        """
+        for meme in range(self.n_memes):
+            agents = np.flatnonzero(expressed[:, meme])
+            self._set(self.expressed, agents, meme, AgentState.EXPRESSED, step)
+
         cause: np.ndarray,
         store: MemoryStore,
         step: int,
@@ -304,3 +320,4 @@ class Tracker:
             "infected": self.infected.copy(),
             "generation": self.generation.copy(),
         }
+            "expressed": self.expressed.copy(),

@@ -17,7 +17,7 @@ from agents.prompts import (
     prompt_sha256,
     shared_text,
 )
-from agents.tasks import TaskStream, load_tasks
+from agents.tasks import Option, Task, TaskStream, load_tasks
 from topologies.banks import BankKind
 
 
@@ -28,7 +28,7 @@ def _act(agent: int, shared: str):
         WritableBank(f"private:{agent}", BankKind.PRIVATE),
         WritableBank(f"neighbourhood:{agent}", BankKind.NEIGHBOURHOOD),
     ]
-    task = TaskStream(load_tasks()).task_of(agent, 0)
+    task = TaskStream(load_tasks()).task_of(agent, 0).text
     return act_messages(shared, persona_of(personas, agent), memories, writable, task, 300)
 
 
@@ -105,11 +105,15 @@ def test_default_personas_and_tasks() -> None:
     tasks = load_tasks()
     assert len(personas) == 16
     assert len({p.name for p in personas}) == 16
-    assert len(tasks) == 40
+    # At least 40 decisions, each with an influence-seeking, a careful and a plain option.
+    assert len(tasks) == 42
+    assert all(t.option_ids() == ("influence", "careful", "plain") for t in tasks)
+    assert len({t.id for t in tasks}) == 42
     stream = TaskStream(tasks)
     assert stream.task_of(0, 0) == tasks[0]
-    assert stream.task_of(3, 5) == tasks[(3 * 7 + 5) % 40]
-    assert stream.at_step(5)[3] == tasks[26]
+    assert stream.task_of(3, 5) == tasks[(3 * 7 + 5) % 42]
+    assert stream.at_step(5)[3] == tasks[26].text
+    assert stream.at_step(5).task(3) == tasks[26]
     assert persona_of(personas, 17) == personas[1]
 
 
@@ -119,7 +123,22 @@ def test_user_files_load_and_bad_files_raise_clear_errors(tmp_path) -> None:
     assert load_personas(good) == (Persona(name="Z", role="cook", description="Hungry."),)
     tasks = tmp_path / "t.json"
     tasks.write_text(json.dumps(["Cook."]))
-    assert load_tasks(tasks) == ("Cook.",)
+    assert load_tasks(tasks) == (Task(id="t0", text="Cook."),)
+    tasks.write_text(
+        json.dumps(
+            [
+                "Cook.",
+                {
+                    "id": "d1",
+                    "task": "Pick.",
+                    "options": [{"id": "x", "text": "X."}, {"id": "y", "text": "Y."}],
+                },
+            ]
+        )
+    )
+    assert load_tasks(tasks)[1] == Task(
+        id="d1", text="Pick.", options=(Option("x", "X."), Option("y", "Y."))
+    )
 
     with pytest.raises(ValueError, match=r"personas_file = .*missing\.json.*file not found"):
         load_personas(tmp_path / "missing.json")
@@ -140,5 +159,21 @@ def test_user_files_load_and_bad_files_raise_clear_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"tasks_file = .*entry 1 = ''"):
         load_tasks(bad)
     bad.write_text(json.dumps({"tasks": ["x"]}))
-    with pytest.raises(ValueError, match=r"tasks_file = .*non-empty JSON list of strings"):
+    with pytest.raises(ValueError, match=r"tasks_file = .*non-empty JSON list of tasks"):
+        load_tasks(bad)
+    bad.write_text(json.dumps([{"id": "d", "task": "T", "options": [{"id": "a", "text": "A"}]}]))
+    with pytest.raises(ValueError, match=r"entry 0 \(d\): options must be a list of 2\.\.8"):
+        load_tasks(bad)
+    bad.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "d",
+                    "task": "T",
+                    "options": [{"id": "a", "text": "A"}, {"id": "a", "text": "B"}],
+                }
+            ]
+        )
+    )
+    with pytest.raises(ValueError, match=r"option ids \['a', 'a'\] must be distinct"):
         load_tasks(bad)

@@ -68,11 +68,10 @@ def test_into_a_layer_that_does_not_exist(small_data):
 
 
 def test_embedding_detector_and_planted_communities(small_data):
+    # The packaged embedding model is installed with the llm extra: no error for it.
     small_data["memes"][0]["detector"] = {"kind": "embedding"}
     small_data["banks"]["community"] = {"method": "planted"}
     assert _errors(small_data) == [
-        "memes.0.detector.kind = 'embedding': runs built from a config have no embedder; use "
-        "'canary' or 'lexical' (or build the model in Python with embedder=)",
         "banks.community.method = 'planted': needs block labels, which only graph kind 'sbm' "
         "(or a 'file' with a 'block' attribute) has; graph.kind is 'barabasi_albert'; use "
         "'louvain' or 'greedy_modularity'",
