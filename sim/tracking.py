@@ -1,6 +1,6 @@
 """Tracking: exposure, carriage, adoption and transmission of every meme.
 
-Per (agent, meme) the tracker keeps three flags:
+Per (agent, meme) the tracker keeps four flags:
 
 * exposed — an entry carrying the meme, written by someone else, was in the agent's
   retrieved context (ever);
@@ -44,6 +44,7 @@ class AgentState(enum.IntEnum):
     EXPOSED = 1
     CARRIER = 2
     ADOPTER = 3
+    EXPRESSED = 4
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ class Tracker:
             new_adopters=self._new[AgentState.ADOPTER],
             lost_adopters=self._lost_adopters,
             transmissions=self._transmissions,
-            infections=self._infections,
             new_expressed=self._new[AgentState.EXPRESSED],
+            infections=self._infections,
         )
         self._reset_counts()
         return counts
