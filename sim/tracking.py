@@ -55,8 +55,8 @@ class StepCounts:
     new_exposed: np.ndarray
     new_carriers: np.ndarray
     new_adopters: np.ndarray
-    lost_adopters: np.ndarray
     new_expressed: np.ndarray
+    lost_adopters: np.ndarray
     transmissions: np.ndarray
     infections: np.ndarray
 
@@ -72,8 +72,8 @@ class Tracker:
         self.exposed = np.zeros(shape, dtype=np.bool_)
         self.carrier = np.zeros(shape, dtype=np.bool_)
         self.adopter = np.zeros(shape, dtype=np.bool_)
-        self.infected = np.zeros(shape, dtype=np.bool_)
         self.expressed = np.zeros(shape, dtype=np.bool_)
+        self.infected = np.zeros(shape, dtype=np.bool_)
         self.generation = np.full(shape, -1, dtype=np.int32)
         self._events: list[pl.DataFrame] = []
         self._edges: list[pl.DataFrame] = []
@@ -94,9 +94,9 @@ class Tracker:
             new_exposed=self._new[AgentState.EXPOSED],
             new_carriers=self._new[AgentState.CARRIER],
             new_adopters=self._new[AgentState.ADOPTER],
+            new_expressed=self._new[AgentState.EXPRESSED],
             lost_adopters=self._lost_adopters,
             transmissions=self._transmissions,
-            new_expressed=self._new[AgentState.EXPRESSED],
             infections=self._infections,
         )
         self._reset_counts()
@@ -164,10 +164,6 @@ class Tracker:
             self._lost_adopters[meme] += len(drop)
             self._log(step, drop, meme, AgentState.ADOPTER, False)
 
-    def observe_writes(
-        self,
-        entry_ids: np.ndarray,
-        retrieval: Retrieval,
     def apply_expressions(self, expressed: np.ndarray, step: int) -> None:
         """Mark agents that acted on memes this step.
 
@@ -179,6 +175,10 @@ class Tracker:
             agents = np.flatnonzero(expressed[:, meme])
             self._set(self.expressed, agents, meme, AgentState.EXPRESSED, step)
 
+    def observe_writes(
+        self,
+        entry_ids: np.ndarray,
+        retrieval: Retrieval,
         cause: np.ndarray,
         store: MemoryStore,
         step: int,
@@ -318,7 +318,7 @@ class Tracker:
             "exposed": self.exposed.copy(),
             "carrier": self.carrier.copy(),
             "adopter": self.adopter.copy(),
+            "expressed": self.expressed.copy(),
             "infected": self.infected.copy(),
             "generation": self.generation.copy(),
         }
-            "expressed": self.expressed.copy(),
