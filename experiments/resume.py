@@ -5,34 +5,77 @@ checkpoint under ``run_dir/checkpoints`` is restored and the remaining steps run
 result is exactly the tables of an uninterrupted run with the same config (LLM runs
 replay the completions of repeated steps from ``run_dir/completions.jsonl``). With no
 checkpoint yet, the run restarts from step 0 in the same directory.
+
+What is trusted: the manifest is read by :func:`experiments.manifest.read_manifest` (its
+config must still match the ``config_sha256`` it was written with), and the checkpoint
+must be intact (its digest) and bound to that same config hash; anything else is refused
+with a one-line :class:`~experiments.config.ConfigError` (exit 2) instead of resuming
+into wrong tables. Temporary files that a killed process left in the run directory
+(``.NAME.*.tmp``, ``checkpoints/.tmp-*``) are removed first.
 """
 
 from __future__ import annotations
 
-import json
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from experiments.config import ConfigError, validate_config
+from experiments.manifest import ManifestError, config_binding, read_manifest
 from experiments.runner import CHECKPOINTS_DIR, RunResult, execute
-from sim.checkpoint import latest_checkpoint
+from sim.checkpoint import (
+    CheckpointError,
+    checkpoint_step,
+    latest_checkpoint,
+    read_checkpoint_state,
+)
 from sim.output import read_tables, write_json_atomic
 
+__all__ = ["clean_temporary_files", "read_manifest", "resume_run"]
 
-def read_manifest(run_dir: str | Path) -> dict:
-    """The manifest of a run directory.
 
-    Raises:
-        FileNotFoundError: ``run_dir/manifest.json`` does not exist.
-        ValueError: The manifest is not valid JSON.
+def clean_temporary_files(run_dir: str | Path) -> list[Path]:
+    """Remove what a killed writer leaves in a run directory; returns what was removed.
+
+    That is the atomic writers' temporary files (``.NAME.XXXX.tmp`` directly in the run
+    directory) and unfinished checkpoints (``checkpoints/.tmp-*``). Call it only when no
+    process is writing the run.
     """
-    path = Path(run_dir) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run directory (no manifest.json)")
+    run_dir = Path(run_dir)
+    removed = []
+    for path in sorted(run_dir.glob(".*.tmp")):
+        if path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    for path in sorted((run_dir / CHECKPOINTS_DIR).glob(".tmp-*")):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _checked_checkpoint(run_dir: Path, config_hash: dict[str, str]) -> tuple[Path | None, int]:
+    """The latest checkpoint and its step, checked against the run's config hash."""
+    checkpoint = latest_checkpoint(run_dir / CHECKPOINTS_DIR)
+    if checkpoint is None:
+        return None, 0
+    hint = f"delete {run_dir / CHECKPOINTS_DIR} to restart the run from step 0"
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        state = read_checkpoint_state(checkpoint)
+        step = checkpoint_step(checkpoint)
+    except CheckpointError as err:
+        raise ManifestError(checkpoint, f"{str(err).split(': ', 1)[-1]}; {hint}") from None
+    binding: Any = state.get("binding")
+    if not isinstance(binding, dict) or binding.get("config_sha256") != config_hash.get(
+        "config_sha256"
+    ):
+        raise ManifestError(
+            checkpoint,
+            "the checkpoint was made with another config than the manifest's (edited, or "
+            f"another run's); {hint}",
+        )
+    return checkpoint, step
 
 
 def resume_run(run_dir: str | Path, *, progress: bool = True) -> RunResult:
@@ -46,18 +89,19 @@ def resume_run(run_dir: str | Path, *, progress: bool = True) -> RunResult:
         The run's tables and manifest, as :func:`experiments.runner.run_experiment`.
 
     Raises:
-        FileNotFoundError: Not a run directory.
+        ManifestError: Not a run directory, a corrupt or edited manifest, or a checkpoint
+            that is corrupt, edited or of another config (a :class:`ConfigError`).
         ConfigError: The manifest's config no longer validates (e.g. after an upgrade).
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    config = validate_config(manifest.get("config"), f"{run_dir}/manifest.json")
-    if manifest.get("status") == "complete":
+    config = validate_config(manifest["config"], f"{run_dir}/manifest.json")
+    if manifest["status"] == "complete":
         return RunResult(
             run_dir=run_dir, config=config, tables=read_tables(run_dir), manifest=manifest
         )
-    checkpoint = latest_checkpoint(run_dir / CHECKPOINTS_DIR)
-    start = 0 if checkpoint is None else int(checkpoint.name.split("-", 1)[1])
+    clean_temporary_files(run_dir)
+    checkpoint, start = _checked_checkpoint(run_dir, config_binding(config))
     if start > config.steps:
         raise ConfigError(
             f"{run_dir}/manifest.json",

@@ -39,42 +39,76 @@ has one row per run (run_dir, name, seed, each axis, status, steps_completed), a
 ``SWEEP_DIR/sweep.json`` the sweep as resolved.
 
 Rerunning a sweep is idempotent: complete runs (manifest status) are skipped, incomplete
-ones resumed from their checkpoint, missing ones started. A run directory whose manifest
-config differs from the sweep's is an error unless ``overwrite``.
+ones resumed from their checkpoint, missing ones started. What a sweep touches:
+
+* the sweep directory must be absent, empty or a sweep of this tool (its ``sweep.json``);
+  anything else is refused, ``overwrite`` or not;
+* a run directory holding a run of another config is an error (reported once, with the
+  count) unless ``overwrite``; with it, each such run is rerun and replaces the old one
+  only after it succeeded (:func:`experiments.runner.run_experiment`);
+* a run directory that holds no readable run of this tool (a corrupt manifest, other
+  files) is never deleted: it is reported as failed and left as it is.
+
+A sweep has at most :data:`MAX_SWEEP_RUNS` runs (grid points times seeds, counted before
+anything is expanded). While a sweep runs, it and its worker processes hold a lock on
+``SWEEP_DIR/.lock``; a second sweep into the same directory (or a rerun while workers of
+a killed sweep still run) is refused until they are gone. Workers die with their parent
+(on Linux through ``PR_SET_PDEATHSIG``, elsewhere within a second by watching it).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import copy
-import json
+import ctypes
+import errno
+import math
 import multiprocessing
-import re
+import os
+import signal
+import sys
+import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
 from experiments.config import (
     ConfigError,
     RunConfig,
-    _format_error,
     apply_overrides,
-    read_toml,
+    read_config,
     set_path,
     validate_config,
+    validate_strict,
+)
+from experiments.names import SafeName, bounded_name, label_problem, name_problem
+from experiments.rundirs import (
+    RunDirError,
+    is_empty_dir,
+    is_run_dir,
+    is_sweep_dir,
+    read_json_object,
+    tool_marker,
 )
 from sim.output import write_json_atomic, write_parquet_atomic
 
-_LABEL = re.compile(r"^[A-Za-z0-9_.+\-]+$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-
 #: Sweeps with more runs than this show no per-run progress bars.
 PER_RUN_BARS_MAX = 4
+
+#: Most runs a sweep may have (grid points times seeds).
+MAX_SWEEP_RUNS = 100_000
+
+#: The lock file a running sweep and its workers hold (shared) in the sweep directory.
+LOCK_FILE = ".lock"
+
+#: ``prctl`` option: the signal a process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
 
 
 class GridAxis(BaseModel):
@@ -82,11 +116,11 @@ class GridAxis(BaseModel):
 
     Attributes:
         values: The values the key takes (any TOML values, e.g. whole graph tables).
-        labels: One label per value, used in run directory names and the index (letters,
-            digits, ``_ . + -``); default: the value itself for scalars, the ``kind`` of
-            table values.
+        labels: One label per value, used in run directory names and the index (1-100
+            letters, digits, ``_ . + -``, not starting with ``.``); default: the value
+            itself for scalars, the ``kind`` of table values.
         name: Column name of the axis in the index and the Hive paths (default: the key
-            path).
+            path); a name as for runs.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -100,7 +134,8 @@ class SweepSpec(BaseModel):
     """The ``[sweep]`` table.
 
     Attributes:
-        name: Name of the sweep (its directory under ``output_dir``).
+        name: Name of the sweep (its directory under ``output_dir``): 1-100 characters
+            from letters, digits, ``_ . -``, starting with a letter, digit or ``_``.
         output_dir: Directory that receives the sweep directory.
         base: Run config the sweep starts from, relative to the sweep file.
         seeds: Explicit seeds; each grid point runs once per seed.
@@ -111,11 +146,11 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: SafeName = "sweep"
     output_dir: str = "sweeps"
     base: str | None = None
-    seeds: list[int] | None = Field(None, min_length=1)
-    replicates: int | None = Field(None, ge=1)
+    seeds: list[int] | None = Field(None, min_length=1, max_length=MAX_SWEEP_RUNS)
+    replicates: int | None = Field(None, ge=1, le=MAX_SWEEP_RUNS)
     grid: dict[str, Any] = {}
 
     @model_validator(mode="after")
@@ -242,12 +277,9 @@ def _axes(spec: SweepSpec) -> tuple[tuple[Axis, ...], list[str]]:
             axis = GridAxis(values=raw)
         elif isinstance(raw, dict):
             try:
-                axis = GridAxis.model_validate(raw)
-            except ValidationError as err:
-                errors += [
-                    _format_error({**e, "loc": (where, *e["loc"])}, {where: raw})
-                    for e in err.errors()
-                ]
+                axis = validate_strict(GridAxis, raw, where)
+            except ConfigError as err:
+                errors += [f"{where}.{e}" for e in err.errors]
                 continue
         else:
             errors.append(
@@ -265,26 +297,48 @@ def _axes(spec: SweepSpec) -> tuple[tuple[Axis, ...], list[str]]:
                 continue
         else:
             labels = [_label_of(v) for v in axis.values]
-        bad = [lab for lab in labels if not _LABEL.match(lab)]
+        bad = [lab for lab in labels if label_problem(lab)]
         if bad:
+            shown = [lab if len(lab) <= 40 else lab[:37] + "..." for lab in bad]
             errors.append(
-                f"{where}: label(s) {bad} cannot name a directory; labels may use letters, "
-                "digits, '_', '.', '+', '-' (give labels = [...] for table values)"
+                f"{where}: label(s) {shown} cannot name a directory; labels "
+                f"{label_problem(bad[0]).removeprefix('must be ')} (give labels = [...] for "
+                "table values)"
             )
             continue
         if len(set(labels)) != len(labels):
             errors.append(f"{where}: labels {labels} are not distinct; give labels = [...]")
             continue
         column = axis.name or key
-        if not _NAME.match(column) or column in columns:
+        if name_problem(column) or column in columns:
             errors.append(
-                f"{where}.name = {column!r}: must be a distinct column name (letters, "
-                "digits, '_', '.', '-'; not 'seed' or another axis)"
+                f"{where}.name = {column!r}: must be a distinct column name (1-100 letters, "
+                "digits, '_', '.', '-', starting with a letter, digit or '_'; not 'seed' or "
+                "another axis)"
             )
             continue
         columns.add(column)
         axes.append(Axis(key, column, tuple(axis.values), tuple(labels)))
     return tuple(axes), errors
+
+
+def _resolve_grid_paths(spec_table: Any, base_dir: Path) -> None:
+    """Make relative graph file paths in grid values absolute against ``base_dir``."""
+    grid = spec_table.get("grid") if isinstance(spec_table, dict) else None
+    if not isinstance(grid, dict):
+        return
+    for key, raw in grid.items():
+        values = raw.get("values") if isinstance(raw, dict) else raw
+        if not isinstance(values, list):
+            continue
+        for i, value in enumerate(values):
+            if key == "graph" and isinstance(value, dict):
+                holder = {"graph": value}
+                from experiments.config import resolve_relative_paths
+
+                resolve_relative_paths(holder, base_dir)
+            elif key == "graph.path" and isinstance(value, str) and not os.path.isabs(value):
+                values[i] = os.path.abspath(base_dir / value)
 
 
 def _points(axes: tuple[Axis, ...]) -> list[tuple[int, ...]]:
@@ -311,16 +365,12 @@ def expand_sweep(
     data = copy.deepcopy(data)
     table = data.pop("sweep", {})
     try:
-        spec = SweepSpec.model_validate(table)
-    except ValidationError as err:
-        errors = [
-            _format_error({**e, "loc": ("sweep", *e["loc"])}, {"sweep": table})
-            for e in err.errors()
-        ]
-        raise ConfigError(source, errors) from None
+        spec = validate_strict(_SweepTable, {"sweep": table}, source).sweep
+    except ConfigError as err:
+        raise ConfigError(source, err.errors) from None
     if spec.base is not None:
         base_path = (base_dir or Path.cwd()) / spec.base
-        base = read_toml(base_path)
+        base = read_config(base_path, "sweep.base")
         if is_sweep_document(base):
             raise ConfigError(source, [f"sweep.base = {spec.base!r}: is itself a sweep config"])
         document = _merge(base, data)
@@ -332,10 +382,17 @@ def expand_sweep(
     base_seed = document.get("seed", RunConfig.model_fields["seed"].default)
     if spec.seeds is not None:
         seeds = list(spec.seeds)
-    elif isinstance(base_seed, int):
+    elif isinstance(base_seed, int) and not isinstance(base_seed, bool):
         seeds = [base_seed + i for i in range(spec.replicates or 1)]
     else:
         raise ConfigError(source, [f"seed = {base_seed!r}: must be an integer >= 0"])
+    size = math.prod(len(a.values) for a in axes) * len(seeds)
+    if size > MAX_SWEEP_RUNS:
+        sizes = " x ".join([*(str(len(a.values)) for a in axes), f"{len(seeds)} seed(s)"])
+        raise ConfigError(
+            source,
+            [f"sweep: {sizes} = {size} runs; a sweep has at most {MAX_SWEEP_RUNS} runs"],
+        )
     runs: list[SweepRun] = []
     problems: dict[str, list[str]] = {}
     for point in _points(axes):
@@ -352,7 +409,7 @@ def expand_sweep(
             parts.append(f"seed={seed}")
             params["seed"] = seed
             run["seed"] = seed
-            run["name"] = "__".join([spec.name, *(p.replace("=", "-") for p in parts)])
+            run["name"] = bounded_name([spec.name, *(p.replace("=", "-") for p in parts)])
             rel_dir = "/".join(["runs", *parts])
             try:
                 config = validate_config(run, f"{source} [{rel_dir}]")
@@ -372,18 +429,134 @@ def expand_sweep(
     return SweepConfig(source, spec, document, axes, tuple(runs))
 
 
-def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
+class _SweepTable(BaseModel):
+    """Holds the ``[sweep]`` table, so its errors carry the ``sweep.`` prefix."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sweep: SweepSpec
+
+
+def read_sweep_document(path: str | Path) -> dict[str, Any]:
+    """Read a sweep file with its relative graph paths resolved against its folder.
+
+    Raises:
+        ConfigError: The file cannot be read as TOML.
+    """
+    path = Path(path)
+    data = read_config(path)
+    _resolve_grid_paths(data.get("sweep"), path.parent)
+    return data
+
+
+def load_sweep_config(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
     """Read a sweep file, apply ``--set`` overrides, validate and expand it.
+
+    Args:
+        path: The sweep file, or the name of a shipped sweep config.
+        overrides: ``key.path=value`` strings, applied to the merged document.
 
     Raises:
         ConfigError: The file is missing, invalid TOML, not a sweep, or invalid.
     """
-    path = Path(path)
-    data = read_toml(path)
+    from experiments.catalog import resolve_config
+
+    path = resolve_config(path)
+    data = read_sweep_document(path)
     if not is_sweep_document(data):
         raise ConfigError(str(path), ["sweep: no [sweep] table; this is a run config (use run)"])
     apply_overrides(data, overrides)
     return expand_sweep(data, str(path), path.parent)
+
+
+def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
+    """Deprecated name of :func:`load_sweep_config`.
+
+    It is easily confused with :func:`sim.analysis.loading.load_sweep`, which reads a
+    sweep *directory*.
+    """
+    warnings.warn(
+        "experiments.load_sweep is deprecated: use load_sweep_config (a sweep config file); "
+        "sim.analysis.load_sweep reads a sweep directory",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return load_sweep_config(path, overrides)
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this worker as soon as its parent process is gone (checked every second)."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_init(parent: int, lock_path: str) -> None:
+    """Set up a sweep worker: die with the parent, share the sweep directory's lock.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); a
+    daemon thread also watches the parent everywhere. The worker holds a shared lock on
+    the sweep's lock file for as long as it lives, so a rerun can tell that it still runs.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    fd = os.open(lock_path, os.O_RDWR)
+    _lock(fd, exclusive=False)  # kept open (and locked) until the worker exits
+
+
+def _lock(fd: int, *, exclusive: bool) -> bool:
+    """Take a (non-blocking) lock on an open file; False if another process holds one.
+
+    Without ``fcntl`` (not POSIX) there is no locking and this returns True.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def acquire_sweep_lock(sweep_dir: Path) -> int:
+    """Lock a sweep directory for this process; returns the open lock file descriptor.
+
+    The lock is taken exclusively (so no other sweep process or live worker holds it),
+    then shared, so that this sweep's workers can share it. Close the descriptor to
+    release it.
+
+    Raises:
+        RunDirError: Another process (a sweep, or a worker of a killed sweep) holds it.
+    """
+    path = sweep_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if not _lock(fd, exclusive=True):
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            raise RunDirError(
+                f"sweep directory {sweep_dir} is in use by another memespread process "
+                f"(a sweep, pid {holder}, or its workers still running); wait for it to "
+                "finish or stop it, then rerun"
+            )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _lock(fd, exclusive=False)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _run_one(config_data: dict[str, Any], run_dir: str, action: str, progress: bool) -> str:
@@ -395,32 +568,85 @@ def _run_one(config_data: dict[str, Any], run_dir: str, action: str, progress: b
     if action == "resume":
         result = resume_run(run_dir, progress=progress)
     else:
-        result = run_experiment(config, run_dir, overwrite=True, progress=progress)
+        result = run_experiment(config, run_dir, overwrite=action == "replace", progress=progress)
     return str(result.manifest["status"])
-
-
-def _manifest(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((run_dir / "manifest.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def _index(sweep: SweepConfig, sweep_dir: Path) -> pl.DataFrame:
     rows = []
     for run in sweep.runs:
-        manifest = _manifest(sweep_dir / run.rel_dir) or {}
+        manifest = read_json_object(sweep_dir / run.rel_dir / "manifest.json") or {}
+        done = manifest.get("steps_completed", 0)
         rows.append(
             {
                 "run_dir": run.rel_dir,
                 "name": run.config.name,
                 **run.params,
-                "status": manifest.get("status", "pending"),
-                "steps_completed": int(manifest.get("steps_completed", 0)),
+                "status": str(manifest.get("status", "pending")),
+                "steps_completed": done if type(done) is int else 0,
                 "steps": run.config.steps,
             }
         )
     return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def _is_fresh(sweep_dir: Path) -> bool:
+    """An absent or empty directory (or one holding only a lock file)."""
+    if not sweep_dir.exists():
+        return True
+    return sweep_dir.is_dir() and all(p.name == LOCK_FILE for p in sweep_dir.iterdir())
+
+
+def _check_sweep_dir(sweep_dir: Path) -> None:
+    """Refuse a sweep directory that is neither fresh nor a sweep of this tool."""
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(sweep_dir))
+    if _is_fresh(sweep_dir) or is_sweep_dir(sweep_dir):
+        return
+    found = "it holds a memespread run" if is_run_dir(sweep_dir) else "it is not a sweep directory"
+    raise RunDirError(
+        f"{sweep_dir} exists and {found} (no memespread sweep.json); refusing to write into "
+        "it, --overwrite or not: choose another --sweep-dir or sweep name"
+    )
+
+
+def _plan(
+    sweep: SweepConfig, sweep_dir: Path, overwrite: bool
+) -> tuple[list[tuple[SweepRun, str]], dict[str, str], int]:
+    """Sort the runs: to start, resume or replace; complete; and left alone."""
+    todo: list[tuple[SweepRun, str]] = []
+    stale: list[str] = []
+    alone: dict[str, str] = {}
+    skipped = 0
+    for run in sweep.runs:
+        run_dir = sweep_dir / run.rel_dir
+        if not run_dir.exists() or is_empty_dir(run_dir):
+            todo.append((run, "start"))
+            continue
+        manifest = read_json_object(run_dir / "manifest.json")
+        if not is_run_dir(run_dir) or manifest is None:
+            alone[run.rel_dir] = (
+                f"left alone: {run_dir} exists but holds no readable memespread run (its "
+                "manifest.json is missing or corrupt); move it away (or delete it) and "
+                "rerun the sweep to redo this run"
+            )
+        elif manifest.get("config") != run.config.model_dump(mode="json", by_alias=True):
+            if overwrite:
+                todo.append((run, "replace"))
+            else:
+                stale.append(run.rel_dir)
+        elif manifest.get("status") == "complete":
+            skipped += 1
+        else:
+            todo.append((run, "resume"))
+    if stale:
+        held = "directory holds a run" if len(stale) == 1 else "directories hold runs"
+        raise RunDirError(
+            f"{sweep_dir}: {len(stale)} run {held} "
+            f"of a different config (e.g. {stale[0]}); pass overwrite (--overwrite) to "
+            "replace each once its new run succeeded, or use another sweep name/output_dir"
+        )
+    return todo, alone, skipped
 
 
 def run_sweep(
@@ -433,53 +659,46 @@ def run_sweep(
 ) -> SweepResult:
     """Run every run of a sweep that is not complete yet.
 
+    See the module docstring for what a sweep may touch.
+
     Args:
-        sweep: The loaded sweep (:func:`load_sweep`).
+        sweep: The loaded sweep (:func:`load_sweep_config`).
         sweep_dir: Where to write (default ``output_dir/name`` of the sweep).
-        jobs: Runs at once (worker processes, spawned); 1 runs in this process.
-        overwrite: Restart runs whose recorded config differs from the sweep's instead of
-            failing.
+        jobs: Runs at once (worker processes, spawned; they die with this process); 1
+            runs in this process.
+        overwrite: Rerun runs whose directory holds a run of a different config,
+            replacing each old run once its new run succeeded.
         progress: A progress bar over runs (and over steps for sweeps of at most
             :data:`PER_RUN_BARS_MAX` runs run one at a time).
 
     Returns:
-        The index and counts. Runs that fail are listed in ``failed`` (the others go on).
+        The index and counts. Runs that fail are listed in ``failed`` (the others go on),
+        and so are run directories left alone because they hold no readable run.
 
     Raises:
-        ConfigError: A run directory holds a run of another config and not ``overwrite``.
+        RunDirError: The sweep directory is not a sweep of this tool, is in use by
+            another process, or run directories hold runs of another config and not
+            ``overwrite``.
     """
     if jobs < 1:
         raise ValueError(f"jobs = {jobs}: must be >= 1")
     sweep_dir = Path(sweep_dir) if sweep_dir is not None else sweep.sweep_dir
+    _check_sweep_dir(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    todo: list[tuple[SweepRun, str]] = []
-    stale: list[str] = []
-    skipped = 0
-    for run in sweep.runs:
-        manifest = _manifest(sweep_dir / run.rel_dir)
-        expected = run.config.model_dump(mode="json", by_alias=True)
-        if manifest is None:
-            todo.append((run, "start"))
-        elif manifest.get("config") != expected:
-            if overwrite:
-                todo.append((run, "start"))
-            else:
-                stale.append(run.rel_dir)
-        elif manifest.get("status") == "complete":
-            skipped += 1
-        else:
-            todo.append((run, "resume"))
-    if stale:
-        raise ConfigError(
-            sweep.source,
-            [
-                f"{d}: holds a run of a different config; pass overwrite (--overwrite) to "
-                "restart it, or use another sweep name/output_dir"
-                for d in stale
-            ],
-        )
+    lock = acquire_sweep_lock(sweep_dir)
+    try:
+        return _run_locked(sweep, sweep_dir, jobs, overwrite, progress)
+    finally:
+        os.close(lock)
+
+
+def _run_locked(
+    sweep: SweepConfig, sweep_dir: Path, jobs: int, overwrite: bool, progress: bool
+) -> SweepResult:
+    todo, alone, skipped = _plan(sweep, sweep_dir, overwrite)
     write_json_atomic(
         {
+            **tool_marker(),
             "source": sweep.source,
             "sweep": sweep.spec.model_dump(mode="json"),
             "document": sweep.document,
@@ -491,7 +710,7 @@ def run_sweep(
     )
     write_parquet_atomic(_index(sweep, sweep_dir), sweep_dir / "index.parquet")
     per_run = progress and jobs == 1 and len(todo) <= PER_RUN_BARS_MAX
-    failed: dict[str, str] = {}
+    failed: dict[str, str] = dict(alone)
     bar = tqdm(total=len(todo), desc=sweep.spec.name, unit="run", disable=not progress)
     try:
         if jobs == 1:
@@ -499,11 +718,16 @@ def run_sweep(
                 try:
                     _run_one(_dump(run), str(sweep_dir / run.rel_dir), action, per_run)
                 except Exception as err:
-                    failed[run.rel_dir] = f"{type(err).__name__}: {err}"
+                    failed[run.rel_dir] = _one_line(err)
                 bar.update(1)
         else:
             context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            with concurrent.futures.ProcessPoolExecutor(
+                jobs,
+                mp_context=context,
+                initializer=_worker_init,
+                initargs=(os.getpid(), str(sweep_dir / LOCK_FILE)),
+            ) as pool:
                 futures = {
                     pool.submit(_run_one, _dump(r), str(sweep_dir / r.rel_dir), a, False): r
                     for r, a in todo
@@ -511,13 +735,19 @@ def run_sweep(
                 for future in concurrent.futures.as_completed(futures):
                     error = future.exception()
                     if error is not None:
-                        failed[futures[future].rel_dir] = f"{type(error).__name__}: {error}"
+                        failed[futures[future].rel_dir] = _one_line(error)
                     bar.update(1)
     finally:
         bar.close()
         index = _index(sweep, sweep_dir)
         write_parquet_atomic(index, sweep_dir / "index.parquet")
     return SweepResult(sweep_dir, index, ran=len(todo), skipped=skipped, failed=failed)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def _dump(run: SweepRun) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from typing import Literal
 
 from experiments.catalog import resolve_config
 from experiments.checks import config_warnings
-from experiments.config import RunConfig, apply_overrides, read_toml, validate_config
-from experiments.sweep import SweepConfig, expand_sweep, is_sweep_document
+from experiments.config import RunConfig, apply_overrides, validate_config
+from experiments.sweep import SweepConfig, expand_sweep, is_sweep_document, read_sweep_document
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,14 @@ def _points(sweep: SweepConfig) -> int:
 def validate(path: str | Path, overrides: list[str] | None = None) -> Validated:
     """Validate a run or sweep config file (or a shipped config's name).
 
+    Covers every check a run makes before its model loads (see :mod:`experiments.checks`),
+    so a config that validates does not fail on its input at ``run``.
+
     Raises:
         ConfigError: Listing every problem found.
     """
     path = resolve_config(path)
-    data = read_toml(path)
+    data = read_sweep_document(path)
     sweep_file = is_sweep_document(data)
     apply_overrides(data, overrides)
     if sweep_file:

@@ -1,11 +1,18 @@
 """Checkpoints: the full state of a model between steps, in safe formats only.
 
 A checkpoint is a directory ``step-NNNNNN`` (the number of completed steps) holding
-``arrays.npz`` (numpy columns, loaded with ``allow_pickle=False``), ``state.json``
-(generator states, texts, counters) and Parquet files for the rows recorded so far. No
-file is ever unpickled. A checkpoint is written into a temporary directory and renamed
-into place, so a process killed at any moment leaves either the previous checkpoint or
-the new one, never a partial one.
+``arrays.npz`` (numpy columns of the store, the tracker and, for a policy with
+``state_arrays``/``load_state_arrays`` methods, the policy; loaded with
+``allow_pickle=False``), ``state.json`` (generator states, texts, counters) and Parquet
+files for the rows recorded so far. No file is ever unpickled. A checkpoint is written
+into a temporary directory and renamed into place, so a process killed at any moment
+leaves either the previous checkpoint or the new one, never a partial one.
+
+Each checkpoint is sealed: ``state.json`` carries a SHA-256 ``digest`` over every other
+file and its own content, and may carry a ``binding`` (what the caller binds it to, e.g.
+the hash of the run's config). :func:`read_checkpoint_state` refuses a checkpoint whose
+digest, step count (also in its directory name) or format does not match, so a
+hand-edited or truncated checkpoint is never resumed.
 
 Restoring requires a model built from the same config; the checkpoint replaces its
 state, and stepping on gives exactly the tables an uninterrupted run gives.
@@ -13,10 +20,12 @@ state, and stepping on gives exactly the tables an uninterrupted run gives.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +35,7 @@ import polars as pl
 if TYPE_CHECKING:
     from sim.model import MemeticModel
 
-FORMAT = "memespread-checkpoint/1"
+FORMAT = "memespread-checkpoint/2"
 _PREFIX = "step-"
 #: Suffix of the row files, unlike any run table (``runs/**/steps.parquet`` globs skip them).
 _ROWS = ".rows.parquet"
@@ -36,8 +45,37 @@ def _frame(frames: list[pl.DataFrame]) -> pl.DataFrame | None:
     return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
 
-def save_checkpoint(model: MemeticModel, root: str | os.PathLike[str]) -> Path:
+class CheckpointError(ValueError):
+    """A checkpoint that is corrupt, edited, of another format or of another run."""
+
+
+def _content_digest(folder: Path, state: Mapping[str, Any]) -> str:
+    """SHA-256 over every file of a checkpoint but ``state.json``, then the state itself."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.name == "state.json":
+            continue
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    body = {k: v for k, v in state.items() if k != "digest"}
+    digest.update(json.dumps(body, sort_keys=True, default=int).encode())
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    model: MemeticModel,
+    root: str | os.PathLike[str],
+    binding: Mapping[str, Any] | None = None,
+) -> Path:
     """Write the model's state as ``root/step-NNNNNN`` and drop older checkpoints.
+
+    Args:
+        model: The model.
+        root: The checkpoint directory of the run.
+        binding: JSON values the checkpoint is bound to (e.g. the config's hash); stored
+            and sealed with the rest, returned by :func:`read_checkpoint_state`.
 
     Returns:
         The checkpoint directory.
@@ -49,12 +87,16 @@ def save_checkpoint(model: MemeticModel, root: str | os.PathLike[str]) -> Path:
     try:
         arrays = {f"store.{k}": v for k, v in model.store.state_arrays().items()}
         arrays.update({f"tracker.{k}": v for k, v in model.tracker.state_arrays().items()})
+        policy_state = getattr(model.policy, "state_arrays", None)
+        if policy_state is not None:
+            arrays.update({f"policy.{k}": v for k, v in policy_state().items()})
         np.savez(tmp / "arrays.npz", **arrays)
         frames = {
             "events": _frame(model.tracker._events),
             "edges": _frame(model.tracker._edges),
             "steps": _frame(model._step_rows),
             "generations": _frame(model._generations),
+            **{f"extra.{name}": _frame(rows) for name, rows in model._extra.items()},
         }
         for name, frame in frames.items():
             if frame is not None:
@@ -67,7 +109,9 @@ def save_checkpoint(model: MemeticModel, root: str | os.PathLike[str]) -> Path:
             "random": [random_state[0], list(random_state[1]), random_state[2]],
             "texts": model.store.texts.all(),
             "frames": sorted(n for n, f in frames.items() if f is not None),
+            "binding": dict(binding or {}),
         }
+        state["digest"] = _content_digest(tmp, state)
         (tmp / "state.json").write_text(json.dumps(state, default=int))
         for path in tmp.iterdir():
             with open(path, "rb") as handle:
@@ -103,16 +147,68 @@ def latest_checkpoint(root: str | os.PathLike[str]) -> Path | None:
     return found[-1] if found else None
 
 
+def checkpoint_step(checkpoint: str | os.PathLike[str]) -> int:
+    """The step count in a checkpoint's directory name (``step-000020`` is 20).
+
+    Raises:
+        CheckpointError: The name is not ``step-N``.
+    """
+    name = Path(checkpoint).name
+    number = name.removeprefix(_PREFIX)
+    if not name.startswith(_PREFIX) or not number.isdigit():
+        raise CheckpointError(f"{checkpoint}: not a checkpoint directory (step-N)")
+    return int(number)
+
+
+def read_checkpoint_state(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked ``state.json`` of a checkpoint.
+
+    Raises:
+        CheckpointError: It is unreadable or not JSON, of another format, its digest does
+            not match its files (edited or truncated), or its step count differs from its
+            directory name. The message is one line.
+    """
+    checkpoint = Path(checkpoint)
+    try:
+        state = json.loads((checkpoint / "state.json").read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise CheckpointError(
+            f"{checkpoint}: unreadable checkpoint ({type(err).__name__})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"{checkpoint}: checkpoint format {found!r} is not {FORMAT!r} (written by another "
+            "version, or corrupt)"
+        )
+    try:
+        digest = _content_digest(checkpoint, state)
+    except (OSError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{checkpoint}: unreadable checkpoint ({type(err).__name__})"
+        ) from None
+    if state.get("digest") != digest:
+        raise CheckpointError(
+            f"{checkpoint}: the checkpoint's content does not match its digest (it was edited "
+            "or is truncated)"
+        )
+    if state.get("steps") != checkpoint_step(checkpoint):
+        raise CheckpointError(
+            f"{checkpoint}: its state says {state.get('steps')!r} steps, its name "
+            f"{checkpoint_step(checkpoint)}; it was edited"
+        )
+    return state
+
+
 def load_checkpoint(model: MemeticModel, checkpoint: str | os.PathLike[str]) -> None:
     """Replace the state of a freshly built model (same config) with a checkpoint.
 
     Raises:
-        ValueError: The checkpoint is not in a known format or does not fit the model.
+        CheckpointError: The checkpoint fails :func:`read_checkpoint_state`.
+        ValueError: It does not fit the model.
     """
     checkpoint = Path(checkpoint)
-    state = json.loads((checkpoint / "state.json").read_text())
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{checkpoint}: unknown checkpoint format {state.get('format')!r}")
+    state = read_checkpoint_state(checkpoint)
     if model.steps != 0 or len(model.store):
         raise ValueError("load_checkpoint needs a freshly built model")
     with np.load(checkpoint / "arrays.npz", allow_pickle=False) as data:
@@ -127,7 +223,17 @@ def load_checkpoint(model: MemeticModel, checkpoint: str | os.PathLike[str]) -> 
     model.store.load_state_arrays(store, state["texts"])
     for name, value in tracker.items():
         getattr(model.tracker, name)[...] = value
+    load_policy_state = getattr(model.policy, "load_state_arrays", None)
+    if load_policy_state is not None:
+        load_policy_state(
+            {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("policy.")}
+        )
     frames = {name: pl.read_parquet(checkpoint / f"{name}{_ROWS}") for name in state["frames"]}
+    model._extra = {
+        name.removeprefix("extra."): [frame]
+        for name, frame in frames.items()
+        if name.startswith("extra.")
+    }
     model.tracker._events = [frames["events"]] if "events" in frames else []
     model.tracker._edges = [frames["edges"]] if "edges" in frames else []
     model._step_rows = [frames["steps"]] if "steps" in frames else []

@@ -9,9 +9,8 @@ run in order; the first non-accept verdict for a proposal stands.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,7 +51,9 @@ class PatternGuardSpec(BaseModel):
 
     Attributes:
         kind: Always "pattern".
-        pattern: Python regular expression searched in the write's text.
+        pattern: Regular expression searched in the write's text, in RE2 syntax (Python's
+            syntax without lookaround and backreferences); RE2 matches in linear time,
+            so no pattern can hang a run.
         action: What to do with a matching write.
         weight: Importance multiplier for "downweight".
         shared_only: Only review writes into shared banks.
@@ -67,16 +68,40 @@ class PatternGuardSpec(BaseModel):
     shared_only: bool = True
 
 
+def compile_pattern(pattern: str) -> Any:
+    """Compile a guard pattern with RE2 (linear-time matching, no catastrophic patterns).
+
+    Raises:
+        ValueError: The pattern is not valid RE2 syntax; the message says why.
+    """
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options=options)
+    except re2.error as err:
+        reason = err.args[0] if err.args else err
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(f"not a valid RE2 regular expression ({reason})") from None
+    except UnicodeError:
+        raise ValueError("not a valid regular expression (not encodable as UTF-8)") from None
+
+
+def _searchable(text: str) -> str:
+    """``text`` as RE2 can take it: lone surrogates (not UTF-8 encodable) replaced."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
 class PatternGuard:
     """Rejects, quarantines or down-weights writes whose text matches a pattern."""
 
     def __init__(self, spec: PatternGuardSpec) -> None:
         try:
-            self._regex = re.compile(spec.pattern)
-        except re.error as err:
-            raise ValueError(
-                f"guards.pattern = {spec.pattern!r}: not a valid regex ({err})"
-            ) from None
+            self._regex = compile_pattern(spec.pattern)
+        except ValueError as err:
+            raise ValueError(f"guards.pattern = {spec.pattern!r}: {err}") from None
         self.spec = spec
         self.name = f"pattern:{spec.action}"
         self._verdict = {
@@ -88,7 +113,7 @@ class PatternGuard:
     def review(self, proposals: WriteProposals, context: StepContext) -> GuardDecision:
         """Flag proposals whose text matches the pattern."""
         hit = np.fromiter(
-            (self._regex.search(t) is not None for t in proposals.text),
+            (self._regex.search(_searchable(t)) is not None for t in proposals.text),
             dtype=np.bool_,
             count=len(proposals),
         )

@@ -78,12 +78,14 @@ def test_embedding_detector_and_planted_communities(small_data):
     ]
 
 
-def test_graph_size_of_every_kind(small_data):
+def test_graph_size_of_every_kind(small_data, tmp_path):
+    edges = tmp_path / "g.edgelist"
+    edges.write_text("0 1\n1 2\n")
     for graph, n in [
         ({"kind": "sbm", "sizes": [10, 20], "p_in": 0.1, "p_out": 0.01}, 30),
         ({"kind": "grid", "rows": 4, "cols": 5}, 20),
         ({"kind": "complete", "n": 7}, 7),
-        ({"kind": "file", "path": "g.edgelist"}, None),
+        ({"kind": "file", "path": str(edges)}, None),
     ]:
         small_data["graph"] = graph
         assert graph_size(validate_config(small_data)) == n
@@ -105,4 +107,4 @@ def test_warnings(small_data):
         "probe_every is not set: LLM agents are never probed, so adopters stay the seeded "
         "agents (set probe_every = 1 to probe every step)"
     ]
-    assert config.resolved_checkpoint_every == 1
+    assert config.resolved_checkpoint_every == 10

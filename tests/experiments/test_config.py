@@ -29,21 +29,23 @@ def test_valid_config_loads(small_toml):
 def test_unknown_key(small_data):
     small_data["stepz"] = 3
     assert _errors(small_data) == [
-        "stepz = 3: unknown key (check the spelling; see docs/config-reference.md)"
+        "stepz = 3: unknown key (did you mean 'steps'? see docs/config-reference.md)"
     ]
 
 
 def test_unknown_nested_key_names_full_path(small_data):
     small_data["banks"]["private"]["capasity"] = 4
     assert _errors(small_data) == [
-        "banks.private.capasity = 4: unknown key (check the spelling; see docs/config-reference.md)"
+        "banks.private.capasity = 4: unknown key (did you mean 'capacity'? see "
+        "docs/config-reference.md)"
     ]
 
 
 def test_bad_enum(small_data):
     small_data["policy"]["rule"] = "cascade"
     assert _errors(small_data) == [
-        "policy.rule = 'cascade': must be one of 'independent_cascade' or 'threshold'"
+        "policy.rule = 'cascade': must be one of 'repeated_exposure', 'one_shot_cascade', "
+        "'threshold' or 'independent_cascade'"
     ]
 
 
@@ -63,7 +65,7 @@ def test_bad_range(small_data):
 def test_bad_type(small_data):
     small_data["steps"] = "many"
     assert _errors(small_data) == [
-        "steps = 'many': input should be a valid integer, unable to parse string as an integer"
+        "steps = 'many': input should be a valid integer"
     ]
 
 
@@ -102,11 +104,11 @@ def test_several_errors_reported_together(small_data):
     errors = _errors(small_data)
     assert sorted(errors) == sorted(
         [
-            "stepz = 1: unknown key (check the spelling; see docs/config-reference.md)",
+            "stepz = 1: unknown key (did you mean 'steps'? see docs/config-reference.md)",
             "policy.beta = -0.1: input should be greater than or equal to 0",
             "graph.m = 0: must satisfy 1 <= m < n (n = 60)",
             "memes.0.kind = 'evil': must be one of 'influence_seeking', 'benign_insight', "
-            "'belief', 'goal' or 'other'",
+            "'belief', 'goal', 'placebo' or 'other'",
         ]
     )
     with pytest.raises(ConfigError, match=r"invalid config test.toml \(4 error\(s\)\)"):

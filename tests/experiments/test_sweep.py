@@ -9,7 +9,9 @@ import polars as pl
 import pytest
 
 from experiments.config import ConfigError
-from experiments.sweep import load_sweep, run_sweep
+from experiments.rundirs import RunDirError
+from experiments.sweep import load_sweep_config as load_sweep
+from experiments.sweep import run_sweep
 
 SWEEP_TOML = """\
 # A test sweep.
@@ -185,8 +187,14 @@ def test_rerun_finishes_incomplete_runs_and_refuses_other_configs(sweep_toml, tm
     assert resumed["resumes"][0]["from_step"] == 0
 
     changed = load_sweep(sweep_toml, ["steps=5"])
-    with pytest.raises(ConfigError, match="holds a run of a different config"):
+    with pytest.raises(RunDirError) as info:
         run_sweep(changed, sweep_dir, progress=False)
+    # One line for all the conflicting runs, not one per run.
+    assert str(info.value).startswith(
+        f"{sweep_dir}: 8 run directories hold runs of a different config (e.g. "
+        "runs/policy.beta=0.1/topology=ring/seed=1); pass overwrite"
+    )
+    assert "\n" not in str(info.value)
     redone = run_sweep(changed, sweep_dir, overwrite=True, progress=False)
     assert redone.ran == 8 and redone.index["steps_completed"].to_list() == [5] * 8
 
