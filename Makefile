@@ -1,12 +1,14 @@
 # memespread: set-up and the two main commands (see README.md).
 #   make demo   creates .venv, installs memespread, runs the demo experiment (LLM agents on llama.cpp)
 #   make test   creates .venv, installs memespread + test tools + the vLLM CPU build, lints, runs the tests
+#   make notebook  installs JupyterLab (the `notebook` extra) and opens the analysis notebooks
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.memespread-installed
+NB_STAMP := $(VENV)/.memespread-notebook
 
-.PHONY: demo test lint vllm bench
+.PHONY: demo test lint vllm bench notebook
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +32,10 @@ test: vllm lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/contagion_vs_ndlib.py --steps 40 --million
+
+$(NB_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[llm,dev,notebook]'
+	touch $(NB_STAMP)
+
+notebook: $(NB_STAMP)
+	$(BIN)/jupyter lab notebooks/

@@ -1,21 +1,34 @@
 """The ``memespread`` command line: run, sweep, validate, resume, report, list.
 
-Exit codes: 0 success; 1 a run failed (or a sweep had failed runs); 2 invalid
-configuration or arguments; 130 interrupted.
+Exit codes: 0 success; 1 a run failed (or a sweep had failed runs) or an I/O error (a
+read-only or full filesystem, a file where a directory should be, a name too long);
+2 invalid configuration, arguments or target directory; 130 interrupted (Ctrl-C or
+SIGTERM). Every error is reported in one line (``--verbose`` adds the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import importlib.metadata
+import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from experiments.catalog import list_configs
 from experiments.config import ConfigError
 from experiments.report import report
+from experiments.request_failures import FailedRequestsError
 from experiments.resume import resume_run
-from experiments.runner import RunResult, run_experiment
-from experiments.sweep import run_sweep
+from experiments.rundirs import RunDirError, is_run_dir, read_json_object
+from experiments.runlog import LOG_FILE, LOG_FORMAT, attached
+from experiments.runner import INTERRUPTED, RunResult, default_run_dir, run_experiment
+from experiments.sweep import SweepResult, run_sweep
 from experiments.validation import Validated, validate
 
 _SET_HELP = (
@@ -33,6 +46,17 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+_VERBOSE_HELP = "log progress to stderr and print the traceback of an unexpected error"
+
+
+def version() -> str:
+    """The installed memespread version ("unknown" when run from a tree not installed)."""
+    try:
+        return importlib.metadata.version("memespread")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``memespread`` command."""
     parser = argparse.ArgumentParser(
@@ -41,10 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Configs are TOML files (see docs/config-reference.md); a shipped config can be "
         "named without its path (see `memespread list`).",
     )
+    parser.add_argument("--version", action="version", version=f"memespread {version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
+    # -v also after the command; SUPPRESS keeps the top-level value when it is absent.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
         "run",
+        parents=[common],
         help="run one experiment from a run config",
         description="Run one experiment and write its run directory (manifest.json and "
         "Parquet tables). The run is checkpointed every checkpoint_every steps; if it is "
@@ -55,11 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--run-dir", help="write the run here (default: OUTPUT_DIR/NAME from the config)"
     )
-    run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    run.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing run directory of memespread, once the new run has "
+        "succeeded (a directory that is not a memespread run is never replaced)",
+    )  # fmt: skip
     run.add_argument("--quiet", action="store_true", help="no progress bar, warnings or summary")
 
     sweep = sub.add_parser(
         "sweep",
+        parents=[common],
         help="run a sweep: a grid over config keys times replicate seeds",
         description="Run every run of a sweep config that is not complete yet: complete "
         "runs are skipped, interrupted ones resumed. Writes SWEEP_DIR/runs/<axis>=<label>/"
@@ -84,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser(
         "validate",
+        parents=[common],
         help="check run or sweep configs without running them",
         description="Validate each config (schema and cross-field checks; sweeps are "
         "expanded and every run validated). Nothing heavy is loaded: no graph, no model. "
@@ -96,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser(
         "resume",
+        parents=[common],
         help="finish an interrupted run from its last checkpoint",
         description="Rebuild the run from its manifest's config, restore the latest "
         "checkpoint in RUN_DIR/checkpoints and run the remaining steps (from step 0 if there "
@@ -107,14 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser(
         "report",
-        help="summarise a run and plot its spread",
+        parents=[common],
+        help="summarise a run or a sweep and plot it",
         description="Print a per-meme summary of a finished run and write "
-        "RUN_DIR/report/summary.csv, prevalence.png and transmissions.png.",
+        "RUN_DIR/report/summary.csv, prevalence.png and transmissions.png. Given a sweep "
+        "directory, summarise its complete runs across the swept parameters and write "
+        "SWEEP_DIR/report/.",
     )
-    rep.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    rep.add_argument(
+        "run_dir", metavar="RUN_DIR", help="a finished run directory, or a sweep directory"
+    )
 
     sub.add_parser(
         "list",
+        parents=[common],
         help="list the shipped configs",
         description="List the configs shipped in experiments/configs with their kind and "
         "one-line documentation; pass a NAME to run, sweep or validate.",
@@ -125,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _summary(result: RunResult) -> str:
     steps = result.steps
     last = steps.filter(steps["step"] == steps["step"].max())
-    lines = [f"run directory: {result.run_dir} ({result.manifest['status']})"]
+    elapsed = result.manifest.get("elapsed_s")
+    took = f" in {_duration(float(elapsed))}" if elapsed is not None else ""
+    lines = [f"run directory: {result.run_dir} ({result.manifest['status']}{took})"]
     for row in last.iter_rows(named=True):
         lines.append(
             f"  meme {row['meme_id']}: after step {row['step']}: exposed {row['exposed']}, "
@@ -134,6 +181,17 @@ def _summary(result: RunResult) -> str:
         )
     lines.append(f"  plots: memespread report {result.run_dir}")
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    """``12.3 s``, ``4 min 05 s`` or ``2 h 03 min``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def _error(message: object) -> None:
@@ -145,6 +203,52 @@ def _warn(validated: Validated) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
+def _one_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _os_error(err: OSError) -> str:
+    """An OSError as one line: what failed, on which path."""
+    reason = err.strerror or _one_line(err)
+    if err.errno == errno.ENAMETOOLONG:
+        reason += " (a path component is longer than the filesystem allows, 255 bytes)"
+    where = f"{err.filename}" if err.filename is not None else ""
+    if err.filename2 is not None:
+        where += f" -> {err.filename2}"
+    return f"{where}: {reason}" if where else reason
+
+
+def _run_failure(err: BaseException, run_dir: Path) -> str:
+    """One line about a run that failed, with where to look and how to go on."""
+    if isinstance(err, FileNotFoundError):
+        what = _os_error(err)
+    elif isinstance(err, OSError):
+        what = f"I/O error: {_os_error(err)}"
+    else:
+        what = _one_line(err)
+    manifest = read_json_object(run_dir / "manifest.json") or {}
+    if manifest.get("status") == "failed":
+        log = run_dir / LOG_FILE
+        return (
+            f"run failed: {what} (details: {log}; after fixing the cause, "
+            f"`memespread resume {run_dir}` continues from the last checkpoint)"
+        )
+    if is_run_dir(run_dir) and manifest.get("status") == "complete":
+        return f"run failed: {what} (the previous run in {run_dir} is unchanged)"
+    return what  # it failed before the run directory was set up
+
+
+def _interrupted(run_dir: Path) -> str:
+    manifest = read_json_object(run_dir / "manifest.json") or {}
+    if manifest.get("status") == INTERRUPTED:
+        return f"interrupted; `memespread resume {run_dir}` finishes the run"
+    if manifest.get("status") == "complete":
+        return f"interrupted; the previous run in {run_dir} is unchanged"
+    return "interrupted"
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     validated = validate(args.config, args.overrides)
     if validated.kind != "run":
@@ -153,16 +257,65 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _warn(validated)
     config = validated.configs[0]
+    run_dir = Path(args.run_dir) if args.run_dir is not None else default_run_dir(config)
     try:
-        result = run_experiment(
-            config, args.run_dir, overwrite=args.overwrite, progress=not args.quiet
-        )
-    except FileExistsError as err:
-        _error(err)
-        return 2
+        result = run_experiment(config, run_dir, overwrite=args.overwrite, progress=not args.quiet)
+    except KeyboardInterrupt:
+        _error(_interrupted(run_dir))
+        return 130
+    except (ConfigError, RunDirError):
+        raise
+    except Exception as err:
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        _error(_run_failure(err, run_dir))
+        return 1
     if not args.quiet:
         print(_summary(result))
     return 0
+
+
+def _sweep_results(result: SweepResult) -> list[str]:
+    """Lines of the sweep's results: per grid point and meme, the mean final state."""
+    import polars as pl
+
+    complete = result.index.filter(pl.col("status") == "complete")
+    if complete.is_empty():
+        return []
+    axes = [c for c in result.index.columns if c not in _INDEX_COLUMNS]
+    frames = []
+    for row in complete.iter_rows(named=True):
+        run_dir = result.sweep_dir / row["run_dir"]
+        manifest = read_json_object(run_dir / "manifest.json") or {}
+        steps = pl.read_parquet(run_dir / "steps.parquet")
+        last = steps.filter(pl.col("step") == pl.col("step").max())
+        frames.append(
+            last.select("meme_id", "carriers", "adopters").with_columns(
+                *(pl.lit(row[a]).alias(a) for a in axes),
+                pl.lit(int(manifest.get("n_agents") or 0)).alias("n_agents"),
+            )
+        )
+    table = (
+        pl.concat(frames, how="diagonal_relaxed")
+        .group_by([*axes, "meme_id"], maintain_order=True)
+        .agg(
+            pl.len().alias("runs"),
+            (pl.col("adopters") / pl.col("n_agents")).mean().alias("adopters"),
+            (pl.col("carriers") / pl.col("n_agents")).mean().alias("carriers"),
+        )
+    )
+    lines = ["  final shares of agents (mean over the complete runs of each point):"]
+    for row in table.iter_rows(named=True):
+        point = " ".join(f"{a}={row[a]}" for a in axes) or "(no grid)"
+        lines.append(
+            f"    {point}  meme {row['meme_id']}: adopters {row['adopters']:.3f}, "
+            f"carriers {row['carriers']:.3f} ({row['runs']} run(s))"
+        )
+    return lines
+
+
+#: Columns of a sweep index that are not swept parameters.
+_INDEX_COLUMNS = frozenset({"run_dir", "name", "seed", "status", "steps_completed", "steps"})
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -175,13 +328,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     if not args.quiet:
         _warn(validated)
-    result = run_sweep(
-        validated.sweep,
-        args.sweep_dir,
-        jobs=args.jobs,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+    sweep_dir = Path(args.sweep_dir) if args.sweep_dir else validated.sweep.sweep_dir
+    try:
+        result = run_sweep(
+            validated.sweep,
+            sweep_dir,
+            jobs=args.jobs,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        _error(
+            f"interrupted; rerun `memespread sweep {args.config}` (same options) to finish "
+            f"the sweep in {sweep_dir}: complete runs are kept, interrupted ones resumed"
+        )
+        return 130
     for rel_dir, error in result.failed.items():
         _error(f"{rel_dir}: {error}")
     if not args.quiet:
@@ -191,6 +352,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             f"{len(result.failed)} failed"
         )
         print(f"  index: {result.sweep_dir / 'index.parquet'}")
+        for line in _sweep_results(result):
+            print(line)
+        print(f"  plots: memespread report {result.sweep_dir}")
     return 1 if result.failed else 0
 
 
@@ -210,11 +374,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
     try:
-        result = resume_run(args.run_dir, progress=not args.quiet)
+        result = resume_run(run_dir, progress=not args.quiet)
     except FileNotFoundError as err:
         _error(err)
         return 2
+    except KeyboardInterrupt:
+        _error(_interrupted(run_dir))
+        return 130
+    except (ConfigError, RunDirError, ValueError) as err:
+        _error(err)
+        return 2
+    except Exception as err:
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        _error(_run_failure(err, run_dir))
+        return 1
     if not args.quiet:
         print(_summary(result))
     return 0
@@ -250,17 +426,94 @@ _COMMANDS = {
 }
 
 
+def describe_error(err: Exception) -> tuple[int, str]:
+    """The exit code and one-line message of an error that reached the top level.
+
+    2 for invalid input (configs, arguments, a target directory the tool refuses, a
+    missing file); 1 for I/O errors and failed runs; 1 with a hint to use ``--verbose``
+    for anything unexpected.
+    """
+    if isinstance(err, ConfigError | RunDirError):
+        return 2, str(err)
+    if isinstance(err, FileNotFoundError):
+        return 2, _os_error(err) if err.filename is not None else _one_line(err)
+    if isinstance(err, OSError):
+        return 1, f"I/O error: {_os_error(err)}"
+    if isinstance(err, FailedRequestsError):
+        return 1, f"run failed: {err}"
+    if isinstance(err, MemoryError):
+        return 1, "out of memory"
+    return 1, (
+        f"unexpected {type(err).__name__}: {_one_line(err)} "
+        "(rerun with --verbose for the traceback)"
+    )
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while the block runs (main thread only).
+
+    A terminated run is then recorded as ``interrupted`` and can be resumed, as after
+    Ctrl-C. The previous handler is restored afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _console_filter(verbose: bool) -> Callable[[logging.LogRecord], bool]:
+    """Which records go to the console: the runner's own only with ``verbose``.
+
+    The runner logs a run's start, steps and outcome; the CLI reports the outcome itself
+    (one line, and the traceback with ``--verbose``), so the runner's records with a
+    traceback never go to the console and the others only with ``--verbose``.
+    """
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.name != "experiments.runner":
+            return True
+        return verbose and record.exc_info is None
+
+    return keep
+
+
+@contextlib.contextmanager
+def _console_log(verbose: bool) -> Iterator[None]:
+    """Log the packages' records to stderr: warnings, or progress too with ``verbose``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT if verbose else "%(levelname)s: %(message)s"))
+    handler.addFilter(_console_filter(verbose))
+    level = logging.INFO if verbose else logging.WARNING
+    handler.setLevel(level)
+    with attached(handler, level):
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    try:
-        return _COMMANDS[args.command](args)
-    except ConfigError as err:
-        _error(err)
-        return 2
-    except KeyboardInterrupt:
-        _error("interrupted; finish a run with `memespread resume RUN_DIR` (a sweep: rerun it)")
-        return 130
+    verbose = bool(getattr(args, "verbose", False))
+    with _console_log(verbose), _sigterm_as_interrupt():
+        try:
+            return _COMMANDS[args.command](args)
+        except KeyboardInterrupt:
+            _error("interrupted")
+            return 130
+        except Exception as err:
+            code, message = describe_error(err)
+            if verbose:
+                traceback.print_exc()
+            _error(message)
+            return code
 
 
 if __name__ == "__main__":

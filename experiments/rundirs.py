@@ -150,9 +150,7 @@ def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKin
     if is_ours(target, kind):
         if overwrite:
             return Plan.REPLACE
-        what = (
-            "resume it (memespread resume)" if kind == "run" else "rerun the sweep to finish it"
-        )
+        what = "resume it (memespread resume)" if kind == "run" else "rerun the sweep to finish it"
         raise RunDirError(
             f"{kind} directory {target} already exists; pass overwrite=True (--overwrite) to "
             f"replace it, {what}, or choose another name/output_dir"

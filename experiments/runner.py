@@ -1,12 +1,18 @@
 """Running one experiment: config in, run directory and tables out.
 
 A run directory holds ``manifest.json`` (resolved config, seed, package versions, policy
-and engine identity, status) and one Parquet file per table, each written atomically.
+and engine identity, status, elapsed time), one Parquet file per table, each written
+atomically, and ``run.log``. The manifest's ``status`` is ``running`` while it runs (and
+after a SIGKILL), then ``complete``, ``failed`` (an error; ``error`` says which) or
+``interrupted`` (Ctrl-C or SIGTERM); the last two keep their checkpoint for ``resume``.
+Which directories a run may be written to or replace: :mod:`experiments.rundirs`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import logging
 import platform
 import shutil
 import sys
@@ -21,6 +27,17 @@ from tqdm.auto import tqdm
 from agents.contagion import ContagionPolicy, ContagionSpec
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from experiments.config import RunConfig
+from experiments.manifest import config_binding
+from experiments.request_failures import RequestTally, check_step
+from experiments.rundirs import (
+    Plan,
+    discard_dir,
+    plan_target,
+    replace_dir_atomically,
+    staging_dir,
+    tool_marker,
+)
+from experiments.runlog import run_log
 from sim.checkpoint import load_checkpoint, save_checkpoint
 from sim.guards import Guard, PatternGuard, PatternGuardSpec
 from sim.model import MemeticModel
@@ -53,6 +70,13 @@ COMPLETIONS_FILE = "completions.jsonl"
 
 #: The checkpoint directory inside a run directory.
 CHECKPOINTS_DIR = "checkpoints"
+
+#: Manifest status of a run stopped by Ctrl-C (KeyboardInterrupt) or SIGTERM.
+INTERRUPTED = "interrupted"
+
+
+def _logger() -> logging.Logger:
+    return logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,7 +133,9 @@ def build_run_engine(config: RunConfig, run_dir: str | Path) -> Engine | None:
     The configured engine is wrapped in a :class:`~agents.llm.replay.ReplayEngine` in
     mode ``"auto"`` over ``run_dir/completions.jsonl``: every completion is recorded as it
     arrives, and a resumed run is served the completions of the steps it repeats, so it
-    reproduces the uninterrupted run exactly. The caller closes the engine.
+    reproduces the uninterrupted run exactly. Outermost is a
+    :class:`~experiments.request_failures.RequestTally` that counts failed requests for
+    the run's ``failed_request_share_limit``. The caller closes the engine.
     """
     spec = config.policy
     if not isinstance(spec, LLMPolicySpec):
@@ -119,7 +145,7 @@ def build_run_engine(config: RunConfig, run_dir: str | Path) -> Engine | None:
 
     inner = build_engine(spec.engine)
     try:
-        return ReplayEngine(inner, Path(run_dir) / COMPLETIONS_FILE, "auto")
+        return RequestTally(ReplayEngine(inner, Path(run_dir) / COMPLETIONS_FILE, "auto"))
     except BaseException:
         inner.close()
         raise
@@ -176,12 +202,18 @@ def write_tables(tables: dict[str, pl.DataFrame], run_dir: Path) -> None:
 
 
 def new_manifest(config: RunConfig) -> dict[str, Any]:
-    """The manifest of a run that has not started: config, versions, status "running"."""
+    """The manifest of a run that has not started: config, versions, status "running".
+
+    It carries the tool marker (``"tool": "memespread"``) by which
+    :func:`experiments.rundirs.is_run_dir` recognises the run directory as ours.
+    """
     return {
+        **tool_marker(),
         "name": config.name,
         "seed": config.seed,
         "steps": config.steps,
         "config": config.model_dump(mode="json", by_alias=True),
+        **config_binding(config),
         "packages": package_versions(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -208,24 +240,56 @@ def execute(
     model state goes to ``run_dir/checkpoints/step-N`` (atomically; the older one is
     dropped) and the manifest is rewritten with ``steps_completed = N``. At the end every
     table is written atomically, the manifest says ``status = "complete"`` and the
-    checkpoints are removed. An exception marks the manifest ``"failed"`` (checkpoints are
-    kept for ``resume``); a killed process leaves ``"running"`` and the last checkpoint.
+    checkpoints are removed. An exception marks the manifest ``"failed"`` with its
+    ``error``, a KeyboardInterrupt (Ctrl-C, or SIGTERM as the CLI maps it) ``"interrupted"``;
+    both keep the checkpoints for ``resume``. A killed process leaves ``"running"`` and the
+    last checkpoint. A step in which at least ``config.failed_request_share_limit`` of the
+    LLM requests failed ends the run as failed
+    (:class:`~experiments.request_failures.FailedRequestsError`). The manifest's
+    ``elapsed_s`` adds up the wall time of every execution; ``run_dir/run.log`` gets the
+    story, tracebacks included.
 
     Args:
         config: The validated config.
         run_dir: The (existing) run directory.
         manifest: The manifest to keep up to date (mutated and rewritten).
-        progress: Show a progress bar over steps.
-        policy: A ready policy instead of building one from the config.
+        progress: Show a progress bar over steps (it stays on screen at the end).
+        policy: A ready policy instead of building one from the config (its requests
+            are not counted for the failed-request limit).
         checkpoint: A checkpoint of this config to restore before stepping.
     """
+    with run_log(run_dir):
+        return _execute(config, run_dir, manifest, progress, policy, checkpoint)
+
+
+def _execute(
+    config: RunConfig,
+    run_dir: Path,
+    manifest: dict[str, Any],
+    progress: bool,
+    policy: Policy | None,
+    checkpoint: Path | None,
+) -> RunResult:
+    log = _logger()
+    started = time.monotonic()
+    elapsed_before = float(manifest.get("elapsed_s") or 0.0)
     engine = build_run_engine(config, run_dir) if policy is None else None
+    tally = engine if isinstance(engine, RequestTally) else None
     model: MemeticModel | None = None
     tables: dict[str, pl.DataFrame] = {}
     try:
         model = build_model(config, policy or build_policy(config, engine))
         if checkpoint is not None:
             load_checkpoint(model, checkpoint)
+        log.info(
+            "run %s: %s, steps %d to %d of %d, in %s",
+            config.name,
+            "resumed" if checkpoint is not None else "started",
+            model.steps,
+            config.steps - 1,
+            config.steps,
+            run_dir,
+        )
         manifest["policy"] = model.policy.describe()
         manifest["n_agents"] = model.banks.n_agents
         manifest["n_banks"] = model.banks.n_banks
@@ -239,34 +303,62 @@ def execute(
             desc=config.name,
             unit="step",
             disable=not progress,
-            leave=False,
+            leave=True,
         )
         with bar:
+            if tally is not None:
+                tally.take()
             while model.steps < config.steps:
+                step_started = time.monotonic()
                 model.step()
                 bar.update(1)
+                if tally is not None:
+                    counts = tally.take()
+                    log.info(
+                        "step %d: %.2f s, %d requests, %d failed",
+                        model.steps - 1,
+                        time.monotonic() - step_started,
+                        counts.requests,
+                        counts.failed,
+                    )
+                    check_step(counts, config.failed_request_share_limit, model.steps - 1)
                 if every and model.steps % every == 0 and model.steps < config.steps:
-                    saved = save_checkpoint(model, run_dir / CHECKPOINTS_DIR)
+                    saved = save_checkpoint(
+                        model, run_dir / CHECKPOINTS_DIR, binding=config_binding(config)
+                    )
                     manifest["steps_completed"] = model.steps
                     manifest["checkpoint"] = f"{CHECKPOINTS_DIR}/{saved.name}"
                     write_json_atomic(manifest, run_dir / "manifest.json")
+                    log.info("checkpoint after step %d: %s", model.steps - 1, saved.name)
         tables = model.tables()
         write_tables(tables, run_dir)
         manifest["status"] = "complete"
         manifest["steps_completed"] = model.steps
         manifest["checkpoint"] = None
+    except KeyboardInterrupt:
+        manifest["status"] = INTERRUPTED
+        log.warning(
+            "run %s interrupted during step %s; `memespread resume %s` finishes it",
+            config.name,
+            "?" if model is None else model.steps,
+            run_dir,
+        )
+        raise
     except BaseException as err:
         manifest["status"] = "failed"
         manifest["error"] = f"{type(err).__name__}: {err}"
+        log.error("run %s failed: %s", config.name, manifest["error"], exc_info=err)
         raise
     finally:
         manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        manifest["elapsed_s"] = round(elapsed_before + time.monotonic() - started, 3)
         write_json_atomic(manifest, run_dir / "manifest.json")
         if model is not None:
             model.policy.close()
         if engine is not None:
             engine.close()
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+    log.info("run %s complete in %.1f s", config.name, manifest["elapsed_s"])
     return RunResult(run_dir=run_dir, config=config, tables=tables, manifest=manifest)
 
 
@@ -283,10 +375,17 @@ def run_experiment(
     The run is checkpointed as it goes (``checkpoint_every``); if the process dies,
     :func:`experiments.resume.resume_run` finishes it with identical tables.
 
+    Where it is written (see :mod:`experiments.rundirs`): a ``run_dir`` that does not
+    exist or is empty receives the run. One that holds a run of this tool is replaced only
+    with ``overwrite``, and only after the new run succeeded: the new run is written into a
+    staging sibling (``.NAME.new-XXXXXXXX``) which then takes the old one's place; if the
+    new run fails or is interrupted, the staging directory is deleted and the old run stays
+    as it was. Anything else is never written into or replaced.
+
     Args:
         config: The validated config.
         run_dir: Where to write (default ``output_dir/name``).
-        overwrite: Replace an existing run directory.
+        overwrite: Replace an existing run directory of this tool.
         progress: Show a progress bar over steps.
         policy: A ready policy to use instead of building one from the config (it is
             closed at the end; a resumed run builds its policy from the config).
@@ -295,18 +394,29 @@ def run_experiment(
         The run's tables and manifest.
 
     Raises:
-        FileExistsError: The run directory exists and ``overwrite`` is false.
+        RunDirError: ``run_dir`` holds a run and not ``overwrite``, or holds something
+            other than a run of this tool.
+        OSError: The run directory cannot be created or written (a file in the way, a
+            read-only or full filesystem, a name too long).
+        FailedRequestsError: Too many LLM requests failed in a step.
+        KeyboardInterrupt: The run was interrupted (its manifest says so).
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"run directory {run_dir} already exists; pass overwrite=True (--overwrite) "
-                "to replace it, resume it (memespread resume), or choose another "
-                "name/output_dir"
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_target(run_dir, overwrite=overwrite, kind="run")
+    if plan is Plan.CREATE:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        work = run_dir
+    else:
+        work = staging_dir(run_dir)
     manifest = new_manifest(config)
-    write_json_atomic(manifest, run_dir / "manifest.json")
-    return execute(config, run_dir, manifest, progress=progress, policy=policy)
+    try:
+        write_json_atomic(manifest, work / "manifest.json")
+        result = execute(config, work, manifest, progress=progress, policy=policy)
+    except BaseException:
+        if work != run_dir:
+            discard_dir(work)
+        raise
+    if work != run_dir:
+        replace_dir_atomically(work, run_dir)
+        result = dataclasses.replace(result, run_dir=run_dir)
+    return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -11,17 +12,25 @@ from pathlib import Path
 import pytest
 
 from experiments.catalog import list_configs
-from experiments.cli import build_parser, main
+from experiments.cli import build_parser, main, version
 
 ROOT = Path(__file__).resolve().parents[2]
 
 OPTIONS = {
-    "run": ["CONFIG", "--set", "--run-dir", "--overwrite", "--quiet"],
-    "sweep": ["SWEEP_CONFIG", "--set", "--sweep-dir", "--jobs", "--overwrite", "--quiet"],
-    "validate": ["CONFIG", "--set"],
-    "resume": ["RUN_DIR", "--quiet"],
-    "report": ["RUN_DIR"],
-    "list": [],
+    "run": ["CONFIG", "--set", "--run-dir", "--overwrite", "--quiet", "--verbose"],
+    "sweep": [
+        "SWEEP_CONFIG",
+        "--set",
+        "--sweep-dir",
+        "--jobs",
+        "--overwrite",
+        "--quiet",
+        "--verbose",
+    ],
+    "validate": ["CONFIG", "--set", "--verbose"],
+    "resume": ["RUN_DIR", "--quiet", "--verbose"],
+    "report": ["RUN_DIR", "--verbose"],
+    "list": ["--verbose"],
 }
 
 
@@ -46,6 +55,15 @@ def test_top_level_help_lists_commands(capsys):
     text = capsys.readouterr().out
     for command in OPTIONS:
         assert command in text
+    assert "--version" in text and "--verbose" in text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"memespread {version()}"
+    assert version() == importlib.metadata.version("memespread")
 
 
 def test_console_entry_point_runs():
@@ -97,7 +115,7 @@ def test_run_report_resume_from_the_cli(small_toml, tmp_path, capsys):
     run_dir = tmp_path / "r"
     assert main(["run", str(small_toml), "--run-dir", str(run_dir), "--set", "steps=3"]) == 0
     out = capsys.readouterr().out
-    assert f"run directory: {run_dir} (complete)" in out
+    assert f"run directory: {run_dir} (complete in " in out
     assert "meme goal: after step 2:" in out
     assert main(["run", str(small_toml), "--run-dir", str(run_dir)]) == 2
     assert "already exists" in capsys.readouterr().err
@@ -118,7 +136,16 @@ def test_sweep_from_the_cli(small_toml, tmp_path, capsys):
     args = ["sweep", str(sweep), "--sweep-dir", str(tmp_path / "sd"), "--set", "steps=2"]
     assert main([*args, "--quiet"]) == 0
     assert main(args) == 0
-    assert "4 runs; 0 run now, 4 already complete, 0 failed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "4 runs; 0 run now, 4 already complete, 0 failed" in out
+    # The sweep ends with its results: one line per grid point and meme.
+    results = out.split("final shares of agents (mean over the complete runs of each point):")
+    lines = results[1].strip().splitlines()
+    assert [line.split(" meme ")[0].strip() for line in lines[:2]] == [
+        "policy.beta=0.1",
+        "policy.beta=0.2",
+    ]
+    assert lines[0].endswith("(2 run(s))") and "adopters 0." in lines[0]
     index = json.loads((tmp_path / "sd" / "sweep.json").read_text())
     assert index["n_runs"] == 4
     assert main(["sweep", str(small_toml)]) == 2

@@ -1,4 +1,5 @@
-"""Runs: manifest, checkpoints, atomic writes under an injected failure, resume."""
+"""Runs: manifest, checkpoints, atomic writes under an injected failure, resume, safe
+overwrite, interruption, the run log."""
 
 from __future__ import annotations
 
@@ -9,25 +10,26 @@ import pytest
 
 from experiments.config import load_config
 from experiments.resume import resume_run
+from experiments.rundirs import RunDirError
 from experiments.runner import run_experiment
 from sim.output import read_tables, write_parquet_atomic
 
 _REAL_WRITE_PARQUET = pl.DataFrame.write_parquet
 
 
-def _failing_write_parquet(marker: str):
+def _failing_write_parquet(marker: str, error: BaseException | None = None):
     """A stand-in for polars' ``DataFrame.write_parquet`` that fails part-way.
 
     This fakes a failure of an external library (e.g. a full disk): for files whose name
-    contains ``marker`` it writes a truncated file, then raises ``OSError``; all other
-    writes go to the real polars method.
+    contains ``marker`` it writes a truncated file, then raises ``error`` (default
+    ``OSError``); all other writes go to the real polars method.
     """
 
     def write(frame, file, *args, **kwargs):
         if marker in str(file):
             with open(file, "wb") as handle:
                 handle.write(b"PAR1 truncated")
-            raise OSError("disk full (injected)")
+            raise error if error is not None else OSError("disk full (injected)")
         return _REAL_WRITE_PARQUET(frame, file, *args, **kwargs)
 
     return write
@@ -35,6 +37,14 @@ def _failing_write_parquet(marker: str):
 
 def _leftovers(root):
     return sorted(p.name for p in root.rglob("*") if p.name.endswith(".tmp"))
+
+
+def _tree(root):
+    """Every path under ``root`` with its bytes (None for directories)."""
+    return {
+        str(p.relative_to(root)): None if p.is_dir() else p.read_bytes()
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def test_run_writes_tables_and_complete_manifest(small_toml, tmp_path):
@@ -64,9 +74,105 @@ def test_run_writes_tables_and_complete_manifest(small_toml, tmp_path):
 def test_existing_run_dir_needs_overwrite(small_toml, tmp_path):
     config = load_config(small_toml, ["steps=1"])
     run_experiment(config, tmp_path / "run", progress=False)
-    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"):
+    with pytest.raises(RunDirError, match="already exists; pass overwrite=True"):
         run_experiment(config, tmp_path / "run", progress=False)
-    assert run_experiment(config, tmp_path / "run", overwrite=True, progress=False)
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    again = run_experiment(config, tmp_path / "run", overwrite=True, progress=False)
+    assert again.run_dir == tmp_path / "run"
+    assert again.manifest["status"] == "complete" and again.manifest["tool"] == "memespread"
+    # The whole old run directory was replaced; no staging or holding directory is left.
+    assert not (tmp_path / "run" / "notes.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "small.toml"]
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_run(small_toml, tmp_path):
+    config = load_config(small_toml, ["steps=1"])
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "chapter1.tex").write_text("two years of work")
+    (thesis / "figures").mkdir()
+    (thesis / "figures" / "f.png").write_bytes(b"png")
+    before = _tree(thesis)
+    for overwrite in (False, True):
+        with pytest.raises(RunDirError, match="is not a memespread run directory"):
+            run_experiment(config, thesis, overwrite=overwrite, progress=False)
+    assert _tree(thesis) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.toml", "thesis"]
+
+
+def test_empty_existing_directory_receives_the_run(small_toml, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_experiment(
+        load_config(small_toml, ["steps=1"]), tmp_path / "empty", progress=False
+    )
+    assert result.manifest["status"] == "complete"
+
+
+def test_failed_overwrite_keeps_the_old_run(small_toml, tmp_path, monkeypatch):
+    config = load_config(small_toml, ["steps=2"])
+    run_experiment(config, tmp_path / "run", progress=False)
+    before = _tree(tmp_path / "run")
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", _failing_write_parquet(".agents.parquet"))
+    with pytest.raises(OSError, match="injected"):
+        run_experiment(
+            load_config(small_toml, ["steps=3"]), tmp_path / "run", overwrite=True, progress=False
+        )
+    monkeypatch.undo()
+    assert _tree(tmp_path / "run") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "small.toml"]
+
+
+def test_interrupted_overwrite_keeps_the_old_run(small_toml, tmp_path, monkeypatch):
+    config = load_config(small_toml, ["steps=2"])
+    run_experiment(config, tmp_path / "run", progress=False)
+    before = _tree(tmp_path / "run")
+    interrupt = _failing_write_parquet(".steps.parquet", KeyboardInterrupt())
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, tmp_path / "run", overwrite=True, progress=False)
+    monkeypatch.undo()
+    assert _tree(tmp_path / "run") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "small.toml"]
+
+
+def test_interruption_is_recorded_as_interrupted_and_resumes(
+    small_toml, tmp_path, monkeypatch, drop_wall_clock
+):
+    config = load_config(small_toml, ["checkpoint_every=2", "steps=5"])
+    expected = run_experiment(config, tmp_path / "straight", progress=False)
+    run_dir = tmp_path / "stopped"
+    interrupt = _failing_write_parquet(".steps.parquet", KeyboardInterrupt())
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, run_dir, progress=False)
+    monkeypatch.undo()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert "error" not in manifest
+    assert manifest["checkpoint"] == "checkpoints/step-000004"
+    log = (run_dir / "run.log").read_text()
+    assert "interrupted" in log and f"memespread resume {run_dir}" in log
+    resumed = resume_run(run_dir, progress=False)
+    assert resumed.manifest["status"] == "complete"
+    a, b = drop_wall_clock(expected.tables), drop_wall_clock(read_tables(run_dir))
+    for name in a:
+        assert a[name].equals(b[name]), name
+
+
+def test_run_log_and_elapsed_time(small_toml, tmp_path):
+    result = run_experiment(load_config(small_toml, ["steps=2"]), tmp_path / "r", progress=False)
+    log = (tmp_path / "r" / "run.log").read_text().splitlines()
+    assert "INFO experiments.runner: run small: started, steps 0 to 1 of 2, in " in log[0]
+    assert log[-1].endswith(
+        f"INFO experiments.runner: run small complete in {result.manifest['elapsed_s']:.1f} s"
+    )
+    assert 0 < result.manifest["elapsed_s"] < 60
+    # The handler is removed after the run: later records do not reach the file.
+    import logging
+
+    logging.getLogger("experiments.runner").warning("after the run")
+    assert "after the run" not in (tmp_path / "r" / "run.log").read_text()
 
 
 def test_failing_write_leaves_previous_file_intact(tmp_path, monkeypatch):
