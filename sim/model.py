@@ -6,7 +6,8 @@ Each step runs these phases for all agents at once:
 2. retrieve — every agent gets the top-k entries of the banks it may read; carrying
    entries by others mark the reader exposed;
 3. act — ONE policy call for all agents (one batched engine call for LLM policies),
-   returning proposed writes and, for rule-based policies, adoption decisions;
+   returning proposed writes and, for rule-based policies, adoption decisions (also
+   recoveries) and entries to retract (removed now, after this step's retrieval);
 4. validate — writes to banks the author may not write are refused;
 5. guard — defenses review every remaining write (accept, reject, quarantine, down-weight);
 6. commit — accepted writes are appended together, with provenance (author, step, bank,

@@ -151,12 +151,16 @@ class PolicyOutput:
         adoptions: Adoption decisions.
         generations: Optional rows for the ``generations`` table (LLM policies).
         stats: Inference figures.
+        removals: Ids of entries the policy retracts (e.g. a recovering agent's carrying
+            entries under the contagion policy); the model marks the alive ones removed
+            at this step, after retrieval, so they were still visible in this step.
     """
 
     writes: WriteProposals = field(default_factory=WriteProposals.empty)
     adoptions: Adoptions = field(default_factory=Adoptions.empty)
     generations: pl.DataFrame | None = None
     stats: EngineStats = field(default_factory=EngineStats)
+    removals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class Policy(Protocol):

@@ -74,6 +74,8 @@ class Tracker:
         self.adopter = np.zeros(shape, dtype=np.bool_)
         self.expressed = np.zeros(shape, dtype=np.bool_)
         self.infected = np.zeros(shape, dtype=np.bool_)
+        # Has lost adoption at least once (recovery, or a probe no longer endorsing).
+        self.recovered = np.zeros(shape, dtype=np.bool_)
         self.generation = np.full(shape, -1, dtype=np.int32)
         self._events: list[pl.DataFrame] = []
         self._edges: list[pl.DataFrame] = []
@@ -161,6 +163,7 @@ class Tracker:
             drop = np.unique(agents[sel & ~adopted])
             drop = drop[self.adopter[drop, meme]]
             self.adopter[drop, meme] = False
+            self.recovered[drop, meme] = True
             self._lost_adopters[meme] += len(drop)
             self._log(step, drop, meme, AgentState.ADOPTER, False)
 
@@ -320,5 +323,6 @@ class Tracker:
             "adopter": self.adopter.copy(),
             "expressed": self.expressed.copy(),
             "infected": self.infected.copy(),
+            "recovered": self.recovered.copy(),
             "generation": self.generation.copy(),
         }

@@ -12,7 +12,19 @@ Definitions (nodes and ``infectious_from`` as in :mod:`sim.analysis.infections`)
   entries (SI-like spread) it grows with the run length, so a short ``window`` is the
   quantity that compares with the contagion rule (see :func:`implied_secondaries`).
 * R_eff(t) = the mean number of secondary infections (whole run) of the agents infected
-  at step ``t`` (right-censored: late infectors have had less time).
+  at step ``t`` (right-censored: late infectors have had less time). By generation
+  cohort (``by_generation=True``) the agents infected at ``t`` are split by their
+  generation, so seeds (generation 0) and their offspring infected in the same step are
+  not averaged together.
+
+Censoring. Every count is cut at the end of the recorded run: an infector's later
+offspring are never seen. For whole-run counts this biases R_eff(t) down more the later
+``t`` is. For a ``window`` of ``W`` steps, an infector is *censored* when its window
+``[infectious_from, infectious_from + W)`` reaches past the last recorded step ``T``
+(``infectious_from + W - 1 > T``): its count covers fewer than ``W`` steps, so including
+it biases windowed R0 down. Pass ``last_step = T`` to :func:`reproduction_number` to drop
+censored infectors (it reports how many it dropped); without it they are counted as
+observed.
 * generation interval of an infection edge = its step minus the step at which its source
   acquired the meme (seeds and the environment: the injection step).
 """
@@ -86,8 +98,14 @@ def reproduction_number(
     *,
     generations: int = 0,
     window: int | None = None,
+    last_step: int | None = None,
 ) -> pl.DataFrame:
     """R0 per meme: mean secondary infections of the agents of generations ``0..generations``.
+
+    Censoring (see the module docstring): the counts stop at the end of the recorded run.
+    With a ``window`` W, an infector whose window reaches past the last step
+    (``infectious_from + W - 1 > last_step``) has been observed for fewer than W steps;
+    by default it is still counted (biasing R0 down); pass ``last_step`` to drop it.
 
     Args:
         transmissions: The ``transmissions`` table.
@@ -96,43 +114,71 @@ def reproduction_number(
         generations: The last early generation ``G`` (0: seeds only).
         window: Count secondaries within this many steps of becoming infectious (None: the
             whole run).
+        last_step: The last recorded step of the run (e.g. ``steps["step"].max()``); with
+            a ``window``, infectors whose window is censored by it are left out.
 
     Returns:
         Columns ``meme_id, r0, r0_se`` (standard error of the mean; null for one
-        infector), ``n_infectors``, ``n_secondaries``.
+        infector), ``n_infectors``, ``n_secondaries``, ``n_censored`` (infectors left
+        out as censored; 0 unless ``window`` and ``last_step`` are given).
     """
     if generations < 0:
         raise ValueError(f"generations = {generations}: must be >= 0")
-    sec = secondary_infections(transmissions, agents, memories, window=window)
+    sec = secondary_infections(transmissions, agents, memories, window=window).filter(
+        pl.col("generation") <= generations
+    )
+    censored = pl.lit(False)
+    if window is not None and last_step is not None:
+        censored = pl.col("infectious_from") + window - 1 > last_step
+    sec = sec.with_columns(censored.alias("censored"))
     return (
-        sec.filter(pl.col("generation") <= generations)
-        .group_by("meme_id")
+        sec.group_by("meme_id")
         .agg(
-            pl.col("secondaries").mean().alias("r0"),
-            (pl.col("secondaries").std() / pl.len().sqrt()).alias("r0_se"),
-            pl.len().cast(pl.Int64).alias("n_infectors"),
-            pl.col("secondaries").sum().alias("n_secondaries"),
+            pl.col("secondaries").filter(~pl.col("censored")).mean().alias("r0"),
+            (
+                pl.col("secondaries").filter(~pl.col("censored")).std()
+                / (~pl.col("censored")).sum().sqrt()
+            ).alias("r0_se"),
+            (~pl.col("censored")).sum().cast(pl.Int64).alias("n_infectors"),
+            pl.col("secondaries").filter(~pl.col("censored")).sum().alias("n_secondaries"),
+            pl.col("censored").sum().cast(pl.Int64).alias("n_censored"),
         )
         .sort("meme_id")
     )
 
 
 def effective_reproduction(
-    transmissions: pl.DataFrame, agents: pl.DataFrame, memories: pl.DataFrame | None = None
+    transmissions: pl.DataFrame,
+    agents: pl.DataFrame,
+    memories: pl.DataFrame | None = None,
+    *,
+    by_generation: bool = False,
 ) -> pl.DataFrame:
     """R_eff(t) per meme: mean secondary infections of the agents infected at step t.
 
+    Whole-run counts, right-censored by the end of the run (see the module docstring).
+
+    Args:
+        transmissions: The ``transmissions`` table.
+        agents: The ``agents`` table.
+        memories: The ``memories`` table (optional).
+        by_generation: Split each step's agents into generation cohorts (one row per
+            step and generation), so seeds and the offspring infected in the same step
+            are not averaged together.
+
     Returns:
-        Columns ``meme_id, step, r_eff, n_infected`` (steps with at least one new node).
+        Columns ``meme_id, step, r_eff, n_infected`` (steps with at least one new node);
+        with ``by_generation``, ``meme_id, step, generation, r_eff, n_infected``.
     """
     sec = secondary_infections(transmissions, agents, memories)
+    keys = ["meme_id", "step", "generation"] if by_generation else ["meme_id", "step"]
     return (
-        sec.group_by("meme_id", "step")
+        sec.group_by(keys)
         .agg(
             pl.col("secondaries").mean().alias("r_eff"),
             pl.len().cast(pl.Int64).alias("n_infected"),
         )
-        .sort("meme_id", "step")
+        .sort(keys)
     )
 
 

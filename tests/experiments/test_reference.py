@@ -23,7 +23,7 @@ def test_reference_lists_every_top_level_key_with_its_default():
         assert f"| `{field.alias or name}` |" in text
     assert "| `steps` | integer | `20` | >= 1 | Number of steps to run. |" in text
     assert "| `graph.k` | integer | required |" in text
-    assert '`policy.rule` | string | `"independent_cascade"` | one of' in text
+    assert '`policy.rule` | string | `"repeated_exposure"` | one of' in text
     assert "| `banks.global.capacity` | integer | `256` | >= 1 |" in text
     assert "| `sweep.replicates` | integer | unset | >= 1; <= 100000 |" in text
     # A variant's kind must be given (it selects the variant): documented as required.
