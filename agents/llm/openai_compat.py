@@ -5,23 +5,31 @@ spread round-robin over the configured base URLs, so several servers (GPUs, node
 one step's batch. Only transport failures (connection errors, timeouts) and HTTP 429 are
 retried, with exponential backoff; any other HTTP error becomes an ERROR completion at
 once, carrying the status code.
+
+Credentials never leave the engine: every completion's text and error pass through
+:func:`agents.llm.redaction.redact` with the API key in use (before any truncation), so a
+server that echoes the ``Authorization`` header cannot put the key into a stored record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
 
+from agents.containment import drop_surrogates
 from agents.llm.base import (
     Completion,
+    CompletionCallback,
     EngineError,
     FinishReason,
     GenerationRequest,
     OpenAISpec,
 )
+from agents.llm.redaction import redact
 
 _ERROR_BODY_CHARS = 300
 
@@ -50,11 +58,16 @@ class OpenAIEngine:
     def __repr__(self) -> str:
         return f"OpenAIEngine(model={self.spec.model!r}, base_urls={self.spec.base_urls!r})"
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         """Send the batch concurrently and return completions in input order.
 
         Runs its own event loop; when called from a thread that already runs one (e.g. a
-        notebook), the loop runs in a helper thread.
+        notebook), the loop runs in a helper thread. ``on_complete`` (if given) is called
+        as each request finishes (in finishing order), in the thread running the loop.
 
         Raises:
             EngineError: If the engine is closed.
@@ -67,20 +80,25 @@ class OpenAIEngine:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self._run(requests))
+            return asyncio.run(self._run(requests, on_complete))
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, self._run(requests)).result()
+            return pool.submit(asyncio.run, self._run(requests, on_complete)).result()
 
     def close(self) -> None:
         """Mark the engine closed (it holds no connection between calls)."""
         self._closed = True
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
+    def _api_key(self) -> str | None:
+        """The API key from the environment (read on every call), or None."""
         if self.spec.api_key_env:
-            key = os.environ.get(self.spec.api_key_env)
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
+            return os.environ.get(self.spec.api_key_env) or None
+        return None
+
+    @staticmethod
+    def _headers(key: str | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         return headers
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
@@ -107,16 +125,28 @@ class OpenAIEngine:
                 body["response_format"] = {"type": "json_object", "schema": schema}
         return body
 
-    async def _run(self, requests: list[GenerationRequest]) -> list[Completion]:
+    async def _run(
+        self, requests: list[GenerationRequest], on_complete: CompletionCallback | None
+    ) -> list[Completion]:
         import httpx
 
         semaphore = asyncio.Semaphore(self.spec.max_concurrency)
-        headers = self._headers()
+        key = self._api_key()
+        secrets = (key,) if key else ()
         limits = httpx.Limits(max_connections=self.spec.max_concurrency)
+
+        async def finish(index: int, request: GenerationRequest) -> Completion:
+            completion = _redacted(
+                await self._one(client, semaphore, index, request, secrets), secrets
+            )
+            if on_complete is not None:
+                on_complete(index, completion)
+            return completion
+
         async with httpx.AsyncClient(
-            timeout=httpx.Timeout(self.spec.timeout_s), limits=limits, headers=headers
+            timeout=httpx.Timeout(self.spec.timeout_s), limits=limits, headers=self._headers(key)
         ) as client:
-            tasks = [self._one(client, semaphore, i, request) for i, request in enumerate(requests)]
+            tasks = [finish(i, request) for i, request in enumerate(requests)]
             return list(await asyncio.gather(*tasks))
 
     async def _one(
@@ -125,6 +155,7 @@ class OpenAIEngine:
         semaphore: asyncio.Semaphore,
         index: int,
         request: GenerationRequest,
+        secrets: tuple[str, ...],
     ) -> Completion:
         import httpx
 
@@ -148,17 +179,17 @@ class OpenAIEngine:
                 last_error = f"HTTP 429 from {url}"
                 continue
             if response.status_code >= 400:
+                body = redact(response.text, secrets)[:_ERROR_BODY_CHARS]
                 return Completion.failed(
-                    request.request_id,
-                    f"HTTP {response.status_code} from {url}: {response.text[:_ERROR_BODY_CHARS]}",
+                    request.request_id, f"HTTP {response.status_code} from {url}: {body}"
                 )
-            return self._parse(request.request_id, url, response)
+            return self._parse(request.request_id, url, response, secrets)
         return Completion.failed(
             request.request_id, f"gave up after {attempts} attempts to {url}: {last_error}"
         )
 
     @staticmethod
-    def _parse(request_id: str, url: str, response: Any) -> Completion:
+    def _parse(request_id: str, url: str, response: Any, secrets: tuple[str, ...]) -> Completion:
         try:
             data = response.json()
             choice = data["choices"][0]
@@ -182,5 +213,17 @@ class OpenAIEngine:
             return Completion.failed(
                 request_id,
                 f"malformed response from {url}: {type(exc).__name__}: {exc}; "
-                f"body starts {response.text[:_ERROR_BODY_CHARS]!r}",
+                f"body starts {redact(response.text, secrets)[:_ERROR_BODY_CHARS]!r}",
             )
+
+
+def _redacted(completion: Completion, secrets: tuple[str, ...]) -> Completion:
+    r"""Return ``completion`` with credentials redacted from its text and error.
+
+    Lone surrogates (a JSON body may hold ``\ud800`` escapes) are dropped from both.
+    """
+    text = redact(drop_surrogates(completion.text), secrets)
+    error = None if completion.error is None else redact(drop_surrogates(completion.error), secrets)
+    if text == completion.text and error == completion.error:
+        return completion
+    return dataclasses.replace(completion, text=text, error=error)

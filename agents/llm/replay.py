@@ -5,31 +5,54 @@ sampling with seed, schema; not the request id) and stored in an append-only JSO
 
 * line 1, the header: ``{"type": "header", "format": "memespread-replay/1",
   "engine": <inner name>, "model_id": <inner model id>}``;
-* then one line per completion: ``{"type": "completion", "key": ..., "request_id": ...,
-  "text": ..., "finish_reason": ..., "prompt_tokens": ..., "cached_prompt_tokens": ...,
-  "completion_tokens": ..., "error": ...}``.
+* then one line per completion: ``{"type": "completion", "key": ...}`` plus every field of
+  :class:`~agents.llm.base.Completion` (``request_id``, ``text``, ``finish_reason``,
+  ``prompt_tokens``, ``cached_prompt_tokens``, ``completion_tokens``, ``error``, ...);
+  a field missing from an older file takes its default;
+* one line per option scoring (``ScoreRequest``, scored decisions and probes):
+  ``{"type": "scores", "key": ..., "request_id": ..., "logprobs": [... or null for
+  -inf], "prompt_tokens": ..., "cached_prompt_tokens": ..., "error": ...}``.
 
-Each batch is appended, flushed and fsynced at once. A final line cut short by a killed
-process is ignored on load (and cut off before the next append); a later record of the
-same key supersedes an earlier one.
+Each completion is appended, flushed and fsynced as soon as its request finishes, when the
+inner engine reports finished requests (the ``on_complete`` callback of
+``Engine.generate``: llama.cpp and OpenAI-compatible servers); otherwise as soon as the
+batch returns (offline vLLM). A process killed in the middle of a batch thus loses only
+the requests in flight, and a resumed run in mode ``"auto"`` is served the recorded ones.
+A final line cut short by a killed process is ignored on load (and cut off before the
+next append); a later record of the same key supersedes an earlier one.
+
+Before a completion is stored or served, credential-shaped strings (``Bearer ...``,
+``api_key=...``, ``sk-...``) are redacted from its text and error
+(:func:`agents.llm.redaction.redact`; engines redact their own key values themselves) and
+lone surrogates are dropped from both (they cannot be encoded as UTF-8).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
+from agents.containment import drop_surrogates
 from agents.llm.base import (
     Completion,
+    CompletionCallback,
     Engine,
     EngineError,
     FinishReason,
     GenerationRequest,
+    OptionScores,
+    ScoreRequest,
+    accepts_on_complete,
+    can_score,
 )
+from agents.llm.redaction import redact
 
 REPLAY_FORMAT = "memespread-replay/1"
 ReplayMode = Literal["record", "replay", "auto"]
@@ -54,6 +77,8 @@ class ReplayEngine:
         model_id: The inner engine's model id (likewise).
         mode: The mode.
         path: The JSONL file.
+        hits: Requests served from the file so far (by this object).
+        misses: Requests sent to the inner engine so far (by this object).
     """
 
     def __init__(
@@ -75,6 +100,9 @@ class ReplayEngine:
         self.mode: ReplayMode = mode
         self.path = Path(path)
         self._records: dict[str, Completion] = {}
+        self._scores: dict[str, OptionScores] = {}
+        self.hits = 0
+        self.misses = 0
         header = self._load()
         if inner is not None:
             self.name = inner.name
@@ -118,10 +146,12 @@ class ReplayEngine:
                 continue
             try:
                 record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:  # JSON and Unicode errors
                 raise EngineError(
                     f"replay file {self.path} line {number} is corrupt: {exc}"
                 ) from None
+            if not isinstance(record, dict):
+                raise EngineError(f"replay file {self.path} line {number} is not an object")
             if record.get("type") == "header":
                 if record.get("format") != REPLAY_FORMAT:
                     raise EngineError(
@@ -129,36 +159,42 @@ class ReplayEngine:
                         f"expected {REPLAY_FORMAT!r}"
                     )
                 header = record
+            elif record.get("type") == "scores":
+                self._scores[record["key"]] = _scores_from_record(record)
             elif record.get("type") == "completion":
-                self._records[record["key"]] = _completion_from_record(record)
+                try:
+                    self._records[str(record["key"])] = _completion_from_record(record)
+                except (KeyError, ValueError, TypeError) as exc:
+                    raise EngineError(
+                        f"replay file {self.path} line {number} is corrupt: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
             else:
                 raise EngineError(
                     f"replay file {self.path} line {number} has unknown type={record.get('type')!r}"
                 )
         return header
 
-    def _append(self, items: list[tuple[str, Completion]]) -> None:
-        """Append completions (and the header if the file is new), then flush and fsync."""
+    @contextmanager
+    def _appender(self) -> Iterator[IO[bytes]]:
+        """Open the file for appending (writing the header if it is new)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._drop_partial_line()
         with open(self.path, "ab") as fh:
-            new_file = fh.tell() == 0
-            lines = []
-            if new_file:
+            if fh.tell() == 0:
                 header = {
                     "type": "header",
                     "format": REPLAY_FORMAT,
                     "engine": self.name,
                     "model_id": self.model_id,
                 }
-                lines.append(json.dumps(header, sort_keys=True))
-            for key, completion in items:
-                lines.append(json.dumps(_record_from_completion(key, completion), sort_keys=True))
-            fh.write(("\n".join(lines) + "\n").encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        for key, completion in items:
-            self._records[key] = completion
+                _write_line(fh, header)
+            yield fh
+
+    def _store(self, fh: IO[bytes], key: str, completion: Completion) -> None:
+        """Append one completion, flush and fsync it, and keep it in memory."""
+        _write_line(fh, _record_from_completion(key, completion))
+        self._records[key] = completion
 
     def _drop_partial_line(self) -> None:
         """Cut off a final line without newline (left by a killed process), if any."""
@@ -171,8 +207,15 @@ class ReplayEngine:
             data = self.path.read_bytes()
             fh.truncate(data.rfind(b"\n") + 1)
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         """Serve the batch as the mode says; see the class docstring.
+
+        ``on_complete`` (if given) is called for every request: for those served from the
+        file at once, for the others as soon as each is stored.
 
         Raises:
             EngineError: In replay mode, on the first request whose key is not on file;
@@ -192,7 +235,6 @@ class ReplayEngine:
                     )
                 results[i] = self._records[key]
         else:
-            misses = []
             for i, key in enumerate(keys):
                 stored = self._records.get(key)
                 if (
@@ -201,19 +243,108 @@ class ReplayEngine:
                     and stored.finish_reason is not FinishReason.ERROR
                 ):
                     results[i] = stored
-                else:
-                    misses.append(i)
-            if misses:
-                assert self.inner is not None  # guaranteed by __init__
-                fresh = self.inner.generate([requests[i] for i in misses])
-                if len(fresh) != len(misses):
+        self.hits += len(results)
+        if on_complete is not None:
+            for i, completion in sorted(results.items()):
+                on_complete(i, dataclasses.replace(completion, request_id=requests[i].request_id))
+        if len(results) < len(requests):
+            misses = [i for i in range(len(requests)) if i not in results]
+            self.misses += len(misses)
+
+            def forward(index: int, completion: Completion) -> None:
+                if on_complete is not None:
+                    on_complete(misses[index], completion)
+
+            fresh = self._generate_misses(
+                [requests[i] for i in misses], [keys[i] for i in misses], forward
+            )
+            for i, completion in zip(misses, fresh, strict=True):
+                results[i] = completion
+        return [
+            dataclasses.replace(results[i], request_id=r.request_id) for i, r in enumerate(requests)
+        ]
+
+    def _generate_misses(
+        self,
+        requests: list[GenerationRequest],
+        keys: list[str],
+        on_stored: CompletionCallback,
+    ) -> list[Completion]:
+        """Send ``requests`` to the inner engine, storing each completion as it finishes.
+
+        After storing one, ``on_stored`` is called with its index in ``requests``.
+        """
+        inner = self.inner
+        assert inner is not None  # guaranteed by __init__
+        stored: dict[int, Completion] = {}
+        with self._appender() as fh:
+
+            def record(index: int, completion: Completion) -> None:
+                if index in stored or not 0 <= index < len(requests):
+                    return
+                stored[index] = _scrubbed(completion)
+                self._store(fh, keys[index], stored[index])
+                on_stored(index, stored[index])
+
+            if accepts_on_complete(inner):
+                returned = inner.generate(requests, on_complete=record)
+            else:
+                returned = inner.generate(requests)
+            if len(returned) != len(requests):
+                raise EngineError(
+                    f"inner engine {self.name!r} returned {len(returned)} completions for "
+                    f"{len(requests)} requests"
+                )
+            for index, completion in enumerate(returned):
+                record(index, completion)  # whatever the engine did not report yet
+        return [stored[i] for i in range(len(requests))]
+
+    @property
+    def supports_scoring(self) -> bool:
+        """Whether ``score`` can serve.
+
+        True when the inner engine scores, or (replay without an inner engine) when the
+        file holds option scores.
+        """
+        if self.inner is None:
+            return bool(self._scores)
+        return can_score(self.inner)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[OptionScores]:
+        """Serve option scores as the mode says (keyed by ``ScoreRequest.cache_key``).
+
+        Raises:
+            EngineError: In replay mode, on a request not on file; if closed; or if a
+                miss must go to an inner engine that reports no log-probabilities.
+        """
+        if self._closed:
+            raise EngineError("ReplayEngine is closed")
+        requests = list(requests)
+        keys = [r.cache_key(self.model_id) for r in requests]
+        results: dict[int, OptionScores] = {}
+        misses = []
+        for i, (request, key) in enumerate(zip(requests, keys, strict=True)):
+            stored = self._scores.get(key)
+            if self.mode == "replay":
+                if stored is None:
                     raise EngineError(
-                        f"inner engine {self.name!r} returned {len(fresh)} completions for "
-                        f"{len(misses)} requests"
+                        f"replay miss: score request_id={request.request_id!r} key={key} is "
+                        f"not in {self.path}"
                     )
-                self._append([(keys[i], c) for i, c in zip(misses, fresh, strict=True)])
-                for i, completion in zip(misses, fresh, strict=True):
-                    results[i] = completion
+                results[i] = stored
+            elif self.mode == "auto" and stored is not None and stored.error is None:
+                results[i] = stored
+            else:
+                misses.append(i)
+        if misses:
+            if self.inner is None or not can_score(self.inner):
+                raise EngineError(f"inner engine {self.name!r} reports no log-probabilities")
+            fresh = self.inner.score([requests[i] for i in misses])  # type: ignore[attr-defined]
+            with self._appender() as fh:
+                for i, scores in zip(misses, fresh, strict=True):
+                    _write_line(fh, _record_from_scores(keys[i], scores))
+                    self._scores[keys[i]] = scores
+                    results[i] = scores
         return [
             dataclasses.replace(results[i], request_id=r.request_id) for i, r in enumerate(requests)
         ]
@@ -225,27 +356,61 @@ class ReplayEngine:
         self._closed = True
 
 
+def _write_line(fh: IO[bytes], record: dict[str, Any]) -> None:
+    """Append one JSON line (ASCII: lone surrogates are escaped), flush and fsync."""
+    fh.write((json.dumps(record, sort_keys=True) + "\n").encode("ascii"))
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _scrubbed(completion: Completion) -> Completion:
+    """Return ``completion`` with credential-shaped strings redacted from text and error.
+
+    Lone surrogates (not encodable as UTF-8, so no table could hold them) are dropped too.
+    """
+    text = redact(drop_surrogates(completion.text))
+    error = None if completion.error is None else redact(drop_surrogates(completion.error))
+    if text == completion.text and error == completion.error:
+        return completion
+    return dataclasses.replace(completion, text=text, error=error)
+
+
 def _record_from_completion(key: str, completion: Completion) -> dict[str, Any]:
+    record: dict[str, Any] = {"type": "completion", "key": key}
+    for field in dataclasses.fields(completion):
+        value = getattr(completion, field.name)
+        record[field.name] = value.value if isinstance(value, enum.Enum) else value
+    return record
+
+
+def _record_from_scores(key: str, scores: OptionScores) -> dict[str, Any]:
     return {
-        "type": "completion",
+        "type": "scores",
         "key": key,
-        "request_id": completion.request_id,
-        "text": completion.text,
-        "finish_reason": completion.finish_reason.value,
-        "prompt_tokens": completion.prompt_tokens,
-        "cached_prompt_tokens": completion.cached_prompt_tokens,
-        "completion_tokens": completion.completion_tokens,
-        "error": completion.error,
+        "request_id": scores.request_id,
+        # JSON has no -inf: an option the engine did not report is stored as null.
+        "logprobs": [None if math.isinf(x) else x for x in scores.logprobs],
+        "prompt_tokens": scores.prompt_tokens,
+        "cached_prompt_tokens": scores.cached_prompt_tokens,
+        "error": scores.error,
     }
 
 
-def _completion_from_record(record: dict[str, Any]) -> Completion:
-    return Completion(
+def _scores_from_record(record: dict[str, Any]) -> OptionScores:
+    return OptionScores(
         request_id=str(record["request_id"]),
-        text=str(record["text"]),
-        finish_reason=FinishReason(record["finish_reason"]),
+        logprobs=tuple(float("-inf") if x is None else float(x) for x in record["logprobs"]),
         prompt_tokens=int(record["prompt_tokens"]),
         cached_prompt_tokens=int(record["cached_prompt_tokens"]),
-        completion_tokens=int(record["completion_tokens"]),
         error=record.get("error"),
     )
+
+
+def _completion_from_record(record: dict[str, Any]) -> Completion:
+    values = {
+        field.name: record[field.name]
+        for field in dataclasses.fields(Completion)
+        if field.name in record
+    }
+    values["finish_reason"] = FinishReason(values["finish_reason"])
+    return _scrubbed(Completion(**values))

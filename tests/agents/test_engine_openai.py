@@ -201,6 +201,23 @@ def test_api_key_is_sent_but_never_shown(
     assert "MEMESPREAD_TEST_KEY" in repr(spec)
 
 
+def test_each_finished_request_is_reported_at_once(fake_service: FakeOpenAIService) -> None:
+    fake_service.statuses = [200, 500, 200]
+    engine = OpenAIEngine(_spec([fake_service.base_url], max_concurrency=1))
+    seen: list[tuple[int, Any]] = []
+    out = engine.generate(
+        [_request("a"), _request("b"), _request("c")],
+        on_complete=lambda index, completion: seen.append((index, completion)),
+    )
+    assert sorted(index for index, _ in seen) == [0, 1, 2]
+    assert dict(seen) == dict(enumerate(out))
+    assert [c.finish_reason for c in out] == [
+        FinishReason.STOP,
+        FinishReason.ERROR,
+        FinishReason.STOP,
+    ]
+
+
 def test_generate_works_inside_a_running_event_loop(fake_service: FakeOpenAIService) -> None:
     engine = OpenAIEngine(_spec([fake_service.base_url]))
 

@@ -30,6 +30,7 @@ from agents.llm import (
     build_engine,
     parse_engine_spec,
 )
+from agents.llm.redaction import REDACTED
 from agents.llm.replay import REPLAY_FORMAT, ReplayEngine
 
 
@@ -215,3 +216,70 @@ def test_real_llamacpp_batch_replays_identically(llamacpp_engine, tmp_path: Path
     assert player.model_id == llamacpp_engine.model_id
     assert player.name == "llamacpp"
     assert player.generate(requests) == recorded
+
+
+class StreamingEngine(EchoEngine):
+    """Reports each request as it finishes; stops dead (like a killed process) when a
+    request says 'DIE', after reporting the requests before it."""
+
+    def generate(self, requests: Sequence[GenerationRequest], on_complete=None) -> list[Completion]:
+        self.batches.append([r.request_id for r in requests])
+        out = []
+        for index, r in enumerate(requests):
+            if r.messages[-1].content == "DIE":
+                raise KeyboardInterrupt
+            completion = Completion(
+                r.request_id, r.messages[-1].content[::-1], FinishReason.STOP, 5, 2, 3
+            )
+            out.append(completion)
+            if on_complete is not None:
+                on_complete(index, completion)
+        return out
+
+
+def test_each_completion_is_on_file_as_soon_as_it_finishes(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    inner = StreamingEngine()
+    engine = ReplayEngine(inner, path, "auto")
+    with pytest.raises(KeyboardInterrupt):
+        engine.generate([_req("a", "one"), _req("b", "two"), _req("c", "DIE"), _req("d", "x")])
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["type"] for line in lines] == ["header", "completion", "completion"]
+    assert [line["text"] for line in lines[1:]] == ["eno", "owt"]
+
+    # The "resumed" batch is served the two recorded completions; only the rest is sent.
+    resumed = ReplayEngine(inner, path, "auto")
+    out = resumed.generate([_req("a", "one"), _req("b", "two"), _req("c", "three"), _req("d", "x")])
+    assert [c.text for c in out] == ["eno", "owt", "eerht", "x"]
+    assert inner.batches[-1] == ["c", "d"]
+    assert (resumed.hits, resumed.misses) == (2, 2)
+    assert len(path.read_text().splitlines()) == 5  # header + 4 records, none twice
+
+
+def test_on_complete_reports_hits_and_fresh_completions(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    inner = EchoEngine()  # no on_complete parameter: its batch is stored when it returns
+    ReplayEngine(inner, path, "record").generate([_req("a", "one")])
+    seen: list[tuple[int, str, str]] = []
+    out = ReplayEngine(inner, path, "auto").generate(
+        [_req("x", "two"), _req("y", "one")],
+        on_complete=lambda i, c: seen.append((i, c.request_id, c.text)),
+    )
+    assert sorted(seen) == [(0, "x", "owt"), (1, "y", "eno")]
+    assert [c.text for c in out] == ["owt", "eno"]
+
+
+class LeakyEngine(EchoEngine):
+    """Replies with a bearer token and a lone surrogate, whatever it is asked."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        reply = "Use Bearer 1234567890abcdef now\ud800."
+        return [Completion(r.request_id, reply, FinishReason.STOP, 5, 2, 3) for r in requests]
+
+
+def test_stored_records_are_scrubbed_of_credentials_and_surrogates(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    [reply] = ReplayEngine(LeakyEngine(), path, "record").generate([_req("a", "hi")])
+    assert reply.text == f"Use Bearer {REDACTED} now."
+    assert "1234567890abcdef" not in path.read_text()
+    assert ReplayEngine(None, path, "replay").generate([_req("b", "hi")])[0].text == reply.text
