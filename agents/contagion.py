@@ -208,7 +208,8 @@ class ContagionPolicy:
                 hit &= ~tracker.recovered[readers, meme]
             # Entries of recovered agents that do not hold the meme again do not count.
             lapsed = tracker.recovered[:, meme] & ~tracker.adopter[:, meme]
-            hit &= (authors == ENVIRONMENT) | ~lapsed[np.maximum(authors, 0)]
+            if lapsed.any():
+                hit &= (authors == ENVIRONMENT) | ~lapsed[np.maximum(authors, 0)]
             if rule == "one_shot_cascade":
                 hit &= fresh
             exp_readers, exp_entries = readers[hit], entries[hit]
