@@ -238,6 +238,8 @@ def _format_error(
         tag = str(error["loc"][-1]) if error["loc"] else ""
         if path and dot and " " not in head and head in {tag, parts[-1] if parts else ""}:
             return f"{path}.{rest}"
+        if path and isinstance(value, str | int | float):
+            return f"{path} = {_shown(value)}: {text}"
         return f"{path}: {text}" if path else text
     return f"{path} = {_shown(value)}: {message[:1].lower()}{message[1:]}"
 

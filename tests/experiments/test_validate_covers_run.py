@@ -1,0 +1,314 @@
+"""What `validate` refuses so that `run` never crashes or hangs on its input (issue 8.3,
+8.4, 8.11; issue 13.4, 13.5, 13.10)."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from experiments import load_config, load_sweep, load_sweep_config
+from experiments.cli import main
+from experiments.config import INT_LIMIT, ConfigError, apply_override, validate_config
+from sim.guards import PatternGuard, PatternGuardSpec
+
+
+def _errors(data) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        validate_config(data)
+    return info.value.errors
+
+
+# ------------------------------------------------------------------ strict types (8.11)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("steps", "3", "steps = '3': input should be a valid integer"),
+        ("steps", True, "steps = True: input should be a valid integer"),
+        ("steps", 3.0, "steps = 3.0: input should be a valid integer"),
+        ("seed", "0", "seed = '0': input should be a valid integer"),
+    ],
+)
+def test_no_coercion_to_int(small_data, key, value, message):
+    small_data[key] = value
+    assert _errors(small_data) == [message]
+
+
+def test_no_coercion_to_float_or_bool_but_int_is_a_float(small_data):
+    small_data["policy"]["beta"] = False
+    assert _errors(small_data) == ["policy.beta = False: input should be a valid number"]
+    small_data["policy"]["beta"] = "0.5"
+    assert _errors(small_data) == ["policy.beta = '0.5': input should be a valid number"]
+    small_data["policy"]["beta"] = 1  # an int where a float is expected is fine
+    assert validate_config(small_data).policy.beta == 1.0
+    small_data["graph"]["require_connected"] = 1
+    assert _errors(small_data) == ["graph.require_connected = 1: input should be a valid boolean"]
+
+
+@pytest.mark.parametrize("value", [2**63, 2**31, -(2**40)])
+def test_integers_are_bounded(small_data, value):
+    small_data["banks"]["private"]["capacity"] = value
+    assert _errors(small_data) == [
+        f"banks.private.capacity = {value}: integers must be within -{INT_LIMIT}..{INT_LIMIT}"
+    ]
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_floats_are_finite(small_data, value):
+    small_data["policy"]["beta"] = value
+    assert _errors(small_data) == [f"policy.beta = {value!r}: must be a finite number"]
+
+
+def test_toml_dates_are_not_values(small_data):
+    import datetime
+
+    small_data["steps"] = datetime.date(2024, 1, 2)
+    assert _errors(small_data) == ["steps = 2024-01-02: a TOML date or time is not a config value"]
+
+
+# ------------------------------------------------------------------ --set (8.11)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ('steps=1\nname="x"', "one KEY.PATH=VALUE per --set"),
+        ("name=my run", "the value is not a TOML value"),
+        ('name="unclosed', "the value is not a TOML value"),
+        ("steps=", "no value after '='"),
+        ("ste\nps=1", "control characters in the key path"),
+        ("graph.n=1 2", "the value is not a TOML value"),
+    ],
+)
+def test_bad_set_values_are_errors(small_data, override, message):
+    with pytest.raises(ConfigError) as info:
+        apply_override(small_data, override)
+    assert len(info.value.errors) == 1 and message in info.value.errors[0]
+
+
+def test_set_keeps_bare_words_and_toml_values(small_data):
+    apply_override(small_data, "policy.rule=threshold")
+    apply_override(small_data, "memes.0.placement.bank=private:3")
+    apply_override(small_data, "steps = 7")
+    assert small_data["policy"]["rule"] == "threshold"
+    assert small_data["memes"][0]["placement"]["bank"] == "private:3"
+    assert small_data["steps"] == 7
+
+
+def test_one_past_the_end_appends_to_a_missing_or_empty_list(small_data):
+    assert "guards" not in small_data
+    apply_override(small_data, 'guards.0.kind="pattern"')
+    apply_override(small_data, 'guards.0.pattern="CANARY"')
+    assert small_data["guards"] == [{"kind": "pattern", "pattern": "CANARY"}]
+    small_data["guards"] = []
+    apply_override(small_data, 'guards.0={ kind = "pattern", pattern = "x" }')
+    assert validate_config(small_data).guards[0].pattern == "x"
+
+
+# ------------------------------------------------------------------ did you mean (13.10)
+
+
+def test_did_you_mean_inside_a_choice_and_a_list(small_data):
+    small_data["policy"]["betta"] = 0.2
+    small_data["memes"][0]["placement"]["cuont"] = 2
+    assert sorted(_errors(small_data)) == [
+        "memes.0.placement.cuont = 2: unknown key (did you mean 'count'? see "
+        "docs/config-reference.md)",
+        "policy.betta = 0.2: unknown key (did you mean 'beta'? see docs/config-reference.md)",
+    ]
+    small_data["policy"].pop("betta")
+    small_data["memes"][0]["placement"].pop("cuont")
+    small_data["zzzz"] = 1
+    assert _errors(small_data) == [
+        "zzzz = 1: unknown key (check the spelling; see docs/config-reference.md)"
+    ]
+
+
+# ------------------------------------------------------------------ files (8.3, 13.4)
+
+
+def _write_config(folder: Path, text: str, graph_path: str) -> Path:
+    config = folder / "cfg.toml"
+    config.write_text(
+        text.replace(
+            '[graph]\nkind = "barabasi_albert"\nn = 60\nm = 2\n',
+            f'[graph]\nkind = "file"\npath = "{graph_path}"\n',
+        )
+    )
+    return config
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        (b"", "is empty; must be a edgelist file"),
+        (b"0 1\n\x00\x01\x02", "is a binary file"),
+        (b"0 1\n\xff\xfe 2\n", "is not UTF-8 text"),
+        (b"0 1\n2\n", "line 2 ('2') is not an edge"),
+        ("dir", "not a regular file"),
+    ],
+)
+def test_graph_file_problems_fail_validate_naming_graph_path(
+    tmp_path, small_toml, capsys, content, message
+):
+    folder = tmp_path / "cfgs"
+    folder.mkdir()
+    graph = folder / "g.edgelist"
+    if content == "dir":
+        graph.mkdir()
+    elif content is not None:
+        graph.write_bytes(content)
+    config = _write_config(folder, small_toml.read_text(), "g.edgelist")
+    assert main(["validate", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"graph.path = '{graph}': {message}" in err, err
+    # run refuses before creating anything: no failed run directory is left behind
+    out = tmp_path / "out"
+    code = main(["run", str(config), "--set", f'output_dir="{out}"', "--quiet"])
+    assert code == 2 and not out.exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_dev_null_graph(tmp_path, small_toml, capsys):
+    config = _write_config(tmp_path, small_toml.read_text(), os.devnull)
+    assert main(["validate", str(config)]) == 2
+    assert "graph.path = '/dev/null': not a regular file" in capsys.readouterr().err
+
+
+def test_graph_path_is_relative_to_the_config_file(tmp_path, small_toml, monkeypatch):
+    folder = tmp_path / "cfgs"
+    folder.mkdir()
+    (folder / "g.edgelist").write_text("".join(f"{i} {i + 1}\n" for i in range(59)))
+    config_path = _write_config(folder, small_toml.read_text(), "g.edgelist")
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    config = load_config(config_path)
+    assert config.graph.path == folder / "g.edgelist"
+
+
+def test_placement_beyond_a_graph_file_is_an_error(tmp_path, small_toml):
+    (tmp_path / "g.edgelist").write_text("0 1\n1 2\n")
+    config_path = _write_config(tmp_path, small_toml.read_text(), "g.edgelist")
+    with pytest.raises(ConfigError) as info:
+        load_config(config_path, ["memes.0.placement.count=5"])
+    assert info.value.errors == [
+        "memes.0.placement.count = 5: must be at most the number of agents (3, the nodes of "
+        "the graph file)"
+    ]
+
+
+# ------------------------------------------------------------------ guard patterns (8.3)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("[", "not a valid RE2 regular expression (missing ]: [)"),
+        ("(?=x)", "not a valid RE2 regular expression"),
+        (r"(a)\1", "not a valid RE2 regular expression"),
+    ],
+)
+def test_bad_guard_patterns_fail_validation(small_data, pattern, message):
+    small_data["guards"] = [{"kind": "pattern", "pattern": pattern}]
+    errors = _errors(small_data)
+    assert len(errors) == 1 and errors[0].startswith(f"guards.0.pattern = {pattern!r}: {message}")
+
+
+def test_catastrophic_pattern_runs_in_linear_time():
+    guard = PatternGuard(PatternGuardSpec(pattern="(a+)+$"))
+    text = "a" * 100_000 + "b"
+    started = time.monotonic()
+    assert guard._regex.search(text) is None
+    assert time.monotonic() - started < 1.0  # Python's re takes forever on this
+
+
+# ------------------------------------------------------------------ engine files (8.3)
+
+
+def test_missing_model_and_replay_files(small_data, tmp_path):
+    small_data["policy"] = {
+        "kind": "llm",
+        "engine": {"kind": "llamacpp", "model_path": str(tmp_path / "missing.gguf")},
+    }
+    assert _errors(small_data) == [
+        f"policy.engine.model_path = '{tmp_path / 'missing.gguf'}': no such file"
+    ]
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not a model")
+    small_data["policy"]["engine"]["model_path"] = str(fake)
+    assert _errors(small_data) == [
+        f"policy.engine.model_path = '{fake}': is not a GGUF model file (no GGUF header)"
+    ]
+    small_data["policy"]["engine"] = {
+        "kind": "replay",
+        "mode": "replay",
+        "path": str(tmp_path / "none.jsonl"),
+    }
+    assert _errors(small_data) == [
+        f"policy.engine.path = '{tmp_path / 'none.jsonl'}': no such file (mode 'replay' reads it)"
+    ]
+
+
+# ------------------------------------------------------------------ config files (8.4)
+
+
+def test_config_file_that_is_not_utf8_or_not_a_file(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b'name = "\xff\xfe"\n')
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not valid UTF-8 (byte 8); not a TOML config file" in err
+    assert "Traceback" not in err
+    assert main(["validate", str(tmp_path)]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_sweep_base_that_is_binary(small_toml, capsys):
+    binary = small_toml.parent / "base.bin"
+    binary.write_bytes(bytes(range(256)))
+    sweep = small_toml.parent / "sweep.toml"
+    sweep.write_text('[sweep]\nbase = "base.bin"\nreplicates = 2\n')
+    assert main(["validate", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert "sweep.base = " in err and "not valid UTF-8" in err
+
+
+def test_huge_sweeps_are_refused_before_expansion(small_toml):
+    sweep = small_toml.parent / "sweep.toml"
+    sweep.write_text(
+        '[sweep]\nbase = "small.toml"\nseeds = [0, 1]\n\n[sweep.grid]\n'
+        + "".join(f'"memes.0.placement.count{i}" = {list(range(1, 40))}\n' for i in range(4))
+    )
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        load_sweep_config(sweep)
+    assert info.value.errors == [
+        "sweep: 39 x 39 x 39 x 39 x 2 seed(s) = 4626882 runs; a sweep has at most 100000 runs"
+    ]
+    assert time.monotonic() - started < 5
+    with pytest.raises(ConfigError) as info:
+        load_sweep_config(sweep, ["sweep={ base = 'small.toml', replicates = 1000000000 }"])
+    assert info.value.errors == [
+        "sweep.replicates = 1000000000: input should be less than or equal to 100000"
+    ]
+    with pytest.raises(ConfigError) as info:
+        load_sweep_config(sweep, ["sweep={ base = 'small.toml', replicates = 1e9 }"])
+    assert info.value.errors == ["sweep.replicates = 1000000000.0: input should be a valid integer"]
+
+
+# ------------------------------------------------------------------ Python API (13.5)
+
+
+def test_load_config_accepts_shipped_names_and_load_sweep_is_deprecated(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # works from any directory
+    assert load_config("contagion_small").name == "contagion-small"
+    assert len(load_sweep_config("topology_sweep").runs) > 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_sweep("topology_sweep")
+    assert [w.category for w in caught] == [DeprecationWarning]
