@@ -1,26 +1,48 @@
-"""A quick report of one run: a summary table and PNG plots of the spread.
+"""A quick report of a run or a sweep: a summary table and PNG plots.
 
-``report(run_dir)`` reads ``steps.parquet`` and ``manifest.json`` and writes
-``run_dir/report/``:
+``report(path)`` reports a run directory, or a sweep directory (one holding
+``index.parquet`` or a ``runs/`` tree of run directories; see :func:`report_sweep`).
+
+For a run it reads ``steps.parquet`` and ``manifest.json`` and writes ``run_dir/report/``:
 
 * ``summary.csv`` — one row per meme (see :func:`summary_table`);
-* ``prevalence.png`` — per meme, the fraction of agents exposed, carrying and adopting
-  after each step;
-* ``transmissions.png`` — per meme, new transmissions and new adopters per step.
+* ``prevalence.png`` — the share of agents exposed, carrying, expressing (when
+  recorded) and adopting after each step: one meme in one panel, or several memes side
+  by side in one panel per state, so a race reads off one panel;
+* ``transmissions.png`` — new transmissions and new adopters per step, one line per meme.
 
-Plots use matplotlib's Agg canvas directly (no pyplot, no global backend switch). The
-richer analysis lives in ``sim.analysis``; this is the fast look after a run.
+For a sweep it writes ``sweep_dir/report/``:
+
+* ``summary.csv`` — per combination of the swept parameters and meme: the mean and 95 %
+  confidence interval over seeds of final size, final adopter share, steps to 50 %
+  adopters and R0 (see :func:`sim.analysis.aggregate.aggregate_metrics`), with
+  ``t50_n`` of ``runs`` seeds reaching 50 %;
+* ``final_size_by_<parameter>.png``, ``t50_by_<parameter>.png`` — for each swept
+  parameter, final size and steps to 50 % against it (one line per value of the other
+  parameters);
+* ``adopters_by_<parameter>.png`` — adopter curves with confidence bands by the first
+  swept parameter;
+* ``final_size_heatmap.png`` — with two or more swept parameters, final size over the
+  first two.
+
+All figures come from :mod:`sim.plots` (one palette, one style) and carry the run or
+sweep name in their titles; they are drawn on matplotlib's Agg canvas (no pyplot).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from sim.output import write_bytes_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -85,7 +107,7 @@ def format_table(frame: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _save(figure, path: Path) -> Path:
+def _save(figure: Figure, path: Path) -> Path:
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -96,47 +118,71 @@ def _save(figure, path: Path) -> Path:
     return write_bytes_atomic(buffer.getvalue(), path)
 
 
-def plot_prevalence(steps: pl.DataFrame, n_agents: int, path: Path) -> Path:
-    """Per meme, the shares of agents exposed, carrying and adopting, against the step."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    memes = steps["meme_id"].unique(maintain_order=True).to_list()
-    figure = Figure(figsize=(6.4, 2.6 * len(memes)), layout="constrained")
-    axes = figure.subplots(len(memes), 1, squeeze=False)[:, 0]
-    for ax, meme in zip(axes, memes, strict=True):
-        frame = steps.filter(pl.col("meme_id") == meme).sort("step")
-        for column in ("exposed", "carriers", "adopters"):
-            ax.plot(frame["step"].to_numpy(), frame[column].to_numpy() / n_agents, label=column)
-        ax.set_title(f"meme {meme}")
-        ax.set_ylabel("share of agents")
-        ax.set_ylim(0, 1.02)
-        ax.legend(loc="upper left", fontsize="small")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[-1].set_xlabel("step")
-    return _save(figure, path)
+def _meme_order(steps: pl.DataFrame) -> list[str]:
+    """Meme ids in the order of the steps table (the config order)."""
+    return steps["meme_id"].unique(maintain_order=True).to_list()
 
 
-def plot_transmissions(steps: pl.DataFrame, path: Path) -> Path:
-    """Per meme, new transmissions and new adopters in each step."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+def prevalence_figure(steps: pl.DataFrame, n_agents: int, *, name: str = "") -> Figure:
+    """The shares of agents per state against the step (see the module docstring)."""
+    from sim import plots
+    from sim.analysis.prevalence import prevalence
 
-    figure = Figure(figsize=(6.4, 5.2), layout="constrained")
-    top, bottom = figure.subplots(2, 1, sharex=True)
-    for (meme,), frame in steps.sort("step").group_by(["meme_id"], maintain_order=True):
-        top.plot(frame["step"].to_numpy(), frame["transmissions"].to_numpy(), label=meme)
-        bottom.plot(frame["step"].to_numpy(), frame["new_adopters"].to_numpy(), label=meme)
-    top.set_ylabel("transmissions")
-    top.set_title("transmissions per step")
-    bottom.set_ylabel("new adopters")
-    bottom.set_xlabel("step")
-    top.legend(fontsize="small")
-    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _save(figure, path)
+    prev = prevalence(steps, n_agents)
+    memes = _meme_order(steps)
+    prefix = f"{name}: " if name else ""
+    states = ("exposed", "carrier", "expressed", "adopter")
+    if len(memes) == 1:
+        return plots.prevalence_curves(
+            prev, meme_id=memes[0], states=states, title=f"{prefix}meme {memes[0]!r}"
+        )
+    return plots.memes_compared(prev, states=states, memes=memes, title=f"{prefix}memes compared")
 
 
-def report(run_dir: str | Path) -> Report:
+def transmissions_figure(steps: pl.DataFrame, *, name: str = "") -> Figure:
+    """New transmissions and new adopters per step, one line per meme."""
+    from sim import plots
+
+    prefix = f"{name}: " if name else ""
+    return plots.counts_per_step(
+        steps,
+        ("transmissions", "new_adopters"),
+        memes=_meme_order(steps),
+        title=f"{prefix}transmissions and new adopters per step",
+    )
+
+
+def plot_prevalence(steps: pl.DataFrame, n_agents: int, path: Path, *, name: str = "") -> Path:
+    """Write :func:`prevalence_figure` to ``path`` (PNG)."""
+    return _save(prevalence_figure(steps, n_agents, name=name), path)
+
+
+def plot_transmissions(steps: pl.DataFrame, path: Path, *, name: str = "") -> Path:
+    """Write :func:`transmissions_figure` to ``path`` (PNG)."""
+    return _save(transmissions_figure(steps, name=name), path)
+
+
+def is_sweep_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a sweep directory (``index.parquet``, or ``runs/`` and no manifest)."""
+    path = Path(path)
+    if (path / "index.parquet").is_file():
+        return True
+    return (path / "runs").is_dir() and not (path / "manifest.json").is_file()
+
+
+def report(path: str | Path) -> Report | SweepReport:
+    """Summarise a run directory, or a sweep directory (see the module docstring).
+
+    Raises:
+        FileNotFoundError: Not a run or sweep directory, a run without ``steps.parquet``
+            (not finished: resume it first), or a sweep without a complete run.
+    """
+    if is_sweep_dir(path):
+        return report_sweep(path)
+    return report_run(path)
+
+
+def report_run(run_dir: str | Path) -> Report:
     """Summarise a finished run and write ``run_dir/report/`` (see the module docstring).
 
     Raises:
@@ -159,8 +205,150 @@ def report(run_dir: str | Path) -> Report:
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
     write_bytes_atomic(summary.write_csv().encode(), out / "summary.csv")
+    name = str(manifest.get("name") or run_dir.name)
     figures = (
-        plot_prevalence(steps, n_agents, out / "prevalence.png"),
-        plot_transmissions(steps, out / "transmissions.png"),
+        plot_prevalence(steps, n_agents, out / "prevalence.png", name=name),
+        plot_transmissions(steps, out / "transmissions.png", name=name),
     )
     return Report(run_dir=run_dir, summary=summary, figures=figures)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What :func:`report_sweep` produced.
+
+    Attributes:
+        sweep_dir: The sweep directory.
+        summary: One row per (swept parameter values, meme) (see the module docstring).
+        figures: Paths of the PNG files written.
+        runs: Number of runs in the index.
+        complete: Number of complete runs (the ones summarised).
+    """
+
+    sweep_dir: Path
+    summary: pl.DataFrame = field(repr=False)
+    figures: tuple[Path, ...]
+    runs: int
+    complete: int
+
+    def text(self) -> str:
+        """A line of run counts, then per row each metric as ``mean [low, high]``.
+
+        A metric that only ``k`` of the row's ``n`` seeds have (e.g. ``t50`` when 50 % was
+        not always reached) is followed by ``(k/n)``; ``never`` when none has it.
+        """
+        head = f"{self.sweep_dir}: {self.complete} of {self.runs} runs complete"
+        metric_cols = {f"{m}_{s}" for m in SWEEP_METRICS for s in ("mean", "low", "high", "n")}
+        keys = [c for c in self.summary.columns if c not in metric_cols and c != "runs"]
+        rows = []
+        for row in self.summary.iter_rows(named=True):
+            out: dict[str, object] = {k: row[k] for k in keys}
+            for m in SWEEP_METRICS:
+                out[m] = _interval_text(row, m)
+            rows.append(out)
+        table = pl.DataFrame(
+            rows,
+            schema={
+                **{k: self.summary.schema[k] for k in keys},
+                **{m: pl.String for m in SWEEP_METRICS},
+            },
+        )
+        return head + "\n" + format_table(table)
+
+
+def _interval_text(row: dict[str, object], metric: str) -> str:
+    mean, low, high = (row[f"{metric}_{s}"] for s in ("mean", "low", "high"))
+    n, runs = row[f"{metric}_n"], row.get("runs")
+    if mean is None:
+        return "never" if metric.startswith("t") else "-"
+    text = f"{mean:.3g}"
+    if low is not None and high is not None:
+        text += f" [{low:.3g}, {high:.3g}]"
+    if runs is not None and n != runs:
+        text += f" ({n}/{runs})"
+    return text
+
+
+#: Metrics of the sweep summary (columns of :func:`sim.analysis.summary.run_metrics`).
+SWEEP_METRICS = ("final_size", "final_adopters", "t50", "r0")
+
+
+def _file_part(name: str) -> str:
+    """A parameter name as a safe file-name part (``policy.beta`` stays as it is)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def report_sweep(sweep_dir: str | Path) -> SweepReport:
+    """Summarise the complete runs of a sweep and write ``sweep_dir/report/``.
+
+    Means and 95 % confidence intervals are over seeds, per combination of the swept
+    parameters and meme (t-intervals kept in each metric's range; see
+    :mod:`sim.analysis.aggregate`).
+
+    Raises:
+        FileNotFoundError: Not a sweep directory, or no complete run in it.
+    """
+    from sim import plots
+    from sim.analysis.aggregate import aggregate_metrics, curve_bands, sweep_curves, sweep_metrics
+    from sim.analysis.loading import load_sweep
+
+    sweep = load_sweep(sweep_dir)
+    path = Path(sweep_dir)
+    complete = sweep.complete().height
+    if complete == 0:
+        raise FileNotFoundError(
+            f"{path}: no complete run to report ({sweep.index.height} runs; resume the sweep)"
+        )
+    metrics = sweep_metrics(sweep, fit=False)
+    params = list(sweep.params)
+    summary = aggregate_metrics(metrics, params, SWEEP_METRICS)
+    runs = metrics.group_by([*params, "meme_id"]).agg(pl.len().alias("runs"))
+    summary = summary.join(runs, on=[*params, "meme_id"], how="left")
+    out = path / "report"
+    out.mkdir(exist_ok=True)
+    write_bytes_atomic(summary.write_csv().encode(), out / "summary.csv")
+    name = path.name
+    memes = metrics["meme_id"].unique(maintain_order=True).to_list()
+    figures: list[Path] = []
+    for param in params:
+        others = [p for p in params if p != param] + (["meme_id"] if len(memes) > 1 else [])
+        for metric in ("final_size", "t50"):
+            shown = summary.with_columns(pl.col("runs").alias(f"{metric}_rows"))
+            figure = plots.metric_by_parameter(
+                shown,
+                param,
+                metric,
+                group=others,
+                title=f"{name}: {_METRIC_TITLES[metric]} by {param}",
+                share=metric == "final_size",
+            )
+            figures.append(_save(figure, out / f"{metric}_by_{_file_part(param)}.png"))
+    if params:
+        bands = curve_bands(sweep_curves(sweep, "adopter"), [params[0]])
+        figure = plots.spread_curves(
+            bands,
+            group=params[0],
+            title=f"{name}: adopters by {params[0]} (mean and 95 % CI over seeds)",
+        )
+        figures.append(_save(figure, out / f"adopters_by_{_file_part(params[0])}.png"))
+    if len(params) >= 2:
+        for meme in memes:
+            figure = plots.heatmap(
+                metrics.filter(pl.col("meme_id") == meme),
+                params[0],
+                params[1],
+                "final_size",
+                title=f"{name}: final size of {meme!r}",
+            )
+            suffix = "" if len(memes) == 1 else f"_{_file_part(meme)}"
+            figures.append(_save(figure, out / f"final_size_heatmap{suffix}.png"))
+    return SweepReport(
+        sweep_dir=path,
+        summary=summary,
+        figures=tuple(figures),
+        runs=sweep.index.height,
+        complete=complete,
+    )
+
+
+_METRIC_TITLES = {"final_size": "final size", "t50": "steps to 50 % adopters"}

@@ -3,30 +3,136 @@
 Figures are made with :class:`matplotlib.figure.Figure` directly (no pyplot, no global
 state), so they render headless (Agg) and in notebooks alike; save one with
 ``fig.savefig(path)``.
+
+Conventions shared by every figure (and by ``experiments.report``):
+
+* one palette, :data:`STATE_COLOURS`, maps each agent state to its colour, and legends
+  list states in :data:`STATE_ORDER` (never alphabetically);
+* lines that may coincide stay visible: each state (or group) has its own line style,
+  marker and width (:data:`STATE_STYLES`, :func:`group_style`), wide lines are drawn
+  first, and markers of different lines are offset along the x axis;
+* share axes run from 0 to 1; count axes start at 0 and have integer ticks;
+* titles carry the run (or sweep) name when the caller passes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
 import polars as pl
+from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from sim.analysis.fits import FitResult
 from sim.analysis.infections import ENVIRONMENT
 from sim.analysis.loading import Run
 from sim.analysis.prevalence import states_at
 
-#: Colours of the agent states in network plots.
+#: Agent states in legend order: the node states from the least to the most advanced,
+#: then ``infected`` (seeds plus agents with an infection edge).
+STATE_ORDER = ("susceptible", "exposed", "carrier", "expressed", "adopter", "infected")
+
+#: The colour of each state, the same in every figure (Okabe-Ito, colour-blind safe).
 STATE_COLOURS = {
-    "susceptible": "#d9d9d9",
-    "exposed": "#fdae61",
-    "carrier": "#d7191c",
-    "adopter": "#2c7bb6",
+    "susceptible": "#bdbdbd",
+    "exposed": "#E69F00",
+    "carrier": "#D55E00",
+    "expressed": "#CC79A7",
+    "adopter": "#0072B2",
+    "infected": "#009E73",
 }
+
+#: Line style of each state in curves: lines that coincide (carriers = adopters in an SI
+#: run) stay distinguishable: ``infected`` is a wide pale band drawn first, the others
+#: differ in dash pattern and marker.
+STATE_STYLES: dict[str, dict[str, Any]] = {
+    "infected": {"linestyle": "-", "linewidth": 6.0, "alpha": 0.35, "marker": None},
+    "exposed": {"linestyle": "-", "linewidth": 2.2, "alpha": 1.0, "marker": "v"},
+    "carrier": {"linestyle": "--", "linewidth": 2.0, "alpha": 1.0, "marker": "s"},
+    "expressed": {"linestyle": "-.", "linewidth": 1.8, "alpha": 1.0, "marker": "^"},
+    "adopter": {"linestyle": ":", "linewidth": 2.4, "alpha": 1.0, "marker": "o"},
+    "susceptible": {"linestyle": "-", "linewidth": 1.5, "alpha": 1.0, "marker": "x"},
+}
+
+#: Count columns of the ``steps`` table -> state (for colours of count plots).
+COUNT_STATES = {
+    "exposed": "exposed",
+    "carriers": "carrier",
+    "expressed": "expressed",
+    "adopters": "adopter",
+    "infected": "infected",
+    "new_exposed": "exposed",
+    "new_carriers": "carrier",
+    "new_expressed": "expressed",
+    "new_adopters": "adopter",
+    "infections": "infected",
+}
+
+_GROUP_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+_GROUP_DASHES = ("-", "--", "-.", ":")
+_GROUP_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def group_style(index: int) -> dict[str, Any]:
+    """Colour, dash pattern and marker of the ``index``-th non-state line of a figure.
+
+    Colours and markers cycle with different periods from the dash patterns, so lines
+    stay distinct even where they coincide.
+    """
+    return {
+        "color": _GROUP_COLOURS[index % len(_GROUP_COLOURS)],
+        "linestyle": _GROUP_DASHES[index % len(_GROUP_DASHES)],
+        "marker": _GROUP_MARKERS[index % len(_GROUP_MARKERS)],
+        "linewidth": 2.0,
+        "alpha": 1.0,
+    }
+
+
+def state_style(state: str) -> dict[str, Any]:
+    """Colour and line style of a state (see :data:`STATE_STYLES`)."""
+    if state not in STATE_COLOURS:
+        raise ValueError(f"state = {state!r}: must be one of {list(STATE_ORDER)}")
+    return {"color": STATE_COLOURS[state], **STATE_STYLES[state]}
+
+
+def _state_rank(state: object) -> int:
+    return STATE_ORDER.index(str(state)) if str(state) in STATE_ORDER else len(STATE_ORDER)
+
+
+def _draw_line(
+    ax: Axes, x: np.ndarray, y: np.ndarray, style: dict[str, Any], index: int, label: str | None
+) -> Line2D:
+    """One line with its markers offset by ``index`` so coinciding lines show both."""
+    every = max(1, len(x) // 10)
+    (line,) = ax.plot(
+        x,
+        y,
+        label=label,
+        markevery=(index % every, every),
+        markersize=5,
+        zorder=3 + index if style.get("linewidth", 2) < 4 else 2,
+        clip_on=False,
+        **style,
+    )
+    return line
+
+
+def _share_axis(ax: Axes) -> None:
+    ax.set_ylim(0.0, 1.0)
+    ax.set_ylabel(ax.get_ylabel() or "fraction of agents")
+
+
+def _count_axis(ax: Axes) -> None:
+    """A count axis: starts at 0, integer ticks."""
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _label(key: object) -> str:
@@ -44,31 +150,46 @@ def spread_curves(
 ) -> Figure:
     """Mean curves with confidence bands, one line per group (and meme).
 
+    Grouping by ``state`` draws each state in its palette colour and style, in
+    :data:`STATE_ORDER`; other groups get distinct colours, dash patterns and markers
+    (:func:`group_style`), sorted by their values.
+
     Args:
         bands: Columns ``step, mean`` and optionally ``low, high`` (e.g. from
             :func:`sim.analysis.aggregate.curve_bands`), ``meme_id`` and the group columns.
         group: Column(s) distinguishing the lines (e.g. ``"graph"``).
         title: Axes title.
-        ylabel: Y axis label.
+        ylabel: Y axis label (the axis runs from 0 to 1).
     """
     groups = [group] if isinstance(group, str) else list(group or [])
     if "meme_id" in bands.columns and bands["meme_id"].n_unique() > 1:
         groups.append("meme_id")
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    parts = bands.group_by(groups, maintain_order=True) if groups else [((), bands)]
-    for key, part in parts:
+    parts = list(bands.group_by(groups, maintain_order=True)) if groups else [((), bands)]
+    if "state" in groups:
+        at = groups.index("state")
+        parts.sort(key=lambda kp: (_state_rank(kp[0][at]), _label(kp[0])))
+    else:
+        parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
+    for index, (key, part) in enumerate(parts):
         part = part.sort("step")
         step = part["step"].to_numpy()
-        line = ax.plot(step, part["mean"].to_numpy(), label=_label(key) if groups else None)[0]
+        if "state" in groups:
+            style = state_style(str(key[groups.index("state")]))
+        else:
+            style = group_style(index)
+        label = _label(key) if groups else None
+        line = _draw_line(ax, step, part["mean"].to_numpy(), style, index, label)
         if {"low", "high"} <= set(part.columns):
             low = part["low"].fill_null(part["mean"]).to_numpy()
             high = part["high"].fill_null(part["mean"]).to_numpy()
-            ax.fill_between(step, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.fill_between(step, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.set_ylim(-0.02, 1.02)
+    _share_axis(ax)
     if groups:
         ax.legend(title=", ".join(groups), fontsize="small")
     return fig
@@ -78,7 +199,7 @@ def prevalence_curves(
     prev: pl.DataFrame,
     *,
     meme_id: str | None = None,
-    states: Sequence[str] = ("exposed", "carrier", "adopter", "infected"),
+    states: Sequence[str] = ("exposed", "carrier", "expressed", "adopter", "infected"),
     title: str | None = None,
 ) -> Figure:
     """Prevalence of each state over steps for one run and meme.
@@ -86,8 +207,8 @@ def prevalence_curves(
     Args:
         prev: Output of :func:`sim.analysis.prevalence.prevalence`.
         meme_id: The meme (default: the first).
-        states: States to draw, one line each.
-        title: Axes title (default: the meme).
+        states: States to draw, one line each (those absent from ``prev`` are skipped).
+        title: Axes title (default: the meme; pass the run name in it).
     """
     memes = prev["meme_id"].unique(maintain_order=True).to_list()
     meme_id = meme_id or (memes[0] if memes else None)
@@ -99,19 +220,106 @@ def prevalence_curves(
     )
 
 
+def memes_compared(
+    prev: pl.DataFrame,
+    *,
+    states: Sequence[str] = ("exposed", "carrier", "adopter"),
+    memes: Sequence[str] | None = None,
+    title: str = "Memes compared",
+) -> Figure:
+    """Several memes in the same panels: one panel per state, one line per meme.
+
+    Each panel is drawn in its state's colour; memes differ in dash pattern and marker,
+    so a race between memes reads off one panel.
+
+    Args:
+        prev: Output of :func:`sim.analysis.prevalence.prevalence`.
+        states: States, one panel each (those absent from ``prev`` are skipped).
+        memes: Memes in legend order (default: sorted); each keeps its style in every
+            figure given the same order.
+        title: Figure title (pass the run name in it).
+    """
+    present = set(prev["state"].unique().to_list())
+    shown = [s for s in states if s in present]
+    if not shown:
+        raise ValueError(f"states = {list(states)}: none in the table; it has {sorted(present)}")
+    memes = list(memes) if memes is not None else sorted(prev["meme_id"].unique().to_list())
+    fig = Figure(figsize=(3.6 * len(shown) + 0.6, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(shown), squeeze=False, sharey=True)[0]
+    for ax, state in zip(axes, shown, strict=True):
+        for index, meme in enumerate(memes):
+            part = prev.filter((pl.col("state") == state) & (pl.col("meme_id") == meme))
+            part = part.sort("step")
+            style = {**group_style(index), "color": STATE_COLOURS[state]}
+            x, y = part["step"].to_numpy(), part["prevalence"].to_numpy()
+            _draw_line(ax, x, y, style, index, str(meme))
+        ax.set_title(state, color=STATE_COLOURS[state])
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _share_axis(ax)
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    axes[0].legend(title="meme", fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+def counts_per_step(
+    steps: pl.DataFrame,
+    columns: Sequence[str] = ("transmissions", "new_adopters"),
+    *,
+    memes: Sequence[str] | None = None,
+    title: str = "Events per step",
+) -> Figure:
+    """Counts per step from the ``steps`` table: one panel per column, one line per meme.
+
+    Count axes start at 0 with integer ticks. A column that counts entries into a state
+    is drawn in that state's colour; memes differ in dash pattern and marker.
+
+    Args:
+        steps: The ``steps`` table (``step``, ``meme_id`` and the columns).
+        columns: Count columns, one panel each.
+        memes: Memes in legend order (default: sorted), as in :func:`memes_compared`.
+        title: Figure title (pass the run name in it).
+    """
+    missing = [c for c in columns if c not in steps.columns]
+    if missing:
+        raise ValueError(f"columns {missing} not in the steps table; it has {steps.columns}")
+    memes = list(memes) if memes is not None else sorted(steps["meme_id"].unique().to_list())
+    fig = Figure(figsize=(6.8, 2.4 * len(columns) + 0.6), layout="constrained")
+    axes = fig.subplots(len(columns), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, column in zip(axes, columns, strict=True):
+        for index, meme in enumerate(memes):
+            part = steps.filter(pl.col("meme_id") == meme).sort("step")
+            style = group_style(index)
+            if column in COUNT_STATES and len(memes) == 1:
+                style["color"] = STATE_COLOURS[COUNT_STATES[column]]
+            x, y = part["step"].to_numpy(), part[column].to_numpy()
+            _draw_line(ax, x, y, style, index, str(meme))
+        ax.set_ylabel(column.replace("_", " "))
+        _count_axis(ax)
+        ax.legend(title="meme", fontsize="small")
+    axes[-1].set_xlabel("step")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title)
+    return fig
+
+
 def network_states(
     run: Run,
     steps: Sequence[int],
     *,
     meme_id: str | None = None,
     layout_seed: int = 0,
-    node_size: float = 12.0,
+    node_size: float = 20.0,
 ) -> Figure:
     """The network coloured by each agent's state at the end of each chosen step.
 
-    States: susceptible, exposed, carrier, adopter (the most advanced flag wins; see
-    :func:`sim.analysis.prevalence.states_at`). The layout is a spring layout seeded with
-    ``layout_seed`` (the same for every panel).
+    A node's fill is its most advanced state (susceptible < exposed < carrier <
+    adopter; see :func:`sim.analysis.prevalence.states_at`); carriers keep a ring in the
+    carrier colour whatever their fill, so carriers that also adopted stay visible.
+    Rarer states are drawn on top. Each panel's title counts the agents per state. The
+    layout is a spring layout seeded with ``layout_seed`` (the same for every panel).
     """
     meme_id = meme_id or run.meme_ids[0]
     if not steps:
@@ -124,19 +332,46 @@ def network_states(
     xy = np.array([pos[i] for i in range(n)])
     edges = run.graph.select("source", "target").to_numpy()
     segments = np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1) if len(edges) else []
-    fig = Figure(figsize=(4 * len(steps), 4.4), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(steps), 4.9), layout="constrained")
     axes = fig.subplots(1, len(steps), squeeze=False)[0]
+    node_states = [s for s in STATE_ORDER if s not in ("infected", "expressed")]
     for ax, step in zip(axes, steps, strict=True):
-        states = states_at(run.agents, n, step, meme_id)["state"].to_list()
-        ax.add_collection(LineCollection(segments, colors="#bbbbbb", linewidths=0.3, zorder=1))
-        colours = [STATE_COLOURS[s] for s in states]
-        ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=node_size, zorder=2, linewidths=0)
-        counts = {s: states.count(s) for s in STATE_COLOURS}
-        ax.set_title(f"step {step}: " + ", ".join(f"{k[:3]} {v}" for k, v in counts.items()))
+        flags = states_at(run.agents, n, step, meme_id)
+        states = np.array(flags["state"].to_list())
+        carrier = flags["carrier"].to_numpy()
+        ax.add_collection(LineCollection(segments, colors="#cccccc", linewidths=0.3, zorder=1))
+        for rank, state in enumerate(node_states):
+            mask = states == state
+            if not mask.any():
+                continue
+            ax.scatter(
+                xy[mask, 0],
+                xy[mask, 1],
+                c=STATE_COLOURS[state],
+                s=node_size,
+                zorder=2 + rank,
+                edgecolors=np.where(carrier[mask], STATE_COLOURS["carrier"], "none").tolist(),
+                linewidths=0.9,
+            )
+        counts = [f"{state} {int((states == state).sum())}" for state in node_states]
+        rings = f"ring (carrier) {int(carrier.sum())}"
+        ax.set_title(f"step {step}\n" + ", ".join(counts) + f"\n{rings}", fontsize="small")
         ax.set_axis_off()
         ax.autoscale_view()
-    handles = [axes[0].scatter([], [], c=c, s=30, label=s) for s, c in STATE_COLOURS.items()]
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize="small")
+    handles: list[Any] = [Patch(color=STATE_COLOURS[s], label=s) for s in node_states]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markerfacecolor="white",
+            markeredgecolor=STATE_COLOURS["carrier"],
+            markeredgewidth=1.5,
+            label="ring: carrier (has written the meme)",
+        )
+    )
+    fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize="small")
     fig.suptitle(f"{run.name}: meme {meme_id!r}")
     return fig
 
@@ -225,16 +460,20 @@ def mutation_by_hop(
         raise ValueError(f"metric = {metric!r}: must be 'edit' or 'jaccard'")
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.add_subplot()
-    for (meme_id,), part in by_hop.group_by("meme_id", maintain_order=True):
+    for index, ((meme_id,), part) in enumerate(by_hop.group_by("meme_id", maintain_order=True)):
         part = part.sort("hop")
+        style = group_style(index)
         ax.errorbar(
-            part["hop"].to_numpy(),
+            part["hop"].to_numpy() + 0.06 * index,  # side by side, so the bars stay apart
             part[f"{metric}_mean"].to_numpy(),
             yerr=part[f"{metric}_sd"].fill_null(0).to_numpy(),
-            marker="o",
+            color=style["color"],
+            linestyle=style["linestyle"],
+            marker=style["marker"],
             capsize=3,
             label=str(meme_id),
         )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("hop from the seed")
     ax.set_ylabel("normalized edit distance" if metric == "edit" else "token Jaccard distance")
     ax.set_title(title)
@@ -242,44 +481,229 @@ def mutation_by_hop(
     return fig
 
 
-def heatmap(
-    frame: pl.DataFrame, x: str, y: str, value: str, *, title: str | None = None, fmt: str = ".2f"
+def metric_by_parameter(
+    agg: pl.DataFrame,
+    x: str,
+    metric: str,
+    *,
+    group: Sequence[str] = (),
+    title: str | None = None,
+    share: bool | None = None,
+    level: float = 0.95,
 ) -> Figure:
-    """A heat map of ``value`` over two swept parameters (mean over duplicate cells).
+    """A metric's mean and confidence interval over seeds against one swept parameter.
+
+    Points sit at the parameter's values in sorted order (evenly spaced, so numbers and
+    labels alike); one line per combination of the ``group`` columns (e.g. the other
+    swept parameters, the meme), each with its own colour, dash pattern and marker,
+    drawn slightly apart so the error bars do not hide each other. Where only ``k`` of
+    ``n`` seeds have a value (e.g. ``t50`` when 50 % was not always reached) the point
+    is labelled ``k/n``; where none has one, ``never`` is written at the axis bottom.
+
+    Args:
+        agg: Output of :func:`sim.analysis.aggregate.aggregate` (columns ``x``, the
+            ``group`` columns, ``<metric>_mean``, ``_low``, ``_high``, ``_n``) and
+            optionally ``<metric>_rows`` (seeds per point, for the ``k/n`` labels).
+        x: The parameter along the x axis.
+        metric: The metric.
+        group: Columns distinguishing the lines.
+        title: Axes title (default: the metric; pass the sweep name in it).
+        share: Whether the metric is a share (axis 0..1); default: when every mean and
+            bound lies in [0, 1].
+        level: The confidence level of the intervals (for the axis label).
+    """
+    cols = [f"{metric}_mean", f"{metric}_low", f"{metric}_high", f"{metric}_n"]
+    missing = [c for c in [x, *group, *cols] if c not in agg.columns]
+    if missing:
+        raise ValueError(f"columns {missing} not in the frame; it has {agg.columns}")
+    xs = sorted(agg[x].unique().to_list())
+    groups = list(group)
+    parts = list(agg.group_by(groups, maintain_order=True)) if groups else [((), agg)]
+    parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
+    fig = Figure(figsize=(max(5.5, 1.3 * len(xs) + 3), 4), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.25 / max(len(parts), 1)
+    values = agg.select(cols[:3]).to_numpy().astype(float)
+    finite = values[np.isfinite(values)]
+    if share is None:
+        share = bool(len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1))
+    for index, (key, part) in enumerate(parts):
+        part = part.sort(x)
+        offset = (index - (len(parts) - 1) / 2) * width
+        pos = np.array([xs.index(v) for v in part[x].to_list()], dtype=float) + offset
+        mean = part[cols[0]].cast(pl.Float64).to_numpy()
+        low = part[cols[1]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
+        high = part[cols[2]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
+        style = group_style(index)
+        ax.errorbar(
+            pos,
+            mean,
+            yerr=np.vstack([mean - low, high - mean]),
+            color=style["color"],
+            linestyle=style["linestyle"],
+            marker=style["marker"],
+            capsize=3,
+            label=_label(key) if groups else None,
+        )
+        n = part[cols[3]].to_list()
+        rows = part[f"{metric}_rows"].to_list() if f"{metric}_rows" in part.columns else n
+        for px, m, k, total in zip(pos, mean, n, rows, strict=True):
+            if k == 0:
+                ax.annotate(
+                    "never",
+                    (px, 0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(0, 3 + 9 * index),  # stacked: one row per line
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7,
+                    color=style["color"],
+                )
+            elif total is not None and k < total:
+                ax.annotate(
+                    f"{k}/{total}",
+                    (px, m),
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=style["color"],
+                )
+    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_xlim(-0.5, len(xs) - 0.5)
+    ax.set_xlabel(x)
+    rows_col = f"{metric}_rows" if f"{metric}_rows" in agg.columns else cols[3]
+    ax.set_ylabel(f"{metric} (mean, {level:.0%} CI over {_counts(agg, rows_col)} seeds)")
+    if share:
+        ax.set_ylim(0.0, 1.0)
+    else:
+        ax.set_ylim(bottom=min(0.0, float(finite.min())) if len(finite) else 0.0)
+    ax.set_title(title or metric)
+    if groups:
+        ax.legend(title=", ".join(groups), fontsize="small")
+    return fig
+
+
+def _counts(agg: pl.DataFrame, column: str) -> str:
+    """The distinct counts of a column, e.g. ``"3"`` or ``"2/3"``."""
+    return "/".join(str(v) for v in sorted({int(v) for v in agg[column].drop_nulls()})) or "0"
+
+
+def heatmap(
+    frame: pl.DataFrame,
+    x: str,
+    y: str,
+    value: str,
+    *,
+    title: str | None = None,
+    fmt: str = ".2f",
+    vrange: tuple[float, float] | None = None,
+    never: str = "never",
+) -> Figure:
+    """A heat map of ``value`` over two parameters: the mean over the rows of each cell.
+
+    Cells are annotated with the mean and, when some rows of the cell have a null value
+    (e.g. ``t50`` where 50 % was never reached), with how many rows have a value
+    ("2/3"); the mean is over those. A cell whose every row is null is hatched and
+    labelled ``never``, and a note under the figure says so. The title states how many
+    rows (e.g. seeds) each cell averages, so rows of one run per cell are not mistaken
+    for means.
 
     Args:
         frame: Long table with columns ``x``, ``y`` and ``value``.
         x: Column along the horizontal axis.
         y: Column along the vertical axis.
         value: Column to colour by.
-        title: Axes title (default: the value column).
+        title: Axes title (default: the value column); the cell count is appended.
         fmt: Format of the annotated cell values.
+        vrange: Colour scale limits. Default: ``(0, 1)`` when every value lies in
+            [0, 1] (shares), else the values' range; either way fixed and stated in
+            the colour bar label.
+        never: Label of the cells where every row is null.
     """
     missing = [c for c in (x, y, value) if c not in frame.columns]
     if missing:
         raise ValueError(f"columns {missing} not in the frame; it has {frame.columns}")
-    cells = frame.group_by(x, y).agg(pl.col(value).cast(pl.Float64).mean())
+    if "meme_id" in frame.columns and "meme_id" not in (x, y) and frame["meme_id"].n_unique() > 1:
+        raise ValueError(
+            f"the frame holds {frame['meme_id'].n_unique()} memes: a cell would average "
+            "over memes; filter one meme first (pl.col('meme_id') == ...)"
+        )
+    cells = frame.group_by(x, y).agg(
+        pl.col(value).cast(pl.Float64).mean().alias("mean"),
+        pl.col(value).is_not_null().sum().alias("valid"),
+        pl.len().alias("rows"),
+    )
     xs = sorted(cells[x].unique().to_list())
     ys = sorted(cells[y].unique().to_list())
     grid = np.full((len(ys), len(xs)), np.nan)
-    for xv, yv, v in cells.select(x, y, value).iter_rows():
-        grid[ys.index(yv), xs.index(xv)] = np.nan if v is None else v
-    fig = Figure(figsize=(1.2 * len(xs) + 2.5, 0.8 * len(ys) + 1.8), layout="constrained")
+    valid = np.zeros((len(ys), len(xs)), dtype=int)
+    rows = np.zeros((len(ys), len(xs)), dtype=int)
+    for xv, yv, mean, k, m in cells.select(x, y, "mean", "valid", "rows").iter_rows():
+        r, c = ys.index(yv), xs.index(xv)
+        grid[r, c] = np.nan if mean is None else mean
+        valid[r, c], rows[r, c] = k, m
+    finite = grid[np.isfinite(grid)]
+    if vrange is None:
+        if len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1):
+            vrange = (0.0, 1.0)
+        elif finite.min() >= 0:
+            vrange = (0.0, float(finite.max()))
+        else:
+            vrange = (float(finite.min()), float(max(finite.max(), finite.min() + 1)))
+    fig = Figure(figsize=(1.25 * len(xs) + 2.8, 0.8 * len(ys) + 2.2), layout="constrained")
     ax = fig.add_subplot()
-    image = ax.imshow(grid, cmap="magma", aspect="auto", origin="lower")
+    image = ax.imshow(
+        grid, cmap="magma", aspect="auto", origin="lower", vmin=vrange[0], vmax=vrange[1]
+    )
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
     ax.set_yticks(range(len(ys)), [str(v) for v in ys])
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    finite = grid[np.isfinite(grid)]
-    middle = (finite.min() + finite.max()) / 2 if len(finite) else 0.0
+    middle = (vrange[0] + vrange[1]) / 2
+    any_never = False
     for (r, c), v in np.ndenumerate(grid):
+        if rows[r, c] == 0:
+            continue
         if np.isfinite(v):
+            text = format(v, fmt)
+            if valid[r, c] < rows[r, c]:
+                text += f"\n{valid[r, c]}/{rows[r, c]}"
             colour = "black" if v > middle else "white"
-            ax.text(c, r, format(v, fmt), ha="center", va="center", color=colour, fontsize=8)
-    fig.colorbar(image, ax=ax, label=value)
-    ax.set_title(title or value)
+            ax.text(c, r, text, ha="center", va="center", color=colour, fontsize=8)
+        else:
+            any_never = True
+            ax.add_patch(_hatched_cell(c, r))
+            ax.text(c, r, never, ha="center", va="center", color="black", fontsize=8)
+    label = f"{value} (scale {vrange[0]:.3g} to {vrange[1]:.3g})"
+    fig.colorbar(image, ax=ax, label=label)
+    per_cell = sorted(set(rows[rows > 0].tolist()))
+    word = "seeds" if "seed" in frame.columns and "seed" not in (x, y) else "rows"
+    if per_cell == [1]:
+        what = "one row per cell, no averaging"
+    else:
+        what = f"mean over {'/'.join(str(k) for k in per_cell)} {word} per cell"
+    ax.set_title(f"{title or value}\n({what})", fontsize="medium")
+    notes = []
+    if any_never:
+        notes.append(f"hatched '{never}': {value} is null in every {word[:-1]} of the cell")
+    if ((valid > 0) & (valid < rows)).any():
+        notes.append(f"k/n: mean over the k of n {word} with a value")
+    if notes:
+        fig.supxlabel("; ".join(notes), fontsize=7)
     return fig
+
+
+def _hatched_cell(column: int, row: int) -> Rectangle:
+    """A grey hatched square over one heat-map cell (a cell without any value)."""
+    return Rectangle(
+        (column - 0.5, row - 0.5),
+        1,
+        1,
+        facecolor="#eeeeee",
+        edgecolor="#999999",
+        hatch="//",
+        linewidth=0,
+    )
 
 
 def fitted_curve(fit: FitResult, *, title: str | None = None) -> Figure:

@@ -80,3 +80,97 @@ def test_report_of_an_unfinished_run(tmp_path):
     (tmp_path / "manifest.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="has not finished"):
         report(tmp_path)
+
+
+def _tiny_sweep(small_data, out):
+    from experiments.sweep import expand_sweep, run_sweep
+
+    document = {
+        **{k: v for k, v in small_data.items() if k not in ("name", "output_dir")},
+        "steps": 5,
+        "sweep": {
+            "name": "tiny",
+            "seeds": [0, 1],
+            "grid": {"policy.beta": [0.05, 0.6], "graph.n": [40, 60]},
+        },
+    }
+    result = run_sweep(expand_sweep(document), out, progress=False)
+    assert not result.failed
+    return out
+
+
+def test_report_on_a_sweep_dir_writes_summary_and_plots(small_data, tmp_path):
+    sweep_dir = _tiny_sweep(small_data, tmp_path / "tiny")
+    made = report(sweep_dir)
+    names = [p.name for p in made.figures]
+    assert names == [
+        "final_size_by_policy.beta.png",
+        "t50_by_policy.beta.png",
+        "final_size_by_graph.n.png",
+        "t50_by_graph.n.png",
+        "adopters_by_policy.beta.png",
+        "final_size_heatmap.png",
+    ]
+    for path in made.figures:
+        assert path.parent == sweep_dir / "report"
+        data = path.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 5000
+    summary = pl.read_csv(sweep_dir / "report" / "summary.csv")
+    assert summary.height == 4
+    assert summary["runs"].to_list() == [2, 2, 2, 2]
+    assert summary["final_size_n"].to_list() == [2, 2, 2, 2]
+    # Intervals stay in range; faster spread with the larger beta.
+    assert (summary["final_size_low"] >= 0).all() and (summary["final_size_high"] <= 1).all()
+    means = {(r["policy.beta"], r["graph.n"]): r["final_size_mean"] for r in summary.to_dicts()}
+    assert means[(0.6, 40)] > means[(0.05, 40)]
+    text = made.text().splitlines()
+    assert text[0].endswith("8 of 8 runs complete")
+    assert text[1].split()[:3] == ["policy.beta", "graph.n", "meme_id"]
+
+
+def test_report_figures_use_the_shared_palette_and_carry_the_run_name():
+    from experiments.report import prevalence_figure, transmissions_figure
+    from sim.plots import STATE_COLOURS
+
+    steps = pl.DataFrame(
+        {
+            "step": [0, 1, 2] * 2,
+            "meme_id": ["b"] * 3 + ["a"] * 3,
+            "exposed": [2, 6, 9, 1, 1, 2],
+            "carriers": [1, 4, 8, 1, 1, 1],
+            "adopters": [1, 4, 8, 1, 1, 1],
+            "infected": [1, 4, 8, 1, 1, 1],
+            "new_exposed": [2, 4, 3, 1, 0, 1],
+            "new_carriers": [1, 3, 4, 1, 0, 0],
+            "new_adopters": [1, 3, 4, 1, 0, 0],
+            "transmissions": [0, 3, 4, 0, 0, 0],
+        }
+    )
+    one = prevalence_figure(steps.filter(pl.col("meme_id") == "a"), 10, name="small")
+    ax = one.axes[0]
+    assert ax.get_title() == "small: meme 'a'"
+    # Legend in state order, each state in its palette colour.
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["exposed", "carrier", "adopter"]
+    colours = {line.get_label(): line.get_color() for line in ax.lines}
+    assert colours == {s: STATE_COLOURS[s] for s in labels}
+    assert ax.get_ylim() == (0.0, 1.0)
+    race = prevalence_figure(steps, 10, name="race")
+    assert race._suptitle.get_text() == "race: memes compared"
+    # The memes share each state's panel, in the steps table's order.
+    panel = race.axes[0]
+    assert panel.get_title() == "exposed"
+    assert [t.get_text() for t in panel.get_legend().get_texts()] == ["b", "a"]
+    assert {line.get_color() for line in panel.lines} == {STATE_COLOURS["exposed"]}
+    counts = transmissions_figure(steps, name="race")
+    for axis in counts.axes:
+        low, _ = axis.get_ylim()
+        assert low == 0
+        ticks = axis.get_yticks()
+        assert all(float(t).is_integer() for t in ticks)
+
+
+def test_report_of_an_empty_sweep(tmp_path):
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no run directory"):
+        report(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 from matplotlib.figure import Figure
@@ -59,3 +60,78 @@ def test_sweep_plots(sweep_dir, tmp_path):
         }
     )
     _check(plots.side_by_side_curves(curves), tmp_path / "side.png")
+
+
+def test_state_curves_legend_order_palette_and_visibility(contagion_run):
+    run = contagion_run
+    prev = prevalence(run.steps, run.n_agents)
+    fig = plots.prevalence_curves(prev, title=f"{run.name}: meme 'influence'")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["exposed", "carrier", "adopter", "infected"]  # state order
+    lines = {line.get_label(): line for line in ax.lines}
+    assert {k: v.get_color() for k, v in lines.items()} == {
+        s: plots.STATE_COLOURS[s] for s in labels
+    }
+    # Coinciding lines differ in dash pattern or width, and the wide band lies below.
+    styles = {(v.get_linestyle(), v.get_linewidth()) for v in lines.values()}
+    assert len(styles) == 4
+    assert lines["infected"].get_zorder() < min(
+        lines[s].get_zorder() for s in ("exposed", "carrier", "adopter")
+    )
+    assert ax.get_ylim() == (0.0, 1.0)
+    assert ax.get_title() == f"{run.name}: meme 'influence'"
+
+
+def test_heatmap_marks_never_and_fixes_the_scale():
+    frame = pl.DataFrame(
+        {
+            "beta": [0.1, 0.1, 0.3, 0.3, 0.1, 0.3],
+            "graph": ["ring", "ring", "ring", "ring", "ws", "ws"],
+            "seed": [0, 1, 0, 1, 0, 0],
+            "t50": [None, None, 4, None, 9, 3],
+            "final_size": [0.1, 0.2, 0.6, 0.4, 0.3, 0.9],
+        }
+    )
+    fig = plots.heatmap(frame, "beta", "graph", "t50", fmt=".0f")
+    ax = fig.axes[0]
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == ["3", "4\n1/2", "9", "never"]
+    assert len([p for p in ax.patches if p.get_hatch() == "//"]) == 1
+    assert ax.images[0].get_clim() == (0.0, 9.0)  # counts of steps: from 0
+    assert "mean over 1/2 seeds per cell" in ax.get_title()
+    assert "never" in fig._supxlabel.get_text()
+    shares = plots.heatmap(frame, "beta", "graph", "final_size")
+    assert shares.axes[0].images[0].get_clim() == (0.0, 1.0)
+    ring = frame.filter(pl.col("graph") == "ring")
+    one = plots.heatmap(ring, "beta", "seed", "final_size", title="final size per seed")
+    assert "one row per cell" in one.axes[0].get_title()
+    mixed = plots.heatmap(frame, "beta", "seed", "final_size")  # ring and ws share cells
+    assert "mean over 1/2 rows per cell" in mixed.axes[0].get_title()
+    two = pl.concat([frame.with_columns(pl.lit(m).alias("meme_id")) for m in ("a", "b")])
+    with pytest.raises(ValueError, match="average over memes"):
+        plots.heatmap(two, "beta", "graph", "final_size")
+
+
+def test_network_states_rings_carriers(contagion_run):
+    fig = plots.network_states(contagion_run, [20])
+    title = fig.axes[0].get_title()
+    assert title.startswith("step 20\nsusceptible ")
+    assert "ring (carrier) " in title
+    carriers = int(title.rsplit(" ", 1)[1])
+    assert carriers > 0
+    rings = sum(
+        int((np.asarray(c.get_edgecolor())[:, 3] > 0).sum()) for c in fig.axes[0].collections[1:]
+    )
+    assert rings == carriers
+
+
+def test_memes_compared_and_counts(contagion_run, tmp_path):
+    prev = prevalence(contagion_run.steps, contagion_run.n_agents)
+    _check(plots.memes_compared(prev, title="x"), tmp_path / "memes.png")
+    fig = plots.counts_per_step(contagion_run.steps, ("transmissions", "new_adopters"))
+    for ax in fig.axes:
+        assert ax.get_ylim()[0] == 0
+        assert all(float(t).is_integer() for t in ax.get_yticks())
+    with pytest.raises(ValueError, match="not in the steps table"):
+        plots.counts_per_step(contagion_run.steps, ("nope",))
