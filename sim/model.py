@@ -46,7 +46,7 @@ from sim.memes import MemeSpec
 from sim.memory import ENVIRONMENT, MemoryStore, NewEntries
 from sim.memory_spec import MemorySpec
 from sim.policy import EngineStats, Policy, StepContext, WriteProposals
-from sim.retrieval import Retrieval, expand_ranges, retrieve
+from sim.retrieval import Retrieval, Retriever, expand_ranges
 from sim.tracking import Tracker
 from topologies.banks import BankKind, BankLayoutSpec, Banks, build_banks
 from topologies.graphs import GraphSpec, build_graph
@@ -158,6 +158,7 @@ class MemeticModel(mesa.Model):
         self.banks = banks if isinstance(banks, Banks) else build_banks(self.graph, banks, self.rng)
         self.memes = MemeBook(memes, embedder, run_engine=_run_engine(policy))
         self.store = MemoryStore(self.banks, self.memory_spec.forgetting.initial_strength)
+        self.retriever = Retriever(self.banks, self.memory_spec.retrieval)
         self.tracker = Tracker(n, len(self.memes))
         self.policy = policy
         self.guards = tuple(guards)
@@ -344,9 +345,8 @@ class MemeticModel(mesa.Model):
         t = self.current_step
         self.tracker.take_counts()  # counts are per step
         injected = self._inject(t)
-        spec = self.memory_spec.retrieval
         queries = self.policy.queries(t)
-        retrieval = retrieve(self.store, self.banks, t, spec, queries=queries)
+        retrieval = self.retriever(self.store, t, queries)
         self.store.touch(retrieval.entry_ids, t, self.memory_spec.forgetting.recall_boost)
         self.last_retrieval = retrieval
         self.tracker.observe_retrieval(retrieval, self.store, t)

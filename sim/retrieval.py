@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,25 +58,94 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 class LexicalRelevance:
-    """Jaccard overlap of lowercase word sets; token sets are cached per text."""
+    """Jaccard overlap of lowercase word sets, vectorised over (query, text) pairs.
+
+    Every distinct string (query or entry text) is tokenised once: its sorted word ids
+    are kept in one growing CSR table. Per call, only the distinct (query, text) string
+    pairs are scored, with sparse matrix products (no Python loop over pairs), and the
+    result is exactly ``len(a & b) / len(a | b)`` (0 when both sets are empty).
+    """
+
+    #: Largest dense (distinct queries x distinct texts) overlap matrix, in cells.
+    DENSE_LIMIT = 1 << 22
 
     def __init__(self) -> None:
-        self._cache: dict[str, frozenset[str]] = {}
+        self._vocab: dict[str, int] = {}
+        self._string_ids: dict[str, int] = {}
+        self._indptr: list[int] = [0]
+        self._tokens: list[int] = []
+        self._table: tuple[np.ndarray, np.ndarray] | None = None
+        self._last_queries: Sequence[str] | None = None
+        self._last_query_ids = np.zeros(0, dtype=np.int64)
 
-    def _tokens(self, text: str) -> frozenset[str]:
-        tokens = self._cache.get(text)
-        if tokens is None:
-            tokens = frozenset(_WORD.findall(text.lower()))
-            self._cache[text] = tokens
-        return tokens
+    def _string_id(self, text: str) -> int:
+        sid = self._string_ids.get(text)
+        if sid is None:
+            words = {
+                self._vocab.setdefault(w, len(self._vocab)) for w in _WORD.findall(text.lower())
+            }
+            self._tokens.extend(sorted(words))
+            self._indptr.append(len(self._tokens))
+            sid = self._string_ids[text] = len(self._string_ids)
+            self._table = None
+        return sid
+
+    def _ids(self, strings: Sequence[str]) -> np.ndarray:
+        return np.fromiter(
+            (self._string_id(s) for s in strings), dtype=np.int64, count=len(strings)
+        )
+
+    def _query_ids(self, queries: Sequence[str]) -> np.ndarray:
+        """String ids of the queries; the last list's ids are reused when it is unchanged."""
+        last = self._last_queries
+        if last is None or not (last is queries or list(last) == list(queries)):
+            self._last_query_ids = self._ids(queries)
+            self._last_queries = list(queries)
+        return self._last_query_ids
+
+    def _rows(self, string_ids: np.ndarray) -> Any:
+        """The binary (string x word) CSR matrix of the given strings."""
+        from scipy.sparse import csr_array
+
+        if self._table is None:
+            self._table = (
+                np.asarray(self._indptr, dtype=np.int64),
+                np.asarray(self._tokens, dtype=np.int64),
+            )
+        indptr, tokens = self._table
+        counts = indptr[string_ids + 1] - indptr[string_ids]
+        rows_indptr = np.zeros(len(string_ids) + 1, dtype=np.int64)
+        np.cumsum(counts, out=rows_indptr[1:])
+        cols = tokens[expand_ranges(indptr[string_ids], counts)]
+        data = np.ones(len(cols), dtype=np.int64)
+        return csr_array(
+            (data, cols, rows_indptr), shape=(len(string_ids), max(len(self._vocab), 1))
+        )
 
     def score(self, queries: Sequence[str], texts: Sequence[str], pairs: np.ndarray) -> np.ndarray:
         """Jaccard similarity of the word sets of each (query, text) pair."""
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        if len(pairs) == 0:
+            return np.zeros(0, dtype=np.float64)
+        q_sid = self._query_ids(queries)[pairs[:, 0]]
+        t_sid = self._ids(texts)[pairs[:, 1]]
+        q_used, q_inv = np.unique(q_sid, return_inverse=True)
+        t_used, t_inv = np.unique(t_sid, return_inverse=True)
+        q_rows, t_rows = self._rows(q_used), self._rows(t_used)
+        q_size = np.diff(q_rows.indptr)[q_inv]
+        t_size = np.diff(t_rows.indptr)[t_inv]
+        if len(q_used) * len(t_used) <= self.DENSE_LIMIT:
+            overlap = (q_rows @ t_rows.T).toarray()
+            inter = overlap[q_inv, t_inv]
+        else:
+            key = q_inv * len(t_used) + t_inv
+            pair_keys, pair_of = np.unique(key, return_inverse=True)
+            left = q_rows[pair_keys // len(t_used)]
+            right = t_rows[pair_keys % len(t_used)]
+            inter = np.asarray(left.multiply(right).sum(axis=1)).ravel()[pair_of]
+        union = q_size + t_size - inter
         out = np.zeros(len(pairs), dtype=np.float64)
-        for row, (q, t) in enumerate(pairs.tolist()):
-            a, b = self._tokens(queries[q]), self._tokens(texts[t])
-            union = len(a | b)
-            out[row] = len(a & b) / union if union else 0.0
+        np.divide(inter, union, out=out, where=union > 0)
         return out
 
 
@@ -123,6 +192,202 @@ def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(starts - offsets, counts) + np.arange(total, dtype=np.int64)
 
 
+class Retriever:
+    """Retrieval for one bank layout: the layout's read rights are expanded once.
+
+    A model keeps one retriever for its whole run (so the relevance scorer's token cache
+    and the expanded rights persist across steps); :func:`retrieve` builds a throwaway one.
+
+    Args:
+        banks: The bank layout (read rights).
+        spec: Retrieval parameters.
+        scorer: Relevance scorer; defaults to :class:`LexicalRelevance`.
+    """
+
+    def __init__(
+        self, banks: Banks, spec: RetrievalSpec, scorer: RelevanceScorer | None = None
+    ) -> None:
+        self.banks = banks
+        self.spec = spec
+        self.scorer = scorer or LexicalRelevance()
+        self._read_banks = banks.read_banks.astype(np.int64)
+        self._rights_reader = np.repeat(
+            np.arange(banks.n_agents, dtype=np.int64), np.diff(banks.read_indptr)
+        )
+
+    def __call__(
+        self, store: MemoryStore, step: int, queries: Sequence[str] | None = None
+    ) -> Retrieval:
+        """Retrieve the top-k readable entries of every agent at ``step``.
+
+        Entries are ranked by score, ties broken by the newer entry first (higher entry
+        id), so results are deterministic. Relevance counts only when
+        ``spec.relevance_weight > 0``, ``spec.relevance != "none"`` and ``queries`` (one
+        query text per agent) is given.
+        """
+        spec = self.spec
+        n_agents = self.banks.n_agents
+        alive = store.alive_ids()
+        use_relevance = (
+            spec.relevance_weight > 0 and spec.relevance != "none" and queries is not None
+        )
+        if len(alive) == 0:
+            return Retrieval(
+                np.zeros(n_agents + 1, dtype=np.int64),
+                np.zeros(0, dtype=np.int64),
+                np.zeros(0, dtype=np.float64),
+            )
+        age = (step - store.last_access[alive]).astype(np.float64)
+        base = spec.recency_weight * np.power(spec.recency_decay, age)
+        base += spec.importance_weight * store.importance[alive].astype(np.float64)
+        bank_of = store.bank[alive].astype(np.int64)
+        if use_relevance:
+            assert queries is not None
+            return self._with_relevance(store, alive, base, bank_of, queries)
+        return self._by_global_rank(alive, base, bank_of)
+
+    def _candidates(
+        self, bank_sorted: np.ndarray, per_bank_cap: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Expand read rights into candidate pairs, grouped by reader.
+
+        Args:
+            bank_sorted: The bank of each row of the bank-grouped entry list (ascending).
+            per_bank_cap: Keep only the first this many rows of each bank (None: all).
+
+        Returns:
+            ``(readers, positions, per_reader)``: the reader of each pair, the row of its
+            entry in the bank-grouped list, and the number of pairs of each reader.
+        """
+        n_banks = self.banks.n_banks
+        count = np.bincount(bank_sorted, minlength=n_banks)
+        start = np.cumsum(count) - count
+        if per_bank_cap is not None:
+            count = np.minimum(count, per_bank_cap)
+        per_right = count[self._read_banks]
+        positions = expand_ranges(start[self._read_banks], per_right)
+        readers = np.repeat(self._rights_reader, per_right)
+        ends = np.zeros(len(per_right) + 1, dtype=np.int64)
+        np.cumsum(per_right, out=ends[1:])
+        per_reader = np.diff(ends[self.banks.read_indptr])
+        return readers, positions, per_reader
+
+    def _finish(
+        self, pair_key: np.ndarray, per_reader: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sort pair keys (unique, reader-major) and keep each reader's first k; CSR out."""
+        pair_key.sort()
+        take = np.minimum(per_reader, self.spec.k)
+        starts = np.cumsum(per_reader) - per_reader
+        indptr = np.zeros(len(take) + 1, dtype=np.int64)
+        np.cumsum(take, out=indptr[1:])
+        return pair_key[expand_ranges(starts, take)], indptr
+
+    def _by_global_rank(
+        self, alive: np.ndarray, base: np.ndarray, bank_of: np.ndarray
+    ) -> Retrieval:
+        """Reader-independent scores: rank entries once, cut each bank to its top k."""
+        n_alive = len(alive)
+        order = _OrderKeys(base, n_alive, max(self.banks.n_banks, self.banks.n_agents))
+        bank_key = (bank_of << order.bits) | order.keys
+        bank_key.sort()
+        readers, positions, per_reader = self._candidates(bank_key >> order.bits, self.spec.k)
+        pair_key = (readers << order.bits) | (bank_key[positions] & order.mask)
+        kept, indptr = self._finish(pair_key, per_reader)
+        rows, scores = order.decode(kept & order.mask)
+        return Retrieval(indptr, alive[rows].astype(np.int64), scores)
+
+    def _with_relevance(
+        self,
+        store: MemoryStore,
+        alive: np.ndarray,
+        base: np.ndarray,
+        bank_of: np.ndarray,
+        queries: Sequence[str],
+    ) -> Retrieval:
+        """Reader-dependent scores: every readable alive entry is a candidate of its reader."""
+        n_alive = len(alive)
+        shift = _bits(n_alive - 1)
+        bank_key = (bank_of << shift) | np.arange(n_alive, dtype=np.int64)
+        bank_key.sort()
+        readers, positions, per_reader = self._candidates(bank_key >> shift, None)
+        rows = bank_key[positions] & ((1 << shift) - 1)
+        text_ids = store.text_id[alive[rows]]
+        unique_text, inverse = np.unique(text_ids, return_inverse=True)
+        texts = store.texts.take(unique_text)
+        pairs = np.stack([readers, inverse.reshape(-1)], axis=1)
+        relevance = self.scorer.score(queries, texts, pairs)
+        scores = base[rows] + self.spec.relevance_weight * relevance
+        order = _OrderKeys(scores, n_alive, self.banks.n_agents, rows)
+        kept, indptr = self._finish((readers << order.bits) | order.keys, per_reader)
+        kept_rows, kept_scores = order.decode(kept & order.mask)
+        return Retrieval(indptr, alive[kept_rows].astype(np.int64), kept_scores)
+
+
+class _OrderKeys:
+    """Sort keys for "score descending, then later tie-break row first", as int64.
+
+    ``keys[i] < keys[j]`` exactly when item i ranks before item j: a higher score, or an
+    equal score and a higher tie-break row (rows ascend with entry id, so the newer entry
+    wins ties). Keys use the low :attr:`bits` bits, so ``(major << bits) | key`` with a
+    major id below ``max_major`` (a reader or a bank) sorts by major first; when the
+    (score level, row) form would not fit int64 that way, keys fall back to the dense
+    rank of the items. :meth:`decode` maps keys back to (row, score).
+
+    Args:
+        scores: Score of each item (no NaN).
+        n_rows: Number of distinct tie-break rows.
+        max_major: Bound of the ids the keys are combined with.
+        tie_rows: Tie-break row of each item (default: ``arange(len(scores))``). Keys are
+            unique among items with distinct (score, row).
+    """
+
+    def __init__(
+        self,
+        scores: np.ndarray,
+        n_rows: int,
+        max_major: int,
+        tie_rows: np.ndarray | None = None,
+    ) -> None:
+        n = len(scores)
+        self._scores = scores
+        self._tie_rows = np.arange(n, dtype=np.int64) if tie_rows is None else tie_rows
+        self._top_row = max(n_rows, 1) - 1
+        self._row_bits = _bits(self._top_row)
+        values = np.sort(scores)
+        distinct = np.ones(n, dtype=np.bool_)
+        distinct[1:] = values[1:] != values[:-1]
+        self._levels = values[distinct]
+        self._top_level = len(self._levels) - 1
+        level = self._top_level - np.searchsorted(self._levels, scores)  # 0 = best score
+        self.bits = _bits(self._top_level) + self._row_bits
+        self.keys = (level.astype(np.int64) << self._row_bits) | (self._top_row - self._tie_rows)
+        self._dense: np.ndarray | None = None
+        if self.bits + _bits(max(max_major - 1, 0)) > 62:
+            self._dense = np.argsort(self.keys)
+            self.keys = np.empty(n, dtype=np.int64)
+            self.keys[self._dense] = np.arange(n, dtype=np.int64)
+            self.bits = _bits(max(n - 1, 0))
+
+    @property
+    def mask(self) -> int:
+        """The key bits of a combined ``(major << bits) | key`` value."""
+        return (1 << self.bits) - 1
+
+    def decode(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The tie-break row and the score of each key (keys taken from :attr:`keys`)."""
+        if self._dense is not None:
+            item = self._dense[keys]
+            return self._tie_rows[item], self._scores[item]
+        rows = self._top_row - (keys & ((1 << self._row_bits) - 1))
+        return rows, self._levels[self._top_level - (keys >> self._row_bits)]
+
+
+def _bits(value: int) -> int:
+    """Bits needed to hold the non-negative int ``value`` (at least 1)."""
+    return max(int(value).bit_length(), 1)
+
+
 def retrieve(
     store: MemoryStore,
     banks: Banks,
@@ -131,10 +396,7 @@ def retrieve(
     queries: Sequence[str] | None = None,
     scorer: RelevanceScorer | None = None,
 ) -> Retrieval:
-    """Retrieve the top-k readable entries of every agent.
-
-    Ties are broken by the newer entry first (higher entry id), so results are
-    deterministic.
+    """Retrieve the top-k readable entries of every agent (see :class:`Retriever`).
 
     Args:
         store: The memory store.
@@ -147,104 +409,4 @@ def retrieve(
     Returns:
         The retrieval of every agent.
     """
-    n_agents = banks.n_agents
-    alive = store.alive_ids()
-    use_relevance = spec.relevance_weight > 0 and spec.relevance != "none" and queries is not None
-    if len(alive) == 0:
-        return Retrieval(
-            np.zeros(n_agents + 1, dtype=np.int64),
-            np.zeros(0, dtype=np.int64),
-            np.zeros(0, dtype=np.float64),
-        )
-    age = (step - store.last_access[alive]).astype(np.float64)
-    base = spec.recency_weight * np.power(spec.recency_decay, age)
-    base += spec.importance_weight * store.importance[alive].astype(np.float64)
-    if use_relevance:
-        readers, entries, scores = _pairs_with_relevance(
-            store, banks, alive, base, spec, queries, scorer or LexicalRelevance()
-        )
-    else:
-        readers, entries, scores = _pairs_by_global_rank(store, banks, alive, base, spec.k)
-    counts = np.bincount(readers, minlength=n_agents)
-    indptr = np.zeros(n_agents + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return Retrieval(indptr, entries.astype(np.int64), scores)
-
-
-def _rights_pairs(
-    banks: Banks, bank_start: np.ndarray, bank_count: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Expand read rights into (reader, position in the bank-sorted entry list) pairs."""
-    rights_bank = banks.read_banks
-    rights_reader = np.repeat(np.arange(banks.n_agents, dtype=np.int64), np.diff(banks.read_indptr))
-    per_right = bank_count[rights_bank]
-    keep = per_right > 0
-    rights_bank, rights_reader, per_right = rights_bank[keep], rights_reader[keep], per_right[keep]
-    positions = expand_ranges(bank_start[rights_bank], per_right)
-    return np.repeat(rights_reader, per_right), positions
-
-
-def _top_k(readers: np.ndarray, n_agents: int, k: int) -> np.ndarray:
-    """Mask of the first ``k`` rows of each reader (rows sorted by reader, best first)."""
-    reader_start = np.searchsorted(readers, np.arange(n_agents), side="left")
-    rank = np.arange(len(readers)) - reader_start[readers]
-    return rank < k
-
-
-def _pairs_by_global_rank(
-    store: MemoryStore, banks: Banks, alive: np.ndarray, base: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k pairs for reader-independent scores.
-
-    Entries are ranked once, each bank is cut to its own top k, then (reader, rank) pairs
-    are sorted as single int64 keys.
-    """
-    n_alive = len(alive)
-    # Global order: score descending, newer entry first on ties (stable sort of the
-    # reversed arrays keeps descending entry ids among equal scores).
-    order = n_alive - 1 - np.argsort(-base[::-1], kind="stable")
-    by_rank_entry, by_rank_score = alive[order], base[order]
-    grank = np.empty(n_alive, dtype=np.int64)
-    grank[order] = np.arange(n_alive, dtype=np.int64)
-    key = store.bank[alive].astype(np.int64) * n_alive + grank
-    key.sort()
-    bank_sorted, grank_sorted = np.divmod(key, n_alive)
-    bank_start = np.searchsorted(bank_sorted, np.arange(banks.n_banks), side="left")
-    bank_count = np.minimum(np.bincount(bank_sorted, minlength=banks.n_banks), k)
-    readers, positions = _rights_pairs(banks, bank_start, bank_count)
-    pair_key = readers * n_alive + grank_sorted[positions]
-    # Pairs come grouped by reader, each bank's entries already in rank order: the
-    # stable sort (timsort) merges these runs quickly.
-    pair_key.sort(kind="stable")
-    readers, pair_rank = np.divmod(pair_key, n_alive)
-    top = _top_k(readers, banks.n_agents, k)
-    readers, pair_rank = readers[top], pair_rank[top]
-    return readers, by_rank_entry[pair_rank], by_rank_score[pair_rank]
-
-
-def _pairs_with_relevance(
-    store: MemoryStore,
-    banks: Banks,
-    alive: np.ndarray,
-    base: np.ndarray,
-    spec: RetrievalSpec,
-    queries: Sequence[str],
-    scorer: RelevanceScorer,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reader-dependent scores: every readable alive entry is a candidate of its reader."""
-    bank_of = store.bank[alive]
-    order = np.argsort(bank_of, kind="stable")
-    alive, base, bank_of = alive[order], base[order], bank_of[order]
-    bank_start = np.searchsorted(bank_of, np.arange(banks.n_banks), side="left")
-    bank_count = np.bincount(bank_of, minlength=banks.n_banks)
-    readers, positions = _rights_pairs(banks, bank_start, bank_count)
-    entries = alive[positions]
-    text_ids = store.text_id[entries]
-    unique_text, inverse = np.unique(text_ids, return_inverse=True)
-    texts = store.texts.take(unique_text)
-    pairs = np.stack([readers, inverse], axis=1)
-    scores = base[positions] + spec.relevance_weight * scorer.score(queries, texts, pairs)
-    order = np.lexsort((-entries, -scores, readers))
-    readers, entries, scores = readers[order], entries[order], scores[order]
-    top = _top_k(readers, banks.n_agents, spec.k)
-    return readers[top], entries[top], scores[top]
+    return Retriever(banks, spec, scorer)(store, step, queries)
