@@ -498,10 +498,23 @@ def _console_log(verbose: bool) -> Iterator[None]:
         yield
 
 
+def _thread_lock_for_progress_bars() -> None:
+    """Give tqdm a thread lock instead of its default multiprocessing one.
+
+    tqdm's default lock holds a POSIX semaphore, which a killed process cannot release:
+    Python's resource tracker then warns about a leaked semaphore. The CLI draws bars in
+    one process only (sweep workers are spawned without bars), so a thread lock suffices.
+    """
+    from tqdm.auto import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
+    _thread_lock_for_progress_bars()
     with _console_log(verbose), _sigterm_as_interrupt():
         try:
             return _COMMANDS[args.command](args)

@@ -148,5 +148,14 @@ def test_sweep_from_the_cli(small_toml, tmp_path, capsys):
     assert lines[0].endswith("(2 run(s))") and "adopters 0." in lines[0]
     index = json.loads((tmp_path / "sd" / "sweep.json").read_text())
     assert index["n_runs"] == 4
+    # `report` on a sweep directory summarises the sweep across its swept parameters.
+    assert main(["report", str(tmp_path / "sd")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"{tmp_path / 'sd'}: 4 of 4 runs complete"
+    written = [
+        line.removeprefix("wrote ") for line in out.splitlines() if line.startswith("wrote ")
+    ]
+    assert written and all(Path(p).is_file() and p.endswith(".png") for p in written)
+    assert all(Path(p).parent == tmp_path / "sd" / "report" for p in written)
     assert main(["sweep", str(small_toml)]) == 2
     assert "is a run config" in capsys.readouterr().err

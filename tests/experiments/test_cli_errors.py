@@ -223,6 +223,19 @@ def test_sigterm_is_recorded_as_interrupted(small_toml, tmp_path):
     assert manifest["status"] == "interrupted" and "error" not in manifest
 
 
+def test_sigkill_leaves_no_leaked_semaphore_warning(small_toml, tmp_path):
+    run_dir = tmp_path / "killed"
+    args = ["run", str(small_toml), "--run-dir", str(run_dir)]  # with its progress bar
+    args += ["--set", "steps=1000000", "--set", "checkpoint_every=20"]
+    process = _cli(args, tmp_path)
+    _wait_for(lambda: (run_dir / "checkpoints").is_dir())
+    process.kill()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert "step/s" in err  # the bar was drawn
+    assert "leaked semaphore" not in err
+
+
 def _modes(root: Path) -> set[tuple[str, int]]:
     return {("dir" if p.is_dir() else "file", p.stat().st_mode & 0o777) for p in root.rglob("*")}
 
