@@ -154,6 +154,10 @@ class PolicyOutput:
         removals: Ids of entries the policy retracts (e.g. a recovering agent's carrying
             entries under the contagion policy); the model marks the alive ones removed
             at this step, after retrieval, so they were still visible in this step.
+        expressed: Optional boolean (n_agents, n_memes): whose scored choice expressed
+            which meme this step (LLM decision tasks).
+        tables: Further rows by table name (``actions``, ``probes``, ``detections``),
+            appended to the run's table of that name.
     """
 
     writes: WriteProposals = field(default_factory=WriteProposals.empty)
@@ -161,6 +165,8 @@ class PolicyOutput:
     generations: pl.DataFrame | None = None
     stats: EngineStats = field(default_factory=EngineStats)
     removals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    expressed: np.ndarray | None = None
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 class Policy(Protocol):

@@ -17,8 +17,11 @@ from agents.llm.base import (
     EngineError,
     FinishReason,
     GenerationRequest,
+    OptionScores,
+    ScoreRequest,
     VLLMSpec,
     derived_seed,
+    logprobs_from_top,
 )
 
 CPU_KV_CACHE_BYTES = 2 * 1024**3
@@ -160,6 +163,52 @@ class VLLMEngine:
                 for index in pending:
                     results[index] = self._generate_alone(requests[index])
         return [c for c in results if c is not None]
+
+    #: This engine reports option log-probabilities (among the top alternatives).
+    supports_scoring = True
+    #: Alternatives per token vLLM returns (its default ``max_logprobs``).
+    SCORE_TOP_K = 20
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[OptionScores]:
+        """Log-probability of each option as the reply's first token, in one batched call.
+
+        vLLM reports the ``SCORE_TOP_K`` most likely first tokens (raw model
+        log-probabilities); an option outside them gets ``-inf``. Nothing is sampled
+        that matters: one greedy token per request.
+
+        Raises:
+            EngineError: If the engine was closed or vLLM's engine core died.
+        """
+        from vllm import SamplingParams
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if self._llm is None:
+            raise EngineError("VLLMEngine.score called after close()")
+        if not requests:
+            return []
+        params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=self.SCORE_TOP_K)
+        conversations = [
+            [{"role": m.role.value, "content": m.content} for m in r.messages] for r in requests
+        ]
+        try:
+            outputs = list(self._llm.chat(conversations, params, use_tqdm=False))
+        except EngineDeadError as exc:
+            raise EngineError(f"vLLM engine core died: {exc}") from exc
+        except Exception as exc:
+            return [OptionScores(r.request_id, (), error=f"vLLM: {exc}") for r in requests]
+        out = []
+        for request, output in zip(requests, outputs, strict=True):
+            first = (output.outputs[0].logprobs or [{}])[0]
+            top = [(lp.decoded_token or "", float(lp.logprob)) for lp in first.values()]
+            out.append(
+                OptionScores(
+                    request.request_id,
+                    logprobs_from_top(top, request.options),
+                    len(output.prompt_token_ids or ()),
+                    int(getattr(output, "num_cached_tokens", 0) or 0),
+                )
+            )
+        return out
 
     def close(self) -> None:
         """Shut vLLM's engine core down and free the model; idempotent."""

@@ -1,0 +1,309 @@
+"""What a meme does: the effect of exposure on expressed behaviour, with controls.
+
+Unit of observation: one scored decision (a row of the ``actions`` table for meme M
+where the task offers one of M's target options). A decision is
+
+* **exposed** when the agent's context at that step held an entry carrying M written by
+  someone else (``dose > 0``);
+* **placebo** when it held a carrying entry of M's placebo (the meme whose
+  ``placebo_of`` is M) and none of M;
+* **unexposed** when it held neither.
+
+The outcome is ``expressed`` (the choice was one of M's targets, 0/1) or ``p_target``
+(the probability of M's targets under log-probability scoring). The effect is the
+difference of mean outcomes, exposed minus control, for two controls: unexposed
+decisions and the placebo arm. Confidence intervals come from a cluster bootstrap:
+agents are resampled with replacement within each run (seed), so decisions of one agent
+stay together and every run keeps its weight; the interval is the percentile interval.
+
+:func:`dose_response` gives the mean outcome by the number of carrying entries in
+context; :func:`effect_by_distance` by graph distance from M's seeded agents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import polars as pl
+
+#: The outcomes an estimate may use.
+OUTCOMES = ("expressed", "p_target")
+
+#: Columns of :func:`exposure_effects`' result.
+EFFECT_COLUMNS = (
+    "meme_id",
+    "control",
+    "outcome",
+    "exposed_mean",
+    "control_mean",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "n_exposed",
+    "n_control",
+    "n_agents",
+    "n_runs",
+)
+
+
+def load_actions(run_dirs: Sequence[str | Path]) -> pl.DataFrame:
+    """The ``actions`` tables of several runs, with a ``run`` column (the directory name).
+
+    Raises:
+        FileNotFoundError: A run has no ``actions.parquet`` (no decision tasks were asked).
+    """
+    frames = []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / "actions.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: no actions table; the run asked no decision tasks (LLM runs with "
+                "tasks that have options write one)"
+            )
+        frames.append(pl.read_parquet(path).with_columns(pl.lit(Path(run_dir).name).alias("run")))
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def placebo_of(memes: Sequence[dict], meme_id: str) -> str | None:
+    """The id of the placebo paired with ``meme_id`` in a run's meme configs, or None."""
+    for meme in memes:
+        if meme.get("placebo_of") == meme_id:
+            return str(meme["id"])
+    return None
+
+
+def decision_arms(
+    actions: pl.DataFrame, meme_id: str, placebo_id: str | None = None, outcome: str = "expressed"
+) -> pl.DataFrame:
+    """One row per scored decision offering M's target, with its arm and outcome.
+
+    Columns: run, step, agent_id, dose, placebo_dose, arm ("exposed", "placebo",
+    "unexposed") and y (the outcome).
+
+    Raises:
+        ValueError: Unknown outcome, or no decision offered M's target.
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome = {outcome!r}; allowed: {list(OUTCOMES)}")
+    if "run" not in actions.columns:
+        actions = actions.with_columns(pl.lit("run").alias("run"))
+    keys = ["run", "step", "agent_id"]
+    rows = actions.filter((pl.col("meme_id") == meme_id) & pl.col("offered"))
+    if outcome == "p_target":
+        rows = rows.filter(pl.col("p_target").is_not_null())
+    if rows.height == 0:
+        raise ValueError(
+            f"meme {meme_id!r}: no scored decision offered its target options"
+            + (
+                " with option probabilities (use option_scoring = 'logprob')"
+                if outcome == "p_target"
+                else ""
+            )
+        )
+    y = pl.col("expressed").cast(pl.Float64) if outcome == "expressed" else pl.col("p_target")
+    rows = rows.select(*keys, "dose", y.alias("y"))
+    if placebo_id is not None:
+        placebo = actions.filter(pl.col("meme_id") == placebo_id).select(
+            *keys, pl.col("dose").alias("placebo_dose")
+        )
+        rows = rows.join(placebo, on=keys, how="left").with_columns(
+            pl.col("placebo_dose").fill_null(0)
+        )
+    else:
+        rows = rows.with_columns(pl.lit(0, dtype=pl.Int32).alias("placebo_dose"))
+    arm = (
+        pl.when(pl.col("dose") > 0)
+        .then(pl.lit("exposed"))
+        .when(pl.col("placebo_dose") > 0)
+        .then(pl.lit("placebo"))
+        .otherwise(pl.lit("unexposed"))
+    )
+    return rows.with_columns(arm.alias("arm")).sort(keys)
+
+
+@dataclass(frozen=True)
+class _Clusters:
+    """Per (run, agent) cluster: sums and counts of y per arm, and the run of each."""
+
+    run: np.ndarray
+    sums: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+
+
+def _clusters(arms: pl.DataFrame) -> _Clusters:
+    grouped = arms.group_by(["run", "agent_id", "arm"]).agg(
+        pl.col("y").sum().alias("s"), pl.len().alias("c")
+    )
+    ids = arms.select("run", "agent_id").unique().sort(["run", "agent_id"])
+    ids = ids.with_row_index("cluster")
+    grouped = grouped.join(ids, on=["run", "agent_id"])
+    n = ids.height
+    sums, counts = {}, {}
+    for arm in ("exposed", "placebo", "unexposed"):
+        part = grouped.filter(pl.col("arm") == arm)
+        s = np.zeros(n)
+        c = np.zeros(n)
+        idx = part["cluster"].to_numpy()
+        s[idx] = part["s"].to_numpy()
+        c[idx] = part["c"].to_numpy()
+        sums[arm], counts[arm] = s, c
+    runs = ids["run"].to_numpy()
+    _, run_index = np.unique(runs, return_inverse=True)
+    return _Clusters(run=run_index, sums=sums, counts=counts)
+
+
+def _bootstrap_weights(run: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n_clusters) multiplicities: clusters resampled within each run."""
+    weights = np.zeros((n_boot, len(run)))
+    for r in np.unique(run):
+        members = np.flatnonzero(run == r)
+        draws = rng.integers(0, len(members), size=(n_boot, len(members)))
+        for b in range(n_boot):
+            np.add.at(weights[b], members[draws[b]], 1.0)
+    return weights
+
+
+def exposure_effects(
+    actions: pl.DataFrame,
+    meme_id: str,
+    *,
+    placebo_id: str | None = None,
+    outcome: str = "expressed",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Effect of exposure to ``meme_id`` on its expression, against each control.
+
+    Args:
+        actions: ``actions`` rows (one run, or several with a ``run`` column).
+        meme_id: The meme M.
+        placebo_id: M's placebo meme, for the placebo comparison (None: no placebo row).
+        outcome: ``"expressed"`` or ``"p_target"``.
+        n_boot: Bootstrap replicates.
+        level: Confidence level of the percentile interval.
+        seed: Seed of the bootstrap's own generator.
+
+    Returns:
+        One row per control ("unexposed", and "placebo" when ``placebo_id`` is given)
+        with the columns :data:`EFFECT_COLUMNS`; means and effect are NaN when an arm
+        has no decision.
+    """
+    arms = decision_arms(actions, meme_id, placebo_id, outcome)
+    clusters = _clusters(arms)
+    weights = _bootstrap_weights(clusters.run, n_boot, np.random.default_rng(seed))
+    controls = ["unexposed"] + (["placebo"] if placebo_id is not None else [])
+    alpha = (1 - level) / 2
+    rows = []
+
+    def mean(arm: str, w: np.ndarray) -> np.ndarray:
+        num = w @ clusters.sums[arm]
+        den = w @ clusters.counts[arm]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / den, np.nan)
+
+    ones = np.ones((1, len(clusters.run)))
+    for control in controls:
+        point_e, point_c = mean("exposed", ones)[0], mean(control, ones)[0]
+        diffs = mean("exposed", weights) - mean(control, weights)
+        diffs = diffs[~np.isnan(diffs)]
+        low, high = (
+            (float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha)))
+            if len(diffs)
+            else (float("nan"), float("nan"))
+        )
+        rows.append(
+            {
+                "meme_id": meme_id,
+                "control": control,
+                "outcome": outcome,
+                "exposed_mean": float(point_e),
+                "control_mean": float(point_c),
+                "effect": float(point_e - point_c),
+                "ci_low": low,
+                "ci_high": high,
+                "n_exposed": int(clusters.counts["exposed"].sum()),
+                "n_control": int(clusters.counts[control].sum()),
+                "n_agents": len(clusters.run),
+                "n_runs": int(clusters.run.max() + 1) if len(clusters.run) else 0,
+            }
+        )
+    return pl.DataFrame(rows).select(EFFECT_COLUMNS)
+
+
+def dose_response(
+    actions: pl.DataFrame, meme_id: str, *, outcome: str = "expressed", max_dose: int = 3
+) -> pl.DataFrame:
+    """Mean outcome by dose: the number of carrying entries by others in context.
+
+    Doses above ``max_dose`` are pooled into ``max_dose``. Columns: dose, n, mean, se
+    (standard error of the mean).
+    """
+    arms = decision_arms(actions, meme_id, None, outcome)
+    return (
+        arms.with_columns(pl.col("dose").clip(0, max_dose).alias("dose"))
+        .group_by("dose")
+        .agg(
+            pl.len().alias("n"),
+            pl.col("y").mean().alias("mean"),
+            (pl.col("y").std(ddof=1) / pl.len().sqrt()).alias("se"),
+        )
+        .sort("dose")
+    )
+
+
+def seed_distances(graph: nx.Graph, seeds: Sequence[int]) -> dict[int, int]:
+    """Shortest-path distance of every reachable agent from the nearest seed."""
+    if not seeds:
+        return {}
+    return nx.multi_source_dijkstra_path_length(graph, set(int(s) for s in seeds))
+
+
+def effect_by_distance(
+    actions: pl.DataFrame,
+    meme_id: str,
+    graph: nx.Graph,
+    seeds: Sequence[int],
+    *,
+    outcome: str = "expressed",
+) -> pl.DataFrame:
+    """Exposure share and mean outcome by graph distance from the meme's seeded agents.
+
+    For one run. Columns: distance (null: unreachable), n, exposed_share, mean.
+    """
+    arms = decision_arms(actions, meme_id, None, outcome)
+    distance = seed_distances(graph, seeds)
+    agents = arms["agent_id"].to_list()
+    arms = arms.with_columns(
+        pl.Series("distance", [distance.get(int(a)) for a in agents], dtype=pl.Int32)
+    )
+    return (
+        arms.group_by("distance")
+        .agg(
+            pl.len().alias("n"),
+            (pl.col("arm") == "exposed").mean().alias("exposed_share"),
+            pl.col("y").mean().alias("mean"),
+        )
+        .sort("distance", nulls_last=True)
+    )
+
+
+def funnel_counts(steps: pl.DataFrame, meme_id: str) -> dict[str, int]:
+    """The funnel of one meme at the end of a run (the last step's counts).
+
+    Agents ever exposed, carriers, expressed (acted on it) and adopters.
+    """
+    last = steps.filter(pl.col("meme_id") == meme_id).sort("step").tail(1)
+    if last.height == 0:
+        raise ValueError(f"meme {meme_id!r}: not in the steps table")
+    row = last.row(0, named=True)
+    return {
+        "exposed": int(row["exposed"]),
+        "carriers": int(row["carriers"]),
+        "expressed": int(row.get("expressed") or 0),
+        "adopters": int(row["adopters"]),
+    }

@@ -1,0 +1,136 @@
+"""The effect estimator recovers a known effect from synthetic actions tables.
+
+Decisions are drawn with known probabilities of choosing the target: 0.60 when exposed,
+0.25 under the placebo, 0.20 unexposed; per-agent random offsets make decisions of one
+agent correlated (what the cluster bootstrap is for). Tolerances follow from the sample
+sizes: about 3,000 decisions per arm over 3 seeds, so the standard error of a difference
+is about 0.015 (plus the agent-level spread); estimates must be within 0.05 of the truth
+and the 95 % intervals must cover it.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import polars as pl
+import pytest
+
+from agents.decisions import ACTIONS_SCHEMA
+from sim.analysis.effects import (
+    decision_arms,
+    dose_response,
+    effect_by_distance,
+    exposure_effects,
+    funnel_counts,
+)
+
+P = {"exposed": 0.60, "placebo": 0.25, "unexposed": 0.20}
+
+
+def _actions(seed: int, n_agents: int = 150, steps: int = 60) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    offset = rng.normal(0, 0.05, n_agents)
+    rows = []
+    for step in range(steps):
+        for agent in range(n_agents):
+            arm = rng.choice(["exposed", "placebo", "unexposed"])
+            dose = int(rng.integers(1, 4)) if arm == "exposed" else 0
+            pdose = 1 if arm == "placebo" else 0
+            chose = rng.random() < np.clip(P[arm] + offset[agent], 0, 1)
+            base = {
+                "step": step,
+                "agent_id": agent,
+                "task_id": "d01",
+                "options": ["influence", "careful", "plain"],
+                "choice": "influence" if chose else "plain",
+                "answer": "",
+                "scoring": "sampled",
+                "option_probs": None,
+                "offered": True,
+                "expressed": bool(chose),
+                "p_target": None,
+            }
+            rows.append({**base, "meme_id": "inf", "dose": dose})
+            rows.append({**base, "meme_id": "pla", "dose": pdose})
+    return pl.DataFrame(rows, schema=ACTIONS_SCHEMA).with_columns(pl.lit(f"s{seed}").alias("run"))
+
+
+@pytest.fixture(scope="module")
+def actions() -> pl.DataFrame:
+    return pl.concat([_actions(seed) for seed in range(3)])
+
+
+def test_recovers_the_effect_against_both_controls(actions):
+    out = exposure_effects(actions, "inf", placebo_id="pla", n_boot=400, seed=1)
+    rows = {r["control"]: r for r in out.iter_rows(named=True)}
+    truth = {"unexposed": 0.40, "placebo": 0.35}
+    for control, effect in truth.items():
+        row = rows[control]
+        assert row["effect"] == pytest.approx(effect, abs=0.05)
+        assert row["ci_low"] < effect < row["ci_high"]
+        assert row["ci_low"] > 0.2  # clearly non-zero
+        assert row["ci_high"] - row["ci_low"] < 0.12
+        assert row["n_runs"] == 3 and row["n_agents"] == 450
+    assert rows["unexposed"]["exposed_mean"] == pytest.approx(0.60, abs=0.03)
+    # Same seed, same intervals.
+    again = exposure_effects(actions, "inf", placebo_id="pla", n_boot=400, seed=1)
+    assert again.equals(out)
+
+
+def test_no_effect_gives_an_interval_around_zero():
+    # Re-draw the outcome independently of the arm: the true effect is zero. (A 95 %
+    # interval misses zero 1 time in 20; this seed is one of the 19, fixed for good.)
+    rng = np.random.default_rng(1)
+    frame = _actions(7)
+    chose = rng.random(frame.height // 2) < 0.3
+    frame = frame.with_columns(
+        pl.Series("expressed", np.repeat(chose, 2)),
+    )
+    out = exposure_effects(frame, "inf", n_boot=400, seed=2)
+    row = out.row(0, named=True)
+    assert row["control"] == "unexposed"
+    assert row["ci_low"] < 0 < row["ci_high"]
+    assert abs(row["effect"]) < 0.05
+
+
+def test_arms_dose_response_and_distance(actions):
+    arms = decision_arms(actions, "inf", "pla")
+    counts = dict(arms.group_by("arm").len().iter_rows())
+    assert sum(counts.values()) == actions.height // 2
+    doses = dose_response(actions, "inf")
+    assert doses["dose"].to_list() == [0, 1, 2, 3]
+    assert doses.filter(pl.col("dose") == 0)["mean"][0] == pytest.approx(0.215, abs=0.03)
+    assert doses.filter(pl.col("dose") > 0)["mean"].min() > 0.55
+    one = actions.filter(pl.col("run") == "s0")
+    graph = nx.path_graph(150)
+    by_distance = effect_by_distance(one, "inf", graph, seeds=[0])
+    assert by_distance["distance"].to_list()[:3] == [0, 1, 2]
+    assert by_distance["n"].sum() == one.height // 2
+
+
+def test_bad_inputs_raise(actions):
+    with pytest.raises(ValueError, match="outcome"):
+        exposure_effects(actions, "inf", outcome="vibes")
+    with pytest.raises(ValueError, match="no scored decision offered"):
+        exposure_effects(actions, "nope")
+    with pytest.raises(ValueError, match="option_scoring = 'logprob'"):
+        exposure_effects(actions, "inf", outcome="p_target")
+
+
+def test_funnel_counts():
+    steps = pl.DataFrame(
+        {
+            "step": [0, 1],
+            "meme_id": ["inf", "inf"],
+            "exposed": [2, 5],
+            "carriers": [1, 3],
+            "expressed": [0, 2],
+            "adopters": [0, 1],
+        }
+    )
+    assert funnel_counts(steps, "inf") == {
+        "exposed": 5,
+        "carriers": 3,
+        "expressed": 2,
+        "adopters": 1,
+    }
