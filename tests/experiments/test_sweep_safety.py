@@ -1,0 +1,182 @@
+"""What a sweep may touch, its lock, and workers that die with their parent (issue 8.2, 8.8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main
+from experiments.rundirs import RunDirError
+from experiments.sweep import LOCK_FILE, acquire_sweep_lock, load_sweep_config, run_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SWEEP = """\
+steps = 3
+
+[sweep]
+name = "safe"
+base = "small.toml"
+seeds = [1]
+
+[sweep.grid]
+"policy.beta" = [0.1, 0.5]
+"""
+
+
+@pytest.fixture
+def sweep(small_toml):
+    path = small_toml.parent / "sweep.toml"
+    path.write_text(SWEEP)
+    return load_sweep_config(path)
+
+
+def test_unreadable_run_directory_is_reported_and_left_alone(sweep, tmp_path):
+    sweep_dir = tmp_path / "s"
+    run_sweep(sweep, sweep_dir, progress=False)
+    victim = sweep_dir / sweep.runs[0].rel_dir
+    (victim / "manifest.json").write_text("{ truncated")
+    (victim / "notes.txt").write_text("my notes")
+    for overwrite in (False, True):
+        result = run_sweep(sweep, sweep_dir, overwrite=overwrite, progress=False)
+        assert list(result.failed) == [sweep.runs[0].rel_dir]
+        assert result.failed[sweep.runs[0].rel_dir].startswith(f"left alone: {victim} exists")
+        assert (victim / "notes.txt").read_text() == "my notes"
+        assert (victim / "manifest.json").read_text() == "{ truncated"
+        assert (victim / "steps.parquet").exists()
+        assert result.skipped == 1 and result.ran == 0
+
+
+def test_manifest_that_is_a_list_is_left_alone(sweep, tmp_path):
+    sweep_dir = tmp_path / "s"
+    run_sweep(sweep, sweep_dir, progress=False)
+    (sweep_dir / sweep.runs[1].rel_dir / "manifest.json").write_text("[]")
+    result = run_sweep(sweep, sweep_dir, progress=False)
+    assert list(result.failed) == [sweep.runs[1].rel_dir]
+    assert result.index.filter(result.index["run_dir"] == sweep.runs[1].rel_dir)[
+        "status"
+    ].to_list() == ["pending"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_directory_that_is_not_a_sweep_is_refused_untouched(sweep, tmp_path, overwrite):
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "chapter1.tex").write_text("...")
+    with pytest.raises(RunDirError, match="it is not a sweep directory"):
+        run_sweep(sweep, thesis, overwrite=overwrite, progress=False)
+    assert [p.name for p in thesis.iterdir()] == ["chapter1.tex"]
+
+
+def test_cli_sweep_into_a_foreign_directory_exits_2(sweep, tmp_path, capsys):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.csv").write_text("1,2\n")
+    code = main(["sweep", sweep.source, "--sweep-dir", str(foreign), "--overwrite", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "refusing to write into it" in err and "Traceback" not in err
+    assert [p.name for p in foreign.iterdir()] == ["data.csv"]
+
+
+def test_sweep_json_carries_the_tool_marker(sweep, tmp_path):
+    result = run_sweep(sweep, tmp_path / "s", progress=False)
+    assert json.loads((result.sweep_dir / "sweep.json").read_text())["tool"] == "memespread"
+
+
+def test_a_locked_sweep_directory_is_refused(sweep, tmp_path):
+    sweep_dir = tmp_path / "s"
+    sweep_dir.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(sweep_dir / LOCK_FILE)!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_SH)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirError, match="is in use by another memespread process"):
+            run_sweep(sweep, sweep_dir, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    result = run_sweep(sweep, sweep_dir, progress=False)  # free again
+    assert result.failed == {} and result.ran == 2
+
+
+def test_lock_is_released_after_a_sweep(tmp_path):
+    fd = acquire_sweep_lock(tmp_path)
+    os.close(fd)
+    os.close(acquire_sweep_lock(tmp_path))
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found |= {int(c) for c in task.read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_killed_sweep_and_a_rerun_finishes(small_toml, tmp_path):
+    path = small_toml.parent / "slow_sweep.toml"
+    # Runs long enough that the workers are busy when the parent is killed.
+    path.write_text(
+        SWEEP.replace("steps = 3", "steps = 30")
+        .replace("seeds = [1]", "seeds = [1, 2]")
+        .replace('name = "safe"', 'name = "slow"')
+        + '\n[sweep.grid.graph]\nvalues = [{ kind = "barabasi_albert", n = 20000, m = 2 }]\n'
+    )
+    sweep_dir = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "experiments.cli", "sweep", str(path)]
+    command += ["--sweep-dir", str(sweep_dir), "--jobs", "2", "--quiet"]
+    parent = subprocess.Popen(command, cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 90
+    workers: set[int] = set()
+    try:
+        while len(workers) < 2 or not list(sweep_dir.glob("runs/*/*/*/manifest.json")):
+            assert parent.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "no busy workers within 90 s"
+            workers = {c for c in _children(parent.pid) if _alive(c)}
+            workers = {
+                c
+                for c in workers
+                if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")
+            }
+            time.sleep(0.05)
+        parent.send_signal(signal.SIGKILL)
+    finally:
+        parent.wait(timeout=30)
+    gone_by = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < gone_by:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "sweep workers outlived their parent"
+
+    assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir), "--quiet"]) == 0
+    index = json.loads((sweep_dir / "sweep.json").read_text())
+    assert index["n_runs"] == 4
+    leftovers = [p for p in sweep_dir.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
