@@ -24,13 +24,14 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+
+from sim.output import make_temp_dir
 
 if TYPE_CHECKING:
     from sim.model import MemeticModel
@@ -83,7 +84,7 @@ def save_checkpoint(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{_PREFIX}{model.steps:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    tmp = make_temp_dir(root, ".tmp-")  # mode from the umask, not mkdtemp's 0700
     try:
         arrays = {f"store.{k}": v for k, v in model.store.state_arrays().items()}
         arrays.update({f"tracker.{k}": v for k, v in model.tracker.state_arrays().items()})

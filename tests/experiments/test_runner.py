@@ -4,6 +4,7 @@ overwrite, interruption, the run log."""
 from __future__ import annotations
 
 import json
+import os
 
 import polars as pl
 import pytest
@@ -239,3 +240,19 @@ def test_resume_without_checkpoint_restarts_and_complete_run_is_kept(
 def test_resume_of_a_non_run_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         resume_run(tmp_path)
+
+
+def test_kept_checkpoints_and_files_follow_the_umask(small_toml, tmp_path, monkeypatch):
+    config = load_config(small_toml, ["checkpoint_every=2", "steps=5"])
+    interrupt = _failing_write_parquet(".steps.parquet", KeyboardInterrupt())
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", interrupt)
+    old = os.umask(0o027)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(config, tmp_path / "out" / "run", progress=False)
+    finally:
+        os.umask(old)
+    paths = list((tmp_path / "out").rglob("*"))
+    assert any(p.parent.name == "checkpoints" for p in paths)
+    modes = {("dir" if p.is_dir() else "file", p.stat().st_mode & 0o777) for p in paths}
+    assert modes == {("dir", 0o750), ("file", 0o640)}
