@@ -92,7 +92,12 @@ def test_sigkill_then_resume_gives_identical_tables(tmp_path, drop_wall_clock):
     assert 3 <= killed_at < 40
     assert not (run_dir / "steps.parquet").exists()  # tables come only at the end
 
+    # What a kill during an atomic write leaves (a kill may land there or not; plant both).
+    (run_dir / ".manifest.json.k1ll3d.tmp").write_text("{")
+    (run_dir / "checkpoints" / ".tmp-k1ll3d").mkdir(exist_ok=True)
     assert main(["resume", str(run_dir), "--quiet"]) == 0
+    leftovers = [p for p in run_dir.rglob("*") if p.name.endswith(".tmp") or ".tmp-" in p.name]
+    assert leftovers == []  # no temporary file survives the resume
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["steps_completed"] == 40
     assert manifest["resumes"][0]["from_step"] >= killed_at

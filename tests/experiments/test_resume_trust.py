@@ -1,0 +1,152 @@
+"""Resume refuses edited, corrupt or foreign state and cleans temporary files (issue 8.4, 8.9)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main
+from experiments.config import load_config
+from experiments.manifest import ManifestError, read_manifest
+from experiments.resume import resume_run
+from experiments.runner import CHECKPOINTS_DIR, run_experiment
+from sim.checkpoint import CheckpointError, latest_checkpoint, read_checkpoint_state
+
+
+def _interrupted_run(small_toml: Path, run_dir: Path, overrides: list[str] | None = None) -> Path:
+    """A run of 6 steps with a checkpoint at step 2, then marked as killed at step 4."""
+    config = load_config(small_toml, ["checkpoint_every=2", *(overrides or [])])
+    run_experiment(config, run_dir, progress=False)
+    # Make it look killed after step 4: manifest "running", the checkpoint of step 4.
+    from experiments.manifest import config_binding
+    from experiments.runner import build_model
+    from sim.checkpoint import save_checkpoint
+
+    model = build_model(config)
+    for _ in range(4):
+        model.step()
+    save_checkpoint(model, run_dir / CHECKPOINTS_DIR, binding=config_binding(config))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest.update(status="running", steps_completed=4)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    for table in run_dir.glob("*.parquet"):
+        table.unlink()
+    return run_dir
+
+
+def _edit_manifest(run_dir: Path, edit) -> None:
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    edit(manifest)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_an_intact_run_resumes(small_toml, tmp_path):
+    run_dir = _interrupted_run(small_toml, tmp_path / "r")
+    result = resume_run(run_dir, progress=False)
+    assert result.manifest["status"] == "complete"
+    assert result.manifest["resumes"][0]["from_step"] == 4
+    assert result.steps["step"].unique().sort().to_list() == list(range(6))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[]", "not a run manifest (a JSON list, not an object)"),
+        ('{"status": "running"', "not valid JSON"),
+        ("", "not valid JSON"),
+        ('{"config": {}, "status": "odd", "steps_completed": 0}', "status = 'odd'"),
+        ('{"config": {}, "status": "running", "steps_completed": "x"}', "steps_completed = 'x'"),
+    ],
+)
+def test_corrupt_manifests_give_one_line_and_exit_2(tmp_path, capsys, content, message):
+    (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(ManifestError) as info:
+        read_manifest(tmp_path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert main(["resume", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_binary_manifest(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_bytes(bytes(range(256)))
+    assert main(["resume", str(tmp_path), "--quiet"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_edited_config_in_the_manifest_is_refused(small_toml, tmp_path):
+    run_dir = _interrupted_run(small_toml, tmp_path / "r")
+    _edit_manifest(run_dir, lambda m: m["config"]["policy"].update(beta=0.9))
+    with pytest.raises(ManifestError, match="no longer matches config_sha256"):
+        resume_run(run_dir, progress=False)
+
+
+def test_edited_seed_in_the_manifest_is_refused(small_toml, tmp_path):
+    run_dir = _interrupted_run(small_toml, tmp_path / "r")
+    _edit_manifest(run_dir, lambda m: m.update(seed=99))
+    with pytest.raises(ManifestError, match=r"seed = 99 differs from config\.seed = 5"):
+        resume_run(run_dir, progress=False)
+
+
+def test_edited_config_and_hash_meet_the_checkpoint_binding(small_toml, tmp_path):
+    run_dir = _interrupted_run(small_toml, tmp_path / "r")
+    from experiments.manifest import config_sha256
+
+    def edit(manifest):
+        manifest["config"]["policy"]["beta"] = 0.9
+        manifest["config_sha256"] = config_sha256(manifest["config"])
+
+    _edit_manifest(run_dir, edit)
+    with pytest.raises(ManifestError, match="made with another config than the manifest's"):
+        resume_run(run_dir, progress=False)
+
+
+def test_checkpoint_of_another_run_is_refused(small_toml, tmp_path):
+    run_dir = _interrupted_run(small_toml, tmp_path / "r")
+    other = _interrupted_run(small_toml, tmp_path / "o", ["policy.beta=0.9"])
+    shutil.rmtree(run_dir / CHECKPOINTS_DIR)
+    shutil.copytree(other / CHECKPOINTS_DIR, run_dir / CHECKPOINTS_DIR)
+    with pytest.raises(ManifestError, match="made with another config"):
+        resume_run(run_dir, progress=False)
+
+
+def test_edited_step_count_in_the_checkpoint_is_refused(small_toml, tmp_path, capsys):
+    run_dir = _interrupted_run(small_toml, tmp_path / "r")
+    checkpoint = latest_checkpoint(run_dir / CHECKPOINTS_DIR)
+    state = json.loads((checkpoint / "state.json").read_text())
+    state["steps"] = 3
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="does not match its digest"):
+        read_checkpoint_state(checkpoint)
+    assert main(["resume", str(run_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "does not match its digest" in err and "delete" in err and "Traceback" not in err
+
+
+def test_renamed_or_truncated_checkpoint_is_refused(small_toml, tmp_path):
+    run_dir = _interrupted_run(small_toml, tmp_path / "r")
+    checkpoint = latest_checkpoint(run_dir / CHECKPOINTS_DIR)
+    renamed = checkpoint.with_name("step-000005")
+    checkpoint.rename(renamed)
+    with pytest.raises(CheckpointError, match="its name 5; it was edited"):
+        read_checkpoint_state(renamed)
+    renamed.rename(checkpoint)
+    arrays = checkpoint / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:100])
+    with pytest.raises(ManifestError, match="does not match its digest"):
+        resume_run(run_dir, progress=False)
+
+
+def test_resume_cleans_temporary_files(small_toml, tmp_path):
+    run_dir = _interrupted_run(small_toml, tmp_path / "r")
+    (run_dir / ".steps.parquet.k2j3h4.tmp").write_bytes(b"half")
+    (run_dir / ".manifest.json.x9.tmp").write_bytes(b"{")
+    (run_dir / CHECKPOINTS_DIR / ".tmp-abc").mkdir()
+    (run_dir / CHECKPOINTS_DIR / ".tmp-abc" / "arrays.npz").write_bytes(b"x")
+    (run_dir / "notes.tmp").write_text("not ours: kept")
+    resume_run(run_dir, progress=False)
+    assert sorted(p.name for p in run_dir.rglob("*") if ".tmp" in p.name) == ["notes.tmp"]
