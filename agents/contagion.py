@@ -146,6 +146,7 @@ class ContagionPolicy:
         self.spec = spec or ContagionSpec()
         # Sorted keys entry_id * n_agents + reader of the exposures seen so far.
         self._seen = np.zeros(0, dtype=np.int64)
+        self._n_agents = 0
 
     def describe(self) -> dict[str, object]:
         """The policy's parameters (``rule`` as configured, ``resolved_rule`` as applied)."""
@@ -169,11 +170,20 @@ class ContagionPolicy:
     # ------------------------------------------------------------ state
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The policy's memory between steps (for checkpoints)."""
-        return {"seen": self._seen.copy()}
+        return {"seen": self._seen.copy(), "n_agents": np.array([self._n_agents], np.int64)}
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_arrays` saved."""
         self._seen = np.asarray(arrays.get("seen", np.zeros(0)), dtype=np.int64)
+        self._n_agents = int(arrays.get("n_agents", np.zeros(1))[0])
+
+    def forget_agents(self, agents: np.ndarray) -> None:
+        """New agents took over these nodes (turnover): they have seen no entry yet."""
+        if len(self._seen) == 0 or self._n_agents == 0:
+            return
+        mark = np.zeros(self._n_agents, dtype=np.bool_)
+        mark[agents] = True
+        self._seen = self._seen[~mark[self._seen % self._n_agents]]
 
     # ------------------------------------------------------------ the step
     def act(self, context: StepContext) -> PolicyOutput:
@@ -252,6 +262,7 @@ class ContagionPolicy:
         fresh = np.zeros(len(readers), dtype=np.bool_)
         if self.spec.resolved_rule != "one_shot_cascade":
             return fresh
+        self._n_agents = context.banks.n_agents
         exposure = foreign & (masks != 0)
         keys = entries[exposure].astype(np.int64) * context.banks.n_agents + readers[exposure]
         pos = np.searchsorted(self._seen, keys)

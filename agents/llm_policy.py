@@ -321,7 +321,7 @@ class LLMPolicy:
     ) -> tuple[ChatMessage, ...]:
         return act_messages(
             self.shared,
-            persona_of(self.personas, agent),
+            persona_of(self.personas, agent, int(context.tracker.lineage[agent])),
             self._memories(context, agent),
             self._writable(context, agent),
             self._task_text(task, shown, instruction),
@@ -386,7 +386,7 @@ class LLMPolicy:
         )
         requests = []
         for agent in range(n):
-            persona = persona_of(self.personas, agent)
+            persona = persona_of(self.personas, agent, int(context.tracker.lineage[agent]))
             memories = self._memories(context, agent)
             for q, question in enumerate(questions):
                 requests.append(
@@ -411,7 +411,7 @@ class LLMPolicy:
         """
         requests, keys = [], []
         for agent in range(context.banks.n_agents):
-            persona = persona_of(self.personas, agent)
+            persona = persona_of(self.personas, agent, int(context.tracker.lineage[agent]))
             memories = self._memories(context, agent)
             for m, meme in enumerate(context.memes.memes):
                 for i, item in enumerate(meme.probe_items):

@@ -90,8 +90,12 @@ def load_personas(path: str | Path | None = None) -> tuple[Persona, ...]:
         ) from None
 
 
-def persona_of(personas: Sequence[Persona], agent: int) -> Persona:
-    """The persona of agent ``agent``: ``personas[agent % len(personas)]``."""
+def persona_of(personas: Sequence[Persona], agent: int, lineage: int = 0) -> Persona:
+    """The persona of agent ``agent``: ``personas[(agent + lineage) % len(personas)]``.
+
+    ``lineage`` is the agent generation on the node (0 for the original agent, +1 per
+    replacement, see :mod:`sim.turnover`): each new agent takes the next persona.
+    """
     if agent < 0:
         raise ValueError(f"agent = {agent}: must be >= 0")
-    return personas[agent % len(personas)]
+    return personas[(agent + lineage) % len(personas)]

@@ -34,6 +34,7 @@ from experiments.names import SafeName
 from sim.guards import PatternGuardSpec
 from sim.memes import MemeSpec
 from sim.memory_spec import MemorySpec
+from sim.turnover import TurnoverSpec
 from topologies.banks import BankLayoutSpec
 from topologies.graphs import GraphSpec
 
@@ -65,6 +66,9 @@ class RunConfig(BaseModel):
         memes: The memes to seed and track (at least one).
         probe_every: Ask the adoption probe every this many steps (LLM policies).
         guards: Defenses that review every proposed write, in order.
+        turnover: Agent turnover: each agent is replaced with probability ``rate`` per
+            step by a new one on the same node (empty private banks, shared banks kept,
+            a fresh persona); unset: no turnover.
         checkpoint_every: Save a resumable checkpoint every this many steps (0: never;
             None: every 10 steps). Resuming repeats at most that many steps; an LLM run
             repeats them without inference, replaying the recorded completions. See
@@ -90,6 +94,7 @@ class RunConfig(BaseModel):
     probe_every: int | None = Field(None, ge=1)
     guards: list[GuardSpec] = []
     checkpoint_every: int | None = Field(None, ge=0)
+    turnover: TurnoverSpec | None = None
     failed_request_share_limit: float = Field(1.0, gt=0.0, le=1.0)
 
     @property

@@ -187,6 +187,7 @@ def build_model(config: RunConfig, policy: Policy | None = None) -> MemeticModel
         probe_every=config.probe_every,
         guards=build_guards(config),
         seed=config.seed,
+        turnover=config.turnover,
     )
 
 

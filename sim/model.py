@@ -2,7 +2,9 @@
 
 Each step runs these phases for all agents at once:
 
-1. inject — seed entries of memes due at this step are written;
+1. turnover — with a turnover spec, agents due for a new generation are replaced (empty
+   private banks, no memes held; see :mod:`sim.turnover`); inject — seed entries of
+   memes due at this step are written;
 2. retrieve — every agent gets the top-k entries of the banks it may read; carrying
    entries by others mark the reader exposed;
 3. act — ONE policy call for all agents (one batched engine call for LLM policies),
@@ -48,6 +50,7 @@ from sim.memory_spec import MemorySpec
 from sim.policy import EngineStats, Policy, StepContext, WriteProposals
 from sim.retrieval import Retrieval, Retriever, expand_ranges
 from sim.tracking import Tracker
+from sim.turnover import TurnoverSpec, draw_replacements, private_entries, turnover_rows
 from topologies.banks import BankKind, BankLayoutSpec, Banks, build_banks
 from topologies.graphs import GraphSpec, build_graph
 from topologies.placement import select_agents
@@ -101,6 +104,8 @@ class MemeticModel(mesa.Model):
         guards: Defenses reviewing every proposed write, in order.
         embedder: Embedder for embedding-based meme detection.
         seed: Seed of the model's generators (``self.rng``, ``self.random``).
+        turnover: Agent turnover (None: the original agents live through the run); the
+            ``turnover`` table lists every replacement.
         max_steps: ``running`` turns False once this many steps have run (None: no
             step limit).
         stable_steps: ``running`` turns False once the counts of every reported state
@@ -137,6 +142,7 @@ class MemeticModel(mesa.Model):
         max_steps: int | None = None,
         stable_steps: int | None = None,
         collect_agents: bool = False,
+        turnover: TurnoverSpec | None = None,
     ) -> None:
         super().__init__(rng=seed)
         for name, value in (("max_steps", max_steps), ("stable_steps", stable_steps)):
@@ -168,6 +174,11 @@ class MemeticModel(mesa.Model):
         self._generations: list[pl.DataFrame] = []
         #: Further tables by name (``actions``, ``contexts``, ``probes``, ...).
         self._extra: dict[str, list[pl.DataFrame]] = {}
+        self.turnover = turnover
+        self._replaced_now = 0
+        if turnover is not None:
+            none = np.zeros(0, dtype=np.int32)
+            self._extra["turnover"] = [turnover_rows(0, none, self.tracker.lineage)]
         for agent_id in range(n):
             MemeticAgent(self, agent_id)
         self.datacollector = mesa.DataCollector(
@@ -344,6 +355,7 @@ class MemeticModel(mesa.Model):
         started = time.perf_counter()
         t = self.current_step
         self.tracker.take_counts()  # counts are per step
+        self._replaced_now = self._replace_agents(t)
         injected = self._inject(t)
         queries = self.policy.queries(t)
         retrieval = self.retriever(self.store, t, queries)
@@ -395,6 +407,21 @@ class MemeticModel(mesa.Model):
             self.tracker.apply_adoptions(
                 adoptions.agent, adoptions.meme, adoptions.adopted.astype(bool), step
             )
+
+    def _replace_agents(self, step: int) -> int:
+        """Turnover: replace the agents due at ``step``; returns how many."""
+        if self.turnover is None:
+            return 0
+        agents = draw_replacements(self.turnover, self.banks.n_agents, step, self.rng)
+        if len(agents) == 0:
+            return 0
+        self.store.remove(private_entries(self.store, self.banks, agents), step)
+        self.tracker.replace(agents, step)
+        forget = getattr(self.policy, "forget_agents", None)
+        if forget is not None:
+            forget(agents)
+        self._add_tables({"turnover": turnover_rows(step, agents, self.tracker.lineage)})
+        return len(agents)
 
     def _retract(self, entry_ids: np.ndarray, step: int) -> int:
         """Remove the alive entries among those a policy retracts; returns how many."""
@@ -491,6 +518,7 @@ class MemeticModel(mesa.Model):
             "entries_evicted": np.full(m, commit["evicted"], dtype=np.int64),
             "entries_forgotten": np.full(m, commit["forgotten"], dtype=np.int64),
             "entries_retracted": np.full(m, commit.get("retracted", 0), dtype=np.int64),
+            "agents_replaced": np.full(m, self._replaced_now, dtype=np.int64),
             "entries_alive": np.full(m, alive, dtype=np.int64),
             "requests": np.full(m, stats.requests, dtype=np.int64),
             "prompt_tokens": np.full(m, stats.prompt_tokens, dtype=np.int64),

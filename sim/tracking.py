@@ -76,6 +76,8 @@ class Tracker:
         self.infected = np.zeros(shape, dtype=np.bool_)
         # Has lost adoption at least once (recovery, or a probe no longer endorsing).
         self.recovered = np.zeros(shape, dtype=np.bool_)
+        # Agent generation per node: 0 for the original agent, +1 per replacement (turnover).
+        self.lineage = np.zeros(n_agents, dtype=np.int32)
         self.generation = np.full(shape, -1, dtype=np.int32)
         self._events: list[pl.DataFrame] = []
         self._edges: list[pl.DataFrame] = []
@@ -166,6 +168,24 @@ class Tracker:
             self.recovered[drop, meme] = True
             self._lost_adopters[meme] += len(drop)
             self._log(step, drop, meme, AgentState.ADOPTER, False)
+
+    def replace(self, agents: np.ndarray, step: int) -> None:
+        """New agents take over the nodes ``agents`` (turnover, see :mod:`sim.turnover`).
+
+        They hold no meme (predecessors' adoptions are lost: counted in ``lost_adopters``
+        and logged as ``adopter = false``), are not recovered (susceptible again), and
+        their agent generation (``lineage``) grows by one. Per-node "ever" flags (exposed,
+        carrier, infected, tree generation) are kept.
+        """
+        if len(agents) == 0:
+            return
+        for meme in range(self.n_memes):
+            drop = agents[self.adopter[agents, meme]]
+            self.adopter[drop, meme] = False
+            self._lost_adopters[meme] += len(drop)
+            self._log(step, drop, meme, AgentState.ADOPTER, False)
+        self.recovered[agents] = False
+        self.lineage[agents] += 1
 
     def apply_expressions(self, expressed: np.ndarray, step: int) -> None:
         """Mark agents that acted on memes this step.
@@ -324,5 +344,6 @@ class Tracker:
             "expressed": self.expressed.copy(),
             "infected": self.infected.copy(),
             "recovered": self.recovered.copy(),
+            "lineage": self.lineage.copy(),
             "generation": self.generation.copy(),
         }
