@@ -6,8 +6,8 @@
 For a run it reads ``steps.parquet`` and ``manifest.json`` and writes ``run_dir/report/``:
 
 * ``summary.csv`` — one row per meme (see :func:`summary_table`);
-* ``prevalence.png`` — the share of agents exposed, carrying, expressing (when
-  recorded) and adopting after each step: one meme in one panel, or several memes side
+* ``prevalence.png`` — the share of agents exposed, carrying, expressing (when some
+  agent did) and adopting after each step: one meme in one panel, or several memes side
   by side in one panel per state, so a race reads off one panel;
 * ``transmissions.png`` — new transmissions and new adopters per step, one line per meme.
 
@@ -131,7 +131,7 @@ def prevalence_figure(steps: pl.DataFrame, n_agents: int, *, name: str = "") -> 
     prev = prevalence(steps, n_agents)
     memes = _meme_order(steps)
     prefix = f"{name}: " if name else ""
-    states = ("exposed", "carrier", "expressed", "adopter")
+    states = plots.default_states(prev)
     if len(memes) == 1:
         return plots.prevalence_curves(
             prev, meme_id=memes[0], states=states, title=f"{prefix}meme {memes[0]!r}"

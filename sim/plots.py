@@ -199,7 +199,7 @@ def prevalence_curves(
     prev: pl.DataFrame,
     *,
     meme_id: str | None = None,
-    states: Sequence[str] = ("exposed", "carrier", "expressed", "adopter", "infected"),
+    states: Sequence[str] | None = None,
     title: str | None = None,
 ) -> Figure:
     """Prevalence of each state over steps for one run and meme.
@@ -208,22 +208,44 @@ def prevalence_curves(
         prev: Output of :func:`sim.analysis.prevalence.prevalence`.
         meme_id: The meme (default: the first).
         states: States to draw, one line each (those absent from ``prev`` are skipped).
+            Default: :func:`default_states`.
         title: Axes title (default: the meme; pass the run name in it).
     """
     memes = prev["meme_id"].unique(maintain_order=True).to_list()
     meme_id = meme_id or (memes[0] if memes else None)
     if meme_id not in memes:
         raise ValueError(f"meme_id = {meme_id!r}: not in the table; memes are {memes}")
+    if states is None:
+        states = default_states(prev, extra=("infected",))
     sub = prev.filter((pl.col("meme_id") == meme_id) & pl.col("state").is_in(list(states)))
     return spread_curves(
         sub.rename({"prevalence": "mean"}), group="state", title=title or f"meme {meme_id!r}"
     )
 
 
+def default_states(prev: pl.DataFrame, *, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """exposed, carrier, expressed (only if some agent expressed a meme), adopter, ``extra``.
+
+    ``expressed`` needs scored choices (LLM runs with choice tasks); in other runs it is
+    zero throughout and left out rather than drawn as a line at 0.
+    """
+    expressed = prev.filter((pl.col("state") == "expressed") & (pl.col("count") > 0)).height
+    states = (
+        ("exposed", "carrier", "expressed", "adopter")
+        if expressed
+        else (
+            "exposed",
+            "carrier",
+            "adopter",
+        )
+    )
+    return (*states, *extra)
+
+
 def memes_compared(
     prev: pl.DataFrame,
     *,
-    states: Sequence[str] = ("exposed", "carrier", "adopter"),
+    states: Sequence[str] | None = None,
     memes: Sequence[str] | None = None,
     title: str = "Memes compared",
 ) -> Figure:
@@ -235,11 +257,13 @@ def memes_compared(
     Args:
         prev: Output of :func:`sim.analysis.prevalence.prevalence`.
         states: States, one panel each (those absent from ``prev`` are skipped).
+            Default: :func:`default_states`.
         memes: Memes in legend order (default: sorted); each keeps its style in every
             figure given the same order.
         title: Figure title (pass the run name in it).
     """
     present = set(prev["state"].unique().to_list())
+    states = default_states(prev) if states is None else states
     shown = [s for s in states if s in present]
     if not shown:
         raise ValueError(f"states = {list(states)}: none in the table; it has {sorted(present)}")

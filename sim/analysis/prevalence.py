@@ -5,8 +5,10 @@ step, as the ``steps`` table records them):
 
 * state ``exposed`` — agents that have ever had a carrying entry by someone else in their
   retrieved context; ``carrier`` — agents that have ever written a carrying entry (seeds
-  included); ``infected`` — seeds plus agents with an infection edge (ever);
-  ``adopter`` — agents holding the meme now (may fall when LLM probes revise adoption).
+  included); ``expressed`` — agents whose scored choice acted on the meme (ever; LLM
+  runs with choice tasks, absent from older runs); ``infected`` — seeds plus agents with
+  an infection edge (ever); ``adopter`` — agents holding the meme now (may fall when LLM
+  probes revise adoption).
 * prevalence(t) = count(t) / n.
 * incidence(t) = agents entering the state during step t: the recorded ``new_exposed``,
   ``new_carriers``, ``new_adopters`` columns, and the step-to-step increase of
@@ -26,6 +28,7 @@ import polars as pl
 STATE_COLUMNS: dict[str, tuple[str, str | None]] = {
     "exposed": ("exposed", "new_exposed"),
     "carrier": ("carriers", "new_carriers"),
+    "expressed": ("expressed", "new_expressed"),
     "adopter": ("adopters", "new_adopters"),
     "infected": ("infected", None),
 }
@@ -54,6 +57,8 @@ def prevalence(steps: pl.DataFrame, n_agents: int) -> pl.DataFrame:
     frames = []
     ordered = steps.sort("meme_id", "step")
     for state, (count_col, new_col) in STATE_COLUMNS.items():
+        if count_col not in steps.columns:
+            continue  # e.g. ``expressed`` in runs recorded before it existed
         count = pl.col(count_col).cast(pl.Int64)
         if new_col is None:
             incidence = (count - count.shift(1, fill_value=0).over("meme_id")).alias("incidence")

@@ -135,3 +135,29 @@ def test_memes_compared_and_counts(contagion_run, tmp_path):
         assert all(float(t).is_integer() for t in ax.get_yticks())
     with pytest.raises(ValueError, match="not in the steps table"):
         plots.counts_per_step(contagion_run.steps, ("nope",))
+
+
+def test_expressed_is_drawn_only_when_some_agent_expressed():
+    steps = pl.DataFrame(
+        {
+            "step": [0, 1],
+            "meme_id": ["m", "m"],
+            "exposed": [2, 5],
+            "carriers": [1, 2],
+            "adopters": [1, 2],
+            "infected": [1, 2],
+            "new_exposed": [2, 3],
+            "new_carriers": [1, 1],
+            "new_adopters": [1, 1],
+        }
+    )
+    older = prevalence(steps, 10)  # no expressed column: no expressed state
+    assert older["state"].unique().sort().to_list() == ["adopter", "carrier", "exposed", "infected"]
+    zero = steps.with_columns(pl.lit(0).alias("expressed"), pl.lit(0).alias("new_expressed"))
+    assert plots.default_states(prevalence(zero, 10)) == ("exposed", "carrier", "adopter")
+    some = zero.with_columns(pl.Series("expressed", [0, 3]), pl.Series("new_expressed", [0, 3]))
+    prev = prevalence(some, 10)
+    assert prev.filter(pl.col("state") == "expressed")["count"].to_list() == [0, 3]
+    fig = plots.prevalence_curves(prev)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["exposed", "carrier", "expressed", "adopter", "infected"]
