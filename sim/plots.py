@@ -340,7 +340,8 @@ def network_states(
     """The network coloured by each agent's state at the end of each chosen step.
 
     A node's fill is its most advanced state (susceptible < exposed < carrier <
-    adopter; see :func:`sim.analysis.prevalence.states_at`); carriers keep a ring in the
+    expressed < adopter; see :func:`sim.analysis.prevalence.states_at`; expressed only
+    in runs where some agent expressed the meme); carriers keep a ring in the
     carrier colour whatever their fill, so carriers that also adopted stay visible.
     Rarer states are drawn on top. Each panel's title counts the agents per state. The
     layout is a spring layout seeded with ``layout_seed`` (the same for every panel).
@@ -358,7 +359,8 @@ def network_states(
     segments = np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1) if len(edges) else []
     fig = Figure(figsize=(4.2 * len(steps), 4.9), layout="constrained")
     axes = fig.subplots(1, len(steps), squeeze=False)[0]
-    node_states = [s for s in STATE_ORDER if s not in ("infected", "expressed")]
+    expressed = run.agents.filter(pl.col("state") == "expressed").height > 0
+    node_states = [s for s in STATE_ORDER if s != "infected" and (s != "expressed" or expressed)]
     for ax, step in zip(axes, steps, strict=True):
         flags = states_at(run.agents, n, step, meme_id)
         states = np.array(flags["state"].to_list())
@@ -754,3 +756,56 @@ def side_by_side_curves(curves: pl.DataFrame, *, title: str = "Spread by run") -
     """Prevalence curves of several runs (columns ``label, meme_id, step, prevalence``)."""
     renamed = curves.rename({"prevalence": "mean"})
     return spread_curves(renamed, group="label", title=title)
+
+
+#: The funnel's stages, from widest to narrowest: (``steps`` column, state).
+FUNNEL_STAGES = (
+    ("exposed", "exposed"),
+    ("carriers", "carrier"),
+    ("expressed", "expressed"),
+    ("adopters", "adopter"),
+)
+
+
+def funnel(
+    counts: dict[str, dict[str, int]],
+    n_agents: int,
+    *,
+    effects: pl.DataFrame | None = None,
+    title: str = "From exposure to action",
+) -> Figure:
+    """The funnel exposed -> carrier -> expressed -> adopter, one group of bars per meme.
+
+    Args:
+        counts: Per meme id, the final counts of each stage (see
+            :func:`sim.analysis.effects.funnel_counts`).
+        n_agents: Number of agents (the count axis runs to it).
+        effects: Optional :func:`sim.analysis.effects.exposure_effects` rows; each meme's
+            effect against its controls is written under its bars.
+        title: The figure title.
+    """
+    fig = Figure(figsize=(max(5.0, 2.6 * len(counts) + 1.5), 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / len(FUNNEL_STAGES)
+    for s, (column, state) in enumerate(FUNNEL_STAGES):
+        xs = [i + (s - (len(FUNNEL_STAGES) - 1) / 2) * width for i in range(len(counts))]
+        values = [memes.get(column, 0) for memes in counts.values()]
+        bars = ax.bar(xs, values, width, color=STATE_COLOURS[state], label=state)
+        ax.bar_label(bars, fontsize=8)
+    labels = []
+    for meme in counts:
+        label = meme
+        if effects is not None and effects.height:
+            for row in effects.filter(pl.col("meme_id") == meme).iter_rows(named=True):
+                label += (
+                    f"\n{row['outcome']} vs {row['control']}: {row['effect']:+.2f} "
+                    f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+                )
+        labels.append(label)
+    ax.set_xticks(range(len(counts)), labels, fontsize=8)
+    ax.set_ylim(0, max(n_agents, 1) * 1.08)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(f"agents (of {n_agents})")
+    ax.legend(title="state (ever)", fontsize=8)
+    ax.set_title(title)
+    return fig

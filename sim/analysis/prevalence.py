@@ -140,9 +140,10 @@ def states_at(agents: pl.DataFrame, n_agents: int, step: int, meme_id: str) -> p
         meme_id: The meme.
 
     Returns:
-        One row per agent: ``agent_id, seeded, exposed, carrier, adopter`` (booleans; the
-        last event at or before ``step`` decides each flag) and ``state``, the most
-        advanced of ``susceptible < exposed < carrier < adopter``.
+        One row per agent: ``agent_id, seeded, exposed, carrier, expressed, adopter``
+        (booleans; the last event at or before ``step`` decides each flag; ``expressed``
+        is False in runs without scored choices) and ``state``, the most advanced of
+        ``susceptible < exposed < carrier < expressed < adopter``.
     """
     events = agents.filter((pl.col("meme_id") == meme_id) & (pl.col("step") <= step))
     last = (
@@ -152,7 +153,7 @@ def states_at(agents: pl.DataFrame, n_agents: int, step: int, meme_id: str) -> p
         .agg(pl.col("value").last())
     )
     wide = pl.DataFrame({"agent_id": np.arange(n_agents, dtype=np.int32)})
-    for flag in ("seeded", "exposed", "carrier", "adopter"):
+    for flag in ("seeded", "exposed", "carrier", "expressed", "adopter"):
         col = last.filter(pl.col("state") == flag).select(
             pl.col("agent_id").cast(pl.Int32), pl.col("value").alias(flag)
         )
@@ -160,6 +161,8 @@ def states_at(agents: pl.DataFrame, n_agents: int, step: int, meme_id: str) -> p
     return wide.with_columns(
         pl.when(pl.col("adopter"))
         .then(pl.lit("adopter"))
+        .when(pl.col("expressed"))
+        .then(pl.lit("expressed"))
         .when(pl.col("carrier"))
         .then(pl.lit("carrier"))
         .when(pl.col("exposed"))

@@ -71,3 +71,18 @@ def test_states_at_uses_the_last_event_up_to_the_step():
     assert states_at(agents, 3, 0, "m")["state"].to_list() == ["adopter", "exposed", "susceptible"]
     assert states_at(agents, 3, 2, "m")["state"].to_list() == ["adopter", "adopter", "susceptible"]
     assert states_at(agents, 3, 3, "m")["state"].to_list() == ["adopter", "exposed", "susceptible"]
+
+
+def test_states_at_ranks_expressed_between_carrier_and_adopter():
+    agents = pl.DataFrame(
+        {
+            "step": [0, 0, 1, 1],
+            "agent_id": [0, 1, 1, 2],
+            "meme_id": ["m"] * 4,
+            "state": ["carrier", "carrier", "expressed", "expressed"],
+            "value": [True, True, True, True],
+        }
+    )
+    out = states_at(agents, 4, 1, "m")
+    assert out["state"].to_list() == ["carrier", "expressed", "expressed", "susceptible"]
+    assert out["expressed"].to_list() == [False, True, True, False]
