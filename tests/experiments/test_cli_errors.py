@@ -118,6 +118,80 @@ def test_read_only_filesystem_is_an_io_error(small_toml, tmp_path):
     assert line == f"error: I/O error: {ro / 'runs'}: Read-only file system"
 
 
+_FULL_DISK_SCRIPT = """\
+import hashlib, json, subprocess, sys
+from pathlib import Path
+
+disk, config = Path(sys.argv[1]), sys.argv[2]
+main = "import sys\\nfrom experiments.cli import main\\nraise SystemExit(main(sys.argv[1:]))"
+
+
+def cli(*args):
+    done = subprocess.run([sys.executable, "-c", main, *args], capture_output=True, text=True)
+    return done.returncode, done.stderr
+
+
+def tree():
+    return {
+        str(p.relative_to(disk)): p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(disk.rglob("*"))
+    }
+
+
+run_dir = str(disk / "run")
+first = cli("run", config, "--quiet", "--run-dir", run_dir, "--set", "steps=1")
+before = tree()
+second = cli(
+    "run", config, "--quiet", "--run-dir", run_dir, "--overwrite",
+    "--set", "graph.n=4000", "--set", "steps=60",
+)
+after = tree()
+third = cli(
+    "run", config, "--quiet", "--run-dir", str(disk / "fresh"),
+    "--set", "graph.n=4000", "--set", "steps=60",
+)
+print(json.dumps({"first": first, "second": second, "third": third, "before": before,
+                  "after": after}))
+"""
+
+
+def test_full_disk_is_one_line_and_keeps_the_old_run(small_toml, tmp_path):
+    """Runs on a 160 KiB tmpfs (in a private mount namespace): a full disk is an I/O
+    error in one line, and a failed --overwrite leaves the old run as it was."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = tmp_path / "full_disk.py"
+    script.write_text(_FULL_DISK_SCRIPT)
+    shell = 'mount -t tmpfs -o size=160k tmpfs "$1" 2>/dev/null || exit 99; exec "${@:2}"'
+    done = subprocess.run(
+        [
+            *("unshare", "--mount", "--propagation", "private", "bash", "-c", shell, "bash"),
+            str(disk),
+            *(sys.executable, str(script), str(disk), str(small_toml)),
+        ],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode == 99 or done.stderr.startswith("unshare:"):
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    result = json.loads(done.stdout)
+    assert result["first"] == [0, ""]
+    code, err = result["second"]
+    assert code == 1
+    line = _one_error_line(err)
+    assert "No space left on device" in line and "I/O error" in line
+    assert f"the previous run in {disk / 'run'} is unchanged" in line
+    assert result["after"] == result["before"]  # the old run, and no staging left over
+    code, err = result["third"]
+    assert code == 1
+    line = _one_error_line(err)
+    assert "No space left on device" in line
+
+
 def test_describe_error_maps_known_and_unexpected_errors():
     assert describe_error(ConfigError("c.toml", ["steps: bad"]))[0] == 2
     assert describe_error(RunDirError("refused")) == (2, "refused")
