@@ -331,6 +331,9 @@ class LLMPolicy:
     def _act_batch(
         self, context: StepContext
     ) -> tuple[list[GenerationRequest], list[ShownDecision | None]]:
+        # The neutralised-text cache holds only this step's context texts, so it stays
+        # bounded by the alive entries however long the run.
+        self._memory_cache.clear()
         n = context.banks.n_agents
         seeds = context.rng.integers(0, _SEED_BOUND, size=n)
         tasks = self.queries(context.step)

@@ -4,6 +4,12 @@ Banks are partitions of one store (the ``bank`` column), not separate object gra
 retrieval, eviction and forgetting are vectorised numpy operations over rows. Rows are
 never removed: an evicted or forgotten entry keeps its row with ``alive = False``, so
 provenance (parent entry ids) always resolves.
+
+Texts are bounded by what is alive: the store counts, per text, the alive entries that
+refer to it, and releases a text from memory (:meth:`sim.texts.TextTable.release`) as
+soon as its count drops to zero. A released text stays readable (the ``memories`` table
+and checkpoints still hold every entry's text); only the numeric columns grow with the
+number of entries ever written.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ class MemoryStore:
         self.initial_strength = float(initial_strength)
         self.texts = TextTable()
         self.text_memes = _Column(np.int64)
+        self._text_refs = _Column(np.int32)  # per text id: alive entries referring to it
         self._bank = _Column(np.int32)
         self._author = _Column(np.int32)
         self._step = _Column(np.int32)
@@ -223,7 +230,16 @@ class MemoryStore:
         base = self._parent_ids.size
         self._parent_ids.extend(new.parent_ids.astype(np.int64, copy=False))
         self._parent_indptr.extend(base + new.parent_indptr[1:].astype(np.int64, copy=False))
+        refs = self._refs()
+        np.add.at(refs, new.text_id.astype(np.int64, copy=False), 1)
         return np.arange(first, first + n, dtype=np.int64)
+
+    def _refs(self) -> np.ndarray:
+        """The per-text count of alive entries, grown to cover every text id."""
+        missing = len(self.texts) - self._text_refs.size
+        if missing > 0:
+            self._text_refs.extend(np.zeros(missing, dtype=np.int32))
+        return self._text_refs.view()
 
     def touch(self, entry_ids: np.ndarray, step: int, recall_boost: float = 1.0) -> None:
         """Mark entries as retrieved at ``step`` (recency, LRU, and memory strength)."""
@@ -236,11 +252,22 @@ class MemoryStore:
         self._strength.data[touched] += np.float32(recall_boost)
 
     def remove(self, entry_ids: np.ndarray, step: int) -> None:
-        """Mark entries as no longer alive (evicted or forgotten) at ``step``."""
+        """Mark entries as no longer alive (evicted or forgotten) at ``step``.
+
+        Texts that no alive entry refers to any more are released from memory.
+        """
         if len(entry_ids) == 0:
             return
+        ids = np.unique(np.asarray(entry_ids, dtype=np.int64))
+        dying = ids[self._alive.data[ids]]
         self._alive.data[entry_ids] = False
         self._evicted_step.data[entry_ids] = step
+        if len(dying):
+            refs = self._refs()
+            text_ids = self._text_id.data[dying].astype(np.int64)
+            np.subtract.at(refs, text_ids, 1)
+            unused = np.unique(text_ids[refs[text_ids] == 0])
+            self.texts.release(unused.tolist())
 
     # ------------------------------------------------------------------ bounds
     def bank_counts(self) -> np.ndarray:
@@ -352,3 +379,8 @@ class MemoryStore:
         self._evicted_step.extend(arrays["removed_step"])
         self._parent_ids.extend(arrays["parent_ids"])
         self._parent_indptr.extend(arrays["parent_indptr"][1:])
+        # The same texts are in memory as in the run that saved the state: those that an
+        # alive entry refers to.
+        refs = np.bincount(self.text_id[self.alive], minlength=len(self.texts)).astype(np.int32)
+        self._text_refs.extend(refs)
+        self.texts.release(np.flatnonzero(refs == 0).tolist())
