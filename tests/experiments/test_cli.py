@@ -159,3 +159,17 @@ def test_sweep_from_the_cli(small_toml, tmp_path, capsys):
     assert all(Path(p).parent == tmp_path / "sd" / "report" for p in written)
     assert main(["sweep", str(small_toml)]) == 2
     assert "is a run config" in capsys.readouterr().err
+
+
+def test_progress_bar_stays_and_verbose_logs_progress(small_toml, tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    args = ["run", str(small_toml), "--run-dir", str(run_dir), "--set", "steps=2"]
+    assert main([*args, "-v"]) == 0
+    err = capsys.readouterr().err
+    # The bar's last state is left on screen (tqdm's leave=True): not cleared to blanks.
+    assert "2/2 [" in err.rsplit("\r", 1)[-1]
+    assert f"INFO experiments.runner: run small: started, steps 0 to 1 of 2, in {run_dir}" in err
+    assert "INFO experiments.runner: run small complete in " in err
+    assert main(["run", str(small_toml), "--run-dir", str(tmp_path / "q"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
