@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -163,6 +163,7 @@ class Retrieval:
     indptr: np.ndarray
     entry_ids: np.ndarray
     scores: np.ndarray
+    _readers: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_agents(self) -> int:
@@ -174,8 +175,16 @@ class Retrieval:
         return self.entry_ids[self.indptr[agent] : self.indptr[agent + 1]]
 
     def readers(self) -> np.ndarray:
-        """The reader agent of each retrieved entry (parallel to ``entry_ids``)."""
-        return np.repeat(np.arange(self.n_agents, dtype=np.int32), np.diff(self.indptr))
+        """The reader agent of each retrieved entry (parallel to ``entry_ids``).
+
+        Computed once and shared by every caller of the step (read-only int32 array).
+        """
+        if self._readers is None:
+            readers = np.repeat(np.arange(self.n_agents, dtype=np.int32), np.diff(self.indptr))
+            readers.setflags(write=False)
+            object.__setattr__(self, "_readers", readers)
+        assert self._readers is not None
+        return self._readers
 
     def ranks(self) -> np.ndarray:
         """The 0-based rank of each retrieved entry within its reader's list."""
@@ -210,9 +219,8 @@ class Retriever:
         self.banks = banks
         self.spec = spec
         self.scorer = scorer or LexicalRelevance()
-        self._read_banks = banks.read_banks.astype(np.int64)
         self._rights_reader = np.repeat(
-            np.arange(banks.n_agents, dtype=np.int64), np.diff(banks.read_indptr)
+            np.arange(banks.n_agents, dtype=np.int32), np.diff(banks.read_indptr)
         )
 
     def __call__(
@@ -244,12 +252,12 @@ class Retriever:
         if use_relevance:
             assert queries is not None
             return self._with_relevance(store, alive, base, bank_of, queries)
-        return self._by_global_rank(alive, base, bank_of)
+        return self._by_global_rank(store, alive, base, bank_of)
 
     def _candidates(
         self, bank_sorted: np.ndarray, per_bank_cap: int | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Expand read rights into candidate pairs, grouped by reader.
+        """Expand read rights into (reader, entry row) candidate pairs, in no set order.
 
         Args:
             bank_sorted: The bank of each row of the bank-grouped entry list (ascending).
@@ -259,43 +267,63 @@ class Retriever:
             ``(readers, positions, per_reader)``: the reader of each pair, the row of its
             entry in the bank-grouped list, and the number of pairs of each reader.
         """
-        n_banks = self.banks.n_banks
-        count = np.bincount(bank_sorted, minlength=n_banks)
-        start = np.cumsum(count) - count
+        count = np.bincount(bank_sorted, minlength=self.banks.n_banks)
+        start = (np.cumsum(count) - count).astype(_index_dtype(len(bank_sorted)))
         if per_bank_cap is not None:
             count = np.minimum(count, per_bank_cap)
-        per_right = count[self._read_banks]
-        positions = expand_ranges(start[self._read_banks], per_right)
-        readers = np.repeat(self._rights_reader, per_right)
+        per_right = count.astype(np.int32)[self.banks.read_banks]
         ends = np.zeros(len(per_right) + 1, dtype=np.int64)
         np.cumsum(per_right, out=ends[1:])
         per_reader = np.diff(ends[self.banks.read_indptr])
-        return readers, positions, per_reader
+        # Layer j holds the j-th row of every right whose bank has more than j rows: few
+        # layers (banks are small or cut to k), and only gathers over non-empty rights.
+        rights = np.flatnonzero(per_right)
+        right_start = start[self.banks.read_banks[rights]]
+        readers: list[np.ndarray] = []
+        positions: list[np.ndarray] = []
+        layer = 0
+        while len(rights):
+            readers.append(self._rights_reader[rights])
+            positions.append(right_start + layer if layer else right_start)
+            layer += 1
+            more = per_right[rights] > layer
+            rights, right_start = rights[more], right_start[more]
+        if not readers:
+            empty = np.zeros(0, dtype=np.int32)
+            return empty, empty, per_reader
+        if len(readers) == 1:
+            return readers[0], positions[0], per_reader
+        return np.concatenate(readers), np.concatenate(positions), per_reader
 
     def _finish(
         self, pair_key: np.ndarray, per_reader: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sort pair keys (unique, reader-major) and keep each reader's first k; CSR out."""
         pair_key.sort()
-        take = np.minimum(per_reader, self.spec.k)
+        k = self.spec.k
+        indptr = np.zeros(len(per_reader) + 1, dtype=np.int64)
+        np.cumsum(np.minimum(per_reader, k), out=indptr[1:])
+        over = np.flatnonzero(per_reader > k)
+        if len(over) == 0:
+            return pair_key, indptr
         starts = np.cumsum(per_reader) - per_reader
-        indptr = np.zeros(len(take) + 1, dtype=np.int64)
-        np.cumsum(take, out=indptr[1:])
-        return pair_key[expand_ranges(starts, take)], indptr
+        keep = np.ones(len(pair_key), dtype=np.bool_)
+        keep[expand_ranges(starts[over] + k, per_reader[over] - k)] = False
+        return pair_key[keep], indptr
 
     def _by_global_rank(
-        self, alive: np.ndarray, base: np.ndarray, bank_of: np.ndarray
+        self, store: MemoryStore, alive: np.ndarray, base: np.ndarray, bank_of: np.ndarray
     ) -> Retrieval:
         """Reader-independent scores: rank entries once, cut each bank to its top k."""
-        n_alive = len(alive)
-        order = _OrderKeys(base, n_alive, max(self.banks.n_banks, self.banks.n_agents))
+        order = _OrderKeys(base, len(store), max(self.banks.n_banks, self.banks.n_agents), alive)
         bank_key = (bank_of << order.bits) | order.keys
         bank_key.sort()
         readers, positions, per_reader = self._candidates(bank_key >> order.bits, self.spec.k)
-        pair_key = (readers << order.bits) | (bank_key[positions] & order.mask)
+        bank_key &= order.mask  # now the entry keys, grouped by bank
+        pair_key = (readers.astype(np.int64) << order.bits) | bank_key[positions]
         kept, indptr = self._finish(pair_key, per_reader)
-        rows, scores = order.decode(kept & order.mask)
-        return Retrieval(indptr, alive[rows].astype(np.int64), scores)
+        entries, scores = order.decode(kept & order.mask)
+        return Retrieval(indptr, entries, scores)
 
     def _with_relevance(
         self,
@@ -312,56 +340,54 @@ class Retriever:
         bank_key.sort()
         readers, positions, per_reader = self._candidates(bank_key >> shift, None)
         rows = bank_key[positions] & ((1 << shift) - 1)
-        text_ids = store.text_id[alive[rows]]
+        entries = alive[rows]
+        text_ids = store.text_id[entries]
         unique_text, inverse = np.unique(text_ids, return_inverse=True)
         texts = store.texts.take(unique_text)
         pairs = np.stack([readers, inverse.reshape(-1)], axis=1)
         relevance = self.scorer.score(queries, texts, pairs)
         scores = base[rows] + self.spec.relevance_weight * relevance
-        order = _OrderKeys(scores, n_alive, self.banks.n_agents, rows)
-        kept, indptr = self._finish((readers << order.bits) | order.keys, per_reader)
-        kept_rows, kept_scores = order.decode(kept & order.mask)
-        return Retrieval(indptr, alive[kept_rows].astype(np.int64), kept_scores)
+        order = _OrderKeys(scores, len(store), self.banks.n_agents, entries.astype(np.int64))
+        pair_key = (readers.astype(np.int64) << order.bits) | order.keys
+        kept, indptr = self._finish(pair_key, per_reader)
+        kept_entries, kept_scores = order.decode(kept & order.mask)
+        return Retrieval(indptr, kept_entries, kept_scores)
 
 
 class _OrderKeys:
-    """Sort keys for "score descending, then later tie-break row first", as int64.
+    """Sort keys for "score descending, then newer entry first", as int64.
 
     ``keys[i] < keys[j]`` exactly when item i ranks before item j: a higher score, or an
-    equal score and a higher tie-break row (rows ascend with entry id, so the newer entry
-    wins ties). Keys use the low :attr:`bits` bits, so ``(major << bits) | key`` with a
-    major id below ``max_major`` (a reader or a bank) sorts by major first; when the
-    (score level, row) form would not fit int64 that way, keys fall back to the dense
-    rank of the items. :meth:`decode` maps keys back to (row, score).
+    equal score and a higher entry id. Keys use the low :attr:`bits` bits, so
+    ``(major << bits) | key`` with a major id below ``max_major`` (a reader or a bank)
+    sorts by major first; when the (score level, entry id) form would not fit int64 that
+    way, keys fall back to the dense rank of the items. :meth:`decode` maps keys back to
+    (entry id, score).
 
     Args:
         scores: Score of each item (no NaN).
-        n_rows: Number of distinct tie-break rows.
+        n_entries: Bound of the entry ids (the store's length).
         max_major: Bound of the ids the keys are combined with.
-        tie_rows: Tie-break row of each item (default: ``arange(len(scores))``). Keys are
-            unique among items with distinct (score, row).
+        entry_ids: Entry id of each item (int64). Keys are unique among items with
+            distinct (score, entry id).
     """
 
     def __init__(
-        self,
-        scores: np.ndarray,
-        n_rows: int,
-        max_major: int,
-        tie_rows: np.ndarray | None = None,
+        self, scores: np.ndarray, n_entries: int, max_major: int, entry_ids: np.ndarray
     ) -> None:
         n = len(scores)
         self._scores = scores
-        self._tie_rows = np.arange(n, dtype=np.int64) if tie_rows is None else tie_rows
-        self._top_row = max(n_rows, 1) - 1
-        self._row_bits = _bits(self._top_row)
+        self._entry_ids = entry_ids
+        self._top_id = max(n_entries, 1) - 1
+        self._id_bits = _bits(self._top_id)
         values = np.sort(scores)
         distinct = np.ones(n, dtype=np.bool_)
         distinct[1:] = values[1:] != values[:-1]
         self._levels = values[distinct]
         self._top_level = len(self._levels) - 1
         level = self._top_level - np.searchsorted(self._levels, scores)  # 0 = best score
-        self.bits = _bits(self._top_level) + self._row_bits
-        self.keys = (level.astype(np.int64) << self._row_bits) | (self._top_row - self._tie_rows)
+        self.bits = _bits(self._top_level) + self._id_bits
+        self.keys = (level.astype(np.int64) << self._id_bits) | (self._top_id - entry_ids)
         self._dense: np.ndarray | None = None
         if self.bits + _bits(max(max_major - 1, 0)) > 62:
             self._dense = np.argsort(self.keys)
@@ -375,12 +401,17 @@ class _OrderKeys:
         return (1 << self.bits) - 1
 
     def decode(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The tie-break row and the score of each key (keys taken from :attr:`keys`)."""
+        """The entry id and the score of each key (keys taken from :attr:`keys`)."""
         if self._dense is not None:
             item = self._dense[keys]
-            return self._tie_rows[item], self._scores[item]
-        rows = self._top_row - (keys & ((1 << self._row_bits) - 1))
-        return rows, self._levels[self._top_level - (keys >> self._row_bits)]
+            return self._entry_ids[item], self._scores[item]
+        ids = self._top_id - (keys & ((1 << self._id_bits) - 1))
+        return ids, self._levels[self._top_level - (keys >> self._id_bits)]
+
+
+def _index_dtype(size: int) -> type[np.signedinteger]:
+    """int32 when every index below ``size`` fits it, else int64 (halves memory traffic)."""
+    return np.int32 if size < 2**31 else np.int64
 
 
 def _bits(value: int) -> int:
