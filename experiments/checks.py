@@ -4,6 +4,7 @@ The schema checks each key on its own; these checks relate keys to each other:
 
 Errors (the run could not start, or would fail mid-way):
 
+* ``graph`` — at most :data:`MAX_AGENTS` agents;
 * ``memes.I.placement.agents`` — agent ids must be below the number of agents when the
   graph spec fixes it (every kind but ``file``);
 * ``memes.I.placement.count`` — at most the number of agents;
@@ -56,6 +57,9 @@ from experiments.config import RunConfig
 from sim.guards import compile_pattern
 from sim.memes import EmbeddingDetectorSpec, JudgeDetectorSpec
 from topologies.graphs import GraphFile, Grid2D, StochasticBlockModel, TopologyError
+
+#: Most agents a run may have (a graph of more does not fit in memory, or takes days).
+MAX_AGENTS = 10_000_000
 
 #: Bytes read to tell a text file from a binary one.
 _SNIFF_BYTES = 64 * 1024
@@ -133,6 +137,10 @@ def cross_field_errors(config: RunConfig) -> list[str]:
     """Every cross-field error of a schema-valid config (see the module docstring)."""
     errors: list[str] = []
     n = graph_size(config)
+    if n is not None and n > MAX_AGENTS:
+        errors.append(
+            f"graph: {n} agents ({config.graph.kind}); a run has at most {MAX_AGENTS} agents"
+        )
     layers = _layers(config)
     shared = [k for k, v in layers.items() if v and k != "private"]
     for i, meme in enumerate(config.memes):

@@ -312,3 +312,10 @@ def test_load_config_accepts_shipped_names_and_load_sweep_is_deprecated(tmp_path
         warnings.simplefilter("always")
         load_sweep("topology_sweep")
     assert [w.category for w in caught] == [DeprecationWarning]
+
+
+def test_graph_size_is_bounded(small_data):
+    small_data["graph"] = {"kind": "grid", "rows": 40_000, "cols": 40_000}
+    assert _errors(small_data) == [
+        "graph: 1600000000 agents (grid); a run has at most 10000000 agents"
+    ]
