@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import networkx as nx
 import numpy as np
 import pytest
 
 from sim.memory import MemoryStore, NewEntries
-from sim.retrieval import LexicalRelevance, RetrievalSpec, retrieve
+from sim.retrieval import LexicalRelevance, RetrievalSpec, Retriever, _OrderKeys, retrieve
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks, PrivateBanks, build_banks
 
 
@@ -99,3 +101,140 @@ def test_lexical_relevance_is_jaccard():
     scorer = LexicalRelevance()
     out = scorer.score(["a b c"], ["b c d", "x"], np.array([[0, 0], [0, 1]]))
     assert out.tolist() == [pytest.approx(2 / 4), 0.0]
+
+
+# ---------------------------------------------------------------- exactness at scale
+WORDS = ["goal", "spread", "cats", "code", "review", "sleep", "share", "note", "the", "a"]
+
+
+def _random_store(seed: int, n_agents: int = 60, n_entries: int = 900):
+    """A store with several entries per bank (capacity above k), mixed importance, dead
+    entries, and many exact score ties (a few distinct steps and importances)."""
+    rng = np.random.default_rng(seed)
+    graph = nx.barabasi_albert_graph(n_agents, 2, seed=seed)
+    banks = build_banks(
+        graph,
+        BankLayoutSpec(
+            private=PrivateBanks(capacity=50), neighbourhood=NeighbourhoodBanks(capacity=50)
+        ),
+        np.random.default_rng(seed),
+    )
+    store = MemoryStore(banks)
+    texts = [" ".join(rng.choice(WORDS, size=rng.integers(0, 5))) for _ in range(40)]
+    tids = store.register_texts(texts, np.zeros(len(texts), dtype=np.int64))
+    for step in range(3):
+        n = n_entries // 3
+        store.append(
+            NewEntries(
+                bank=rng.integers(0, banks.n_banks, n),
+                author=rng.integers(0, n_agents, n),
+                text_id=tids[rng.integers(0, len(tids), n)],
+                importance=rng.choice([0.0, 0.25, 0.5, 1.0], n).astype(np.float32),
+                parent_indptr=np.zeros(n + 1, dtype=np.int64),
+                parent_ids=np.zeros(0, dtype=np.int64),
+            ),
+            step,
+        )
+    store.touch(rng.choice(len(store), len(store) // 4, replace=False), 4)
+    store.remove(rng.choice(len(store), len(store) // 10, replace=False), 4)
+    queries = [" ".join(rng.choice(WORDS, size=rng.integers(0, 4))) for _ in range(n_agents)]
+    return banks, store, queries
+
+
+def _reference(banks, store, step, spec, queries=None):
+    """Brute force: score every readable alive entry, sort by (score desc, id desc)."""
+    alive = store.alive_ids()
+    age = (step - store.last_access[alive]).astype(np.float64)
+    base = spec.recency_weight * np.power(spec.recency_decay, age)
+    base += spec.importance_weight * store.importance[alive].astype(np.float64)
+    base_of = dict(zip(alive.tolist(), base.tolist(), strict=True))
+
+    def words(text):
+        return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+    out = []
+    for agent in range(banks.n_agents):
+        readable = set(banks.readable(agent).tolist())
+        ranked = []
+        for entry in alive.tolist():
+            if int(store.bank[entry]) not in readable:
+                continue
+            score = base_of[entry]
+            if queries is not None:
+                a, b = words(queries[agent]), words(store.text(entry))
+                jaccard = len(a & b) / len(a | b) if a | b else 0.0
+                score = float(np.float64(score) + spec.relevance_weight * np.float64(jaccard))
+            ranked.append((-score, -entry))
+        ranked.sort()
+        out.append([(-e, -s) for s, e in ranked[: spec.k]])
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("k", [1, 3, 8, 64])
+def test_reader_independent_retrieval_matches_brute_force(seed, k):
+    banks, store, _ = _random_store(seed)
+    spec = RetrievalSpec(k=k, recency_decay=0.9)
+    got = retrieve(store, banks, 6, spec)
+    expected = _reference(banks, store, 6, spec)
+    for agent in range(banks.n_agents):
+        lo, hi = got.indptr[agent], got.indptr[agent + 1]
+        pairs = list(zip(got.entry_ids[lo:hi].tolist(), got.scores[lo:hi].tolist(), strict=True))
+        assert pairs == expected[agent], agent
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("k", [2, 8])
+def test_retrieval_with_relevance_matches_brute_force(seed, k):
+    banks, store, queries = _random_store(seed)
+    spec = RetrievalSpec(k=k, relevance_weight=0.75, recency_decay=0.9)
+    got = retrieve(store, banks, 6, spec, queries=queries)
+    expected = _reference(banks, store, 6, spec, queries)
+    for agent in range(banks.n_agents):
+        lo, hi = got.indptr[agent], got.indptr[agent + 1]
+        pairs = list(zip(got.entry_ids[lo:hi].tolist(), got.scores[lo:hi].tolist(), strict=True))
+        assert pairs == expected[agent], agent
+
+
+def test_a_retriever_reused_across_steps_matches_fresh_retrievals():
+    banks, store, queries = _random_store(3)
+    spec = RetrievalSpec(k=4, relevance_weight=0.5)
+    retriever = Retriever(banks, spec)
+    for step in (5, 6, 9):
+        for q in (None, queries):
+            a, b = retriever(store, step, q), retrieve(store, banks, step, spec, queries=q)
+            assert np.array_equal(a.indptr, b.indptr)
+            assert np.array_equal(a.entry_ids, b.entry_ids)
+            assert np.array_equal(a.scores, b.scores)
+
+
+def test_order_keys_fall_back_to_dense_ranks_when_ids_would_overflow():
+    scores = np.array([0.5, 1.5, 0.5, 1.5, 0.25])
+    ids = np.array([3, 4, 7, 9, 10], dtype=np.int64)
+    expected = [3, 1, 2, 0, 4]  # score desc, then higher id first
+    for max_major in (10, 2**58):
+        order = _OrderKeys(scores, 11, max_major, ids)
+        assert np.argsort(order.keys).tolist() == expected
+        assert (order._dense is not None) == (max_major > 10)  # the fallback was taken
+        assert order.bits + (max_major - 1).bit_length() <= 62
+        decoded_ids, decoded_scores = order.decode(order.keys)
+        assert decoded_ids.tolist() == ids.tolist()
+        assert decoded_scores.tolist() == scores.tolist()
+
+
+def test_lexical_relevance_sparse_path_equals_dense_path():
+    rng = np.random.default_rng(0)
+    queries = [" ".join(rng.choice(WORDS, size=rng.integers(0, 6))) for _ in range(50)]
+    texts = [" ".join(rng.choice(WORDS, size=rng.integers(0, 6))) for _ in range(30)]
+    pairs = np.stack([rng.integers(0, 50, 400), rng.integers(0, 30, 400)], axis=1)
+    dense = LexicalRelevance().score(queries, texts, pairs)
+    sparse_scorer = LexicalRelevance()
+    sparse_scorer.DENSE_LIMIT = 0
+    sparse = sparse_scorer.score(queries, texts, pairs)
+    assert dense.tolist() == sparse.tolist()
+
+    def jaccard(a, b):
+        a, b = set(re.findall(r"[a-z0-9]+", a)), set(re.findall(r"[a-z0-9]+", b))
+        return len(a & b) / len(a | b) if a | b else 0.0
+
+    assert dense.tolist() == [jaccard(queries[q], texts[t]) for q, t in pairs.tolist()]
