@@ -34,8 +34,9 @@ from experiments.validation import Validated, validate
 _SET_HELP = (
     "override a config key (repeatable), e.g. --set steps=5 --set graph.n=200 "
     "--set memes.0.placement.count=3 --set 'policy={ kind = \"llm\" }'. Values are TOML "
-    '(numbers, true/false, "strings", [lists], { tables }); other text is taken as a '
-    "string. List indices pick items (one past the end appends); missing tables are created."
+    '(numbers, true/false, "strings", [lists], { tables }), one per --set; an unquoted '
+    "word (graph.kind=ring) is a string, other text is an error. List indices pick items "
+    "(one past the end appends); missing tables are created."
 )
 
 
@@ -176,9 +177,19 @@ def _summary(result: RunResult) -> str:
     for row in last.iter_rows(named=True):
         lines.append(
             f"  meme {row['meme_id']}: after step {row['step']}: exposed {row['exposed']}, "
-            f"carriers {row['carriers']}, adopters {row['adopters']} "
-            f"of {result.manifest['n_agents']} agents"
+            f"carriers {row['carriers']}, "
+            + (f"expressed {row['expressed']}, " if "expressed" in row else "")
+            + f"adopters {row['adopters']} of {result.manifest['n_agents']} agents"
         )
+        edges = result.transmissions.filter(result.transmissions["meme_id"] == row["meme_id"])
+        if edges.height:
+            lines.append(
+                f"    {edges.height} transmissions, {int(edges['is_infection'].sum())} agents "
+                f"infected, up to {int(edges['hop'].max())} generations from the seed"
+            )
+    from sim.analysis.effects import effect_lines, run_effects
+
+    lines += effect_lines(run_effects(result.run_dir))
     lines.append(f"  plots: memespread report {result.run_dir}")
     return "\n".join(lines)
 
@@ -275,19 +286,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep_results(result: SweepResult) -> list[str]:
-    """Lines of the sweep's results: per grid point and meme, the mean final state."""
+def _sweep_results(result: SweepResult, axes: Sequence[str]) -> list[str]:
+    """Lines of the sweep's results: per grid point and meme, the mean final state.
+
+    Args:
+        result: The finished sweep.
+        axes: The index columns of the swept parameters (the seed is averaged over).
+    """
     import polars as pl
 
     complete = result.index.filter(pl.col("status") == "complete")
-    if complete.is_empty():
-        return []
-    axes = [c for c in result.index.columns if c not in _INDEX_COLUMNS]
     frames = []
     for row in complete.iter_rows(named=True):
         run_dir = result.sweep_dir / row["run_dir"]
         manifest = read_json_object(run_dir / "manifest.json") or {}
-        steps = pl.read_parquet(run_dir / "steps.parquet")
+        try:
+            steps = pl.read_parquet(run_dir / "steps.parquet")
+        except Exception:  # an unreadable table: the summary skips that run
+            continue
         last = steps.filter(pl.col("step") == pl.col("step").max())
         frames.append(
             last.select("meme_id", "carriers", "adopters").with_columns(
@@ -295,6 +311,8 @@ def _sweep_results(result: SweepResult) -> list[str]:
                 pl.lit(int(manifest.get("n_agents") or 0)).alias("n_agents"),
             )
         )
+    if not frames:
+        return []
     table = (
         pl.concat(frames, how="diagonal_relaxed")
         .group_by([*axes, "meme_id"], maintain_order=True)
@@ -312,10 +330,6 @@ def _sweep_results(result: SweepResult) -> list[str]:
             f"carriers {row['carriers']:.3f} ({row['runs']} run(s))"
         )
     return lines
-
-
-#: Columns of a sweep index that are not swept parameters.
-_INDEX_COLUMNS = frozenset({"run_dir", "name", "seed", "status", "steps_completed", "steps"})
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -352,7 +366,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             f"{len(result.failed)} failed"
         )
         print(f"  index: {result.sweep_dir / 'index.parquet'}")
-        for line in _sweep_results(result):
+        for line in _sweep_results(result, [axis.column for axis in validated.sweep.axes]):
             print(line)
         print(f"  plots: memespread report {result.sweep_dir}")
     return 1 if result.failed else 0
