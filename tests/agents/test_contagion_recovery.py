@@ -268,3 +268,32 @@ def test_one_shot_cascade_resumes_from_checkpoint(tmp_path):
     for name in a:
         assert a[name].equals(b[name]), name
     assert a["steps"]["new_adopters"].sum() > 0
+
+
+def test_threshold_rule_with_sir_recovery():
+    # Path 0-2-1 with both ends seeded: agent 2 sees two carrying authors at step 0 (both
+    # still hold the meme when the rule is applied) and adopts; the seeds recover at step
+    # 0 and agent 2 at step 1 (gamma = 1); under SIR nobody adopts again.
+    meme = MEME.model_copy(update={"placement": PlacementSpec(strategy="agents", agents=[0, 1])})
+    model = MemeticModel(
+        graph=nx.Graph([(0, 2), (2, 1)]),
+        banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=50)),
+        memes=[meme],
+        policy=ContagionPolicy(
+            ContagionSpec(rule="threshold", threshold=2, gamma=1.0, recovery="sir")
+        ),
+        memory=MemorySpec(retrieval=RetrievalSpec(k=200)),
+        seed=0,
+    )
+    for _ in range(4):
+        model.step()
+    assert _adopter_events(model) == [
+        (0, 0, True),
+        (0, 1, True),
+        (0, 2, True),
+        (0, 0, False),
+        (0, 1, False),
+        (1, 2, False),
+    ]
+    # Recovery removed every carrying entry: the seeds' and agent 2's copy.
+    assert model.tables()["memories"]["alive"].to_list() == [False, False, False]
