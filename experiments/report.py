@@ -58,10 +58,14 @@ class Report:
     run_dir: Path
     summary: pl.DataFrame = field(repr=False)
     figures: tuple[Path, ...]
+    effects: pl.DataFrame | None = field(default=None, repr=False)
 
     def text(self) -> str:
-        """The summary as an aligned plain-text table."""
-        return format_table(self.summary)
+        """The summary as an aligned plain-text table, then the effects of exposure."""
+        from sim.analysis.effects import effect_lines
+
+        lines = effect_lines(self.effects)
+        return format_table(self.summary) + ("\n" + "\n".join(lines) if lines else "")
 
 
 def summary_table(steps: pl.DataFrame, n_agents: int) -> pl.DataFrame:
@@ -210,7 +214,20 @@ def report_run(run_dir: str | Path) -> Report:
         plot_prevalence(steps, n_agents, out / "prevalence.png", name=name),
         plot_transmissions(steps, out / "transmissions.png", name=name),
     )
-    return Report(run_dir=run_dir, summary=summary, figures=figures)
+    effects = None
+    if "expressed" in steps.columns:
+        from sim import plots
+        from sim.analysis.effects import funnel_counts, run_effects
+
+        effects = run_effects(run_dir)
+        if effects is not None:
+            write_bytes_atomic(effects.write_csv().encode(), out / "effects.csv")
+        counts = {meme: funnel_counts(steps, meme) for meme in _meme_order(steps)}
+        funnel = plots.funnel(
+            counts, n_agents, effects=effects, title=f"{name}: from exposure to action"
+        )
+        figures = (*figures, _save(funnel, out / "funnel.png"))
+    return Report(run_dir=run_dir, summary=summary, figures=figures, effects=effects)
 
 
 @dataclass(frozen=True)

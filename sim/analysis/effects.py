@@ -307,3 +307,60 @@ def funnel_counts(steps: pl.DataFrame, meme_id: str) -> dict[str, int]:
         "expressed": int(row.get("expressed") or 0),
         "adopters": int(row["adopters"]),
     }
+
+
+def run_effects(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame | None:
+    """The exposure effects of every meme with targets in one finished run.
+
+    For each non-placebo meme with ``target_options``: the effect on ``expressed``, and
+    on ``p_target`` when the run scored options by log-probability; against unexposed
+    decisions and, when the run has the meme's placebo, against the placebo arm. Memes
+    whose decisions have no exposed or no control decision are skipped. None when the
+    run has no ``actions`` table.
+    """
+    import json
+
+    run_dir = Path(run_dir)
+    path = run_dir / "actions.parquet"
+    if not path.is_file():
+        return None
+    actions = pl.read_parquet(path)
+    memes = json.loads((run_dir / "manifest.json").read_text()).get("config", {}).get("memes", [])
+    frames = []
+    for meme in memes:
+        if meme.get("placebo_of") or not meme.get("target_options"):
+            continue
+        placebo = placebo_of(memes, meme["id"])
+        outcomes = ["expressed"]
+        if actions.filter(pl.col("p_target").is_not_null()).height:
+            outcomes.append("p_target")
+        for outcome in outcomes:
+            try:
+                frame = exposure_effects(
+                    actions,
+                    meme["id"],
+                    placebo_id=placebo,
+                    outcome=outcome,
+                    n_boot=n_boot,
+                    seed=seed,
+                )
+            except ValueError:
+                continue
+            frames.append(frame.filter(pl.col("effect").is_not_nan()))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=dict.fromkeys(EFFECT_COLUMNS))
+
+
+def effect_lines(effects: pl.DataFrame | None) -> list[str]:
+    """One readable line per effect row (for printed summaries)."""
+    if effects is None or effects.height == 0:
+        return []
+    lines = []
+    for row in effects.iter_rows(named=True):
+        what = "chose its target" if row["outcome"] == "expressed" else "P(target option)"
+        lines.append(
+            f"  effect of exposure to {row['meme_id']} ({what}): {row['effect']:+.3f} "
+            f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] vs {row['control']} "
+            f"({row['exposed_mean']:.3f} exposed over {row['n_exposed']} decisions, "
+            f"{row['control_mean']:.3f} {row['control']} over {row['n_control']})"
+        )
+    return lines
