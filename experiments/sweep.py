@@ -223,7 +223,9 @@ class SweepResult:
 
     Attributes:
         sweep_dir: The sweep directory.
-        index: One row per run (run_dir, name, seed, each axis, status, steps_completed).
+        index: One row per run (run_dir, name, seed, each axis, status, steps_completed);
+            status is the manifest's, ``pending`` before a run starts, ``unreadable`` for a
+            directory left alone.
         ran: Number of runs started or resumed by this call.
         skipped: Number of runs that were already complete.
         failed: ``rel_dir -> error`` of the runs that failed in this call.
@@ -575,7 +577,10 @@ def _run_one(config_data: dict[str, Any], run_dir: str, action: str, progress: b
 def _index(sweep: SweepConfig, sweep_dir: Path) -> pl.DataFrame:
     rows = []
     for run in sweep.runs:
-        manifest = read_json_object(sweep_dir / run.rel_dir / "manifest.json") or {}
+        run_dir = sweep_dir / run.rel_dir
+        manifest = read_json_object(run_dir / "manifest.json") or {}
+        if not manifest and run_dir.is_dir() and not is_empty_dir(run_dir):
+            manifest = {"status": "unreadable"}  # left alone, see _plan
         done = manifest.get("steps_completed", 0)
         rows.append(
             {

@@ -62,7 +62,7 @@ def test_manifest_that_is_a_list_is_left_alone(sweep, tmp_path):
     assert list(result.failed) == [sweep.runs[1].rel_dir]
     assert result.index.filter(result.index["run_dir"] == sweep.runs[1].rel_dir)[
         "status"
-    ].to_list() == ["pending"]
+    ].to_list() == ["unreadable"]
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
