@@ -270,7 +270,8 @@ class ContagionPolicy:
         inside = pos < len(self._seen)
         known[inside] = self._seen[pos[inside]] == keys[inside]
         fresh[np.flatnonzero(exposure)[~known]] = True
-        self._seen = np.union1d(self._seen, keys[~known])
+        new = np.unique(keys[~known])  # (keys are unique already: one row per reader+entry)
+        self._seen = np.insert(self._seen, np.searchsorted(self._seen, new), new)
         return fresh
 
     @staticmethod
