@@ -72,6 +72,10 @@ def check_manifest(data: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
     done = data.get("steps_completed")
     if isinstance(done, bool) or not isinstance(done, int) or done < 0:
         raise fail(f"steps_completed = {done!r}: must be an integer >= 0")
+    for key in ("n_agents", "n_banks"):
+        value = data.get(key)
+        if value is not None and (type(value) is not int or value < 0):
+            raise fail(f"{key} = {value!r}: must be an integer >= 0")
     for key in ("seed", "steps"):
         if key in data and data[key] != config.get(key):
             raise fail(

@@ -31,7 +31,6 @@ sweep name in their titles; they are drawn on matplotlib's Agg canvas (no pyplot
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,7 +201,9 @@ def report_run(run_dir: str | Path) -> Report:
         raise FileNotFoundError(
             f"{run_dir}: no steps.parquet; the run has not finished (memespread resume {run_dir})"
         )
-    manifest = json.loads(manifest_path.read_text())
+    from experiments.manifest import read_manifest
+
+    manifest = read_manifest(run_dir)
     steps = pl.read_parquet(steps_path)
     n_agents = int(manifest.get("n_agents") or 1)
     summary = summary_table(steps, n_agents)

@@ -150,3 +150,13 @@ def test_resume_cleans_temporary_files(small_toml, tmp_path):
     (run_dir / "notes.tmp").write_text("not ours: kept")
     resume_run(run_dir, progress=False)
     assert sorted(p.name for p in run_dir.rglob("*") if ".tmp" in p.name) == ["notes.tmp"]
+
+
+@pytest.mark.parametrize("content", ["[]", "{", '{"config": {}, "status": "complete"}'])
+def test_report_of_a_corrupt_manifest_exits_2(small_toml, tmp_path, capsys, content):
+    run_dir = tmp_path / "r"
+    run_experiment(load_config(small_toml), run_dir, progress=False)
+    (run_dir / "manifest.json").write_text(content)
+    assert main(["report", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and "Traceback" not in err and err.count("\n") == 1
