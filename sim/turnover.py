@@ -25,7 +25,9 @@ through retrieval.
 Agent generation is not the transmission tree's ``generation`` (hops from a seed) nor
 the ``generations`` table (LLM completions). The ``turnover`` table has one row per
 replacement (``step, agent_id, agent_generation``); :func:`agent_generation_at` puts the
-agent generation on any table with an agent and a step column.
+agent generation on any table with an agent and a step column, and
+:func:`carrying_entries_by_layer` counts a meme's entries in private vs shared banks over
+time.
 """
 
 from __future__ import annotations
@@ -134,4 +136,65 @@ def agent_generation_at(
         .join(counts, on=["_a", "_s"], how="left")
         .sort("_row")
         .drop("_row", "_a", "_s")
+    )
+
+
+def carrying_entries_by_layer(
+    memories: pl.DataFrame, banks: pl.DataFrame, last_step: int
+) -> pl.DataFrame:
+    """Per step and meme, how many carrying entries exist in private vs shared banks.
+
+    With turnover, a meme carried by individuals lives in private banks and dies with
+    its carriers; a meme that persists only in shared memory keeps its shared entries
+    after every agent that wrote them has been replaced. An entry counts at step ``t``
+    when it was written at or before ``t`` and not removed before ``t``
+    (``removed_step`` is -1 or at least ``t``: an entry removed at ``t`` was still
+    retrievable in ``t``).
+
+    Args:
+        memories: The ``memories`` table.
+        banks: The ``banks`` table (``bank_id``, ``kind``).
+        last_step: The last step to report (e.g. ``steps["step"].max()``).
+
+    Returns:
+        Columns ``meme_id, step, private, shared`` (entry counts), every step
+        ``0..last_step`` for every meme that has a carrying entry.
+    """
+    if last_step < 0:
+        raise ValueError(f"last_step = {last_step}: must be >= 0")
+    entries = (
+        memories.select(
+            pl.col("bank_id").cast(pl.Int64),
+            pl.col("step").cast(pl.Int64).alias("written"),
+            pl.col("removed_step").cast(pl.Int64),
+            pl.col("memes").alias("meme_id"),
+        )
+        .explode("meme_id")
+        .drop_nulls("meme_id")
+        .join(
+            banks.select(
+                pl.col("bank_id").cast(pl.Int64),
+                (pl.col("kind") == BankKind.PRIVATE.label).alias("private"),
+            ),
+            on="bank_id",
+        )
+    )
+    memes = entries.select("meme_id").unique()
+    grid = memes.join(pl.DataFrame({"step": np.arange(last_step + 1, dtype=np.int64)}), how="cross")
+    live = (
+        grid.join(entries, on="meme_id")
+        .filter(
+            (pl.col("written") <= pl.col("step"))
+            & ((pl.col("removed_step") < 0) | (pl.col("removed_step") >= pl.col("step")))
+        )
+        .group_by("meme_id", "step")
+        .agg(
+            pl.col("private").sum().cast(pl.Int64).alias("private"),
+            (~pl.col("private")).sum().cast(pl.Int64).alias("shared"),
+        )
+    )
+    return (
+        grid.join(live, on=["meme_id", "step"], how="left")
+        .with_columns(pl.col("private", "shared").fill_null(0))
+        .sort("meme_id", "step")
     )

@@ -14,7 +14,7 @@ from experiments.runner import run_experiment
 from sim.checkpoint import load_checkpoint, save_checkpoint
 from sim.memes import MemeSpec, PlacementSpec
 from sim.model import MemeticModel
-from sim.turnover import TurnoverSpec, agent_generation_at
+from sim.turnover import TurnoverSpec, agent_generation_at, carrying_entries_by_layer
 from topologies.banks import BankKind, BankLayoutSpec, NeighbourhoodBanks, PrivateBanks
 
 MEME = MemeSpec(
@@ -163,3 +163,16 @@ def test_turnover_config_errors_and_run_directory(tmp_path):
     steps = pl.read_parquet(tmp_path / "turnover" / "steps.parquet")
     assert table.height == steps["agents_replaced"].sum() > 0
     assert table["step"].min() >= 1
+
+
+def test_carrying_entries_by_layer_shows_the_meme_surviving_in_shared_banks():
+    model = _model(rate=1.0)  # beta = 0: only the two seeds' entries exist
+    for _ in range(3):
+        model.step()
+    tables = model.tables()
+    layers = carrying_entries_by_layer(tables["memories"], tables["banks"], last_step=2)
+    # Private copies are removed at step 1 (still counted in step 1, when they were
+    # retrievable); the shared copies outlive every agent that wrote them.
+    assert layers.rows() == [("m", 0, 2, 2), ("m", 1, 2, 2), ("m", 2, 0, 2)]
+    with pytest.raises(ValueError, match="last_step = -1"):
+        carrying_entries_by_layer(tables["memories"], tables["banks"], last_step=-1)
