@@ -31,8 +31,9 @@ rest of the run. Its carrying entries (``recovered_entries``): ``"remove"`` retr
 alive entry it wrote carrying the meme, from every bank, at the recovery step (they were
 still visible in that step's retrieval); ``"inactive"`` leaves them in memory (readers
 still retrieve them and count as exposed in the tables) but the rule ignores entries
-whose author is a recovered agent not currently holding the meme. Entries of the
-environment and of agents that never held-and-lost the meme always count.
+whose author is a recovered agent not currently holding the meme (after a re-adoption
+under SIS they count again, next to the new copies). Entries of the environment and of
+agents that never held-and-lost the meme always count.
 
 Random draws come from the model's generator in this order: for each meme, the recovery
 draws of its current holders (ascending agent id, only when ``gamma > 0``) and then the
