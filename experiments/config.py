@@ -278,7 +278,8 @@ def value_errors(data: Any, path: str = "") -> list[str]:
     """Values no config may hold, with their key paths.
 
     Integers beyond :data:`INT_LIMIT` in magnitude, floats that are not finite, TOML dates
-    and times, and strings with NUL characters.
+    and times, and strings with NUL characters or lone surrogates (from undecodable
+    command-line bytes).
     """
     where = path or "(top level)"
     if isinstance(data, dict):
@@ -295,6 +296,11 @@ def value_errors(data: Any, path: str = "") -> list[str]:
         return [f"{where} = {data}: a TOML date or time is not a config value"]
     if isinstance(data, str) and "\x00" in data:
         return [f"{where} = {_shown(data)}: must not contain NUL characters"]
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return [f"{where} = {_shown(data)}: not valid Unicode text (a lone surrogate)"]
     return []
 
 

@@ -94,6 +94,9 @@ VALUES = [
     "0x10",
     "1979-05-27",
     '"""multi\nline"""',
+    '"x\udcffy"',
+    "\udcff",
+    '"\\ud800"',
 ]
 
 _text = st.text(st.characters(codec="utf-8"), max_size=24)

@@ -319,3 +319,10 @@ def test_graph_size_is_bounded(small_data):
     assert _errors(small_data) == [
         "graph: 1600000000 agents (grid); a run has at most 10000000 agents"
     ]
+
+
+def test_lone_surrogates_are_refused(small_data):
+    small_data["memes"][0]["statement"] = "x\udcffy"
+    assert _errors(small_data) == [
+        "memes.0.statement = 'x\\udcffy': not valid Unicode text (a lone surrogate)"
+    ]
