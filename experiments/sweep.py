@@ -53,7 +53,8 @@ A sweep has at most :data:`MAX_SWEEP_RUNS` runs (grid points times seeds, counte
 anything is expanded). While a sweep runs, it and its worker processes hold a lock on
 ``SWEEP_DIR/.lock``; a second sweep into the same directory (or a rerun while workers of
 a killed sweep still run) is refused until they are gone. Workers die with their parent
-(on Linux through ``PR_SET_PDEATHSIG``, elsewhere within a second by watching it).
+(on Linux through ``PR_SET_PDEATHSIG``, elsewhere within a second by watching it). A rerun
+removes the temporary files a killed sweep left (:func:`clean_sweep_leftovers`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ import errno
 import math
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -528,6 +530,8 @@ def _lock(fd: int, *, exclusive: bool) -> bool:
     except OSError as err:
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return False
+        if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return True  # a filesystem without locks (some network ones): run unlocked
         raise
     return True
 
@@ -697,9 +701,36 @@ def run_sweep(
         os.close(lock)
 
 
+def clean_sweep_leftovers(sweep: SweepConfig, sweep_dir: Path) -> list[Path]:
+    """Remove what a killed sweep left; call it only while holding the sweep's lock.
+
+    That is the atomic writers' temporary files in the sweep directory (``.NAME.*.tmp``)
+    and the staging directories of replacements that never finished
+    (``.LEAF.new-XXXXXXXX`` next to a run directory that exists; one whose run directory
+    is missing is left, as it may hold the only copy). Run directories themselves are
+    cleaned when they are resumed (:func:`experiments.resume.clean_temporary_files`).
+
+    Returns:
+        What was removed.
+    """
+    removed = [p for p in sorted(sweep_dir.glob(".*.tmp")) if p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    for run in sweep.runs:
+        run_dir = sweep_dir / run.rel_dir
+        if not run_dir.is_dir():
+            continue
+        for staging in sorted(run_dir.parent.glob(f".{run_dir.name}.new-*")):
+            if staging.is_dir() and not staging.is_symlink():
+                shutil.rmtree(staging, ignore_errors=True)
+                removed.append(staging)
+    return removed
+
+
 def _run_locked(
     sweep: SweepConfig, sweep_dir: Path, jobs: int, overwrite: bool, progress: bool
 ) -> SweepResult:
+    clean_sweep_leftovers(sweep, sweep_dir)
     todo, alone, skipped = _plan(sweep, sweep_dir, overwrite)
     write_json_atomic(
         {

@@ -180,3 +180,18 @@ def test_workers_die_with_a_killed_sweep_and_a_rerun_finishes(small_toml, tmp_pa
     assert index["n_runs"] == 4
     leftovers = [p for p in sweep_dir.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_a_rerun_cleans_what_a_killed_sweep_left(sweep, tmp_path):
+    sweep_dir = tmp_path / "s"
+    run_sweep(sweep, sweep_dir, progress=False)
+    run_dir = sweep_dir / sweep.runs[0].rel_dir
+    (sweep_dir / ".index.parquet.k1ll3d.tmp").write_bytes(b"PAR1")
+    staging = run_dir.parent / f".{run_dir.name}.new-k1ll3d"
+    staging.mkdir()
+    (staging / "steps.parquet").write_bytes(b"PAR1")
+    (sweep_dir / "my-notes.tmp").mkdir()  # not a temporary file of ours
+    result = run_sweep(sweep, sweep_dir, progress=False)
+    assert result.failed == {} and result.skipped == 2
+    assert not (sweep_dir / ".index.parquet.k1ll3d.tmp").exists()
+    assert not staging.exists() and (sweep_dir / "my-notes.tmp").is_dir()
