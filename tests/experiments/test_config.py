@@ -64,9 +64,7 @@ def test_bad_range(small_data):
 
 def test_bad_type(small_data):
     small_data["steps"] = "many"
-    assert _errors(small_data) == [
-        "steps = 'many': input should be a valid integer"
-    ]
+    assert _errors(small_data) == ["steps = 'many': input should be a valid integer"]
 
 
 def test_missing_required(small_data):
