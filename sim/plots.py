@@ -806,6 +806,10 @@ def funnel(
     ax.set_ylim(0, max(n_agents, 1) * 1.08)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"agents (of {n_agents})")
-    ax.legend(title="state (ever)", fontsize=8)
+    # Below the axes: inside, the legend would cover the last bars.
+    handles, names = ax.get_legend_handles_labels()
+    fig.legend(
+        handles, names, title="state (ever)", fontsize=8, loc="outside lower center", ncols=4
+    )
     ax.set_title(title)
     return fig

@@ -66,7 +66,8 @@ def test_summary_table_values():
 def test_report_writes_pngs_and_summary(small_toml, tmp_path):
     result = run_experiment(load_config(small_toml), tmp_path / "run", progress=False)
     made = report(tmp_path / "run")
-    assert [p.name for p in made.figures] == ["prevalence.png", "transmissions.png"]
+    # The steps table records the expressed state, so the funnel is drawn too.
+    assert [p.name for p in made.figures] == ["prevalence.png", "transmissions.png", "funnel.png"]
     for path in made.figures:
         data = path.read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 5000
