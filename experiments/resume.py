@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.config import ConfigError, validate_config
-from experiments.manifest import ManifestError, config_binding, read_manifest
+from experiments.manifest import ManifestError, config_sha256, read_manifest
 from experiments.runner import CHECKPOINTS_DIR, RunResult, execute
 from sim.checkpoint import (
     CheckpointError,
@@ -101,7 +101,10 @@ def resume_run(run_dir: str | Path, *, progress: bool = True) -> RunResult:
             run_dir=run_dir, config=config, tables=read_tables(run_dir), manifest=manifest
         )
     clean_temporary_files(run_dir)
-    checkpoint, start = _checked_checkpoint(run_dir, config_binding(config))
+    # The hash the run was started with (the manifest's config as written).
+    checkpoint, start = _checked_checkpoint(
+        run_dir, {"config_sha256": config_sha256(manifest["config"])}
+    )
     if start > config.steps:
         raise ConfigError(
             f"{run_dir}/manifest.json",
