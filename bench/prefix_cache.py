@@ -259,7 +259,7 @@ def simulation_hit_rates(n_agents: int, steps: int, model_dir: str, seed: int) -
             f"graph.n={n_agents}",
             f"steps={steps}",
             f"seed={seed}",
-            f'policy.engine={{ kind = "vllm", model = "{model_dir}" }}',
+            f'policy.engine={{ kind = "vllm", model = "{model_dir}", enforce_eager = true }}',
         ],
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     shared = _shared_prefix_tokens(model_dir, batches[0])
     start = time.perf_counter()
-    with VLLMEngine(VLLMSpec(model=model_dir, seed=args.seed)) as engine:
+    with VLLMEngine(VLLMSpec(model=model_dir, seed=args.seed, enforce_eager=True)) as engine:
         print(f"engine start: {time.perf_counter() - start:.1f} s")
         block = engine.kv_block_size
         stats = run_batches(engine, batches)

@@ -86,7 +86,9 @@ class VLLMEngine:
                 model name already in the local Hugging Face cache.
 
         Raises:
-            EngineError: If vLLM is not installed or the model cannot be loaded.
+            EngineError: If vLLM is not installed, ``spec.engine_args`` names a setting the
+                installed vLLM does not know (before anything loads), or the model cannot
+                be loaded.
         """
         try:
             import vllm
@@ -100,25 +102,18 @@ class VLLMEngine:
         self.model_id = spec.model
         on_cpu = current_platform.is_cpu()
         self._per_request_seeds = not on_cpu
-        kwargs: dict[str, Any] = {
-            "model": spec.model,
-            "dtype": spec.dtype,
-            "enable_prefix_caching": spec.enable_prefix_caching,
-            "enforce_eager": spec.enforce_eager,
-            "seed": spec.seed,
-        }
-        if spec.max_model_len is not None:
-            kwargs["max_model_len"] = spec.max_model_len
-        if spec.gpu_memory_utilization is not None:
-            kwargs["gpu_memory_utilization"] = spec.gpu_memory_utilization
-        elif on_cpu:
-            kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+        unknown = unknown_engine_args(
+            spec.engine_args, vllm_setting_names(), f"vLLM {getattr(vllm, '__version__', '?')}"
+        )
+        if unknown:
+            raise EngineError(unknown)
+        kwargs = llm_kwargs(spec, on_cpu)
         try:
             self._llm: Any = vllm.LLM(**kwargs)
         except Exception as exc:
             raise EngineError(f"vLLM could not start for model={spec.model!r}: {exc}") from exc
         self._tokenizer = self._llm.get_tokenizer()
-        config = self._llm.llm_engine.vllm_config
+        config = self._config = self._llm.llm_engine.vllm_config
         self._max_model_len = int(config.model_config.max_model_len)
         self._kv_block_size = int(config.cache_config.block_size)
 
@@ -126,6 +121,16 @@ class VLLMEngine:
     def per_request_seeds(self) -> bool:
         """Whether requests carry their own sampling seed (False on the CPU platform)."""
         return self._per_request_seeds
+
+    @property
+    def max_model_len(self) -> int:
+        """The context length in use (the spec's, or the model's own when unset)."""
+        return self._max_model_len
+
+    @property
+    def vllm_config(self) -> Any:
+        """The running engine's ``VllmConfig`` (model, cache, scheduler and parallel settings)."""
+        return self._config
 
     @property
     def kv_block_size(self) -> int:
@@ -191,7 +196,14 @@ class VLLMEngine:
             [{"role": m.role.value, "content": m.content} for m in r.messages] for r in requests
         ]
         try:
-            outputs = list(self._llm.chat(conversations, params, use_tqdm=False))
+            outputs = list(
+                self._llm.chat(
+                    conversations,
+                    params,
+                    use_tqdm=False,
+                    chat_template_kwargs=self.spec.chat_template_kwargs or None,
+                )
+            )
         except EngineDeadError as exc:
             raise EngineError(f"vLLM engine core died: {exc}") from exc
         except Exception as exc:
@@ -231,7 +243,10 @@ class VLLMEngine:
         """Return why ``request``'s prompt cannot run, or None if it fits the context."""
         try:
             ids = self._tokenizer.apply_chat_template(
-                _conversation(request), add_generation_prompt=True, tokenize=True
+                _conversation(request),
+                add_generation_prompt=True,
+                tokenize=True,
+                **self.spec.chat_template_kwargs,
             )
         except Exception as exc:
             return f"chat template failed: {exc}"
@@ -257,7 +272,14 @@ class VLLMEngine:
         conversations = [_conversation(r) for r in requests]
         params = [self._sampling_params(r) for r in requests]
         try:
-            return list(self._llm.chat(conversations, params, use_tqdm=False))
+            return list(
+                self._llm.chat(
+                    conversations,
+                    params,
+                    use_tqdm=False,
+                    chat_template_kwargs=self.spec.chat_template_kwargs or None,
+                )
+            )
         except EngineDeadError as exc:
             raise EngineError(f"vLLM engine core died: {exc}") from exc
 
@@ -286,6 +308,77 @@ class VLLMEngine:
             stop=list(sampling.stop) or None,
             structured_outputs=structured,
         )
+
+
+def llm_kwargs(spec: VLLMSpec, on_cpu: bool) -> dict[str, Any]:
+    """The keyword arguments of ``vllm.LLM`` for ``spec``.
+
+    Named settings left at None are omitted (vLLM's own default applies: the model's
+    context length, its declared quantization, vLLM's ``max_num_seqs``); on the CPU
+    platform without ``gpu_memory_utilization`` the KV cache is fixed at
+    :data:`CPU_KV_CACHE_BYTES` unless ``engine_args`` sets ``kv_cache_memory_bytes``.
+    ``engine_args`` is passed through unchanged.
+    """
+    kwargs: dict[str, Any] = {
+        "model": spec.model,
+        "dtype": spec.dtype,
+        "enable_prefix_caching": spec.enable_prefix_caching,
+        "enforce_eager": spec.enforce_eager,
+        "seed": spec.seed,
+        "tensor_parallel_size": spec.tensor_parallel_size,
+    }
+    optional = {
+        "max_model_len": spec.max_model_len,
+        "gpu_memory_utilization": spec.gpu_memory_utilization,
+        "quantization": spec.quantization,
+        "max_num_seqs": spec.max_num_seqs,
+    }
+    kwargs.update({name: value for name, value in optional.items() if value is not None})
+    if on_cpu and spec.gpu_memory_utilization is None:
+        kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+    kwargs.update(spec.engine_args)
+    return kwargs
+
+
+def vllm_setting_names() -> frozenset[str]:
+    """Settings the installed vLLM accepts: ``EngineArgs`` fields and ``LLM`` parameters."""
+    import dataclasses
+    import inspect
+
+    from vllm import LLM
+    from vllm.engine.arg_utils import EngineArgs
+
+    names = {f.name for f in dataclasses.fields(EngineArgs)}
+    for name, parameter in inspect.signature(LLM.__init__).parameters.items():
+        if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+            names.add(name)
+    names.discard("self")
+    return frozenset(names)
+
+
+def unknown_engine_args(
+    engine_args: dict[str, Any], known: frozenset[str], installed: str = "the installed vLLM"
+) -> str | None:
+    """An error message naming the ``engine_args`` keys not in ``known``, or None.
+
+    Args:
+        engine_args: The spec's pass-through arguments.
+        known: The setting names vLLM accepts (:func:`vllm_setting_names`).
+        installed: How to name the installed vLLM in the message.
+    """
+    import difflib
+
+    unknown = sorted(set(engine_args) - known)
+    if not unknown:
+        return None
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        hints.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return (
+        f"engine_args: {installed} has no setting {', '.join(hints)}; engine_args takes "
+        "vllm.LLM / EngineArgs argument names"
+    )
 
 
 def _conversation(request: GenerationRequest) -> list[dict[str, str]]:

@@ -182,7 +182,11 @@ def test_specs_parse_by_kind(tmp_path: Path) -> None:
         {"kind": "replay", "path": "c.jsonl", "mode": "auto", "inner": {"kind": "llamacpp"}}
     )
     assert isinstance(spec, ReplaySpec) and spec.inner == LlamaCppSpec()
-    assert parse_engine_spec({"kind": "vllm", "model": "/m"}) == VLLMSpec(model="/m")
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    vllm = {"kind": "vllm", "model": str(model_dir)}
+    assert parse_engine_spec(vllm) == VLLMSpec(model=str(model_dir))
     openai = parse_engine_spec({"kind": "openai", "base_urls": ["http://h/v1"], "model": "m"})
     assert isinstance(openai, OpenAISpec) and openai.max_concurrency == 8
     with pytest.raises(ValidationError, match="needs an inner engine spec"):

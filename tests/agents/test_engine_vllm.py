@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agents.llm.base import (
     ChatMessage,
@@ -95,6 +96,121 @@ def test_long_bounded_patterns_become_max_length_for_xgrammar() -> None:
     assert schema["properties"]["a"]["pattern"].endswith("{0,300}$")  # input untouched
 
 
+# ---------------------------------------------------------------- settings (no vLLM needed)
+def _model_dir(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text("{}")
+    return root
+
+
+def test_defaults_suit_a_gpu(tmp_path: Path) -> None:
+    from agents.llm.vllm_engine import CPU_KV_CACHE_BYTES, llm_kwargs
+
+    spec = VLLMSpec(model=str(_model_dir(tmp_path / "m")))
+    assert (spec.enforce_eager, spec.max_model_len, spec.tensor_parallel_size) == (False, None, 1)
+    assert llm_kwargs(spec, on_cpu=False) == {
+        "model": str(tmp_path / "m"),
+        "dtype": "bfloat16",
+        "enable_prefix_caching": True,
+        "enforce_eager": False,
+        "seed": 0,
+        "tensor_parallel_size": 1,
+    }  # no max_model_len: vLLM takes the model's own
+    on_cpu = llm_kwargs(spec, on_cpu=True)
+    assert on_cpu["kv_cache_memory_bytes"] == CPU_KV_CACHE_BYTES
+
+
+def test_settings_and_engine_args_reach_vllm_unchanged(tmp_path: Path) -> None:
+    from agents.llm.vllm_engine import llm_kwargs
+
+    spec = VLLMSpec(
+        model=str(_model_dir(tmp_path / "m")),
+        tensor_parallel_size=4,
+        quantization="awq",
+        max_num_seqs=64,
+        max_model_len=4096,
+        enable_prefix_caching=False,
+        gpu_memory_utilization=0.8,
+        chat_template_kwargs={"enable_thinking": False},
+        engine_args={"block_size": 32, "kv_cache_memory_bytes": 2**30, "hf_overrides": {"a": 1}},
+    )
+    kwargs = llm_kwargs(spec, on_cpu=True)
+    assert kwargs["tensor_parallel_size"] == 4
+    assert kwargs["quantization"] == "awq"
+    assert kwargs["max_num_seqs"] == 64
+    assert kwargs["max_model_len"] == 4096
+    assert kwargs["enable_prefix_caching"] is False
+    assert kwargs["gpu_memory_utilization"] == 0.8
+    assert kwargs["block_size"] == 32
+    assert kwargs["kv_cache_memory_bytes"] == 2**30  # engine_args wins over the CPU default
+    assert kwargs["hf_overrides"] == {"a": 1}
+    assert "chat_template_kwargs" not in kwargs  # a chat() argument, not an engine one
+
+
+def test_engine_args_may_not_repeat_a_named_setting(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="engine_args repeats max_num_seqs, quantization"):
+        VLLMSpec(
+            model=str(_model_dir(tmp_path / "m")),
+            engine_args={"quantization": "fp8", "max_num_seqs": 2},
+        )
+
+
+def test_missing_model_directory_fails_at_validation_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such-model"
+    with pytest.raises(ValidationError, match=f"model directory '{missing}' does not exist"):
+        VLLMSpec(model=str(missing))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValidationError, match=f"model directory '{empty}' has no config.json"):
+        VLLMSpec(model=str(empty))
+
+
+def test_a_hub_name_must_be_in_the_local_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    with pytest.raises(ValidationError, match=r"'Org/Model-7B' is neither a local directory nor"):
+        VLLMSpec(model="Org/Model-7B")
+    assert VLLMSpec(model="Org/Model-7B", allow_download=True).allow_download
+    _model_dir(cache / "models--Org--Model-7B" / "snapshots" / "abc123")
+    assert VLLMSpec(model="Org/Model-7B").model == "Org/Model-7B"
+
+
+def test_a_config_with_missing_weights_fails_validation_with_the_path(tmp_path: Path) -> None:
+    from agents.llm.factory import parse_engine_spec
+
+    with pytest.raises(ValidationError, match="model directory '/weights/llama' does not exist"):
+        parse_engine_spec({"kind": "vllm", "model": "/weights/llama"})
+
+
+def test_unknown_engine_args_are_named_with_suggestions() -> None:
+    from agents.llm.vllm_engine import unknown_engine_args
+
+    known = frozenset({"max_num_seqs", "cpu_offload_gb", "block_size"})
+    assert unknown_engine_args({"block_size": 4}, known) is None
+    message = unknown_engine_args({"max_num_seq": 4, "zzz": 1}, known, "vLLM 9.9")
+    assert message == (
+        "engine_args: vLLM 9.9 has no setting 'max_num_seq' (did you mean max_num_seqs?), "
+        "'zzz'; engine_args takes vllm.LLM / EngineArgs argument names"
+    )
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not HAS_VLLM, reason="vllm is not importable")
+def test_a_setting_the_installed_vllm_does_not_know_fails_before_loading(tmp_path: Path) -> None:
+    from agents.llm.vllm_engine import VLLMEngine, vllm_setting_names
+
+    names = vllm_setting_names()
+    assert {"tensor_parallel_size", "quantization", "max_num_seqs", "block_size"} <= names
+    assert {"enable_prefix_caching", "hf_overrides", "compilation_config"} <= names
+    # The directory holds no weights: an error other than the unknown name would mean
+    # vLLM started loading.
+    spec = VLLMSpec(model=str(_model_dir(tmp_path / "m")), engine_args={"max_num_seq": 4})
+    with pytest.raises(EngineError, match=r"no setting 'max_num_seq' \(did you mean max_num_seqs"):
+        VLLMEngine(spec)
+
+
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
     from agents.llm.convert import default_vllm_model_dir
@@ -113,7 +229,18 @@ def tokenizer(model_dir: Path):  # type: ignore[no-untyped-def]
 def engine(model_dir: Path) -> Iterator[object]:
     from agents.llm.vllm_engine import VLLMEngine
 
-    eng = VLLMEngine(VLLMSpec(model=str(model_dir), seed=0, max_model_len=2048))
+    # enforce_eager=True: the CPU build starts in ~30 s instead of ~210 s (compilation).
+    eng = VLLMEngine(
+        VLLMSpec(
+            model=str(model_dir),
+            seed=0,
+            max_model_len=2048,
+            enforce_eager=True,
+            max_num_seqs=8,
+            chat_template_kwargs={"enable_thinking": False},
+            engine_args={"disable_log_stats": True},
+        )
+    )
     yield eng
     eng.close()
 
@@ -282,6 +409,32 @@ def test_a_schema_vllm_rejects_fails_alone(engine) -> None:  # type: ignore[no-u
     assert last.error is None
     assert 1 <= first.completion_tokens <= 4
     assert 1 <= last.completion_tokens <= 4
+
+
+@needs_vllm
+def test_settings_reach_the_running_engine(engine) -> None:  # type: ignore[no-untyped-def]
+    config = engine.vllm_config
+    assert config.scheduler_config.max_num_seqs == 8
+    assert config.model_config.max_model_len == engine.max_model_len == 2048
+    assert config.model_config.enforce_eager is True
+    assert config.cache_config.enable_prefix_caching is True
+    assert config.parallel_config.tensor_parallel_size == 1
+
+
+@needs_vllm
+def test_max_model_len_comes_from_the_model_unless_set(model_dir: Path) -> None:
+    from agents.llm.vllm_engine import VLLMEngine
+
+    declared = json.loads((model_dir / "config.json").read_text())["max_position_embeddings"]
+    spec = VLLMSpec(
+        model=str(model_dir),
+        enforce_eager=True,
+        engine_args={"kv_cache_memory_bytes": 256 * 2**20},
+    )
+    with VLLMEngine(spec) as engine:
+        assert engine.max_model_len == declared == 8192
+        (completion,) = engine.generate([_request("long-context", "Say hi.", max_tokens=4)])
+        assert completion.error is None
 
 
 @needs_vllm

@@ -119,7 +119,11 @@ def test_vllm_scores_letters_and_yes_no():
     from agents.llm.convert import default_vllm_model_dir
     from agents.llm.vllm_engine import VLLMEngine
 
-    engine = VLLMEngine(VLLMSpec(model=str(default_vllm_model_dir()), seed=0, max_model_len=1024))
+    engine = VLLMEngine(
+        VLLMSpec(
+            model=str(default_vllm_model_dir()), seed=0, max_model_len=1024, enforce_eager=True
+        )
+    )
     try:
         letters, yes_no = engine.score(
             [ScoreRequest("q", QUESTION, ("A", "B", "C")), ScoreRequest("y", YES_NO, ("yes", "no"))]
