@@ -75,8 +75,8 @@ class LexicalRelevance:
         self._indptr: list[int] = [0]
         self._tokens: list[int] = []
         self._table: tuple[np.ndarray, np.ndarray] | None = None
-        self._last_queries: Sequence[str] | None = None
-        self._last_query_ids = np.zeros(0, dtype=np.int64)
+        self._last_queries: list[str] | None = None
+        self._query_rows: tuple[np.ndarray, Any] = (np.zeros(0, dtype=np.int64), None)
 
     def _string_id(self, text: str) -> int:
         sid = self._string_ids.get(text)
@@ -95,13 +95,18 @@ class LexicalRelevance:
             (self._string_id(s) for s in strings), dtype=np.int64, count=len(strings)
         )
 
-    def _query_ids(self, queries: Sequence[str]) -> np.ndarray:
-        """String ids of the queries; the last list's ids are reused when it is unchanged."""
+    def _queries(self, queries: Sequence[str]) -> tuple[np.ndarray, Any]:
+        """Each query's row in the matrix of the distinct queries, and that matrix.
+
+        Both are kept while the same query list comes back (the common case: one task
+        text per agent for the whole run).
+        """
         last = self._last_queries
-        if last is None or not (last is queries or list(last) == list(queries)):
-            self._last_query_ids = self._ids(queries)
+        if last is None or not (last is queries or last == list(queries)):
+            distinct, slot = np.unique(self._ids(queries), return_inverse=True)
             self._last_queries = list(queries)
-        return self._last_query_ids
+            self._query_rows = (slot.reshape(-1), self._rows(distinct))
+        return self._query_rows
 
     def _rows(self, string_ids: np.ndarray) -> Any:
         """The binary (string x word) CSR matrix of the given strings."""
@@ -127,22 +132,24 @@ class LexicalRelevance:
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         if len(pairs) == 0:
             return np.zeros(0, dtype=np.float64)
-        q_sid = self._query_ids(queries)[pairs[:, 0]]
-        t_sid = self._ids(texts)[pairs[:, 1]]
-        q_used, q_inv = np.unique(q_sid, return_inverse=True)
-        t_used, t_inv = np.unique(t_sid, return_inverse=True)
-        q_rows, t_rows = self._rows(q_used), self._rows(t_used)
+        query_slot, q_rows = self._queries(queries)
+        q_inv = query_slot[pairs[:, 0]]
+        t_used, t_slot = np.unique(self._ids(texts), return_inverse=True)
+        t_inv = t_slot.reshape(-1)[pairs[:, 1]]
+        t_rows = self._rows(t_used)
+        if q_rows.shape[1] != t_rows.shape[1]:  # new words arrived since the queries
+            q_rows.resize((q_rows.shape[0], t_rows.shape[1]))
         q_size = np.diff(q_rows.indptr)[q_inv]
         t_size = np.diff(t_rows.indptr)[t_inv]
-        if len(q_used) * len(t_used) <= self.DENSE_LIMIT:
+        n_q, n_t = q_rows.shape[0], len(t_used)
+        if n_q * n_t <= self.DENSE_LIMIT:
             overlap = (q_rows @ t_rows.T).toarray()
             inter = overlap[q_inv, t_inv]
         else:
-            key = q_inv * len(t_used) + t_inv
-            pair_keys, pair_of = np.unique(key, return_inverse=True)
-            left = q_rows[pair_keys // len(t_used)]
-            right = t_rows[pair_keys % len(t_used)]
-            inter = np.asarray(left.multiply(right).sum(axis=1)).ravel()[pair_of]
+            pair_keys, pair_of = np.unique(q_inv * n_t + t_inv, return_inverse=True)
+            left = q_rows[pair_keys // n_t]
+            right = t_rows[pair_keys % n_t]
+            inter = np.asarray(left.multiply(right).sum(axis=1)).ravel()[pair_of.reshape(-1)]
         union = q_size + t_size - inter
         out = np.zeros(len(pairs), dtype=np.float64)
         np.divide(inter, union, out=out, where=union > 0)
@@ -276,18 +283,17 @@ class Retriever:
         np.cumsum(per_right, out=ends[1:])
         per_reader = np.diff(ends[self.banks.read_indptr])
         # Layer j holds the j-th row of every right whose bank has more than j rows: few
-        # layers (banks are small or cut to k), and only gathers over non-empty rights.
-        rights = np.flatnonzero(per_right)
-        right_start = start[self.banks.read_banks[rights]]
+        # layers (banks are small or cut to k), each a compress of the rights.
         readers: list[np.ndarray] = []
         positions: list[np.ndarray] = []
         layer = 0
-        while len(rights):
-            readers.append(self._rights_reader[rights])
+        has = per_right > 0
+        while has.any():
+            readers.append(self._rights_reader[has])
+            right_start = start[self.banks.read_banks[has]]
             positions.append(right_start + layer if layer else right_start)
             layer += 1
-            more = per_right[rights] > layer
-            rights, right_start = rights[more], right_start[more]
+            has = per_right > layer
         if not readers:
             empty = np.zeros(0, dtype=np.int32)
             return empty, empty, per_reader
@@ -322,7 +328,7 @@ class Retriever:
         bank_key &= order.mask  # now the entry keys, grouped by bank
         pair_key = (readers.astype(np.int64) << order.bits) | bank_key[positions]
         kept, indptr = self._finish(pair_key, per_reader)
-        entries, scores = order.decode(kept & order.mask)
+        entries, scores = order.decode(kept)
         return Retrieval(indptr, entries, scores)
 
     def _with_relevance(
@@ -341,16 +347,15 @@ class Retriever:
         readers, positions, per_reader = self._candidates(bank_key >> shift, None)
         rows = bank_key[positions] & ((1 << shift) - 1)
         entries = alive[rows]
-        text_ids = store.text_id[entries]
-        unique_text, inverse = np.unique(text_ids, return_inverse=True)
+        unique_text, text_slot = np.unique(store.text_id[alive], return_inverse=True)
         texts = store.texts.take(unique_text)
-        pairs = np.stack([readers, inverse.reshape(-1)], axis=1)
+        pairs = np.stack([readers, text_slot.reshape(-1)[rows]], axis=1)
         relevance = self.scorer.score(queries, texts, pairs)
         scores = base[rows] + self.spec.relevance_weight * relevance
         order = _OrderKeys(scores, len(store), self.banks.n_agents, entries.astype(np.int64))
         pair_key = (readers.astype(np.int64) << order.bits) | order.keys
         kept, indptr = self._finish(pair_key, per_reader)
-        kept_entries, kept_scores = order.decode(kept & order.mask)
+        kept_entries, kept_scores = order.decode(kept)
         return Retrieval(indptr, kept_entries, kept_scores)
 
 
@@ -383,10 +388,12 @@ class _OrderKeys:
         values = np.sort(scores)
         distinct = np.ones(n, dtype=np.bool_)
         distinct[1:] = values[1:] != values[:-1]
-        self._levels = values[distinct]
-        self._top_level = len(self._levels) - 1
-        level = self._top_level - np.searchsorted(self._levels, scores)  # 0 = best score
-        self.bits = _bits(self._top_level) + self._id_bits
+        levels = values[distinct]
+        self._levels_desc = levels[::-1].copy()
+        top_level = len(levels) - 1
+        level = top_level - np.searchsorted(levels, scores)  # 0 = best score
+        self._level_bits = _bits(top_level)
+        self.bits = self._level_bits + self._id_bits
         self.keys = (level.astype(np.int64) << self._id_bits) | (self._top_id - entry_ids)
         self._dense: np.ndarray | None = None
         if self.bits + _bits(max(max_major - 1, 0)) > 62:
@@ -400,13 +407,14 @@ class _OrderKeys:
         """The key bits of a combined ``(major << bits) | key`` value."""
         return (1 << self.bits) - 1
 
-    def decode(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The entry id and the score of each key (keys taken from :attr:`keys`)."""
+    def decode(self, combined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The entry id and the score of each ``(major << bits) | key`` value."""
         if self._dense is not None:
-            item = self._dense[keys]
+            item = self._dense[combined & self.mask]
             return self._entry_ids[item], self._scores[item]
-        ids = self._top_id - (keys & ((1 << self._id_bits) - 1))
-        return ids, self._levels[self._top_level - (keys >> self._id_bits)]
+        ids = self._top_id - (combined & ((1 << self._id_bits) - 1))
+        level = (combined >> self._id_bits) & ((1 << self._level_bits) - 1)
+        return ids, self._levels_desc[level]
 
 
 def _index_dtype(size: int) -> type[np.signedinteger]:

@@ -201,11 +201,15 @@ def test_a_retriever_reused_across_steps_matches_fresh_retrievals():
     spec = RetrievalSpec(k=4, relevance_weight=0.5)
     retriever = Retriever(banks, spec)
     for step in (5, 6, 9):
+        if step == 9:  # texts with words no query or earlier text had
+            _add(store, banks.bank_id("private:0"), 0, 8, "novel words spread goal", 1.0)
+            _add(store, banks.bank_id("neighbourhood:1"), 1, 8, "zebra goal", 1.0)
         for q in (None, queries):
             a, b = retriever(store, step, q), retrieve(store, banks, step, spec, queries=q)
             assert np.array_equal(a.indptr, b.indptr)
             assert np.array_equal(a.entry_ids, b.entry_ids)
             assert np.array_equal(a.scores, b.scores)
+    assert len(store.alive_ids()) == 812
 
 
 def test_order_keys_fall_back_to_dense_ranks_when_ids_would_overflow():
