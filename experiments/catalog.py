@@ -63,9 +63,17 @@ def resolve_config(name_or_path: str | Path) -> Path:
     A name that is neither is returned unchanged (loading it then reports the missing file).
     """
     path = Path(name_or_path)
-    if path.is_file():
+    if _is_file(path):
         return path
     shipped = configs_dir() / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
-    if path.parent == Path(".") and shipped.is_file():
+    if path.parent == Path(".") and _is_file(shipped):
         return shipped
     return path
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the path cannot exist (a name too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
