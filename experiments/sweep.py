@@ -558,7 +558,11 @@ def acquire_sweep_lock(sweep_dir: Path) -> int:
             )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _lock(fd, exclusive=False)
+        # flock converts a lock by dropping it first: another process may slip in.
+        if not _lock(fd, exclusive=False):
+            raise RunDirError(
+                f"sweep directory {sweep_dir} was just taken by another memespread process"
+            )
     except BaseException:
         os.close(fd)
         raise
