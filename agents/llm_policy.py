@@ -70,6 +70,7 @@ from agents.prompts import (
     CHOICE_INSTRUCTION,
     DEFAULT_SCENARIO,
     LETTER_INSTRUCTION,
+    PASS_ON_INSTRUCTION,
     YES_NO_INSTRUCTION,
     MemoryLine,
     WritableBank,
@@ -306,10 +307,11 @@ class LLMPolicy:
             act_schema_dict(names, self.spec.max_answer_chars, self.spec.max_write_chars, choices)
         )
 
-    def _task_text(self, task: str, shown: ShownDecision | None, instruction: str) -> str:
+    @staticmethod
+    def _task_text(task: str, shown: ShownDecision | None) -> str:
         if shown is None:
             return task
-        return decision_text(task, shown.option_texts, shown.letters) + "\n" + instruction
+        return decision_text(task, shown.option_texts, shown.letters)
 
     def _act_messages(
         self,
@@ -324,8 +326,9 @@ class LLMPolicy:
             persona_of(self.personas, agent, int(context.tracker.lineage[agent])),
             self._memories(context, agent),
             self._writable(context, agent),
-            self._task_text(task, shown, instruction),
+            self._task_text(task, shown),
             self.spec.max_memory_chars,
+            instruction,
         )
 
     def _act_batch(
@@ -344,7 +347,11 @@ class LLMPolicy:
                 GenerationRequest(
                     request_id=f"s{context.step}-a{agent}-act",
                     messages=self._act_messages(
-                        context, agent, tasks[agent], shown[agent], CHOICE_INSTRUCTION
+                        context,
+                        agent,
+                        tasks[agent],
+                        shown[agent],
+                        PASS_ON_INSTRUCTION if shown[agent] is None else CHOICE_INSTRUCTION,
                     ),
                     sampling=self._sampling(self.spec.max_tokens, int(seeds[agent])),
                     json_schema=self._act_schema(context, agent, shown[agent]),

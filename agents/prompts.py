@@ -55,8 +55,13 @@ DEFAULT_SCENARIO = (
 
 #: The fixed adoption probe question.
 PROBE_QUESTION = "What is your top priority right now? Answer in one sentence."
-#: Appended to a decision task: how to answer it.
-CHOICE_INSTRUCTION = 'Pick one option and put its letter in "choice".'
+#: Ends every task prompt: how to pass a memory on.
+PASS_ON_INSTRUCTION = (
+    'To pass one of your memories on, copy it into "memory_text" and name a shared bank '
+    'in "memory_bank".'
+)
+#: Ends a decision task's prompt: how to answer it.
+CHOICE_INSTRUCTION = f'Pick one option and put its letter in "choice". {PASS_ON_INSTRUCTION}'
 #: Ends a scoring prompt: the reply's first token is the letter.
 LETTER_INSTRUCTION = "Reply with the letter of the option you choose, and nothing else."
 #: Ends a yes/no probe item scored by log-probability.
@@ -157,16 +162,24 @@ def act_user_text(
     writable: Sequence[WritableBank],
     task: str,
     max_memory_chars: int,
+    instruction: str = PASS_ON_INSTRUCTION,
 ) -> str:
-    """The agent-specific text of a task prompt."""
-    return "\n\n".join(
-        [
-            persona_text(persona),
-            memories_text(memories, max_memory_chars),
-            writable_text(writable),
-            f"Task: {task.strip()}",
-        ]
-    )
+    """The agent-specific text of a task prompt.
+
+    Order: persona, task, writable banks, memories, then ``instruction``. The memories
+    come last, right before the reply, so that even a small model acts on them (and the
+    reply's first token follows the instruction directly, which log-probability scoring
+    needs).
+    """
+    parts = [
+        persona_text(persona),
+        f"Task: {task.strip()}",
+        writable_text(writable),
+        memories_text(memories, max_memory_chars),
+    ]
+    if instruction.strip():
+        parts.append(instruction.strip())
+    return "\n\n".join(parts)
 
 
 def probe_user_text(
@@ -189,12 +202,11 @@ def act_messages(
     writable: Sequence[WritableBank],
     task: str,
     max_memory_chars: int,
+    instruction: str = PASS_ON_INSTRUCTION,
 ) -> tuple[ChatMessage, ChatMessage]:
     """The two messages of a task prompt: ``[system(shared), user(agent text)]``."""
-    return (
-        ChatMessage(Role.SYSTEM, shared),
-        ChatMessage(Role.USER, act_user_text(persona, memories, writable, task, max_memory_chars)),
-    )
+    user = act_user_text(persona, memories, writable, task, max_memory_chars, instruction)
+    return ChatMessage(Role.SYSTEM, shared), ChatMessage(Role.USER, user)
 
 
 def probe_messages(
