@@ -1,9 +1,10 @@
 """The failed-request threshold of a run: count failed LLM requests per step, stop early.
 
-A *failed request* is a completion whose finish reason is ``ERROR``: the engine could not
-serve it (server unreachable, timeout, prompt rejected). Replies that arrive but do not
-parse are not failed requests (they are counted in ``steps.generation_failures``). A run
-whose step has at least ``failed_request_share_limit`` of its requests failed stops with
+A *failed request* is a completion whose finish reason is ``ERROR``, or an option scoring
+with an ``error``: the engine could not serve it (server unreachable, timeout, prompt
+rejected). Replies that arrive but do not parse are not failed requests (they are
+counted in ``steps.generation_failures``). A run whose step has at least
+``failed_request_share_limit`` of its requests failed stops with
 :class:`FailedRequestsError` instead of completing on answers that never came.
 """
 
@@ -13,10 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agents.llm.base import FinishReason, accepts_on_complete
+from agents.llm.base import EngineError, FinishReason, accepts_on_complete, can_score
 
 if TYPE_CHECKING:
-    from agents.llm.base import Completion, CompletionCallback, Engine, GenerationRequest
+    from agents.llm.base import (
+        Completion,
+        CompletionCallback,
+        Engine,
+        GenerationRequest,
+        OptionScores,
+        ScoreRequest,
+    )
 
 
 class FailedRequestsError(RuntimeError):
@@ -47,10 +55,10 @@ class RequestTally:
     """An engine that forwards to another and counts requests and failed requests.
 
     It has the inner engine's interface: ``generate`` (with its optional ``on_complete``
-    callback) is counted and forwarded, every other attribute (``name``, ``model_id``,
-    ``score``, ...) is the inner engine's. :meth:`take` returns the counts since the last
-    call and starts over, so a runner takes it once per step. Closing it closes the inner
-    engine.
+    callback) and ``score`` (where the inner engine scores options) are counted and
+    forwarded, every other attribute (``name``, ``model_id``, ...) is the inner engine's.
+    :meth:`take` returns the counts since the last call and starts over, so a runner takes
+    it once per step. Closing it closes the inner engine.
 
     Args:
         inner: The engine to forward to.
@@ -86,13 +94,33 @@ class RequestTally:
                 for index, completion in enumerate(completions):
                     on_complete(index, completion)
         errors = [c.error or "error" for c in completions if c.finish_reason == FinishReason.ERROR]
+        self._count(len(completions), errors)
+        return completions
+
+    @property
+    def supports_scoring(self) -> bool:
+        """Whether the inner engine scores options (see ``agents.llm.base.can_score``)."""
+        return can_score(self.inner)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[OptionScores]:
+        """Forward option scorings to the inner engine and count those with an error.
+
+        Raises:
+            EngineError: The inner engine does not score options.
+        """
+        if not can_score(self.inner):
+            raise EngineError(f"engine {self.inner!r} does not score options")
+        scores = self.inner.score(requests)  # type: ignore[attr-defined]
+        self._count(len(scores), [s.error for s in scores if s.error is not None])
+        return scores
+
+    def _count(self, requests: int, errors: list[str]) -> None:
         counts = self._counts
         self._counts = RequestCounts(
-            requests=counts.requests + len(completions),
+            requests=counts.requests + requests,
             failed=counts.failed + len(errors),
             first_error=counts.first_error or (errors[0] if errors else None),
         )
-        return completions
 
     def take(self) -> RequestCounts:
         """The counts since the previous call (or since creation); the tally restarts."""
