@@ -328,10 +328,12 @@ class MemeticModel(mesa.Model):
     def _intern(self, texts: list[str]) -> np.ndarray:
         """Text ids of ``texts``, running the meme detectors on texts not seen before."""
         known = self.store.texts
-        fresh = sorted({t for t in texts if t not in known})
+        distinct = set(texts)  # copies repeat a few texts: look each one up once
+        fresh = sorted(t for t in distinct if t not in known)
         if fresh:
             self.store.register_texts(fresh, self.memes.detect(fresh))
-        return known.intern_many(texts)
+        ids = {t: known.intern(t) for t in distinct}
+        return np.fromiter(map(ids.__getitem__, texts), dtype=np.int32, count=len(texts))
 
     # ------------------------------------------------------------ the step
     @property
