@@ -299,10 +299,13 @@ def config_warnings(config: RunConfig) -> list[str]:
 
 def _file_problem(path: Path, what: str) -> str | None:
     """Why ``path`` cannot be read as a ``what`` file, or None."""
-    if not path.exists():
-        return "no such file"
-    if not path.is_file():
-        return "not a regular file (a directory or a device)"
+    try:
+        if not path.exists():
+            return "no such file"
+        if not path.is_file():
+            return "not a regular file (a directory or a device)"
+    except (OSError, ValueError) as err:  # a name too long
+        return f"not a valid path ({getattr(err, 'strerror', None) or err})"
     try:
         with open(path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)

@@ -339,8 +339,16 @@ def read_toml(path: str | Path, key: str | None = None) -> dict[str, Any]:
     """
     path = Path(path)
     where = f"{key} = {str(path)!r}: " if key else ""
-    if not path.is_file():
-        problem = "not a regular file" if path.exists() else "file not found"
+    try:
+        if path.is_file():
+            problem = None
+        elif path.exists():
+            problem = "not a regular file"
+        else:
+            problem = "file not found"
+    except (OSError, ValueError) as err:  # a name too long, a NUL character
+        problem = getattr(err, "strerror", None) or "not a valid path"
+    if problem is not None:
         raise ConfigError(str(path), [f"{where}{problem}: {path}"])
     try:
         with open(path, "rb") as handle:

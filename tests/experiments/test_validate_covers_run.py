@@ -326,3 +326,14 @@ def test_lone_surrogates_are_refused(small_data):
     assert _errors(small_data) == [
         "memes.0.statement = 'x\\udcffy': not valid Unicode text (a lone surrogate)"
     ]
+
+
+def test_paths_that_cannot_exist(small_data, tmp_path):
+    long_name = "x" * 300  # over the 255-byte limit of a file name
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / long_name)
+    assert info.value.errors == [f"File name too long: {tmp_path / long_name}"]
+    small_data["graph"] = {"kind": "file", "path": str(tmp_path / long_name)}
+    assert _errors(small_data) == [
+        f"graph.path = '{tmp_path / long_name}': not a valid path (File name too long)"
+    ]
