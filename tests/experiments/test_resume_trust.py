@@ -160,3 +160,67 @@ def test_report_of_a_corrupt_manifest_exits_2(small_toml, tmp_path, capsys, cont
     assert main(["report", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert "manifest.json" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------ fuzzed corruption
+
+
+def _corrupt(data: bytes, how: int, where: int, payload: bytes) -> bytes:
+    if not data:
+        return payload
+    i = where % len(data)
+    if how == 0:
+        return data[:i]  # truncated
+    if how == 1:
+        return data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1 :]  # one byte flipped
+    if how == 2:
+        return data[:i] + payload + data[i:]  # bytes inserted
+    return payload  # replaced
+
+
+def test_fuzzed_corruption_of_run_state_never_crashes_resume(small_toml, tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    template = _interrupted_run(small_toml, tmp_path / "template")
+    files = sorted(
+        str(p.relative_to(template))
+        for p in template.rglob("*")
+        if p.is_file() and (p.name == "manifest.json" or CHECKPOINTS_DIR in p.parts)
+    )
+    cases = iter(range(10**6))
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(
+        name=st.sampled_from(files),
+        how=st.integers(0, 3),
+        where=st.integers(0, 10**6),
+        payload=st.one_of(
+            st.sampled_from([b"[]", b"{}", b"null", b'{"status": "complete"}', b"\xff\xfe"]),
+            st.binary(max_size=8),
+        ),
+    )
+    def check(name, how, where, payload):
+        run_dir = tmp_path / f"case{next(cases)}"
+        shutil.copytree(template, run_dir)
+        target = run_dir / name
+        target.write_bytes(_corrupt(target.read_bytes(), how, where, payload))
+        import contextlib
+        import io
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["resume", str(run_dir), "--quiet"])
+        assert code in (0, 2), err.getvalue()
+        assert "Traceback" not in err.getvalue() and "unexpected" not in err.getvalue()
+        if code == 0:  # whatever resumed is the run of the manifest's config, complete
+            assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
+        shutil.rmtree(run_dir)
+
+    check()
