@@ -1,0 +1,98 @@
+"""Value drift: the ``values`` table (questionnaire scores) over time and with vs without memory.
+
+The ``values`` table (see :data:`agents.values.VALUES_SCHEMA`) has one row per (step,
+agent, memory condition, item); ``score`` is the item's endorsement of its dimension in
+[0, 1] (NaN when the item could not be scored). Functions here average items into
+dimensions, follow dimensions over time, and measure the effect of memory per agent.
+
+Confidence intervals are normal-approximation 95 % intervals over agents (agents are the
+independent units within a run; pool seeds by concatenating their tables with a ``run``
+column and grouping by it first if runs must not be mixed).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+#: z of a two-sided 95 % normal interval.
+Z95 = 1.959964
+
+
+def dimension_scores(values: pl.DataFrame) -> pl.DataFrame:
+    """Mean item score per (step, agent, memory condition, dimension).
+
+    Unscored items (NaN) are dropped. Columns: step, agent_id, memory, dimension, score,
+    items (how many items were averaged).
+    """
+    return (
+        values.filter(pl.col("score").is_not_nan())
+        .group_by("step", "agent_id", "memory", "dimension")
+        .agg(pl.col("score").mean().alias("score"), pl.len().cast(pl.Int32).alias("items"))
+        .sort("step", "agent_id", "memory", "dimension")
+    )
+
+
+def _summarise(frame: pl.DataFrame, column: str, by: list[str]) -> pl.DataFrame:
+    return (
+        frame.group_by(by)
+        .agg(
+            pl.col(column).mean().alias("mean"),
+            pl.col(column).std().alias("sd"),
+            pl.len().cast(pl.Int32).alias("agents"),
+        )
+        .with_columns(
+            (Z95 * pl.col("sd").fill_null(0.0) / pl.col("agents").cast(pl.Float64).sqrt()).alias(
+                "_half"
+            )
+        )
+        .with_columns(
+            (pl.col("mean") - pl.col("_half")).alias("ci_low"),
+            (pl.col("mean") + pl.col("_half")).alias("ci_high"),
+        )
+        .drop("_half", "sd")
+        .sort(by)
+    )
+
+
+def value_drift(values: pl.DataFrame, memory: str = "with") -> pl.DataFrame:
+    """Mean dimension score over agents at every questionnaire step, with a 95 % CI.
+
+    Args:
+        values: The ``values`` table.
+        memory: Which condition to follow (``"with"``: as the agents run; ``"without"``:
+            the audit's memory-free baseline).
+
+    Returns:
+        Columns step, dimension, mean, agents, ci_low, ci_high (one agent: a zero-width
+        interval).
+    """
+    dims = dimension_scores(values.filter(pl.col("memory") == memory))
+    return _summarise(dims, "score", ["step", "dimension"])
+
+
+def memory_effect(values: pl.DataFrame) -> pl.DataFrame:
+    """Per (step, agent, dimension): score with memories minus score without (audit mode).
+
+    Only rows present in both conditions count. Columns: step, agent_id, dimension,
+    with_memory, without_memory, effect.
+    """
+    dims = dimension_scores(values)
+    with_ = dims.filter(pl.col("memory") == "with").select(
+        "step", "agent_id", "dimension", pl.col("score").alias("with_memory")
+    )
+    without = dims.filter(pl.col("memory") == "without").select(
+        "step", "agent_id", "dimension", pl.col("score").alias("without_memory")
+    )
+    return (
+        with_.join(without, on=["step", "agent_id", "dimension"], how="inner")
+        .with_columns((pl.col("with_memory") - pl.col("without_memory")).alias("effect"))
+        .sort("step", "agent_id", "dimension")
+    )
+
+
+def memory_effect_summary(values: pl.DataFrame) -> pl.DataFrame:
+    """Mean effect of memory per (step, dimension) over agents, with a 95 % CI.
+
+    Columns step, dimension, mean, agents, ci_low, ci_high (see :func:`memory_effect`).
+    """
+    return _summarise(memory_effect(values), "effect", ["step", "dimension"])
