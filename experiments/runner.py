@@ -39,7 +39,8 @@ from experiments.rundirs import (
 )
 from experiments.runlog import run_log
 from sim.checkpoint import load_checkpoint, save_checkpoint
-from sim.guards import Guard, PatternGuard, PatternGuardSpec
+from sim.guards import Guard
+from sim.guards import build_guards as build_guard_family
 from sim.model import MemeticModel
 from sim.output import write_json_atomic, write_parquet_atomic
 from sim.policy import Policy
@@ -168,12 +169,12 @@ def build_policy(config: RunConfig, engine: Engine | None = None) -> Policy:
 
 
 def build_guards(config: RunConfig) -> list[Guard]:
-    """The guards of a config, in order."""
-    guards: list[Guard] = []
-    for spec in config.guards:
-        if isinstance(spec, PatternGuardSpec):
-            guards.append(PatternGuard(spec))
-    return guards
+    """The guards of a config, in order, every kind built through the guard registry.
+
+    Raises:
+        ValueError: A guard cannot be built (see :func:`sim.guards.build_guards`).
+    """
+    return build_guard_family(config.guards)
 
 
 def build_model(config: RunConfig, policy: Policy | None = None) -> MemeticModel:
@@ -188,8 +189,6 @@ def build_model(config: RunConfig, policy: Policy | None = None) -> MemeticModel
         guards=build_guards(config),
         seed=config.seed,
         turnover=config.turnover,
-        reflection=config.reflection,
-        values=config.values,
     )
 
 

@@ -91,6 +91,7 @@ def save_checkpoint(
         policy_state = getattr(model.policy, "state_arrays", None)
         if policy_state is not None:
             arrays.update({f"policy.{k}": v for k, v in policy_state().items()})
+        arrays.update({f"guards.{k}": v for k, v in model.guard_phases.state_arrays().items()})
         np.savez(tmp / "arrays.npz", **arrays)
         frames = {
             "events": _frame(model.tracker._events),
@@ -229,6 +230,9 @@ def load_checkpoint(model: MemeticModel, checkpoint: str | os.PathLike[str]) -> 
         load_policy_state(
             {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("policy.")}
         )
+    model.guard_phases.load_state_arrays(
+        {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("guards.")}
+    )
     frames = {name: pl.read_parquet(checkpoint / f"{name}{_ROWS}") for name in state["frames"]}
     model._extra = {
         name.removeprefix("extra."): [frame]

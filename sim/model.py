@@ -41,11 +41,10 @@ import numpy as np
 import polars as pl
 
 from agents.agent import MemeticAgent
-from agents.reflection import ReflectionSpec, Reflector, reflections_frame
-from agents.values import Questionnaire, ValuesSpec
 from sim.detectors import Embedder, MemeBook
 from sim.forgetting import forget
-from sim.guards import Guard, Verdict, combine
+from sim.guards import Guard, GuardSetup
+from sim.guards.phase import GuardPhases
 from sim.memes import MemeSpec
 from sim.memory import ENVIRONMENT, MemoryStore, NewEntries
 from sim.memory_spec import MemorySpec
@@ -53,6 +52,7 @@ from sim.policy import EngineStats, Policy, StepContext, WriteProposals
 from sim.retrieval import Retrieval, Retriever, expand_ranges
 from sim.tracking import Tracker
 from sim.turnover import TurnoverSpec, draw_replacements, private_entries, turnover_rows
+from sim.utility import utility_values
 from topologies.banks import BankKind, BankLayoutSpec, Banks, build_banks
 from topologies.graphs import GraphSpec, build_graph
 from topologies.placement import select_agents
@@ -108,10 +108,6 @@ class MemeticModel(mesa.Model):
         seed: Seed of the model's generators (``self.rng``, ``self.random``).
         turnover: Agent turnover (None: the original agents live through the run); the
             ``turnover`` table lists every replacement.
-        reflection: Reflection into belief entries every R steps (LLM policies; see
-            :mod:`agents.reflection`); None: no reflection.
-        values: Value questionnaires every K steps (LLM policies; see
-            :mod:`agents.values`), recorded in the ``values`` table; None: none.
         max_steps: ``running`` turns False once this many steps have run (None: no
             step limit).
         stable_steps: ``running`` turns False once the counts of every reported state
@@ -149,8 +145,6 @@ class MemeticModel(mesa.Model):
         stable_steps: int | None = None,
         collect_agents: bool = False,
         turnover: TurnoverSpec | None = None,
-        reflection: ReflectionSpec | None = None,
-        values: ValuesSpec | None = None,
     ) -> None:
         super().__init__(rng=seed)
         for name, value in (("max_steps", max_steps), ("stable_steps", stable_steps)):
@@ -165,11 +159,6 @@ class MemeticModel(mesa.Model):
         if probe_every is not None and probe_every < 1:
             raise ValueError(f"probe_every = {probe_every}: must be a positive integer or None")
         self.probe_every = probe_every
-        if (reflection is not None or values is not None) and _run_engine(policy) is None:
-            raise ValueError(
-                "reflection and values need an LLM policy (an engine); the "
-                f"{getattr(policy, 'name', type(policy).__name__)!r} policy has none"
-            )
         self.graph = graph if isinstance(graph, nx.Graph) else build_graph(graph, self.rng)
         n = self.graph.number_of_nodes()
         if sorted(self.graph.nodes) != list(range(n)):
@@ -192,10 +181,11 @@ class MemeticModel(mesa.Model):
         if turnover is not None:
             none = np.zeros(0, dtype=np.int32)
             self._extra["turnover"] = [turnover_rows(0, none, self.tracker.lineage)]
-        self.reflector = None if reflection is None else Reflector(reflection)
-        self.questionnaire = None if values is None else Questionnaire(values)
         for agent_id in range(n):
             MemeticAgent(self, agent_id)
+        #: The guards in every phase of the step (read time, rollback, review, commit).
+        self.guard_phases = GuardPhases(self.guards, GuardSetup(n, self.memes.ids, self.rng))
+        self._expressed_now: np.ndarray | None = None
         self.datacollector = mesa.DataCollector(
             model_reporters=self._model_reporters(),
             agent_reporters=self._agent_reporters() if collect_agents else None,
@@ -343,12 +333,10 @@ class MemeticModel(mesa.Model):
     def _intern(self, texts: list[str]) -> np.ndarray:
         """Text ids of ``texts``, running the meme detectors on texts not seen before."""
         known = self.store.texts
-        distinct = set(texts)  # copies repeat a few texts: look each one up once
-        fresh = sorted(t for t in distinct if t not in known)
+        fresh = sorted({t for t in texts if t not in known})
         if fresh:
             self.store.register_texts(fresh, self.memes.detect(fresh))
-        ids = {t: known.intern(t) for t in distinct}
-        return np.fromiter(map(ids.__getitem__, texts), dtype=np.int32, count=len(texts))
+        return known.intern_many(texts)
 
     # ------------------------------------------------------------ the step
     @property
@@ -376,6 +364,9 @@ class MemeticModel(mesa.Model):
         injected = self._inject(t)
         queries = self.policy.queries(t)
         retrieval = self.retriever(self.store, t, queries)
+        self._expressed_now = None
+        if self.guard_phases:
+            retrieval = self.guard_phases.screen(retrieval, self._context(t, retrieval))
         self.store.touch(retrieval.entry_ids, t, self.memory_spec.forgetting.recall_boost)
         self.last_retrieval = retrieval
         self.tracker.observe_retrieval(retrieval, self.store, t)
@@ -390,10 +381,10 @@ class MemeticModel(mesa.Model):
         retracted = self._retract(output.removals, t)
         if output.generations is not None:
             self._generations.append(output.generations)
+        rolled_back = self.guard_phases.sweep(context) if self.guard_phases else 0
         commit = self._commit(output.writes, retrieval, t)
         commit["retracted"] = retracted
-        if self.reflector is not None and self.reflector.due(t):
-            stats = stats + self._reflect(context, t)
+        commit["rolled_back"] = rolled_back
 
         if self.probe_every is not None and (t + 1) % self.probe_every == 0:
             probe = self.policy.probe(context)
@@ -402,26 +393,9 @@ class MemeticModel(mesa.Model):
             self._apply_expressions(probe, t)
             if probe.generations is not None:
                 self._generations.append(probe.generations)
-        if self.questionnaire is not None and self.questionnaire.due(t):
-            answers = self.questionnaire.ask(self.policy, context)
-            stats = stats + answers.stats
-            self._add_tables(answers.tables)
         self._take_detections()
         self._record(t, injected, commit, stats, time.perf_counter() - started)
         self._end_of_step()
-
-    def _reflect(self, context: StepContext, step: int) -> EngineStats:
-        """Reflection: commit each agent's belief with its consolidated memories as parents."""
-        assert self.reflector is not None
-        beliefs = self.reflector.reflect(self.policy, context)  # type: ignore[arg-type]
-        if beliefs.generations is not None:
-            self._generations.append(beliefs.generations)
-        before = len(self.store)
-        self._commit(beliefs.writes, beliefs.consolidated, step)
-        new = np.arange(before, len(self.store), dtype=np.int64)
-        authors = self.store.author[new]
-        self._add_tables({"reflections": reflections_frame(step, beliefs, authors, new)})
-        return beliefs.stats
 
     def _take_detections(self) -> None:
         detections = self.memes.take_detections()
@@ -432,6 +406,8 @@ class MemeticModel(mesa.Model):
         """Record scored choices that expressed memes, and the policy's extra tables."""
         if output.expressed is not None:
             self.tracker.apply_expressions(output.expressed, step)
+            now = self._expressed_now
+            self._expressed_now = output.expressed if now is None else now | output.expressed
         self._add_tables(output.tables)
 
     def _add_tables(self, tables: dict[str, pl.DataFrame]) -> None:
@@ -439,6 +415,8 @@ class MemeticModel(mesa.Model):
             self._extra.setdefault(name, []).append(frame)
 
     def _apply_adoptions(self, adoptions, step: int) -> None:
+        if len(adoptions) and self.guard_phases:
+            adoptions = self.guard_phases.admit(adoptions, step)
         if len(adoptions):
             self.tracker.apply_adoptions(
                 adoptions.agent, adoptions.meme, adoptions.adopted.astype(bool), step
@@ -475,14 +453,15 @@ class MemeticModel(mesa.Model):
             counts["refused"] = int((~allowed).sum())
             writes = writes.select(allowed)
         importance = np.clip(writes.importance.astype(np.float32), 0.0, 1.0)
-        if len(writes) and self.guards:
+        flagged = np.zeros(0, dtype=np.int64)
+        if len(writes) and self.guard_phases:
             context = self._context(step, retrieval)
-            decision = combine([g.review(writes, context) for g in self.guards], len(writes))
-            counts["rejected"] = int((decision.verdict == Verdict.REJECT).sum())
-            counts["quarantined"] = int((decision.verdict == Verdict.QUARANTINE).sum())
-            keep = (decision.verdict == Verdict.ACCEPT) | (decision.verdict == Verdict.DOWNWEIGHT)
-            importance = (importance * decision.weight)[keep]
-            writes = writes.select(keep)
+            reviewed = self.guard_phases.review(writes, context, self._intern)
+            counts["rejected"] = reviewed.rejected
+            counts["quarantined"] = reviewed.quarantined
+            flagged = reviewed.flagged_authors
+            importance = (importance * reviewed.weight)[reviewed.keep]
+            writes = writes.select(reviewed.keep)
         # Causes are honoured only when they were in the writer's context.
         cause = self._valid_causes(writes, retrieval)
         # Provenance: parents are the writer's retrieved entries, set here.
@@ -503,6 +482,8 @@ class MemeticModel(mesa.Model):
             step,
         )
         self.tracker.observe_writes(entry_ids, retrieval, cause, self.store, step)
+        if self.guard_phases:
+            self.guard_phases.committed(entry_ids, cause, flagged, self._context(step, retrieval))
         counts["committed"] = len(entry_ids)
         counts["evicted"] = len(self.store.enforce_capacity(step))
         counts["forgotten"] = len(forget(self.store, step, self.memory_spec.forgetting))
@@ -554,6 +535,7 @@ class MemeticModel(mesa.Model):
             "entries_evicted": np.full(m, commit["evicted"], dtype=np.int64),
             "entries_forgotten": np.full(m, commit["forgotten"], dtype=np.int64),
             "entries_retracted": np.full(m, commit.get("retracted", 0), dtype=np.int64),
+            "entries_rolled_back": np.full(m, commit.get("rolled_back", 0), dtype=np.int64),
             "agents_replaced": np.full(m, self._replaced_now, dtype=np.int64),
             "entries_alive": np.full(m, alive, dtype=np.int64),
             "requests": np.full(m, stats.requests, dtype=np.int64),
@@ -564,6 +546,15 @@ class MemeticModel(mesa.Model):
             "engine_wall_s": np.full(m, stats.wall_s, dtype=np.float64),
             "step_wall_s": np.full(m, wall, dtype=np.float64),
         }
+        utility, reach = utility_values(self.memes.memes, tr, self._expressed_now)
+        row["utility"] = np.full(m, utility, dtype=np.float64)
+        row["benign_reach"] = np.full(m, reach, dtype=np.float64)
+        if self.guard_phases:
+            for key, value in self.guard_phases.take_counts().items():
+                row[key] = np.full(m, value, dtype=np.int64)
+            decisions = self.guard_phases.take_rows()
+            if decisions is not None:
+                self._add_tables({"guard_decisions": decisions})
         self._step_rows.append(pl.DataFrame(row))
 
     # ------------------------------------------------------------ tables

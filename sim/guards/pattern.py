@@ -1,49 +1,21 @@
-"""Guards: defenses that see every proposed write before it is committed.
+"""The ``pattern`` guard: acts on writes whose text matches a regular expression.
 
-A guard returns one verdict per proposal: accept, reject (dropped), quarantine (dropped
-from the banks but counted separately, for inspection) or down-weight (committed with
-its importance multiplied by the guard's weight, so retrieval ranks it lower). Guards
-run in order; the first non-accept verdict for a proposal stands.
+A matching write is rejected (dropped), quarantined (dropped from the banks but counted
+separately, for inspection) or down-weighted (committed with its importance multiplied by
+the guard's weight, so retrieval ranks it lower).
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from sim.guards.base import GuardBase, GuardDecision, RunEngine, Verdict, Writes
+
 if TYPE_CHECKING:
-    from sim.policy import StepContext, WriteProposals
-
-
-class Verdict(enum.IntEnum):
-    """A guard's decision on one proposed write."""
-
-    ACCEPT = 0
-    REJECT = 1
-    QUARANTINE = 2
-    DOWNWEIGHT = 3
-
-
-@dataclass(frozen=True)
-class GuardDecision:
-    """Verdict and importance multiplier per proposal."""
-
-    verdict: np.ndarray
-    weight: np.ndarray
-
-
-class Guard(Protocol):
-    """A defense reviewing the proposed writes of a step."""
-
-    name: str
-
-    def review(self, proposals: WriteProposals, context: StepContext) -> GuardDecision:
-        """One verdict per proposal."""
-        ...
+    from sim.policy import StepContext
 
 
 class PatternGuardSpec(BaseModel):
@@ -57,6 +29,8 @@ class PatternGuardSpec(BaseModel):
         action: What to do with a matching write.
         weight: Importance multiplier for "downweight".
         shared_only: Only review writes into shared banks.
+        name: Name in the ``steps`` columns and ``guard_decisions`` (default: the kind,
+            numbered when a run has several of a kind).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -66,6 +40,11 @@ class PatternGuardSpec(BaseModel):
     action: Literal["reject", "quarantine", "downweight"] = "reject"
     weight: float = Field(0.1, ge=0, le=1)
     shared_only: bool = True
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_]{1,40}$")
+
+    def build(self, run_engine: RunEngine = None) -> PatternGuard:
+        """The guard this spec describes (it needs no engine)."""
+        return PatternGuard(self)
 
 
 def compile_pattern(pattern: str) -> Any:
@@ -94,7 +73,7 @@ def _searchable(text: str) -> str:
     return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
-class PatternGuard:
+class PatternGuard(GuardBase):
     """Rejects, quarantines or down-weights writes whose text matches a pattern."""
 
     def __init__(self, spec: PatternGuardSpec) -> None:
@@ -103,37 +82,25 @@ class PatternGuard:
         except ValueError as err:
             raise ValueError(f"guards.pattern = {spec.pattern!r}: {err}") from None
         self.spec = spec
-        self.name = f"pattern:{spec.action}"
+        self.name = spec.name or "pattern"
         self._verdict = {
             "reject": Verdict.REJECT,
             "quarantine": Verdict.QUARANTINE,
             "downweight": Verdict.DOWNWEIGHT,
         }[spec.action]
 
-    def review(self, proposals: WriteProposals, context: StepContext) -> GuardDecision:
+    def review(self, writes: Writes, context: StepContext) -> GuardDecision:
         """Flag proposals whose text matches the pattern."""
+        proposals = writes.proposals
         hit = np.fromiter(
             (self._regex.search(_searchable(t)) is not None for t in proposals.text),
             dtype=np.bool_,
             count=len(proposals),
         )
         if self.spec.shared_only:
-            from topologies.banks import BankKind
-
-            hit &= context.banks.kind[proposals.bank] != int(BankKind.PRIVATE)
+            hit &= writes.shared
         verdict = np.where(hit, int(self._verdict), int(Verdict.ACCEPT)).astype(np.int8)
         weight = np.where(hit & (verdict == Verdict.DOWNWEIGHT), self.spec.weight, 1.0).astype(
             np.float32
         )
         return GuardDecision(verdict=verdict, weight=weight)
-
-
-def combine(decisions: list[GuardDecision], n: int) -> GuardDecision:
-    """Combine guards in order: the first non-accept verdict per proposal stands."""
-    verdict = np.zeros(n, dtype=np.int8)
-    weight = np.ones(n, dtype=np.float32)
-    for decision in decisions:
-        open_ = verdict == Verdict.ACCEPT
-        verdict = np.where(open_, decision.verdict, verdict).astype(np.int8)
-        weight = np.where(open_, decision.weight, weight).astype(np.float32)
-    return GuardDecision(verdict=verdict, weight=weight)
