@@ -279,9 +279,6 @@ class Retriever:
         if per_bank_cap is not None:
             count = np.minimum(count, per_bank_cap)
         per_right = count.astype(np.int32)[self.banks.read_banks]
-        ends = np.zeros(len(per_right) + 1, dtype=np.int64)
-        np.cumsum(per_right, out=ends[1:])
-        per_reader = np.diff(ends[self.banks.read_indptr])
         # Layer j holds the j-th row of every right whose bank has more than j rows: few
         # layers (banks are small or cut to k), each a compress of the rights.
         readers: list[np.ndarray] = []
@@ -294,12 +291,15 @@ class Retriever:
             positions.append(right_start + layer if layer else right_start)
             layer += 1
             has = per_right > layer
+        n_agents = self.banks.n_agents
         if not readers:
             empty = np.zeros(0, dtype=np.int32)
-            return empty, empty, per_reader
+            return empty, empty, np.zeros(n_agents, dtype=np.int64)
         if len(readers) == 1:
-            return readers[0], positions[0], per_reader
-        return np.concatenate(readers), np.concatenate(positions), per_reader
+            all_readers, all_positions = readers[0], positions[0]
+        else:
+            all_readers, all_positions = np.concatenate(readers), np.concatenate(positions)
+        return all_readers, all_positions, np.bincount(all_readers, minlength=n_agents)
 
     def _finish(
         self, pair_key: np.ndarray, per_reader: np.ndarray
