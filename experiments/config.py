@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agents.contagion import ContagionSpec
 from agents.llm_policy import LLMPolicySpec
+from agents.reflection import ReflectionSpec
+from agents.values import ValuesSpec
 from experiments.names import SafeName
 from sim.guards import GuardSpec
 from sim.memes import MemeSpec
@@ -68,6 +70,11 @@ class RunConfig(BaseModel):
         turnover: Agent turnover: each agent is replaced with probability ``rate`` per
             step by a new one on the same node (empty private banks, shared banks kept,
             a fresh persona); unset: no turnover.
+        reflection: Every R steps each LLM agent consolidates its top memories into a
+            belief entry in a bank of the named layer (parents: those memories); unset:
+            no reflection.
+        values: Value-drift questionnaires every K steps (LLM policies), scored into the
+            ``values`` table, optionally with and without memories (audit); unset: none.
         checkpoint_every: Save a resumable checkpoint every this many steps (0: never;
             None: every 10 steps). Resuming repeats at most that many steps; an LLM run
             repeats them without inference, replaying the recorded completions. See
@@ -94,6 +101,8 @@ class RunConfig(BaseModel):
     guards: list[GuardSpec] = []
     checkpoint_every: int | None = Field(None, ge=0)
     turnover: TurnoverSpec | None = None
+    reflection: ReflectionSpec | None = None
+    values: ValuesSpec | None = None
     failed_request_share_limit: float = Field(1.0, gt=0.0, le=1.0)
 
     @property
@@ -338,8 +347,16 @@ def read_toml(path: str | Path, key: str | None = None) -> dict[str, Any]:
     """
     path = Path(path)
     where = f"{key} = {str(path)!r}: " if key else ""
-    if not path.is_file():
-        problem = "not a regular file" if path.exists() else "file not found"
+    try:
+        if path.is_file():
+            problem = None
+        elif path.exists():
+            problem = "not a regular file"
+        else:
+            problem = "file not found"
+    except (OSError, ValueError) as err:  # a name too long, a NUL character
+        problem = getattr(err, "strerror", None) or "not a valid path"
+    if problem is not None:
         raise ConfigError(str(path), [f"{where}{problem}: {path}"])
     try:
         with open(path, "rb") as handle:
@@ -363,7 +380,7 @@ def read_toml(path: str | Path, key: str | None = None) -> dict[str, Any]:
 
 
 def resolve_relative_paths(data: dict[str, Any], base_dir: Path) -> None:
-    """Make a relative ``graph.path`` absolute against ``base_dir``, in place.
+    """Make a relative ``graph.path`` (and ``values.battery_file``) absolute, in place.
 
     A config file's paths are relative to the file's folder, whatever the current
     directory; :func:`read_config` applies this to every file it reads.
@@ -373,6 +390,11 @@ def resolve_relative_paths(data: dict[str, Any], base_dir: Path) -> None:
         path = graph.get("path")
         if isinstance(path, str) and path and not os.path.isabs(path):
             graph["path"] = os.path.abspath(base_dir / path)
+    values = data.get("values")
+    if isinstance(values, dict):
+        battery = values.get("battery_file")
+        if isinstance(battery, str) and battery and not os.path.isabs(battery):
+            values["battery_file"] = os.path.abspath(base_dir / battery)
 
 
 def read_config(path: str | Path, key: str | None = None) -> dict[str, Any]:

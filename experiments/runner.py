@@ -189,6 +189,8 @@ def build_model(config: RunConfig, policy: Policy | None = None) -> MemeticModel
         guards=build_guards(config),
         seed=config.seed,
         turnover=config.turnover,
+        reflection=config.reflection,
+        values=config.values,
     )
 
 

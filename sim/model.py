@@ -41,6 +41,8 @@ import numpy as np
 import polars as pl
 
 from agents.agent import MemeticAgent
+from agents.reflection import ReflectionSpec, Reflector, reflections_frame
+from agents.values import Questionnaire, ValuesSpec
 from sim.detectors import Embedder, MemeBook
 from sim.forgetting import forget
 from sim.guards import Guard, GuardSetup
@@ -108,6 +110,10 @@ class MemeticModel(mesa.Model):
         seed: Seed of the model's generators (``self.rng``, ``self.random``).
         turnover: Agent turnover (None: the original agents live through the run); the
             ``turnover`` table lists every replacement.
+        reflection: Reflection into belief entries every R steps (LLM policies; see
+            :mod:`agents.reflection`); None: no reflection.
+        values: Value questionnaires every K steps (LLM policies; see
+            :mod:`agents.values`), recorded in the ``values`` table; None: none.
         max_steps: ``running`` turns False once this many steps have run (None: no
             step limit).
         stable_steps: ``running`` turns False once the counts of every reported state
@@ -145,6 +151,8 @@ class MemeticModel(mesa.Model):
         stable_steps: int | None = None,
         collect_agents: bool = False,
         turnover: TurnoverSpec | None = None,
+        reflection: ReflectionSpec | None = None,
+        values: ValuesSpec | None = None,
     ) -> None:
         super().__init__(rng=seed)
         for name, value in (("max_steps", max_steps), ("stable_steps", stable_steps)):
@@ -159,6 +167,11 @@ class MemeticModel(mesa.Model):
         if probe_every is not None and probe_every < 1:
             raise ValueError(f"probe_every = {probe_every}: must be a positive integer or None")
         self.probe_every = probe_every
+        if (reflection is not None or values is not None) and _run_engine(policy) is None:
+            raise ValueError(
+                "reflection and values need an LLM policy (an engine); the "
+                f"{getattr(policy, 'name', type(policy).__name__)!r} policy has none"
+            )
         self.graph = graph if isinstance(graph, nx.Graph) else build_graph(graph, self.rng)
         n = self.graph.number_of_nodes()
         if sorted(self.graph.nodes) != list(range(n)):
@@ -181,6 +194,8 @@ class MemeticModel(mesa.Model):
         if turnover is not None:
             none = np.zeros(0, dtype=np.int32)
             self._extra["turnover"] = [turnover_rows(0, none, self.tracker.lineage)]
+        self.reflector = None if reflection is None else Reflector(reflection)
+        self.questionnaire = None if values is None else Questionnaire(values)
         for agent_id in range(n):
             MemeticAgent(self, agent_id)
         #: The guards in every phase of the step (read time, rollback, review, commit).
@@ -333,10 +348,12 @@ class MemeticModel(mesa.Model):
     def _intern(self, texts: list[str]) -> np.ndarray:
         """Text ids of ``texts``, running the meme detectors on texts not seen before."""
         known = self.store.texts
-        fresh = sorted({t for t in texts if t not in known})
+        distinct = set(texts)  # copies repeat a few texts: look each one up once
+        fresh = sorted(t for t in distinct if t not in known)
         if fresh:
             self.store.register_texts(fresh, self.memes.detect(fresh))
-        return known.intern_many(texts)
+        ids = {t: known.intern(t) for t in distinct}
+        return np.fromiter(map(ids.__getitem__, texts), dtype=np.int32, count=len(texts))
 
     # ------------------------------------------------------------ the step
     @property
@@ -385,6 +402,8 @@ class MemeticModel(mesa.Model):
         commit = self._commit(output.writes, retrieval, t)
         commit["retracted"] = retracted
         commit["rolled_back"] = rolled_back
+        if self.reflector is not None and self.reflector.due(t):
+            stats = stats + self._reflect(context, t)
 
         if self.probe_every is not None and (t + 1) % self.probe_every == 0:
             probe = self.policy.probe(context)
@@ -393,9 +412,26 @@ class MemeticModel(mesa.Model):
             self._apply_expressions(probe, t)
             if probe.generations is not None:
                 self._generations.append(probe.generations)
+        if self.questionnaire is not None and self.questionnaire.due(t):
+            answers = self.questionnaire.ask(self.policy, context)
+            stats = stats + answers.stats
+            self._add_tables(answers.tables)
         self._take_detections()
         self._record(t, injected, commit, stats, time.perf_counter() - started)
         self._end_of_step()
+
+    def _reflect(self, context: StepContext, step: int) -> EngineStats:
+        """Reflection: commit each agent's belief with its consolidated memories as parents."""
+        assert self.reflector is not None
+        beliefs = self.reflector.reflect(self.policy, context)  # type: ignore[arg-type]
+        if beliefs.generations is not None:
+            self._generations.append(beliefs.generations)
+        before = len(self.store)
+        self._commit(beliefs.writes, beliefs.consolidated, step)
+        new = np.arange(before, len(self.store), dtype=np.int64)
+        authors = self.store.author[new]
+        self._add_tables({"reflections": reflections_frame(step, beliefs, authors, new)})
+        return beliefs.stats
 
     def _take_detections(self) -> None:
         detections = self.memes.take_detections()
