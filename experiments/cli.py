@@ -30,6 +30,7 @@ from experiments.runlog import LOG_FILE, LOG_FORMAT, attached
 from experiments.runner import INTERRUPTED, RunResult, default_run_dir, run_experiment
 from experiments.sweep import SweepResult, run_sweep
 from experiments.validation import Validated, validate
+from sim.manifest import ManifestError
 
 _SET_HELP = (
     "override a config key (repeatable), e.g. --set steps=5 --set graph.n=200 "
@@ -447,7 +448,7 @@ def describe_error(err: Exception) -> tuple[int, str]:
     missing file); 1 for I/O errors and failed runs; 1 with a hint to use ``--verbose``
     for anything unexpected.
     """
-    if isinstance(err, ConfigError | RunDirError):
+    if isinstance(err, ConfigError | RunDirError | ManifestError):
         return 2, str(err)
     if isinstance(err, FileNotFoundError):
         return 2, _os_error(err) if err.filename is not None else _one_line(err)

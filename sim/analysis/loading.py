@@ -9,7 +9,6 @@ rebuilt from the directory names and the manifests.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from sim.manifest import ManifestError, read_manifest
 from sim.output import read_tables
 
 #: Tables every run directory holds.
@@ -153,14 +153,15 @@ def load_run(run_dir: str | Path) -> Run:
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise FileNotFoundError(f"run_dir = {str(path)!r}: no manifest.json; not a run directory")
+    manifest = read_manifest(path)
     tables = read_tables(path)
     missing = [t for t in REQUIRED_TABLES if t not in tables]
     if missing:
         raise FileNotFoundError(
             f"run_dir = {str(path)!r}: missing table(s) {missing} (is the run complete? "
-            f"status {json.loads(manifest_path.read_text()).get('status')!r})"
+            f"status {manifest.get('status')!r})"
         )
-    return Run(path=path, manifest=json.loads(manifest_path.read_text()), tables=tables)
+    return Run(path=path, manifest=manifest, tables=tables)
 
 
 def hive_params(run_dir: str | Path, root: str | Path) -> dict[str, str]:
@@ -257,8 +258,10 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
     if "status" not in index.columns:
         statuses = []
         for d in dirs:
-            manifest = d / "manifest.json"
-            status = json.loads(manifest.read_text()).get("status") if manifest.is_file() else None
+            try:
+                status = read_manifest(d).get("status")
+            except ManifestError as err:
+                status = "missing" if isinstance(err, FileNotFoundError) else "unreadable"
             statuses.append(status or "missing")
         index = index.with_columns(pl.Series("status", statuses, dtype=pl.String))
     params = tuple(k for k in keys if k != "seed")

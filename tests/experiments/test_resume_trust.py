@@ -224,3 +224,21 @@ def test_fuzzed_corruption_of_run_state_never_crashes_resume(small_toml, tmp_pat
         shutil.rmtree(run_dir)
 
     check()
+
+
+def test_one_reader_for_notebooks_and_sweep_reports(small_toml, tmp_path, capsys):
+    from experiments.sweep import load_sweep_config, run_sweep
+    from sim.analysis.loading import load_run
+
+    run_dir = tmp_path / "r"
+    run_experiment(load_config(small_toml), run_dir, progress=False)
+    (run_dir / "manifest.json").write_text("[]")
+    with pytest.raises(ManifestError, match="not a run manifest"):
+        load_run(run_dir)
+    sweep_file = small_toml.parent / "sweep.toml"
+    sweep_file.write_text('steps = 3\n\n[sweep]\nbase = "small.toml"\nseeds = [1, 2]\n')
+    sweep = run_sweep(load_sweep_config(sweep_file), tmp_path / "s", progress=False)
+    (sweep.sweep_dir / sweep.index["run_dir"][0] / "manifest.json").write_text("[]")
+    assert main(["report", str(sweep.sweep_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "not a run manifest (a JSON list, not an object)" in err and err.count("\n") == 1
