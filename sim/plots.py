@@ -813,3 +813,100 @@ def funnel(
     )
     ax.set_title(title)
     return fig
+
+
+def defense_frontier_plot(
+    frontier: pl.DataFrame,
+    *,
+    arm: str | None = None,
+    title: str = "Defenses: attack success against utility",
+    attack_label: str = "attack success (share of agents infected by the harmful meme)",
+    utility_label: str = "utility (benign knowledge reach, mean over steps)",
+) -> Figure:
+    """The attack/utility plane: one point per defense arm, the Pareto frontier drawn.
+
+    Each arm is a point at its mean attack success (x) and mean utility (y) with
+    confidence-interval bars over seeds in both directions; arms on the Pareto frontier
+    (no arm has lower attack and higher utility) are filled and joined by a step line,
+    the others hollow; the undefended arm is a black square. The best corner is the
+    top left. Both axes are shares (0..1).
+
+    Args:
+        frontier: Output of :func:`sim.analysis.defenses.defense_frontier`.
+        arm: The column naming each arm (default: the first column).
+        title: Axes title (pass the sweep name in it).
+        attack_label: The x axis label (say which attack measure the runs used).
+        utility_label: The y axis label.
+    """
+    need = ["attack_mean", "attack_low", "attack_high", "utility_mean", "utility_low"]
+    need += ["utility_high", "pareto", "undefended"]
+    missing = [c for c in need if c not in frontier.columns]
+    if missing:
+        raise ValueError(f"columns {missing} not in the frame; it has {frontier.columns}")
+    arm = arm or frontier.columns[0]
+    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    rows = frontier.sort("attack_mean").iter_rows(named=True)
+    front_x, front_y = [], []
+    for index, row in enumerate(rows):
+        x, y = row["attack_mean"], row["utility_mean"]
+        if x is None or y is None:
+            continue
+        xerr = [
+            [x - (row["attack_low"] if row["attack_low"] is not None else x)],
+            [(row["attack_high"] if row["attack_high"] is not None else x) - x],
+        ]
+        yerr = [
+            [y - (row["utility_low"] if row["utility_low"] is not None else y)],
+            [(row["utility_high"] if row["utility_high"] is not None else y) - y],
+        ]
+        style = group_style(index)
+        palette = _GROUP_COLOURS[:-1]  # black marks the undefended arm
+        colour = "#000000" if row["undefended"] else palette[index % len(palette)]
+        ax.errorbar(
+            x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, alpha=0.5, capsize=3, zorder=2
+        )
+        ax.scatter(
+            [x],
+            [y],
+            s=70,
+            marker="s" if row["undefended"] else style["marker"],
+            facecolors=colour if row["pareto"] or row["undefended"] else "white",
+            edgecolors=colour,
+            linewidths=1.8,
+            zorder=4,
+            label=f"{row[arm]}"
+            + (" (undefended)" if row["undefended"] else "")
+            + (" (Pareto)" if row["pareto"] else ""),
+        )
+        if row["pareto"]:
+            front_x.append(x)
+            front_y.append(y)
+    if front_x:
+        ax.step(
+            front_x,
+            front_y,
+            where="post",
+            color="#555555",
+            linewidth=1.2,
+            zorder=1,
+            linestyle="--",
+            label="Pareto frontier",
+        )
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(attack_label)
+    ax.set_ylabel(utility_label)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.annotate(
+        "better: up and left",
+        xy=(0.02, 0.98),
+        xycoords="axes fraction",
+        ha="left",
+        va="top",
+        fontsize=9,
+        color="#555555",
+    )
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return fig

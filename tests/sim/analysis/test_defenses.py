@@ -1,0 +1,93 @@
+"""Defense metrics and the attack/utility frontier over a small run of the shipped sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from experiments.sweep import run_sweep
+from experiments.validation import validate
+from sim.analysis.defenses import _pareto, defense_frontier, defense_metrics, sweep_defense_metrics
+from sim.analysis.loading import load_run, load_sweep
+from sim.plots import defense_frontier_plot
+
+
+@pytest.fixture(scope="module")
+def defenses_dir(tmp_path_factory):
+    overrides = ["steps=12", "sweep.replicates=2"]
+    validated = validate("defenses", overrides)
+    path = tmp_path_factory.mktemp("defenses") / "sweep"
+    result = run_sweep(validated.sweep, path, progress=False)
+    assert result.failed == {}
+    return path
+
+
+def test_run_metrics_come_from_the_tables(defenses_dir):
+    sweep = load_sweep(defenses_dir)
+    row = sweep.index.filter(pl.col("defense") == "quarantine_delay3").row(0, named=True)
+    run = load_run(row["run_dir"])
+    metrics = defense_metrics(run)
+    steps = run.steps.sort("step")
+    harm = steps.filter(pl.col("meme_id") == "influence")
+    fact = steps.filter(pl.col("meme_id") == "fact")
+    assert metrics["harmful"] == "influence"
+    assert metrics["attack"] == metrics["attack_infected"] == harm["infected"][-1] / 300
+    assert metrics["attack_adopted"] == harm["adopters"][-1] / 300
+    assert np.isnan(metrics["attack_expressed"])  # contagion: no scored choices
+    assert metrics["utility"] == pytest.approx(float((fact["adopters"] / 300).mean()))
+    assert metrics["entries_rolled_back"] == harm["entries_rolled_back"].sum() > 0
+    decisions = run.table("guard_decisions")
+    assert metrics["entries_rolled_back"] == decisions.filter(pl.col("phase") == "rollback").height
+    infections = harm["infections"].to_list()
+    last = max(i for i, v in enumerate(infections) if v > 0)
+    expected = None if last == len(infections) - 1 else last + 1
+    assert metrics["time_to_containment"] == expected
+
+
+def test_frontier_reduction_utility_change_and_pareto(defenses_dir):
+    sweep = load_sweep(defenses_dir)
+    frame = sweep_defense_metrics(sweep)
+    assert frame.height == 18
+    frontier = defense_frontier(sweep)
+    assert frontier.height == 9
+    by = {r["defense"]: r for r in frontier.iter_rows(named=True)}
+    none = by["none"]
+    assert none["undefended"] and none["reduction"] == 0.0 and none["utility_change"] == 0.0
+    for row in by.values():
+        assert row["reduction"] == pytest.approx(1 - row["attack_mean"] / none["attack_mean"])
+        assert row["utility_change"] == pytest.approx(row["utility_mean"] - none["utility_mean"])
+        mean = frame.filter(pl.col("defense") == row["defense"])["attack"].mean()
+        assert row["attack_mean"] == pytest.approx(mean)
+    # Pareto: no arm is both lower in attack and higher in utility than a frontier arm.
+    for row in by.values():
+        dominated = any(
+            o["attack_mean"] <= row["attack_mean"]
+            and o["utility_mean"] >= row["utility_mean"]
+            and (o["attack_mean"] < row["attack_mean"] or o["utility_mean"] > row["utility_mean"])
+            for o in by.values()
+        )
+        assert row["pareto"] == (not dominated)
+    # Blocking every shared write stops the meme and the useful knowledge alike.
+    assert by["block_all"]["reduction"] > 0.8
+    assert by["block_all"]["utility_mean"] < 0.5 * none["utility_mean"]
+    assert by["block_all"]["false_positive_rate_mean"] > 0.2
+    # The canary pattern never stops a benign write.
+    assert by["pattern"]["false_positive_rate_mean"] == 0.0
+    assert by["pattern"]["reduction"] > 0.8
+    fig = defense_frontier_plot(frontier)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (-0.02, 1.02) and ax.get_ylim() == (-0.02, 1.02)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "none (undefended)" in labels and "Pareto frontier" in labels
+
+
+def test_pareto_on_known_points():
+    attack = np.array([0.1, 0.2, 0.2, 0.5, np.nan, 0.05])
+    utility = np.array([0.5, 0.9, 0.4, 0.95, 1.0, 0.1])
+    assert _pareto(attack, utility).tolist() == [True, True, False, True, False, True]
+
+
+def test_frontier_needs_the_metrics_columns():
+    with pytest.raises(ValueError, match=r"columns \['attack_mean'"):
+        defense_frontier_plot(pl.DataFrame({"x": [1]}))
