@@ -81,6 +81,7 @@ from agents.prompts import (
     shared_text,
 )
 from agents.tasks import StepTasks, TaskStream, load_tasks
+from agents.updates import UPDATE_INSTRUCTION, propose_updates, with_update_field
 from sim.memes import NOTE_IMPORTANCE
 from sim.memory import MemoryStore
 from sim.policy import Adoptions, EngineStats, PolicyOutput, StepContext, WriteProposals
@@ -159,6 +160,10 @@ class LLMPolicySpec(BaseModel):
             without items are then never adopted by probes).
         record_prompts: Store every rendered prompt in the ``prompts`` table (Parquet,
             compressed) for audit; off by default (prompts are large).
+        allow_update: Agents may rewrite one memory they can write (memory evolution):
+            the reply gains an ``update`` field (the number of a memory shown, or "");
+            the note then replaces that memory in its bank (the old version is removed
+            and becomes the new one's first parent; see :mod:`agents.updates`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -181,6 +186,7 @@ class LLMPolicySpec(BaseModel):
     option_scoring: Literal["sampled", "logprob"] = "sampled"
     probe_style: Literal["sampled", "logprob"] = "sampled"
     record_prompts: bool = False
+    allow_update: bool = False
 
     @model_validator(mode="after")
     def _check_questions(self) -> LLMPolicySpec:
@@ -216,6 +222,8 @@ class LLMPolicy:
         self.personas: tuple[Persona, ...] = load_personas(self.spec.personas_file)
         self.tasks = TaskStream(load_tasks(self.spec.tasks_file))
         self.shared = shared_text(self.spec.system_prompt, self.spec.scenario)
+        if self.spec.allow_update:
+            self.shared = f"{self.shared}\n\n{UPDATE_INSTRUCTION}"
         self._memory_cache: dict[str, str] = {}
         self._targets_checked = False
 
@@ -354,7 +362,10 @@ class LLMPolicy:
                         PASS_ON_INSTRUCTION if shown[agent] is None else CHOICE_INSTRUCTION,
                     ),
                     sampling=self._sampling(self.spec.max_tokens, int(seeds[agent])),
-                    json_schema=self._act_schema(context, agent, shown[agent]),
+                    json_schema=with_update_field(
+                        self._act_schema(context, agent, shown[agent]),
+                        len(context.retrieval.of(agent)) if self.spec.allow_update else None,
+                    ),
                 )
             )
         return requests, shown
@@ -532,6 +543,8 @@ class LLMPolicy:
             importance=np.full(len(writers), WRITE_IMPORTANCE, dtype=np.float32),
             cause=self._sources(context, writers, texts),
         )
+        if self.spec.allow_update:
+            writes = propose_updates(writes, completions, context)
         agents = list(range(len(requests)))
         frame = generations_frame(
             context.step, agents, "act", [None] * len(agents), requests, completions, parsed

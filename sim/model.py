@@ -54,6 +54,7 @@ from sim.policy import EngineStats, Policy, StepContext, WriteProposals
 from sim.retrieval import Retrieval, Retriever, expand_ranges
 from sim.tracking import Tracker
 from sim.turnover import TurnoverSpec, draw_replacements, private_entries, turnover_rows
+from sim.updates import old_version_first, retire_old_versions, valid_replacements
 from sim.utility import utility_values
 from topologies.banks import BankKind, BankLayoutSpec, Banks, build_banks
 from topologies.graphs import GraphSpec, build_graph
@@ -500,12 +501,15 @@ class MemeticModel(mesa.Model):
             writes = writes.select(reviewed.keep)
         # Causes are honoured only when they were in the writer's context.
         cause = self._valid_causes(writes, retrieval)
+        # Updates: the rewritten entry is honoured only when it may be (sim.updates).
+        replaces = valid_replacements(writes, retrieval, self.store)
         # Provenance: parents are the writer's retrieved entries, set here.
         authors = writes.author.astype(np.int64)
         n_parents = np.diff(retrieval.indptr)[authors] if len(authors) else authors
         parent_indptr = np.zeros(len(writes) + 1, dtype=np.int64)
         np.cumsum(n_parents, out=parent_indptr[1:])
         parent_ids = retrieval.entry_ids[expand_ranges(retrieval.indptr[authors], n_parents)]
+        parent_ids = old_version_first(parent_indptr, parent_ids, replaces)
         entry_ids = self.store.append(
             NewEntries(
                 bank=writes.bank,
@@ -517,6 +521,7 @@ class MemeticModel(mesa.Model):
             ),
             step,
         )
+        self._add_tables(retire_old_versions(self.store, entry_ids, replaces, step))
         self.tracker.observe_writes(entry_ids, retrieval, cause, self.store, step)
         if self.guard_phases:
             self.guard_phases.committed(entry_ids, cause, flagged, self._context(step, retrieval))

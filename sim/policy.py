@@ -59,6 +59,10 @@ class WriteProposals:
         cause: Optional entry id per proposal (-1 for none) that the policy names as the
             reason for the write; the model accepts it only if it is among the writer's
             retrieved entries (it then decides the source of a transmission edge).
+        replaces: Optional entry id per proposal (-1 for none) that the write rewrites
+            (the ``update`` action): the model honours it only for an alive entry in the
+            writer's context, in the bank written (see :mod:`sim.updates`). None: -1 for
+            every proposal.
     """
 
     author: np.ndarray
@@ -66,9 +70,16 @@ class WriteProposals:
     text: list[str]
     importance: np.ndarray
     cause: np.ndarray
+    replaces: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.author)
+
+    def replaced(self) -> np.ndarray:
+        """The entry each proposal rewrites (-1 for none), as an int64 array."""
+        if self.replaces is None:
+            return np.full(len(self), -1, dtype=np.int64)
+        return self.replaces.astype(np.int64)
 
     @staticmethod
     def empty() -> WriteProposals:
@@ -90,6 +101,7 @@ class WriteProposals:
             text=[self.text[i] for i in idx.tolist()],
             importance=self.importance[idx],
             cause=self.cause[idx],
+            replaces=None if self.replaces is None else self.replaces[idx],
         )
 
 
