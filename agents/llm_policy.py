@@ -69,6 +69,7 @@ from agents.probes import adoptions_from_answers, answer_text, probe_questions
 from agents.prompts import (
     CHOICE_INSTRUCTION,
     DEFAULT_SCENARIO,
+    FORWARD_INSTRUCTION,
     LETTER_INSTRUCTION,
     PASS_ON_INSTRUCTION,
     YES_NO_INSTRUCTION,
@@ -164,6 +165,11 @@ class LLMPolicySpec(BaseModel):
             the reply gains an ``update`` field (the number of a memory shown, or "");
             the note then replaces that memory in its bank (the old version is removed
             and becomes the new one's first parent; see :mod:`agents.updates`).
+        allow_forward: Agents may pass a memory on unchanged: the reply gains a
+            ``forward`` field (the number of a memory shown, or "") and the note written
+            into ``memory_bank`` is then that memory's exact text, caused by it. Small
+            models rarely reproduce a note word for word; forwarding separates the
+            decision to pass a note on from the skill of copying it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -187,6 +193,7 @@ class LLMPolicySpec(BaseModel):
     probe_style: Literal["sampled", "logprob"] = "sampled"
     record_prompts: bool = False
     allow_update: bool = False
+    allow_forward: bool = False
 
     @model_validator(mode="after")
     def _check_questions(self) -> LLMPolicySpec:
@@ -221,7 +228,9 @@ class LLMPolicy:
         self._owns_engine = engine is None
         self.personas: tuple[Persona, ...] = load_personas(self.spec.personas_file)
         self.tasks = TaskStream(load_tasks(self.spec.tasks_file))
-        self.shared = shared_text(self.spec.system_prompt, self.spec.scenario)
+        self.shared = shared_text(
+            self.spec.system_prompt, self.spec.scenario, self.spec.allow_forward
+        )
         if self.spec.allow_update:
             self.shared = f"{self.shared}\n\n{UPDATE_INSTRUCTION}"
         self._memory_cache: dict[str, str] = {}
@@ -311,9 +320,19 @@ class LLMPolicy:
         visible = np.union1d(banks.readable(agent), banks.writable(agent))
         names = [banks.names[b] for b in visible.tolist()]
         choices = None if shown is None else list(shown.letters)
+        n_memories = len(context.retrieval.of(agent)) if self.spec.allow_forward else None
         return dump_schema(
-            act_schema_dict(names, self.spec.max_answer_chars, self.spec.max_write_chars, choices)
+            act_schema_dict(
+                names, self.spec.max_answer_chars, self.spec.max_write_chars, choices, n_memories
+            )
         )
+
+    def _instruction(self, shown: ShownDecision | None) -> str:
+        """The line ending an act prompt: how to choose (decisions) and pass notes on."""
+        pass_on = FORWARD_INSTRUCTION if self.spec.allow_forward else PASS_ON_INSTRUCTION
+        if shown is None:
+            return pass_on
+        return f"{CHOICE_INSTRUCTION} {pass_on}"
 
     @staticmethod
     def _task_text(task: str, shown: ShownDecision | None) -> str:
@@ -359,7 +378,7 @@ class LLMPolicy:
                         agent,
                         tasks[agent],
                         shown[agent],
-                        PASS_ON_INSTRUCTION if shown[agent] is None else CHOICE_INSTRUCTION,
+                        self._instruction(shown[agent]),
                     ),
                     sampling=self._sampling(self.spec.max_tokens, int(seeds[agent])),
                     json_schema=with_update_field(
@@ -517,6 +536,35 @@ class LLMPolicy:
                 )
         return out
 
+    def _forwards(
+        self,
+        context: StepContext,
+        writers: list[int],
+        forwards: list[str],
+        texts: list[str],
+        causes: np.ndarray,
+    ) -> None:
+        """Replace, in place, each forwarding write's text by the forwarded memory's text.
+
+        A valid ``forward`` (1-based number of a memory in the writer's prompt) makes the
+        note an unchanged copy of that memory, and that memory its cause (the
+        transmission source). An invalid number forwards nothing: the note's own text
+        stays (empty texts are dropped by the model as writes of nothing).
+        """
+        store = context.store
+        for i, (agent, forward) in enumerate(zip(writers, forwards, strict=True)):
+            if not forward.isdigit():
+                continue
+            entries = context.retrieval.of(agent)
+            number = int(forward)
+            if not 1 <= number <= len(entries):
+                continue
+            entry = int(entries[number - 1])
+            texts[i] = neutralise(
+                store.texts.get(int(store.text_id[entry])), self.spec.max_write_chars
+            )
+            causes[i] = entry
+
     def act(self, context: StepContext) -> PolicyOutput:
         """One batched call for all agents: writes, scored choices, and option scores.
 
@@ -536,12 +584,15 @@ class LLMPolicy:
             except KeyError:
                 bank_ids.append(-1)  # unknown bank: the model refuses and counts it
         texts = [neutralise(parsed[a].text, self.spec.max_write_chars) for a in writers]
+        causes = self._sources(context, writers, texts)
+        if self.spec.allow_forward:
+            self._forwards(context, writers, [parsed[a].forward for a in writers], texts, causes)
         writes = WriteProposals(
             author=np.asarray(writers, dtype=np.int32),
             bank=np.asarray(bank_ids, dtype=np.int32),
             text=texts,
             importance=np.full(len(writers), WRITE_IMPORTANCE, dtype=np.float32),
-            cause=self._sources(context, writers, texts),
+            cause=causes,
         )
         if self.spec.allow_update:
             writes = propose_updates(writes, completions, context)

@@ -40,6 +40,8 @@ class AgentOutput(BaseModel):
         memory_bank: Name of the bank to write into; "" for no write.
         memory_text: The memory to write; "" for no write.
         choice: The letter of the option picked in a decision task; "" for none.
+        forward: The number of a shown memory to pass on unchanged into ``memory_bank``
+            (with ``allow_forward``); "" for none.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -48,6 +50,7 @@ class AgentOutput(BaseModel):
     memory_bank: str = ""
     memory_text: str = ""
     choice: str = ""
+    forward: str = ""
 
 
 def _bounded_string(max_chars: int) -> dict[str, object]:
@@ -60,6 +63,7 @@ def act_schema_dict(
     max_answer_chars: int,
     max_write_chars: int,
     choices: Sequence[str] | None = None,
+    n_memories: int | None = None,
 ) -> dict[str, object]:
     """The JSON schema of a task reply.
 
@@ -70,6 +74,8 @@ def act_schema_dict(
         max_write_chars: Upper bound of the memory text's length.
         choices: Option letters of a decision task: the reply then has a required
             ``choice`` that must be one of them. None for an open task (no ``choice``).
+        n_memories: With forwarding allowed, the number of memories shown: the reply then
+            has a required ``forward``, ``""`` or one of ``"1"``..``"n"``. None: no field.
     """
     bank: dict[str, object] = {"type": "string"}
     if bank_names is not None:
@@ -83,6 +89,12 @@ def act_schema_dict(
     if choices is not None:
         properties["choice"] = {"type": "string", "enum": list(choices)}
         required.insert(1, "choice")
+    if n_memories is not None:
+        properties["forward"] = {
+            "type": "string",
+            "enum": ["", *(str(i) for i in range(1, n_memories + 1))],
+        }
+        required.append("forward")
     return {"type": "object", "properties": properties, "required": required}
 
 

@@ -60,6 +60,7 @@ class ParsedOutput:
         bank_name: The bank the agent asked to write ("" for none, and unless OK).
         text: The memory text to write ("" for none, and unless OK).
         choice: The option letter picked in a decision task ("" for none, and unless OK).
+        forward: The number of a memory to pass on unchanged ("" for none, and unless OK).
     """
 
     status: ParseStatus
@@ -67,11 +68,16 @@ class ParsedOutput:
     bank_name: str = ""
     text: str = ""
     choice: str = ""
+    forward: str = ""
 
     @property
     def wants_write(self) -> bool:
-        """Whether this output proposes a memory write (OK, with a bank and a text)."""
-        return self.status is ParseStatus.OK and bool(self.bank_name) and bool(self.text)
+        """Whether this output proposes a memory write: OK, a bank, a text or a forward."""
+        return (
+            self.status is ParseStatus.OK
+            and bool(self.bank_name)
+            and bool(self.text or self.forward)
+        )
 
 
 def first_json_object(text: str) -> str | None:
@@ -156,10 +162,11 @@ def parse_text(text: str) -> ParsedOutput:
         return ParsedOutput(ParseStatus.MALFORMED)
     bank = drop_surrogates(output.memory_bank).strip()
     memory = drop_surrogates(output.memory_text).strip()
-    if not bank or not memory:
-        bank, memory = "", ""
+    forward = output.forward.strip()
+    if not bank or not (memory or forward):
+        bank, memory, forward = "", "", ""
     answer = drop_surrogates(output.answer).strip()
-    return ParsedOutput(ParseStatus.OK, answer, bank, memory, output.choice.strip())
+    return ParsedOutput(ParseStatus.OK, answer, bank, memory, output.choice.strip(), forward)
 
 
 def parse_output(completion: Completion) -> ParsedOutput:

@@ -60,8 +60,13 @@ PASS_ON_INSTRUCTION = (
     'To pass one of your memories on, copy it into "memory_text" and name a shared bank '
     'in "memory_bank".'
 )
-#: Ends a decision task's prompt: how to answer it.
-CHOICE_INSTRUCTION = f'Pick one option and put its letter in "choice". {PASS_ON_INSTRUCTION}'
+#: Ends every task prompt when agents may forward memories (``allow_forward``).
+FORWARD_INSTRUCTION = (
+    'To pass one of your memories on unchanged, put its number in "forward" and name a '
+    'shared bank in "memory_bank".'
+)
+#: Starts the end of a decision task's prompt: how to answer it.
+CHOICE_INSTRUCTION = 'Pick one option and put its letter in "choice".'
 #: Ends a scoring prompt: the reply's first token is the letter.
 LETTER_INSTRUCTION = "Reply with the letter of the option you choose, and nothing else."
 #: Ends a yes/no probe item scored by log-probability.
@@ -102,14 +107,27 @@ class WritableBank:
     kind: BankKind
 
 
-def shared_text(system_prompt: str | None = None, scenario: str = DEFAULT_SCENARIO) -> str:
+#: Added to the default system text when agents may forward memories.
+FORWARD_SYSTEM_NOTE = (
+    'Your reply also has "forward": the number of one of your memories to pass on '
+    'unchanged into "memory_bank", or "" to forward nothing.'
+)
+
+
+def shared_text(
+    system_prompt: str | None = None, scenario: str = DEFAULT_SCENARIO, forward: bool = False
+) -> str:
     """The shared system text: the system prompt, then the scenario.
 
     Args:
         system_prompt: Replaces :data:`DEFAULT_SYSTEM_PROMPT` when given.
         scenario: The scenario text.
+        forward: Agents may forward memories: the default system text gains
+            :data:`FORWARD_SYSTEM_NOTE` (a given ``system_prompt`` is used as is).
     """
     system = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+    if forward and system_prompt is None:
+        system = f"{system}\n{FORWARD_SYSTEM_NOTE}"
     return f"{system}\n\nScenario: {scenario.strip()}"
 
 
@@ -134,10 +152,11 @@ def memories_text(memories: Sequence[MemoryLine], max_memory_chars: int) -> str:
 
 
 def writable_text(writable: Sequence[WritableBank]) -> str:
-    """The list of banks the agent may write, each with who reads it."""
+    """The list of banks the agent may write, each with who reads it, shared ones first."""
     if not writable:
         return "Banks you may write: none (leave memory_bank empty)."
-    parts = [f"{b.name} ({_BANK_AUDIENCE[BankKind(b.kind)]})" for b in writable]
+    ordered = sorted(writable, key=lambda b: BankKind(b.kind) == BankKind.PRIVATE)
+    parts = [f"{b.name} ({_BANK_AUDIENCE[BankKind(b.kind)]})" for b in ordered]
     return "Banks you may write: " + "; ".join(parts) + "."
 
 

@@ -29,6 +29,7 @@ from agents.personas import load_personas, persona_of
 from agents.prompts import (
     CHOICE_INSTRUCTION,
     LETTER_INSTRUCTION,
+    PASS_ON_INSTRUCTION,
     MemoryLine,
     WritableBank,
     act_messages,
@@ -93,7 +94,7 @@ def main() -> None:
             SamplingParams(temperature=0.7, max_tokens=args.max_tokens, seed=agent),
             schema,
         )
-        for agent, messages in _prompts(args.agents, CHOICE_INSTRUCTION)
+        for agent, messages in _prompts(args.agents, f"{CHOICE_INSTRUCTION} {PASS_ON_INSTRUCTION}")
     ]
     scores = [
         ScoreRequest(f"s{agent}", messages, ("A", "B", "C"))

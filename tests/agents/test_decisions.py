@@ -237,3 +237,50 @@ def test_engine_without_logprobs_falls_back_to_sampling(tmp_path):
     assert set(actions["scoring"]) == {"sampled"}
     assert actions["option_probs"].null_count() == actions.height
     assert policy_model.policy.describe()["option_scoring"].startswith("sampled (the engine")
+
+
+class ForwardingEngine(DecidingEngine):
+    """Agent 1 forwards its first memory into its neighbourhood bank; agent 2 names a
+    memory number it was not shown (nothing is forwarded, its own text stays)."""
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        out = []
+        for request in requests:
+            letter, _ = self._letter(request)
+            agent = int(request.request_id.split("-")[1].removeprefix("a"))
+            reply = {"answer": "ok", "choice": letter, "memory_bank": "", "memory_text": ""}
+            if agent == 1:
+                reply.update(memory_bank="neighbourhood:1", forward="1")
+            if agent == 2:
+                reply.update(memory_bank="neighbourhood:2", forward="9", memory_text="mine")
+            out.append(
+                Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 9)
+            )
+        return out
+
+
+def test_forwarding_copies_the_memory_exactly_and_names_its_source():
+    spec = LLMPolicySpec(temperature=0.0, allow_forward=True)
+    model = MemeticModel(
+        graph=nx.path_graph(4),
+        banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=8)),
+        memes=[MEME],
+        policy=LLMPolicy(spec, engine=ForwardingEngine()),
+        seed=3,
+    )
+    model.step()
+    tables = model.tables()
+    memories = tables["memories"].sort("entry_id")
+    seed_text = MEME.seed_text
+    forwarded = memories.filter(pl.col("author_id") == 1)
+    assert forwarded["text"].to_list() == [seed_text]
+    assert memories.filter(pl.col("author_id") == 2)["text"].to_list() == ["mine"]
+    edges = tables["transmissions"]
+    assert edges.select("source_agent", "target_agent", "hop").rows() == [(0, 1, 1)]
+    assert (
+        edges["source_entry"].to_list()
+        == memories.filter(pl.col("author_id") == 0)["entry_id"].to_list()
+    )
+    assert '"forward"' in model.policy.shared
+    schema = json.loads(model.policy._act_schema(model._context(1, model.last_retrieval), 1, None))
+    assert schema["properties"]["forward"]["enum"][0] == ""

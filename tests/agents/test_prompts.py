@@ -11,6 +11,7 @@ from agents.personas import Persona, load_personas, persona_of
 from agents.prompts import (
     CHOICE_INSTRUCTION,
     DEFAULT_SCENARIO,
+    PASS_ON_INSTRUCTION,
     MemoryLine,
     WritableBank,
     act_messages,
@@ -71,7 +72,7 @@ def test_user_text_lists_persona_task_writable_banks_then_memories() -> None:
     assert messages[1].content == (
         "You are Ada, a data scientist. Careful.\n\n"
         "Task: Do the thing.\n\n"
-        "Banks you may write: private:0 (only you read it); global (read by every agent).\n\n"
+        "Banks you may write: global (read by every agent); private:0 (only you read it).\n\n"
         "Memories:\n1. [neighbourhood:2] first\n2. [private:0] second\n\n"
         'To pass one of your memories on, copy it into "memory_text" and name a shared bank '
         'in "memory_bank".'
@@ -83,7 +84,7 @@ def test_user_text_lists_persona_task_writable_banks_then_memories() -> None:
         [],
         decision_text("Pick.", ["Go.", "Stay."], "AB"),
         300,
-        CHOICE_INSTRUCTION,
+        f"{CHOICE_INSTRUCTION} {PASS_ON_INSTRUCTION}",
     )
     assert decision[1].content.endswith(
         "Task: Pick.\nOptions:\nA. Go.\nB. Stay.\n\nBanks you may write: none (leave "
