@@ -1,21 +1,31 @@
 """Benchmark: the contagion policy (with memory banks and provenance) vs NDlib's SI model.
 
-Both run on the same Barabasi-Albert graph, side by side in one process, and the ratio
-of seconds per step is printed (ours / NDlib; goal <= 1.0, stretch <= 0.1). A second
-part runs the contagion policy at 1,000,000 agents in a subprocess and prints seconds
-per step and peak memory.
+Everything runs on the same Barabasi-Albert graph, side by side in one process, with
+the steps of the three models interleaved (ours, ours with relevance, NDlib, ours, ...)
+so that a busy machine slows them alike. Printed ratios:
 
-    .venv/bin/python bench/contagion_vs_ndlib.py [--agents 100000] [--steps 10] [--million]
+* memespread / NDlib seconds per step at 100,000 agents (goal <= 1.0, stretch <= 0.1);
+* relevance on / off: the same contagion run with lexical relevance scoring (every agent
+  has a task text) against the run without it (goal <= 2.0);
+* with ``--million``: 1,000,000 agents in a subprocess (seconds per step, peak memory;
+  goals <= 1 s and <= 2.5 GiB) and the scaling ratio of seconds per step at 10^6 over
+  10^5 agents (linear growth = 10).
+
+    .venv/bin/python bench/contagion_vs_ndlib.py [--agents 100000] [--steps 40] [--million]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
@@ -30,6 +40,7 @@ from topologies.graphs import BarabasiAlbert, build_graph
 
 BETA = 0.05
 SEEDS = 10
+TOPICS = ("spread this goal", "bake bread", "review code", "watch comets", "play chess")
 
 
 def _meme() -> MemeSpec:
@@ -41,65 +52,86 @@ def _meme() -> MemeSpec:
     )
 
 
-def build_model(graph: nx.Graph) -> MemeticModel:
+class TaskContagion(ContagionPolicy):
+    """The contagion policy with a task text per agent, so retrieval scores relevance."""
+
+    def __init__(self, spec: ContagionSpec, n_agents: int) -> None:
+        super().__init__(spec)
+        self._queries = [f"agent {i} plans to {TOPICS[i % len(TOPICS)]}" for i in range(n_agents)]
+
+    def queries(self, step: int) -> Sequence[str] | None:
+        """The same task text for each agent at every step."""
+        return self._queries
+
+
+def build_model(graph: nx.Graph, relevance: bool = False) -> MemeticModel:
+    spec = ContagionSpec(beta=BETA)
+    n = graph.number_of_nodes()
     return MemeticModel(
         graph=graph,
         banks=BankLayoutSpec(
             private=PrivateBanks(capacity=8), neighbourhood=NeighbourhoodBanks(capacity=8)
         ),
         memes=[_meme()],
-        policy=ContagionPolicy(ContagionSpec(beta=BETA)),
-        memory=MemorySpec(retrieval=RetrievalSpec(k=8)),
+        policy=TaskContagion(spec, n) if relevance else ContagionPolicy(spec),
+        memory=MemorySpec(retrieval=RetrievalSpec(k=8, relevance_weight=1.0 if relevance else 0)),
         seed=1,
     )
 
 
-def time_ours(graph: nx.Graph, steps: int) -> tuple[list[float], float]:
-    model = build_model(graph)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        model.step()
-        times.append(time.perf_counter() - t0)
-    return times, float(model.tracker.adopter[:, 0].mean())
+class NDlibSI:
+    """NDlib's SI model on the graph, seeded like ours (same count, its own draw)."""
+
+    def __init__(self, graph: nx.Graph) -> None:
+        import ndlib.models.epidemics as ep
+        import ndlib.models.ModelConfig as mc  # noqa: N813
+
+        self.n = graph.number_of_nodes()
+        self.model = ep.SIModel(graph, seed=1)
+        config = mc.Configuration()
+        config.add_model_parameter("beta", BETA)
+        rng = np.random.default_rng(1)
+        config.add_model_initial_configuration(
+            "Infected", rng.choice(self.n, SEEDS, replace=False).tolist()
+        )
+        self.model.set_initial_status(config)
+        self.model.iteration()
+        self.prevalence = 0.0
+
+    def step(self) -> None:
+        self.prevalence = self.model.iteration()["node_count"][1] / self.n
 
 
-def time_ndlib(graph: nx.Graph, steps: int) -> tuple[list[float], float]:
-    import ndlib.models.epidemics as ep
-    import ndlib.models.ModelConfig as mc  # noqa: N813
-
-    model = ep.SIModel(graph, seed=1)
-    config = mc.Configuration()
-    config.add_model_parameter("beta", BETA)
-    rng = np.random.default_rng(1)
-    config.add_model_initial_configuration(
-        "Infected", rng.choice(graph.number_of_nodes(), SEEDS, replace=False).tolist()
-    )
-    model.set_initial_status(config)
-    model.iteration()
-    times = []
-    last = None
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        last = model.iteration()
-        times.append(time.perf_counter() - t0)
-    assert last is not None
-    return times, last["node_count"][1] / graph.number_of_nodes()
-
-
-def million(steps: int) -> dict[str, float]:
-    """Seconds per step and peak RSS of the contagion policy at 1,000,000 agents."""
+def _timed(step) -> float:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
-    graph = build_graph(BarabasiAlbert(n=1_000_000, m=3), np.random.default_rng(0))
+    step()
+    return time.perf_counter() - t0
+
+
+def side_by_side(graph: nx.Graph, steps: int) -> dict[str, float]:
+    """Interleaved seconds per step of ours, ours with relevance, and NDlib."""
+    ours, ours_rel, ndlib = build_model(graph), build_model(graph, relevance=True), NDlibSI(graph)
+    times: dict[str, list[float]] = {"ours": [], "relevance": [], "ndlib": []}
+    for _ in range(steps):
+        times["ours"].append(_timed(ours.step))
+        times["relevance"].append(_timed(ours_rel.step))
+        times["ndlib"].append(_timed(ndlib.step))
+    out = {name: float(np.mean(t)) for name, t in times.items()}
+    out["ours_prevalence"] = float(ours.tracker.adopter[:, 0].mean())
+    out["relevance_prevalence"] = float(ours_rel.tracker.adopter[:, 0].mean())
+    out["ndlib_prevalence"] = ndlib.prevalence
+    return out
+
+
+def million(steps: int, agents: int = 1_000_000) -> dict[str, float]:
+    """Seconds per step and peak RSS of the contagion policy at ``agents`` agents."""
+    t0 = time.perf_counter()
+    graph = build_graph(BarabasiAlbert(n=agents, m=3), np.random.default_rng(0))
     t_graph = time.perf_counter() - t0
     t0 = time.perf_counter()
     model = build_model(graph)
     t_model = time.perf_counter() - t0
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        model.step()
-        times.append(time.perf_counter() - t0)
+    times = [_timed(model.step) for _ in range(steps)]
     return {
         "graph_build_s": t_graph,
         "model_build_s": t_model,
@@ -111,31 +143,49 @@ def million(steps: int) -> dict[str, float]:
     }
 
 
+def machine() -> str:
+    """CPU model, core count and load: benchmark figures mean little without them."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line]
+        model = names[0] if names else model
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{model}, {os.cpu_count()} cores (nproc), load average {load:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--agents", type=int, default=100_000)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--m", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1, help="side-by-side runs (median)")
     parser.add_argument("--million", action="store_true", help="also run 1,000,000 agents")
     parser.add_argument("--million-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.million_only:
         print(json.dumps(million(args.steps)))
         return
+    print(f"machine: {machine()}")
     graph = build_graph(BarabasiAlbert(n=args.agents, m=args.m), np.random.default_rng(0))
     print(f"Barabasi-Albert n={args.agents} m={args.m}: {graph.number_of_edges()} edges")
-    ours, ours_prev = time_ours(graph, args.steps)
-    theirs, theirs_prev = time_ndlib(graph, args.steps)
-    o, t = float(np.mean(ours)), float(np.mean(theirs))
-    print(
-        f"memespread contagion (private+neighbourhood banks): {o:.4f} s/step "
-        f"(prevalence after {args.steps} steps {ours_prev:.3f})"
-    )
-    print(
-        f"NDlib SI:                                           {t:.4f} s/iteration "
-        f"(prevalence {theirs_prev:.3f})"
-    )
-    print(f"ratio memespread / NDlib = {o / t:.3f}  (goal <= 1.0, stretch <= 0.1)")
+    runs = []
+    for repeat in range(args.repeats):
+        r = side_by_side(graph, args.steps)
+        runs.append(r)
+        print(
+            f"[{repeat + 1}/{args.repeats}] s/step over {args.steps} steps: "
+            f"memespread {r['ours']:.4f} (prevalence {r['ours_prevalence']:.3f}), "
+            f"with relevance {r['relevance']:.4f} ({r['relevance_prevalence']:.3f}), "
+            f"NDlib SI {r['ndlib']:.4f} ({r['ndlib_prevalence']:.3f})"
+        )
+    ours = statistics.median(r["ours"] for r in runs)
+    ratio = statistics.median(r["ours"] / r["ndlib"] for r in runs)
+    relevance = statistics.median(r["relevance"] / r["ours"] for r in runs)
+    print(f"ratio memespread / NDlib = {ratio:.3f}  (goal <= 1.0, stretch <= 0.1)")
+    print(f"ratio relevance on / off = {relevance:.2f}  (goal <= 2.0)")
     if args.million:
         out = subprocess.run(
             [sys.executable, __file__, "--million-only", "--steps", str(args.steps)],
@@ -145,12 +195,17 @@ def main() -> None:
         )
         stats = json.loads(out.stdout.strip().splitlines()[-1])
         print(
-            "1,000,000 agents: {s_per_step:.3f} s/step (max {max_step_s:.3f}), "
-            "graph build {graph_build_s:.1f} s, model build {model_build_s:.1f} s, "
-            "peak RSS {peak_rss_gib:.2f} GiB, {entries} entries, prevalence {adopters:.3f}".format(
-                **stats
-            )
+            "1,000,000 agents: {s_per_step:.3f} s/step (max {max_step_s:.3f}; goal <= 1 s), "
+            "peak RSS {peak_rss_gib:.2f} GiB (goal <= 2.5), graph build {graph_build_s:.1f} s, "
+            "model build {model_build_s:.1f} s, {entries} entries, prevalence {adopters:.3f}"
+            "".format(**stats)
         )
+        scale = stats["s_per_step"] / ours
+        print(
+            f"ratio s/step 10^6 / {args.agents:.0e} agents = {scale:.1f}  "
+            f"(linear = {1_000_000 / args.agents:.0f})"
+        )
+    print(f"machine after: {machine()}")
 
 
 if __name__ == "__main__":
