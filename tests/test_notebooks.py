@@ -180,3 +180,14 @@ def test_notebook_04_llm_vs_contagion(tmp_path, monkeypatch):
         "MEMESPREAD_CONTAGION_RUN_DIR": str(tmp_path / "contagion"),
     }
     execute("04_llm_vs_contagion.ipynb", env, monkeypatch)
+
+
+def test_notebook_05_defenses(tmp_path, monkeypatch):
+    """Notebook 05 on the shipped defenses sweep, shrunk (8 steps, 2 seeds)."""
+    from experiments.sweep import run_sweep
+    from experiments.validation import validate
+
+    sweep = validate("defenses", ["steps=8", "sweep.replicates=2"]).sweep
+    result = run_sweep(sweep, tmp_path / "defenses", progress=False)
+    assert not result.failed, result.failed
+    execute("05_defenses.ipynb", {"MEMESPREAD_SWEEP_DIR": str(tmp_path / "defenses")}, monkeypatch)
