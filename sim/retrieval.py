@@ -4,10 +4,15 @@ score = w_recency * decay ** (step - last_access)
       + w_importance * importance
       + w_relevance * relevance(query of the reader, entry text)
 
-Scores are computed for every (reader, entry) pair at once with numpy. When relevance is
-off, the score does not depend on the reader, so each bank is first cut to its own top k
-(an entry outside its bank's top k cannot be in any reader's top k): the work is then
-proportional to the read rights, not to the number of entries.
+Ranking is "score descending, then newer entry first". Scores are computed for every
+(reader, entry) pair at once with numpy, and the whole ranking is ONE sort of int64 keys
+``reader | score level | reversed entry id`` (unique, so an unstable sort gives the one
+exact answer; the score level is the score's rank among the distinct scores of the step).
+When relevance is off, the score does not depend on the reader, so each bank is first
+cut to its own top k (an entry outside its bank's top k cannot be in any reader's top k):
+the work is then proportional to the read rights, not to the number of entries. Lexical
+relevance is Jaccard overlap computed with sparse matrix products over the distinct
+(query, text) strings, never a Python loop over pairs.
 """
 
 from __future__ import annotations
