@@ -48,7 +48,6 @@ Warnings (the run works but probably not as meant):
 from __future__ import annotations
 
 import importlib.util
-import re
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +66,6 @@ MAX_AGENTS = 10_000_000
 #: Bytes read to tell a text file from a binary one.
 _SNIFF_BYTES = 64 * 1024
 
-_AGENT_BANK = re.compile(r"^(private|neighbourhood):(-?\d+)$")
-_COMMUNITY_BANK = re.compile(r"^community:(-?\d+)$")
-_EDGE_BANK = re.compile(r"^edge:(-?\d+)-(-?\d+)$")
-_BANK_FORMS = "global, private:A, neighbourhood:A, community:C, edge:U-V"
-
 
 def graph_size(config: RunConfig) -> int | None:
     """The number of agents the graph spec fixes, or None (a graph read from a file)."""
@@ -85,55 +79,13 @@ def graph_size(config: RunConfig) -> int | None:
     return int(graph.n)
 
 
-def _layers(config: RunConfig) -> dict[str, bool]:
-    banks = config.banks
-    return {
-        "private": banks.private is not None,
-        "neighbourhood": banks.neighbourhood is not None,
-        "community": banks.community is not None,
-        "edge": banks.edge is not None,
-        "global": banks.global_ is not None,
-    }
-
-
-def _bank_error(name: str, config: RunConfig, n: int | None) -> str | None:
-    """Why bank ``name`` cannot exist in the config's layout, or None."""
-    layers = _layers(config)
-    present = [k for k, v in layers.items() if v]
-    if name == "global":
-        if not layers["global"]:
-            return f"the layout has no global layer (layers: {present}); add [banks.global]"
-        return None
-    match = _AGENT_BANK.match(name)
-    if match:
-        layer, agent = match.group(1), int(match.group(2))
-        if not layers[layer]:
-            return f"the layout has no {layer} layer (layers: {present})"
-        if agent < 0 or (n is not None and agent >= n):
-            return f"agent {agent} does not exist; agents are 0..{'n-1' if n is None else n - 1}"
-        return None
-    match = _COMMUNITY_BANK.match(name)
-    if match:
-        index = int(match.group(1))
-        if not layers["community"]:
-            return f"the layout has no community layer (layers: {present})"
-        community = config.banks.community
-        graph = config.graph
-        planted = community is not None and community.method == "planted"
-        if index < 0 or (
-            planted and isinstance(graph, StochasticBlockModel) and index >= len(graph.sizes)
-        ):
-            return "community index out of range (planted communities are the SBM blocks)"
-        return None
-    match = _EDGE_BANK.match(name)
-    if match:
-        u, v = int(match.group(1)), int(match.group(2))
-        if not layers["edge"]:
-            return f"the layout has no edge layer (layers: {present})"
-        if not 0 <= u < v or (n is not None and v >= n):
-            return "edge banks are named edge:U-V with 0 <= U < V < n"
-        return None
-    return f"not a bank name; bank names look like {_BANK_FORMS}"
+def _community_count(config: RunConfig) -> int | None:
+    """The number of communities known before the run (planted SBM blocks), or None."""
+    community = config.banks.community
+    planted = community is not None and community.method == "planted"
+    if planted and isinstance(config.graph, StochasticBlockModel):
+        return len(config.graph.sizes)
+    return None
 
 
 def cross_field_errors(config: RunConfig) -> list[str]:
@@ -144,8 +96,6 @@ def cross_field_errors(config: RunConfig) -> list[str]:
         errors.append(
             f"graph: {n} agents ({config.graph.kind}); a run has at most {MAX_AGENTS} agents"
         )
-    layers = _layers(config)
-    shared = [k for k, v in layers.items() if v and k != "private"]
     for i, meme in enumerate(config.memes):
         key = f"memes.{i}"
         placement = meme.placement
@@ -167,16 +117,16 @@ def cross_field_errors(config: RunConfig) -> list[str]:
                 f"of agents ({n})"
             )
         if placement.strategy == "bank":
-            problem = _bank_error(placement.bank or "", config, n)
+            problem = config.banks.name_error(placement.bank or "", n, _community_count(config))
             if problem:
                 errors.append(f"{key}.placement.bank = {placement.bank!r}: {problem}")
         else:
-            if placement.into == "shared" and not shared:
+            if placement.into == "shared" and not config.banks.has_shared:
                 errors.append(
                     f"{key}.placement.into = 'shared': the layout has only private banks; "
                     "add a shared layer or use into = 'private' or 'all'"
                 )
-            if placement.into == "private" and not layers["private"]:
+            if placement.into == "private" and config.banks.private is None:
                 errors.append(
                     f"{key}.placement.into = 'private': the layout has no private layer; "
                     "add [banks.private] or use into = 'shared' or 'all'"
@@ -184,6 +134,7 @@ def cross_field_errors(config: RunConfig) -> list[str]:
         errors.extend(_detector_errors(key, meme.detector, config))
     errors.extend(_decision_errors(config))
     errors.extend(phase_errors(config))
+    errors.extend(_guard_errors(config, n))
     community = config.banks.community
     planted = community is not None and community.method == "planted"
     if planted and not isinstance(config.graph, StochasticBlockModel | GraphFile):
@@ -218,6 +169,30 @@ def _engine_build_error(spec: object) -> str | None:
         if spec.inner is not None:
             return _engine_build_error(spec.inner)
     return None
+
+
+def _guard_errors(config: RunConfig, n: int | None) -> list[str]:
+    """Errors of guards with an engine (review, consensus) or a lessons bank."""
+    errors = []
+    for i, guard in enumerate(config.guards):
+        key = f"guards.{i}"
+        if "engine" in type(guard).model_fields:
+            engine = getattr(guard, "engine", None)
+            if engine is not None:
+                problem = _engine_build_error(engine)
+                if problem:
+                    errors.append(f"{key}.engine: the guard's engine cannot be built: {problem}")
+            elif config.policy.kind == "contagion":
+                errors.append(
+                    f"{key}.kind = {guard.kind!r}: the contagion policy has no engine; set "
+                    f"{key}.engine (e.g. {{ kind = 'llamacpp' }}) or use an LLM policy"
+                )
+        bank = getattr(guard, "lessons_bank", None)
+        if bank is not None:
+            problem = config.banks.name_error(bank, n, _community_count(config))
+            if problem:
+                errors.append(f"{key}.lessons_bank = {bank!r}: {problem}")
+    return errors
 
 
 def _detector_errors(key: str, detector: object, config: RunConfig) -> list[str]:

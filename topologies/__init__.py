@@ -5,8 +5,10 @@ neighbourhood, community, edge, global) over it, and ``placement`` picks seed ag
 """
 
 from topologies.banks import (
+    BANK_NAME_FORMS,
     BankKind,
     BankLayoutSpec,
+    BankName,
     Banks,
     CommunityBanks,
     EdgeBanks,
@@ -14,6 +16,8 @@ from topologies.banks import (
     GlobalBank,
     NeighbourhoodBanks,
     PrivateBanks,
+    bank_name,
+    bank_names,
     build_banks,
 )
 from topologies.graphs import (
@@ -34,8 +38,10 @@ from topologies.graphs import (
 from topologies.placement import PlacementStrategy, select_agents
 
 __all__ = [
+    "BANK_NAME_FORMS",
     "BankKind",
     "BankLayoutSpec",
+    "BankName",
     "Banks",
     "BarabasiAlbert",
     "CommunityBanks",
@@ -56,6 +62,8 @@ __all__ = [
     "TopologyError",
     "WattsStrogatz",
     "adjacency_csr",
+    "bank_name",
+    "bank_names",
     "build_banks",
     "build_graph",
     "select_agents",

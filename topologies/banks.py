@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +43,98 @@ class BankKind(enum.IntEnum):
     def label(self) -> str:
         """Lower-case name used in bank names and tables, e.g. ``"private"``."""
         return self.name.lower()
+
+    @property
+    def audience(self) -> str:
+        """Who reads a bank of this kind, as told to the agent writing it (prompts)."""
+        return _AUDIENCE[self]
+
+
+_AUDIENCE = {
+    BankKind.PRIVATE: "only you read it",
+    BankKind.NEIGHBOURHOOD: "read by its owner and the owner's neighbours",
+    BankKind.COMMUNITY: "read by your community",
+    BankKind.EDGE: "read by you and one neighbour",
+    BankKind.GLOBAL: "read by every agent",
+}
+
+#: The forms of bank names, as told in messages.
+BANK_NAME_FORMS = "global, private:A, neighbourhood:A, community:C, edge:U-V"
+
+#: How many integers follow the kind in a name of each kind.
+_NAME_ARITY = {
+    BankKind.PRIVATE: 1,
+    BankKind.NEIGHBOURHOOD: 1,
+    BankKind.COMMUNITY: 1,
+    BankKind.EDGE: 2,
+    BankKind.GLOBAL: 0,
+}
+_NAME = re.compile(r"(?P<label>[a-z]+)(?::(?P<a>-?\d+)(?:-(?P<b>-?\d+))?)?", re.ASCII)
+
+
+@dataclass(frozen=True)
+class BankName:
+    """A bank name taken apart: its kind and the numbers after it.
+
+    Names are ``private:A`` and ``neighbourhood:A`` (A the owning agent), ``community:C``
+    (C the community index), ``edge:U-V`` (the edge's endpoints, ``U < V``) and
+    ``global``. ``str(name)`` gives the name back.
+
+    Attributes:
+        kind: The bank kind.
+        numbers: ``(A,)``, ``(C,)``, ``(U, V)`` or ``()`` for the global bank.
+    """
+
+    kind: BankKind
+    numbers: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        if self.kind is BankKind.GLOBAL:
+            return self.kind.label
+        return f"{self.kind.label}:{'-'.join(str(x) for x in self.numbers)}"
+
+    @classmethod
+    def parse(cls, name: str) -> BankName:
+        """Take ``name`` apart.
+
+        Negative numbers parse: :meth:`BankLayoutSpec.name_error` says whether a bank
+        of that name can exist.
+
+        Raises:
+            ValueError: ``name`` is not of one of the forms :data:`BANK_NAME_FORMS`.
+        """
+        match = _NAME.fullmatch(name)
+        kind = next((k for k in BankKind if match and k.label == match["label"]), None)
+        if match is not None and kind is not None:
+            numbers = tuple(int(x) for x in (match["a"], match["b"]) if x is not None)
+            if len(numbers) == _NAME_ARITY[kind]:
+                return cls(kind, numbers)
+        raise ValueError(f"not a bank name; bank names look like {BANK_NAME_FORMS}")
+
+
+def bank_name(kind: BankKind, *numbers: int) -> str:
+    """The name of a bank of ``kind``: ``bank_name(BankKind.EDGE, 1, 2) == "edge:1-2"``."""
+    return str(BankName(kind, tuple(int(x) for x in numbers)))
+
+
+def bank_names(kind: BankKind, *columns: np.ndarray) -> list[str]:
+    """The names of many banks of ``kind`` at once.
+
+    One column of numbers per number in the name (none for the global bank, which gives
+    ``["global"]``).
+
+    ``bank_names(BankKind.EDGE, u, v)[i] == bank_name(BankKind.EDGE, u[i], v[i])``.
+    """
+    if len(columns) != _NAME_ARITY[kind]:
+        raise ValueError(f"{kind.label} bank names have {_NAME_ARITY[kind]} number(s)")
+    label = kind.label
+    if not columns:
+        return [label]
+    if len(columns) == 1:
+        return [f"{label}:{a}" for a in columns[0].tolist()]
+    return [
+        f"{label}:{a}-{b}" for a, b in zip(columns[0].tolist(), columns[1].tolist(), strict=True)
+    ]
 
 
 class Eviction(enum.StrEnum):
@@ -118,6 +211,64 @@ class BankLayoutSpec(BaseModel):
     edge: EdgeBanks | None = None
     global_: GlobalBank | None = Field(None, alias="global")
 
+    @property
+    def layers(self) -> dict[BankKind, _LayerSpec | None]:
+        """Each layer's spec by bank kind (None: the layer is not set), in bank id order."""
+        return {
+            BankKind.PRIVATE: self.private,
+            BankKind.NEIGHBOURHOOD: self.neighbourhood,
+            BankKind.COMMUNITY: self.community,
+            BankKind.EDGE: self.edge,
+            BankKind.GLOBAL: self.global_,
+        }
+
+    @property
+    def kinds(self) -> list[BankKind]:
+        """The kinds of the layers that are set, in bank id order."""
+        return [kind for kind, layer in self.layers.items() if layer is not None]
+
+    @property
+    def has_shared(self) -> bool:
+        """Whether some layer that is set is shared (any but the private one)."""
+        return any(kind.shared for kind in self.kinds)
+
+    def name_error(
+        self, name: str, n_agents: int | None = None, n_communities: int | None = None
+    ) -> str | None:
+        """Why a bank called ``name`` cannot exist in this layout, or None if it may.
+
+        Args:
+            name: A bank name (see :class:`BankName`).
+            n_agents: The number of agents, when known (agent and edge numbers are
+                checked against it).
+            n_communities: The number of communities, when known before the run (the
+                blocks of planted communities); community indices are checked against it.
+        """
+        try:
+            parsed = BankName.parse(name)
+        except ValueError as err:
+            return str(err)
+        kind, numbers = parsed.kind, parsed.numbers
+        if self.layers[kind] is None:
+            present = [k.label for k in self.kinds]
+            if kind is BankKind.GLOBAL:
+                return f"the layout has no global layer (layers: {present}); add [banks.global]"
+            return f"the layout has no {kind.label} layer (layers: {present})"
+        if kind in (BankKind.PRIVATE, BankKind.NEIGHBOURHOOD):
+            agent = numbers[0]
+            if agent < 0 or (n_agents is not None and agent >= n_agents):
+                last = "n-1" if n_agents is None else n_agents - 1
+                return f"agent {agent} does not exist; agents are 0..{last}"
+        elif kind is BankKind.COMMUNITY:
+            index = numbers[0]
+            if index < 0 or (n_communities is not None and index >= n_communities):
+                return "community index out of range (planted communities are the SBM blocks)"
+        elif kind is BankKind.EDGE:
+            u, v = numbers
+            if not 0 <= u < v or (n_agents is not None and v >= n_agents):
+                return "edge banks are named edge:U-V with 0 <= U < V < n"
+        return None
+
     @model_validator(mode="after")
     def _at_least_one_layer(self) -> BankLayoutSpec:
         layers = (self.private, self.neighbourhood, self.community, self.edge, self.global_)
@@ -166,6 +317,11 @@ class Banks:
     def n_banks(self) -> int:
         """Number of banks ``B``."""
         return int(self.kind.shape[0])
+
+    @functools.cached_property
+    def shared(self) -> np.ndarray:
+        """Read-only bool per bank: whether it is shared (its kind is not private)."""
+        return _readonly(self.kind != int(BankKind.PRIVATE))
 
     @property
     def n_agents(self) -> int:
@@ -320,7 +476,7 @@ def _private_layer(n: int, spec: PrivateBanks) -> _Layer:
         owner=ids,
         capacity=spec.capacity,
         eviction=spec.eviction,
-        names=[f"private:{i}" for i in range(n)],
+        names=bank_names(BankKind.PRIVATE, ids),
         read_agent=ids,
         read_bank=ids,
         write_agent=ids,
@@ -346,7 +502,7 @@ def _neighbourhood_layer(
         owner=ids,
         capacity=spec.capacity,
         eviction=spec.eviction,
-        names=[f"neighbourhood:{i}" for i in range(n)],
+        names=bank_names(BankKind.NEIGHBOURHOOD, ids),
         read_agent=read_agent,
         read_bank=read_bank,
         write_agent=write_agent,
@@ -396,7 +552,7 @@ def _community_layer(graph: nx.Graph, spec: CommunityBanks, rng: np.random.Gener
         owner=np.full(count, -1, dtype=np.int64),
         capacity=spec.capacity,
         eviction=spec.eviction,
-        names=[f"community:{c}" for c in range(count)],
+        names=bank_names(BankKind.COMMUNITY, np.arange(count)),
         read_agent=ids,
         read_bank=assignment,
         write_agent=ids,
@@ -413,7 +569,7 @@ def _edge_layer(n: int, indptr: np.ndarray, indices: np.ndarray, spec: EdgeBanks
     edge_ids = np.arange(count, dtype=np.int64)
     agents = np.concatenate([u, v])
     banks = np.concatenate([edge_ids, edge_ids])
-    names = [f"edge:{a}-{b}" for a, b in zip(u.tolist(), v.tolist(), strict=True)]
+    names = bank_names(BankKind.EDGE, u, v)
     return _Layer(
         kind=BankKind.EDGE,
         count=count,
@@ -437,7 +593,7 @@ def _global_layer(n: int, spec: GlobalBank) -> _Layer:
         owner=np.full(1, -1, dtype=np.int64),
         capacity=spec.capacity,
         eviction=spec.eviction,
-        names=["global"],
+        names=bank_names(BankKind.GLOBAL),
         read_agent=ids,
         read_bank=zeros,
         write_agent=ids,
