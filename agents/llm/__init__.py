@@ -8,6 +8,7 @@ imports none of them.
 from agents.llm.base import (
     ChatMessage,
     Completion,
+    CompletionCallback,
     Engine,
     EngineError,
     EngineSpec,
@@ -25,6 +26,7 @@ from agents.llm.factory import build_engine, parse_engine_spec
 __all__ = [
     "ChatMessage",
     "Completion",
+    "CompletionCallback",
     "Engine",
     "EngineError",
     "EngineSpec",
