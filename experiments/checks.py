@@ -58,7 +58,7 @@ from experiments.config import RunConfig
 from experiments.phase_checks import battery_errors, phase_errors
 from sim.guards import compile_pattern
 from sim.memes import EmbeddingDetectorSpec, JudgeDetectorSpec
-from topologies.graphs import GraphFile, Grid2D, StochasticBlockModel, TopologyError
+from topologies.graphs import GraphFile, StochasticBlockModel, TopologyError
 
 #: Most agents a run may have (a graph of more does not fit in memory, or takes days).
 MAX_AGENTS = 10_000_000
@@ -69,14 +69,7 @@ _SNIFF_BYTES = 64 * 1024
 
 def graph_size(config: RunConfig) -> int | None:
     """The number of agents the graph spec fixes, or None (a graph read from a file)."""
-    graph = config.graph
-    if isinstance(graph, GraphFile):
-        return None
-    if isinstance(graph, StochasticBlockModel):
-        return sum(graph.sizes)
-    if isinstance(graph, Grid2D):
-        return graph.rows * graph.cols
-    return int(graph.n)
+    return config.graph.n_agents
 
 
 def _community_count(config: RunConfig) -> int | None:
