@@ -284,3 +284,51 @@ def test_forwarding_copies_the_memory_exactly_and_names_its_source():
     assert '"forward"' in model.policy.shared
     schema = json.loads(model.policy._act_schema(model._context(1, model.last_retrieval), 1, None))
     assert schema["properties"]["forward"]["enum"][0] == ""
+
+
+class YesNoEngine(DecidingEngine):
+    """Answers every probe item "yes" (P = 0.8) when the canary is in the prompt, else
+    "no" (P(yes) = 0.2)."""
+
+    def score(self, requests: list[ScoreRequest]) -> list[OptionScores]:
+        out = []
+        for request in requests:
+            if request.options != ("yes", "no"):
+                out += super().score([request])
+                continue
+            p_yes = 0.8 if CANARY in request.messages[-1].content else 0.2
+            logprobs = (math.log(p_yes), math.log(1 - p_yes))
+            out.append(OptionScores(request.request_id, logprobs, 9, 0))
+        return out
+
+
+def test_logprob_probes_score_items_and_decide_adoption(tmp_path):
+    item = MEME.model_copy(update={"probe_items": ["Should one agent hold every key?"]})
+    spec = LLMPolicySpec(temperature=0.0, probe_style="logprob")
+    path = tmp_path / "probes.jsonl"
+
+    def model(engine):
+        return MemeticModel(
+            graph=nx.path_graph(4),
+            banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=8)),
+            memes=[item],
+            policy=LLMPolicy(spec, engine=engine),
+            probe_every=1,
+            seed=3,
+        )
+
+    recorded = model(ReplayEngine(YesNoEngine(), path, "record"))
+    recorded.step()
+    tables = recorded.tables()
+    probes = tables["probes"].sort("agent_id")
+    assert probes["item"].to_list() == ["Should one agent hold every key?"] * 4
+    # Agents 0 (its own seed) and 1 (the seed's neighbour) see the canary.
+    assert probes["p_yes"].to_list() == pytest.approx([0.8, 0.8, 0.2, 0.2])
+    assert recorded.tracker.adopter[:, 0].tolist() == [True, True, False, False]
+    assert (
+        "generations" not in tables
+        or tables["generations"].filter(pl.col("kind") == "probe").is_empty()
+    )
+    replayed = model(ReplayEngine(None, path, "replay"))
+    replayed.step()
+    assert replayed.tables()["probes"].equals(tables["probes"])
