@@ -54,8 +54,8 @@ from typing import Any
 from agents.contagion import DEPRECATED_RULES, deprecated_rule_message
 from agents.llm.base import LlamaCppSpec, ReplaySpec
 from agents.llm_policy import LLMPolicySpec
-from experiments.config import RunConfig
 from experiments.phase_checks import battery_errors, phase_errors
+from experiments.schema import RunConfig
 from sim.guards import compile_pattern
 from sim.memes import EmbeddingDetectorSpec, JudgeDetectorSpec
 from topologies.graphs import GraphFile, StochasticBlockModel, TopologyError

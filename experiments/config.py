@@ -24,101 +24,17 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
-from agents.contagion import ContagionSpec
-from agents.llm_policy import LLMPolicySpec
-from agents.reflection import ReflectionSpec
-from agents.values import ValuesSpec
-from experiments.names import SafeName
-from sim.guards import GuardSpec
-from sim.memes import MemeSpec
-from sim.memory_spec import MemorySpec
-from sim.turnover import TurnoverSpec
-from topologies.banks import BankLayoutSpec
-from topologies.graphs import GraphSpec
+from experiments.checks import cross_field_errors, resource_errors
+from experiments.schema import RunConfig
 
 #: Largest magnitude of an integer in a config (the int32 range that arrays use).
 INT_LIMIT = 2**31 - 1
 
 _M = typing.TypeVar("_M", bound=BaseModel)
-
-#: Steps between checkpoints when ``checkpoint_every`` is unset.
-DEFAULT_CHECKPOINT_EVERY = 10
-
-PolicySpec = Annotated[ContagionSpec | LLMPolicySpec, Field(discriminator="kind")]
-
-
-class RunConfig(BaseModel):
-    """A complete run.
-
-    Attributes:
-        name: Name of the run (its directory under ``output_dir``): 1-100 characters
-            from letters, digits, ``_ . -``, starting with a letter, digit or ``_``.
-        seed: Seed of every random draw of the run.
-        steps: Number of steps to run.
-        output_dir: Directory that receives the run directory.
-        graph: The network of agents.
-        banks: The memory bank layout.
-        memory: Retrieval and forgetting.
-        policy: What agents do: the classical contagion policy or LLM agents.
-        memes: The memes to seed and track (at least one).
-        probe_every: Ask the adoption probe every this many steps (LLM policies).
-        guards: Defenses that review every proposed write, in order.
-        turnover: Agent turnover: each agent is replaced with probability ``rate`` per
-            step by a new one on the same node (empty private banks, shared banks kept,
-            a fresh persona); unset: no turnover.
-        reflection: Every R steps each LLM agent consolidates its top memories into a
-            belief entry in a bank of the named layer (parents: those memories); unset:
-            no reflection.
-        values: Value-drift questionnaires every K steps (LLM policies), scored into the
-            ``values`` table, optionally with and without memories (audit); unset: none.
-        checkpoint_every: Save a resumable checkpoint every this many steps (0: never;
-            None: every 10 steps). Resuming repeats at most that many steps; an LLM run
-            repeats them without inference, replaying the recorded completions. See
-            :attr:`resolved_checkpoint_every`.
-        failed_request_share_limit: The run ends ``failed`` (exit 1) after the first
-            step in which at least this share of the LLM requests failed (an engine
-            error: server unreachable, timeout, prompt rejected; replies that do not
-            parse are not failed requests). 1.0: only when every request of a step
-            failed. Has no effect on policies without an engine.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: SafeName = "run"
-    seed: int = Field(0, ge=0)
-    steps: int = Field(20, ge=1)
-    output_dir: str = "runs"
-    graph: GraphSpec
-    banks: BankLayoutSpec = BankLayoutSpec()
-    memory: MemorySpec = MemorySpec()
-    policy: PolicySpec = ContagionSpec()
-    memes: list[MemeSpec] = Field(min_length=1)
-    probe_every: int | None = Field(None, ge=1)
-    guards: list[GuardSpec] = []
-    checkpoint_every: int | None = Field(None, ge=0)
-    turnover: TurnoverSpec | None = None
-    reflection: ReflectionSpec | None = None
-    values: ValuesSpec | None = None
-    failed_request_share_limit: float = Field(1.0, gt=0.0, le=1.0)
-
-    @property
-    def resolved_checkpoint_every(self) -> int:
-        """``checkpoint_every``, or :data:`DEFAULT_CHECKPOINT_EVERY` when unset."""
-        if self.checkpoint_every is not None:
-            return self.checkpoint_every
-        return DEFAULT_CHECKPOINT_EVERY
-
-    @model_validator(mode="after")
-    def _unique_memes(self) -> RunConfig:
-        ids = [m.id for m in self.memes]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"memes: duplicate id(s) {dupes}; every meme id must be unique")
-        return self
 
 
 class ConfigError(ValueError):
@@ -271,8 +187,6 @@ def validate_config(data: dict[str, Any], source: str = "<config>") -> RunConfig
             ["sweep: this is a sweep config; run it with `memespread sweep` (or run_sweep)"],
         )
     config = validate_strict(RunConfig, data, source)
-    from experiments.checks import cross_field_errors, resource_errors
-
     errors = cross_field_errors(config)
     if errors:
         raise ConfigError(source, errors)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from agents.values import load_battery
 
 if TYPE_CHECKING:
-    from experiments.config import RunConfig
+    from experiments.schema import RunConfig
 
 
 def _layers(config: RunConfig) -> list[str]:
