@@ -267,44 +267,47 @@ class Retriever:
         return self._by_global_rank(store, alive, base, bank_of)
 
     def _candidates(
-        self, bank_sorted: np.ndarray, per_bank_cap: int | None
+        self, grouped: np.ndarray, bits: int, per_bank_cap: int | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Expand read rights into (reader, entry row) candidate pairs, in no set order.
+        """Expand read rights into (reader, entry value) candidate pairs, in no set order.
 
         Args:
-            bank_sorted: The bank of each row of the bank-grouped entry list (ascending).
-            per_bank_cap: Keep only the first this many rows of each bank (None: all).
+            grouped: ``(bank << bits) | value`` of every alive entry, sorted (so grouped
+                by bank, each bank's values ascending).
+            bits: The value bits of ``grouped``.
+            per_bank_cap: Keep only the first this many entries of each bank (None: all).
 
         Returns:
-            ``(readers, positions, per_reader)``: the reader of each pair, the row of its
-            entry in the bank-grouped list, and the number of pairs of each reader.
+            ``(readers, values, per_reader)``: the reader of each pair, the value of its
+            entry, and the number of pairs of each reader.
         """
-        count = np.bincount(bank_sorted, minlength=self.banks.n_banks)
-        start = (np.cumsum(count) - count).astype(_index_dtype(len(bank_sorted)))
+        n_banks, n_agents = self.banks.n_banks, self.banks.n_agents
+        count = np.bincount(grouped >> bits, minlength=n_banks)
+        start = np.cumsum(count) - count
         if per_bank_cap is not None:
             count = np.minimum(count, per_bank_cap)
-        per_right = count.astype(np.int32)[self.banks.read_banks]
-        # Layer j holds the j-th row of every right whose bank has more than j rows: few
-        # layers (banks are small or cut to k), each a compress of the rights.
-        readers: list[np.ndarray] = []
-        positions: list[np.ndarray] = []
-        layer = 0
-        has = per_right > 0
-        while has.any():
-            readers.append(self._rights_reader[has])
-            right_start = start[self.banks.read_banks[has]]
-            positions.append(right_start + layer if layer else right_start)
-            layer += 1
-            has = per_right > layer
-        n_agents = self.banks.n_agents
-        if not readers:
-            empty = np.zeros(0, dtype=np.int32)
-            return empty, empty, np.zeros(n_agents, dtype=np.int64)
-        if len(readers) == 1:
-            all_readers, all_positions = readers[0], positions[0]
-        else:
-            all_readers, all_positions = np.concatenate(readers), np.concatenate(positions)
-        return all_readers, all_positions, np.bincount(all_readers, minlength=n_agents)
+        values = grouped & ((1 << bits) - 1)
+        has = (count > 0)[self.banks.read_banks]
+        readers = self._rights_reader[has]
+        banks = self.banks.read_banks[has]
+        # Layer j holds the j-th entry of every readable bank with more than j entries.
+        # Layer 0 is one gather from a per-bank table; further layers are few (banks are
+        # small or cut to k) and cover only the banks that reach them.
+        first = values[np.minimum(start, max(len(values) - 1, 0))]
+        pair_readers, pair_values = [readers], [first[banks]]
+        if len(banks) and count.max() > 1:
+            per_pair = count[banks]
+            layer = 1
+            more = per_pair > layer
+            while more.any():
+                readers, banks, per_pair = readers[more], banks[more], per_pair[more]
+                pair_readers.append(readers)
+                pair_values.append(values[start[banks] + layer])
+                layer += 1
+                more = per_pair > layer
+        all_readers = np.concatenate(pair_readers) if len(pair_readers) > 1 else pair_readers[0]
+        all_values = np.concatenate(pair_values) if len(pair_values) > 1 else pair_values[0]
+        return all_readers, all_values, np.bincount(all_readers, minlength=n_agents)
 
     def _finish(
         self, pair_key: np.ndarray, per_reader: np.ndarray
@@ -327,11 +330,10 @@ class Retriever:
     ) -> Retrieval:
         """Reader-independent scores: rank entries once, cut each bank to its top k."""
         order = _OrderKeys(base, len(store), max(self.banks.n_banks, self.banks.n_agents), alive)
-        bank_key = (bank_of << order.bits) | order.keys
+        bank_key = _combine(bank_of, order.bits, order.keys)
         bank_key.sort()
-        readers, positions, per_reader = self._candidates(bank_key >> order.bits, self.spec.k)
-        bank_key &= order.mask  # now the entry keys, grouped by bank
-        pair_key = _combine(readers, order.bits, bank_key[positions])
+        readers, keys, per_reader = self._candidates(bank_key, order.bits, self.spec.k)
+        pair_key = _combine(readers, order.bits, keys)
         kept, indptr = self._finish(pair_key, per_reader)
         entries, scores = order.decode(kept)
         return Retrieval(indptr, entries, scores)
@@ -347,10 +349,9 @@ class Retriever:
         """Reader-dependent scores: every readable alive entry is a candidate of its reader."""
         n_alive = len(alive)
         shift = _bits(n_alive - 1)
-        bank_key = (bank_of << shift) | np.arange(n_alive, dtype=np.int64)
+        bank_key = _combine(bank_of, shift, np.arange(n_alive, dtype=np.int64))
         bank_key.sort()
-        readers, positions, per_reader = self._candidates(bank_key >> shift, None)
-        rows = bank_key[positions] & ((1 << shift) - 1)
+        readers, rows, per_reader = self._candidates(bank_key, shift, None)
         entries = alive[rows]
         unique_text, text_slot = np.unique(store.text_id[alive], return_inverse=True)
         texts = store.texts.take(unique_text)
@@ -434,11 +435,6 @@ def _combine(major: np.ndarray, bits: int, keys: np.ndarray) -> np.ndarray:
     out <<= bits
     out |= keys
     return out
-
-
-def _index_dtype(size: int) -> type[np.signedinteger]:
-    """int32 when every index below ``size`` fits it, else int64 (halves memory traffic)."""
-    return np.int32 if size < 2**31 else np.int64
 
 
 def _bits(value: int) -> int:
