@@ -28,6 +28,10 @@ from agents.llm.base import (
     FinishReason,
     GenerationRequest,
     OpenAISpec,
+    OptionScores,
+    SamplingParams,
+    ScoreRequest,
+    logprobs_from_top,
 )
 from agents.llm.redaction import redact
 
@@ -83,6 +87,80 @@ class OpenAIEngine:
             return asyncio.run(self._run(requests, on_complete))
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             return pool.submit(asyncio.run, self._run(requests, on_complete)).result()
+
+    #: Option scores come from the server's ``top_logprobs`` of the first reply token; a
+    #: server that returns none gives an OptionScores with ``error`` set (no retries).
+    supports_scoring = True
+    #: Alternatives asked for (the OpenAI API allows at most 20).
+    SCORE_TOP_K = 20
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[OptionScores]:
+        """Log-probability of each option as the reply's first token, from the servers.
+
+        Each request is sent concurrently (like ``generate``) with ``max_tokens = 1``,
+        ``temperature = 0``, ``logprobs = true`` and ``top_logprobs = 20``; an option
+        outside the returned alternatives gets ``-inf``.
+
+        Raises:
+            EngineError: If the engine is closed.
+        """
+        if self._closed:
+            raise EngineError("OpenAIEngine is closed")
+        requests = list(requests)
+        if not requests:
+            return []
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._score_all(requests))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, self._score_all(requests)).result()
+
+    async def _score_all(self, requests: list[ScoreRequest]) -> list[OptionScores]:
+        import httpx
+
+        semaphore = asyncio.Semaphore(self.spec.max_concurrency)
+        key = self._api_key()
+        secrets = (key,) if key else ()
+        limits = httpx.Limits(max_connections=self.spec.max_concurrency)
+
+        async def one(index: int, request: ScoreRequest) -> OptionScores:
+            url = f"{self.spec.base_urls[index % len(self.spec.base_urls)]}/chat/completions"
+            sampling = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=1)
+            body = self._body(GenerationRequest(request.request_id, request.messages, sampling))
+            body.update(logprobs=True, top_logprobs=self.SCORE_TOP_K)
+            async with semaphore:
+                try:
+                    response = await asyncio.wait_for(
+                        client.post(url, json=body), timeout=self.spec.timeout_s
+                    )
+                except (httpx.TransportError, TimeoutError) as exc:
+                    error = redact(f"{type(exc).__name__}: {exc} ({url})", secrets)
+                    return OptionScores(request.request_id, (), error=error)
+            text = redact(drop_surrogates(response.text), secrets)[:_ERROR_BODY_CHARS]
+            if response.status_code >= 400:
+                error = f"HTTP {response.status_code} from {url}: {text}"
+                return OptionScores(request.request_id, (), error=error)
+            try:
+                data = response.json()
+                first = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+                top = [(str(t["token"]), float(t["logprob"])) for t in first]
+                usage = data.get("usage") or {}
+                details = usage.get("prompt_tokens_details") or {}
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                error = f"no logprobs in the response from {url}: {text!r}"
+                return OptionScores(request.request_id, (), error=error)
+            return OptionScores(
+                request.request_id,
+                logprobs_from_top(top, request.options),
+                int(usage.get("prompt_tokens") or 0),
+                int(details.get("cached_tokens") or 0),
+            )
+
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(self.spec.timeout_s), limits=limits, headers=self._headers(key)
+        ) as client:
+            return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
 
     def close(self) -> None:
         """Mark the engine closed (it holds no connection between calls)."""
