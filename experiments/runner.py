@@ -359,6 +359,7 @@ def _execute(
         write_json_atomic(manifest, run_dir / "manifest.json")
         if model is not None:
             model.policy.close()
+            model.guard_phases.close()
         if engine is not None:
             engine.close()
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)

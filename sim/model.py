@@ -200,7 +200,10 @@ class MemeticModel(mesa.Model):
         for agent_id in range(n):
             MemeticAgent(self, agent_id)
         #: The guards in every phase of the step (read time, rollback, review, commit).
-        self.guard_phases = GuardPhases(self.guards, GuardSetup(n, self.memes.ids, self.rng))
+        setup = GuardSetup(
+            n, self.memes.ids, self.rng, _run_engine(policy), self.banks, self._intern
+        )
+        self.guard_phases = GuardPhases(self.guards, setup)
         self._expressed_now: np.ndarray | None = None
         self.datacollector = mesa.DataCollector(
             model_reporters=self._model_reporters(),

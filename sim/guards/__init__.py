@@ -8,7 +8,9 @@ line in :data:`GUARD_SPECS`.
 
 Kinds: ``pattern`` (regular expression over write texts), ``rate_limit`` (writes per
 author per window), ``provenance_trust`` (trust from the author chain), ``quarantine``
-(detection with delay, rollback of descendants), ``vaccine`` (immune agents, counter-memes).
+(detection with delay, rollback of descendants), ``vaccine`` (immune agents, counter-memes),
+``review`` (an LLM reviewer of writes) and ``consensus`` (K independent LLM judgments per
+note, A-MemGuard-style, with a lessons bank).
 What a guard may do in each phase: :mod:`sim.guards.base`.
 """
 
@@ -31,10 +33,12 @@ from sim.guards.base import (
     Writes,
     combine,
 )
+from sim.guards.consensus import ConsensusGuard, ConsensusGuardSpec
 from sim.guards.pattern import PatternGuard, PatternGuardSpec, compile_pattern
 from sim.guards.provenance_trust import ProvenanceTrustGuard, ProvenanceTrustGuardSpec
 from sim.guards.quarantine import QuarantineGuard, QuarantineGuardSpec
 from sim.guards.rate_limit import RateLimitGuard, RateLimitGuardSpec
+from sim.guards.review import ReviewGuard, ReviewGuardSpec
 from sim.guards.rollback import check_entry_ids, descendants
 from sim.guards.vaccine import VaccineGuard, VaccineGuardSpec
 
@@ -45,6 +49,8 @@ GUARD_SPECS: tuple[type, ...] = (
     ProvenanceTrustGuardSpec,
     QuarantineGuardSpec,
     VaccineGuardSpec,
+    ReviewGuardSpec,
+    ConsensusGuardSpec,
 )
 
 #: The config schema's guard entry: any registered spec, selected by ``kind``.
@@ -97,6 +103,8 @@ def build_guards(specs: Sequence[Any], run_engine: RunEngine = None) -> list[Gua
 __all__ = [
     "GUARD_SPECS",
     "VERDICT_COLUMNS",
+    "ConsensusGuard",
+    "ConsensusGuardSpec",
     "Guard",
     "GuardBase",
     "GuardDecision",
@@ -110,6 +118,8 @@ __all__ = [
     "QuarantineGuardSpec",
     "RateLimitGuard",
     "RateLimitGuardSpec",
+    "ReviewGuard",
+    "ReviewGuardSpec",
     "RollbackRequest",
     "VaccineGuard",
     "VaccineGuardSpec",

@@ -115,11 +115,18 @@ class GuardSetup:
         n_agents: Number of agents.
         meme_ids: The run's meme ids, in meme-index order.
         rng: The model's numpy generator.
+        run_engine: Returns the run's engine (the LLM policy's), or None without one.
+        banks: The run's banks (bank names to ids).
+        intern: Interns texts into the store (running the meme detectors on new ones) and
+            returns their text ids; guards that write entries (lessons) use it.
     """
 
     n_agents: int
     meme_ids: list[str]
     rng: np.random.Generator
+    run_engine: RunEngine = None
+    banks: Any = None
+    intern: Callable[[list[str]], np.ndarray] | None = None
 
     def meme_index(self, meme_id: str, key: str) -> int:
         """The index of ``meme_id``.
@@ -205,6 +212,9 @@ class GuardBase:
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_arrays` saved."""
+
+    def close(self) -> None:
+        """Release resources (an engine of the guard's own)."""
 
 
 def combine(decisions: list[GuardDecision], n: int) -> tuple[GuardDecision, np.ndarray]:

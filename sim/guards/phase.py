@@ -91,6 +91,7 @@ class GuardPhases:
         for guard in self.guards:
             guard.bind(setup)
         self._rows: list[pl.DataFrame] = []
+        self._taken = False
         self._counts = self._zero_counts()
         self._flagged = np.zeros(0, dtype=np.int64)
 
@@ -156,9 +157,14 @@ class GuardPhases:
         return counts
 
     def take_rows(self) -> pl.DataFrame | None:
-        """The ``guard_decisions`` rows recorded since the last call (None: none)."""
+        """The ``guard_decisions`` rows recorded since the last call.
+
+        None when there are none, except at the first call of a model with guards, which
+        returns an empty frame, so every run with guards has the table.
+        """
+        first, self._taken = not self._taken, True
         if not self._rows:
-            return None
+            return pl.DataFrame(schema=DECISIONS_SCHEMA) if first and self.guards else None
         frame = pl.concat(self._rows)
         self._rows = []
         return frame
@@ -348,6 +354,11 @@ class GuardPhases:
         self._flagged = np.zeros(0, dtype=np.int64)
         for guard in self.guards:
             guard.committed(entry_ids, causes, flagged, context)
+
+    def close(self) -> None:
+        """Release the guards' own resources (engines)."""
+        for guard in self.guards:
+            guard.close()
 
     # ------------------------------------------------------------ state
     def state_arrays(self) -> dict[str, np.ndarray]:

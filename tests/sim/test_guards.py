@@ -86,7 +86,15 @@ def _reference_descendants(memories: pl.DataFrame, roots: set[int]) -> set[int]:
 
 # ------------------------------------------------------------------ registry
 def test_registry_lists_every_kind_and_builds_each():
-    assert guard_kinds() == ["pattern", "rate_limit", "provenance_trust", "quarantine", "vaccine"]
+    assert guard_kinds() == [
+        "pattern",
+        "rate_limit",
+        "provenance_trust",
+        "quarantine",
+        "vaccine",
+        "review",
+        "consensus",
+    ]
     guards = build_guards(
         [
             PatternGuardSpec(pattern="x"),

@@ -1,0 +1,154 @@
+"""How LLM guards reach an engine and ask it about notes (shared by ``review`` and ``consensus``).
+
+A guard with an ``engine`` spec builds its own engine on first use (and closes it with
+:meth:`EngineHolder.close`); without one it uses the run's engine (the LLM policy's,
+behind the run's replay cache, so its judgments are recorded and replayed with the
+run's). A guard with neither cannot be built: the error names the guard.
+
+Notes are agent-written, untrusted text: they are neutralised (control tokens and
+chat-template markup made inert, length bounded) before they enter a reviewer's prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sim.guards.base import RunEngine
+
+#: Longest note text shown to a reviewer (characters).
+NOTE_CHARS = 600
+
+
+class EngineHolder:
+    """The engine of one LLM guard: its own (built on first use) or the run's.
+
+    Args:
+        spec: The guard's engine spec (None: the run's engine).
+        key: The guard's config key, for messages (e.g. ``guards.review``).
+    """
+
+    def __init__(self, spec: Any, key: str) -> None:
+        self.spec = spec
+        self.key = key
+        self._own: Any = None
+        self._run: RunEngine = None
+
+    def bind(self, run_engine: RunEngine) -> None:
+        """Learn the run's engine provider.
+
+        Raises:
+            ValueError: No engine spec and the run has no engine.
+        """
+        if self.spec is None and run_engine is None:
+            raise ValueError(
+                f"{self.key}: needs an engine: set {self.key}.engine, or use an LLM policy "
+                "(the guard then uses the run's engine)"
+            )
+        self._run = run_engine
+
+    def __call__(self) -> Any:
+        """The engine (built now if it is the guard's own and not built yet).
+
+        Raises:
+            ValueError: The guard's own engine cannot be built (the message says why).
+        """
+        if self.spec is None:
+            assert self._run is not None
+            return self._run()
+        if self._own is None:
+            from agents.llm.base import EngineError
+            from agents.llm.factory import build_engine
+
+            try:
+                self._own = build_engine(self.spec)
+            except (EngineError, ValueError, OSError, ImportError) as err:
+                raise ValueError(f"{self.key}.engine: cannot be built: {err}") from err
+        return self._own
+
+    def close(self) -> None:
+        """Close the guard's own engine (the run's engine belongs to the run)."""
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+
+def note_requests(
+    system: str,
+    texts: Sequence[str],
+    field: str,
+    choices: Sequence[str],
+    *,
+    prefix: str,
+    max_tokens: int,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> list[Any]:
+    """One chat request per note: ``system``, then the neutralised note; JSON ``{field: ...}``."""
+    from agents.containment import neutralise
+    from agents.llm.base import ChatMessage, GenerationRequest, Role, SamplingParams
+
+    schema = json.dumps(
+        {
+            "type": "object",
+            "properties": {field: {"type": "string", "enum": list(choices)}},
+            "required": [field],
+        },
+        sort_keys=True,
+    )
+    return [
+        GenerationRequest(
+            request_id=f"{prefix}-{i}",
+            messages=(
+                ChatMessage(Role.SYSTEM, system),
+                ChatMessage(Role.USER, "Note: " + neutralise(t, NOTE_CHARS).replace("\n", " ")),
+            ),
+            sampling=SamplingParams(
+                temperature=temperature,
+                top_p=1.0 if temperature == 0 else 0.95,
+                max_tokens=max_tokens,
+                seed=seed,
+            ),
+            json_schema=schema,
+        )
+        for i, t in enumerate(texts)
+    ]
+
+
+def parse_choice(text: str, field: str, choices: Sequence[str], default: str) -> str:
+    """The choice in a reply: the JSON ``field``, else the first choice word, else ``default``."""
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict) and data.get(field) in choices:
+            return str(data[field])
+    except (json.JSONDecodeError, TypeError):
+        pass
+    lowered = text.lower()
+    found = [(lowered.find(c), c) for c in choices if c in lowered]
+    return min(found)[1] if found else default
+
+
+def ask(
+    engine: Callable[[], Any],
+    requests: list[Any],
+    field: str,
+    choices: Sequence[str],
+    default: str,
+) -> tuple[list[str], int]:
+    """Send ``requests`` as ONE batch; each reply's choice (``default`` for failed requests).
+
+    Returns:
+        The choices and the number of failed requests.
+    """
+    if not requests:
+        return [], 0
+    completions = engine().generate(requests)
+    out, failed = [], 0
+    for completion in completions:
+        if completion.error is not None:
+            failed += 1
+            out.append(default)
+        else:
+            out.append(parse_choice(completion.text, field, choices, default))
+    return out, failed
