@@ -128,7 +128,6 @@ def cross_field_errors(config: RunConfig) -> list[str]:
     errors.extend(_decision_errors(config))
     errors.extend(phase_errors(config))
     errors.extend(_guard_errors(config, n))
-    errors.extend(_guard_errors(config, n))
     community = config.banks.community
     planted = community is not None and community.method == "planted"
     if planted and not isinstance(config.graph, StochasticBlockModel | GraphFile):
@@ -184,30 +183,6 @@ def _guard_errors(config: RunConfig, n: int | None) -> list[str]:
         bank = getattr(guard, "lessons_bank", None)
         if bank is not None:
             problem = config.banks.name_error(bank, n, _community_count(config))
-            if problem:
-                errors.append(f"{key}.lessons_bank = {bank!r}: {problem}")
-    return errors
-
-
-def _guard_errors(config: RunConfig, n: int | None) -> list[str]:
-    """Errors of guards with an engine (review, consensus) or a lessons bank."""
-    errors = []
-    for i, guard in enumerate(config.guards):
-        key = f"guards.{i}"
-        if "engine" in type(guard).model_fields:
-            engine = getattr(guard, "engine", None)
-            if engine is not None:
-                problem = _engine_build_error(engine)
-                if problem:
-                    errors.append(f"{key}.engine: the guard's engine cannot be built: {problem}")
-            elif config.policy.kind == "contagion":
-                errors.append(
-                    f"{key}.kind = {guard.kind!r}: the contagion policy has no engine; set "
-                    f"{key}.engine (e.g. {{ kind = 'llamacpp' }}) or use an LLM policy"
-                )
-        bank = getattr(guard, "lessons_bank", None)
-        if bank is not None:
-            problem = _bank_error(bank, config, n)
             if problem:
                 errors.append(f"{key}.lessons_bank = {bank!r}: {problem}")
     return errors
