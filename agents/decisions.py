@@ -21,6 +21,7 @@ import polars as pl
 
 from agents.tasks import OPTION_LETTERS, Task, TaskStream
 from sim.memes import MemeSpec
+from sim.texts import words
 
 #: Columns of the ``actions`` table.
 ACTIONS_SCHEMA = {
@@ -222,13 +223,9 @@ def score_decisions(
     return DecisionResult(expressed, pl.DataFrame(rows, schema=ACTIONS_SCHEMA))
 
 
-def _words(text: str) -> set[str]:
-    return set("".join(c if c.isalnum() else " " for c in text.lower()).split())
-
-
 def text_similarity(a: str, b: str) -> float:
     """Jaccard overlap of the lowercase word sets of two texts, in [0, 1]."""
-    wa, wb = _words(a), _words(b)
+    wa, wb = set(words(a)), set(words(b))
     if not wa or not wb:
         return 0.0
     return len(wa & wb) / len(wa | wb)

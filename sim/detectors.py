@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,6 +31,7 @@ from sim.memes import (
     MemeSpec,
     resolve_placebos,
 )
+from sim.texts import words
 
 if TYPE_CHECKING:
     from agents.llm.base import Engine
@@ -51,8 +51,6 @@ DETECTIONS_SCHEMA = {
 
 #: The judge's verdicts; only "promotes" carries the meme.
 VERDICTS = ("promotes", "unrelated", "against")
-
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 class Detector(Protocol):
@@ -84,7 +82,7 @@ class CanaryDetector:
 
 def _words(text: str) -> str:
     """Lowercase words of a text joined by single spaces, padded for phrase matching."""
-    return " " + " ".join(_WORD.findall(text.lower())) + " "
+    return " " + " ".join(words(text)) + " "
 
 
 class LexicalDetector:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.llm.base import EngineSpec
+from sim.texts import words
 
 #: At most this many memes per run (entries store the memes they carry as an int64 mask).
 MAX_MEMES = 63
@@ -263,15 +264,17 @@ class MemeSpec(BaseModel):
 
         All but one of them are required when ``strict``, else any one.
         """
-        found = set(re.findall(r"[a-z0-9]+", self.statement.lower()))
-        words = sorted(found, key=lambda w: (len(w), w))[-4:]
-        return LexicalDetectorSpec(terms=words, min_matches=max(1, len(words) - 1) if strict else 1)
+        found = set(words(self.statement))
+        longest = sorted(found, key=lambda w: (len(w), w))[-4:]
+        return LexicalDetectorSpec(
+            terms=longest, min_matches=max(1, len(longest) - 1) if strict else 1
+        )
 
 
 def shared_run(a: str, b: str) -> int:
     """Length of the longest run of consecutive lowercase words common to ``a`` and ``b``."""
-    wa = re.findall(r"[a-z0-9]+", a.lower())
-    wb = re.findall(r"[a-z0-9]+", b.lower())
+    wa = words(a)
+    wb = words(b)
     best = 0
     prev = [0] * (len(wb) + 1)
     for x in wa:

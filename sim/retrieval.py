@@ -17,7 +17,6 @@ relevance is Jaccard overlap computed with sparse matrix products over the disti
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -26,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.memory import MemoryStore
+from sim.texts import words
 from topologies.banks import Banks
 
 
@@ -59,9 +59,6 @@ class RelevanceScorer(Protocol):
         ...
 
 
-_WORD = re.compile(r"[a-z0-9]+")
-
-
 class LexicalRelevance:
     """Jaccard overlap of lowercase word sets, vectorised over (query, text) pairs.
 
@@ -86,10 +83,8 @@ class LexicalRelevance:
     def _string_id(self, text: str) -> int:
         sid = self._string_ids.get(text)
         if sid is None:
-            words = {
-                self._vocab.setdefault(w, len(self._vocab)) for w in _WORD.findall(text.lower())
-            }
-            self._tokens.extend(sorted(words))
+            ids = {self._vocab.setdefault(w, len(self._vocab)) for w in words(text)}
+            self._tokens.extend(sorted(ids))
             self._indptr.append(len(self._tokens))
             sid = self._string_ids[text] = len(self._string_ids)
             self._table = None

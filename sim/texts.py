@@ -7,18 +7,33 @@ run keeps only the texts in use in memory, while every text stays available for 
 written tables. A released text is remembered by a 16-byte digest: interning the same
 text again revives its old id, so ids (and whatever was computed per id, e.g. which memes
 a text carries) never depend on whether a text was released in between.
+
+:func:`words` is the one tokeniser of the project (lexical detectors, relevance, text
+similarity, meme signatures).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import IO
 
 import numpy as np
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """The words of a text, in order: the runs of ASCII letters and digits of its lowercase.
+
+    Everything else (spaces, punctuation, ``_``, other scripts) separates words:
+    ``words("Don't copy_this, OK?") == ["don", "t", "copy", "this", "ok"]``.
+    """
+    return _WORD.findall(text.lower())
 
 
 def _encode(text: str) -> bytes:
