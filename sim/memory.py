@@ -23,8 +23,8 @@ import pyarrow as pa
 from sim.texts import TextTable
 from topologies.banks import Banks, Eviction
 
-_EVICTION_CODES = {Eviction.FIFO: 0, Eviction.LRU: 1}
-LRU_CODE = _EVICTION_CODES[Eviction.LRU]
+#: The code of LRU banks in :attr:`Banks.eviction` (the codes belong to :class:`Eviction`).
+LRU_CODE = Eviction.LRU.code
 
 #: Author id of entries injected by the experimenter rather than written by an agent.
 ENVIRONMENT = -1

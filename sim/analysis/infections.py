@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import polars as pl
 
-ENVIRONMENT = -1
+from sim.memory import ENVIRONMENT
 
 _ORIGIN_RANK = {"seeded": 0, "environment": 0, "transmission": 1, "spontaneous": 2}
 
