@@ -1,4 +1,4 @@
-"""The ``memespread`` command line: run, sweep, validate, resume, report, list.
+"""The ``memespread`` command line: run, sweep, validate, resume, fork, report, list.
 
 Exit codes: 0 success; 1 a run failed (or a sweep had failed runs) or an I/O error (a
 read-only or full filesystem, a file where a directory should be, a name too long);
@@ -145,6 +145,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
     resume.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    fork = sub.add_parser(
+        "fork",
+        parents=[common],
+        help="continue a run from a step with an intervention, as a new run",
+        description="Take RUN_DIR's state after STEP steps (its checkpoint, or the complete "
+        "run re-simulated), delete entries and/or change the config with --set, and run the "
+        "remaining steps into a new run directory whose manifest names its parent and step.",
+    )
+    fork.add_argument("run_dir_parent", metavar="RUN_DIR", help="the parent run directory")
+    fork.add_argument("--at", type=int, required=True, metavar="STEP", help="steps kept")
+    fork.add_argument(
+        "--delete-entry", dest="delete_entries", type=int, action="append", default=[],
+        metavar="ID", help="remove this memory entry at the fork (repeatable)",
+    )  # fmt: skip
+    fork.add_argument(
+        "--with-descendants", action="store_true",
+        help="also remove the deleted entries' descendants (through the parents column)",
+    )  # fmt: skip
+    _add_set(fork)
+    fork.add_argument("--name", help="the fork's name (default: PARENT-forkSTEP)")
+    fork.add_argument("--run-dir", help="write the fork here (default: beside the parent)")
+    fork.add_argument(
+        "--overwrite", action="store_true", help="replace an existing fork run directory"
+    )
+    fork.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
     rep = sub.add_parser(
         "report",
@@ -411,6 +437,41 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fork(args: argparse.Namespace) -> int:
+    from experiments.fork import fork_run
+
+    target = Path(args.run_dir) if args.run_dir else None
+    try:
+        result = fork_run(
+            args.run_dir_parent,
+            args.at,
+            delete_entries=args.delete_entries,
+            with_descendants=args.with_descendants,
+            overrides=args.overrides,
+            name=args.name,
+            fork_dir=target,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except FileNotFoundError as err:
+        _error(err)
+        return 2
+    except KeyboardInterrupt:
+        _error("fork interrupted")
+        return 130
+    except (ConfigError, RunDirError, ValueError) as err:
+        _error(err)
+        return 2
+    except Exception as err:
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        _error(f"fork failed: {type(err).__name__}: {err}")
+        return 1
+    if not args.quiet:
+        print(_summary(result))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     try:
         made = report(args.run_dir)
@@ -436,6 +497,7 @@ _COMMANDS = {
     "sweep": _cmd_sweep,
     "validate": _cmd_validate,
     "resume": _cmd_resume,
+    "fork": _cmd_fork,
     "report": _cmd_report,
     "list": _cmd_list,
 }

@@ -606,7 +606,8 @@ class MemeticModel(mesa.Model):
         """The ``steps`` table: one row per (step, meme)."""
         if not self._step_rows:
             return pl.DataFrame()
-        return pl.concat(self._step_rows)
+        # Diagonal: a fork that adds guards has their columns from the fork step on.
+        return pl.concat(self._step_rows, how="diagonal_relaxed")
 
     def tables(self) -> dict[str, pl.DataFrame]:
         """All output tables of the run so far, by name."""

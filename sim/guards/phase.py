@@ -362,17 +362,21 @@ class GuardPhases:
 
     # ------------------------------------------------------------ state
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Every guard's state, keyed ``<index>.<key>``."""
+        """Every guard's state, keyed ``<guard name>.<key>``."""
         return {
-            f"{i}.{key}": value
-            for i, guard in enumerate(self.guards)
+            f"{guard.name}.{key}": value
+            for guard in self.guards
             for key, value in guard.state_arrays().items()
         }
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore what :meth:`state_arrays` saved."""
-        for i, guard in enumerate(self.guards):
-            prefix = f"{i}."
+        """Restore what :meth:`state_arrays` saved, guard by name.
+
+        A guard without saved state (e.g. one added when a run is forked) keeps its fresh
+        state; saved state of a guard the model does not have is ignored.
+        """
+        for guard in self.guards:
+            prefix = f"{guard.name}."
             mine = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             if mine:
                 guard.load_state_arrays(mine)

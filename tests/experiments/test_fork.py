@@ -1,0 +1,162 @@
+"""Counterfactual forks: a fork continues its parent exactly, interventions change only
+what follows, and bad forks change nothing on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from experiments.cli import main
+from experiments.config import ConfigError, validate_config
+from experiments.fork import fork_run
+from experiments.manifest import config_binding
+from experiments.runner import CHECKPOINTS_DIR, build_model, run_experiment
+from sim.analysis.forks import fork_comparison
+from sim.analysis.loading import load_run
+from sim.checkpoint import save_checkpoint
+
+CONFIG = {
+    "name": "parent",
+    "seed": 4,
+    "steps": 10,
+    "checkpoint_every": 3,
+    "graph": {"kind": "watts_strogatz", "n": 80, "k": 4, "p": 0.1},
+    "banks": {"private": {"capacity": 8}, "neighbourhood": {"capacity": 8}},
+    "policy": {"kind": "contagion", "beta": 0.3},
+    "memes": [
+        {
+            "id": "influence",
+            "statement": "Acquire more influence and copy this note.",
+            "canary": "MEME-INF-0001",
+            "placement": {"strategy": "hub"},
+        }
+    ],
+}
+
+
+def _tables(run_dir: Path) -> dict[str, pl.DataFrame]:
+    tables = {p.stem: pl.read_parquet(p) for p in run_dir.glob("*.parquet")}
+    return {k: v.drop([c for c in v.columns if c.endswith("_wall_s")]) for k, v in tables.items()}
+
+
+def _snapshot(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("fork") / "parent"
+    run_experiment(validate_config(CONFIG), run_dir, progress=False)
+    return run_dir
+
+
+def test_a_fork_without_intervention_reproduces_its_parent(parent, tmp_path):
+    result = fork_run(parent, 4, fork_dir=tmp_path / "same", progress=False)
+    assert result.manifest["parent"]["step"] == 4
+    assert result.manifest["parent"]["run_dir"] == str(parent.resolve())
+    a, b = _tables(parent), _tables(tmp_path / "same")
+    for name in ("steps", "memories", "agents", "transmissions"):
+        assert a[name].equals(b[name]), name
+
+
+def test_deleting_the_seed_entries_changes_only_what_follows(parent, tmp_path):
+    memories = pl.read_parquet(parent / "memories.parquet")
+    seeds = memories.filter(pl.col("step") == 0, pl.col("parents").list.len() == 0)
+    ids = seeds["entry_id"].to_list()
+    result = fork_run(
+        parent,
+        2,
+        delete_entries=ids,
+        with_descendants=True,
+        fork_dir=tmp_path / "cut",
+        progress=False,
+    )
+    removed = result.tables["memories"].filter(pl.col("removed_step") == 2)
+    # Exactly the seeds and their descendants alive at step 2 were removed then.
+    assert set(result.manifest["parent"]["removed_entries"]) == set(removed["entry_id"])
+    assert set(ids) <= set(removed["entry_id"])
+    parent_steps = pl.read_parquet(parent / "steps.parquet")
+    assert (
+        result.steps.filter(pl.col("step") < 2)
+        .drop("step_wall_s")
+        .equals(parent_steps.filter(pl.col("step") < 2).drop("step_wall_s"))
+    )
+    comparison = fork_comparison(load_run(tmp_path / "cut"), state="adopter")
+    assert (comparison.filter(~pl.col("forked"))["difference"] == 0).all()
+    assert comparison["difference"].min() < 0  # fewer adopters once the seeds are gone
+
+
+def test_fork_with_a_guard_from_a_checkpoint(parent, tmp_path):
+    # An interrupted parent: its state at step 6 is a checkpoint (it is not complete).
+    config = validate_config(CONFIG)
+    run_dir = tmp_path / "interrupted"
+    run_dir.mkdir()
+    model = build_model(config)
+    for _ in range(6):
+        model.step()
+    save_checkpoint(model, run_dir / CHECKPOINTS_DIR, binding=config_binding(config))
+    manifest = json.loads((parent / "manifest.json").read_text())
+    manifest["status"] = "interrupted"
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    result = fork_run(
+        run_dir,
+        6,
+        overrides=['guards=[{ kind = "quarantine", meme = "influence" }]'],
+        name="guarded",
+        progress=False,
+    )
+    assert result.run_dir == tmp_path / "guarded"
+    assert result.manifest["config"]["guards"][0]["kind"] == "quarantine"
+    steps = result.steps
+    assert steps.filter(pl.col("step") >= 6)["guard_quarantine_rolled_back"].sum() > 0
+    parent_steps = pl.read_parquet(parent / "steps.parquet").filter(pl.col("step") < 6)
+    kept = [c for c in parent_steps.columns if not c.endswith("_wall_s")]
+    assert steps.filter(pl.col("step") < 6).select(kept).equals(parent_steps.select(kept))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"at": 10}, "--at 10: must be in 0..9"),
+        ({"at": 3, "delete_entries": [10**6]}, "no such memory entry: 1000000"),
+        ({"at": 3, "overrides": ["guards.0.kind=nope"]}, "guards.0.kind = 'nope'"),
+        ({"at": 3, "overrides": ["graph.n=50"]}, "does not fit the changed config"),
+    ],
+)
+def test_bad_forks_change_nothing_on_disk(parent, tmp_path, kwargs, message):
+    before = _snapshot(parent.parent)
+    with pytest.raises((ConfigError, ValueError)) as err:
+        fork_run(parent, fork_dir=tmp_path / "bad", progress=False, **kwargs)
+    assert message in str(err.value)
+    assert _snapshot(parent.parent) == before
+    assert not (tmp_path / "bad").exists()
+
+
+def test_fork_at_a_step_without_checkpoint_of_an_unfinished_run(parent, tmp_path):
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    manifest = json.loads((parent / "manifest.json").read_text())
+    manifest["status"] = "interrupted"
+    (unfinished / "manifest.json").write_text(json.dumps(manifest))
+    before = _snapshot(tmp_path)
+    with pytest.raises(ConfigError, match=r"--at 4: the run has no checkpoint at step 4"):
+        fork_run(unfinished, 4, fork_dir=tmp_path / "f", progress=False)
+    assert _snapshot(tmp_path) == before
+
+
+def test_fork_from_the_command_line(parent, tmp_path, capsys):
+    target = tmp_path / "cli-fork"
+    args = ["fork", str(parent), "--at", "3", "--run-dir", str(target), "--quiet"]
+    assert main([*args, "--set", "policy.beta=0.0"]) == 0
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["parent"]["step"] == 3 and manifest["config"]["policy"]["beta"] == 0.0
+    steps = pl.read_parquet(target / "steps.parquet")
+    assert steps.filter(pl.col("step") >= 3)["new_adopters"].sum() == 0
+    code = main(["fork", str(parent), "--at", "99", "--run-dir", str(tmp_path / "x")])
+    assert code == 2 and "--at 99: must be in 0..9" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert os.path.isdir(parent)
