@@ -332,3 +332,22 @@ def test_logprob_probes_score_items_and_decide_adoption(tmp_path):
     replayed = model(ReplayEngine(None, path, "replay"))
     replayed.step()
     assert replayed.tables()["probes"].equals(tables["probes"])
+
+
+def test_record_prompts_stores_every_rendered_prompt():
+    spec = LLMPolicySpec(temperature=0.0, record_prompts=True)
+    model = MemeticModel(
+        graph=nx.path_graph(4),
+        banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=8)),
+        memes=[MEME],
+        policy=LLMPolicy(spec, engine=DecidingEngine()),
+        seed=3,
+    )
+    model.step()
+    tables = model.tables()
+    prompts = tables["prompts"]
+    assert prompts["request_id"].to_list() == [f"s0-a{a}-act" for a in range(4)]
+    assert prompts["prompt_sha256"].to_list() == tables["generations"]["prompt_sha256"].to_list()
+    messages = json.loads(prompts["messages"][1])
+    assert [role for role, _ in messages] == ["system", "user"]
+    assert CANARY in messages[1][1]  # agent 1 saw the seed
