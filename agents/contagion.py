@@ -60,6 +60,7 @@ from agents.mutation import mutate_text
 from sim.memory import ENVIRONMENT
 from sim.policy import Adoptions, PolicyOutput, StepContext, WriteProposals
 from sim.retrieval import expand_ranges
+from sim.state import State
 from sim.tracking import run_starts
 from topologies.banks import BankKind
 
@@ -169,6 +170,14 @@ class ContagionPolicy:
         """Nothing to release."""
 
     # ------------------------------------------------------------ state
+    def get_state(self) -> State:
+        """The policy's memory between steps (see :mod:`sim.state`)."""
+        return State(arrays=self.state_arrays())
+
+    def set_state(self, state: State) -> None:
+        """Restore what :meth:`get_state` returned."""
+        self.load_state_arrays(state.arrays)
+
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The policy's memory between steps (for checkpoints)."""
         return {"seen": self._seen.copy(), "n_agents": np.array([self._n_agents], np.int64)}

@@ -1,10 +1,11 @@
 """Checkpoints: the full state of a model between steps, in safe formats only.
 
-A checkpoint is a directory ``step-NNNNNN`` (the number of completed steps) holding
-``arrays.npz`` (numpy columns of the store, the tracker and, for a policy with
-``state_arrays``/``load_state_arrays`` methods, the policy; loaded with
-``allow_pickle=False``), ``state.json`` (generator states, texts, counters) and Parquet
-files for the rows recorded so far. No file is ever unpickled. A checkpoint is written
+A checkpoint is what :meth:`MemeticModel.get_state <sim.model.MemeticModel.get_state>`
+returns (a :class:`sim.state.State`), written to a directory ``step-NNNNNN`` (the number
+of completed steps): its arrays in ``arrays.npz`` (loaded with ``allow_pickle=False``),
+its JSON values in ``state.json`` (with the checkpoint's own fields) and each frame as a
+Parquet file. No file is ever unpickled, and this module reads no field of the model
+itself: each part saves and restores its own state. A checkpoint is written
 into a temporary directory and renamed into place, so a process killed at any moment
 leaves either the previous checkpoint or the new one, never a partial one.
 
@@ -32,18 +33,15 @@ import numpy as np
 import polars as pl
 
 from sim.output import make_temp_dir
+from sim.state import State
 
 if TYPE_CHECKING:
     from sim.model import MemeticModel
 
-FORMAT = "memespread-checkpoint/2"
+FORMAT = "memespread-checkpoint/3"
 _PREFIX = "step-"
 #: Suffix of the row files, unlike any run table (``runs/**/steps.parquet`` globs skip them).
 _ROWS = ".rows.parquet"
-
-
-def _frame(frames: list[pl.DataFrame]) -> pl.DataFrame | None:
-    return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
 
 class CheckpointError(ValueError):
@@ -86,31 +84,15 @@ def save_checkpoint(
     final = root / f"{_PREFIX}{model.steps:06d}"
     tmp = make_temp_dir(root, ".tmp-")  # mode from the umask, not mkdtemp's 0700
     try:
-        arrays = {f"store.{k}": v for k, v in model.store.state_arrays().items()}
-        arrays.update({f"tracker.{k}": v for k, v in model.tracker.state_arrays().items()})
-        policy_state = getattr(model.policy, "state_arrays", None)
-        if policy_state is not None:
-            arrays.update({f"policy.{k}": v for k, v in policy_state().items()})
-        arrays.update({f"guards.{k}": v for k, v in model.guard_phases.state_arrays().items()})
-        np.savez(tmp / "arrays.npz", **arrays)
-        frames = {
-            "events": _frame(model.tracker._events),
-            "edges": _frame(model.tracker._edges),
-            "steps": _frame(model._step_rows),
-            "generations": _frame(model._generations),
-            **{f"extra.{name}": _frame(rows) for name, rows in model._extra.items()},
-        }
-        for name, frame in frames.items():
-            if frame is not None:
-                frame.write_parquet(tmp / f"{name}{_ROWS}")
-        random_state = model.random.getstate()
+        model_state = model.get_state()
+        np.savez(tmp / "arrays.npz", **model_state.arrays)
+        for name, frame in model_state.frames.items():
+            frame.write_parquet(tmp / f"{name}{_ROWS}")
         state: dict[str, Any] = {
             "format": FORMAT,
             "steps": model.steps,
-            "rng": model.rng.bit_generator.state,
-            "random": [random_state[0], list(random_state[1]), random_state[2]],
-            "texts": model.store.texts.all(),
-            "frames": sorted(n for n, f in frames.items() if f is not None),
+            "values": model_state.values,
+            "frames": sorted(model_state.frames),
             "binding": dict(binding or {}),
         }
         state["digest"] = _content_digest(tmp, state)
@@ -215,35 +197,8 @@ def load_checkpoint(model: MemeticModel, checkpoint: str | os.PathLike[str]) -> 
         raise ValueError("load_checkpoint needs a freshly built model")
     with np.load(checkpoint / "arrays.npz", allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    tracker = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("tracker.")}
-    if tracker["seeded"].shape != model.tracker.seeded.shape:
-        raise ValueError(
-            f"{checkpoint}: checkpoint has {tracker['seeded'].shape} (agents, memes), the "
-            f"model {model.tracker.seeded.shape}: it was made from another config"
-        )
-    store = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("store.")}
-    model.store.load_state_arrays(store, state["texts"])
-    for name, value in tracker.items():
-        getattr(model.tracker, name)[...] = value
-    load_policy_state = getattr(model.policy, "load_state_arrays", None)
-    if load_policy_state is not None:
-        load_policy_state(
-            {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("policy.")}
-        )
-    model.guard_phases.load_state_arrays(
-        {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("guards.")}
-    )
     frames = {name: pl.read_parquet(checkpoint / f"{name}{_ROWS}") for name in state["frames"]}
-    model._extra = {
-        name.removeprefix("extra."): [frame]
-        for name, frame in frames.items()
-        if name.startswith("extra.")
-    }
-    model.tracker._events = [frames["events"]] if "events" in frames else []
-    model.tracker._edges = [frames["edges"]] if "edges" in frames else []
-    model._step_rows = [frames["steps"]] if "steps" in frames else []
-    model._generations = [frames["generations"]] if "generations" in frames else []
-    model.rng.bit_generator.state = state["rng"]
-    version, internal, gauss = state["random"]
-    model.random.setstate((version, tuple(internal), gauss))
-    model.steps = int(state["steps"])
+    try:
+        model.set_state(State(arrays=arrays, frames=frames, values=state["values"]))
+    except ValueError as err:
+        raise ValueError(f"{checkpoint}: {err}") from None

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from sim.state import State
 from sim.texts import TextTable
 from topologies.banks import Banks, Eviction
 
@@ -342,6 +343,14 @@ class MemoryStore:
         return frame
 
     # ------------------------------------------------------------------ state
+    def get_state(self) -> State:
+        """Every column and every text (see :mod:`sim.state`)."""
+        return State(arrays=self.state_arrays(), values={"texts": self.texts.all()})
+
+    def set_state(self, state: State) -> None:
+        """Restore what :meth:`get_state` returned (the store must be empty)."""
+        self.load_state_arrays(state.arrays, state.values["texts"])
+
     def state_arrays(self) -> dict[str, np.ndarray]:
         """All columns as plain arrays (for checkpoints; no pickling needed)."""
         return {

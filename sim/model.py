@@ -52,6 +52,7 @@ from sim.memory import ENVIRONMENT, MemoryStore, NewEntries
 from sim.memory_spec import MemorySpec
 from sim.policy import EngineStats, Policy, StepContext, WriteProposals
 from sim.retrieval import Retrieval, Retriever, expand_ranges
+from sim.state import State, frame_list
 from sim.tracking import Tracker
 from sim.turnover import TurnoverSpec, draw_replacements, private_entries, turnover_rows
 from sim.updates import old_version_first, retire_old_versions, valid_replacements
@@ -626,6 +627,64 @@ class MemeticModel(mesa.Model):
         for name, frames in self._extra.items():
             tables[name] = pl.concat(frames, how="diagonal_relaxed")
         return tables
+
+    # ------------------------------------------------------------ state
+    def get_state(self) -> State:
+        """The whole state between steps, for checkpoints (see :mod:`sim.state`).
+
+        The parts' states are nested under ``store.``, ``tracker.``, ``policy.`` and
+        ``guards.``; the rows recorded so far are the frames ``steps``, ``generations``
+        and ``extra.<table>``; the values hold the step count and both generators.
+        """
+        random_state = self.random.getstate()
+        state = State(
+            values={
+                "steps": self.steps,
+                "rng": self.rng.bit_generator.state,
+                "random": [random_state[0], list(random_state[1]), random_state[2]],
+            }
+        )
+        state.add("store", self.store.get_state())
+        state.add("tracker", self.tracker.get_state())
+        policy_state = getattr(self.policy, "get_state", None)
+        if policy_state is not None:
+            state.add("policy", policy_state())
+        state.add("guards", State(arrays=self.guard_phases.state_arrays()))
+        frames = {
+            "steps": frame_list(self._step_rows),
+            "generations": frame_list(self._generations),
+            **{f"extra.{name}": frame_list(rows) for name, rows in self._extra.items()},
+        }
+        state.frames.update({name: f for name, f in frames.items() if f is not None})
+        return state
+
+    def set_state(self, state: State) -> None:
+        """Replace the state of a freshly built model (same config) with ``state``.
+
+        Raises:
+            ValueError: The model has stepped or holds entries, or the state was made
+                from another config (another number of agents or memes).
+        """
+        if self.steps != 0 or len(self.store):
+            raise ValueError("set_state needs a freshly built model")
+        self.tracker.set_state(state.part("tracker"))
+        self.store.set_state(state.part("store"))
+        policy_state = getattr(self.policy, "set_state", None)
+        if policy_state is not None:
+            policy_state(state.part("policy"))
+        self.guard_phases.load_state_arrays(state.part("guards").arrays)
+        frames = state.frames
+        self._extra = {
+            name.removeprefix("extra."): [frame]
+            for name, frame in frames.items()
+            if name.startswith("extra.")
+        }
+        self._step_rows = [frames["steps"]] if "steps" in frames else []
+        self._generations = [frames["generations"]] if "generations" in frames else []
+        self.rng.bit_generator.state = state.values["rng"]
+        version, internal, gauss = state.values["random"]
+        self.random.setstate((version, tuple(internal), gauss))
+        self.steps = int(state.values["steps"])
 
 
 def graph_frame(graph: nx.Graph) -> pl.DataFrame:

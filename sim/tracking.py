@@ -26,6 +26,7 @@ import polars as pl
 
 from sim.memory import ENVIRONMENT, MemoryStore
 from sim.retrieval import Retrieval
+from sim.state import State, frame_list
 
 
 def run_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -334,6 +335,32 @@ class Tracker:
         )
 
     # ---------------------------------------------------------------- state
+    def get_state(self) -> State:
+        """The flags and the rows recorded so far (see :mod:`sim.state`)."""
+        state = State(arrays=self.state_arrays())
+        for name, frames in (("events", self._events), ("edges", self._edges)):
+            frame = frame_list(frames)
+            if frame is not None:
+                state.frames[name] = frame
+        return state
+
+    def set_state(self, state: State) -> None:
+        """Restore what :meth:`get_state` returned into a tracker of the same shape.
+
+        Raises:
+            ValueError: The flags have another (agents, memes) shape.
+        """
+        shape = state.arrays["seeded"].shape
+        if shape != self.seeded.shape:
+            raise ValueError(
+                f"the state has {shape} (agents, memes), the tracker {self.seeded.shape}: "
+                "it was made from another config"
+            )
+        for name, value in state.arrays.items():
+            getattr(self, name)[...] = value
+        self._events = [state.frames["events"]] if "events" in state.frames else []
+        self._edges = [state.frames["edges"]] if "edges" in state.frames else []
+
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Flag arrays (for checkpoints)."""
         return {
