@@ -165,7 +165,7 @@ def test_reflection_config_errors():
 
 @pytest.mark.slow
 def test_real_model_reflection_commits_beliefs_with_consolidated_parents(llamacpp_engine):
-    spec = LLMPolicySpec(temperature=0.0, max_tokens=48, max_answer_chars=40, max_write_chars=40)
+    spec = LLMPolicySpec(temperature=0.0, max_tokens=16, max_answer_chars=40, max_write_chars=40)
     model = MemeticModel(
         graph=nx.path_graph(3),
         banks=BankLayoutSpec(
@@ -174,7 +174,7 @@ def test_real_model_reflection_commits_beliefs_with_consolidated_parents(llamacp
         memes=[MEME],
         policy=LLMPolicy(spec, engine=llamacpp_engine),
         seed=1,
-        reflection=ReflectionSpec(every=1, memories=2, max_tokens=48, max_belief_chars=60),
+        reflection=ReflectionSpec(every=1, memories=2, max_tokens=40, max_belief_chars=60),
     )
     model.step()
     last = _check_parents(model, 2)
