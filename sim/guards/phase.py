@@ -15,7 +15,9 @@ reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -91,12 +93,22 @@ class GuardPhases:
         for guard in self.guards:
             guard.bind(setup)
         self._rows: list[pl.DataFrame] = []
+        #: Wall-clock seconds spent in the guard phases so far (for benchmarks).
+        self.wall_s = 0.0
         self._taken = False
         self._counts = self._zero_counts()
         self._flagged = np.zeros(0, dtype=np.int64)
 
     def __bool__(self) -> bool:
         return bool(self.guards)
+
+    @contextmanager
+    def _timed(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.wall_s += time.perf_counter() - started
 
     def _zero_counts(self) -> dict[str, int]:
         return {
@@ -171,6 +183,11 @@ class GuardPhases:
 
     # ------------------------------------------------------------ read time
     def screen(self, retrieval: Retrieval, context: StepContext) -> Retrieval:
+        """The retrieval without the rows any guard drops (drops logged, time in ``wall_s``)."""
+        with self._timed():
+            return self._screen(retrieval, context)
+
+    def _screen(self, retrieval: Retrieval, context: StepContext) -> Retrieval:
         """The retrieval without the rows any guard drops (a guard's drops are logged)."""
         keep = np.ones(len(retrieval.entry_ids), dtype=np.bool_)
         store = context.store
@@ -205,6 +222,11 @@ class GuardPhases:
 
     # ------------------------------------------------------------ adoptions
     def admit(self, adoptions: Adoptions, step: int) -> Adoptions:
+        """The adoption decisions every guard admits (blocked ones logged; timed)."""
+        with self._timed():
+            return self._admit(adoptions, step)
+
+    def _admit(self, adoptions: Adoptions, step: int) -> Adoptions:
         """The adoption decisions every guard admits (blocked ones are logged)."""
         if len(adoptions) == 0:
             return adoptions
@@ -282,6 +304,11 @@ class GuardPhases:
         return ids
 
     def sweep(self, context: StepContext) -> int:
+        """Execute every guard's due rollback; returns how many entries were removed (timed)."""
+        with self._timed():
+            return self._sweep(context)
+
+    def _sweep(self, context: StepContext) -> int:
         """Execute every guard's due rollback; returns how many entries were removed."""
         removed = 0
         for guard in self.guards:
@@ -302,6 +329,16 @@ class GuardPhases:
 
     # ------------------------------------------------------------ writes
     def review(
+        self,
+        proposals: WriteProposals,
+        context: StepContext,
+        intern: Callable[[list[str]], np.ndarray],
+    ) -> Reviewed:
+        """Every guard's verdicts on the step's writes, combined in order, logged (timed)."""
+        with self._timed():
+            return self._review(proposals, context, intern)
+
+    def _review(
         self,
         proposals: WriteProposals,
         context: StepContext,
@@ -350,6 +387,16 @@ class GuardPhases:
         context: StepContext,
     ) -> None:
         """Tell every guard what was committed and whom guards flagged this step."""
+        with self._timed():
+            self._committed(entry_ids, causes, flagged_authors, context)
+
+    def _committed(
+        self,
+        entry_ids: np.ndarray,
+        causes: np.ndarray,
+        flagged_authors: np.ndarray,
+        context: StepContext,
+    ) -> None:
         flagged = np.concatenate([self._flagged, flagged_authors.astype(np.int64)])
         self._flagged = np.zeros(0, dtype=np.int64)
         for guard in self.guards:
