@@ -13,6 +13,8 @@ Modules, one concept each:
 * :mod:`sim.analysis.summary` — the scalar metrics of one run;
 * :mod:`sim.analysis.comparison` — runs side by side (LLM vs contagion);
 * :mod:`sim.analysis.aggregate` — replicate seeds with confidence intervals, sweeps.
+* :mod:`sim.analysis.values` — value-drift questionnaires: dimension scores over time and
+  the effect of memory (audit: with minus without memories).
 
 Importing this package imports nothing heavy; import the modules you need.
 """
