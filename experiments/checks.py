@@ -59,6 +59,7 @@ from experiments.schema import RunConfig
 from sim.guards import compile_pattern
 from sim.memes import EmbeddingDetectorSpec, JudgeDetectorSpec
 from topologies.graphs import GraphFile, StochasticBlockModel, TopologyError
+from topologies.placement import placement_errors
 
 #: Most agents a run may have (a graph of more does not fit in memory, or takes days).
 MAX_AGENTS = 10_000_000
@@ -91,39 +92,8 @@ def cross_field_errors(config: RunConfig) -> list[str]:
         )
     for i, meme in enumerate(config.memes):
         key = f"memes.{i}"
-        placement = meme.placement
-        if placement.strategy == "agents" and n is not None:
-            bad = sorted(a for a in placement.agents or [] if not 0 <= a < n)
-            if bad:
-                errors.append(
-                    f"{key}.placement.agents = {bad}: agent ids must be in 0..{n - 1} "
-                    f"(the graph has {n} agents)"
-                )
-        elif placement.strategy == "agents":
-            bad = sorted(a for a in placement.agents or [] if a < 0)
-            if bad:
-                errors.append(f"{key}.placement.agents = {bad}: agent ids must be >= 0")
-        counted = placement.strategy in {"random", "hub", "periphery", "bridge"}
-        if counted and n is not None and placement.count > n:
-            errors.append(
-                f"{key}.placement.count = {placement.count}: must be at most the number "
-                f"of agents ({n})"
-            )
-        if placement.strategy == "bank":
-            problem = config.banks.name_error(placement.bank or "", n, _community_count(config))
-            if problem:
-                errors.append(f"{key}.placement.bank = {placement.bank!r}: {problem}")
-        else:
-            if placement.into == "shared" and not config.banks.has_shared:
-                errors.append(
-                    f"{key}.placement.into = 'shared': the layout has only private banks; "
-                    "add a shared layer or use into = 'private' or 'all'"
-                )
-            if placement.into == "private" and config.banks.private is None:
-                errors.append(
-                    f"{key}.placement.into = 'private': the layout has no private layer; "
-                    "add [banks.private] or use into = 'shared' or 'all'"
-                )
+        problems = placement_errors(meme.placement, n, config.banks.kinds, _community_count(config))
+        errors.extend(f"{key}.placement.{problem}" for problem in problems)
         errors.extend(_detector_errors(key, meme.detector, config))
     errors.extend(_decision_errors(config))
     errors.extend(phase_errors(config))
@@ -319,19 +289,8 @@ def _graph_errors(config: RunConfig) -> list[str]:
         return [f"{where}: {detail}"]
     errors = []
     for i, meme in enumerate(config.memes):
-        placement = meme.placement
-        bad = sorted(a for a in placement.agents or [] if a >= n)
-        if placement.strategy == "agents" and bad:
-            errors.append(
-                f"memes.{i}.placement.agents = {bad}: agent ids must be in 0..{n - 1} "
-                f"(the graph file has {n} nodes)"
-            )
-        counted = placement.strategy in {"random", "hub", "periphery", "bridge"}
-        if counted and placement.count > n:
-            errors.append(
-                f"memes.{i}.placement.count = {placement.count}: must be at most the number "
-                f"of agents ({n}, the nodes of the graph file)"
-            )
+        problems = placement_errors(meme.placement, n, config.banks.kinds, graph_file=True)
+        errors.extend(f"memes.{i}.placement.{problem}" for problem in problems)
     return errors
 
 

@@ -57,9 +57,9 @@ from sim.tracking import Tracker
 from sim.turnover import TurnoverSpec, draw_replacements, private_entries, turnover_rows
 from sim.updates import old_version_first, retire_old_versions, valid_replacements
 from sim.utility import utility_values
-from topologies.banks import BankKind, BankLayoutSpec, Banks, build_banks
+from topologies.banks import BankLayoutSpec, Banks, build_banks
 from topologies.graphs import GraphSpec, build_graph
-from topologies.placement import select_agents
+from topologies.placement import placement_errors, select_agents
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,9 @@ class MemeticModel(mesa.Model):
     def _resolve(self, index: int, meme: MemeSpec) -> Injection:
         placement = meme.placement
         n = self.banks.n_agents
+        problems = placement_errors(placement, n, self.banks.kinds, self.banks.n_communities)
+        if problems:
+            raise ValueError(f"meme {meme.id!r}: placement.{problems[0]}")
         if placement.strategy == "bank":
             try:
                 bank = self.banks.bank_id(placement.bank or "")
@@ -285,28 +288,16 @@ class MemeticModel(mesa.Model):
             )
         if placement.strategy == "agents":
             agents = np.array(sorted(set(placement.agents or [])), dtype=np.int32)
-            bad = agents[(agents < 0) | (agents >= n)]
-            if len(bad):
-                raise ValueError(
-                    f"meme {meme.id!r}: placement.agents = {bad.tolist()}: agent ids must be in "
-                    f"0..{n - 1}"
-                )
         else:
-            if placement.count > n:
-                raise ValueError(
-                    f"meme {meme.id!r}: placement.count = {placement.count}: must be at most the "
-                    f"number of agents ({n})"
-                )
             agents = select_agents(self.graph, placement.strategy, placement.count, self.rng)
         banks_list, authors = [], []
-        private = int(BankKind.PRIVATE)
         for agent in agents.tolist():
             writable = self.banks.writable(agent)
-            kinds = self.banks.kind[writable]
+            shared = self.banks.shared[writable]
             if placement.into == "private":
-                writable = writable[kinds == private]
+                writable = writable[~shared]
             elif placement.into == "shared":
-                writable = writable[kinds != private]
+                writable = writable[shared]
             if len(writable) == 0:
                 raise ValueError(
                     f"meme {meme.id!r}: placement.into = {placement.into!r}: agent {agent} may "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -137,6 +138,49 @@ def bank_names(kind: BankKind, *columns: np.ndarray) -> list[str]:
     ]
 
 
+def bank_name_error(
+    name: str,
+    kinds: Collection[BankKind],
+    n_agents: int | None = None,
+    n_communities: int | None = None,
+) -> str | None:
+    """Why a bank called ``name`` cannot exist in a layout of the given layers, or None.
+
+    Args:
+        name: A bank name (see :class:`BankName`).
+        kinds: The kinds of the layout's layers, in bank id order.
+        n_agents: The number of agents, when known (agent and edge numbers are checked
+            against it).
+        n_communities: The number of communities, when known (the blocks of planted
+            communities before the run, the community banks after building); community
+            indices are checked against it.
+    """
+    try:
+        parsed = BankName.parse(name)
+    except ValueError as err:
+        return str(err)
+    kind, numbers = parsed.kind, parsed.numbers
+    if kind not in kinds:
+        present = [k.label for k in kinds]
+        if kind is BankKind.GLOBAL:
+            return f"the layout has no global layer (layers: {present}); add [banks.global]"
+        return f"the layout has no {kind.label} layer (layers: {present})"
+    if kind in (BankKind.PRIVATE, BankKind.NEIGHBOURHOOD):
+        agent = numbers[0]
+        if agent < 0 or (n_agents is not None and agent >= n_agents):
+            last = "n-1" if n_agents is None else n_agents - 1
+            return f"agent {agent} does not exist; agents are 0..{last}"
+    elif kind is BankKind.COMMUNITY:
+        index = numbers[0]
+        if index < 0 or (n_communities is not None and index >= n_communities):
+            return "community index out of range (planted communities are the SBM blocks)"
+    elif kind is BankKind.EDGE:
+        u, v = numbers
+        if not 0 <= u < v or (n_agents is not None and v >= n_agents):
+            return "edge banks are named edge:U-V with 0 <= U < V < n"
+    return None
+
+
 class Eviction(enum.StrEnum):
     """What a full bank drops to make room: the oldest entry or the least recently used."""
 
@@ -237,37 +281,10 @@ class BankLayoutSpec(BaseModel):
     ) -> str | None:
         """Why a bank called ``name`` cannot exist in this layout, or None if it may.
 
-        Args:
-            name: A bank name (see :class:`BankName`).
-            n_agents: The number of agents, when known (agent and edge numbers are
-                checked against it).
-            n_communities: The number of communities, when known before the run (the
-                blocks of planted communities); community indices are checked against it.
+        See :func:`bank_name_error`; ``n_agents`` and ``n_communities`` are those known
+        before the run (None: not known, not checked).
         """
-        try:
-            parsed = BankName.parse(name)
-        except ValueError as err:
-            return str(err)
-        kind, numbers = parsed.kind, parsed.numbers
-        if self.layers[kind] is None:
-            present = [k.label for k in self.kinds]
-            if kind is BankKind.GLOBAL:
-                return f"the layout has no global layer (layers: {present}); add [banks.global]"
-            return f"the layout has no {kind.label} layer (layers: {present})"
-        if kind in (BankKind.PRIVATE, BankKind.NEIGHBOURHOOD):
-            agent = numbers[0]
-            if agent < 0 or (n_agents is not None and agent >= n_agents):
-                last = "n-1" if n_agents is None else n_agents - 1
-                return f"agent {agent} does not exist; agents are 0..{last}"
-        elif kind is BankKind.COMMUNITY:
-            index = numbers[0]
-            if index < 0 or (n_communities is not None and index >= n_communities):
-                return "community index out of range (planted communities are the SBM blocks)"
-        elif kind is BankKind.EDGE:
-            u, v = numbers
-            if not 0 <= u < v or (n_agents is not None and v >= n_agents):
-                return "edge banks are named edge:U-V with 0 <= U < V < n"
-        return None
+        return bank_name_error(name, self.kinds, n_agents, n_communities)
 
     @model_validator(mode="after")
     def _at_least_one_layer(self) -> BankLayoutSpec:
@@ -322,6 +339,24 @@ class Banks:
     def shared(self) -> np.ndarray:
         """Read-only bool per bank: whether it is shared (its kind is not private)."""
         return _readonly(self.kind != int(BankKind.PRIVATE))
+
+    @functools.cached_property
+    def kinds(self) -> list[BankKind]:
+        """The kinds of the layers present, in bank id order."""
+        return [BankKind(int(k)) for k in np.unique(self.kind)]
+
+    def name_error(self, name: str) -> str | None:
+        """Why no bank of this layout can be called ``name``, or None.
+
+        See :func:`bank_name_error`; an edge bank also needs its edge in the graph, which
+        :meth:`bank_id` checks.
+        """
+        return bank_name_error(name, self.kinds, self.n_agents, self.n_communities)
+
+    @property
+    def n_communities(self) -> int:
+        """Number of community banks."""
+        return int(np.count_nonzero(self.kind == int(BankKind.COMMUNITY)))
 
     @property
     def n_agents(self) -> int:

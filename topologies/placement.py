@@ -1,12 +1,18 @@
-"""Seed placement: which agents receive a meme at the start of a run."""
+"""Seed placement: which agents receive a meme at the start of a run.
+
+:func:`placement_errors` is the one check of a placement against a layout: config
+validation calls it with what the specs tell, the model with what it built.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from collections.abc import Collection
+from typing import Literal, Protocol, get_args
 
 import networkx as nx
 import numpy as np
 
+from topologies.banks import BankKind, bank_name_error
 from topologies.graphs import TopologyError
 
 PlacementStrategy = Literal["random", "hub", "periphery", "bridge"]
@@ -84,3 +90,72 @@ def select_agents(
             degree[node] = d
         chosen = _ranked(degree, int(count), highest=strategy == "hub")
     return np.sort(np.asarray(chosen, dtype=np.int32))
+
+
+#: Strategies that choose ``count`` agents.
+COUNTED_STRATEGIES = ("random", "hub", "periphery", "bridge")
+
+
+class Placement(Protocol):
+    """What :func:`placement_errors` reads of a placement (``sim.memes.PlacementSpec``)."""
+
+    strategy: str
+    count: int
+    agents: list[int] | None
+    bank: str | None
+    into: str
+
+
+def placement_errors(
+    placement: Placement,
+    n_agents: int | None,
+    kinds: Collection[BankKind],
+    n_communities: int | None = None,
+    *,
+    graph_file: bool = False,
+) -> list[str]:
+    """Why a placement cannot be carried out in a layout, one message per problem.
+
+    Each message starts with the placement's key (``"count = 61: ..."``), for the caller
+    to put the meme's key in front.
+
+    Args:
+        placement: The placement.
+        n_agents: The number of agents (None: not known before the graph file is read;
+            only the signs of agent ids are checked).
+        kinds: The kinds of the layout's layers.
+        n_communities: The number of communities, when known.
+        graph_file: The number of agents is the nodes of a graph file (said so).
+    """
+    errors = []
+    n = n_agents
+    if placement.strategy == "agents":
+        ids = placement.agents or []
+        if n is None:
+            bad = sorted(a for a in ids if a < 0)
+            if bad:
+                errors.append(f"agents = {bad}: agent ids must be >= 0")
+        else:
+            bad = sorted(a for a in ids if not 0 <= a < n)
+            source = f"the graph file has {n} nodes" if graph_file else f"the graph has {n} agents"
+            if bad:
+                errors.append(f"agents = {bad}: agent ids must be in 0..{n - 1} ({source})")
+    if placement.strategy in COUNTED_STRATEGIES and n is not None and placement.count > n:
+        source = f"{n}, the nodes of the graph file" if graph_file else f"{n}"
+        errors.append(f"count = {placement.count}: must be at most the number of agents ({source})")
+    if placement.strategy == "bank":
+        problem = bank_name_error(placement.bank or "", kinds, n, n_communities)
+        if problem:
+            errors.append(f"bank = {placement.bank!r}: {problem}")
+        return errors
+    if placement.into == "shared" and not any(kind.shared for kind in kinds):
+        errors.append(
+            "into = 'shared': the layout has only private banks; add a shared layer or use "
+            "into = 'private' or 'all'"
+        )
+    if placement.into == "private" and BankKind.PRIVATE not in kinds:
+        errors.append(
+            "into = 'private': the layout has no private layer; add [banks.private] or use "
+            "into = 'shared' or 'all'"
+        )
+    return errors
