@@ -398,3 +398,17 @@ def test_guard_state_survives_a_checkpoint(tmp_path):
         a = expected[name].drop([c for c in expected[name].columns if c.endswith("_wall_s")])
         b = got[name].drop([c for c in got[name].columns if c.endswith("_wall_s")])
         assert a.equals(b), name
+
+
+def test_utility_is_task_accuracy_when_choices_are_scored():
+    from sim.tracking import Tracker
+    from sim.utility import utility_values
+
+    tracker = Tracker(4, 2)
+    tracker.adopter[:, 1] = [True, False, False, False]
+    tracker.carrier[:, 1] = [True, True, False, False]
+    expressed = np.zeros((4, 2), dtype=np.bool_)
+    expressed[[0, 2, 3], 1] = True  # 3 of 4 agents chose the benign meme's target
+    expressed[1, 0] = True  # the harmful meme's target does not count
+    assert utility_values([HARM, FACT], tracker, expressed) == (0.75, 0.5)
+    assert utility_values([HARM, FACT], tracker, None) == (0.25, 0.5)
