@@ -18,7 +18,7 @@ from agents.reflection import ReflectionSpec
 from agents.values import ValuesSpec
 from experiments.names import SafeName
 from sim.guards import GuardSpec
-from sim.memes import MemeSpec
+from sim.memes import MemeSpec, check_unique_ids
 from sim.memory_spec import MemorySpec
 from sim.turnover import TurnoverSpec
 from topologies.banks import BankLayoutSpec
@@ -93,8 +93,5 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _unique_memes(self) -> RunConfig:
-        ids = [m.id for m in self.memes]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"memes: duplicate id(s) {dupes}; every meme id must be unique")
+        check_unique_ids(self.memes)
         return self

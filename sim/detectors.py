@@ -29,6 +29,7 @@ from sim.memes import (
     JudgeDetectorSpec,
     LexicalDetectorSpec,
     MemeSpec,
+    check_unique_ids,
     resolve_placebos,
 )
 from sim.texts import words
@@ -338,10 +339,8 @@ class MemeBook:
         embedder: Embedder | None = None,
         run_engine: Callable[[], Engine] | None = None,
     ) -> None:
+        check_unique_ids(memes)
         ids = [m.id for m in memes]
-        if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            raise ValueError(f"memes: duplicate id(s) {dupes}; every meme id must be unique")
         if len(memes) > MAX_MEMES:
             raise ValueError(f"memes: {len(memes)} given; at most {MAX_MEMES} per run")
         self.memes = tuple(resolve_placebos(list(memes)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -285,6 +286,18 @@ def shared_run(a: str, b: str) -> int:
                 best = max(best, cur[j])
         prev = cur
     return best
+
+
+def check_unique_ids(memes: Sequence[MemeSpec]) -> None:
+    """The one check that every meme id of a run is unique.
+
+    Raises:
+        ValueError: Some ids repeat (the message lists them).
+    """
+    ids = [m.id for m in memes]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"memes: duplicate id(s) {dupes}; every meme id must be unique")
 
 
 def resolve_placebos(memes: list[MemeSpec] | tuple[MemeSpec, ...]) -> list[MemeSpec]:
