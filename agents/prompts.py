@@ -72,14 +72,6 @@ LETTER_INSTRUCTION = "Reply with the letter of the option you choose, and nothin
 #: Ends a yes/no probe item scored by log-probability.
 YES_NO_INSTRUCTION = "Answer yes or no."
 
-_BANK_AUDIENCE = {
-    BankKind.PRIVATE: "only you read it",
-    BankKind.NEIGHBOURHOOD: "read by its owner and the owner's neighbours",
-    BankKind.COMMUNITY: "read by your community",
-    BankKind.EDGE: "read by you and one neighbour",
-    BankKind.GLOBAL: "read by every agent",
-}
-
 
 @dataclass(frozen=True)
 class MemoryLine:
@@ -155,8 +147,8 @@ def writable_text(writable: Sequence[WritableBank]) -> str:
     """The list of banks the agent may write, each with who reads it, shared ones first."""
     if not writable:
         return "Banks you may write: none (leave memory_bank empty)."
-    ordered = sorted(writable, key=lambda b: BankKind(b.kind) == BankKind.PRIVATE)
-    parts = [f"{b.name} ({_BANK_AUDIENCE[BankKind(b.kind)]})" for b in ordered]
+    ordered = sorted(writable, key=lambda b: not BankKind(b.kind).shared)
+    parts = [f"{b.name} ({BankKind(b.kind).audience})" for b in ordered]
     return "Banks you may write: " + "; ".join(parts) + "."
 
 

@@ -73,7 +73,7 @@ def private_entries(store: MemoryStore, banks: Banks, agents: np.ndarray) -> np.
         return np.zeros(0, dtype=np.int64)
     counts = np.diff(banks.write_indptr)[agents]
     writable = banks.write_banks[expand_ranges(banks.write_indptr[agents], counts)]
-    private = writable[banks.kind[writable] == int(BankKind.PRIVATE)]
+    private = writable[~banks.shared[writable]]
     mark = np.zeros(banks.n_banks, dtype=np.bool_)
     mark[private] = True
     alive = store.alive_ids()
