@@ -370,6 +370,7 @@ class GuardPhases:
                 [lists[i] for i in mine.tolist()],
                 [reasons[i] or guard.name for i in mine.tolist()],
             )
+        self._release_dropped(store, text_ids, keep)
         return Reviewed(
             keep=keep,
             weight=decision.weight,
@@ -378,6 +379,17 @@ class GuardPhases:
             rejected=int((decision.verdict == Verdict.REJECT).sum()),
             quarantined=int((decision.verdict == Verdict.QUARANTINE).sum()),
         )
+
+    @staticmethod
+    def _release_dropped(store: MemoryStore, text_ids: np.ndarray, keep: np.ndarray) -> None:
+        """Release from memory the texts only dropped writes had.
+
+        Memory stays bounded by what is alive; a text written again later is revived.
+        """
+        dropped = np.setdiff1d(text_ids[~keep], text_ids[keep])
+        if len(dropped):
+            unused = dropped[~np.isin(dropped, store.text_id[store.alive])]
+            store.texts.release(unused.tolist())
 
     def committed(
         self,

@@ -412,3 +412,24 @@ def test_utility_is_task_accuracy_when_choices_are_scored():
     expressed[1, 0] = True  # the harmful meme's target does not count
     assert utility_values([HARM, FACT], tracker, expressed) == (0.75, 0.5)
     assert utility_values([HARM, FACT], tracker, None) == (0.25, 0.5)
+
+
+def test_texts_of_dropped_writes_do_not_stay_in_memory():
+    from sim.policy import WriteProposals
+
+    model = _model([PatternGuardSpec(pattern="DROP-ME", shared_only=False)])
+    model.step()
+    context = model._context(1, model.last_retrieval)
+    texts = ["DROP-ME one", "DROP-ME two", "keep this note"]
+    proposals = WriteProposals(
+        author=np.array([1, 2, 3], dtype=np.int32),
+        bank=model.banks.writable(1)[:1].repeat(3).astype(np.int32),
+        text=texts,
+        importance=np.full(3, 0.5, dtype=np.float32),
+        cause=np.full(3, -1, dtype=np.int64),
+    )
+    reviewed = model.guard_phases.review(proposals, context, model._intern)
+    assert reviewed.keep.tolist() == [False, False, True]
+    live = {model.store.texts.get(i) for i in model.store.text_id[model.store.alive].tolist()}
+    assert model.store.texts.live_count == len(live) + 1  # + the kept note, not yet committed
+    assert "DROP-ME one" in model.store.texts  # released texts stay readable
