@@ -226,9 +226,13 @@ class Retriever:
         self.banks = banks
         self.spec = spec
         self.scorer = scorer or LexicalRelevance()
-        self._rights_reader = np.repeat(
+        # The read rights transposed: the readers of each bank, bank by bank.
+        rights_reader = np.repeat(
             np.arange(banks.n_agents, dtype=np.int32), np.diff(banks.read_indptr)
         )
+        by_bank = np.argsort(banks.read_banks, kind="stable")
+        self._bank_readers = rights_reader[by_bank]
+        self._bank_n_readers = np.bincount(banks.read_banks, minlength=banks.n_banks)
 
     def __call__(
         self, store: MemoryStore, step: int, queries: Sequence[str] | None = None
@@ -266,6 +270,10 @@ class Retriever:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Expand read rights into (reader, entry value) candidate pairs, in no set order.
 
+        Pairs are generated bank by bank (each bank's value repeated over its readers), so
+        every pass reads memory in order: at 10^6 agents random gathers over the read
+        rights, not arithmetic, dominate. The final sort puts the pairs in reader order.
+
         Args:
             grouped: ``(bank << bits) | value`` of every alive entry, sorted (so grouped
                 by bank, each bank's values ascending).
@@ -276,33 +284,31 @@ class Retriever:
             ``(readers, values, per_reader)``: the reader of each pair, the value of its
             entry, and the number of pairs of each reader.
         """
-        n_banks, n_agents = self.banks.n_banks, self.banks.n_agents
-        count = np.bincount(grouped >> bits, minlength=n_banks)
+        count = np.bincount(grouped >> bits, minlength=self.banks.n_banks)
         start = np.cumsum(count) - count
         if per_bank_cap is not None:
             count = np.minimum(count, per_bank_cap)
         values = grouped & ((1 << bits) - 1)
-        has = (count > 0)[self.banks.read_banks]
-        readers = self._rights_reader[has]
-        banks = self.banks.read_banks[has]
-        # Layer j holds the j-th entry of every readable bank with more than j entries.
-        # Layer 0 is one gather from a per-bank table; further layers are few (banks are
-        # small or cut to k) and cover only the banks that reach them.
-        first = values[np.minimum(start, max(len(values) - 1, 0))]
-        pair_readers, pair_values = [readers], [first[banks]]
-        if len(banks) and count.max() > 1:
-            per_pair = count[banks]
-            layer = 1
-            more = per_pair > layer
-            while more.any():
-                readers, banks, per_pair = readers[more], banks[more], per_pair[more]
-                pair_readers.append(readers)
-                pair_values.append(values[start[banks] + layer])
-                layer += 1
-                more = per_pair > layer
-        all_readers = np.concatenate(pair_readers) if len(pair_readers) > 1 else pair_readers[0]
-        all_values = np.concatenate(pair_values) if len(pair_values) > 1 else pair_values[0]
-        return all_readers, all_values, np.bincount(all_readers, minlength=n_agents)
+        n_readers = self._bank_n_readers
+        pair_readers: list[np.ndarray] = []
+        pair_values: list[np.ndarray] = []
+        # Layer j: the j-th entry of every bank holding more than j entries, for each of
+        # the bank's readers. Layers are few: banks are small or cut to k.
+        layer = 0
+        deep = np.flatnonzero(count > 0)
+        while len(deep):
+            mask = np.zeros(len(count), dtype=np.bool_)
+            mask[deep] = True
+            pair_readers.append(self._bank_readers[np.repeat(mask, n_readers)])
+            pair_values.append(np.repeat(values[start[deep] + layer], n_readers[deep]))
+            layer += 1
+            deep = deep[count[deep] > layer]
+        if not pair_readers:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(self.banks.n_agents, dtype=np.int64)
+        readers = np.concatenate(pair_readers) if layer > 1 else pair_readers[0]
+        keys = np.concatenate(pair_values) if layer > 1 else pair_values[0]
+        return readers, keys, np.bincount(readers, minlength=self.banks.n_agents)
 
     def _finish(
         self, pair_key: np.ndarray, per_reader: np.ndarray
