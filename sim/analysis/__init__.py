@@ -16,5 +16,197 @@ Modules, one concept each:
 * :mod:`sim.analysis.values` — value-drift questionnaires: dimension scores over time and
   the effect of memory (audit: with minus without memories).
 
-Importing this package imports nothing heavy; import the modules you need.
+Every public name is re-exported here, so an analysis imports in one line::
+
+    from sim.analysis import load_run, prevalence, reproduction_number, run_metrics
+
+Importing the package loads numpy, polars and networkx, nothing heavier (no plotting:
+figures are :mod:`sim.plots`). The simulation never imports this package: it reads the
+tables a run wrote.
 """
+
+from __future__ import annotations
+
+from sim.analysis.aggregate import (
+    aggregate,
+    aggregate_metrics,
+    confidence_interval,
+    curve_bands,
+    run_curve,
+    sweep_curves,
+    sweep_metrics,
+    wilson_interval,
+)
+from sim.analysis.cascades import (
+    cascade_summary,
+    cascades,
+    structural_virality,
+    tree_edges,
+    tree_metrics,
+)
+from sim.analysis.comparison import (
+    compare_runs,
+    prevalence_side_by_side,
+    same_layout,
+)
+from sim.analysis.defenses import (
+    benign_meme_ids,
+    defense_frontier,
+    defense_metrics,
+    harmful_meme,
+    sweep_defense_metrics,
+)
+from sim.analysis.effects import (
+    decision_arms,
+    dose_response,
+    effect_by_distance,
+    effect_lines,
+    exposure_effects,
+    funnel_counts,
+    load_actions,
+    placebo_of,
+    run_effects,
+    seed_distances,
+)
+from sim.analysis.fits import (
+    FitResult,
+    fit_prevalence,
+    fit_si,
+    fit_si_discrete,
+    fit_sir,
+    fit_sis,
+    si_curve,
+    si_discrete_curve,
+    sir_curves,
+    sis_curve,
+)
+from sim.analysis.forks import (
+    fork_comparison,
+    fork_parent,
+)
+from sim.analysis.infections import (
+    infection_times,
+)
+from sim.analysis.loading import (
+    REQUIRED_TABLES,
+    Run,
+    Sweep,
+    find_run_dirs,
+    hive_params,
+    load_run,
+    load_sweep,
+)
+from sim.analysis.mutation import (
+    drift_by_hop,
+    entry_drift,
+    entry_hops,
+    levenshtein,
+    normalized_edit_distance,
+    reference_texts,
+    token_jaccard_distance,
+    tokens,
+)
+from sim.analysis.prevalence import (
+    check_state,
+    final_size,
+    prevalence,
+    states_at,
+    time_to_fraction,
+)
+from sim.analysis.reproduction import (
+    effective_reproduction,
+    generation_intervals,
+    implied_reproduction_number,
+    implied_secondaries,
+    reproduction_number,
+    secondary_infections,
+)
+from sim.analysis.summary import (
+    METRICS,
+    run_metrics,
+)
+from sim.analysis.values import (
+    dimension_scores,
+    memory_effect,
+    memory_effect_summary,
+    value_drift,
+)
+
+__all__ = [
+    "METRICS",
+    "REQUIRED_TABLES",
+    "FitResult",
+    "Run",
+    "Sweep",
+    "aggregate",
+    "aggregate_metrics",
+    "benign_meme_ids",
+    "cascade_summary",
+    "cascades",
+    "check_state",
+    "compare_runs",
+    "confidence_interval",
+    "curve_bands",
+    "decision_arms",
+    "defense_frontier",
+    "defense_metrics",
+    "dimension_scores",
+    "dose_response",
+    "drift_by_hop",
+    "effect_by_distance",
+    "effect_lines",
+    "effective_reproduction",
+    "entry_drift",
+    "entry_hops",
+    "exposure_effects",
+    "final_size",
+    "find_run_dirs",
+    "fit_prevalence",
+    "fit_si",
+    "fit_si_discrete",
+    "fit_sir",
+    "fit_sis",
+    "fork_comparison",
+    "fork_parent",
+    "funnel_counts",
+    "generation_intervals",
+    "harmful_meme",
+    "hive_params",
+    "implied_reproduction_number",
+    "implied_secondaries",
+    "infection_times",
+    "levenshtein",
+    "load_actions",
+    "load_run",
+    "load_sweep",
+    "memory_effect",
+    "memory_effect_summary",
+    "normalized_edit_distance",
+    "placebo_of",
+    "prevalence",
+    "prevalence_side_by_side",
+    "reference_texts",
+    "reproduction_number",
+    "run_curve",
+    "run_effects",
+    "run_metrics",
+    "same_layout",
+    "secondary_infections",
+    "seed_distances",
+    "si_curve",
+    "si_discrete_curve",
+    "sir_curves",
+    "sis_curve",
+    "states_at",
+    "structural_virality",
+    "sweep_curves",
+    "sweep_defense_metrics",
+    "sweep_metrics",
+    "time_to_fraction",
+    "token_jaccard_distance",
+    "tokens",
+    "tree_edges",
+    "tree_metrics",
+    "value_drift",
+    "wilson_interval",
+]

@@ -18,15 +18,13 @@ context) the author's generation.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import numpy as np
 import polars as pl
 
 from sim.analysis.infections import ENVIRONMENT, infection_times
-
-_TOKEN = re.compile(r"[a-z0-9]+")
+from sim.texts import words
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -58,7 +56,7 @@ def normalized_edit_distance(a: str, b: str) -> float:
 
 def tokens(text: str) -> set[str]:
     """The set of lower-case word tokens ``[a-z0-9]+`` of a text."""
-    return set(_TOKEN.findall(text.lower()))
+    return set(words(text))
 
 
 def token_jaccard_distance(a: str, b: str) -> float:
