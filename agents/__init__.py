@@ -1,1 +1,48 @@
-"""What an agent is: the Mesa agent, policies (contagion, LLM), prompts and engines."""
+"""What an agent is: the Mesa agent, policies (contagion, LLM), prompts and engines.
+
+The public API is importable from here (``from agents import MemeticAgent``);
+each name is imported from its module on first use, so importing one module of the
+package never loads the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Each public name and the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "MemeticAgent": "agents.agent",
+    "ContagionSpec": "agents.contagion",
+    "ContagionPolicy": "agents.contagion",
+    "LLMPolicySpec": "agents.llm_policy",
+    "LLMPolicy": "agents.llm_policy",
+    "Persona": "agents.personas",
+    "load_personas": "agents.personas",
+    "Task": "agents.tasks",
+    "load_tasks": "agents.tasks",
+    "ValuesSpec": "agents.values",
+    "Battery": "agents.values",
+    "load_battery": "agents.values",
+    "ReflectionSpec": "agents.reflection",
+    "Engine": "agents.llm",
+    "EngineSpec": "agents.llm",
+    "GenerationRequest": "agents.llm",
+    "Completion": "agents.llm",
+    "build_engine": "agents.llm",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """The public names."""
+    return sorted(set(globals()) | set(__all__))

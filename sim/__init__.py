@@ -1,1 +1,71 @@
-"""The simulation core: model, memory store, retrieval, memes, tracking, output."""
+"""The simulation core: model, memory store, retrieval, memes, tracking, output.
+
+The public API is importable from here (``from sim import MemeticModel``);
+each name is imported from its module on first use, so importing one module of the
+package never loads the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Each public name and the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "MemeticModel": "sim.model",
+    "Injection": "sim.model",
+    "ENVIRONMENT": "sim.memory",
+    "MemoryStore": "sim.memory",
+    "NewEntries": "sim.memory",
+    "MemeKind": "sim.memes",
+    "MemeSpec": "sim.memes",
+    "PlacementSpec": "sim.memes",
+    "DetectorSpec": "sim.memes",
+    "CanaryDetectorSpec": "sim.memes",
+    "LexicalDetectorSpec": "sim.memes",
+    "EmbeddingDetectorSpec": "sim.memes",
+    "JudgeDetectorSpec": "sim.memes",
+    "MemorySpec": "sim.memory_spec",
+    "RetrievalSpec": "sim.retrieval",
+    "Retrieval": "sim.retrieval",
+    "Retriever": "sim.retrieval",
+    "ForgettingSpec": "sim.forgetting",
+    "TurnoverSpec": "sim.turnover",
+    "AgentState": "sim.tracking",
+    "Tracker": "sim.tracking",
+    "Detector": "sim.detectors",
+    "Embedder": "sim.detectors",
+    "MemeBook": "sim.detectors",
+    "build_detector": "sim.detectors",
+    "Policy": "sim.policy",
+    "PolicyOutput": "sim.policy",
+    "StepContext": "sim.policy",
+    "WriteProposals": "sim.policy",
+    "Adoptions": "sim.policy",
+    "GuardSpec": "sim.guards",
+    "build_guards": "sim.guards",
+    "State": "sim.state",
+    "CheckpointError": "sim.checkpoint",
+    "save_checkpoint": "sim.checkpoint",
+    "load_checkpoint": "sim.checkpoint",
+    "latest_checkpoint": "sim.checkpoint",
+    "ManifestError": "sim.manifest",
+    "read_manifest": "sim.manifest",
+    "TextTable": "sim.texts",
+    "words": "sim.texts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """The public names."""
+    return sorted(set(globals()) | set(__all__))

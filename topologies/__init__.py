@@ -17,15 +17,18 @@ from topologies.banks import (
     NeighbourhoodBanks,
     PrivateBanks,
     bank_name,
+    bank_name_error,
     bank_names,
     build_banks,
 )
 from topologies.graphs import (
+    GRAPH_SPECS,
     BarabasiAlbert,
     CompleteGraph,
     ErdosRenyi,
     GraphFile,
     GraphSpec,
+    GraphSpecBase,
     Grid2D,
     RingLattice,
     Star,
@@ -34,11 +37,13 @@ from topologies.graphs import (
     WattsStrogatz,
     adjacency_csr,
     build_graph,
+    graph_kinds,
 )
-from topologies.placement import PlacementStrategy, select_agents
+from topologies.placement import PlacementStrategy, placement_errors, select_agents
 
 __all__ = [
     "BANK_NAME_FORMS",
+    "GRAPH_SPECS",
     "BankKind",
     "BankLayoutSpec",
     "BankName",
@@ -52,6 +57,7 @@ __all__ = [
     "GlobalBank",
     "GraphFile",
     "GraphSpec",
+    "GraphSpecBase",
     "Grid2D",
     "NeighbourhoodBanks",
     "PlacementStrategy",
@@ -63,8 +69,11 @@ __all__ = [
     "WattsStrogatz",
     "adjacency_csr",
     "bank_name",
+    "bank_name_error",
     "bank_names",
     "build_banks",
     "build_graph",
+    "graph_kinds",
+    "placement_errors",
     "select_agents",
 ]
