@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sim", "agents", "topologies", "experiments")
 #: Post-run analysis and plots: they read tables, the simulation never imports them.
 ANALYSIS = ("sim.analysis", "sim.plots")
-#: The user-facing front ends that may run an analysis after a run (the CLI's report).
-FRONT_ENDS = ("experiments.cli", "experiments.report")
+#: The user-facing front ends that may show an analysis (the CLI's report, the dashboard).
+FRONT_ENDS = ("experiments.cli", "experiments.report", "experiments.dashboard")
 
 
 def _module_name(path: Path) -> str:
