@@ -240,10 +240,18 @@ class SweepResult:
     failed: dict[str, str]
 
     def scan(self, table: str = "steps") -> pl.LazyFrame:
-        """A lazy frame of ``table`` over the complete runs, with the swept columns."""
+        """A lazy frame of ``table`` over the complete runs, with the swept columns.
+
+        Runs may differ in columns (a sweep over guards: ``steps`` has the counts of each
+        run's own guards); the frames are concatenated diagonally (null where a run
+        lacks a column).
+        """
         done = self.index.filter(pl.col("status") == "complete")["run_dir"].to_list()
         paths = [str(self.sweep_dir / d / f"{table}.parquet") for d in done]
-        return pl.scan_parquet(paths, hive_partitioning=True)
+        if not paths:
+            return pl.scan_parquet(paths, hive_partitioning=True)
+        frames = [pl.scan_parquet(p, hive_partitioning=True) for p in paths]
+        return pl.concat(frames, how="diagonal_relaxed")
 
 
 def is_sweep_document(data: dict[str, Any]) -> bool:
