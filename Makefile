@@ -7,6 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.memespread-installed
 NB_STAMP := $(VENV)/.memespread-notebook
+TEST_STAMP := $(VENV)/.memespread-test-extras
 
 .PHONY: demo test lint vllm bench notebook
 
@@ -27,7 +28,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: vllm lint
+# The tests also drive the dashboard in Debian's Chromium (as root, e.g. in CI, it is
+# installed when missing) and run sweeps on a local Ray.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[llm,dev,dashboard,ray]'
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+		echo "warning: install Debian's chromium for the dashboard tests" >&2
+	touch $(TEST_STAMP)
+
+test: vllm $(TEST_STAMP) lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -185,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", metavar="RUN_DIR", help="a finished run directory, or a sweep directory"
     )
 
+    dash = sub.add_parser(
+        "dashboard",
+        parents=[common],
+        help="watch a run in the browser (needs the dashboard extra)",
+        description="Serve a page (Mesa's SolaraViz) showing the network coloured by each "
+        "meme's state, prevalence curves, the transmission tree and a memory inspector. "
+        "Given a RUN_DIR it replays the finished run with a step slider; given a CONFIG it "
+        "runs it live, one step per click (nothing is written to disk).",
+    )
+    dash.add_argument("target", metavar="RUN_DIR|CONFIG", help="a run directory or a run config")
+    dash.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    dash.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+
     sub.add_parser(
         "list",
         parents=[common],
@@ -484,6 +497,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from experiments.dashboard.server import DashboardUnavailableError, serve
+    from experiments.dashboard.view import NotARunError
+
+    try:
+        return serve(args.target, host=args.host, port=args.port)
+    except (NotARunError, DashboardUnavailableError) as err:
+        _error(err)
+        return 2
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     shipped = list_configs()
     width = max((len(c.name) for c in shipped), default=4)
@@ -499,6 +523,7 @@ _COMMANDS = {
     "resume": _cmd_resume,
     "fork": _cmd_fork,
     "report": _cmd_report,
+    "dashboard": _cmd_dashboard,
     "list": _cmd_list,
 }
 

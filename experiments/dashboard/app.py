@@ -1,0 +1,266 @@
+"""The dashboard page: Mesa's SolaraViz with memespread's panels (needs the ``dashboard`` extra).
+
+Panels, each a function of the model that SolaraViz re-renders after every step (and
+after the step slider moves):
+
+* the step slider and the run's counts at the shown step (the ``steps`` table);
+* the network, one panel per meme, nodes coloured by their state (the palette of
+  :mod:`sim.plots`; carriers ringed);
+* prevalence curves per state, with the shown step marked;
+* the transmission tree of each meme up to the shown step;
+* the memory inspector: for an agent and the shown step, the entries it retrieved
+  (bank, author, memes carried, text) and the entries it wrote.
+
+Serve it with ``memespread dashboard RUN_DIR | CONFIG`` (see
+:mod:`experiments.dashboard.server`); :func:`Page` reads the target from the environment
+variable :data:`TARGET_ENV` when the page is rendered.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from typing import Any
+
+import numpy as np
+import polars as pl
+import solara
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from mesa.visualization import SolaraViz
+from mesa.visualization.utils import force_update
+
+from experiments.dashboard.models import LiveModel, ReplayModel
+from experiments.dashboard.view import TARGET_ENV, RunView
+from sim.plots import STATE_COLOURS, STATE_ORDER, prevalence_curves, transmission_tree
+
+#: Node states drawn in the network (the most advanced state of each agent).
+NODE_STATES = tuple(s for s in STATE_ORDER if s != "infected")
+
+DashboardModel = ReplayModel | LiveModel
+
+
+def _shown_step(model: DashboardModel) -> int | None:
+    """The step the page shows (None before a live run's first step)."""
+    if model.view.last_step is None:
+        return None
+    step = model.view_step if model.view_step is not None else model.view.last_step
+    return max(0, min(int(step), model.view.last_step))
+
+
+def _table_html(frame: pl.DataFrame, css_class: str) -> str:
+    """A small HTML table (escaped) for the inspector."""
+    head = "".join(
+        f'<th style="padding:2px 6px;text-align:left">{html.escape(c)}</th>' for c in frame.columns
+    )
+    rows = []
+    for row in frame.iter_rows():
+        cells = []
+        for value in row:
+            shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+            cells.append(f'<td style="padding:2px 6px">{html.escape(shown)}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    style = (
+        "border-collapse:collapse;font-size:12px;width:100%;"
+        "font-family:sans-serif;table-layout:auto"
+    )
+    return (
+        f'<table class="{css_class}" style="{style}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+# ---------------------------------------------------------------- panels
+@solara.component
+def StepPanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
+    """The step slider and the counts of every meme at the shown step."""
+    view = model.view
+    with solara.Column(classes=["memespread-steps"]):
+        solara.Markdown(f"### {view.name}")
+        if step is None:
+            solara.Markdown("No step run yet: press the step button (or play).")
+            return
+
+        def move(value: int) -> None:
+            model.view_step = int(value)
+            force_update()
+
+        solara.SliderInt(
+            "step",
+            value=step,
+            min=0,
+            max=max(view.last_step or 0, 0),
+            on_value=move,
+            thumb_label="always",
+        )
+        lines = [f"**step {step}** of {view.last_step} · {view.n_agents} agents", ""]
+        for meme in view.meme_ids:
+            counts = view.counts(step, meme)
+            shown = ", ".join(f"{label} {n}" for label, n in counts.items())
+            lines.append(f"- meme `{meme}`: {shown}")
+        solara.Markdown("\n".join(lines))
+
+
+def network_figure(view: RunView, step: int) -> Figure:
+    """The network once per meme, nodes filled by their state after ``step``."""
+    memes = view.meme_ids
+    fig = Figure(figsize=(4.2 * len(memes), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(memes), squeeze=False)[0]
+    xy = view.positions
+    edges = view.edges
+    segments = np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1) if len(edges) else []
+    for ax, meme in zip(axes, memes, strict=True):
+        flags = view.states(step, meme)
+        states = np.array(flags["state"].to_list())
+        carrier = flags["carrier"].to_numpy()
+        ax.add_collection(LineCollection(segments, colors="#cccccc", linewidths=0.4, zorder=1))
+        for rank, state in enumerate(NODE_STATES):
+            mask = states == state
+            if mask.any():
+                ax.scatter(
+                    xy[mask, 0],
+                    xy[mask, 1],
+                    c=STATE_COLOURS[state],
+                    s=max(8.0, 2400.0 / max(view.n_agents, 1) ** 0.8),
+                    zorder=2 + rank,
+                    edgecolors=np.where(carrier[mask], STATE_COLOURS["carrier"], "none").tolist(),
+                    linewidths=1.0,
+                )
+        counts = ", ".join(
+            f"{s} {int((states == s).sum())}" for s in NODE_STATES if (states == s).any()
+        )
+        ax.set_title(f"meme {meme!r}, step {step}\n{counts}", fontsize="small")
+        ax.set_axis_off()
+        ax.autoscale_view()
+    handles: list[Any] = [Patch(color=STATE_COLOURS[s], label=s) for s in NODE_STATES]
+    handles.append(
+        Line2D(
+            [], [], linestyle="none", marker="o", markerfacecolor="white",
+            markeredgecolor=STATE_COLOURS["carrier"], label="ring: carrier",
+        )
+    )  # fmt: skip
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small")
+    return fig
+
+
+@solara.component
+def NetworkPanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
+    """The network coloured by each meme's state."""
+    with solara.Column(classes=["memespread-network"]):
+        solara.Markdown("**Network** (node colour: state of the agent for each meme)")
+        if step is None:
+            return
+        solara.FigureMatplotlib(network_figure(model.view, step), format="png")
+
+
+@solara.component
+def PrevalencePanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
+    """Prevalence per state over the steps, one chart per meme, the shown step marked."""
+    with solara.Column(classes=["memespread-prevalence"]):
+        solara.Markdown("**Prevalence per state**")
+        if step is None:
+            return
+        view = model.view
+        prev = view.prevalence()
+        for meme in view.meme_ids:
+            fig = prevalence_curves(prev, meme_id=meme, title=f"{view.name}: meme {meme!r}")
+            fig.set_size_inches(6.0, 3.4)
+            for ax in fig.axes[:1]:
+                ax.axvline(step, color="#555555", linewidth=1.0, linestyle=":")
+            solara.FigureMatplotlib(fig, format="png")
+
+
+@solara.component
+def TreePanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
+    """The transmission tree of each meme up to the shown step."""
+    with solara.Column(classes=["memespread-tree"]):
+        solara.Markdown("**Transmission tree**")
+        if step is None:
+            return
+        view = model.view
+        for meme in view.meme_ids:
+            tree = view.tree(meme, step)
+            edges = tree.filter(pl.col("source_agent").is_not_null()).height
+            depth = int(tree["generation"].max()) if tree.height else 0
+            solara.Markdown(
+                f"meme `{meme}`: {tree.height} agents in the tree, {edges} infection "
+                f"edges, {depth} generations deep (up to step {step})"
+            )
+            if tree.height:
+                fig = transmission_tree(tree, title=f"meme {meme!r} up to step {step}")
+                fig.set_size_inches(6.0, 3.2)
+                solara.FigureMatplotlib(fig, format="png")
+
+
+@solara.component
+def InspectorPanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
+    """The memory inspector: what one agent retrieved at the shown step, and what it wrote."""
+    view = model.view
+    picked, set_picked = solara.use_state(None)
+    with solara.Column(classes=["memespread-inspector"]):
+        solara.Markdown("**Memory inspector**")
+        if step is None:
+            return
+        agent = picked if picked is not None else view.busiest_reader(step)
+        agent = max(0, min(int(agent), view.n_agents - 1))
+        solara.InputInt("agent", value=agent, on_value=set_picked, continuous_update=False)
+        retrieved = view.retrieved(agent, step)
+        written = view.written(agent, step)
+        if not view.has_contexts:
+            solara.Markdown("This run recorded no contexts (only LLM runs record them).")
+        else:
+            solara.Markdown(f"agent {agent} at step {step}: retrieved {retrieved.height} entries")
+            solara.HTML(unsafe_innerHTML=_table_html(retrieved, "memespread-retrieved"))
+        solara.Markdown(f"agent {agent} wrote {written.height} entries at step {step}")
+        if written.height:
+            solara.HTML(unsafe_innerHTML=_table_html(written, "memespread-written"))
+
+
+def _panel(component: Any) -> Any:
+    """A SolaraViz component: re-rendered with the shown step after every update."""
+
+    def render(model: DashboardModel) -> Any:
+        return component(model=model, step=_shown_step(model), version=model.steps)
+
+    render.__name__ = component.__name__
+    return render
+
+
+PANELS = (StepPanel, NetworkPanel, PrevalencePanel, TreePanel, InspectorPanel)
+
+
+def build_model(target: dict[str, Any]) -> DashboardModel:
+    """The model of a target (``{"kind": "run"|"config", "path": ...}``)."""
+    if target["kind"] == "run":
+        return ReplayModel(target["path"])
+    return LiveModel(target["path"])
+
+
+def make_page(model: DashboardModel) -> Any:
+    """The SolaraViz page of a replay or live model."""
+    if isinstance(model, ReplayModel):
+        params: dict[str, Any] = {"run_dir": model.run_dir}
+        name = f"memespread dashboard: {model.view.name} (replay)"
+    else:
+        params = {"config": model.config_path}
+        name = f"memespread dashboard: {model.view.name} (live)"
+    return SolaraViz(
+        model,
+        components=[(_panel(p), 0) for p in PANELS],
+        model_params=params,
+        name=name,
+        play_interval=400,
+    )
+
+
+@solara.component
+def Page() -> Any:  # noqa: N802
+    """The page served by ``solara run``: the target comes from :data:`TARGET_ENV`."""
+    raw = os.environ.get(TARGET_ENV)
+    model = solara.use_memo(lambda: build_model(json.loads(raw)) if raw else None, [raw])
+    if model is None:
+        return solara.Error(f"no dashboard target: set {TARGET_ENV} (memespread dashboard does)")
+    return make_page(model)

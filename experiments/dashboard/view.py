@@ -1,0 +1,306 @@
+"""What the dashboard shows, read from a run's tables (no Solara here).
+
+A :class:`RunView` wraps the tables of one run: those of a finished run directory
+(:meth:`RunView.from_run_dir`) or those a live model has produced so far
+(:meth:`RunView.from_model`). Its methods answer the page's questions for one step:
+each agent's state per meme, the counts, the transmission tree so far and, for one
+agent, the memory entries it retrieved (the ``contexts`` table that LLM runs record)
+and the entries it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import numpy as np
+import polars as pl
+
+from experiments.rundirs import is_run_dir, is_sweep_dir, read_json_object
+from sim.analysis.cascades import tree_edges
+from sim.analysis.prevalence import prevalence, states_at
+from sim.output import read_tables
+
+if TYPE_CHECKING:
+    from sim.model import MemeticModel
+
+#: Columns of :meth:`RunView.retrieved` (and of :meth:`RunView.written`, without rank
+#: and score).
+INSPECTOR_COLUMNS = ("rank", "entry_id", "bank", "author_id", "written_step", "memes", "score")
+
+#: The per-step counts shown for each meme: (column of the ``steps`` table, label).
+COUNT_COLUMNS = (
+    ("exposed", "exposed"),
+    ("carriers", "carriers"),
+    ("expressed", "expressed"),
+    ("adopters", "adopters"),
+)
+
+
+#: Environment variable that passes the checked target to the page's server process.
+TARGET_ENV = "MEMESPREAD_DASHBOARD_TARGET"
+
+
+class NotARunError(ValueError):
+    """The dashboard was pointed at something that is not a run directory or config."""
+
+
+@dataclass(frozen=True)
+class RunView:
+    """The tables of one run, as the dashboard reads them.
+
+    Attributes:
+        name: The run's name (page titles).
+        n_agents: Number of agents.
+        meme_ids: The memes, in config order.
+        tables: The run's tables by name (``steps``, ``agents``, ``memories``,
+            ``transmissions``, ``graph``, ``banks`` and, for LLM runs, ``contexts``).
+        layout_seed: Seed of the network's spring layout (the same on every step).
+    """
+
+    name: str
+    n_agents: int
+    meme_ids: tuple[str, ...]
+    tables: dict[str, pl.DataFrame] = field(repr=False)
+    layout_seed: int = 0
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path) -> RunView:
+        """Read a finished (or checkpointed) run directory.
+
+        Raises:
+            NotARunError: ``run_dir`` is missing, not a directory, a sweep directory, not
+                a run of memespread, or lacks the tables the page needs (each case
+                named in the message).
+        """
+        path = Path(run_dir)
+        if not path.is_dir():
+            raise NotARunError(f"{path}: no such directory (give a run directory or a config)")
+        if is_sweep_dir(path):
+            raise NotARunError(
+                f"{path} is a sweep directory; give one of its runs, e.g. "
+                f"{path}/runs/.../seed=0 (see {path}/index.parquet)"
+            )
+        if not is_run_dir(path):
+            raise NotARunError(
+                f"{path} is not a memespread run directory (no manifest.json written by "
+                "memespread); give a run directory (memespread run writes one) or a config"
+            )
+        manifest = read_json_object(path / "manifest.json") or {}
+        tables = read_tables(path)
+        missing = [
+            t for t in ("steps", "agents", "memories", "transmissions", "graph") if t not in tables
+        ]
+        if missing:
+            raise NotARunError(
+                f"{path}: the run has no {', '.join(missing)} table(s) yet (status "
+                f"{manifest.get('status')!r}); finish it first (memespread resume {path})"
+            )
+        config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+        memes = config.get("memes") or []
+        meme_ids = [str(m["id"]) for m in memes if isinstance(m, dict) and "id" in m]
+        if not meme_ids:
+            meme_ids = tables["steps"]["meme_id"].unique(maintain_order=True).to_list()
+        n_agents = manifest.get("n_agents")
+        if not isinstance(n_agents, int):
+            graph = tables["graph"]
+            n_agents = int(max(graph["source"].max() or 0, graph["target"].max() or 0)) + 1
+        return cls(
+            name=str(manifest.get("name", path.name)),
+            n_agents=n_agents,
+            meme_ids=tuple(meme_ids),
+            tables=tables,
+        )
+
+    @classmethod
+    def from_model(cls, model: MemeticModel, name: str) -> RunView:
+        """The tables a live model has produced so far."""
+        return cls(
+            name=name,
+            n_agents=model.graph.number_of_nodes(),
+            meme_ids=tuple(model.memes.ids),
+            tables=model.tables(),
+        )
+
+    # ------------------------------------------------------------ steps
+    @property
+    def steps(self) -> pl.DataFrame:
+        """The ``steps`` table (empty before the first step)."""
+        return self.tables.get("steps", pl.DataFrame())
+
+    @property
+    def last_step(self) -> int | None:
+        """The last recorded step (None before the first step)."""
+        steps = self.steps
+        if steps.is_empty():
+            return None
+        return int(steps["step"].max())
+
+    def counts(self, step: int, meme_id: str) -> dict[str, int]:
+        """The ``steps`` table's counts of ``meme_id`` after ``step`` (exposed, carriers, ...).
+
+        Columns the run did not record (``expressed`` before scored decisions) are left
+        out; a step not in the table gives an empty dict.
+        """
+        steps = self.steps
+        if steps.is_empty():
+            return {}
+        row = steps.filter((pl.col("step") == step) & (pl.col("meme_id") == meme_id))
+        if row.is_empty():
+            return {}
+        return {
+            label: int(row[column][0])
+            for column, label in COUNT_COLUMNS
+            if column in row.columns and row[column][0] is not None
+        }
+
+    def prevalence(self) -> pl.DataFrame:
+        """Prevalence per step, meme and state (:func:`sim.analysis.prevalence.prevalence`)."""
+        return prevalence(self.steps, self.n_agents)
+
+    # ------------------------------------------------------------ agents
+    def states(self, step: int, meme_id: str) -> pl.DataFrame:
+        """Each agent's flags and most advanced state after ``step`` (see ``states_at``)."""
+        return states_at(self.tables["agents"], self.n_agents, step, meme_id)
+
+    @cached_property
+    def positions(self) -> np.ndarray:
+        """Node positions, shape (n_agents, 2): a spring layout seeded with ``layout_seed``."""
+        graph = nx.Graph()
+        graph.add_nodes_from(range(self.n_agents))
+        graph.add_edges_from(self.edges.tolist())
+        pos = nx.spring_layout(graph, seed=self.layout_seed)
+        return np.array([pos[i] for i in range(self.n_agents)], dtype=float).reshape(-1, 2)
+
+    @property
+    def edges(self) -> np.ndarray:
+        """The graph's edges, shape (m, 2)."""
+        graph = self.tables.get("graph")
+        if graph is None or graph.is_empty():
+            return np.zeros((0, 2), dtype=np.int64)
+        return graph.select("source", "target").to_numpy().astype(np.int64)
+
+    # ------------------------------------------------------------ tree
+    def tree(self, meme_id: str, step: int) -> pl.DataFrame:
+        """The transmission tree of ``meme_id`` up to ``step``.
+
+        Rows ``agent_id, source_agent, generation, step, origin`` (source null for roots:
+        seeds and spontaneous carriers; ``-1`` is the environment).
+        """
+        tree = tree_edges(
+            self.tables["transmissions"],
+            self.tables["agents"],
+            meme_id,
+            self.tables.get("memories"),
+        )
+        return tree.filter(pl.col("step") <= step)
+
+    # ------------------------------------------------------------ inspector
+    @property
+    def has_contexts(self) -> bool:
+        """Whether the run recorded what each agent retrieved (LLM runs do)."""
+        return "contexts" in self.tables
+
+    def _entries(self) -> pl.DataFrame:
+        memories = self.tables["memories"]
+        banks = self.tables.get("banks")
+        entries = memories.select(
+            "entry_id",
+            "bank_id",
+            "author_id",
+            pl.col("step").alias("written_step"),
+            "memes",
+            "text",
+        )
+        if banks is not None and {"bank_id", "name"} <= set(banks.columns):
+            names = banks.select(pl.col("bank_id").cast(entries["bank_id"].dtype), "name")
+            entries = entries.join(names, on="bank_id", how="left").with_columns(
+                pl.col("name").fill_null(pl.col("bank_id").cast(pl.String)).alias("bank")
+            )
+        else:
+            entries = entries.with_columns(pl.col("bank_id").cast(pl.String).alias("bank"))
+        return entries.select(
+            "entry_id", "bank", "author_id", "written_step", "memes", "text"
+        ).with_columns(pl.col("memes").list.join(", ").alias("memes"))
+
+    def retrieved(self, agent_id: int, step: int) -> pl.DataFrame:
+        """The entries ``agent_id`` retrieved at ``step``, best first.
+
+        Columns :data:`INSPECTOR_COLUMNS` plus ``text``; ``memes`` lists the memes the
+        entry carries (comma-separated). Empty when the run recorded no contexts.
+        """
+        contexts = self.tables.get("contexts")
+        if contexts is None:
+            return pl.DataFrame()
+        rows = contexts.filter((pl.col("step") == step) & (pl.col("agent_id") == agent_id))
+        return (
+            rows.select("rank", "entry_id", "score")
+            .join(self._entries(), on="entry_id", how="left")
+            .sort("rank")
+            .select(*INSPECTOR_COLUMNS, "text")
+        )
+
+    def written(self, agent_id: int, step: int) -> pl.DataFrame:
+        """The entries ``agent_id`` wrote at ``step`` (bank, memes carried, text)."""
+        memories = self.tables["memories"]
+        ids = memories.filter((pl.col("author_id") == agent_id) & (pl.col("step") == step))[
+            "entry_id"
+        ]
+        return (
+            self._entries()
+            .filter(pl.col("entry_id").is_in(ids.implode()))
+            .sort("entry_id")
+            .select("entry_id", "bank", "written_step", "memes", "text")
+        )
+
+    def busiest_reader(self, step: int) -> int:
+        """An agent worth inspecting at ``step``.
+
+        The one that retrieved the most entries carrying a meme (ties: the lowest id);
+        agent 0 when nothing was retrieved.
+        """
+        contexts = self.tables.get("contexts")
+        if contexts is None:
+            return 0
+        entries = self.tables["memories"].select(
+            "entry_id", (pl.col("memes").list.len() > 0).alias("carrying")
+        )
+        ranked = (
+            contexts.filter(pl.col("step") == step)
+            .join(entries, on="entry_id", how="left")
+            .group_by("agent_id")
+            .agg(pl.col("carrying").sum().alias("n"))
+            .sort(["n", "agent_id"], descending=[True, False])
+        )
+        return int(ranked["agent_id"][0]) if ranked.height else 0
+
+
+def describe_target(target: str | Path) -> dict[str, Any]:
+    """What a dashboard target is, without loading it: ``{"kind": "run"|"config", ...}``.
+
+    A directory must be a run directory of memespread; anything else is read as a run
+    config (a file or a shipped config name) and validated.
+
+    Raises:
+        NotARunError: A directory that is not a run (a sweep, an empty or foreign
+            directory) or missing tables.
+        experiments.config.ConfigError: A config that is missing or invalid.
+    """
+    path = Path(target)
+    if path.is_dir():
+        view = RunView.from_run_dir(path)
+        return {"kind": "run", "path": str(path.resolve()), "name": view.name}
+    from experiments.config import load_config
+
+    config = load_config(target)
+    return {"kind": "config", "path": str(Path(target)), "name": config.name}
+
+
+def dumps_target(target: dict[str, Any]) -> str:
+    """The target as JSON (passed to the page's server process)."""
+    return json.dumps(target)

@@ -1,0 +1,91 @@
+"""A scripted OpenAI-compatible chat server for tests that need many LLM runs fast.
+
+It is a stand-in for an external service (like a hosted API), not for a project class:
+every chat completion answers option "A" and saves a note into the first bank the prompt
+lists as writable (shared banks come first); the note repeats the seeded rule when the
+prompt shows it, so the meme spreads along the network deterministically. Requests are
+counted, so tests can tell how many reached the server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+#: The phrase the scripted agents copy when they read it.
+RULE = "collect the keys of every memory bank"
+
+_BANK = re.compile(r"Banks you may write: ([^\s;(]+)")
+
+
+def reply_for(prompt: str) -> str:
+    """The scripted JSON reply to a prompt."""
+    bank = _BANK.search(prompt)
+    text = f"Lab rule: {RULE}." if RULE in prompt.lower() else "Reviewed the plan; all fine."
+    return json.dumps(
+        {
+            "answer": "A",
+            "choice": "A",
+            "memory_bank": bank.group(1) if bank else "",
+            "memory_text": text,
+        }
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *args: object) -> None:  # quiet
+        return
+
+    def _send(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._send(200, {"data": [{"id": "scripted"}]})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+        with self.server.lock:
+            self.server.requests += 1
+        content = reply_for(prompt)
+        choice: dict = {"index": 0, "message": {"role": "assistant", "content": content}}
+        choice["finish_reason"] = "stop"
+        if body.get("logprobs"):
+            top = [{"token": t, "logprob": lp} for t, lp in (("A", -0.2), ("B", -1.8), ("C", -2.5))]
+            choice["logprobs"] = {"content": [{"token": "A", "logprob": -0.2, "top_logprobs": top}]}
+        usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4}
+        self._send(200, {"choices": [choice], "usage": usage})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.requests = 0
+
+
+@contextmanager
+def scripted_server() -> Iterator[_Server]:
+    """Serve on a free port of 127.0.0.1; ``server.url`` is the base URL (``.../v1``)."""
+    server = _Server()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
