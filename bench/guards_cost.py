@@ -9,8 +9,8 @@ so the step ratio is what a defended run costs, and the guard share what the gua
 themselves cost.
 
 LLM part (``--llm``; default 32 agents, llama.cpp + SmolLM2-135M, small ``max_tokens``):
-one step per arm, none vs ``review`` vs ``consensus`` (2 judges, read time) using the
-run's engine; the ratio includes the guards' own engine requests.
+``--llm-steps`` steps per arm (default 1), none vs ``review`` vs ``consensus`` (2 judges,
+read time) using the run's engine; the ratio includes the guards' own engine requests.
 
     .venv/bin/python bench/guards_cost.py [--agents 100000] [--steps 6] [--llm] [--llm-agents 32]
 """
@@ -108,7 +108,7 @@ def contagion(n: int, steps: int) -> None:
         print(f"{arm:24s} {step_s:8.3f} {step_s / base:7.2f} {share:12.1%}")
 
 
-def llm(n: int, max_tokens: int) -> None:
+def llm(n: int, max_tokens: int, steps: int) -> None:
     from agents.llm.base import LlamaCppSpec
     from agents.llm.llamacpp import LlamaCppEngine
     from agents.llm_policy import LLMPolicy, LLMPolicySpec
@@ -120,13 +120,13 @@ def llm(n: int, max_tokens: int) -> None:
         "review": [ReviewGuardSpec(max_tokens=12)],
         "consensus": [ConsensusGuardSpec(judges=2, max_tokens=12)],
     }
-    print(f"LLM: {n} agents, llama.cpp {engine.model_id}, max_tokens {max_tokens}, 2 steps")
+    print(f"LLM: {n} agents, llama.cpp {engine.model_id}, max_tokens {max_tokens}, {steps} step(s)")
     print(f"{'arm':24s} {'step_s':>8s} {'ratio':>7s} {'guard_share':>12s}")
     base = None
     try:
         for arm, guards in arms.items():
             model = _model(n, LLMPolicy(spec, engine=engine), guards, k=4)
-            step_s, share = _time_steps(model, 2)
+            step_s, share = _time_steps(model, steps)
             base = base or step_s
             print(f"{arm:24s} {step_s:8.2f} {step_s / base:7.2f} {share:12.1%}")
     finally:
@@ -139,12 +139,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--llm", action="store_true", help="also the LLM part")
     parser.add_argument("--llm-agents", type=int, default=32)
-    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--llm-steps", type=int, default=1)
     args = parser.parse_args()
     if args.agents:
         contagion(args.agents, args.steps)
     if args.llm:
-        llm(args.llm_agents, args.max_tokens)
+        llm(args.llm_agents, args.max_tokens, args.llm_steps)
 
 
 if __name__ == "__main__":
