@@ -225,7 +225,11 @@ def report_run(run_dir: str | Path) -> Report:
             write_bytes_atomic(effects.write_csv().encode(), out / "effects.csv")
         counts = {meme: funnel_counts(steps, meme) for meme in _meme_order(steps)}
         funnel = plots.funnel(
-            counts, n_agents, effects=effects, title=f"{name}: from exposure to action"
+            counts,
+            n_agents,
+            effects=effects,
+            title=f"{name}: from exposure to action\n"
+            "(expressed = chose a target option, exposed or not)",
         )
         figures = (*figures, _save(funnel, out / "funnel.png"))
     return Report(run_dir=run_dir, summary=summary, figures=figures, effects=effects)

@@ -30,6 +30,9 @@ import networkx as nx
 import numpy as np
 import polars as pl
 
+#: Below this many decisions in an arm, printed effects warn that the interval is rough.
+MIN_RELIABLE_DECISIONS = 20
+
 #: The outcomes an estimate may use.
 OUTCOMES = ("expressed", "p_target")
 
@@ -362,5 +365,10 @@ def effect_lines(effects: pl.DataFrame | None) -> list[str]:
             f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] vs {row['control']} "
             f"({row['exposed_mean']:.3f} exposed over {row['n_exposed']} decisions, "
             f"{row['control_mean']:.3f} {row['control']} over {row['n_control']})"
+            + (
+                "; too few decisions for a reliable interval"
+                if min(row["n_exposed"], row["n_control"]) < MIN_RELIABLE_DECISIONS
+                else ""
+            )
         )
     return lines
