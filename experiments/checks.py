@@ -137,7 +137,8 @@ def _engine_build_error(spec: object) -> str | None:
 def _guard_errors(config: RunConfig, n: int | None) -> list[str]:
     """Errors of guards with an engine (review, consensus) or a lessons bank."""
     errors = []
-    for i, guard in enumerate(config.guards):
+    guards: list[Any] = list(config.guards)  # any registered kind: read by field name
+    for i, guard in enumerate(guards):
         key = f"guards.{i}"
         if "engine" in type(guard).model_fields:
             engine = getattr(guard, "engine", None)
@@ -287,7 +288,7 @@ def _graph_errors(config: RunConfig) -> list[str]:
         head, sep, rest = text.partition(": ")
         detail = rest if sep and head.startswith("file.") else text
         return [f"{where}: {detail}"]
-    errors = []
+    errors: list[str] = []
     for i, meme in enumerate(config.memes):
         problems = placement_errors(meme.placement, n, config.banks.kinds, graph_file=True)
         errors.extend(f"memes.{i}.placement.{problem}" for problem in problems)

@@ -85,7 +85,8 @@ def save_checkpoint(
     tmp = make_temp_dir(root, ".tmp-")  # mode from the umask, not mkdtemp's 0700
     try:
         model_state = model.get_state()
-        np.savez(tmp / "arrays.npz", **model_state.arrays)
+        arrays: dict[str, Any] = model_state.arrays
+        np.savez(tmp / "arrays.npz", **arrays)
         for name, frame in model_state.frames.items():
             frame.write_parquet(tmp / f"{name}{_ROWS}")
         state: dict[str, Any] = {

@@ -99,11 +99,25 @@ COUNTED_STRATEGIES = ("random", "hub", "periphery", "bridge")
 class Placement(Protocol):
     """What :func:`placement_errors` reads of a placement (``sim.memes.PlacementSpec``)."""
 
-    strategy: str
-    count: int
-    agents: list[int] | None
-    bank: str | None
-    into: str
+    @property
+    def strategy(self) -> str:
+        """How seed agents are chosen ("agents", "bank" or a counted strategy)."""
+
+    @property
+    def count(self) -> int:
+        """Number of agents of a counted strategy."""
+
+    @property
+    def agents(self) -> list[int] | None:
+        """Agent ids of strategy "agents"."""
+
+    @property
+    def bank(self) -> str | None:
+        """Bank name of strategy "bank"."""
+
+    @property
+    def into(self) -> str:
+        """Which writable banks of a seeded agent get the seed: private, shared or all."""
 
 
 def placement_errors(

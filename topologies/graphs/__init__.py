@@ -13,7 +13,7 @@ The family follows the project's one pattern: adding a kind = one module (a spec
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Field
 
@@ -42,7 +42,10 @@ GRAPH_SPECS: tuple[type[GraphSpecBase], ...] = (
     GraphFile,
 )
 
-GraphSpec = Annotated[Union[GRAPH_SPECS], Field(discriminator="kind")]  # noqa: UP007
+if TYPE_CHECKING:  # a union built from the registry is not a static type: check the base
+    GraphSpec = GraphSpecBase
+else:
+    GraphSpec = Annotated[Union[GRAPH_SPECS], Field(discriminator="kind")]  # noqa: UP007
 """Any graph spec, selected by its ``kind`` field."""
 
 

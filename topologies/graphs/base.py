@@ -16,7 +16,7 @@ file system run in :func:`build_graph`.
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import networkx as nx
 import numpy as np
@@ -40,6 +40,9 @@ class GraphSpecBase(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    if TYPE_CHECKING:  # each kind sets it as a Literal field (pydantic sees only those)
+        kind: str
 
     require_connected: bool = False
     """If true, :func:`build_graph` fails when the built graph is disconnected."""
@@ -95,12 +98,12 @@ def build_graph(spec: GraphSpecBase, rng: np.random.Generator) -> nx.Graph:
     if not isinstance(spec, GraphSpecBase):
         raise TopologyError(f"spec = {spec!r}: must be one of the graph specs of topologies.graphs")
     graph = canonical(spec.generate(rng))
-    graph.graph["kind"] = spec.kind  # type: ignore[attr-defined]
+    graph.graph["kind"] = spec.kind
     if spec.require_connected:
         components = nx.number_connected_components(graph) if len(graph) else 0
         if components != 1:
             raise TopologyError(
-                f"{spec.kind}.require_connected = True: the built graph has {components} "  # type: ignore[attr-defined]
+                f"{spec.kind}.require_connected = True: the built graph has {components} "
                 "connected components, but must have exactly 1"
             )
     return graph

@@ -67,7 +67,8 @@ class StochasticBlockModel(GraphSpecBase):
         if self.p is not None:
             return [list(row) for row in self.p]
         blocks = len(self.sizes)
-        return [[self.p_in if i == j else self.p_out for j in range(blocks)] for i in range(blocks)]
+        inside, outside = float(self.p_in or 0.0), float(self.p_out or 0.0)  # both set: validated
+        return [[inside if i == j else outside for j in range(blocks)] for i in range(blocks)]
 
     @property
     def n_agents(self) -> int:
