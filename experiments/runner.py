@@ -44,6 +44,7 @@ from sim.guards import build_guards as build_guard_family
 from sim.model import MemeticModel
 from sim.output import write_json_atomic, write_parquet_atomic
 from sim.policy import Policy
+from sim.tables import table_names
 
 if TYPE_CHECKING:
     from agents.llm.base import Engine
@@ -63,8 +64,9 @@ TRACKED_PACKAGES = (
     "httpx",
 )
 
-#: Table names written by every run (``generations`` only by LLM runs).
-TABLES = ("steps", "agents", "memories", "transmissions", "graph", "banks", "bank_members")
+#: Table names written by every run (the others, e.g. ``generations``, by some: see
+#: :data:`sim.tables.OUTPUT_TABLES`).
+TABLES = table_names(always=True)
 
 #: The replay cache of an LLM run, inside its run directory.
 COMPLETIONS_FILE = "completions.jsonl"
