@@ -29,6 +29,7 @@ from experiments.rundirs import RunDirError, is_run_dir, read_json_object
 from experiments.runlog import LOG_FILE, LOG_FORMAT, attached
 from experiments.runner import INTERRUPTED, RunResult, default_run_dir, run_experiment
 from experiments.sweep import SweepResult, run_sweep
+from experiments.sweep_backends import SweepBackendError
 from experiments.validation import Validated, validate
 from sim.manifest import ManifestError
 
@@ -118,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--overwrite", action="store_true",
         help="restart runs whose directory holds a run of a different config",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--backend", choices=("local", "ray"), default="local",
+        help="where runs execute: local (this machine, see --jobs) or ray (one Ray task "
+        "per run; needs the ray extra and a sweep directory every node can reach)",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--address", metavar="HOST:PORT",
+        help="the Ray cluster for --backend ray (default: a local Ray)",
     )  # fmt: skip
     sweep.add_argument("--quiet", action="store_true", help="no progress bars or summary")
 
@@ -380,6 +390,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         _error(f"--jobs = {args.jobs}: must be >= 1")
         return 2
+    if args.address is not None and args.backend != "ray":
+        _error("--address is the Ray cluster's address: give it with --backend ray")
+        return 2
     if not args.quiet:
         _warn(validated)
     sweep_dir = Path(args.sweep_dir) if args.sweep_dir else validated.sweep.sweep_dir
@@ -390,7 +403,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            backend=args.backend,
+            address=args.address,
         )
+    except SweepBackendError as err:
+        _error(err)
+        return 2
     except KeyboardInterrupt:
         _error(
             f"interrupted; rerun `memespread sweep {args.config}` (same options) to finish "

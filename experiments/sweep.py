@@ -677,6 +677,8 @@ def run_sweep(
     jobs: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    backend: str = "local",
+    address: str | None = None,
 ) -> SweepResult:
     """Run every run of a sweep that is not complete yet.
 
@@ -691,6 +693,9 @@ def run_sweep(
             replacing each old run once its new run succeeded.
         progress: A progress bar over runs (and over steps for sweeps of at most
             :data:`PER_RUN_BARS_MAX` runs run one at a time).
+        backend: ``"local"`` (this machine, see ``jobs``) or ``"ray"`` (one Ray task per
+            run, see :mod:`experiments.sweep_backends`; ``jobs`` is ignored).
+        address: The Ray cluster for the ``ray`` backend (None: a local Ray).
 
     Returns:
         The index and counts. Runs that fail are listed in ``failed`` (the others go on),
@@ -700,15 +705,22 @@ def run_sweep(
         RunDirError: The sweep directory is not a sweep of this tool, is in use by
             another process, or run directories hold runs of another config and not
             ``overwrite``.
+        experiments.sweep_backends.SweepBackendError: The Ray backend cannot be used.
     """
     if jobs < 1:
         raise ValueError(f"jobs = {jobs}: must be >= 1")
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend = {backend!r}: must be 'local' or 'ray'")
+    if backend == "ray":
+        from experiments.sweep_backends import connect_ray
+
+        connect_ray(address)  # a bad address fails before anything is written
     sweep_dir = Path(sweep_dir) if sweep_dir is not None else sweep.sweep_dir
     _check_sweep_dir(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     lock = acquire_sweep_lock(sweep_dir)
     try:
-        return _run_locked(sweep, sweep_dir, jobs, overwrite, progress)
+        return _run_locked(sweep, sweep_dir, jobs, overwrite, progress, backend, address)
     finally:
         os.close(lock)
 
@@ -740,7 +752,13 @@ def clean_sweep_leftovers(sweep: SweepConfig, sweep_dir: Path) -> list[Path]:
 
 
 def _run_locked(
-    sweep: SweepConfig, sweep_dir: Path, jobs: int, overwrite: bool, progress: bool
+    sweep: SweepConfig,
+    sweep_dir: Path,
+    jobs: int,
+    overwrite: bool,
+    progress: bool,
+    backend: str = "local",
+    address: str | None = None,
 ) -> SweepResult:
     clean_sweep_leftovers(sweep, sweep_dir)
     todo, alone, skipped = _plan(sweep, sweep_dir, overwrite)
@@ -757,11 +775,25 @@ def _run_locked(
         sweep_dir / "sweep.json",
     )
     write_parquet_atomic(_index(sweep, sweep_dir), sweep_dir / "index.parquet")
-    per_run = progress and jobs == 1 and len(todo) <= PER_RUN_BARS_MAX
+    per_run = progress and jobs == 1 and backend == "local" and len(todo) <= PER_RUN_BARS_MAX
     failed: dict[str, str] = dict(alone)
     bar = tqdm(total=len(todo), desc=sweep.spec.name, unit="run", disable=not progress)
     try:
-        if jobs == 1:
+        if backend == "ray":
+            from experiments.sweep_backends import run_on_ray
+
+            failed.update(
+                {
+                    str(Path(run_dir).relative_to(sweep_dir)): error
+                    for run_dir, error in run_on_ray(
+                        [(_dump(r), str(sweep_dir / r.rel_dir), a) for r, a in todo],
+                        sweep_dir / LOCK_FILE,
+                        address=address,
+                        on_done=lambda: bar.update(1),
+                    ).items()
+                }
+            )
+        elif jobs == 1:
             for run, action in todo:
                 try:
                     _run_one(_dump(run), str(sweep_dir / run.rel_dir), action, per_run)

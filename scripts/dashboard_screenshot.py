@@ -86,6 +86,7 @@ def main() -> int:
             page = context.new_page()
             page.goto(url, timeout=120_000)
             page.wait_for_selector(".memespread-inspector", timeout=120_000)
+            page.wait_for_timeout(3000)  # the panel grid animates into place first
             if args.step is not None:
                 # A click on the slider's track at the step's position.
                 box = page.locator(".memespread-steps .v-slider").bounding_box()

@@ -134,6 +134,7 @@ def network_figure(view: RunView, step: int) -> Figure:
         )
         ax.set_title(f"meme {meme!r}, step {step}\n{counts}", fontsize="small")
         ax.set_axis_off()
+        ax.margins(0.1)
         ax.autoscale_view()
     handles: list[Any] = [Patch(color=STATE_COLOURS[s], label=s) for s in NODE_STATES]
     handles.append(
