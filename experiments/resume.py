@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from experiments.config import ConfigError, validate_config
 from experiments.manifest import ManifestError, config_sha256, read_manifest
@@ -30,6 +30,9 @@ from sim.checkpoint import (
     latest_checkpoint,
     read_checkpoint_state,
 )
+
+if TYPE_CHECKING:
+    from agents.llm.base import Engine
 from sim.output import read_tables, write_json_atomic
 
 __all__ = ["clean_temporary_files", "read_manifest", "resume_run"]
@@ -78,12 +81,16 @@ def _checked_checkpoint(run_dir: Path, config_hash: dict[str, str]) -> tuple[Pat
     return checkpoint, step
 
 
-def resume_run(run_dir: str | Path, *, progress: bool = True) -> RunResult:
+def resume_run(
+    run_dir: str | Path, *, progress: bool = True, engine: Engine | None = None
+) -> RunResult:
     """Finish an interrupted run; a complete run is returned as it is.
 
     Args:
         run_dir: The run directory (with ``manifest.json``).
         progress: Show a progress bar over the remaining steps.
+        engine: For LLM runs, a ready engine instead of the configured one (a sweep's
+            shared engine; see :func:`experiments.runner.build_run_engine`).
 
     Returns:
         The run's tables and manifest, as :func:`experiments.runner.run_experiment`.
@@ -117,4 +124,6 @@ def resume_run(run_dir: str | Path, *, progress: bool = True) -> RunResult:
     manifest["checkpoint"] = None if checkpoint is None else f"{CHECKPOINTS_DIR}/{checkpoint.name}"
     manifest.pop("finished_at", None)
     write_json_atomic(manifest, run_dir / "manifest.json")
-    return execute(config, run_dir, manifest, progress=progress, checkpoint=checkpoint)
+    return execute(
+        config, run_dir, manifest, progress=progress, checkpoint=checkpoint, engine=engine
+    )

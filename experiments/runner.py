@@ -130,7 +130,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def build_run_engine(config: RunConfig, run_dir: str | Path) -> Engine | None:
+def build_run_engine(
+    config: RunConfig, run_dir: str | Path, inner: Engine | None = None
+) -> Engine | None:
     """The engine of an LLM run, behind the run's replay cache (None for other policies).
 
     The configured engine is wrapped in a :class:`~agents.llm.replay.ReplayEngine` in
@@ -138,7 +140,9 @@ def build_run_engine(config: RunConfig, run_dir: str | Path) -> Engine | None:
     arrives, and a resumed run is served the completions of the steps it repeats, so it
     reproduces the uninterrupted run exactly. Outermost is a
     :class:`~experiments.request_failures.RequestTally` that counts failed requests for
-    the run's ``failed_request_share_limit``. The caller closes the engine.
+    the run's ``failed_request_share_limit``. The caller closes the engine. ``inner``
+    is a ready engine to wrap instead of building the configured one (a sweep's shared
+    engine, see :mod:`experiments.shared_engine`; closing the run's engine closes it).
     """
     spec = config.policy
     if not isinstance(spec, LLMPolicySpec):
@@ -146,7 +150,7 @@ def build_run_engine(config: RunConfig, run_dir: str | Path) -> Engine | None:
     from agents.llm.factory import build_engine
     from agents.llm.replay import ReplayEngine
 
-    inner = build_engine(spec.engine)
+    inner = build_engine(spec.engine) if inner is None else inner
     try:
         return RequestTally(ReplayEngine(inner, Path(run_dir) / COMPLETIONS_FILE, "auto"))
     except BaseException:
@@ -239,6 +243,7 @@ def execute(
     progress: bool = True,
     policy: Policy | None = None,
     checkpoint: Path | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Build the model, optionally restore a checkpoint, run the remaining steps, write.
 
@@ -263,9 +268,11 @@ def execute(
         policy: A ready policy instead of building one from the config (its requests
             are not counted for the failed-request limit).
         checkpoint: A checkpoint of this config to restore before stepping.
+        engine: For LLM runs, a ready engine to use instead of building the configured
+            one (wrapped in the run's replay cache and tally like a built one).
     """
     with run_log(run_dir):
-        return _execute(config, run_dir, manifest, progress, policy, checkpoint)
+        return _execute(config, run_dir, manifest, progress, policy, checkpoint, engine)
 
 
 def _execute(
@@ -275,11 +282,12 @@ def _execute(
     progress: bool,
     policy: Policy | None,
     checkpoint: Path | None,
+    shared: Engine | None = None,
 ) -> RunResult:
     log = _logger()
     started = time.monotonic()
     elapsed_before = float(manifest.get("elapsed_s") or 0.0)
-    engine = build_run_engine(config, run_dir) if policy is None else None
+    engine = build_run_engine(config, run_dir, shared) if policy is None else None
     tally = engine if isinstance(engine, RequestTally) else None
     model: MemeticModel | None = None
     tables: dict[str, pl.DataFrame] = {}
@@ -376,6 +384,7 @@ def run_experiment(
     overwrite: bool = False,
     progress: bool = True,
     policy: Policy | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Run one experiment to completion and write its run directory.
 
@@ -396,6 +405,8 @@ def run_experiment(
         progress: Show a progress bar over steps.
         policy: A ready policy to use instead of building one from the config (it is
             closed at the end; a resumed run builds its policy from the config).
+        engine: For LLM runs, a ready engine instead of the configured one (see
+            :func:`build_run_engine`).
 
     Returns:
         The run's tables and manifest.
@@ -418,7 +429,7 @@ def run_experiment(
     manifest = new_manifest(config)
     try:
         write_json_atomic(manifest, work / "manifest.json")
-        result = execute(config, work, manifest, progress=progress, policy=policy)
+        result = execute(config, work, manifest, progress=progress, policy=policy, engine=engine)
     except BaseException:
         if work != run_dir:
             discard_dir(work)

@@ -98,6 +98,7 @@ from experiments.rundirs import (
     read_json_object,
     tool_marker,
 )
+from experiments.shared_engine import SharedEngines
 from sim.output import write_json_atomic, write_parquet_atomic
 
 #: Sweeps with more runs than this show no per-run progress bars.
@@ -231,6 +232,10 @@ class SweepResult:
         ran: Number of runs started or resumed by this call.
         skipped: Number of runs that were already complete.
         failed: ``rel_dir -> error`` of the runs that failed in this call.
+        engines_built: LLM engines built by this call when it ran its runs in this
+            process (one per distinct engine spec, shared by the runs; see
+            :mod:`experiments.shared_engine`); None for worker processes and Ray, where
+            each run builds its own.
     """
 
     sweep_dir: Path
@@ -238,6 +243,7 @@ class SweepResult:
     ran: int
     skipped: int
     failed: dict[str, str]
+    engines_built: int | None = None
 
     def scan(self, table: str = "steps") -> pl.LazyFrame:
         """A lazy frame of ``table`` over the complete runs, with the swept columns.
@@ -577,16 +583,28 @@ def acquire_sweep_lock(sweep_dir: Path) -> int:
     return fd
 
 
-def _run_one(config_data: dict[str, Any], run_dir: str, action: str, progress: bool) -> str:
-    """Run, resume or restart one run (in this process or a worker); returns its status."""
+def _run_one(
+    config_data: dict[str, Any],
+    run_dir: str,
+    action: str,
+    progress: bool,
+    engines: SharedEngines | None = None,
+) -> str:
+    """Run, resume or restart one run (in this process or a worker); returns its status.
+
+    With ``engines`` (in-process sweeps), an LLM run uses the sweep's shared engine.
+    """
     from experiments.resume import resume_run
     from experiments.runner import run_experiment
 
     config = RunConfig.model_validate(config_data)
+    engine = engines.lend(config) if engines is not None else None
     if action == "resume":
-        result = resume_run(run_dir, progress=progress)
+        result = resume_run(run_dir, progress=progress, engine=engine)
     else:
-        result = run_experiment(config, run_dir, overwrite=action == "replace", progress=progress)
+        result = run_experiment(
+            config, run_dir, overwrite=action == "replace", progress=progress, engine=engine
+        )
     return str(result.manifest["status"])
 
 
@@ -777,6 +795,7 @@ def _run_locked(
     write_parquet_atomic(_index(sweep, sweep_dir), sweep_dir / "index.parquet")
     per_run = progress and jobs == 1 and backend == "local" and len(todo) <= PER_RUN_BARS_MAX
     failed: dict[str, str] = dict(alone)
+    engines_built: int | None = None
     bar = tqdm(total=len(todo), desc=sweep.spec.name, unit="run", disable=not progress)
     try:
         if backend == "ray":
@@ -794,12 +813,14 @@ def _run_locked(
                 }
             )
         elif jobs == 1:
-            for run, action in todo:
-                try:
-                    _run_one(_dump(run), str(sweep_dir / run.rel_dir), action, per_run)
-                except Exception as err:
-                    failed[run.rel_dir] = _one_line(err)
-                bar.update(1)
+            with SharedEngines() as engines:  # one engine per distinct spec, see shared_engine
+                for run, action in todo:
+                    try:
+                        _run_one(_dump(run), str(sweep_dir / run.rel_dir), action, per_run, engines)
+                    except Exception as err:
+                        failed[run.rel_dir] = _one_line(err)
+                    bar.update(1)
+            engines_built = engines.built
         else:
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(
@@ -821,7 +842,9 @@ def _run_locked(
         bar.close()
         index = _index(sweep, sweep_dir)
         write_parquet_atomic(index, sweep_dir / "index.parquet")
-    return SweepResult(sweep_dir, index, ran=len(todo), skipped=skipped, failed=failed)
+    return SweepResult(
+        sweep_dir, index, ran=len(todo), skipped=skipped, failed=failed, engines_built=engines_built
+    )
 
 
 def _one_line(err: BaseException) -> str:
