@@ -150,11 +150,11 @@ def test_notebook_04_with_two_contagion_policies(run_dirs, monkeypatch):
 
 @pytest.mark.slow
 def test_notebook_04_llm_vs_contagion(tmp_path, monkeypatch):
-    """A tiny real LLM run (llama.cpp + SmolLM2-135M: 4 agents, 2 steps, one probe) and the
+    """A tiny real LLM run (llama.cpp + SmolLM2-135M: 6 agents, 2 steps, one probe) and the
     contagion policy on the same graph and banks."""
     pytest.importorskip("llama_cpp")
     overrides = [
-        "graph.n=4",
+        "graph.n=6",  # the demo seeds its placebo at agent 4
         "graph.k=2",
         "steps=2",
         "probe_every=2",
