@@ -51,7 +51,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from agents.contagion import DEPRECATED_RULES, deprecated_rule_message
+from agents.contagion import DEPRECATED_RULES, ContagionSpec, deprecated_rule_message
 from agents.llm.base import LlamaCppSpec, ReplaySpec
 from agents.llm_policy import LLMPolicySpec
 from experiments.phase_checks import battery_errors, phase_errors
@@ -146,7 +146,7 @@ def _guard_errors(config: RunConfig, n: int | None) -> list[str]:
                 problem = _engine_build_error(engine)
                 if problem:
                     errors.append(f"{key}.engine: the guard's engine cannot be built: {problem}")
-            elif config.policy.kind == "contagion":
+            elif not isinstance(config.policy, LLMPolicySpec):  # no engine of the run
                 errors.append(
                     f"{key}.kind = {guard.kind!r}: the contagion policy has no engine; set "
                     f"{key}.engine (e.g. {{ kind = 'llamacpp' }}) or use an LLM policy"
@@ -173,7 +173,7 @@ def _detector_errors(key: str, detector: object, config: RunConfig) -> list[str]
                 errors.append(
                     f"{key}.detector.engine: the judge's engine cannot be built: {problem}"
                 )
-        elif config.policy.kind == "contagion":
+        elif not isinstance(config.policy, LLMPolicySpec):  # no engine of the run
             errors.append(
                 f"{key}.detector.kind = 'judge': the contagion policy has no engine; set "
                 f"{key}.detector.engine (e.g. {{ kind = 'llamacpp' }}) or use an LLM policy"
@@ -198,7 +198,7 @@ def _decision_errors(config: RunConfig) -> list[str]:
                     f"memes.{i}.placebo_of = {meme.placebo_of!r}: must name a non-placebo meme "
                     f"of the run (memes: {sorted(ids)})"
                 )
-    if config.policy.kind != "llm":
+    if not isinstance(config.policy, LLMPolicySpec):
         return errors  # no decision tasks: targets are never scored
     from agents.decisions import check_targets
     from agents.tasks import TaskStream, load_tasks
@@ -218,14 +218,14 @@ def _decision_errors(config: RunConfig) -> list[str]:
 def config_warnings(config: RunConfig) -> list[str]:
     """Likely mistakes that do not stop a run (see the module docstring)."""
     warnings: list[str] = []
-    if config.policy.kind == "contagion" and config.probe_every is not None:
+    if isinstance(config.policy, ContagionSpec) and config.probe_every is not None:
         warnings.append(
             f"probe_every = {config.probe_every}: the contagion policy decides adoption by "
             "its rule; probes change nothing (remove probe_every or use an LLM policy)"
         )
-    if config.policy.kind == "contagion" and config.policy.rule in DEPRECATED_RULES:
+    if isinstance(config.policy, ContagionSpec) and config.policy.rule in DEPRECATED_RULES:
         warnings.append(deprecated_rule_message(config.policy.rule))
-    if config.policy.kind != "contagion" and config.probe_every is None:
+    if isinstance(config.policy, LLMPolicySpec) and config.probe_every is None:
         warnings.append(
             "probe_every is not set: LLM agents are never probed, so adopters stay the "
             "seeded agents (set probe_every = 1 to probe every step)"
