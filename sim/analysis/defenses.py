@@ -118,6 +118,7 @@ def defense_metrics(run: Run, harmful: str | None = None) -> dict[str, Any]:
     fp_stopped, fp_total = _stopped_and_total(run, has_benign & ~carries_harm)
     tp_stopped, tp_total = _stopped_and_total(run, carries_harm)
     rolled = one["entries_rolled_back"].sum() if "entries_rolled_back" in one.columns else 0
+    nan = float("nan")
     return {
         "run_dir": str(run.path),
         "harmful": harmful,
@@ -125,9 +126,11 @@ def defense_metrics(run: Run, harmful: str | None = None) -> dict[str, Any]:
         "attack_infected": infected,
         "attack_adopted": last["adopters"] / n,
         "attack_expressed": expressed,
-        "utility": float(utility.mean()) if len(utility) else float("nan"),
-        "utility_final": float(utility[-1]) if len(utility) else float("nan"),
-        "benign_reach": float(one["benign_reach"][-1]) if "benign_reach" in one.columns else None,
+        "utility": float(utility.cast(pl.Float64).to_numpy().mean()) if len(utility) else nan,
+        "utility_final": float(utility.to_list()[-1]) if len(utility) else nan,
+        "benign_reach": float(one["benign_reach"].to_list()[-1])
+        if "benign_reach" in one.columns
+        else None,
         "false_positive_rate": fp_stopped / fp_total if fp_total else float("nan"),
         "true_positive_rate": tp_stopped / tp_total if tp_total else float("nan"),
         "time_to_containment": containment,

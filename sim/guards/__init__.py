@@ -4,7 +4,7 @@ The family follows the project's one pattern: each kind is one module holding it
 (a pydantic model with a ``kind`` literal and a ``build`` method) and its implementation;
 this package owns the registry (:data:`GUARD_SPECS`) and the union of specs
 (:data:`GuardSpec`) that the config schema imports. Adding a kind = one module + one
-line in :data:`GUARD_SPECS`.
+line in the :data:`GuardSpec` union.
 
 Kinds: ``pattern`` (regular expression over write texts), ``rate_limit`` (writes per
 author per window), ``provenance_trust`` (trust from the author chain), ``quarantine``
@@ -16,11 +16,12 @@ What a guard may do in each phase: :mod:`sim.guards.base`.
 
 from __future__ import annotations
 
+import typing
 from collections import Counter
 from collections.abc import Sequence
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from sim.guards.base import (
     VERDICT_COLUMNS,
@@ -42,19 +43,21 @@ from sim.guards.review import ReviewGuard, ReviewGuardSpec
 from sim.guards.rollback import check_entry_ids, descendants
 from sim.guards.vaccine import VaccineGuard, VaccineGuardSpec
 
-#: The registry: every guard spec class, one line per kind.
-GUARD_SPECS: tuple[type, ...] = (
-    PatternGuardSpec,
-    RateLimitGuardSpec,
-    ProvenanceTrustGuardSpec,
-    QuarantineGuardSpec,
-    VaccineGuardSpec,
-    ReviewGuardSpec,
-    ConsensusGuardSpec,
-)
+#: The registry: the union of every guard spec, one line per kind; the config schema's
+#: guard entry is any of them, selected by ``kind``.
+GuardSpec = Annotated[
+    PatternGuardSpec
+    | RateLimitGuardSpec
+    | ProvenanceTrustGuardSpec
+    | QuarantineGuardSpec
+    | VaccineGuardSpec
+    | ReviewGuardSpec
+    | ConsensusGuardSpec,
+    Field(discriminator="kind"),
+]
 
-#: The config schema's guard entry: any registered spec, selected by ``kind``.
-GuardSpec = Annotated[Union[GUARD_SPECS], Field(discriminator="kind")]  # noqa: UP007
+#: Every registered guard spec class, in registry order.
+GUARD_SPECS: tuple[type[BaseModel], ...] = typing.get_args(typing.get_args(GuardSpec)[0])
 
 #: The protocol every guard implements (all phases optional, see :class:`GuardBase`).
 Guard = GuardBase
@@ -62,7 +65,7 @@ Guard = GuardBase
 
 def guard_kinds() -> list[str]:
     """The registered guard kinds."""
-    return [spec.model_fields["kind"].default for spec in GUARD_SPECS]
+    return [str(spec.model_fields["kind"].default) for spec in GUARD_SPECS]
 
 
 def build_guards(specs: Sequence[Any], run_engine: RunEngine = None) -> list[GuardBase]:
@@ -81,12 +84,13 @@ def build_guards(specs: Sequence[Any], run_engine: RunEngine = None) -> list[Gua
     """
     guards: list[GuardBase] = []
     seen: Counter[str] = Counter()
-    for i, spec in enumerate(specs):
-        if not isinstance(spec, GUARD_SPECS):
-            kind = getattr(spec, "kind", type(spec).__name__)
+    for i, given in enumerate(specs):
+        if not isinstance(given, GUARD_SPECS):
+            kind = getattr(given, "kind", type(given).__name__)
             raise ValueError(
                 f"guards.{i}.kind = {kind!r}: not a guard kind; must be one of {guard_kinds()}"
             )
+        spec: Any = given
         guard = spec.build(run_engine)
         if spec.name is None:
             seen[spec.kind] += 1

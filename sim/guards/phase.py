@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from sim.policy import Adoptions, StepContext, WriteProposals
 
 #: Columns of the ``guard_decisions`` table.
-DECISIONS_SCHEMA = {
+DECISIONS_SCHEMA: dict[str, Any] = {
     "step": pl.Int32,
     "guard": pl.String,
     "phase": pl.String,
