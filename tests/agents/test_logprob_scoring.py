@@ -61,8 +61,7 @@ def test_llamacpp_scores_letters_and_yes_no_exactly_and_reuses_the_cache(llamacp
     assert again.cached_prompt_tokens == again.prompt_tokens - 1
 
 
-@pytest.mark.slow
-def test_llamacpp_decision_run_writes_scored_actions(llamacpp_engine, tmp_path):
+def _decision_model(engine) -> MemeticModel:
     meme = MemeSpec(
         id="inf",
         kind="influence_seeking",
@@ -77,20 +76,16 @@ def test_llamacpp_decision_run_writes_scored_actions(llamacpp_engine, tmp_path):
         max_answer_chars=40,
         max_write_chars=40,
     )
-    path = tmp_path / "run.jsonl"
+    return MemeticModel(
+        graph=nx.path_graph(3),
+        banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=4)),
+        memes=[meme],
+        policy=LLMPolicy(spec, engine=engine),
+        seed=1,
+    )
 
-    def model(engine):
-        return MemeticModel(
-            graph=nx.path_graph(3),
-            banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=4)),
-            memes=[meme],
-            policy=LLMPolicy(spec, engine=engine),
-            seed=1,
-        )
 
-    recorded = model(ReplayEngine(llamacpp_engine, path, "auto"))
-    recorded.step()
-    actions = recorded.tables()["actions"]
+def _check_actions(actions: pl.DataFrame) -> None:
     assert actions.height == 3
     assert set(actions["scoring"]) == {"logprob"}
     for row in actions.iter_rows(named=True):
@@ -100,12 +95,21 @@ def test_llamacpp_decision_run_writes_scored_actions(llamacpp_engine, tmp_path):
         assert row["expressed"] == (row["choice"] == "influence")
         target = row["option_probs"][row["options"].index("influence")]
         assert row["p_target"] == pytest.approx(target)
+    assert actions["dose"].to_list()[1] == 1  # agent 1 reads the seed
+
+
+@pytest.mark.slow
+def test_llamacpp_decision_run_writes_scored_actions(llamacpp_engine, tmp_path):
+    path = tmp_path / "run.jsonl"
+    recorded = _decision_model(ReplayEngine(llamacpp_engine, path, "auto"))
+    recorded.step()
+    actions = recorded.tables()["actions"]
+    _check_actions(actions)
     assert recorded.policy.describe()["option_scoring"] == "logprob"
     # Replay reproduces the actions exactly.
-    replayed = model(ReplayEngine(None, path, "replay"))
+    replayed = _decision_model(ReplayEngine(None, path, "replay"))
     replayed.step()
     assert replayed.tables()["actions"].equals(actions)
-    assert pl.Series(actions["dose"]).to_list()[1] == 1  # agent 1 reads the seed
 
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -130,5 +134,10 @@ def test_vllm_scores_letters_and_yes_no():
         )
         _check(letters, 3)
         _check(yes_no, 2)
+        # A decision step through vLLM: the choice enum and option probabilities.
+        model = _decision_model(engine)
+        model.step()
+        _check_actions(model.tables()["actions"])
+        assert model.policy.describe()["option_scoring"] == "logprob"
     finally:
         engine.close()
