@@ -119,7 +119,7 @@ def gguf_path() -> Path:
 @pytest.mark.slow
 def test_sweep_of_three_llamacpp_runs_loads_the_model_once(tmp_path, gguf_path):
     engine = f'kind = "llamacpp"\nmodel_path = "{gguf_path}"\nn_ctx = 2048'
-    path = _write(tmp_path, engine, steps=1, n=2, max_tokens=24)
+    path = _write(tmp_path, engine, steps=1, n=3, max_tokens=24)
     result = run_sweep(load_sweep_config(path), tmp_path / "sw", progress=False)
     assert result.failed == {} and result.ran == 3
     assert result.engines_built == 1
