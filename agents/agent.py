@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import polars as pl
     from mesa.discrete_space import Cell, Network
 
-    from sim.detectors import MemeBook
+    from sim.memebook import MemeBook
     from sim.memory import MemoryStore
     from sim.retrieval import Retrieval
     from sim.tracking import Tracker

@@ -19,7 +19,7 @@ import numpy as np
 from agents.llm.base import Completion
 from agents.parsing import ParsedOutput, ParseStatus
 from agents.prompts import PROBE_QUESTION
-from sim.detectors import MemeBook
+from sim.memebook import MemeBook
 from sim.policy import Adoptions
 
 

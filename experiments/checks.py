@@ -56,8 +56,8 @@ from agents.llm.base import LlamaCppSpec, ReplaySpec
 from agents.llm_policy import LLMPolicySpec
 from experiments.phase_checks import battery_errors, phase_errors
 from experiments.schema import RunConfig
+from sim.detectors import EmbeddingDetectorSpec, JudgeDetectorSpec
 from sim.guards import compile_pattern
-from sim.memes import EmbeddingDetectorSpec, JudgeDetectorSpec
 from topologies.graphs import GraphFile, StochasticBlockModel, TopologyError
 from topologies.placement import placement_errors
 

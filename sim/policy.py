@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 if TYPE_CHECKING:
-    from sim.detectors import MemeBook
+    from sim.memebook import MemeBook
     from sim.memory import MemoryStore
     from sim.retrieval import Retrieval
     from sim.tracking import Tracker

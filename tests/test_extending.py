@@ -1,10 +1,10 @@
 """The contributor guide's promise, kept: a new kind of a pluggable family is one new
 module plus one registry entry, and nothing else in the tree changes.
 
-The test copies the four packages into a temporary folder, adds a toy guard and a toy
-graph kind exactly as ``docs/extending.md`` tells (one module each, and the import and
-the entry in the family's registry), and runs a config that uses both in a fresh
-interpreter, so the copy is what gets imported.
+The test copies the four packages into a temporary folder, adds a toy guard, a toy
+detector and a toy graph kind exactly as ``docs/extending.md`` tells (one module each, and
+the import and the entry in the family's registry), and runs a config that uses all three
+in a fresh interpreter, so the copy is what gets imported.
 """
 
 from __future__ import annotations
@@ -81,6 +81,41 @@ class PathGraph(GraphSpecBase):
         return nx.path_graph(self.n)
 '''
 
+TOY_DETECTOR = '''"""The ``contains`` detector: a text carries the meme iff it holds a word."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from sim.detectors.base import DetectorBase, DetectorSetup
+from sim.texts import words
+
+
+class ContainsDetectorSpec(BaseModel):
+    """A text carries the meme iff ``word`` is one of its words."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["contains"] = "contains"
+    word: str
+
+    def build(self, setup: DetectorSetup) -> ContainsDetector:
+        return ContainsDetector(self.word)
+
+
+class ContainsDetector(DetectorBase):
+    kind = "contains"
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+    def carries(self, texts) -> np.ndarray:
+        return np.array([self.word in words(text) for text in texts], dtype=np.bool_)
+'''
+
 RUN = """
 import json, sys
 import polars as pl
@@ -92,7 +127,10 @@ result = run_experiment(config, sys.argv[2], progress=False)
 steps = pl.read_parquet(f"{sys.argv[2]}/steps.parquet")
 decisions = pl.read_parquet(f"{sys.argv[2]}/guard_decisions.parquet")
 graph = pl.read_parquet(f"{sys.argv[2]}/graph.parquet")
+memories = pl.read_parquet(f"{sys.argv[2]}/memories.parquet")
+carrying = memories.filter(pl.col("memes").list.contains("m"))
 print(json.dumps({
+    "carrying_texts": sorted(set(carrying["text"].to_list())),
     "edges": graph.height,
     "rejected": int(steps["guard_even_authors_rejected"].sum()),
     "rejected_authors": sorted(set(decisions["agent_id"].to_list())),
@@ -112,6 +150,7 @@ CONFIG = {
             "id": "m",
             "statement": "a toy meme",
             "canary": "TOY-1",
+            "detector": {"kind": "contains", "word": "toy"},
             "placement": {"strategy": "agents", "agents": [3]},
         }
     ],
@@ -121,19 +160,22 @@ CONFIG = {
 
 
 def add_kind(tree: Path, registry: str, module: str, text: str, cls: str) -> None:
-    """Add a kind as the guide says: its module, then its import and registry entry."""
+    """Add a kind as the guide says: its module, then its import and registry line.
+
+    The registry is the family's union of specs (``Annotated[A | B, Field(...)]``): the
+    new spec becomes its last member.
+    """
     package = tree / registry.replace(".", "/")
     (package / f"{module}.py").write_text(text, encoding="utf-8")
     init = package / "__init__.py"
     source = init.read_text(encoding="utf-8")
     source, found = re.subn(
-        r"^(\w+_SPECS\b[^=\n]*= \(\n)",
-        rf"\g<1>    {cls},\n",
+        r',\n    Field\(discriminator="kind"\),\n\]',
+        f'\n    | {cls},\n    Field(discriminator="kind"),\n]',
         source,
         count=1,
-        flags=re.M,
     )
-    assert found == 1, f"no registry tuple in {init}"
+    assert found == 1, f"no registry union in {init}"
     source = source.replace(
         "from __future__ import annotations\n",
         f"from __future__ import annotations\n\nfrom {registry}.{module} import {cls}\n",
@@ -150,6 +192,7 @@ def tree(tmp_path_factory) -> Path:
             ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
         )
     add_kind(root, "sim.guards", "even_authors", TOY_GUARD, "EvenAuthorsGuardSpec")
+    add_kind(root, "sim.detectors", "contains", TOY_DETECTOR, "ContainsDetectorSpec")
     add_kind(root, "topologies.graphs", "path", TOY_GRAPH, "PathGraph")
     return root
 
@@ -167,6 +210,8 @@ def test_the_toy_kinds_run_through_the_registries_alone(tree, tmp_path):
     )
     # The guide's count: per kind, one new module and the family's registry.
     assert changed == [
+        "sim/detectors/__init__.py",
+        "sim/detectors/contains.py",
         "sim/guards/__init__.py",
         "sim/guards/even_authors.py",
         "topologies/graphs/__init__.py",
@@ -189,6 +234,8 @@ def test_the_toy_kinds_run_through_the_registries_alone(tree, tmp_path):
     assert facts["rejected"] >= 2
     assert facts["rejected_authors"] == [2, 4]
     assert facts["carriers"] == [1] * 6
+    # The toy detector says which texts carry the meme: those with the word "toy".
+    assert facts["carrying_texts"] == ["a toy meme [TOY-1]"]
 
 
 def test_the_unextended_tree_does_not_know_the_toy_kinds():
@@ -198,3 +245,4 @@ def test_the_unextended_tree_does_not_know_the_toy_kinds():
         validate_config(CONFIG)
     assert "graph.kind = 'path'" in str(err.value)
     assert "guards.0.kind = 'even_authors'" in str(err.value)
+    assert "memes.0.detector.kind = 'contains'" in str(err.value)

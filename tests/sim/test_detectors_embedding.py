@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.detectors import EmbeddingDetector, MemeBook, StaticEmbedder, embedding_model_error
+from sim.detectors import EmbeddingDetector, StaticEmbedder, embedding_model_error
+from sim.memebook import MemeBook
 from sim.memes import EmbeddingDetectorSpec, MemeSpec
 
 pytest.importorskip("static_model")

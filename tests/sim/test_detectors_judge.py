@@ -21,7 +21,8 @@ import pytest
 from agents.contagion import ContagionPolicy
 from agents.llm.base import Completion, FinishReason, GenerationRequest, LlamaCppSpec
 from agents.llm.replay import ReplayEngine
-from sim.detectors import VERDICTS, JudgeDetector, MemeBook, build_detector, parse_verdict
+from sim.detectors import VERDICTS, JudgeDetector, build_detector, parse_verdict
+from sim.memebook import MemeBook
 from sim.memes import JudgeDetectorSpec, LexicalDetectorSpec, MemeSpec, PlacementSpec
 from sim.model import MemeticModel
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
