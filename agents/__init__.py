@@ -7,8 +7,7 @@ package never loads the others.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sim.exports import lazy_exports
 
 #: Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -34,15 +33,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    """Import ``name`` from its module on first use (PEP 562)."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    """The public names."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
