@@ -16,7 +16,7 @@ import functools
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import networkx as nx
 import numpy as np
@@ -194,15 +194,36 @@ class Eviction(enum.StrEnum):
 
 
 class _LayerSpec(BaseModel):
+    """What every bank layer's spec has.
+
+    An eviction policy, a capacity (each layer sets its default), the kind of its banks
+    and how it lays them over the graph (:meth:`lay`).
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: The kind of the layer's banks.
+    kind: ClassVar[BankKind]
+    if TYPE_CHECKING:  # a field of every layer, with a default of its own
+        capacity: int
+
     eviction: Eviction = Eviction.FIFO
+
+    def lay(self, where: LayerInput) -> LaidBanks:
+        """The layer's banks and their rights over the graph ``where`` describes."""
+        raise NotImplementedError
 
 
 class PrivateBanks(_LayerSpec):
     """One bank per agent, read and written by that agent only."""
 
+    kind: ClassVar[BankKind] = BankKind.PRIVATE
     capacity: int = Field(32, ge=1)
+
+    def lay(self, where: LayerInput) -> LaidBanks:
+        """Bank ``i`` is agent ``i``'s."""
+        ids = where.agents
+        return LaidBanks(len(ids), ids, bank_names(self.kind, ids), (ids, ids), (ids, ids))
 
 
 class NeighbourhoodBanks(_LayerSpec):
@@ -212,8 +233,21 @@ class NeighbourhoodBanks(_LayerSpec):
     neighbours write it.
     """
 
+    kind: ClassVar[BankKind] = BankKind.NEIGHBOURHOOD
     capacity: int = Field(32, ge=1)
     writers: Literal["owner", "members"] = "owner"
+
+    def lay(self, where: LayerInput) -> LaidBanks:
+        """Bank ``i`` is agent ``i``'s; its neighbours read it (and write it: members)."""
+        ids, indptr = where.agents, where.indptr
+        # The graph is undirected, so agent a reads the banks of its neighbours: the CSR
+        # rows. Both runs are sorted by (agent, bank), which keeps the final sort cheap.
+        read = (
+            np.concatenate([ids, np.repeat(ids, np.diff(indptr))]),
+            np.concatenate([ids, where.indices.astype(np.int64)]),
+        )
+        write = read if self.writers == "members" else (ids, ids)
+        return LaidBanks(len(ids), ids, bank_names(self.kind, ids), read, write)
 
 
 class CommunityBanks(_LayerSpec):
@@ -225,20 +259,47 @@ class CommunityBanks(_LayerSpec):
     are numbered by block value (planted) or by their smallest member (detected).
     """
 
+    kind: ClassVar[BankKind] = BankKind.COMMUNITY
     capacity: int = Field(64, ge=1)
     method: Literal["planted", "louvain", "greedy_modularity"] = "louvain"
+
+    def lay(self, where: LayerInput) -> LaidBanks:
+        """One bank per community, read and written by its members."""
+        assignment, count = _community_assignment(where.graph, self.method, where.rng)
+        rights = (where.agents, assignment)
+        names = bank_names(self.kind, np.arange(count))
+        return LaidBanks(count, np.full(count, -1, dtype=np.int64), names, rights, rights)
 
 
 class EdgeBanks(_LayerSpec):
     """One bank per edge ``(u, v)``, ``u < v``, read and written by both endpoints."""
 
+    kind: ClassVar[BankKind] = BankKind.EDGE
     capacity: int = Field(16, ge=1)
+
+    def lay(self, where: LayerInput) -> LaidBanks:
+        """Banks in CSR order of their edges (sorted by ``(u, v)``)."""
+        src = np.repeat(where.agents, np.diff(where.indptr))
+        dst = where.indices.astype(np.int64)
+        upper = src < dst
+        u, v = src[upper], dst[upper]  # CSR order: already sorted by (u, v)
+        count = int(u.shape[0])
+        edge_ids = np.arange(count, dtype=np.int64)
+        rights = (np.concatenate([u, v]), np.concatenate([edge_ids, edge_ids]))
+        names = bank_names(self.kind, u, v)
+        return LaidBanks(count, np.full(count, -1, dtype=np.int64), names, rights, rights)
 
 
 class GlobalBank(_LayerSpec):
     """A single bank every agent reads and writes."""
 
+    kind: ClassVar[BankKind] = BankKind.GLOBAL
     capacity: int = Field(256, ge=1)
+
+    def lay(self, where: LayerInput) -> LaidBanks:
+        """Bank 0, for everyone."""
+        rights = (where.agents, np.zeros(len(where.agents), dtype=np.int64))
+        return LaidBanks(1, np.full(1, -1, dtype=np.int64), bank_names(self.kind), rights, rights)
 
 
 class BankLayoutSpec(BaseModel):
@@ -488,61 +549,41 @@ class Banks:
 
 
 @dataclass(frozen=True)
-class _Layer:
-    """Banks of one layer with local ids ``0..count-1`` and their rights as pairs."""
+class LayerInput:
+    """What a layer lays its banks over.
 
-    kind: BankKind
+    Attributes:
+        graph: The graph on nodes ``0..n-1``.
+        agents: ``0..n-1`` (int64).
+        indptr: The graph's CSR row pointers (see :func:`adjacency_csr`).
+        indices: The graph's CSR neighbours.
+        rng: The model's generator (community detection draws its seed from it).
+    """
+
+    graph: nx.Graph
+    agents: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    rng: np.random.Generator
+
+
+@dataclass(frozen=True)
+class LaidBanks:
+    """A layer's banks with local ids ``0..count-1`` and their rights as pairs.
+
+    Attributes:
+        count: Number of banks.
+        owner: Owning agent per bank (-1: none).
+        names: Bank names (see :func:`bank_names`).
+        read: ``(agents, banks)``: agent ``agents[i]`` reads bank ``banks[i]``.
+        write: ``(agents, banks)``: agent ``agents[i]`` writes bank ``banks[i]``.
+    """
+
     count: int
     owner: np.ndarray
-    capacity: int
-    eviction: Eviction
     names: list[str]
-    read_agent: np.ndarray
-    read_bank: np.ndarray
-    write_agent: np.ndarray
-    write_bank: np.ndarray
-
-
-def _private_layer(n: int, spec: PrivateBanks) -> _Layer:
-    ids = np.arange(n, dtype=np.int64)
-    return _Layer(
-        kind=BankKind.PRIVATE,
-        count=n,
-        owner=ids,
-        capacity=spec.capacity,
-        eviction=spec.eviction,
-        names=bank_names(BankKind.PRIVATE, ids),
-        read_agent=ids,
-        read_bank=ids,
-        write_agent=ids,
-        write_bank=ids,
-    )
-
-
-def _neighbourhood_layer(
-    n: int, indptr: np.ndarray, indices: np.ndarray, spec: NeighbourhoodBanks
-) -> _Layer:
-    ids = np.arange(n, dtype=np.int64)
-    # The graph is undirected, so agent a reads the banks of its neighbours: the CSR rows.
-    # Both runs are sorted by (agent, bank), which keeps the final stable sort cheap.
-    read_agent = np.concatenate([ids, np.repeat(ids, np.diff(indptr))])
-    read_bank = np.concatenate([ids, indices.astype(np.int64)])
-    if spec.writers == "members":
-        write_agent, write_bank = read_agent, read_bank
-    else:
-        write_agent, write_bank = ids, ids
-    return _Layer(
-        kind=BankKind.NEIGHBOURHOOD,
-        count=n,
-        owner=ids,
-        capacity=spec.capacity,
-        eviction=spec.eviction,
-        names=bank_names(BankKind.NEIGHBOURHOOD, ids),
-        read_agent=read_agent,
-        read_bank=read_bank,
-        write_agent=write_agent,
-        write_bank=write_bank,
-    )
+    read: tuple[np.ndarray, np.ndarray]
+    write: tuple[np.ndarray, np.ndarray]
 
 
 def _community_assignment(
@@ -577,65 +618,6 @@ def _community_assignment(
     return assignment, len(ordered)
 
 
-def _community_layer(graph: nx.Graph, spec: CommunityBanks, rng: np.random.Generator) -> _Layer:
-    n = graph.number_of_nodes()
-    assignment, count = _community_assignment(graph, spec.method, rng)
-    ids = np.arange(n, dtype=np.int64)
-    return _Layer(
-        kind=BankKind.COMMUNITY,
-        count=count,
-        owner=np.full(count, -1, dtype=np.int64),
-        capacity=spec.capacity,
-        eviction=spec.eviction,
-        names=bank_names(BankKind.COMMUNITY, np.arange(count)),
-        read_agent=ids,
-        read_bank=assignment,
-        write_agent=ids,
-        write_bank=assignment,
-    )
-
-
-def _edge_layer(n: int, indptr: np.ndarray, indices: np.ndarray, spec: EdgeBanks) -> _Layer:
-    src = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    dst = indices.astype(np.int64)
-    upper = src < dst
-    u, v = src[upper], dst[upper]  # CSR order: already sorted by (u, v)
-    count = int(u.shape[0])
-    edge_ids = np.arange(count, dtype=np.int64)
-    agents = np.concatenate([u, v])
-    banks = np.concatenate([edge_ids, edge_ids])
-    names = bank_names(BankKind.EDGE, u, v)
-    return _Layer(
-        kind=BankKind.EDGE,
-        count=count,
-        owner=np.full(count, -1, dtype=np.int64),
-        capacity=spec.capacity,
-        eviction=spec.eviction,
-        names=names,
-        read_agent=agents,
-        read_bank=banks,
-        write_agent=agents,
-        write_bank=banks,
-    )
-
-
-def _global_layer(n: int, spec: GlobalBank) -> _Layer:
-    ids = np.arange(n, dtype=np.int64)
-    zeros = np.zeros(n, dtype=np.int64)
-    return _Layer(
-        kind=BankKind.GLOBAL,
-        count=1,
-        owner=np.full(1, -1, dtype=np.int64),
-        capacity=spec.capacity,
-        eviction=spec.eviction,
-        names=bank_names(BankKind.GLOBAL),
-        read_agent=ids,
-        read_bank=zeros,
-        write_agent=ids,
-        write_bank=zeros,
-    )
-
-
 def _rights_csr(
     n: int, n_banks: int, agents: list[np.ndarray], banks: list[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -668,44 +650,37 @@ def build_banks(graph: nx.Graph, spec: BankLayoutSpec, rng: np.random.Generator)
         TopologyError: The graph nodes are not ``0..n-1``, or ``community.method`` is
             ``"planted"`` and a node has no ``"block"`` attribute.
     """
-    n = graph.number_of_nodes()
     indptr, indices = adjacency_csr(graph)
-    layers: list[_Layer] = []
-    if spec.private is not None:
-        layers.append(_private_layer(n, spec.private))
-    if spec.neighbourhood is not None:
-        layers.append(_neighbourhood_layer(n, indptr, indices, spec.neighbourhood))
-    if spec.community is not None:
-        layers.append(_community_layer(graph, spec.community, rng))
-    if spec.edge is not None:
-        layers.append(_edge_layer(n, indptr, indices, spec.edge))
-    if spec.global_ is not None:
-        layers.append(_global_layer(n, spec.global_))
+    n = graph.number_of_nodes()
+    where = LayerInput(graph, np.arange(n, dtype=np.int64), indptr, indices, rng)
+    specs = [layer for layer in spec.layers.values() if layer is not None]
+    layers = [layer.lay(where) for layer in specs]
+    pairs = list(zip(specs, layers, strict=True))
 
     offsets = np.cumsum([0] + [layer.count for layer in layers])
     n_banks = int(offsets[-1])
     kind = np.concatenate(
-        [np.full(layer.count, int(layer.kind), dtype=np.int8) for layer in layers]
+        [np.full(laid.count, int(layer.kind), dtype=np.int8) for layer, laid in pairs]
     )
     owner = np.concatenate([layer.owner for layer in layers]).astype(np.int32)
     capacity = np.concatenate(
-        [np.full(layer.count, layer.capacity, dtype=np.int32) for layer in layers]
+        [np.full(laid.count, layer.capacity, dtype=np.int32) for layer, laid in pairs]
     )
     eviction = np.concatenate(
-        [np.full(layer.count, layer.eviction.code, dtype=np.int8) for layer in layers]
+        [np.full(laid.count, layer.eviction.code, dtype=np.int8) for layer, laid in pairs]
     )
     names = tuple(name for layer in layers for name in layer.names)
     read_indptr, read_banks = _rights_csr(
         n,
         n_banks,
-        [layer.read_agent for layer in layers],
-        [layer.read_bank + off for layer, off in zip(layers, offsets, strict=False)],
+        [layer.read[0] for layer in layers],
+        [layer.read[1] + off for layer, off in zip(layers, offsets, strict=False)],
     )
     write_indptr, write_banks = _rights_csr(
         n,
         n_banks,
-        [layer.write_agent for layer in layers],
-        [layer.write_bank + off for layer, off in zip(layers, offsets, strict=False)],
+        [layer.write[0] for layer in layers],
+        [layer.write[1] + off for layer, off in zip(layers, offsets, strict=False)],
     )
     return Banks(
         kind=_readonly(kind),
