@@ -16,6 +16,8 @@ _EXPORTS: dict[str, str] = {
     "ContagionPolicy": "agents.contagion",
     "LLMPolicySpec": "agents.llm_policy",
     "LLMPolicy": "agents.llm_policy",
+    "PolicySpec": "agents.policies",
+    "build_policy": "agents.policies",
     "Persona": "agents.personas",
     "load_personas": "agents.personas",
     "Task": "agents.tasks",

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -129,6 +129,10 @@ class ContagionSpec(BaseModel):
     def resolved_rule(self) -> Literal["repeated_exposure", "one_shot_cascade", "threshold"]:
         """The rule, with deprecated names replaced by what they mean."""
         return DEPRECATED_RULES.get(self.rule, self.rule)  # type: ignore[return-value]
+
+    def build(self, engine: Any = None) -> ContagionPolicy:
+        """The policy this spec describes (it uses no engine)."""
+        return ContagionPolicy(self)
 
 
 class ContagionPolicy:

@@ -202,6 +202,15 @@ class LLMPolicySpec(BaseModel):
                 raise ValueError(f"probe_questions.{i} = {question!r}: must be non-empty")
         return self
 
+    def build(self, engine: Engine | None = None) -> LLMPolicy:
+        """The policy this spec describes.
+
+        Args:
+            engine: A ready engine (the caller keeps ownership); None: the policy builds
+                (and owns) the configured engine on first use.
+        """
+        return LLMPolicy(self, engine=engine)
+
 
 class LLMPolicy:
     """LLM agents, all of a step in one batched engine call.

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from tqdm.auto import tqdm
 
-from agents.contagion import ContagionPolicy, ContagionSpec
-from agents.llm_policy import LLMPolicy, LLMPolicySpec
+from agents.llm_policy import LLMPolicySpec
+from agents.policies import build_policy as build_registered_policy
 from experiments.config import RunConfig
 from experiments.manifest import config_binding
 from experiments.request_failures import RequestTally, check_step
@@ -166,12 +166,7 @@ def build_policy(config: RunConfig, engine: Engine | None = None) -> Policy:
         engine: For LLM policies, a ready engine (the caller keeps ownership); when None
             the policy builds (and owns) the configured engine on first use.
     """
-    spec = config.policy
-    if isinstance(spec, ContagionSpec):
-        return ContagionPolicy(spec)
-    if isinstance(spec, LLMPolicySpec):
-        return LLMPolicy(spec, engine=engine)
-    raise TypeError(f"unsupported policy spec {type(spec).__name__}")
+    return build_registered_policy(config.policy, engine)
 
 
 def build_guards(config: RunConfig) -> list[Guard]:

@@ -8,12 +8,10 @@ both import this module (and not each other in a circle).
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.contagion import ContagionSpec
-from agents.llm_policy import LLMPolicySpec
+from agents.policies import PolicySpec
 from agents.reflection import ReflectionSpec
 from agents.values import ValuesSpec
 from experiments.names import SafeName
@@ -26,8 +24,6 @@ from topologies.graphs import GraphSpec
 
 #: Steps between checkpoints when ``checkpoint_every`` is unset.
 DEFAULT_CHECKPOINT_EVERY = 10
-
-PolicySpec = Annotated[ContagionSpec | LLMPolicySpec, Field(discriminator="kind")]
 
 
 class RunConfig(BaseModel):
