@@ -807,6 +807,8 @@ def _run_locked(
                     for run_dir, error in run_on_ray(
                         [(_dump(r), str(sweep_dir / r.rel_dir), a) for r, a in todo],
                         sweep_dir / LOCK_FILE,
+                        run_one=_run_one,
+                        lock=_lock,
                         address=address,
                         on_done=lambda: bar.update(1),
                     ).items()

@@ -26,23 +26,34 @@ from typing import Any
 #: The backends ``memespread sweep --backend`` accepts.
 BACKENDS = ("local", "ray")
 
+#: Runs one run (``config_data, run_dir, action, progress``) and returns its status: the
+#: sweep's run function, passed in so that this module does not import the sweep.
+RunOne = Callable[[dict[str, Any], str, str, bool], str]
+#: Takes a lock on an open file (``fd, exclusive=...``): the sweep's lock function.
+Lock = Callable[..., bool]
+
 
 class SweepBackendError(Exception):
     """A backend cannot be used (Ray is not installed, or its address is wrong): exit 2."""
 
 
-def _ray_task(config_data: dict[str, Any], run_dir: str, action: str, lock_path: str) -> str:
+def _ray_task(
+    run_one: RunOne,
+    lock: Lock,
+    config_data: dict[str, Any],
+    run_dir: str,
+    action: str,
+    lock_path: str,
+) -> str:
     """One run as a Ray task: hold the sweep's lock (shared), run it, return its status."""
-    from experiments.sweep import _lock, _run_one
-
     fd = None
     try:
         fd = os.open(lock_path, os.O_RDWR)
-        _lock(fd, exclusive=False)
+        lock(fd, exclusive=False)
     except OSError:
         fd = None  # a node that cannot open the lock file runs unlocked
     try:
-        return _run_one(config_data, run_dir, action, False)
+        return run_one(config_data, run_dir, action, False)
     finally:
         if fd is not None:
             os.close(fd)
@@ -105,6 +116,8 @@ def run_on_ray(
     todo: Sequence[tuple[dict[str, Any], str, str]],
     lock_path: Path,
     *,
+    run_one: RunOne,
+    lock: Lock,
     address: str | None = None,
     on_done: Callable[[], None] = lambda: None,
 ) -> dict[str, str]:
@@ -113,6 +126,8 @@ def run_on_ray(
     Args:
         todo: ``(config_data, run_dir, action)`` per run (action: start, resume, replace).
         lock_path: The sweep's lock file (each task holds it shared while it runs).
+        run_one: The sweep's run function, which each task calls.
+        lock: The sweep's lock function.
         address: The Ray cluster (None: the local Ray, started if none runs).
         on_done: Called after each run ends (progress bars).
 
@@ -123,7 +138,7 @@ def run_on_ray(
     ray = connect_ray(address)
     task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
     pending = {
-        task.remote(config, run_dir, action, str(lock_path)): run_dir
+        task.remote(run_one, lock, config, run_dir, action, str(lock_path)): run_dir
         for config, run_dir, action in todo
     }
     failed: dict[str, str] = {}
