@@ -62,7 +62,6 @@ from sim.policy import Adoptions, PolicyOutput, StepContext, WriteProposals
 from sim.retrieval import expand_ranges
 from sim.state import State
 from sim.tracking import run_starts
-from topologies.banks import BankKind
 
 DEPRECATED_RULES = {"independent_cascade": "repeated_exposure"}
 """Old rule names and the rule each now means."""
@@ -348,7 +347,7 @@ class ContagionPolicy:
         target = banks.write_banks[expand_ranges(banks.write_indptr[agents], counts)]
         owner = np.repeat(np.arange(len(agents)), counts)
         if self.spec.write_to == "shared":
-            keep = banks.kind[target] != int(BankKind.PRIVATE)
+            keep = banks.shared[target]
             target, owner = target[keep], owner[keep]
         return WriteProposals(
             author=agents[owner].astype(np.int32),
