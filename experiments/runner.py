@@ -189,6 +189,7 @@ def build_model(config: RunConfig, policy: Policy | None = None) -> MemeticModel
         probe_every=config.probe_every,
         guards=build_guards(config),
         seed=config.seed,
+        max_steps=config.steps,
         turnover=config.turnover,
         reflection=config.reflection,
         values=config.values,

@@ -256,3 +256,13 @@ def test_kept_checkpoints_and_files_follow_the_umask(small_toml, tmp_path, monke
     assert any(p.parent.name == "checkpoints" for p in paths)
     modes = {("dir" if p.is_dir() else "file", p.stat().st_mode & 0o777) for p in paths}
     assert modes == {("dir", 0o750), ("file", 0o640)}
+
+
+def test_config_model_stops_at_the_configured_steps(small_toml):
+    from experiments.runner import build_model
+
+    config = load_config(small_toml, ["steps=3"])
+    model = build_model(config)
+    model.run_model()
+    assert model.steps == 3
+    assert model.running is False
