@@ -27,7 +27,6 @@ from agents.llm.base import EngineSpec
 from sim.guards.base import GuardBase, GuardDecision, GuardSetup, RunEngine, Verdict, Writes
 from sim.guards.engines import EngineHolder, ask, note_requests
 from sim.memory import ENVIRONMENT, NewEntries
-from topologies.banks import BankKind
 
 if TYPE_CHECKING:
     from sim.policy import StepContext
@@ -170,7 +169,7 @@ class ConsensusGuard(GuardBase):
         entries = retrieval.entry_ids
         scope = store.author[entries] != retrieval.readers()
         if self.spec.shared_only:
-            scope &= context.banks.kind[store.bank[entries]] != int(BankKind.PRIVATE)
+            scope &= context.banks.shared[store.bank[entries]]
         text_ids = store.text_id[entries]
         candidates = np.unique(text_ids[scope])
         self._judge(candidates, store.texts.take(candidates), context.step)

@@ -34,7 +34,6 @@ from sim.guards.base import (
 )
 from sim.guards.rollback import check_entry_ids, descendants
 from sim.retrieval import Retrieval
-from topologies.banks import BankKind
 
 if TYPE_CHECKING:
     from sim.memory import MemoryStore
@@ -349,7 +348,7 @@ class GuardPhases:
         store = context.store
         text_ids = intern(proposals.text)
         memes = store.text_memes.view()[text_ids] if n else np.zeros(0, dtype=np.int64)
-        shared = context.banks.kind[proposals.bank] != int(BankKind.PRIVATE)
+        shared = context.banks.shared[proposals.bank]
         writes = Writes(proposals=proposals, memes=memes, shared=shared)
         decision, by = combine([g.review(writes, context) for g in self.guards], n)
         flagged = decision.verdict != Verdict.ACCEPT

@@ -34,7 +34,6 @@ from sim.guards.base import (
 )
 from sim.guards.pattern import _searchable, compile_pattern
 from sim.retrieval import expand_ranges
-from topologies.banks import BankKind
 
 if TYPE_CHECKING:
     from sim.policy import StepContext
@@ -131,7 +130,7 @@ class QuarantineGuard(GuardBase):
         self._examined = end
         ids = ids[store.alive[ids]]
         if self.spec.shared_only:
-            ids = ids[context.banks.kind[store.bank[ids]] != int(BankKind.PRIVATE)]
+            ids = ids[context.banks.shared[store.bank[ids]]]
         texts = [store.text(i) for i in ids.tolist()] if self._regex is not None else []
         flagged = ids[self._matches(store.memes[ids], texts)]
         flagged = flagged[self._detected(flagged)]

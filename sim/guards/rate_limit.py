@@ -23,7 +23,6 @@ from sim.guards.base import (
     Writes,
 )
 from sim.tracking import run_starts
-from topologies.banks import BankKind
 
 if TYPE_CHECKING:
     from sim.policy import StepContext
@@ -114,7 +113,7 @@ class RateLimitGuard(GuardBase):
         if len(entry_ids) == 0:
             return
         store = context.store
-        shared = context.banks.kind[store.bank[entry_ids]] != int(BankKind.PRIVATE)
+        shared = context.banks.shared[store.bank[entry_ids]]
         authors = store.author[entry_ids][self._in_scope(shared)]
         authors = authors[authors >= 0]
         row = self._row(context.step)
