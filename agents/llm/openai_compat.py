@@ -17,8 +17,8 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from agents.containment import drop_surrogates
 from agents.llm.base import (
@@ -36,6 +36,9 @@ from agents.llm.base import (
 from agents.llm.redaction import redact
 
 _ERROR_BODY_CHARS = 300
+
+
+_T = TypeVar("_T")
 
 
 class OpenAIEngine:
@@ -81,12 +84,7 @@ class OpenAIEngine:
         requests = list(requests)
         if not requests:
             return []
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self._run(requests, on_complete))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, self._run(requests, on_complete)).result()
+        return _run_to_completion(self._run(requests, on_complete))
 
     #: Option scores come from the server's ``top_logprobs`` of the first reply token; a
     #: server that returns none gives an OptionScores with ``error`` set (no retries).
@@ -109,12 +107,7 @@ class OpenAIEngine:
         requests = list(requests)
         if not requests:
             return []
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self._score_all(requests))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, self._score_all(requests)).result()
+        return _run_to_completion(self._score_all(requests))
 
     async def _score_all(self, requests: list[ScoreRequest]) -> list[OptionScores]:
         import httpx
@@ -305,3 +298,17 @@ def _redacted(completion: Completion, secrets: tuple[str, ...]) -> Completion:
     if text == completion.text and error == completion.error:
         return completion
     return dataclasses.replace(completion, text=text, error=error)
+
+
+def _run_to_completion(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coroutine`` to completion from synchronous code and return its result.
+
+    Uses a fresh event loop; when the calling thread already runs one (e.g. a notebook),
+    the loop runs in a helper thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
