@@ -185,27 +185,16 @@ class VLLMEngine:
             EngineError: If the engine was closed or vLLM's engine core died.
         """
         from vllm import SamplingParams
-        from vllm.v1.engine.exceptions import EngineDeadError
 
         if self._llm is None:
             raise EngineError("VLLMEngine.score called after close()")
         if not requests:
             return []
         params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=self.SCORE_TOP_K)
-        conversations = [
-            [{"role": m.role.value, "content": m.content} for m in r.messages] for r in requests
-        ]
         try:
-            outputs = list(
-                self._llm.chat(
-                    conversations,
-                    params,
-                    use_tqdm=False,
-                    chat_template_kwargs=self.spec.chat_template_kwargs or None,
-                )
-            )
-        except EngineDeadError as exc:
-            raise EngineError(f"vLLM engine core died: {exc}") from exc
+            outputs = self._chat(requests, params)
+        except EngineError:
+            raise
         except Exception as exc:
             return [OptionScores(r.request_id, (), error=f"vLLM: {exc}") for r in requests]
         out = []
@@ -266,11 +255,20 @@ class VLLMEngine:
             return Completion.failed(request.request_id, f"vLLM rejected the request: {exc}")
         return _completion(request.request_id, output)
 
-    def _chat(self, requests: Sequence[GenerationRequest]) -> list[Any]:
+    def _chat(
+        self, requests: Sequence[GenerationRequest | ScoreRequest], params: Any = None
+    ) -> list[Any]:
+        """One ``LLM.chat`` call over ``requests``; a dead engine core raises ``EngineError``.
+
+        Args:
+            requests: The conversations to send.
+            params: Sampling parameters shared by all requests (None: each request's own).
+        """
         from vllm.v1.engine.exceptions import EngineDeadError
 
         conversations = [_conversation(r) for r in requests]
-        params = [self._sampling_params(r) for r in requests]
+        if params is None:
+            params = [self._sampling_params(r) for r in requests]  # type: ignore[arg-type]
         try:
             return list(
                 self._llm.chat(
@@ -381,7 +379,7 @@ def unknown_engine_args(
     )
 
 
-def _conversation(request: GenerationRequest) -> list[dict[str, str]]:
+def _conversation(request: GenerationRequest | ScoreRequest) -> list[dict[str, str]]:
     return [{"role": m.role.value, "content": m.content} for m in request.messages]
 
 
