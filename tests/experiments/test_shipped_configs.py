@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from experiments.catalog import list_configs
+from experiments.config import load_config
 from experiments.resume import resume_run
 from experiments.runner import run_experiment
 from experiments.sweep import run_sweep
@@ -118,7 +119,10 @@ def test_sweep_config_runs_one_step(name, tmp_path):
     sorted(n for n, c in SHIPPED.items() if c.kind == "run" and _policy_kind(n) != "contagion"),
 )
 def test_llm_run_config_runs_one_step_and_replays_on_resume(name, tmp_path, drop_wall_clock):
-    config = validate(name, ["steps=1", "graph.n=6"]).configs[0]  # a small one-step run
+    # A small one-step run: 6 agents, or just enough for the config's seeded agents.
+    seeded = [a for m in load_config(name).memes for a in (m.placement.agents or [])]
+    n_small = max([6, *(a + 1 for a in seeded)])
+    config = validate(name, ["steps=1", f"graph.n={n_small}"]).configs[0]
     result = run_experiment(config, tmp_path / name, progress=False)
     assert result.manifest["status"] == "complete"
     assert result.manifest["policy"]["engine"] == "llamacpp"
