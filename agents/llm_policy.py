@@ -503,7 +503,12 @@ class LLMPolicy:
             )
         return completions, [parse_output(c) for c in completions], wall
 
-    def _score(self, requests: list[ScoreRequest]) -> tuple[list[OptionScores], EngineStats]:
+    def score_batch(self, requests: list[ScoreRequest]) -> tuple[list[OptionScores], EngineStats]:
+        """Score ``requests`` in one engine call; returns the scores and the call's figures.
+
+        Raises:
+            EngineError: If the engine returns another number of scores than requests.
+        """
         if not requests:
             return [], EngineStats()
         started = time.perf_counter()
@@ -617,7 +622,7 @@ class LLMPolicy:
             if self.spec.option_scoring == "logprob" and can_score(self.engine):
                 scoring = "logprob"
                 score_requests = self.choice_score_requests(context, shown)
-                scores, score_stats = self._score(score_requests)
+                scores, score_stats = self.score_batch(score_requests)
                 stats = stats + score_stats
                 decided = [a for a, d in enumerate(shown) if d is not None]
                 for agent, result in zip(decided, scores, strict=True):
@@ -670,7 +675,7 @@ class LLMPolicy:
     def _probe_logprob(self, context: StepContext) -> PolicyOutput:
         n, m = context.banks.n_agents, len(context.memes)
         requests, keys = self.item_score_requests(context)
-        scores, stats = self._score(requests)
+        scores, stats = self.score_batch(requests)
         p_yes = np.full(len(scores), np.nan)
         for i, result in enumerate(scores):
             probs = result.probabilities()

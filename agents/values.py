@@ -331,15 +331,8 @@ class Questionnaire:
         started = time.perf_counter()
         if self.scoring_used(policy) == "logprob":
             requests, keys = self.score_requests(policy, context)
-            scores: list[OptionScores] = engine.score(requests)  # type: ignore[attr-defined]
+            scores, stats = policy.score_batch(requests)
             rows = [_scored_row(k, s) for k, s in zip(keys, scores, strict=True)]
-            stats = EngineStats(
-                requests=len(scores),
-                prompt_tokens=sum(s.prompt_tokens for s in scores),
-                cached_prompt_tokens=sum(s.cached_prompt_tokens for s in scores),
-                failures=sum(s.error is not None for s in scores),
-                wall_s=time.perf_counter() - started,
-            )
         else:
             gen_requests, keys = self.generation_requests(policy, context)
             completions: list[Completion] = engine.generate(gen_requests)
