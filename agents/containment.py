@@ -36,6 +36,8 @@ import unicodedata
 
 #: Appended to text cut at ``max_chars``.
 ELLIPSIS = " [...]"
+#: The smallest length cap that keeps a character besides the ellipsis.
+MIN_CHARS = len(ELLIPSIS) + 1
 #: At most ``INPUT_FACTOR * max_chars`` characters of the input are processed.
 INPUT_FACTOR = 4
 

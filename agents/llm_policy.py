@@ -40,7 +40,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.containment import ELLIPSIS, neutralise
+from agents.containment import MIN_CHARS, neutralise
 from agents.decisions import (
     ShownDecision,
     check_targets,
@@ -61,6 +61,7 @@ from agents.llm.base import (
     SamplingParams,
     ScoreRequest,
     can_score,
+    request_seeds,
 )
 from agents.output_schema import act_schema_dict, dump_schema, probe_schema_dict
 from agents.parsing import ParsedOutput, ParseStatus, parse_output
@@ -92,8 +93,6 @@ from topologies.banks import BankKind
 WRITE_IMPORTANCE = NOTE_IMPORTANCE
 #: Longest bank name kept in the generations table.
 MAX_BANK_NAME_CHARS = 64
-_SEED_BOUND = 2**31 - 1
-_MIN_CHARS = len(ELLIPSIS) + 1
 
 #: Columns of the ``probes`` table (log-probability probes): P(yes) per item.
 PROBES_SCHEMA = {
@@ -184,8 +183,8 @@ class LLMPolicySpec(BaseModel):
     system_prompt: str | None = None
     personas_file: str | None = None
     tasks_file: str | None = None
-    max_memory_chars: int = Field(300, ge=_MIN_CHARS)
-    max_write_chars: int = Field(300, ge=_MIN_CHARS)
+    max_memory_chars: int = Field(300, ge=MIN_CHARS)
+    max_write_chars: int = Field(300, ge=MIN_CHARS)
     max_answer_chars: int = Field(160, ge=1)
     probe_questions: list[str] = []
     json_mode: bool = True
@@ -374,7 +373,7 @@ class LLMPolicy:
         # bounded by the alive entries however long the run.
         self._memory_cache.clear()
         n = context.banks.n_agents
-        seeds = context.rng.integers(0, _SEED_BOUND, size=n)
+        seeds = request_seeds(context.rng, n)
         tasks = self.queries(context.step)
         shown = shuffle_decisions([tasks.task(a) for a in range(n)], context.rng)
         requests = []
@@ -427,7 +426,7 @@ class LLMPolicy:
         """Build every agent's probe requests, agent-major (draws the probe's seeds)."""
         n = context.banks.n_agents
         questions = probe_questions(self.spec.probe_questions)
-        seeds = context.rng.integers(0, _SEED_BOUND, size=n * len(questions))
+        seeds = request_seeds(context.rng, n * len(questions))
         schema = (
             dump_schema(probe_schema_dict(self.spec.max_answer_chars))
             if self.spec.json_mode

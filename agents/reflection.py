@@ -33,8 +33,8 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.containment import ELLIPSIS, neutralise
-from agents.llm.base import GenerationRequest, SamplingParams
+from agents.containment import MIN_CHARS, neutralise
+from agents.llm.base import GenerationRequest, SamplingParams, request_seeds
 from agents.output_schema import dump_schema, probe_schema_dict
 from agents.parsing import ParseStatus, parse_output
 from agents.personas import persona_of
@@ -52,8 +52,6 @@ REFLECTION_QUESTION = (
     "Think about your memories above. In one or two sentences: what have you learned, "
     "and what matters most to you now?"
 )
-_SEED_BOUND = 2**31 - 1
-_MIN_CHARS = len(ELLIPSIS) + 1
 
 #: Columns of the ``reflections`` table.
 REFLECTIONS_SCHEMA = {
@@ -91,7 +89,7 @@ class ReflectionSpec(BaseModel):
     importance: float = Field(1.0, ge=0, le=1)
     question: str = Field(REFLECTION_QUESTION, min_length=1, max_length=2000)
     max_tokens: int = Field(96, ge=1)
-    max_belief_chars: int = Field(300, ge=_MIN_CHARS)
+    max_belief_chars: int = Field(300, ge=MIN_CHARS)
 
 
 @dataclass(frozen=True)
@@ -171,7 +169,7 @@ class Reflector:
         Draws one seed per agent of the model (all agents, as one array) first.
         """
         n = consolidated.n_agents
-        seeds = context.rng.integers(0, _SEED_BOUND, size=n)
+        seeds = request_seeds(context.rng, n)
         asked = np.flatnonzero(np.diff(consolidated.indptr) > 0).astype(np.int32)
         schema = (
             dump_schema(probe_schema_dict(self.spec.max_belief_chars))

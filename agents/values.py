@@ -53,6 +53,7 @@ from agents.llm.base import (
     SamplingParams,
     ScoreRequest,
     can_score,
+    request_seeds,
 )
 from agents.personas import persona_of, read_data_file
 from agents.prompts import YES_NO_INSTRUCTION, MemoryLine, probe_messages
@@ -70,7 +71,6 @@ LIKERT_INSTRUCTION = "Answer with one number from 1 (strongly disagree) to 5 (st
 OPTIONS = {"yes_no": ("yes", "no"), "likert": ("1", "2", "3", "4", "5")}
 #: Smallest battery a config may point at.
 MIN_ITEMS = 1
-_SEED_BOUND = 2**31 - 1
 _ANSWER = re.compile(r"\b(yes|no)\b|([1-5])", re.IGNORECASE)
 
 #: Columns of the ``values`` table.
@@ -300,7 +300,7 @@ class Questionnaire:
     ) -> tuple[list[GenerationRequest], list[_Key]]:
         """One sampled request per (agent, condition, item); draws one seed per request."""
         keys = self._keys(context)
-        seeds = context.rng.integers(0, _SEED_BOUND, size=len(keys))
+        seeds = request_seeds(context.rng, len(keys))
         requests = [
             GenerationRequest(
                 request_id=f"s{context.step}-a{k.agent}-value-{k.memory}-{k.item.id}",

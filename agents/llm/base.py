@@ -63,6 +63,15 @@ class ChatMessage:
             raise TypeError(f"ChatMessage.content must be str, got {type(self.content).__name__}")
 
 
+#: Request seeds are drawn from ``[0, SEED_BOUND)`` (non-negative int32, valid everywhere).
+SEED_BOUND = 2**31 - 1
+
+
+def request_seeds(rng: Any, n: int) -> Any:
+    """``n`` request seeds drawn as one array from ``rng`` (a ``numpy.random.Generator``)."""
+    return rng.integers(0, SEED_BOUND, size=n)
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """How to sample one completion.
