@@ -37,11 +37,8 @@ import polars as pl
 from experiments.config import ConfigError, apply_overrides, validate_config
 from experiments.manifest import config_binding, read_manifest
 from experiments.rundirs import (
-    Plan,
-    discard_dir,
     plan_target,
-    replace_dir_atomically,
-    staging_dir,
+    staged_dir,
 )
 from experiments.runner import (
     CHECKPOINTS_DIR,
@@ -190,8 +187,6 @@ def fork_run(
         finally:
             model.policy.close()
             model.guard_phases.close()
-        work = target if plan is Plan.CREATE else staging_dir(target)
-        work.mkdir(parents=True, exist_ok=True)
         fresh = new_manifest(child)
         fresh["parent"] = {
             "run_dir": str(parent.resolve()),
@@ -202,7 +197,7 @@ def fork_run(
             "with_descendants": with_descendants,
             "overrides": list(overrides or []),
         }
-        try:
+        with staged_dir(target, plan) as work:
             completions = parent / COMPLETIONS_FILE
             if completions.is_file():
                 shutil.copyfile(completions, work / COMPLETIONS_FILE)
@@ -212,11 +207,4 @@ def fork_run(
             fresh["checkpoint"] = f"{CHECKPOINTS_DIR}/{start.name}"
             write_json_atomic(fresh, work / "manifest.json")
             result = execute(child, work, fresh, progress=progress, checkpoint=checkpoint)
-        except BaseException:
-            if work != target:
-                discard_dir(work)
-            raise
-    if work != target:
-        replace_dir_atomically(work, target)
-        result = dataclasses.replace(result, run_dir=target)
-    return result
+    return dataclasses.replace(result, run_dir=target)

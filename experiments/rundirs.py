@@ -18,11 +18,13 @@ existed are recognised by their shape). Writing a new run or sweep to a target p
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -216,6 +218,29 @@ def replace_dir_atomically(new_dir: str | os.PathLike[str], target: str | os.Pat
         raise
     shutil.rmtree(holder, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def staged_dir(target: str | os.PathLike[str], plan: Plan) -> Iterator[Path]:
+    """The directory to write a new run (or sweep) for ``target`` into.
+
+    With ``Plan.CREATE`` it is ``target`` itself (created here). Otherwise it is a fresh
+    :func:`staging_dir`: if the body raises, the staging directory is deleted and
+    ``target`` is left untouched; if the body succeeds, the staging directory replaces
+    ``target`` (:func:`replace_dir_atomically`).
+    """
+    target = Path(target)
+    if plan is Plan.CREATE:
+        target.mkdir(parents=True, exist_ok=True)
+        yield target
+        return
+    work = staging_dir(target)
+    try:
+        yield work
+    except BaseException:
+        discard_dir(work)
+        raise
+    replace_dir_atomically(work, target)
 
 
 def discard_dir(path: str | os.PathLike[str]) -> None:

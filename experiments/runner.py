@@ -30,11 +30,8 @@ from experiments.config import RunConfig
 from experiments.manifest import config_binding
 from experiments.request_failures import RequestTally, check_step
 from experiments.rundirs import (
-    Plan,
-    discard_dir,
     plan_target,
-    replace_dir_atomically,
-    staging_dir,
+    staged_dir,
     tool_marker,
 )
 from experiments.runlog import run_log
@@ -417,20 +414,8 @@ def run_experiment(
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     plan = plan_target(run_dir, overwrite=overwrite, kind="run")
-    if plan is Plan.CREATE:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        work = run_dir
-    else:
-        work = staging_dir(run_dir)
     manifest = new_manifest(config)
-    try:
+    with staged_dir(run_dir, plan) as work:
         write_json_atomic(manifest, work / "manifest.json")
         result = execute(config, work, manifest, progress=progress, policy=policy, engine=engine)
-    except BaseException:
-        if work != run_dir:
-            discard_dir(work)
-        raise
-    if work != run_dir:
-        replace_dir_atomically(work, run_dir)
-        result = dataclasses.replace(result, run_dir=run_dir)
-    return result
+    return dataclasses.replace(result, run_dir=run_dir)
