@@ -11,6 +11,11 @@ multiplies it by ``penalty``.
 
 Writes whose trust is below ``threshold`` get ``action``; with ``read_time`` retrieved
 entries below ``threshold`` are also dropped before they enter a prompt.
+
+The per-entry hops and trust live in buffers that double their capacity when full (as
+the memory store's columns do), so scoring a run's entries costs amortised O(1) per entry;
+:attr:`ProvenanceTrustGuard.hops` and :attr:`ProvenanceTrustGuard.trust` are views of the
+scored part.
 """
 
 from __future__ import annotations
@@ -82,8 +87,19 @@ class ProvenanceTrustGuard(GuardBase):
         self.name = spec.name or "provenance_trust"
         self.author_trust = np.ones(0, dtype=np.float32)
         self._trusted = np.zeros(0, dtype=np.bool_)
-        self.hops = np.zeros(0, dtype=np.int32)  # per entry id
-        self.trust = np.zeros(0, dtype=np.float32)  # per entry id
+        self._hops = np.zeros(0, dtype=np.int32)  # per entry id, capacity-sized buffer
+        self._trust = np.zeros(0, dtype=np.float32)  # per entry id, capacity-sized buffer
+        self._scored = 0  # entries scored: ids 0.._scored-1
+
+    @property
+    def hops(self) -> np.ndarray:
+        """Untrusted hops of every scored entry, by entry id (a view; do not write)."""
+        return self._hops[: self._scored]
+
+    @property
+    def trust(self) -> np.ndarray:
+        """Trust of every scored entry, by entry id (a view; do not write)."""
+        return self._trust[: self._scored]
 
     def bind(self, setup: GuardSetup) -> None:
         """Every author starts at trust 1; mark the trusted agents."""
@@ -128,8 +144,14 @@ class ProvenanceTrustGuard(GuardBase):
     def _append(self, store: MemoryStore, ids: np.ndarray, sources: np.ndarray) -> None:
         """Score the consecutive entries ``ids``, which follow every scored entry."""
         hops, trust = self._score(store.author[ids].astype(np.int64), sources)
-        self.hops = np.concatenate([self.hops, hops])
-        self.trust = np.concatenate([self.trust, trust])
+        start, end = self._scored, self._scored + len(ids)
+        if end > len(self._hops):  # double the capacity: amortised O(1) per entry
+            capacity = max(end, 2 * len(self._hops), 64)
+            self._hops = np.concatenate([self.hops, np.zeros(capacity - start, np.int32)])
+            self._trust = np.concatenate([self.trust, np.zeros(capacity - start, np.float32)])
+        self._hops[start:end] = hops
+        self._trust[start:end] = trust
+        self._scored = end
 
     def _catch_up(self, store: MemoryStore, end: int | None = None) -> None:
         """Score entries written without passing the commit (injected seeds), in id order.
@@ -137,8 +159,8 @@ class ProvenanceTrustGuard(GuardBase):
         Their source is their best-ranked parent (seeds have none).
         """
         end = len(store) if end is None else end
-        if len(self.hops) < end:
-            ids = np.arange(len(self.hops), end, dtype=np.int64)
+        if self._scored < end:
+            ids = np.arange(self._scored, end, dtype=np.int64)
             self._append(store, ids, self._best_parents(store, ids))
 
     def _sources(self, writes: Writes, context: StepContext) -> np.ndarray:
@@ -204,5 +226,6 @@ class ProvenanceTrustGuard(GuardBase):
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_arrays` saved."""
         self.author_trust = np.asarray(arrays["author_trust"], dtype=np.float32).copy()
-        self.hops = np.asarray(arrays["hops"], dtype=np.int32).copy()
-        self.trust = np.asarray(arrays["trust"], dtype=np.float32).copy()
+        self._hops = np.asarray(arrays["hops"], dtype=np.int32).copy()
+        self._trust = np.asarray(arrays["trust"], dtype=np.float32).copy()
+        self._scored = len(self._hops)

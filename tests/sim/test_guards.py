@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -365,6 +366,54 @@ def test_read_time_trust_drops_entries_before_they_expose():
     assert screened.height == tables["steps"]["guard_provenance_trust_screened"].sum() > 0
     # The hub's seed (one untrusted hop, trust 0.5) never reaches a reader.
     assert tables["steps"]["exposed"].to_list() == [0, 0, 0]
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+# Computed by the implementation that grew its arrays by concatenation every step (before
+# the capacity-doubling buffers): the same run must give exactly these values.
+TRUST_REFERENCE = {
+    False: (721, [0, 4, 11, 6, 18, 40, 74, 122, 140, 150, 100, 42, 14], "d412b54dfc19c92d",
+            "2b5f6dd996729143", "bb19e17a99409c05", 357),
+    True: (43, [0, 4, 11, 6, 22], "0b2c0e439d554dc3", "16af1bf32a41830c",
+           "ffe2e5eb6bbfa117", 454),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("read_time", [False, True])
+def test_provenance_trust_arrays_equal_the_concatenating_implementation(tmp_path, read_time):
+    specs = [
+        PatternGuardSpec(pattern="CANARY-77", action="reject", shared_only=True),
+        ProvenanceTrustGuardSpec(
+            threshold=0.3, hop_decay=0.7, penalty=0.8, read_time=read_time, action="downweight"
+        ),
+    ]
+
+    def build() -> MemeticModel:
+        return _model(specs, memes=(HARM, FACT), seed=11, beta=0.6, n=400)
+
+    model = build()
+    tables = _run(model, 12)
+    guard = model.guards[1]
+    n, histogram, hops, trust, authors, decisions = TRUST_REFERENCE[read_time]
+    assert len(guard.hops) == len(guard.trust) == len(model.store) == n
+    assert np.bincount(guard.hops).tolist() == histogram
+    assert (guard.hops.dtype, guard.trust.dtype) == (np.int32, np.float32)
+    assert _digest(guard.hops) == hops
+    assert _digest(guard.trust) == trust
+    assert _digest(guard.author_trust) == authors
+    assert tables["guard_decisions"].height == decisions
+    # Resumed from a checkpoint half-way: the same arrays (state keeps its meaning).
+    first = build()
+    _run(first, 6)
+    saved = save_checkpoint(first, tmp_path)
+    resumed = build()
+    load_checkpoint(resumed, saved)
+    _run(resumed, 6)
+    again = resumed.guards[1]
+    assert _digest(again.hops) == hops and _digest(again.trust) == trust
 
 
 # ------------------------------------------------------------------ utility, state
