@@ -15,6 +15,7 @@ number of entries ever written.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import polars as pl
@@ -62,8 +63,17 @@ class _Column:
         self.data = np.zeros(capacity, dtype=dtype)
         self.size = 0
 
-    def extend(self, values: np.ndarray) -> None:
-        needed = self.size + len(values)
+    @classmethod
+    def of(cls, values: np.ndarray, dtype: np.dtype | type) -> _Column:
+        """A column holding a copy of ``values`` (cast to ``dtype``)."""
+        column = cls(dtype, capacity=max(1024, len(values)))
+        column.extend(values)
+        return column
+
+    def extend(self, values: np.ndarray | float | bool, count: int | None = None) -> None:
+        """Append ``count`` rows (default ``len(values)``); a scalar fills them all."""
+        n = len(values) if count is None else count  # type: ignore[arg-type]
+        needed = self.size + n
         if needed > len(self.data):
             grown = np.zeros(max(needed, 2 * len(self.data)), dtype=self.data.dtype)
             grown[: self.size] = self.data[: self.size]
@@ -75,113 +85,147 @@ class _Column:
         return self.data[: self.size]
 
 
+class StoreColumn:
+    """The declaration of one column of :class:`MemoryStore` (a class attribute of it).
+
+    Declaring a column is all it takes: the store allocates it, grows it, saves and
+    restores it (:meth:`MemoryStore.get_state`), exports it to the ``memories`` table and
+    exposes it as a read-only-by-convention numpy view (``store.<name>``), all by
+    iterating :data:`COLUMNS`.
+
+    Args:
+        dtype: The numpy dtype of the column.
+        doc: What one value is (the attribute's docstring).
+        per_entry: Whether the column has one row per entry (appended by
+            :meth:`MemoryStore.append`); the parent CSR columns and the per-text column
+            grow by their own rules.
+        fill: The value every new entry gets, or None when each write supplies it.
+        table: The ``memories`` table columns this column shows as (name to polars
+            dtype), in table order; empty when the table does not show it.
+    """
+
+    def __init__(
+        self,
+        dtype: type[np.generic],
+        doc: str,
+        *,
+        per_entry: bool = True,
+        fill: int | bool | None = None,
+        table: dict[str, pl.DataType | type[pl.DataType]] | None = None,
+    ) -> None:
+        self.name = ""
+        self.dtype = dtype
+        self.__doc__ = doc
+        self.per_entry = per_entry
+        self.fill = fill
+        self.table = dict(table or {})
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, store: None, owner: type | None = None) -> StoreColumn: ...
+
+    @overload
+    def __get__(self, store: MemoryStore, owner: type | None = None) -> np.ndarray: ...
+
+    def __get__(
+        self, store: MemoryStore | None, owner: type | None = None
+    ) -> StoreColumn | np.ndarray:
+        if store is None:
+            return self
+        return store._columns[self.name].view()
+
+
 class MemoryStore:
     """Append-only columnar store of all memory entries of one model.
 
-    Columns (each a numpy array with one row per entry, entry id = row index):
-    ``bank``, ``author``, ``step`` (when written), ``text_id``, ``memes`` (int64 bit mask
-    of the memes the text carries, bit ``i`` for meme index ``i``), ``importance``,
-    ``last_access`` (step of the last retrieval, initially the write step),
-    ``strength`` (Ebbinghaus memory strength, grows with each recall) and ``alive``.
-    Parents are stored in CSR form (``parent_indptr``, ``parent_ids``).
+    Every column is a numpy array declared once below as a :class:`StoreColumn`. One row
+    per entry (entry id = row index): ``bank``, ``author``, ``step`` (when written),
+    ``text_id``, ``memes`` (int64 bit mask of the memes the text carries, bit ``i`` for
+    meme index ``i``), ``importance``, ``last_access`` (step of the last retrieval,
+    initially the write step), ``strength`` (Ebbinghaus memory strength, grows with each
+    recall), ``alive`` and ``removed_step``. Parents are stored in CSR form
+    (``parent_indptr``, ``parent_ids``), and ``text_memes`` holds the mask of each text.
 
     Args:
         banks: The run's banks (capacity and eviction policy per bank).
         initial_strength: Memory strength of a new entry, in steps (decay forgetting).
     """
 
+    bank = StoreColumn(np.int32, "Bank id per entry.", table={"bank_id": pl.Int32})
+    author = StoreColumn(
+        np.int32,
+        "Author agent id per entry (``ENVIRONMENT`` for injected entries).",
+        table={"author_id": pl.Int32},
+    )
+    step = StoreColumn(np.int32, "Step at which each entry was written.", table={"step": pl.Int32})
+    text_id = StoreColumn(
+        np.int32,
+        "Text id per entry (the table shows the text and the ids of the memes it carries).",
+        table={"text": pl.String, "memes": pl.List(pl.String)},
+    )
+    memes = StoreColumn(
+        np.int64, "Bit mask of the memes each entry carries.", table={"meme_mask": pl.Int64}
+    )
+    parent_indptr = StoreColumn(
+        np.int64,
+        "CSR offsets of the parents column (length ``len(store) + 1``).",
+        per_entry=False,
+        table={"parents": pl.List(pl.Int64)},
+    )
+    parent_ids = StoreColumn(
+        np.int64, "CSR values of the parents column (best-ranked first).", per_entry=False
+    )
+    importance = StoreColumn(
+        np.float32, "Importance per entry, in [0, 1].", table={"importance": pl.Float32}
+    )
+    last_access = StoreColumn(
+        np.int32,
+        "Step of the last retrieval (or the write step) per entry.",
+        table={"last_access": pl.Int32},
+    )
+    strength = StoreColumn(
+        np.float32,
+        "Ebbinghaus memory strength per entry, in steps.",
+        table={"strength": pl.Float32},
+    )
+    alive = StoreColumn(
+        np.bool_,
+        "Whether each entry is still in its bank (not evicted or forgotten).",
+        fill=True,
+        table={"alive": pl.Boolean},
+    )
+    removed_step = StoreColumn(
+        np.int32,
+        "Step at which each entry was evicted or forgotten (-1 while alive).",
+        fill=-1,
+        table={"removed_step": pl.Int32},
+    )
+    text_memes = StoreColumn(
+        np.int64, "Meme bit mask per text id (as the detectors found it).", per_entry=False
+    )
+
     def __init__(self, banks: Banks, initial_strength: float = 1.0) -> None:
         self.banks = banks
         self.initial_strength = float(initial_strength)
         self.texts = TextTable()
-        self.text_memes = _Column(np.int64)
+        self._columns = {column.name: _Column(column.dtype) for column in COLUMNS}
+        self._columns["parent_indptr"].extend(np.zeros(1, dtype=np.int64))
         self._text_refs = _Column(np.int32)  # per text id: alive entries referring to it
-        self._bank = _Column(np.int32)
-        self._author = _Column(np.int32)
-        self._step = _Column(np.int32)
-        self._text_id = _Column(np.int32)
-        self._memes = _Column(np.int64)
-        self._importance = _Column(np.float32)
-        self._last_access = _Column(np.int32)
-        self._strength = _Column(np.float32)
-        self._alive = _Column(np.bool_)
-        self._parent_indptr = _Column(np.int64)
-        self._parent_indptr.extend(np.zeros(1, dtype=np.int64))
-        self._parent_ids = _Column(np.int64)
-        self._evicted_step = _Column(np.int32)
 
     # ------------------------------------------------------------------ columns
     def __len__(self) -> int:
-        return self._bank.size
-
-    @property
-    def bank(self) -> np.ndarray:
-        """Bank id per entry."""
-        return self._bank.view()
-
-    @property
-    def author(self) -> np.ndarray:
-        """Author agent id per entry (``ENVIRONMENT`` for injected entries)."""
-        return self._author.view()
-
-    @property
-    def step(self) -> np.ndarray:
-        """Step at which each entry was written."""
-        return self._step.view()
-
-    @property
-    def text_id(self) -> np.ndarray:
-        """Text id per entry."""
-        return self._text_id.view()
-
-    @property
-    def memes(self) -> np.ndarray:
-        """Bit mask of the memes each entry carries."""
-        return self._memes.view()
-
-    @property
-    def importance(self) -> np.ndarray:
-        """Importance per entry, in [0, 1]."""
-        return self._importance.view()
-
-    @property
-    def last_access(self) -> np.ndarray:
-        """Step of the last retrieval (or the write step) per entry."""
-        return self._last_access.view()
-
-    @property
-    def strength(self) -> np.ndarray:
-        """Ebbinghaus memory strength per entry, in steps."""
-        return self._strength.view()
-
-    @property
-    def alive(self) -> np.ndarray:
-        """Whether each entry is still in its bank (not evicted or forgotten)."""
-        return self._alive.view()
-
-    @property
-    def removed_step(self) -> np.ndarray:
-        """Step at which each entry was evicted or forgotten (-1 while alive)."""
-        return self._evicted_step.view()
+        return self._columns["bank"].size
 
     def parents(self, entry_id: int) -> np.ndarray:
         """Parent entry ids of one entry, best-ranked first."""
-        indptr = self._parent_indptr.data
-        return self._parent_ids.data[indptr[entry_id] : indptr[entry_id + 1]]
-
-    @property
-    def parent_indptr(self) -> np.ndarray:
-        """CSR offsets of the parents column (length ``len(store) + 1``)."""
-        return self._parent_indptr.view()
-
-    @property
-    def parent_ids(self) -> np.ndarray:
-        """CSR values of the parents column."""
-        return self._parent_ids.view()
+        indptr = self._columns["parent_indptr"].data
+        return self._columns["parent_ids"].data[indptr[entry_id] : indptr[entry_id + 1]]
 
     def text(self, entry_id: int) -> str:
         """The text of one entry."""
-        return self.texts.get(int(self._text_id.data[entry_id]))
+        return self.texts.get(int(self._columns["text_id"].data[entry_id]))
 
     def alive_ids(self) -> np.ndarray:
         """Ids of all alive entries, ascending."""
@@ -199,11 +243,12 @@ class MemoryStore:
             The text ids, in input order.
         """
         ids = np.empty(len(texts), dtype=np.int32)
+        text_memes = self._columns["text_memes"]
         for i, text in enumerate(texts):
             before = len(self.texts)
             ids[i] = self.texts.intern(text)
             if ids[i] == before:
-                self.text_memes.extend(np.asarray([memes_of[i]], dtype=np.int64))
+                text_memes.extend(np.asarray([memes_of[i]], dtype=np.int64))
         return ids
 
     def append(self, new: NewEntries, step: int) -> np.ndarray:
@@ -218,19 +263,22 @@ class MemoryStore:
             return np.zeros(0, dtype=np.int64)
         if len(new.parent_indptr) != n + 1:
             raise ValueError("parent_indptr must have one more element than the entries")
-        self._bank.extend(new.bank.astype(np.int32, copy=False))
-        self._author.extend(new.author.astype(np.int32, copy=False))
-        self._step.extend(np.full(n, step, dtype=np.int32))
-        self._text_id.extend(new.text_id.astype(np.int32, copy=False))
-        self._memes.extend(self.text_memes.view()[new.text_id])
-        self._importance.extend(new.importance.astype(np.float32, copy=False))
-        self._last_access.extend(np.full(n, step, dtype=np.int32))
-        self._strength.extend(np.full(n, self.initial_strength, dtype=np.float32))
-        self._alive.extend(np.ones(n, dtype=np.bool_))
-        self._evicted_step.extend(np.full(n, -1, dtype=np.int32))
-        base = self._parent_ids.size
-        self._parent_ids.extend(new.parent_ids.astype(np.int64, copy=False))
-        self._parent_indptr.extend(base + new.parent_indptr[1:].astype(np.int64, copy=False))
+        written = {
+            "bank": new.bank,
+            "author": new.author,
+            "step": step,
+            "text_id": new.text_id,
+            "memes": self.text_memes[new.text_id],
+            "importance": new.importance,
+            "last_access": step,
+            "strength": self.initial_strength,
+        }
+        for column in ENTRY_COLUMNS:
+            value = written[column.name] if column.fill is None else column.fill
+            self._columns[column.name].extend(value, n)
+        base = self._columns["parent_ids"].size
+        self._columns["parent_ids"].extend(new.parent_ids)
+        self._columns["parent_indptr"].extend(base + new.parent_indptr[1:].astype(np.int64))
         refs = self._refs()
         np.add.at(refs, new.text_id.astype(np.int64, copy=False), 1)
         return np.arange(first, first + n, dtype=np.int64)
@@ -249,8 +297,8 @@ class MemoryStore:
         mark = np.zeros(len(self), dtype=np.bool_)
         mark[entry_ids] = True
         touched = np.flatnonzero(mark)  # each entry once, however many readers
-        self._last_access.data[touched] = step
-        self._strength.data[touched] += np.float32(recall_boost)
+        self.last_access[touched] = step
+        self.strength[touched] += np.float32(recall_boost)
 
     def remove(self, entry_ids: np.ndarray, step: int) -> None:
         """Mark entries as no longer alive (evicted or forgotten) at ``step``.
@@ -260,12 +308,13 @@ class MemoryStore:
         if len(entry_ids) == 0:
             return
         ids = np.unique(np.asarray(entry_ids, dtype=np.int64))
-        dying = ids[self._alive.data[ids]]
-        self._alive.data[entry_ids] = False
-        self._evicted_step.data[entry_ids] = step
+        alive = self.alive
+        dying = ids[alive[ids]]
+        alive[entry_ids] = False
+        self.removed_step[entry_ids] = step
         if len(dying):
             refs = self._refs()
-            text_ids = self._text_id.data[dying].astype(np.int64)
+            text_ids = self.text_id[dying].astype(np.int64)
             np.subtract.at(refs, text_ids, 1)
             unused = np.unique(text_ids[refs[text_ids] == 0])
             self.texts.release(unused.tolist())
@@ -304,43 +353,32 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ export
     def to_frame(self, meme_ids: list[str]) -> pl.DataFrame:
-        """The ``memories`` table: every entry with its provenance.
+        """The ``memories`` table: every entry with its provenance (:data:`MEMORIES_SCHEMA`).
 
-        Columns: entry_id, bank_id, author_id, step, text, memes (list of meme ids the
-        text carries), parents (list of entry ids in the writer's context), importance,
+        Columns: entry_id, then each column's table columns in declaration order:
+        bank_id, author_id, step, text, memes (list of meme ids the text carries),
+        meme_mask, parents (list of entry ids in the writer's context), importance,
         last_access, strength, alive, removed_step.
         """
-        n = len(self)
         texts = self.texts.all()
-        memes = self.memes
         meme_lists = [
             [meme_ids[b] for b in range(len(meme_ids)) if mask >> b & 1]
-            for mask in self.text_memes.view().tolist()
+            for mask in self.text_memes.tolist()
         ]
+        text_ids = self.text_id.tolist()
         parents = pa.ListArray.from_arrays(
             pa.array(self.parent_indptr.astype(np.int32)), pa.array(self.parent_ids)
         )
-        text_ids = self.text_id
-        frame = pl.DataFrame(
-            {
-                "entry_id": np.arange(n, dtype=np.int64),
-                "bank_id": self.bank,
-                "author_id": self.author,
-                "step": self.step,
-                "text": pl.Series([texts[i] for i in text_ids.tolist()], dtype=pl.String),
-                "memes": pl.Series(
-                    [meme_lists[i] for i in text_ids.tolist()], dtype=pl.List(pl.String)
-                ),
-                "meme_mask": memes,
-                "parents": pl.Series(pl.from_arrow(parents)).cast(pl.List(pl.Int64)),
-                "importance": self.importance,
-                "last_access": self.last_access,
-                "strength": self.strength,
-                "alive": self.alive,
-                "removed_step": self.removed_step,
-            }
-        )
-        return frame
+        shown: dict[str, pl.Series | np.ndarray] = {
+            "text": pl.Series([texts[i] for i in text_ids], dtype=pl.String),
+            "memes": pl.Series([meme_lists[i] for i in text_ids], dtype=pl.List(pl.String)),
+            "parents": pl.Series(pl.from_arrow(parents)).cast(pl.List(pl.Int64)),
+        }
+        data: dict[str, pl.Series | np.ndarray] = {"entry_id": np.arange(len(self), dtype=np.int64)}
+        for column in COLUMNS:
+            for name in column.table:
+                data[name] = shown[name] if name in shown else getattr(self, column.name)
+        return pl.DataFrame(data, schema=MEMORIES_SCHEMA)
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> State:
@@ -352,44 +390,39 @@ class MemoryStore:
         self.load_state_arrays(state.arrays, state.values["texts"])
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """All columns as plain arrays (for checkpoints; no pickling needed)."""
-        return {
-            "bank": self.bank.copy(),
-            "author": self.author.copy(),
-            "step": self.step.copy(),
-            "text_id": self.text_id.copy(),
-            "memes": self.memes.copy(),
-            "importance": self.importance.copy(),
-            "last_access": self.last_access.copy(),
-            "strength": self.strength.copy(),
-            "alive": self.alive.copy(),
-            "removed_step": self.removed_step.copy(),
-            "parent_indptr": self.parent_indptr.copy(),
-            "parent_ids": self.parent_ids.copy(),
-            "text_memes": self.text_memes.view().copy(),
-        }
+        """All columns as plain arrays, by column name (no pickling needed)."""
+        return {column.name: getattr(self, column.name).copy() for column in COLUMNS}
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray], texts: list[str]) -> None:
-        """Restore columns saved by :meth:`state_arrays` (the store must be empty)."""
+        """Restore columns saved by :meth:`state_arrays` (the store must be empty).
+
+        Raises:
+            RuntimeError: The store is not empty.
+            KeyError: ``arrays`` lacks a column.
+        """
         if len(self) or len(self.texts):
             raise RuntimeError("load_state_arrays needs an empty store")
         for text in texts:
             self.texts.intern(text)
-        self.text_memes.extend(arrays["text_memes"])
-        self._bank.extend(arrays["bank"])
-        self._author.extend(arrays["author"])
-        self._step.extend(arrays["step"])
-        self._text_id.extend(arrays["text_id"])
-        self._memes.extend(arrays["memes"])
-        self._importance.extend(arrays["importance"])
-        self._last_access.extend(arrays["last_access"])
-        self._strength.extend(arrays["strength"])
-        self._alive.extend(arrays["alive"])
-        self._evicted_step.extend(arrays["removed_step"])
-        self._parent_ids.extend(arrays["parent_ids"])
-        self._parent_indptr.extend(arrays["parent_indptr"][1:])
+        self._columns = {
+            column.name: _Column.of(arrays[column.name], column.dtype) for column in COLUMNS
+        }
         # The same texts are in memory as in the run that saved the state: those that an
         # alive entry refers to.
         refs = np.bincount(self.text_id[self.alive], minlength=len(self.texts)).astype(np.int32)
         self._text_refs.extend(refs)
         self.texts.release(np.flatnonzero(refs == 0).tolist())
+
+
+#: Every column of the store, in declaration order.
+COLUMNS: tuple[StoreColumn, ...] = tuple(
+    value for value in vars(MemoryStore).values() if isinstance(value, StoreColumn)
+)
+
+#: The columns with one row per entry (what :meth:`MemoryStore.append` writes).
+ENTRY_COLUMNS: tuple[StoreColumn, ...] = tuple(c for c in COLUMNS if c.per_entry)
+
+#: Schema of the ``memories`` table (:meth:`MemoryStore.to_frame`).
+MEMORIES_SCHEMA = pl.Schema(
+    {"entry_id": pl.Int64, **{name: dtype for c in COLUMNS for name, dtype in c.table.items()}}
+)

@@ -44,7 +44,12 @@ class TableSpec:
 OUTPUT_TABLES: tuple[TableSpec, ...] = (
     TableSpec("steps", "one step and meme: state counts, transmissions, engine figures", True),
     TableSpec("agents", "a change of one agent's state for one meme (events)", True),
-    TableSpec("memories", "one memory entry with its provenance", True),
+    TableSpec(
+        "memories",
+        "one memory entry with its provenance",
+        True,
+        schema_ref="sim.memory:MEMORIES_SCHEMA",
+    ),
     TableSpec("transmissions", "one transmission edge (source, target, meme, hop)", True),
     TableSpec("graph", "one edge of the network (source < target)", True),
     TableSpec("banks", "one bank: name, kind, owner, capacity, eviction", True),

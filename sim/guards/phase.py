@@ -347,7 +347,7 @@ class GuardPhases:
         n = len(proposals)
         store = context.store
         text_ids = intern(proposals.text)
-        memes = store.text_memes.view()[text_ids] if n else np.zeros(0, dtype=np.int64)
+        memes = store.text_memes[text_ids] if n else np.zeros(0, dtype=np.int64)
         shared = context.banks.shared[proposals.bank]
         writes = Writes(proposals=proposals, memes=memes, shared=shared)
         decision, by = combine([g.review(writes, context) for g in self.guards], n)

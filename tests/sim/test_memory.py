@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sim.forgetting import ForgettingSpec, forget, retention
-from sim.memory import MemoryStore, NewEntries
+from sim.memory import COLUMNS, ENTRY_COLUMNS, MEMORIES_SCHEMA, MemoryStore, NewEntries
 from topologies.banks import (
     BankLayoutSpec,
     Eviction,
@@ -134,6 +134,56 @@ def test_state_round_trip():
     copy = MemoryStore(banks)
     copy.load_state_arrays(store.state_arrays(), store.texts.all())
     assert copy.to_frame(["m"]).equals(store.to_frame(["m"]))
+
+
+def test_columns_are_declared_once_and_iterated():
+    store = MemoryStore(_banks())
+    a = _write(store, 0, 0, 0, "a")
+    _write(store, 1, 1, 2, "b", parents=(a,))
+    names = [column.name for column in COLUMNS]
+    assert names == [
+        "bank",
+        "author",
+        "step",
+        "text_id",
+        "memes",
+        "parent_indptr",
+        "parent_ids",
+        "importance",
+        "last_access",
+        "strength",
+        "alive",
+        "removed_step",
+        "text_memes",
+    ]
+    assert len(ENTRY_COLUMNS) == 10
+    arrays = store.state_arrays()
+    assert list(arrays) == names
+    assert all(arrays[c.name].dtype == c.dtype for c in COLUMNS)
+    assert all(len(arrays[c.name]) == 2 for c in ENTRY_COLUMNS)
+    assert arrays["parent_indptr"].tolist() == [0, 0, 1]
+    assert arrays["alive"].tolist() == [True, True]
+    assert arrays["removed_step"].tolist() == [-1, -1]
+    frame = store.to_frame(["m"])
+    assert frame.schema == MEMORIES_SCHEMA
+    assert list(frame.columns) == [
+        "entry_id",
+        "bank_id",
+        "author_id",
+        "step",
+        "text",
+        "memes",
+        "meme_mask",
+        "parents",
+        "importance",
+        "last_access",
+        "strength",
+        "alive",
+        "removed_step",
+    ]
+    del arrays["strength"]
+    with pytest.raises(KeyError, match="strength"):
+        MemoryStore(_banks()).load_state_arrays(arrays, store.texts.all())
 
 
 def test_neighbourhood_rights_used_by_store():
