@@ -31,6 +31,7 @@ from experiments.runner import INTERRUPTED, RunResult, default_run_dir, run_expe
 from experiments.sweep import SweepResult, run_sweep
 from experiments.sweep_backends import SweepBackendError
 from experiments.validation import Validated, validate
+from sim.columns import int_max
 from sim.manifest import ManifestError
 
 _SET_HELP = (
@@ -235,7 +236,7 @@ def _summary(result: RunResult) -> str:
         if edges.height:
             lines.append(
                 f"    {edges.height} transmissions, {int(edges['is_infection'].sum())} agents "
-                f"infected, up to {int(edges['hop'].max())} generations from the seed"
+                f"infected, up to {int_max(edges['hop'])} generations from the seed"
             )
     from sim.analysis.effects import effect_lines, run_effects
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from sim.columns import int_max
 from sim.output import write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def summary_table(steps: pl.DataFrame, n_agents: int) -> pl.DataFrame:
     for (meme,), frame in steps.sort("step").group_by(["meme_id"], maintain_order=True):
         last = frame.row(-1, named=True)
         adopters = frame["adopters"]
-        peak = int(adopters.max())
+        peak = int_max(adopters)
         half = frame.filter(pl.col("adopters") * 2 >= n_agents)["step"]
         rows.append(
             {

@@ -23,6 +23,7 @@ import polars as pl
 from experiments.rundirs import is_run_dir, is_sweep_dir, read_json_object
 from sim.analysis.cascades import tree_edges
 from sim.analysis.prevalence import prevalence, states_at
+from sim.columns import int_max
 from sim.output import read_tables
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class RunView:
         n_agents = manifest.get("n_agents")
         if not isinstance(n_agents, int):
             graph = tables["graph"]
-            n_agents = int(max(graph["source"].max() or 0, graph["target"].max() or 0)) + 1
+            n_agents = max(int_max(graph["source"], 0), int_max(graph["target"], 0)) + 1
         return cls(
             name=str(manifest.get("name", path.name)),
             n_agents=n_agents,
@@ -139,7 +140,7 @@ class RunView:
         steps = self.steps
         if steps.is_empty():
             return None
-        return int(steps["step"].max())
+        return int_max(steps["step"])
 
     def counts(self, step: int, meme_id: str) -> dict[str, int]:
         """The ``steps`` table's counts of ``meme_id`` after ``step`` (exposed, carriers, ...).

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from sim.columns import int_max
 from sim.manifest import ManifestError, read_manifest
 from sim.output import read_tables
 
@@ -94,7 +95,7 @@ class Run:
         """Number of agents (manifest ``n_agents``, else the bank membership table)."""
         if "n_agents" in self.manifest:
             return int(self.manifest["n_agents"])
-        return int(self.bank_members["agent_id"].max()) + 1
+        return int_max(self.bank_members["agent_id"]) + 1
 
     @property
     def meme_ids(self) -> list[str]:
