@@ -141,6 +141,32 @@ def _label(key: object) -> str:
     return str(key)
 
 
+def _parts(frame: pl.DataFrame, by: list[str]) -> list[tuple[tuple[Any, ...], pl.DataFrame]]:
+    """``frame`` split by the columns ``by``, in order of first appearance.
+
+    With no column, the one part is the whole frame, keyed ``()``.
+    """
+    if not by:
+        return [((), frame)]
+    return list(frame.group_by(by, maintain_order=True))
+
+
+def edge_segments(xy: np.ndarray, edges: np.ndarray) -> list[np.ndarray]:
+    """Line segments for a :class:`LineCollection` of a graph's edges.
+
+    Args:
+        xy: Node positions, shape ``(n, 2)``, row ``i`` for node ``i``.
+        edges: ``(source, target)`` node pairs, shape ``(m, 2)``.
+
+    Returns:
+        One ``(2, 2)`` array per edge: its two end points (the list form that
+        ``LineCollection`` documents).
+    """
+    if not len(edges):
+        return []
+    return list(np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1))
+
+
 def spread_curves(
     bands: pl.DataFrame,
     *,
@@ -166,7 +192,7 @@ def spread_curves(
         groups.append("meme_id")
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    parts = list(bands.group_by(groups, maintain_order=True)) if groups else [((), bands)]
+    parts = _parts(bands, groups)
     if "state" in groups:
         at = groups.index("state")
         parts.sort(key=lambda kp: (_state_rank(kp[0][at]), _label(kp[0])))
@@ -356,7 +382,7 @@ def network_states(
     pos = nx.spring_layout(graph, seed=layout_seed)
     xy = np.array([pos[i] for i in range(n)])
     edges = run.graph.select("source", "target").to_numpy()
-    segments = np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1) if len(edges) else []
+    segments = edge_segments(xy, edges)
     fig = Figure(figsize=(4.2 * len(steps), 4.9), layout="constrained")
     axes = fig.subplots(1, len(steps), squeeze=False)[0]
     expressed = run.agents.filter(pl.col("state") == "expressed").height > 0
@@ -544,7 +570,7 @@ def metric_by_parameter(
         raise ValueError(f"columns {missing} not in the frame; it has {agg.columns}")
     xs = sorted(agg[x].unique().to_list())
     groups = list(group)
-    parts = list(agg.group_by(groups, maintain_order=True)) if groups else [((), agg)]
+    parts = _parts(agg, groups)
     parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
     fig = Figure(figsize=(max(5.5, 1.3 * len(xs) + 3), 4), layout="constrained")
     ax = fig.add_subplot()

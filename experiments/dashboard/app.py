@@ -35,7 +35,14 @@ from mesa.visualization.utils import force_update
 
 from experiments.dashboard.models import LiveModel, ReplayModel
 from experiments.dashboard.view import TARGET_ENV, RunView
-from sim.plots import STATE_COLOURS, STATE_ORDER, prevalence_curves, transmission_tree
+from sim.columns import int_max
+from sim.plots import (
+    STATE_COLOURS,
+    STATE_ORDER,
+    edge_segments,
+    prevalence_curves,
+    transmission_tree,
+)
 
 #: Node states drawn in the network (the most advanced state of each agent).
 NODE_STATES = tuple(s for s in STATE_ORDER if s != "infected")
@@ -111,7 +118,7 @@ def network_figure(view: RunView, step: int) -> Figure:
     axes = fig.subplots(1, len(memes), squeeze=False)[0]
     xy = view.positions
     edges = view.edges
-    segments = np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1) if len(edges) else []
+    segments = edge_segments(xy, edges)
     for ax, meme in zip(axes, memes, strict=True):
         flags = view.states(step, meme)
         states = np.array(flags["state"].to_list())
@@ -185,7 +192,7 @@ def TreePanel(model: DashboardModel, step: int | None, version: int) -> None:  #
         for meme in view.meme_ids:
             tree = view.tree(meme, step)
             edges = tree.filter(pl.col("source_agent").is_not_null()).height
-            depth = int(tree["generation"].max()) if tree.height else 0
+            depth = int_max(tree["generation"], 0)
             solara.Markdown(
                 f"meme `{meme}`: {tree.height} agents in the tree, {edges} infection "
                 f"edges, {depth} generations deep (up to step {step})"
