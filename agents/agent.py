@@ -66,10 +66,10 @@ class MemeticAgent(FixedAgent):
         agent_id: Index of the agent (0..n-1), equal to its graph node.
     """
 
-    model: ModelView  # type: ignore[assignment]
+    model: ModelView
 
     def __init__(self, model: ModelView, agent_id: int) -> None:
-        super().__init__(model)  # type: ignore[arg-type]
+        super().__init__(model)
         # Mesa numbers agents from 1 in creation order; one id per agent: the node.
         self.unique_id = int(agent_id)
         self.agent_id = int(agent_id)
@@ -133,7 +133,7 @@ class MemeticAgent(FixedAgent):
     @property
     def cell(self) -> Cell:
         """Its cell in ``model.grid`` (the Mesa network space, built on first access)."""
-        return self.model.grid[self.agent_id]  # type: ignore[index]
+        return self.model.grid[self.agent_id]
 
     # ------------------------------------------------------------ memory
     @property

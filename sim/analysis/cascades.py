@@ -87,7 +87,7 @@ def structural_virality(edges: Iterable[tuple[int, int]]) -> float | None:
         parent[c] = p
     if not parent:
         return None
-    return tree_metrics(parent)["structural_virality"]  # type: ignore[return-value]
+    return tree_metrics(parent)["structural_virality"]
 
 
 def cascades(
@@ -112,13 +112,13 @@ def cascades(
             if p is not None and p not in parent:
                 parent[p] = None
                 origin[p] = "unknown"
-        root_of = {}
+        root_of: dict[int, int] = {}
         for node in parent:
             path = []
             current = node
-            while current not in root_of and parent[current] is not None:
+            while current not in root_of and (up := parent[current]) is not None:
                 path.append(current)
-                current = parent[current]  # type: ignore[assignment]
+                current = up
                 if len(path) > len(parent):
                     raise ValueError(f"meme {meme_id!r}: the infection edges contain a cycle")
             root = root_of.get(current, current)

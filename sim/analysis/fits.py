@@ -27,11 +27,15 @@ Goodness of fit on the fitted observations: ``rmse = sqrt(mean(residual^2))`` an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 ModelName = Literal["si_discrete", "si", "sis", "sir"]
 MODELS: tuple[str, ...] = ("si_discrete", "si", "sis", "sir")
@@ -135,7 +139,11 @@ def sir_curves(
     return sol.y[1], sol.y[2]
 
 
-def _least_squares(residual, x0, bounds):  # type: ignore[no-untyped-def]
+def _least_squares(
+    residual: Callable[[np.ndarray], np.ndarray],
+    x0: list[float],
+    bounds: tuple[list[float], list[float]],
+) -> OptimizeResult:
     from scipy.optimize import least_squares
 
     return least_squares(residual, x0, bounds=bounds, method="trf", x_scale="jac")
