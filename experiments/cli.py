@@ -25,14 +25,14 @@ from experiments.config import ConfigError
 from experiments.report import report
 from experiments.request_failures import FailedRequestsError
 from experiments.resume import resume_run
-from experiments.rundirs import RunDirError, is_run_dir, read_json_object
+from experiments.rundirs import RunDirError, is_run_dir
 from experiments.runlog import LOG_FILE, LOG_FORMAT, attached
 from experiments.runner import INTERRUPTED, RunResult, default_run_dir, run_experiment
 from experiments.sweep import SweepResult, run_sweep
 from experiments.sweep_backends import SweepBackendError
 from experiments.validation import Validated, validate
 from sim.columns import int_max
-from sim.manifest import ManifestError
+from sim.manifest import ManifestError, read_manifest_if_any
 
 _SET_HELP = (
     "override a config key (repeatable), e.g. --set steps=5 --set graph.n=200 "
@@ -290,7 +290,7 @@ def _run_failure(err: BaseException, run_dir: Path) -> str:
         what = f"I/O error: {_os_error(err)}"
     else:
         what = _one_line(err)
-    manifest = read_json_object(run_dir / "manifest.json") or {}
+    manifest = read_manifest_if_any(run_dir) or {}
     if manifest.get("status") == "failed":
         log = run_dir / LOG_FILE
         return (
@@ -303,7 +303,7 @@ def _run_failure(err: BaseException, run_dir: Path) -> str:
 
 
 def _interrupted(run_dir: Path) -> str:
-    manifest = read_json_object(run_dir / "manifest.json") or {}
+    manifest = read_manifest_if_any(run_dir) or {}
     if manifest.get("status") == INTERRUPTED:
         return f"interrupted; `memespread resume {run_dir}` finishes the run"
     if manifest.get("status") == "complete":
@@ -350,7 +350,7 @@ def _sweep_results(result: SweepResult, axes: Sequence[str]) -> list[str]:
     frames = []
     for row in complete.iter_rows(named=True):
         run_dir = result.sweep_dir / row["run_dir"]
-        manifest = read_json_object(run_dir / "manifest.json") or {}
+        manifest = read_manifest_if_any(run_dir) or {}
         try:
             steps = pl.read_parquet(run_dir / "steps.parquet")
         except Exception:  # an unreadable table: the summary skips that run

@@ -15,6 +15,7 @@ from sim.manifest import (
     check_manifest,
     config_sha256,
     read_manifest,
+    read_manifest_if_any,
 )
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "config_binding",
     "config_sha256",
     "read_manifest",
+    "read_manifest_if_any",
 ]
 
 

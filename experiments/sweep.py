@@ -94,11 +94,12 @@ from experiments.rundirs import (
     RunDirError,
     is_empty_dir,
     is_run_dir,
+    is_run_manifest,
     is_sweep_dir,
-    read_json_object,
     tool_marker,
 )
 from experiments.shared_engine import SharedEngines
+from sim.manifest import ManifestError, read_manifest, read_manifest_if_any
 from sim.output import write_json_atomic, write_parquet_atomic
 
 #: Sweeps with more runs than this show no per-run progress bars.
@@ -612,7 +613,7 @@ def _index(sweep: SweepConfig, sweep_dir: Path) -> pl.DataFrame:
     rows = []
     for run in sweep.runs:
         run_dir = sweep_dir / run.rel_dir
-        manifest = read_json_object(run_dir / "manifest.json") or {}
+        manifest = read_manifest_if_any(run_dir) or {}
         if not manifest and run_dir.is_dir() and not is_empty_dir(run_dir):
             manifest = {"status": "unreadable"}  # left alone, see _plan
         done = manifest.get("steps_completed", 0)
@@ -662,12 +663,16 @@ def _plan(
         if not run_dir.exists() or is_empty_dir(run_dir):
             todo.append((run, "start"))
             continue
-        manifest = read_json_object(run_dir / "manifest.json")
-        if not is_run_dir(run_dir) or manifest is None:
+        try:
+            manifest = read_manifest(run_dir)
+            problem = None if is_run_manifest(manifest) else "not written by memespread"
+        except (ManifestError, OSError) as err:
+            problem = getattr(err, "problem", None) or str(err)
+        if problem is not None:
             alone[run.rel_dir] = (
                 f"left alone: {run_dir} exists but holds no readable memespread run (its "
-                "manifest.json is missing or corrupt); move it away (or delete it) and "
-                "rerun the sweep to redo this run"
+                f"manifest.json is missing or corrupt: {problem}); move it away (or delete "
+                "it) and rerun the sweep to redo this run"
             )
         elif manifest.get("config") != run.config.model_dump(mode="json", by_alias=True):
             if overwrite:

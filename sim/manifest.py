@@ -110,3 +110,16 @@ def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ManifestError(path, f"not valid JSON ({reason}); the file is corrupt") from None
     return check_manifest(data, path)
+
+
+def read_manifest_if_any(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The checked manifest of ``run_dir``, or None when it has none or an unreadable one.
+
+    For callers that only describe a directory and must not fail on it (a failure
+    message, a sweep index that lists such a run as ``unreadable``); whatever acts on a
+    run (resume, fork, load, report) uses :func:`read_manifest` and its error.
+    """
+    try:
+        return read_manifest(run_dir)
+    except (ManifestError, OSError):
+        return None

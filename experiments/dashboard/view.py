@@ -20,10 +20,11 @@ import networkx as nx
 import numpy as np
 import polars as pl
 
-from experiments.rundirs import is_run_dir, is_sweep_dir, read_json_object
+from experiments.rundirs import is_run_dir, is_sweep_dir
 from sim.analysis.cascades import tree_edges
 from sim.analysis.prevalence import prevalence, states_at
 from sim.columns import int_max
+from sim.manifest import ManifestError, read_manifest
 from sim.output import read_tables
 
 if TYPE_CHECKING:
@@ -76,8 +77,9 @@ class RunView:
 
         Raises:
             NotARunError: ``run_dir`` is missing, not a directory, a sweep directory, not
-                a run of memespread, or lacks the tables the page needs (each case
-                named in the message).
+                a run of memespread, has a manifest that :func:`sim.manifest.read_manifest`
+                refuses, or lacks the tables the page needs (each case named in the
+                message).
         """
         path = Path(run_dir)
         if not path.is_dir():
@@ -92,7 +94,10 @@ class RunView:
                 f"{path} is not a memespread run directory (no manifest.json written by "
                 "memespread); give a run directory (memespread run writes one) or a config"
             )
-        manifest = read_json_object(path / "manifest.json") or {}
+        try:
+            manifest = read_manifest(path)
+        except ManifestError as err:  # e.g. an edited manifest: the one checked reader says
+            raise NotARunError(str(err)) from None
         tables = read_tables(path)
         missing = [
             t for t in ("steps", "agents", "memories", "transmissions", "graph") if t not in tables
@@ -102,8 +107,7 @@ class RunView:
                 f"{path}: the run has no {', '.join(missing)} table(s) yet (status "
                 f"{manifest.get('status')!r}); finish it first (memespread resume {path})"
             )
-        config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
-        memes = config.get("memes") or []
+        memes = manifest["config"].get("memes") or []
         meme_ids = [str(m["id"]) for m in memes if isinstance(m, dict) and "id" in m]
         if not meme_ids:
             meme_ids = tables["steps"]["meme_id"].unique(maintain_order=True).to_list()

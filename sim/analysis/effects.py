@@ -30,6 +30,8 @@ import networkx as nx
 import numpy as np
 import polars as pl
 
+from sim.manifest import read_manifest
+
 #: Below this many decisions in an arm, printed effects warn that the interval is rough.
 MIN_RELIABLE_DECISIONS = 20
 
@@ -321,14 +323,12 @@ def run_effects(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> pl
     whose decisions have no exposed or no control decision are skipped. None when the
     run has no ``actions`` table.
     """
-    import json
-
     run_dir = Path(run_dir)
     path = run_dir / "actions.parquet"
     if not path.is_file():
         return None
     actions = pl.read_parquet(path)
-    memes = json.loads((run_dir / "manifest.json").read_text()).get("config", {}).get("memes", [])
+    memes = read_manifest(run_dir)["config"].get("memes", [])
     frames = []
     for meme in memes:
         if meme.get("placebo_of") or not meme.get("target_options"):

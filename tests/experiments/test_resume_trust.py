@@ -10,7 +10,7 @@ import pytest
 
 from experiments.cli import main
 from experiments.config import load_config
-from experiments.manifest import ManifestError, read_manifest
+from experiments.manifest import ManifestError, read_manifest, read_manifest_if_any
 from experiments.resume import resume_run
 from experiments.runner import CHECKPOINTS_DIR, run_experiment
 from sim.checkpoint import CheckpointError, latest_checkpoint, read_checkpoint_state
@@ -70,6 +70,16 @@ def test_corrupt_manifests_give_one_line_and_exit_2(tmp_path, capsys, content, m
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert err.count("\n") == 1
+
+
+def test_describing_a_directory_tolerates_what_the_reader_refuses(small_toml, tmp_path):
+    assert read_manifest_if_any(tmp_path / "absent") is None
+    (tmp_path / "manifest.json").write_text('{"config": {}, "status": "odd", "steps_completed": 0}')
+    assert read_manifest_if_any(tmp_path) is None  # read_manifest raises (test above)
+    run_dir = tmp_path / "run"
+    run_experiment(load_config(small_toml), run_dir, progress=False)
+    assert read_manifest_if_any(run_dir) == read_manifest(run_dir)
+    assert read_manifest_if_any(run_dir)["status"] == "complete"
 
 
 def test_binary_manifest(tmp_path, capsys):

@@ -17,7 +17,8 @@ import polars as pl
 import pytest
 
 from experiments.cli import main
-from experiments.rundirs import RunDirError, read_json_object
+from experiments.manifest import read_manifest_if_any
+from experiments.rundirs import RunDirError
 from experiments.sweep import load_sweep_config, run_sweep
 from sim.output import read_tables
 
@@ -76,7 +77,7 @@ def test_ray_backend_equals_local(ray_address, small_toml, tmp_path, drop_wall_c
 def _complete(sweep_dir: Path) -> dict[str, bytes]:
     done = {}
     for manifest in sorted(sweep_dir.glob("runs/**/manifest.json")):
-        data = read_json_object(manifest) or {}
+        data = read_manifest_if_any(manifest.parent) or {}
         if data.get("status") == "complete":
             done[str(manifest.parent.relative_to(sweep_dir))] = manifest.read_bytes()
     return done

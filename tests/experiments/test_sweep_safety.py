@@ -60,6 +60,7 @@ def test_manifest_that_is_a_list_is_left_alone(sweep, tmp_path):
     (sweep_dir / sweep.runs[1].rel_dir / "manifest.json").write_text("[]")
     result = run_sweep(sweep, sweep_dir, progress=False)
     assert list(result.failed) == [sweep.runs[1].rel_dir]
+    assert "not a run manifest (a JSON list, not an object)" in result.failed[sweep.runs[1].rel_dir]
     assert result.index.filter(result.index["run_dir"] == sweep.runs[1].rel_dir)[
         "status"
     ].to_list() == ["unreadable"]
