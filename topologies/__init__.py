@@ -1,7 +1,7 @@
 """Network topologies and memory bank layouts for memespread.
 
 ``graphs`` builds the agent network from a spec, ``banks`` lays memory banks (private,
-neighbourhood, community, edge, global) over it, and ``placement`` picks seed agents.
+neighbourhood, community, edge, global, lessons) over it, and ``placement`` picks seed agents.
 """
 
 from topologies.banks import (
@@ -14,6 +14,7 @@ from topologies.banks import (
     EdgeBanks,
     Eviction,
     GlobalBank,
+    LessonsBank,
     NeighbourhoodBanks,
     PrivateBanks,
     bank_name,
@@ -59,6 +60,7 @@ __all__ = [
     "GraphSpec",
     "GraphSpecBase",
     "Grid2D",
+    "LessonsBank",
     "NeighbourhoodBanks",
     "PlacementStrategy",
     "PrivateBanks",

@@ -1,12 +1,18 @@
 """Memory bank layouts: which banks exist and which agents may read or write each.
 
 A :class:`BankLayoutSpec` combines one or more layers (private, neighbourhood, community,
-edge, global). :func:`build_banks` lays them over a graph and returns :class:`Banks`, a
-columnar table with one row per bank and the access rights as CSR arrays over agents.
+edge, global, lessons). :func:`build_banks` lays them over a graph and returns
+:class:`Banks`, a columnar table with one row per bank and the access rights as CSR arrays
+over agents.
 
 Bank ids are ``0..B-1`` in a fixed order: private banks by agent, then neighbourhood
 banks by agent, then community banks by community index, then edge banks by ``(u, v)``
-with ``u < v``, then the global bank.
+with ``u < v``, then the global bank, then the lessons bank.
+
+The lessons bank is read by every agent and written by no agent: only the environment
+(seeds placed into it) and guards (the ``consensus`` guard's lessons) add entries, so an
+agent's write naming it is refused by the model's rights check like any bank it may not
+write.
 """
 
 from __future__ import annotations
@@ -34,11 +40,17 @@ class BankKind(enum.IntEnum):
     COMMUNITY = 2
     EDGE = 3
     GLOBAL = 4
+    LESSONS = 5
 
     @property
     def shared(self) -> bool:
         """Whether banks of this kind may be read by more than one agent."""
         return self is not BankKind.PRIVATE
+
+    @property
+    def agents_write(self) -> bool:
+        """Whether agents may write banks of this kind (lessons banks: only the environment)."""
+        return self is not BankKind.LESSONS
 
     @property
     def label(self) -> str:
@@ -57,10 +69,11 @@ _AUDIENCE = {
     BankKind.COMMUNITY: "read by your community",
     BankKind.EDGE: "read by you and one neighbour",
     BankKind.GLOBAL: "read by every agent",
+    BankKind.LESSONS: "lessons from the environment, read by every agent; agents cannot write it",
 }
 
 #: The forms of bank names, as told in messages.
-BANK_NAME_FORMS = "global, private:A, neighbourhood:A, community:C, edge:U-V"
+BANK_NAME_FORMS = "global, lessons, private:A, neighbourhood:A, community:C, edge:U-V"
 
 #: How many integers follow the kind in a name of each kind.
 _NAME_ARITY = {
@@ -69,6 +82,7 @@ _NAME_ARITY = {
     BankKind.COMMUNITY: 1,
     BankKind.EDGE: 2,
     BankKind.GLOBAL: 0,
+    BankKind.LESSONS: 0,
 }
 _NAME = re.compile(r"(?P<label>[a-z]+)(?::(?P<a>-?\d+)(?:-(?P<b>-?\d+))?)?", re.ASCII)
 
@@ -78,19 +92,19 @@ class BankName:
     """A bank name taken apart: its kind and the numbers after it.
 
     Names are ``private:A`` and ``neighbourhood:A`` (A the owning agent), ``community:C``
-    (C the community index), ``edge:U-V`` (the edge's endpoints, ``U < V``) and
-    ``global``. ``str(name)`` gives the name back.
+    (C the community index), ``edge:U-V`` (the edge's endpoints, ``U < V``), ``global``
+    and ``lessons``. ``str(name)`` gives the name back.
 
     Attributes:
         kind: The bank kind.
-        numbers: ``(A,)``, ``(C,)``, ``(U, V)`` or ``()`` for the global bank.
+        numbers: ``(A,)``, ``(C,)``, ``(U, V)`` or ``()`` for the global and lessons banks.
     """
 
     kind: BankKind
     numbers: tuple[int, ...] = ()
 
     def __str__(self) -> str:
-        if self.kind is BankKind.GLOBAL:
+        if not self.numbers:
             return self.kind.label
         return f"{self.kind.label}:{'-'.join(str(x) for x in self.numbers)}"
 
@@ -121,8 +135,8 @@ def bank_name(kind: BankKind, *numbers: int) -> str:
 def bank_names(kind: BankKind, *columns: np.ndarray) -> list[str]:
     """The names of many banks of ``kind`` at once.
 
-    One column of numbers per number in the name (none for the global bank, which gives
-    ``["global"]``).
+    One column of numbers per number in the name (none for the global and lessons banks,
+    which give ``["global"]`` and ``["lessons"]``).
 
     ``bank_names(BankKind.EDGE, u, v)[i] == bank_name(BankKind.EDGE, u[i], v[i])``.
     """
@@ -162,8 +176,11 @@ def bank_name_error(
     kind, numbers = parsed.kind, parsed.numbers
     if kind not in kinds:
         present = [k.label for k in kinds]
-        if kind is BankKind.GLOBAL:
-            return f"the layout has no global layer (layers: {present}); add [banks.global]"
+        if _NAME_ARITY[kind] == 0:
+            return (
+                f"the layout has no {kind.label} layer (layers: {present}); "
+                f"add [banks.{kind.label}]"
+            )
         return f"the layout has no {kind.label} layer (layers: {present})"
     if kind in (BankKind.PRIVATE, BankKind.NEIGHBOURHOOD):
         agent = numbers[0]
@@ -302,10 +319,31 @@ class GlobalBank(_LayerSpec):
         return LaidBanks(1, np.full(1, -1, dtype=np.int64), bank_names(self.kind), rights, rights)
 
 
-class BankLayoutSpec(BaseModel):
-    """The bank layers to lay over the graph; at least one must be set.
+class LessonsBank(_LayerSpec):
+    """A single bank of lessons every agent reads and no agent writes.
 
-    The global layer is spelled ``global`` in configs (``global_`` in Python).
+    Only the environment writes it: seeds placed into it (``strategy = "bank"``,
+    ``bank = "lessons"``) and the lessons of guards (the ``consensus`` guard's
+    ``lessons_bank = "lessons"``). Agents retrieve its entries alongside their other
+    memories; a write an agent proposes into it is refused (counted in ``writes_refused``).
+    """
+
+    kind: ClassVar[BankKind] = BankKind.LESSONS
+    capacity: int = Field(64, ge=1)
+
+    def lay(self, where: LayerInput) -> LaidBanks:
+        """Bank 0, read by everyone, written by no agent."""
+        read = (where.agents, np.zeros(len(where.agents), dtype=np.int64))
+        write = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return LaidBanks(1, np.full(1, -1, dtype=np.int64), bank_names(self.kind), read, write)
+
+
+class BankLayoutSpec(BaseModel):
+    """The bank layers to lay over the graph; at least one layer agents write must be set.
+
+    The global layer is spelled ``global`` in configs (``global_`` in Python). The
+    ``lessons`` layer (agents read it, only the environment writes it) comes on top of
+    the others.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -315,6 +353,7 @@ class BankLayoutSpec(BaseModel):
     community: CommunityBanks | None = None
     edge: EdgeBanks | None = None
     global_: GlobalBank | None = Field(None, alias="global")
+    lessons: LessonsBank | None = None
 
     @property
     def layers(self) -> dict[BankKind, _LayerSpec | None]:
@@ -325,6 +364,7 @@ class BankLayoutSpec(BaseModel):
             BankKind.COMMUNITY: self.community,
             BankKind.EDGE: self.edge,
             BankKind.GLOBAL: self.global_,
+            BankKind.LESSONS: self.lessons,
         }
 
     @property
@@ -351,9 +391,10 @@ class BankLayoutSpec(BaseModel):
     def _at_least_one_layer(self) -> BankLayoutSpec:
         layers = (self.private, self.neighbourhood, self.community, self.edge, self.global_)
         if all(layer is None for layer in layers):
+            given = "banks = {lessons = ...}" if self.lessons is not None else "banks = {}"
             raise TopologyError(
-                "banks = {}: no layer set; set at least one of private, neighbourhood, "
-                "community, edge, global"
+                f"{given}: no layer set; set at least one of private, neighbourhood, "
+                "community, edge, global (agents cannot write the lessons layer)"
             )
         return self
 
@@ -373,7 +414,7 @@ class Banks:
         capacity: int32 maximum number of live entries per bank.
         eviction: int8 eviction code per bank (0 fifo, 1 lru).
         names: Bank names, e.g. ``"private:3"``, ``"neighbourhood:3"``,
-            ``"community:0"``, ``"edge:1-2"``, ``"global"``.
+            ``"community:0"``, ``"edge:1-2"``, ``"global"``, ``"lessons"``.
         read_indptr: int64, length ``n_agents + 1``.
         read_banks: int32; agent ``a`` reads ``read_banks[read_indptr[a]:read_indptr[a+1]]``
             (sorted ascending).
@@ -644,7 +685,7 @@ def build_banks(graph: nx.Graph, spec: BankLayoutSpec, rng: np.random.Generator)
 
     Returns:
         The banks in the fixed id order (private, neighbourhood, community, edge,
-        global) with their read and write rights.
+        global, lessons) with their read and write rights.
 
     Raises:
         TopologyError: The graph nodes are not ``0..n-1``, or ``community.method`` is

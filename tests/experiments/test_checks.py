@@ -41,7 +41,7 @@ def test_placement_count_beyond_the_graph(small_data):
         ("edge:1-2", "the layout has no edge layer (layers: ['private', 'neighbourhood'])"),
         (
             "shared",
-            "not a bank name; bank names look like global, private:A, neighbourhood:A, "
+            "not a bank name; bank names look like global, lessons, private:A, neighbourhood:A, "
             "community:C, edge:U-V",
         ),
     ],

@@ -40,6 +40,9 @@ def test_every_built_name_parses_back_to_its_kind():
 def test_make_and_parse():
     assert bank_name(BankKind.EDGE, 1, 2) == "edge:1-2"
     assert bank_name(BankKind.GLOBAL) == "global"
+    assert bank_name(BankKind.LESSONS) == "lessons"
+    assert bank_names(BankKind.LESSONS) == ["lessons"]
+    assert BankName.parse("lessons") == BankName(BankKind.LESSONS, ())
     assert bank_names(BankKind.PRIVATE, np.array([0, 7])) == ["private:0", "private:7"]
     assert bank_names(BankKind.EDGE, np.array([0]), np.array([3])) == ["edge:0-3"]
     assert BankName.parse("neighbourhood:12") == BankName(BankKind.NEIGHBOURHOOD, (12,))
@@ -67,6 +70,9 @@ def test_name_error_against_a_layout():
     assert layout.name_error("edge:2-1", 4) == "edge banks are named edge:U-V with 0 <= U < V < n"
     assert layout.name_error("global") == (
         "the layout has no global layer (layers: ['private', 'edge']); add [banks.global]"
+    )
+    assert layout.name_error("lessons") == (
+        "the layout has no lessons layer (layers: ['private', 'edge']); add [banks.lessons]"
     )
     assert layout.name_error("community:0") == (
         "the layout has no community layer (layers: ['private', 'edge'])"

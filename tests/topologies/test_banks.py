@@ -12,6 +12,7 @@ from topologies.banks import (
     EdgeBanks,
     Eviction,
     GlobalBank,
+    LessonsBank,
     NeighbourhoodBanks,
     PrivateBanks,
     build_banks,
@@ -152,6 +153,27 @@ def test_global_bank():
     assert writes(banks) == [[0]] * 4
 
 
+def test_lessons_bank_is_read_by_every_agent_and_written_by_none():
+    spec = BankLayoutSpec.model_validate({"private": {}, "global": {}, "lessons": {"capacity": 5}})
+    assert spec.lessons == LessonsBank(capacity=5)
+    assert spec.kinds == [BankKind.PRIVATE, BankKind.GLOBAL, BankKind.LESSONS]
+    banks = build(spec)
+    assert banks.names == ("private:0", "private:1", "private:2", "private:3", "global", "lessons")
+    assert banks.kind.tolist() == [0] * 4 + [4, 5]
+    assert banks.capacity.tolist() == [32] * 4 + [256, 5]
+    assert banks.shared.tolist() == [False] * 4 + [True, True]
+    assert reads(banks) == [[a, 4, 5] for a in range(4)]
+    assert writes(banks) == [[a, 4] for a in range(4)]
+    assert banks.write_allowed(np.arange(4), np.full(4, 5)).tolist() == [False] * 4
+    assert banks.banks_table().row(5) == (5, "lessons", "lessons", -1, 5, "fifo")
+    members = banks.members_table().filter(pl.col("bank_name") == "lessons")
+    assert members["can_read"].all() and not members["can_write"].any()
+    assert [kind.agents_write for kind in BankKind] == [True] * 5 + [False]
+    assert "agents cannot write it" in BankKind.LESSONS.audience
+    with pytest.raises(ValidationError, match=r"no layer set; .*cannot write the lessons"):
+        BankLayoutSpec.model_validate({"private": None, "lessons": {}})
+
+
 def combined() -> Banks:
     graph = path4()
     nx.set_node_attributes(graph, {0: 0, 1: 0, 2: 1, 3: 1}, "block")
@@ -261,7 +283,7 @@ def test_layout_spec_validation():
 
 
 def test_bank_kind_and_eviction_enums():
-    assert [k.value for k in BankKind] == [0, 1, 2, 3, 4]
+    assert [k.value for k in BankKind] == [0, 1, 2, 3, 4, 5]
     assert not BankKind.PRIVATE.shared
     assert all(k.shared for k in BankKind if k is not BankKind.PRIVATE)
     assert Eviction("lru") is Eviction.LRU
