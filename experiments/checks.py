@@ -9,7 +9,7 @@ Errors (the run could not start, or would fail mid-way):
   graph spec fixes it (every kind but ``file``);
 * ``memes.I.placement.count`` — at most the number of agents;
 * ``memes.I.placement.bank`` — the name must be able to exist in the bank layout:
-  ``global`` needs the global layer, ``private:A`` / ``neighbourhood:A`` the layer and
+  ``global`` (``lessons``) needs the global (lessons) layer, ``private:A`` / ``neighbourhood:A`` the layer and
   ``0 <= A < n``, ``community:C`` the community layer (and ``C <`` the number of blocks
   for planted communities of an SBM), ``edge:U-V`` the edge layer and ``0 <= U < V < n``;
 * ``memes.I.placement.into`` — ``shared`` needs a shared layer, ``private`` the private one;
@@ -18,6 +18,9 @@ Errors (the run could not start, or would fail mid-way):
   own ``engine``, or the run's LLM engine: not with the contagion policy);
 * ``memes.I.target_options`` — every target option (and task of a per-task table) must
   exist in the LLM policy's tasks file;
+* ``guards.I.engine`` — an LLM guard needs an engine (its own, or an LLM policy's);
+  ``guards.I.lessons_bank`` — must be the lessons bank (``lessons``), and the layout must
+  lay it (``[banks.lessons]``);
 * ``memes.I.placebo_of`` — must name a non-placebo meme of the run;
 * ``reflection``, ``values`` — need an LLM policy; ``reflection.bank`` a layer of the
   layout (:mod:`experiments.phase_checks`);
@@ -57,7 +60,7 @@ from agents.llm_policy import LLMPolicySpec
 from experiments.phase_checks import battery_errors, phase_errors
 from experiments.schema import RunConfig
 from sim.detectors import EmbeddingDetectorSpec, JudgeDetectorSpec
-from sim.guards import compile_pattern
+from sim.guards import compile_pattern, lessons_bank_problem
 from topologies.graphs import GraphFile, StochasticBlockModel, TopologyError
 from topologies.placement import placement_errors
 
@@ -153,7 +156,9 @@ def _guard_errors(config: RunConfig, n: int | None) -> list[str]:
                 )
         bank = getattr(guard, "lessons_bank", None)
         if bank is not None:
-            problem = config.banks.name_error(bank, n, _community_count(config))
+            problem = config.banks.name_error(
+                bank, n, _community_count(config)
+            ) or lessons_bank_problem(bank)
             if problem:
                 errors.append(f"{key}.lessons_bank = {bank!r}: {problem}")
     return errors

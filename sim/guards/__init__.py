@@ -10,7 +10,7 @@ Kinds: ``pattern`` (regular expression over write texts), ``rate_limit`` (writes
 author per window), ``provenance_trust`` (trust from the author chain), ``quarantine``
 (detection with delay, rollback of descendants), ``vaccine`` (immune agents, counter-memes),
 ``review`` (an LLM reviewer of writes) and ``consensus`` (K independent LLM judgments per
-note, A-MemGuard-style, with a lessons bank).
+note together with its related memories, A-MemGuard-style, with a lessons bank).
 What a guard may do in each phase: :mod:`sim.guards.base`.
 """
 
@@ -34,7 +34,7 @@ from sim.guards.base import (
     Writes,
     combine,
 )
-from sim.guards.consensus import ConsensusGuard, ConsensusGuardSpec
+from sim.guards.consensus import ConsensusGuard, ConsensusGuardSpec, lessons_bank_problem
 from sim.guards.pattern import PatternGuard, PatternGuardSpec, compile_pattern
 from sim.guards.provenance_trust import ProvenanceTrustGuard, ProvenanceTrustGuardSpec
 from sim.guards.quarantine import QuarantineGuard, QuarantineGuardSpec
@@ -135,4 +135,5 @@ __all__ = [
     "compile_pattern",
     "descendants",
     "guard_kinds",
+    "lessons_bank_problem",
 ]

@@ -6,7 +6,8 @@ behind the run's replay cache, so its judgments are recorded and replayed with t
 run's). A guard with neither cannot be built: the error names the guard.
 
 Notes are agent-written, untrusted text: they are neutralised (control tokens and
-chat-template markup made inert, length bounded) before they enter a reviewer's prompt.
+chat-template markup made inert, length bounded) before they enter a reviewer's prompt,
+and so are the related memories shown next to a note (:func:`note_requests`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from sim.guards.base import RunEngine
 
 #: Longest note text shown to a reviewer (characters).
 NOTE_CHARS = 600
+#: Longest text of each related memory shown next to a note (characters).
+RELATED_CHARS = 300
 
 
 class EngineHolder:
@@ -74,6 +77,30 @@ class EngineHolder:
             self._own = None
 
 
+def _inline(text: str, max_chars: int) -> str:
+    """``text`` neutralised, capped at ``max_chars`` and on one line."""
+    from agents.containment import neutralise
+
+    return neutralise(text, max_chars).replace("\n", " ")
+
+
+def note_text(note: str, related: Sequence[str] | None = None) -> str:
+    """The user message about one note: ``Note: ...``, then its related memories if given.
+
+    With ``related`` (a list, possibly empty) a numbered ``Related memories:`` block
+    follows the note (``Related memories: (none)`` when empty). Every text is neutralised,
+    capped (:data:`NOTE_CHARS`, :data:`RELATED_CHARS`) and put on one line, so no text
+    can fake further lines of the prompt.
+    """
+    out = "Note: " + _inline(note, NOTE_CHARS)
+    if related is None:
+        return out
+    if not related:
+        return out + "\n\nRelated memories: (none)"
+    lines = [f"{i}. {_inline(t, RELATED_CHARS)}" for i, t in enumerate(related, start=1)]
+    return out + "\n\nRelated memories:\n" + "\n".join(lines)
+
+
 def note_requests(
     system: str,
     texts: Sequence[str],
@@ -83,10 +110,22 @@ def note_requests(
     prefix: str,
     max_tokens: int,
     temperature: float = 0.0,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
+    related: Sequence[Sequence[str]] | None = None,
 ) -> list[Any]:
-    """One chat request per note: ``system``, then the neutralised note; JSON ``{field: ...}``."""
-    from agents.containment import neutralise
+    """One chat request per note: ``system``, then the note (:func:`note_text`); JSON reply.
+
+    Args:
+        system: The system message.
+        texts: The notes.
+        field: The reply's JSON field; its value is one of ``choices``.
+        choices: The allowed answers.
+        prefix: Request ids are ``{prefix}-{i}``.
+        max_tokens: Token budget per reply.
+        temperature: Sampling temperature.
+        seed: One sampling seed for every request, or one per note.
+        related: Per note, the related memories shown after it (None: none shown, no block).
+    """
     from agents.llm.base import ChatMessage, GenerationRequest, Role, SamplingParams
 
     schema = json.dumps(
@@ -97,18 +136,21 @@ def note_requests(
         },
         sort_keys=True,
     )
+    seeds = [int(s) for s in seed] if isinstance(seed, Sequence) else [int(seed)] * len(texts)
+    if len(seeds) != len(texts) or (related is not None and len(related) != len(texts)):
+        raise ValueError("note_requests: one seed and one related list per note")
     return [
         GenerationRequest(
             request_id=f"{prefix}-{i}",
             messages=(
                 ChatMessage(Role.SYSTEM, system),
-                ChatMessage(Role.USER, "Note: " + neutralise(t, NOTE_CHARS).replace("\n", " ")),
+                ChatMessage(Role.USER, note_text(t, None if related is None else related[i])),
             ),
             sampling=SamplingParams(
                 temperature=temperature,
                 top_p=1.0 if temperature == 0 else 0.95,
                 max_tokens=max_tokens,
-                seed=seed,
+                seed=seeds[i],
             ),
             json_schema=schema,
         )

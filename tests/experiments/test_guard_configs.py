@@ -49,3 +49,33 @@ def test_every_guard_kind_runs_from_a_config(tmp_path):
     for name in ("pattern", "rate_limit", "provenance_trust", "quarantine", "vaccine"):
         assert any(c.startswith(f"guard_{name}_") for c in steps.columns), name
     assert (target / "guard_decisions.parquet").is_file()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ['guards=[{ kind = "consensus", lessons_bank = "lessons" }]'],
+            "guards.0.lessons_bank = 'lessons': the layout has no lessons layer "
+            "(layers: ['private', 'neighbourhood']); add [banks.lessons]",
+        ),
+        (
+            ["banks.lessons={}", 'guards=[{ kind = "consensus", lessons_bank = "private:0" }]'],
+            "guards.0.lessons_bank = 'private:0': not a lessons bank (a private bank, which "
+            "agents may write); add [banks.lessons] and set lessons_bank = 'lessons'",
+        ),
+    ],
+)
+def test_lessons_bank_must_be_a_lessons_layer(capsys, overrides, message):
+    args = ["validate", "contagion_small"]
+    for override in overrides:
+        args += ["--set", override]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_shipped_defenses_llm_config_validates_with_consensus_and_lessons(capsys):
+    consensus = 'guards=[{ kind = "consensus", judges = 3, related = 3, lessons_bank = "lessons" }]'
+    assert main(["validate", "defenses_llm"]) == 0
+    assert main(["validate", "defenses_llm", "--set", consensus]) == 0
+    assert "valid run config" in capsys.readouterr().out
