@@ -16,6 +16,7 @@ from agents.llm.base import Completion, FinishReason, LlamaCppSpec, ReplaySpec
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from experiments.config import ConfigError, validate_config
+from sim.checkpoint import load_checkpoint, save_checkpoint
 from sim.guards import ConsensusGuardSpec, ReviewGuardSpec, build_guards
 from sim.guards.consensus import CONSENSUS_SYSTEM, JUDGMENTS, related_texts
 from sim.guards.engines import note_requests
@@ -389,6 +390,26 @@ def test_related_texts_rank_by_word_overlap_then_retrieval_rank():
     assert related_texts(0, [1, 0, 3, 2, 4], sets.__getitem__, 1) == (2,)
     assert related_texts(0, [1, 2], sets.__getitem__, 0) == ()
     assert related_texts(3, [0, 1, 2], sets.__getitem__, 3) == ()
+
+
+def test_consensus_resumes_from_a_checkpoint_exactly(tmp_path):
+    spec = ConsensusGuardSpec(judges=2, related=2, lessons_bank="lessons")
+    _, expected, _ = _recorded_then_replayed(
+        tmp_path, [spec], related_lab, judge_0_checks_consistency, 3
+    )
+    replay = tmp_path / "lab.jsonl"
+    first = _llm_model([spec], ReplayEngine(None, replay, "replay"), tmp_path)
+    _run(first, 2)  # the judged cases and the lesson of step 1 are in the state
+    saved = save_checkpoint(first, tmp_path / "checkpoint")
+    resumed = _llm_model([spec], ReplayEngine(None, replay, "replay"), tmp_path)
+    load_checkpoint(resumed, saved)
+    assert resumed.guards[0].unsafe == first.guards[0].unsafe
+    assert resumed.guards[0].own_lessons == first.guards[0].own_lessons != set()
+    got = _run(resumed, 1)  # step 2 judges only its new cases, writes no second lesson
+    for name in ("steps", "memories", "guard_decisions", "contexts"):
+        a = expected[name].drop([c for c in expected[name].columns if c.endswith("_wall_s")])
+        b = got[name].drop([c for c in got[name].columns if c.endswith("_wall_s")])
+        assert a.equals(b), name
 
 
 def test_consensus_state_round_trips():
