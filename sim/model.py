@@ -41,6 +41,8 @@ import numpy as np
 import polars as pl
 
 from agents.agent import MemeticAgent
+from agents.llm.base import Engine
+from agents.llm_policy import LLMPolicy
 from agents.reflection import ReflectionSpec, Reflector, reflections_frame
 from agents.values import Questionnaire, ValuesSpec
 from sim.detectors import Embedder
@@ -138,6 +140,10 @@ class MemeticModel(mesa.Model):
             not part of checkpoints (the ``steps`` table is the durable record).
     """
 
+    #: Steps run so far (Mesa's counter; mesa ships no type information, so it is
+    #: declared here for the checker).
+    steps: int
+
     def __init__(
         self,
         graph: GraphSpec | nx.Graph,
@@ -170,7 +176,9 @@ class MemeticModel(mesa.Model):
         if probe_every is not None and probe_every < 1:
             raise ValueError(f"probe_every = {probe_every}: must be a positive integer or None")
         self.probe_every = probe_every
-        if (reflection is not None or values is not None) and _run_engine(policy) is None:
+        #: The policy when it is an LLM policy (reflection and values ask it), else None.
+        self.llm_policy = policy if isinstance(policy, LLMPolicy) else None
+        if (reflection is not None or values is not None) and self.llm_policy is None:
             raise ValueError(
                 "reflection and values need an LLM policy (an engine); the "
                 f"{getattr(policy, 'name', type(policy).__name__)!r} policy has none"
@@ -399,8 +407,9 @@ class MemeticModel(mesa.Model):
         commit = self._commit(output.writes, retrieval, t)
         commit["retracted"] = retracted
         commit["rolled_back"] = rolled_back
-        if self.reflector is not None and self.reflector.due(t):
-            stats = stats + self._reflect(context, t)
+        reflector, llm = self.reflector, self.llm_policy
+        if reflector is not None and llm is not None and reflector.due(t):
+            stats = stats + self._reflect(reflector, llm, context, t)
 
         if self.probe_every is not None and (t + 1) % self.probe_every == 0:
             probe = self.policy.probe(context)
@@ -409,18 +418,20 @@ class MemeticModel(mesa.Model):
             self._apply_expressions(probe, t)
             if probe.generations is not None:
                 self._generations.append(probe.generations)
-        if self.questionnaire is not None and self.questionnaire.due(t):
-            answers = self.questionnaire.ask(self.policy, context)
+        questionnaire = self.questionnaire
+        if questionnaire is not None and llm is not None and questionnaire.due(t):
+            answers = questionnaire.ask(llm, context)
             stats = stats + answers.stats
             self._add_tables(answers.tables)
         self._take_detections()
         self._record(t, injected, commit, stats, time.perf_counter() - started)
         self._end_of_step()
 
-    def _reflect(self, context: StepContext, step: int) -> EngineStats:
+    def _reflect(
+        self, reflector: Reflector, policy: LLMPolicy, context: StepContext, step: int
+    ) -> EngineStats:
         """Reflection: commit each agent's belief with its consolidated memories as parents."""
-        assert self.reflector is not None
-        beliefs = self.reflector.reflect(self.policy, context)  # type: ignore[arg-type]
+        beliefs = reflector.reflect(policy, context)
         if beliefs.generations is not None:
             self._generations.append(beliefs.generations)
         before = len(self.store)
@@ -693,13 +704,13 @@ def graph_frame(graph: nx.Graph) -> pl.DataFrame:
     )
 
 
-def _run_engine(policy: Policy):
+def _run_engine(policy: Policy) -> Callable[[], Engine] | None:
     """A callable returning the policy's engine (built on first use), or None.
 
-    None when the policy has no engine (contagion). A judge detector without an engine
-    of its own uses it.
+    None when the policy has no engine (it is not an LLM policy: contagion). A judge
+    detector or an LLM guard without an engine of its own uses it.
     """
-    if not isinstance(getattr(type(policy), "engine", None), property):
+    if not isinstance(policy, LLMPolicy):
         return None
     return lambda: policy.engine
 
