@@ -24,7 +24,7 @@ from sim.memes import MemeSpec
 from sim.texts import words
 
 #: Columns of the ``actions`` table.
-ACTIONS_SCHEMA = {
+ACTIONS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "step": pl.Int32,
     "agent_id": pl.Int32,
     "task_id": pl.String,

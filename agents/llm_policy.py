@@ -624,8 +624,8 @@ class LLMPolicy:
                 scores, score_stats = self.score_batch(score_requests)
                 stats = stats + score_stats
                 decided = [a for a, d in enumerate(shown) if d is not None]
-                for agent, result in zip(decided, scores, strict=True):
-                    probs[agent] = result.probabilities()
+                for agent, scored in zip(decided, scores, strict=True):
+                    probs[agent] = scored.probabilities()
             retrieval, store = context.retrieval, context.store
             dose = context_doses(
                 retrieval.readers(),

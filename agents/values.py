@@ -74,7 +74,7 @@ MIN_ITEMS = 1
 _ANSWER = re.compile(r"\b(yes|no)\b|([1-5])", re.IGNORECASE)
 
 #: Columns of the ``values`` table.
-VALUES_SCHEMA = {
+VALUES_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "step": pl.Int32,
     "agent_id": pl.Int32,
     "agent_generation": pl.Int32,
