@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from experiments.checks import cross_field_errors, resource_errors
 from experiments.schema import RunConfig
@@ -135,7 +136,7 @@ def _shown(value: Any) -> str:
 
 
 def _format_error(
-    error: dict[str, Any], data: Any = None, root: type[BaseModel] | None = None
+    error: ErrorDetails, data: Any = None, root: type[BaseModel] | None = None
 ) -> str:
     """One line naming the key path, the bad value and what is allowed."""
     parts = _display_path(tuple(error["loc"]), data)

@@ -167,7 +167,8 @@ def _is_tag(name: str, tp: Any) -> bool:
 
 def _default(field: FieldInfo) -> str:
     if field.default_factory is not None:
-        return _render_value(field.default_factory())
+        # No field of the schema computes its default from other fields' data.
+        return _render_value(field.get_default(call_default_factory=True, validated_data={}))
     if field.default is PydanticUndefined:
         return "required"
     if field.default is None:

@@ -212,7 +212,7 @@ def report_run(run_dir: str | Path) -> Report:
     out.mkdir(exist_ok=True)
     write_bytes_atomic(summary.write_csv().encode(), out / "summary.csv")
     name = str(manifest.get("name") or run_dir.name)
-    figures = (
+    figures: tuple[Path, ...] = (
         plot_prevalence(steps, n_agents, out / "prevalence.png", name=name),
         plot_transmissions(steps, out / "transmissions.png", name=name),
     )

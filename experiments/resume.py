@@ -112,7 +112,7 @@ def resume_run(
     checkpoint, start = _checked_checkpoint(
         run_dir, {"config_sha256": config_sha256(manifest["config"])}
     )
-    if start > config.steps:
+    if checkpoint is not None and start > config.steps:
         raise ConfigError(
             f"{run_dir}/manifest.json",
             [f"steps = {config.steps}: the checkpoint {checkpoint.name} is further on"],

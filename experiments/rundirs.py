@@ -157,7 +157,7 @@ def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKin
             f"{kind} directory {target} already exists; pass overwrite=True (--overwrite) to "
             f"replace it, {what}, or choose another name/output_dir"
         )
-    other = "run" if kind == "sweep" else "sweep"
+    other: DirKind = "run" if kind == "sweep" else "sweep"
     if is_ours(target, other):
         found = f"it holds a memespread {other}, not a {kind}"
     else:

@@ -316,12 +316,12 @@ def _axes(spec: SweepSpec) -> tuple[tuple[Axis, ...], list[str]]:
                 continue
         else:
             labels = [_label_of(v) for v in axis.values]
-        bad = [lab for lab in labels if label_problem(lab)]
-        if bad:
-            shown = [lab if len(lab) <= 40 else lab[:37] + "..." for lab in bad]
+        problems = [(lab, problem) for lab in labels if (problem := label_problem(lab))]
+        if problems:
+            shown = [lab if len(lab) <= 40 else lab[:37] + "..." for lab, _ in problems]
             errors.append(
                 f"{where}: label(s) {shown} cannot name a directory; labels "
-                f"{label_problem(bad[0]).removeprefix('must be ')} (give labels = [...] for "
+                f"{problems[0][1].removeprefix('must be ')} (give labels = [...] for "
                 "table values)"
             )
             continue

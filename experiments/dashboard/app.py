@@ -207,7 +207,8 @@ def TreePanel(model: DashboardModel, step: int | None, version: int) -> None:  #
 def InspectorPanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
     """The memory inspector: what one agent retrieved at the shown step, and what it wrote."""
     view = model.view
-    picked, set_picked = solara.use_state(None)
+    nobody: int | None = None  # no agent picked yet: the busiest reader is shown
+    picked, set_picked = solara.use_state(nobody)
     with solara.Column(classes=["memespread-inspector"]):
         solara.Markdown("**Memory inspector**")
         if step is None:
