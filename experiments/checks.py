@@ -9,9 +9,10 @@ Errors (the run could not start, or would fail mid-way):
   graph spec fixes it (every kind but ``file``);
 * ``memes.I.placement.count`` — at most the number of agents;
 * ``memes.I.placement.bank`` — the name must be able to exist in the bank layout:
-  ``global`` (``lessons``) needs the global (lessons) layer, ``private:A`` / ``neighbourhood:A`` the layer and
-  ``0 <= A < n``, ``community:C`` the community layer (and ``C <`` the number of blocks
-  for planted communities of an SBM), ``edge:U-V`` the edge layer and ``0 <= U < V < n``;
+  ``global`` (``lessons``) needs the global (lessons) layer, ``private:A`` /
+  ``neighbourhood:A`` the layer and ``0 <= A < n``, ``community:C`` the community layer
+  (and ``C <`` the number of blocks for planted communities of an SBM), ``edge:U-V``
+  the edge layer and ``0 <= U < V < n``;
 * ``memes.I.placement.into`` — ``shared`` needs a shared layer, ``private`` the private one;
 * ``memes.I.detector`` — an ``embedding`` detector (or judge prefilter) needs its packaged
   embedding model installed; a ``judge`` detector needs an engine that can be built (its
