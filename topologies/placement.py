@@ -162,9 +162,14 @@ def placement_errors(
         if problem:
             errors.append(f"bank = {placement.bank!r}: {problem}")
         return errors
-    if placement.into == "shared" and not any(kind.shared for kind in kinds):
+    if placement.into == "shared" and not any(kind.shared and kind.agents_write for kind in kinds):
+        has = (
+            "no shared bank agents may write (no agent writes the lessons bank)"
+            if any(kind.shared for kind in kinds)
+            else "only private banks"
+        )
         errors.append(
-            "into = 'shared': the layout has only private banks; add a shared layer or use "
+            f"into = 'shared': the layout has {has}; add a shared layer or use "
             "into = 'private' or 'all'"
         )
     if placement.into == "private" and BankKind.PRIVATE not in kinds:

@@ -31,6 +31,12 @@ def test_messages():
         "into = 'private' or 'all'",
     ]
     assert placement_errors(hubs, None, PRIVATE_ONLY)[0].startswith("into = 'shared'")
+    lessons = [BankKind.PRIVATE, BankKind.LESSONS]  # shared, but no agent writes it
+    assert placement_errors(PlacementSpec(into="shared"), 5, lessons) == [
+        "into = 'shared': the layout has no shared bank agents may write (no agent writes "
+        "the lessons bank); add a shared layer or use into = 'private' or 'all'"
+    ]
+    assert placement_errors(PlacementSpec(strategy="bank", bank="lessons"), 5, lessons) == []
     bank = PlacementSpec(strategy="bank", bank="community:3")
     assert placement_errors(bank, 5, [BankKind.PRIVATE, BankKind.COMMUNITY], 2) == [
         "bank = 'community:3': community index out of range (planted communities are the "
