@@ -4,7 +4,7 @@ The Python API mirrors the command line::
 
     from experiments import load_config, run_experiment, resume_run, load_sweep_config
     result = run_experiment(load_config("contagion_small"))  # a shipped name, or a path
-    result.steps  # a polars DataFrame
+    result.steps  # a polars DataFrame; result is a sim.run.Run, as load_run(dir) gives
 
 Heavy libraries (inference engines, matplotlib) load only when a run or report needs them.
 """
@@ -16,10 +16,12 @@ from experiments.resume import resume_run
 from experiments.runner import RunResult, run_experiment
 from experiments.sweep import SweepConfig, SweepResult, load_sweep, load_sweep_config, run_sweep
 from experiments.validation import Validated, validate
+from sim.run import Run
 
 __all__ = [
     "ConfigError",
     "Report",
+    "Run",
     "RunConfig",
     "RunResult",
     "ShippedConfig",

@@ -27,12 +27,13 @@ from experiments.request_failures import FailedRequestsError
 from experiments.resume import resume_run
 from experiments.rundirs import RunDirError, is_run_dir
 from experiments.runlog import LOG_FILE, LOG_FORMAT, attached
-from experiments.runner import INTERRUPTED, RunResult, default_run_dir, run_experiment
+from experiments.runner import INTERRUPTED, default_run_dir, run_experiment
 from experiments.sweep import SweepResult, run_sweep
 from experiments.sweep_backends import SweepBackendError
 from experiments.validation import Validated, validate
 from sim.columns import int_max
 from sim.manifest import ManifestError, read_manifest_if_any
+from sim.run import Run
 
 _SET_HELP = (
     "override a config key (repeatable), e.g. --set steps=5 --set graph.n=200 "
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _summary(result: RunResult) -> str:
+def _summary(result: Run) -> str:
     steps = result.steps
     last = steps.filter(steps["step"] == steps["step"].max())
     elapsed = result.manifest.get("elapsed_s")

@@ -43,7 +43,6 @@ from experiments.rundirs import (
 from experiments.runner import (
     CHECKPOINTS_DIR,
     COMPLETIONS_FILE,
-    RunResult,
     build_model,
     build_policy,
     execute,
@@ -51,6 +50,7 @@ from experiments.runner import (
 )
 from sim.checkpoint import load_checkpoint, save_checkpoint
 from sim.output import write_json_atomic
+from sim.run import Run
 
 __all__ = ["fork_run"]
 
@@ -124,7 +124,7 @@ def fork_run(
     fork_dir: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
-) -> RunResult:
+) -> Run:
     """Fork a run at step ``at`` with an intervention (see the module docstring).
 
     Args:
@@ -207,4 +207,4 @@ def fork_run(
             fresh["checkpoint"] = f"{CHECKPOINTS_DIR}/{start.name}"
             write_json_atomic(fresh, work / "manifest.json")
             result = execute(child, work, fresh, progress=progress, checkpoint=checkpoint)
-    return dataclasses.replace(result, run_dir=target)
+    return dataclasses.replace(result, path=target)

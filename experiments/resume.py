@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from experiments.config import ConfigError, validate_config
 from experiments.manifest import ManifestError, config_sha256, read_manifest
-from experiments.runner import CHECKPOINTS_DIR, RunResult, execute
+from experiments.runner import CHECKPOINTS_DIR, execute
 from sim.checkpoint import (
     CheckpointError,
     checkpoint_step,
@@ -34,6 +34,7 @@ from sim.checkpoint import (
 if TYPE_CHECKING:
     from agents.llm.base import Engine
 from sim.output import read_tables, write_json_atomic
+from sim.run import Run
 
 __all__ = ["clean_temporary_files", "read_manifest", "resume_run"]
 
@@ -81,9 +82,7 @@ def _checked_checkpoint(run_dir: Path, config_hash: dict[str, str]) -> tuple[Pat
     return checkpoint, step
 
 
-def resume_run(
-    run_dir: str | Path, *, progress: bool = True, engine: Engine | None = None
-) -> RunResult:
+def resume_run(run_dir: str | Path, *, progress: bool = True, engine: Engine | None = None) -> Run:
     """Finish an interrupted run; a complete run is returned as it is.
 
     Args:
@@ -104,9 +103,7 @@ def resume_run(
     manifest = read_manifest(run_dir)
     config = validate_config(manifest["config"], f"{run_dir}/manifest.json")
     if manifest["status"] == "complete":
-        return RunResult(
-            run_dir=run_dir, config=config, tables=read_tables(run_dir), manifest=manifest
-        )
+        return Run(path=run_dir, manifest=manifest, tables=read_tables(run_dir))
     clean_temporary_files(run_dir)
     # The hash the run was started with (the manifest's config as written).
     checkpoint, start = _checked_checkpoint(

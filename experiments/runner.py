@@ -17,7 +17,6 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +40,7 @@ from sim.guards import build_guards as build_guard_family
 from sim.model import MemeticModel
 from sim.output import write_json_atomic, write_parquet_atomic
 from sim.policy import Policy
+from sim.run import Run
 from sim.tables import table_names
 
 if TYPE_CHECKING:
@@ -79,41 +79,11 @@ def _logger() -> logging.Logger:
     return logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """The outcome of a run.
-
-    Attributes:
-        run_dir: The run directory.
-        config: The resolved config.
-        tables: Every output table by name (polars DataFrames).
-        manifest: The manifest as written.
-    """
-
-    run_dir: Path
-    config: RunConfig
-    tables: dict[str, pl.DataFrame] = field(repr=False)
-    manifest: dict[str, Any] = field(repr=False)
-
-    @property
-    def steps(self) -> pl.DataFrame:
-        """The ``steps`` table."""
-        return self.tables["steps"]
-
-    @property
-    def agents(self) -> pl.DataFrame:
-        """The ``agents`` table."""
-        return self.tables["agents"]
-
-    @property
-    def memories(self) -> pl.DataFrame:
-        """The ``memories`` table."""
-        return self.tables["memories"]
-
-    @property
-    def transmissions(self) -> pl.DataFrame:
-        """The ``transmissions`` table."""
-        return self.tables["transmissions"]
+#: The outcome of a run: the one run object, :class:`sim.run.Run` (what
+#: :func:`sim.analysis.load_run` reads back from the run directory), holding the run
+#: directory (``path``), the manifest as written and every table the run wrote. The name
+#: ``RunResult`` is kept for the code that imports it.
+RunResult = Run
 
 
 def package_versions() -> dict[str, str]:
@@ -237,7 +207,7 @@ def execute(
     policy: Policy | None = None,
     checkpoint: Path | None = None,
     engine: Engine | None = None,
-) -> RunResult:
+) -> Run:
     """Build the model, optionally restore a checkpoint, run the remaining steps, write.
 
     Every ``config.resolved_checkpoint_every`` steps (but not after the last one) the
@@ -276,7 +246,7 @@ def _execute(
     policy: Policy | None,
     checkpoint: Path | None,
     shared: Engine | None = None,
-) -> RunResult:
+) -> Run:
     log = _logger()
     started = time.monotonic()
     elapsed_before = float(manifest.get("elapsed_s") or 0.0)
@@ -367,7 +337,7 @@ def _execute(
             engine.close()
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
     log.info("run %s complete in %.1f s", config.name, manifest["elapsed_s"])
-    return RunResult(run_dir=run_dir, config=config, tables=tables, manifest=manifest)
+    return Run(path=run_dir, manifest=manifest, tables=tables)
 
 
 def run_experiment(
@@ -378,7 +348,7 @@ def run_experiment(
     progress: bool = True,
     policy: Policy | None = None,
     engine: Engine | None = None,
-) -> RunResult:
+) -> Run:
     """Run one experiment to completion and write its run directory.
 
     The run is checkpointed as it goes (``checkpoint_every``); if the process dies,
@@ -418,4 +388,4 @@ def run_experiment(
     with staged_dir(run_dir, plan) as work:
         write_json_atomic(manifest, work / "manifest.json")
         result = execute(config, work, manifest, progress=progress, policy=policy, engine=engine)
-    return dataclasses.replace(result, run_dir=run_dir)
+    return dataclasses.replace(result, path=run_dir)

@@ -50,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "latest_checkpoint": "sim.checkpoint",
     "ManifestError": "sim.manifest",
     "read_manifest": "sim.manifest",
+    "Run": "sim.run",
+    "load_run": "sim.run",
     "TextTable": "sim.texts",
     "words": "sim.texts",
 }

@@ -1,7 +1,9 @@
 """Reading run directories and sweep directories into polars.
 
 A run directory holds ``manifest.json`` and one Parquet file per table (see
-:mod:`experiments.runner`). A sweep directory holds run directories in a hive-style layout,
+:mod:`experiments.runner`); :func:`load_run` reads one into the one run object,
+:class:`sim.run.Run` (both defined in :mod:`sim.run`, re-exported here). A sweep
+directory holds run directories in a hive-style layout,
 ``runs/<key>=<label>/.../seed=<s>/``, and optionally ``index.parquet`` (one row per run:
 ``run_dir``, ``seed``, the swept parameters, ``status``). When the index is missing, it is
 rebuilt from the directory names and the manifests.
@@ -16,153 +18,18 @@ from typing import Any
 
 import polars as pl
 
-from sim.columns import int_max
 from sim.manifest import ManifestError, read_manifest
-from sim.output import read_tables
+from sim.run import REQUIRED_TABLES, Run, load_run
 
-#: Tables every run directory holds.
-REQUIRED_TABLES = ("steps", "agents", "memories", "transmissions")
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run directory, loaded.
-
-    Attributes:
-        path: The run directory.
-        manifest: The parsed ``manifest.json``.
-        tables: Every Parquet table of the directory, by name.
-    """
-
-    path: Path
-    manifest: dict[str, Any] = field(repr=False)
-    tables: dict[str, pl.DataFrame] = field(repr=False)
-
-    def table(self, name: str) -> pl.DataFrame:
-        """The table ``name``.
-
-        Raises:
-            KeyError: The run directory has no such table (the message lists those it has).
-        """
-        if name not in self.tables:
-            raise KeyError(
-                f"table {name!r}: not in run directory {self.path}; it has {sorted(self.tables)}"
-            )
-        return self.tables[name]
-
-    @property
-    def steps(self) -> pl.DataFrame:
-        """The ``steps`` table (one row per step and meme)."""
-        return self.table("steps")
-
-    @property
-    def agents(self) -> pl.DataFrame:
-        """The ``agents`` table (state-change events)."""
-        return self.table("agents")
-
-    @property
-    def memories(self) -> pl.DataFrame:
-        """The ``memories`` table (every entry with provenance)."""
-        return self.table("memories")
-
-    @property
-    def transmissions(self) -> pl.DataFrame:
-        """The ``transmissions`` table (one row per transmission edge)."""
-        return self.table("transmissions")
-
-    @property
-    def graph(self) -> pl.DataFrame:
-        """The graph as an edge table (source, target)."""
-        return self.table("graph")
-
-    @property
-    def bank_members(self) -> pl.DataFrame:
-        """One row per (bank, agent) with read/write rights."""
-        return self.table("bank_members")
-
-    @property
-    def name(self) -> str:
-        """The run's name (from the manifest, else the directory name)."""
-        return str(self.manifest.get("name", self.path.name))
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The resolved config as stored in the manifest."""
-        return dict(self.manifest.get("config", {}))
-
-    @property
-    def n_agents(self) -> int:
-        """Number of agents (manifest ``n_agents``, else the bank membership table)."""
-        if "n_agents" in self.manifest:
-            return int(self.manifest["n_agents"])
-        return int_max(self.bank_members["agent_id"]) + 1
-
-    @property
-    def meme_ids(self) -> list[str]:
-        """Meme ids in config order."""
-        memes = self.config.get("memes")
-        if memes:
-            return [str(m["id"]) for m in memes]
-        return self.steps["meme_id"].unique(maintain_order=True).to_list()
-
-    @property
-    def policy(self) -> dict[str, Any]:
-        """The policy description (manifest ``policy``, else the config's policy section)."""
-        return dict(self.manifest.get("policy") or self.config.get("policy", {}))
-
-    @property
-    def policy_kind(self) -> str:
-        """``"contagion"``, ``"llm"``, ... as described by the policy."""
-        policy = self.policy
-        return str(policy.get("kind", policy.get("policy", "unknown")))
-
-    def param(self, key: str, default: Any = None) -> Any:
-        """A config value by dotted path, e.g. ``"policy.beta"`` or ``"graph.kind"``.
-
-        Integer parts index lists (``"memes.0.id"``). Returns ``default`` when absent.
-        """
-        node: Any = self.config
-        for part in key.split("."):
-            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            elif isinstance(node, dict) and part in node:
-                node = node[part]
-            else:
-                return default
-        return node
-
-    def seed_texts(self) -> dict[str, str]:
-        """The text of each meme's seed entries, by meme id (statement plus canary)."""
-        from sim.memes import MemeSpec
-
-        return {m["id"]: MemeSpec.model_validate(m).seed_text for m in self.config.get("memes", [])}
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """Read a run directory.
-
-    Args:
-        run_dir: A directory holding ``manifest.json`` and the run's Parquet tables.
-
-    Raises:
-        FileNotFoundError: ``run_dir`` is not a directory, or lacks the manifest or one of
-            :data:`REQUIRED_TABLES` (the message names what is missing).
-    """
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"run_dir = {str(path)!r}: not a directory")
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"run_dir = {str(path)!r}: no manifest.json; not a run directory")
-    manifest = read_manifest(path)
-    tables = read_tables(path)
-    missing = [t for t in REQUIRED_TABLES if t not in tables]
-    if missing:
-        raise FileNotFoundError(
-            f"run_dir = {str(path)!r}: missing table(s) {missing} (is the run complete? "
-            f"status {manifest.get('status')!r})"
-        )
-    return Run(path=path, manifest=manifest, tables=tables)
+__all__ = [
+    "REQUIRED_TABLES",
+    "Run",
+    "Sweep",
+    "find_run_dirs",
+    "hive_params",
+    "load_run",
+    "load_sweep",
+]
 
 
 def hive_params(run_dir: str | Path, root: str | Path) -> dict[str, str]:

@@ -12,8 +12,10 @@ import pytest
 from experiments.config import load_config
 from experiments.resume import resume_run
 from experiments.rundirs import RunDirError
-from experiments.runner import run_experiment
+from experiments.runner import RunResult, run_experiment
+from sim.analysis import load_run
 from sim.output import read_tables, write_parquet_atomic
+from sim.run import Run
 
 _REAL_WRITE_PARQUET = pl.DataFrame.write_parquet
 
@@ -70,6 +72,21 @@ def test_run_writes_tables_and_complete_manifest(small_toml, tmp_path):
     for name, frame in result.tables.items():
         assert on_disk[name].equals(frame), name
     assert result.steps["step"].to_list() == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_run_returns_the_object_load_run_reads(small_toml, tmp_path):
+    config = load_config(small_toml)
+    result = run_experiment(config, tmp_path / "run", progress=False)
+    loaded = load_run(tmp_path / "run")
+    assert RunResult is Run and type(result) is Run and type(loaded) is Run
+    assert result.path == result.run_dir == loaded.path == tmp_path / "run"
+    assert result.config == loaded.config == config.model_dump(mode="json", by_alias=True)
+    assert result.manifest == loaded.manifest
+    assert sorted(result.tables) == sorted(loaded.tables)
+    for name, frame in result.tables.items():
+        assert loaded.tables[name].equals(frame), name
+    assert (result.name, result.n_agents, result.meme_ids) == ("small", 60, loaded.meme_ids)
+    assert result.param("policy.beta") == loaded.param("policy.beta") == 0.3
 
 
 def test_existing_run_dir_needs_overwrite(small_toml, tmp_path):

@@ -1,0 +1,171 @@
+"""One run, in memory: its directory, its manifest and its tables.
+
+The one run object of the packages. :func:`experiments.run_experiment` (and
+``resume_run``, ``fork_run``) return it with the tables the run just wrote;
+:func:`load_run` reads it back from a run directory (the notebooks' entry point,
+re-exported by :mod:`sim.analysis`). Both give the same object: ``run.config`` is the
+resolved config as stored in ``manifest.json`` (JSON values: ``run.param("policy.beta")``
+reads one; ``experiments.config.validate_config(run.config)`` gives the typed
+``RunConfig``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from sim.columns import int_max
+from sim.manifest import read_manifest
+from sim.output import read_tables
+
+#: Tables every run directory holds.
+REQUIRED_TABLES = ("steps", "agents", "memories", "transmissions")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory, loaded.
+
+    Attributes:
+        path: The run directory.
+        manifest: The parsed ``manifest.json``.
+        tables: Every Parquet table of the directory, by name.
+    """
+
+    path: Path
+    manifest: dict[str, Any] = field(repr=False)
+    tables: dict[str, pl.DataFrame] = field(repr=False)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory (the same as :attr:`path`; the name run results had)."""
+        return self.path
+
+    def table(self, name: str) -> pl.DataFrame:
+        """The table ``name``.
+
+        Raises:
+            KeyError: The run directory has no such table (the message lists those it has).
+        """
+        if name not in self.tables:
+            raise KeyError(
+                f"table {name!r}: not in run directory {self.path}; it has {sorted(self.tables)}"
+            )
+        return self.tables[name]
+
+    @property
+    def steps(self) -> pl.DataFrame:
+        """The ``steps`` table (one row per step and meme)."""
+        return self.table("steps")
+
+    @property
+    def agents(self) -> pl.DataFrame:
+        """The ``agents`` table (state-change events)."""
+        return self.table("agents")
+
+    @property
+    def memories(self) -> pl.DataFrame:
+        """The ``memories`` table (every entry with provenance)."""
+        return self.table("memories")
+
+    @property
+    def transmissions(self) -> pl.DataFrame:
+        """The ``transmissions`` table (one row per transmission edge)."""
+        return self.table("transmissions")
+
+    @property
+    def graph(self) -> pl.DataFrame:
+        """The graph as an edge table (source, target)."""
+        return self.table("graph")
+
+    @property
+    def bank_members(self) -> pl.DataFrame:
+        """One row per (bank, agent) with read/write rights."""
+        return self.table("bank_members")
+
+    @property
+    def name(self) -> str:
+        """The run's name (from the manifest, else the directory name)."""
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The resolved config as stored in the manifest."""
+        return dict(self.manifest.get("config", {}))
+
+    @property
+    def n_agents(self) -> int:
+        """Number of agents (manifest ``n_agents``, else the bank membership table)."""
+        if "n_agents" in self.manifest:
+            return int(self.manifest["n_agents"])
+        return int_max(self.bank_members["agent_id"]) + 1
+
+    @property
+    def meme_ids(self) -> list[str]:
+        """Meme ids in config order."""
+        memes = self.config.get("memes")
+        if memes:
+            return [str(m["id"]) for m in memes]
+        return self.steps["meme_id"].unique(maintain_order=True).to_list()
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        """The policy description (manifest ``policy``, else the config's policy section)."""
+        return dict(self.manifest.get("policy") or self.config.get("policy", {}))
+
+    @property
+    def policy_kind(self) -> str:
+        """``"contagion"``, ``"llm"``, ... as described by the policy."""
+        policy = self.policy
+        return str(policy.get("kind", policy.get("policy", "unknown")))
+
+    def param(self, key: str, default: Any = None) -> Any:
+        """A config value by dotted path, e.g. ``"policy.beta"`` or ``"graph.kind"``.
+
+        Integer parts index lists (``"memes.0.id"``). Returns ``default`` when absent.
+        """
+        node: Any = self.config
+        for part in key.split("."):
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                return default
+        return node
+
+    def seed_texts(self) -> dict[str, str]:
+        """The text of each meme's seed entries, by meme id (statement plus canary)."""
+        from sim.memes import MemeSpec
+
+        return {m["id"]: MemeSpec.model_validate(m).seed_text for m in self.config.get("memes", [])}
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run directory.
+
+    Args:
+        run_dir: A directory holding ``manifest.json`` and the run's Parquet tables.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a directory, or lacks one of
+            :data:`REQUIRED_TABLES` (the message names what is missing).
+        sim.manifest.ManifestError: No manifest (:class:`~sim.manifest.NotARunDirError`,
+            also a ``FileNotFoundError``), or one :func:`~sim.manifest.read_manifest`
+            refuses.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"run_dir = {str(path)!r}: not a directory")
+    manifest = read_manifest(path)
+    tables = read_tables(path)
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise FileNotFoundError(
+            f"run_dir = {str(path)!r}: missing table(s) {missing} (is the run complete? "
+            f"status {manifest.get('status')!r})"
+        )
+    return Run(path=path, manifest=manifest, tables=tables)
