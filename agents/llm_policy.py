@@ -588,7 +588,7 @@ class LLMPolicy:
         self._check_targets(context)
         requests, shown = self._act_batch(context)
         completions, parsed, wall = self._generate(requests)
-        stats = _stats(completions, parsed, wall)
+        stats = batch_stats(completions, parsed, wall)
         writers = [a for a, p in enumerate(parsed) if p.wants_write]
         bank_ids = []
         for agent in writers:
@@ -668,7 +668,7 @@ class LLMPolicy:
             context.step, agents, "probe", asked, requests, completions, parsed
         )
         return PolicyOutput(
-            adoptions=adoptions, generations=frame, stats=_stats(completions, parsed, wall)
+            adoptions=adoptions, generations=frame, stats=batch_stats(completions, parsed, wall)
         )
 
     def _probe_logprob(self, context: StepContext) -> PolicyOutput:
@@ -709,10 +709,14 @@ class LLMPolicy:
         return PolicyOutput(adoptions=adoptions, stats=stats, tables={"probes": probes})
 
 
-def _stats(
+def batch_stats(
     completions: Sequence[Completion], parsed: Sequence[ParsedOutput], wall: float
 ) -> EngineStats:
-    """Totals of one batched call; ``failures`` counts replies that did not parse OK."""
+    """Totals of one batched generation call (act, probe or reflect).
+
+    Token counts are summed over ``completions``; ``failures`` counts the replies that
+    did not parse OK; ``wall`` is the call's wall time in seconds.
+    """
     return EngineStats(
         requests=len(completions),
         prompt_tokens=sum(c.prompt_tokens for c in completions),

@@ -207,7 +207,7 @@ class Reflector:
 
     def reflect(self, policy: LLMPolicy, context: StepContext) -> Beliefs:
         """Ask every agent with memories, in one batched call; propose their beliefs."""
-        from agents.llm_policy import generations_frame
+        from agents.llm_policy import batch_stats, generations_frame
 
         consolidated = self.consolidated(context)
         requests, asked = self.requests(policy, context, consolidated)
@@ -250,14 +250,7 @@ class Reflector:
             completions,
             parsed,
         )
-        stats = EngineStats(
-            requests=len(completions),
-            prompt_tokens=sum(c.prompt_tokens for c in completions),
-            cached_prompt_tokens=sum(c.cached_prompt_tokens for c in completions),
-            completion_tokens=sum(c.completion_tokens for c in completions),
-            failures=sum(p.status is not ParseStatus.OK for p in parsed),
-            wall_s=wall,
-        )
+        stats = batch_stats(completions, parsed, wall)
         return Beliefs(writes, consolidated, asked, banks, statuses, frame, stats)
 
 
