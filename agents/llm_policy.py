@@ -49,14 +49,13 @@ from agents.decisions import (
     score_decisions,
     shuffle_decisions,
 )
+from agents.llm import EngineSpec, LlamaCppSpec
 from agents.llm.base import (
     ChatMessage,
     Completion,
     Engine,
     EngineError,
-    EngineSpec,
     GenerationRequest,
-    LlamaCppSpec,
     OptionScores,
     SamplingParams,
     ScoreRequest,
@@ -249,7 +248,7 @@ class LLMPolicy:
     def engine(self) -> Engine:
         """The engine (built from the spec on first access unless one was given)."""
         if self._engine is None:
-            from agents.llm.factory import build_engine
+            from agents.llm import build_engine
 
             self._engine = build_engine(self.spec.engine)
         return self._engine

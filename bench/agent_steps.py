@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from agents.llm.base import LlamaCppSpec
+from agents.llm import LlamaCppSpec
 from agents.llm.llamacpp import LlamaCppEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from sim.memes import MemeSpec, PlacementSpec

@@ -22,7 +22,8 @@ import argparse
 import statistics
 import time
 
-from agents.llm.base import GenerationRequest, LlamaCppSpec, SamplingParams, ScoreRequest
+from agents.llm import LlamaCppSpec
+from agents.llm.base import GenerationRequest, SamplingParams, ScoreRequest
 from agents.llm.llamacpp import LlamaCppEngine
 from agents.output_schema import act_schema_dict, dump_schema
 from agents.personas import load_personas, persona_of

@@ -109,7 +109,7 @@ def contagion(n: int, steps: int) -> None:
 
 
 def llm(n: int, max_tokens: int, steps: int) -> None:
-    from agents.llm.base import LlamaCppSpec
+    from agents.llm import LlamaCppSpec
     from agents.llm.llamacpp import LlamaCppEngine
     from agents.llm_policy import LLMPolicy, LLMPolicySpec
 

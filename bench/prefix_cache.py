@@ -29,14 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.llm.base import (
-    ChatMessage,
-    Completion,
-    Engine,
-    GenerationRequest,
-    SamplingParams,
-    VLLMSpec,
-)
+from agents.llm import VLLMSpec
+from agents.llm.base import ChatMessage, Completion, Engine, GenerationRequest, SamplingParams
 
 SYSTEM_TEXT = (
     "You are one of many agents living in a small simulated research town. Each agent "

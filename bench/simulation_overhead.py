@@ -17,7 +17,8 @@ import argparse
 import time
 from collections.abc import Sequence
 
-from agents.llm.base import Completion, Engine, GenerationRequest, LlamaCppSpec
+from agents.llm import LlamaCppSpec
+from agents.llm.base import Completion, Engine, GenerationRequest
 from agents.llm.llamacpp import LlamaCppEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from sim.memes import MemeSpec, PlacementSpec

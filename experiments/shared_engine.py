@@ -65,7 +65,7 @@ class SharedEngines:
             return None
         key = spec.engine.model_dump_json()
         if key not in self._engines:
-            from agents.llm.factory import build_engine
+            from agents.llm import build_engine
 
             self._engines[key] = build_engine(spec.engine)
             self.built += 1

@@ -26,7 +26,7 @@ def gguf_path() -> Path:
 
 @pytest.fixture(scope="session")
 def llamacpp_engine(gguf_path: Path) -> Iterator[object]:
-    from agents.llm.base import LlamaCppSpec
+    from agents.llm import LlamaCppSpec
     from agents.llm.llamacpp import LlamaCppEngine
 
     engine = LlamaCppEngine(LlamaCppSpec(model_path=str(gguf_path), n_ctx=2048, seed=0))

@@ -4,7 +4,9 @@ module plus one registry entry, and nothing else in the tree changes.
 The test copies the four packages into a temporary folder, adds a toy guard, a toy
 detector and a toy graph kind exactly as ``docs/extending.md`` tells (one module each, and
 the import and the entry in the family's registry), and runs a config that uses all three
-in a fresh interpreter, so the copy is what gets imported.
+in a fresh interpreter, so the copy is what gets imported. A second copy gets a toy engine
+(a test double of an external model: it answers every request with one fixed JSON reply)
+and runs a small LLM-policy config on it.
 """
 
 from __future__ import annotations
@@ -116,6 +118,54 @@ class ContainsDetector(DetectorBase):
         return np.array([self.word in words(text) for text in texts], dtype=np.bool_)
 '''
 
+TOY_ENGINE = '''"""The ``fixed`` engine: every reply is the same text (a test double)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from agents.llm.base import (
+    Completion,
+    CompletionCallback,
+    EngineSpecBase,
+    FinishReason,
+    GenerationRequest,
+)
+
+
+class FixedSpec(EngineSpecBase):
+    """An engine whose every completion is ``text``."""
+
+    kind: Literal["fixed"] = "fixed"
+    text: str
+
+    def build(self) -> FixedEngine:
+        return FixedEngine(self.text)
+
+
+class FixedEngine:
+    name = "fixed"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.model_id = "fixed:1"
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
+        out = [Completion(r.request_id, self.text, FinishReason.STOP, 10, 0, 5) for r in requests]
+        for index, completion in enumerate(out):
+            if on_complete is not None:
+                on_complete(index, completion)
+        return out
+
+    def close(self) -> None:
+        pass
+'''
+
 RUN = """
 import json, sys
 import polars as pl
@@ -159,6 +209,79 @@ CONFIG = {
 }
 
 
+RUN_LLM = """
+import json, sys
+import polars as pl
+from experiments.config import validate_config
+from experiments.runner import run_experiment
+
+config = validate_config(json.loads(sys.argv[1]))
+run_experiment(config, sys.argv[2], progress=False)
+generations = pl.read_parquet(f"{sys.argv[2]}/generations.parquet")
+memories = pl.read_parquet(f"{sys.argv[2]}/memories.parquet")
+manifest = json.loads(open(f"{sys.argv[2]}/manifest.json").read())
+notes = memories.filter(pl.col("text") == "fixed note")
+print(json.dumps({
+    "kinds": sorted(set(generations["kind"].to_list())),
+    "parse": sorted(set(generations["parse_status"].to_list())),
+    "requests": generations.height,
+    "note_authors": sorted(notes["author_id"].to_list()),
+    "status": manifest["status"],
+}))
+"""
+
+REPLY = {"answer": "noted", "choice": "", "memory_bank": "global", "memory_text": "fixed note"}
+
+LLM_CONFIG = {
+    "name": "toy_engine",
+    "seed": 1,
+    "steps": 2,
+    "graph": {"kind": "complete", "n": 3},
+    "banks": {"global": {}},
+    "policy": {"kind": "llm", "engine": {"kind": "fixed", "text": json.dumps(REPLY)}},
+    "memes": [
+        {"id": "m", "statement": "a toy meme", "placement": {"strategy": "agents", "agents": [0]}}
+    ],
+    "checkpoint_every": 0,
+}
+
+
+def _changed(tree: Path) -> list[str]:
+    """The files of ``tree``'s packages that differ from (or are not in) the repository."""
+    return sorted(
+        str(path.relative_to(tree))
+        for package in PACKAGES
+        for path in (tree / package).rglob("*.py")
+        if "__pycache__" not in path.parts
+        and (
+            not (ROOT / path.relative_to(tree)).exists()
+            or (ROOT / path.relative_to(tree)).read_bytes() != path.read_bytes()
+        )
+    )
+
+
+def _copy_packages(root: Path) -> None:
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+
+
+def _run(tree: Path, script: str, config: dict, run_dir: Path) -> dict:
+    """Run ``script`` on ``config`` in a fresh interpreter importing ``tree``; its facts."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(config), str(run_dir)],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def add_kind(tree: Path, registry: str, module: str, text: str, cls: str) -> None:
     """Add a kind as the guide says: its module, then its import and registry line.
 
@@ -187,10 +310,7 @@ def add_kind(tree: Path, registry: str, module: str, text: str, cls: str) -> Non
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("extended")
-    for package in PACKAGES:
-        shutil.copytree(
-            ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
+    _copy_packages(root)
     add_kind(root, "sim.guards", "even_authors", TOY_GUARD, "EvenAuthorsGuardSpec")
     add_kind(root, "sim.detectors", "contains", TOY_DETECTOR, "ContainsDetectorSpec")
     add_kind(root, "topologies.graphs", "path", TOY_GRAPH, "PathGraph")
@@ -198,16 +318,7 @@ def tree(tmp_path_factory) -> Path:
 
 
 def test_the_toy_kinds_run_through_the_registries_alone(tree, tmp_path):
-    changed = sorted(
-        str(path.relative_to(tree))
-        for package in PACKAGES
-        for path in (tree / package).rglob("*.py")
-        if "__pycache__" not in path.parts
-        and (
-            not (ROOT / path.relative_to(tree)).exists()
-            or (ROOT / path.relative_to(tree)).read_bytes() != path.read_bytes()
-        )
-    )
+    changed = _changed(tree)
     # The guide's count: per kind, one new module and the family's registry.
     assert changed == [
         "sim/detectors/__init__.py",
@@ -217,17 +328,7 @@ def test_the_toy_kinds_run_through_the_registries_alone(tree, tmp_path):
         "topologies/graphs/__init__.py",
         "topologies/graphs/path.py",
     ]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run(
-        [sys.executable, "-c", RUN, json.dumps(CONFIG), str(tmp_path / "run")],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    facts = _run(tree, RUN, CONFIG, tmp_path / "run")
     assert facts["edges"] == 7  # the path graph: 8 agents in a line
     # The seed (agent 3) writes; its neighbours 2 and 4 adopt, and the guard rejects
     # every write of theirs, so the meme never gets past them.
@@ -246,3 +347,26 @@ def test_the_unextended_tree_does_not_know_the_toy_kinds():
     assert "graph.kind = 'path'" in str(err.value)
     assert "guards.0.kind = 'even_authors'" in str(err.value)
     assert "memes.0.detector.kind = 'contains'" in str(err.value)
+
+
+def test_a_toy_engine_runs_an_llm_policy_through_the_registry_alone(tmp_path):
+    tree = tmp_path / "extended"
+    _copy_packages(tree)
+    add_kind(tree, "agents.llm", "fixed", TOY_ENGINE, "FixedSpec")
+    # The guide's count: one new module and the family's registry.
+    assert _changed(tree) == ["agents/llm/__init__.py", "agents/llm/fixed.py"]
+    facts = _run(tree, RUN_LLM, LLM_CONFIG, tmp_path / "run")
+    assert facts["status"] == "complete"
+    # 3 agents act in each of 2 steps; every reply parses, and every agent writes its note.
+    assert facts["requests"] == 6
+    assert facts["kinds"] == ["act"]
+    assert facts["parse"] == ["ok"]
+    assert facts["note_authors"] == [0, 0, 1, 1, 2, 2]
+
+
+def test_the_unextended_tree_does_not_know_the_toy_engine():
+    from experiments.config import ConfigError, validate_config
+
+    with pytest.raises(ConfigError) as err:
+        validate_config(LLM_CONFIG)
+    assert "policy.engine.kind = 'fixed'" in str(err.value)

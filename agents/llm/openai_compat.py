@@ -18,16 +18,18 @@ import concurrent.futures
 import dataclasses
 import os
 from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, field_validator
 
 from agents.containment import drop_surrogates
 from agents.llm.base import (
     Completion,
     CompletionCallback,
     EngineError,
+    EngineSpecBase,
     FinishReason,
     GenerationRequest,
-    OpenAISpec,
     OptionScores,
     SamplingParams,
     ScoreRequest,
@@ -39,6 +41,49 @@ _ERROR_BODY_CHARS = 300
 
 
 _T = TypeVar("_T")
+
+
+class OpenAISpec(EngineSpecBase):
+    """Any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, hosted APIs).
+
+    Attributes:
+        base_urls: One or more API roots such as ``http://127.0.0.1:8000/v1``; request i
+            goes to ``base_urls[i % len(base_urls)]``.
+        model: Model name sent in each request.
+        api_key_env: NAME of the environment variable holding the API key (read at call
+            time and sent as a Bearer token; no header when the variable is unset). The key
+            itself never appears in a spec.
+        max_concurrency: Requests in flight at once.
+        timeout_s: Per-attempt time limit in seconds.
+        max_retries: Retries after the first attempt, on transport errors and HTTP 429 only.
+        backoff_s: First retry delay; it doubles on every further retry.
+        response_format_style: How ``json_schema`` is sent: ``"json_object"`` sends
+            ``{"type": "json_object", "schema": ...}`` (llama.cpp server); ``"json_schema"``
+            sends ``{"type": "json_schema", "json_schema": {"name": "output", "schema": ...}}``
+            (vLLM and OpenAI servers).
+    """
+
+    kind: Literal["openai"] = "openai"
+    base_urls: list[str] = Field(min_length=1)
+    model: str = Field(min_length=1)
+    api_key_env: str | None = "OPENAI_API_KEY"
+    max_concurrency: int = Field(default=8, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)
+    response_format_style: Literal["json_object", "json_schema"] = "json_object"
+
+    @field_validator("base_urls")
+    @classmethod
+    def _check_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"base_urls entry {url!r} must start with http:// or https://")
+        return [url.rstrip("/") for url in urls]
+
+    def build(self) -> OpenAIEngine:
+        """The engine for these servers (no connection is made until ``generate``)."""
+        return OpenAIEngine(self)
 
 
 class OpenAIEngine:
@@ -250,9 +295,9 @@ class OpenAIEngine:
                 last_error = f"HTTP 429 from {url}"
                 continue
             if response.status_code >= 400:
-                body = redact(response.text, secrets)[:_ERROR_BODY_CHARS]
+                reply = redact(response.text, secrets)[:_ERROR_BODY_CHARS]
                 return Completion.failed(
-                    request.request_id, f"HTTP {response.status_code} from {url}: {body}"
+                    request.request_id, f"HTTP {response.status_code} from {url}: {reply}"
                 )
             return self._parse(request.request_id, url, response, secrets)
         return Completion.failed(

@@ -37,7 +37,9 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
 
 from agents.containment import drop_surrogates
 from agents.llm.base import (
@@ -45,6 +47,7 @@ from agents.llm.base import (
     CompletionCallback,
     Engine,
     EngineError,
+    EngineSpecBase,
     FinishReason,
     GenerationRequest,
     OptionScores,
@@ -53,10 +56,64 @@ from agents.llm.base import (
     can_score,
 )
 from agents.llm.redaction import redact
+from sim.files import file_problem
+
+if TYPE_CHECKING:
+    # Every registered kind but this one. The registry (agents.llm) holds this spec, so
+    # this module cannot import it: the registry completes ``ReplaySpec.inner`` with
+    # ``model_rebuild``.
+    InnerEngineSpec = EngineSpecBase
 
 REPLAY_FORMAT = "memespread-replay/1"
 ReplayMode = Literal["record", "replay", "auto"]
 _MODES = ("record", "replay", "auto")
+
+
+class ReplaySpec(EngineSpecBase):
+    """A record/replay cache around another engine.
+
+    Attributes:
+        path: The JSONL cache file.
+        mode: ``"record"`` always calls the inner engine and stores; ``"replay"`` serves
+            only from the file (a miss raises); ``"auto"`` serves hits and sends misses.
+        inner: The wrapped engine, any registered kind but ``replay``; required for
+            ``record`` and ``auto``.
+    """
+
+    kind: Literal["replay"] = "replay"
+    path: str = Field(min_length=1)
+    mode: Literal["record", "replay", "auto"]
+    inner: InnerEngineSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_inner(self) -> ReplaySpec:
+        if self.mode != "replay" and self.inner is None:
+            raise ValueError(f"ReplaySpec.mode={self.mode!r} needs an inner engine spec")
+        return self
+
+    def build(self) -> ReplayEngine:
+        """The cache, with its inner engine built too (closing the cache closes it)."""
+        inner = self.inner.build() if self.inner is not None else None
+        return ReplayEngine(inner, self.path, self.mode)
+
+    def unavailable(self) -> str | None:
+        """The file to replay is missing, or the inner engine is unavailable."""
+        if self.mode == "replay" and not Path(self.path).is_file():
+            return f"replay file {self.path!r} does not exist"
+        if self.inner is not None:
+            return self.inner.unavailable()
+        return None
+
+    def resource_errors(self, key: str) -> list[str]:
+        """The file to replay must be a readable JSONL file; the inner engine's files too."""
+        errors = []
+        if self.mode == "replay":
+            problem = file_problem(Path(self.path), "JSONL")
+            if problem is not None:
+                errors.append(f"{key}.path = {self.path!r}: {problem} (mode 'replay' reads it)")
+        if self.inner is not None:
+            errors += self.inner.resource_errors(f"{key}.inner")
+        return errors
 
 
 class ReplayEngine:

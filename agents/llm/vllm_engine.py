@@ -7,22 +7,27 @@ is what the tests use (see ``scripts/install_vllm.sh`` and ``agents.llm.convert`
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from agents.llm.base import (
     Completion,
+    CompletionCallback,
     EngineError,
+    EngineSpecBase,
     FinishReason,
     GenerationRequest,
     OptionScores,
     ScoreRequest,
-    VLLMSpec,
     derived_seed,
     logprobs_from_top,
 )
+from agents.llm.model_dirs import local_model_problem
 
 CPU_KV_CACHE_BYTES = 2 * 1024**3
 """KV-cache size on the CPU platform when ``spec.gpu_memory_utilization`` is None.
@@ -31,6 +36,91 @@ On CPU, vLLM reads ``gpu_memory_utilization`` as the fraction of the memory node
 (default 0.92) and refuses to start when that much is not free; a fixed KV cache (about
 93,000 tokens of SmolLM2-135M) starts whatever else runs and skips the warm-up pass.
 """
+
+
+#: VLLMSpec fields passed to ``vllm.LLM`` under the same name (``engine_args`` may not
+#: repeat them).
+VLLM_NAMED_ARGS = (
+    "model",
+    "dtype",
+    "enable_prefix_caching",
+    "enforce_eager",
+    "seed",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "tensor_parallel_size",
+    "quantization",
+    "max_num_seqs",
+)
+
+
+class VLLMSpec(EngineSpecBase):
+    """An offline vLLM engine (the GPU path; the CPU build is for tests).
+
+    The defaults suit a GPU: compiled CUDA graphs (``enforce_eager = false``) and the
+    model's own context length. On the CPU build, ``enforce_eager = true`` starts in
+    ~30 s instead of ~210 s.
+
+    Attributes:
+        model: Model directory, or a hub name (``owner/name``) already in the local
+            Hugging Face cache. Validation fails, naming the path it looked for, when the
+            weights are not on this machine (unless ``allow_download``).
+        dtype: Weight dtype.
+        enable_prefix_caching: Reuse KV blocks of shared prompt prefixes.
+        enforce_eager: Skip graph compilation (much faster start, slower decoding).
+        seed: Engine-level seed.
+        max_model_len: Context length; None uses the model's.
+        gpu_memory_utilization: Fraction of GPU memory for vLLM; None uses vLLM's default.
+        tensor_parallel_size: GPUs one model is split across.
+        quantization: Weight quantization method (``"awq"``, ``"gptq"``, ``"fp8"``, ...);
+            None uses what the checkpoint declares.
+        max_num_seqs: Most sequences vLLM schedules at once; None uses vLLM's default.
+        chat_template_kwargs: Extra variables for the chat template, e.g.
+            ``{enable_thinking = false}`` to switch a model's thinking mode off.
+        engine_args: Further ``vllm.LLM`` / ``EngineArgs`` arguments, passed through
+            unchanged; names the installed vLLM does not know fail when the engine is
+            built, before the model loads.
+        allow_download: Let vLLM fetch a hub model that is not in the local cache.
+    """
+
+    kind: Literal["vllm"] = "vllm"
+    model: str = Field(min_length=1)
+    dtype: str = "bfloat16"
+    enable_prefix_caching: bool = True
+    enforce_eager: bool = False
+    seed: int = 0
+    max_model_len: int | None = Field(default=None, ge=64)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    quantization: str | None = Field(default=None, min_length=1)
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+    allow_download: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> VLLMSpec:
+        repeated = sorted(set(self.engine_args) & set(VLLM_NAMED_ARGS))
+        if repeated:
+            raise ValueError(
+                f"engine_args repeats {', '.join(repeated)}: set "
+                f"{'them' if len(repeated) > 1 else 'it'} as the spec's own field"
+            )
+        if not self.allow_download:
+            problem = local_model_problem(self.model)
+            if problem is not None:
+                raise ValueError(problem)
+        return self
+
+    def build(self) -> VLLMEngine:
+        """Start vLLM (imports it); see :class:`VLLMEngine`."""
+        return VLLMEngine(self)
+
+    def unavailable(self) -> str | None:
+        """VLLM is not installed."""
+        if importlib.util.find_spec("vllm") is None:
+            return "vllm is not installed (make vllm)"
+        return None
 
 
 class VLLMEngine:
@@ -112,7 +202,7 @@ class VLLMEngine:
             self._llm: Any = vllm.LLM(**kwargs)
         except Exception as exc:
             raise EngineError(f"vLLM could not start for model={spec.model!r}: {exc}") from exc
-        self._tokenizer = self._llm.get_tokenizer()
+        self._tokenizer: Any = self._llm.get_tokenizer()
         config = self._config = self._llm.llm_engine.vllm_config
         self._max_model_len = int(config.model_config.max_model_len)
         self._kv_block_size = int(config.cache_config.block_size)
@@ -137,12 +227,17 @@ class VLLMEngine:
         """Tokens per KV-cache block; prefix-cache hits come in whole blocks."""
         return self._kv_block_size
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         """Return one completion per request, in input order, from one ``LLM.chat`` call.
 
         Prompts that do not fit the context (``max_model_len``) fail alone before the call.
         If the batch call itself raises, it is retried one request at a time so that only
-        the offending requests fail.
+        the offending requests fail. vLLM returns the batch whole, so ``on_complete`` (if
+        given) is called for every completion, in input order, once the batch returns.
 
         Raises:
             EngineError: If the engine was closed or vLLM's engine core died.
@@ -167,7 +262,11 @@ class VLLMEngine:
             except Exception:
                 for index in pending:
                     results[index] = self._generate_alone(requests[index])
-        return [c for c in results if c is not None]
+        completions = [c for c in results if c is not None]
+        if on_complete is not None:
+            for index, completion in enumerate(completions):
+                on_complete(index, completion)
+        return completions
 
     #: This engine reports option log-probabilities (among the top alternatives).
     supports_scoring = True

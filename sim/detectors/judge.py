@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.llm.base import EngineSpec
+from agents.llm import EngineSpec
 from sim.detectors.base import Detector, DetectorBase, DetectorSetup, DetectorView
 from sim.detectors.embedding import EmbeddingDetectorSpec
 from sim.detectors.lexical import LexicalDetectorSpec
@@ -60,7 +60,7 @@ class JudgeDetectorSpec(BaseModel):
 
             def own_engine() -> Engine:
                 if not holder:
-                    from agents.llm.factory import build_engine
+                    from agents.llm import build_engine
 
                     holder.append(build_engine(engine_spec))
                 return holder[0]

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.llm.base import EngineSpec, request_seeds
+from agents.llm import EngineSpec
+from agents.llm.base import request_seeds
 from sim.guards.base import GuardBase, GuardDecision, GuardSetup, RunEngine, Verdict, Writes
 from sim.guards.engines import EngineHolder, ask, note_requests
 from sim.memory import ENVIRONMENT, NewEntries

@@ -61,8 +61,8 @@ class EngineHolder:
             assert self._run is not None
             return self._run()
         if self._own is None:
+            from agents.llm import build_engine
             from agents.llm.base import EngineError
-            from agents.llm.factory import build_engine
 
             try:
                 self._own = build_engine(self.spec)

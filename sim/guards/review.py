@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.llm.base import EngineSpec
+from agents.llm import EngineSpec
 from sim.guards.base import GuardBase, GuardDecision, GuardSetup, RunEngine, Verdict, Writes
 from sim.guards.engines import EngineHolder, ask, note_requests
 

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
+from agents.llm import LlamaCppSpec
 from agents.llm.base import (
     ChatMessage,
     Completion,
     EngineError,
     FinishReason,
     GenerationRequest,
-    LlamaCppSpec,
     Role,
     SamplingParams,
 )

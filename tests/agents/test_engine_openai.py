@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
+from agents.llm import OpenAISpec
 from agents.llm.base import (
     ChatMessage,
     EngineError,
     FinishReason,
     GenerationRequest,
-    OpenAISpec,
     Role,
     SamplingParams,
 )

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from agents.llm import VLLMSpec
 from agents.llm.base import (
     ChatMessage,
     EngineError,
     FinishReason,
     GenerationRequest,
     SamplingParams,
-    VLLMSpec,
 )
 from agents.llm.convert import MARKER_FILENAME, convert_gguf_to_safetensors
 
@@ -178,7 +178,7 @@ def test_a_hub_name_must_be_in_the_local_cache(
 
 
 def test_a_config_with_missing_weights_fails_validation_with_the_path(tmp_path: Path) -> None:
-    from agents.llm.factory import parse_engine_spec
+    from agents.llm import parse_engine_spec
 
     with pytest.raises(ValidationError, match="model directory '/weights/llama' does not exist"):
         parse_engine_spec({"kind": "vllm", "model": "/weights/llama"})

@@ -18,7 +18,8 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from agents.llm.base import Completion, FinishReason, GenerationRequest, LlamaCppSpec
+from agents.llm import LlamaCppSpec
+from agents.llm.base import Completion, FinishReason, GenerationRequest
 from agents.llm.llamacpp import LlamaCppEngine
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec

@@ -119,7 +119,7 @@ HAS_VLLM = importlib.util.find_spec("vllm") is not None
 @pytest.mark.vllm
 @pytest.mark.skipif(not HAS_VLLM, reason="vllm is not importable; scripts/install_vllm.sh")
 def test_vllm_scores_letters_and_yes_no():
-    from agents.llm.base import VLLMSpec
+    from agents.llm import VLLMSpec
     from agents.llm.convert import default_vllm_model_dir
     from agents.llm.vllm_engine import VLLMEngine
 

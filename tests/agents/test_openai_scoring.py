@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agents.llm.base import ChatMessage, OpenAISpec, ScoreRequest, can_score
+from agents.llm import OpenAISpec
+from agents.llm.base import ChatMessage, ScoreRequest, can_score
 from agents.llm.openai_compat import OpenAIEngine
 
 pytest.importorskip("httpx")

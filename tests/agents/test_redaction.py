@@ -14,7 +14,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from agents.llm.base import ChatMessage, FinishReason, GenerationRequest, OpenAISpec, Role
+from agents.llm import OpenAISpec
+from agents.llm.base import ChatMessage, FinishReason, GenerationRequest, Role
 from agents.llm.redaction import REDACTED, redact
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec

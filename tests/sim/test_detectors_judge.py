@@ -19,7 +19,8 @@ import polars as pl
 import pytest
 
 from agents.contagion import ContagionPolicy
-from agents.llm.base import Completion, FinishReason, GenerationRequest, LlamaCppSpec
+from agents.llm import LlamaCppSpec
+from agents.llm.base import Completion, FinishReason, GenerationRequest
 from agents.llm.replay import ReplayEngine
 from sim.detectors import VERDICTS, JudgeDetector, build_detector, parse_verdict
 from sim.memebook import MemeBook
@@ -132,7 +133,7 @@ def test_judge_with_its_own_engine_in_a_contagion_run(tmp_path):
     ReplayEngine(StanceJudge(), path, "record").generate(
         JudgeDetector(STATEMENT, lambda: None, None, meme_id="inf").requests([PROMOTES])  # type: ignore[arg-type]
     )
-    from agents.llm.base import ReplaySpec
+    from agents.llm import ReplaySpec
 
     own = MEME.model_copy(
         update={"detector": JudgeDetectorSpec(engine=ReplaySpec(path=str(path), mode="replay"))}

@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 from agents.contagion import ContagionPolicy, ContagionSpec
-from agents.llm.base import Completion, FinishReason, LlamaCppSpec, ReplaySpec
+from agents.llm import LlamaCppSpec, ReplaySpec
+from agents.llm.base import Completion, FinishReason
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from experiments.config import ConfigError, validate_config
