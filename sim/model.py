@@ -690,6 +690,10 @@ class MemeticModel(mesa.Model):
         self.steps = int(state.values["steps"])
 
 
+#: Schema of the ``graph`` table (:func:`graph_frame`): one edge a row, source < target.
+GRAPH_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {"source": pl.Int32, "target": pl.Int32}
+
+
 def graph_frame(graph: nx.Graph) -> pl.DataFrame:
     """The graph as an edge table (source < target), sorted."""
     flat = np.fromiter(
@@ -700,7 +704,8 @@ def graph_frame(graph: nx.Graph) -> pl.DataFrame:
     low, high = flat.min(axis=1), flat.max(axis=1)
     order = np.lexsort((high, low))
     return pl.DataFrame(
-        {"source": low[order].astype(np.int32), "target": high[order].astype(np.int32)}
+        {"source": low[order].astype(np.int32), "target": high[order].astype(np.int32)},
+        schema=GRAPH_SCHEMA,
     )
 
 

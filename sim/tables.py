@@ -43,17 +43,42 @@ class TableSpec:
 #: Every table a run may write, the ones every run writes first.
 OUTPUT_TABLES: tuple[TableSpec, ...] = (
     TableSpec("steps", "one step and meme: state counts, transmissions, engine figures", True),
-    TableSpec("agents", "a change of one agent's state for one meme (events)", True),
+    TableSpec(
+        "agents",
+        "a change of one agent's state for one meme (events)",
+        True,
+        schema_ref="sim.tracking:AGENTS_SCHEMA",
+    ),
     TableSpec(
         "memories",
         "one memory entry with its provenance",
         True,
         schema_ref="sim.memory:MEMORIES_SCHEMA",
     ),
-    TableSpec("transmissions", "one transmission edge (source, target, meme, hop)", True),
-    TableSpec("graph", "one edge of the network (source < target)", True),
-    TableSpec("banks", "one bank: name, kind, owner, capacity, eviction", True),
-    TableSpec("bank_members", "one (bank, agent) right: read, write", True),
+    TableSpec(
+        "transmissions",
+        "one transmission edge (source, target, meme, hop)",
+        True,
+        schema_ref="sim.tracking:TRANSMISSIONS_SCHEMA",
+    ),
+    TableSpec(
+        "graph",
+        "one edge of the network (source < target)",
+        True,
+        schema_ref="sim.model:GRAPH_SCHEMA",
+    ),
+    TableSpec(
+        "banks",
+        "one bank: name, kind, owner, capacity, eviction",
+        True,
+        schema_ref="topologies.banks:BANKS_SCHEMA",
+    ),
+    TableSpec(
+        "bank_members",
+        "one (bank, agent) right: read, write",
+        True,
+        schema_ref="topologies.banks:BANK_MEMBERS_SCHEMA",
+    ),
     TableSpec("contexts", "one retrieved entry of an agent's context, ranked"),
     TableSpec(
         "generations",

@@ -28,6 +28,27 @@ from sim.memory import ENVIRONMENT, MemoryStore
 from sim.retrieval import Retrieval
 from sim.state import State, frame_list
 
+#: Schema of the ``agents`` table (:meth:`Tracker.events_frame`): one state change a row.
+AGENTS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "step": pl.Int32,
+    "agent_id": pl.Int32,
+    "meme_id": pl.String,
+    "state": pl.String,
+    "value": pl.Boolean,
+}
+
+#: Schema of the ``transmissions`` table (:meth:`Tracker.edges_frame`): one edge a row.
+TRANSMISSIONS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "meme_id": pl.String,
+    "step": pl.Int32,
+    "source_agent": pl.Int32,
+    "target_agent": pl.Int32,
+    "source_entry": pl.Int64,
+    "target_entry": pl.Int64,
+    "hop": pl.Int32,
+    "is_infection": pl.Boolean,
+}
+
 
 def run_starts(sorted_keys: np.ndarray) -> np.ndarray:
     """Indices where a new run of equal values starts in a sorted array."""
@@ -304,7 +325,7 @@ class Tracker:
             .replace_strict(list(range(len(meme_ids))), meme_ids, return_dtype=pl.String)
             .alias("meme_id"),
             pl.col("state").replace_strict(list(range(len(names))), names, return_dtype=pl.String),
-        ).select("step", "agent_id", "meme_id", "state", "value")
+        ).select(*AGENTS_SCHEMA)
 
     def edges_frame(self, meme_ids: list[str]) -> pl.DataFrame:
         """The ``transmissions`` table (one row per transmission edge)."""
@@ -323,16 +344,7 @@ class Tracker:
             pl.col("meme_index")
             .replace_strict(list(range(len(meme_ids))), meme_ids, return_dtype=pl.String)
             .alias("meme_id")
-        ).select(
-            "meme_id",
-            "step",
-            "source_agent",
-            "target_agent",
-            "source_entry",
-            "target_entry",
-            "hop",
-            "is_infection",
-        )
+        ).select(*TRANSMISSIONS_SCHEMA)
 
     # ---------------------------------------------------------------- state
     def get_state(self) -> State:

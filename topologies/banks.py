@@ -399,6 +399,27 @@ class BankLayoutSpec(BaseModel):
         return self
 
 
+#: Schema of the ``banks`` table (:meth:`Banks.banks_table`): one bank a row.
+BANKS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "bank_id": pl.Int32,
+    "name": pl.String,
+    "kind": pl.String,
+    "owner": pl.Int32,
+    "capacity": pl.Int32,
+    "eviction": pl.String,
+}
+
+#: Schema of the ``bank_members`` table (:meth:`Banks.members_table`): one (bank, agent).
+BANK_MEMBERS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "bank_id": pl.Int32,
+    "bank_name": pl.String,
+    "kind": pl.String,
+    "agent_id": pl.Int32,
+    "can_read": pl.Boolean,
+    "can_write": pl.Boolean,
+}
+
+
 def _readonly(array: np.ndarray) -> np.ndarray:
     array.setflags(write=False)
     return array
@@ -552,7 +573,8 @@ class Banks:
                 "owner": self.owner,
                 "capacity": self.capacity,
                 "eviction": eviction_labels.gather(self.eviction.astype(np.int64)),
-            }
+            },
+            schema=BANKS_SCHEMA,
         )
 
     def members_table(self) -> pl.DataFrame:
@@ -585,7 +607,8 @@ class Banks:
                 "agent_id": agent.astype(np.int32),
                 "can_read": (rights & 1).astype(bool),
                 "can_write": (rights & 2).astype(bool),
-            }
+            },
+            schema=BANK_MEMBERS_SCHEMA,
         )
 
 

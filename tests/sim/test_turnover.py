@@ -14,6 +14,7 @@ from experiments.runner import run_experiment
 from sim.checkpoint import load_checkpoint, save_checkpoint
 from sim.memes import MemeSpec, PlacementSpec
 from sim.model import MemeticModel
+from sim.tables import table_spec
 from sim.turnover import TurnoverSpec, agent_generation_at, carrying_entries_by_layer
 from topologies.banks import BankKind, BankLayoutSpec, NeighbourhoodBanks, PrivateBanks
 
@@ -70,11 +71,7 @@ def test_no_replacement_before_start_step_and_table_is_empty():
     for _ in range(3):
         model.step()
     assert model.tables()["turnover"].height == 0
-    assert model.tables()["turnover"].schema == {
-        "step": pl.Int32,
-        "agent_id": pl.Int32,
-        "agent_generation": pl.Int32,
-    }
+    assert model.tables()["turnover"].schema == table_spec("turnover").schema()
     assert model.tracker.lineage.sum() == 0
 
 

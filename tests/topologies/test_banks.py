@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from sim.tables import table_spec
 from topologies.banks import (
     BankKind,
     BankLayoutSpec,
@@ -235,7 +236,7 @@ def test_access_queries_and_bank_id():
 
 def test_members_table():
     table = combined().members_table()
-    assert table.columns == ["bank_id", "bank_name", "kind", "agent_id", "can_read", "can_write"]
+    assert table.schema == table_spec("bank_members").schema()
     # private 4 + neighbourhood (4 owners + 6 neighbour readers) + community 4 + edge 6 + global 4
     assert table.height == 28
     assert table.filter(pl.col("can_read") & ~pl.col("can_write")).height == 6
@@ -258,7 +259,7 @@ def test_members_table():
 
 def test_banks_table():
     table = combined().banks_table()
-    assert table.columns == ["bank_id", "name", "kind", "owner", "capacity", "eviction"]
+    assert table.schema == table_spec("banks").schema()
     assert table.height == 14
     assert table.row(0) == (0, "private:0", "private", 0, 8, "lru")
     assert table.row(13) == (13, "global", "global", -1, 256, "fifo")

@@ -5,27 +5,13 @@ from __future__ import annotations
 import polars as pl
 
 from experiments.config import RunConfig, validate_config
+from sim.tables import table_spec
 
 # 0 seeded at step 0; 0 -> 1, 2 at step 0; 1 -> 3, 4 at step 2; 3 -> 5 at step 3.
 TREE_KNOWN = {1: (0, 0, 1), 2: (0, 0, 1), 3: (1, 2, 2), 4: (1, 2, 2), 5: (3, 3, 3)}
 
-AGENTS_SCHEMA = {
-    "step": pl.Int32,
-    "agent_id": pl.Int32,
-    "meme_id": pl.String,
-    "state": pl.String,
-    "value": pl.Boolean,
-}
-EDGES_SCHEMA = {
-    "meme_id": pl.String,
-    "step": pl.Int32,
-    "source_agent": pl.Int32,
-    "target_agent": pl.Int32,
-    "source_entry": pl.Int64,
-    "target_entry": pl.Int64,
-    "hop": pl.Int32,
-    "is_infection": pl.Boolean,
-}
+AGENTS_SCHEMA = table_spec("agents").schema()
+EDGES_SCHEMA = table_spec("transmissions").schema()
 
 
 def agents_table(rows: list[tuple[int, int, str, str, bool]]) -> pl.DataFrame:

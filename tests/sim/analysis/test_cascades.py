@@ -8,6 +8,9 @@ from analysis_tables import TREE_KNOWN, agents_table, edges_table, tree_tables
 
 from sim.analysis.cascades import cascade_summary, cascades, structural_virality, tree_metrics
 from sim.analysis.infections import infection_times
+from sim.tables import table_spec
+
+MEMORIES = table_spec("memories").schema()
 
 
 def test_structural_virality_of_chain_star_and_tree():
@@ -79,12 +82,7 @@ def test_environment_root_and_spontaneous_carrier():
     edges = edges_table([("m", 1, -1, 1, 99, 101, 1, True), ("m", 1, -1, 2, 99, 102, 1, True)])
     memories = pl.DataFrame(
         {"entry_id": [99], "author_id": [-1], "step": [0], "memes": [["m"]]},
-        schema={
-            "entry_id": pl.Int64,
-            "author_id": pl.Int32,
-            "step": pl.Int32,
-            "memes": pl.List(pl.String),
-        },
+        schema={c: MEMORIES[c] for c in ("entry_id", "author_id", "step", "memes")},
     )
     nodes = infection_times(edges, agents, memories)
     assert nodes.select("agent_id", "step", "origin", "infectious_from").rows() == [
