@@ -329,16 +329,9 @@ class Tracker:
 
     def edges_frame(self, meme_ids: list[str]) -> pl.DataFrame:
         """The ``transmissions`` table (one row per transmission edge)."""
-        schema = {
-            "meme_index": pl.Int32,
-            "step": pl.Int32,
-            "source_agent": pl.Int32,
-            "target_agent": pl.Int32,
-            "source_entry": pl.Int64,
-            "target_entry": pl.Int64,
-            "hop": pl.Int32,
-            "is_infection": pl.Boolean,
-        }
+        # Rows are recorded with the meme's index; the table shows its id.
+        schema = {"meme_index": pl.Int32, **TRANSMISSIONS_SCHEMA}
+        del schema["meme_id"]
         frame = pl.concat(self._edges) if self._edges else pl.DataFrame(schema=schema)
         return frame.with_columns(
             pl.col("meme_index")
