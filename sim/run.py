@@ -27,12 +27,12 @@ REQUIRED_TABLES = ("steps", "agents", "memories", "transmissions")
 
 @dataclass(frozen=True)
 class Run:
-    """One run directory, loaded.
+    """One run: what a run, resume or fork returned, or what :func:`load_run` read.
 
     Attributes:
         path: The run directory.
-        manifest: The parsed ``manifest.json``.
-        tables: Every Parquet table of the directory, by name.
+        manifest: The manifest (as written, or as read by the checked reader).
+        tables: Every table of the run (its Parquet files), by name.
     """
 
     path: Path
