@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import inspect
 import json
 import math
 import os
 import re
 import tomllib
-import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from experiments.annotations import is_model, union_members
 from experiments.checks import cross_field_errors, resource_errors
 from experiments.schema import RunConfig
 
@@ -75,28 +74,10 @@ def _display_path(loc: tuple[Any, ...], data: Any) -> list[str]:
     return parts
 
 
-def _strip_annotated(tp: Any) -> Any:
-    while typing.get_origin(tp) is typing.Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
-def _members(tp: Any) -> list[Any]:
-    """The non-None members of a (possibly annotated) union, or the type itself."""
-    tp = _strip_annotated(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return [m for arg in typing.get_args(tp) if arg is not type(None) for m in _members(arg)]
-    return [tp]
-
-
-def _is_model(tp: Any) -> bool:
-    return inspect.isclass(tp) and issubclass(tp, BaseModel)
-
-
 def _step_type(tp: Any, part: Any) -> Any:
     """The type found at key (or index, or union tag) ``part`` inside type ``tp``."""
-    for member in _members(tp):
-        if _is_model(member):
+    for member in union_members(tp):
+        if is_model(member):
             for name, info in member.model_fields.items():
                 if part in (name, info.alias):
                     return info.annotation
@@ -121,8 +102,8 @@ def _keys_at(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> list[
     return sorted(
         {
             info.alias or name
-            for member in _members(tp)
-            if _is_model(member)
+            for member in union_members(tp)
+            if is_model(member)
             for name, info in member.model_fields.items()
         }
     )

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from experiments.annotations import is_model, strip_annotated, union_members
 from experiments.config import RunConfig
 from experiments.sweep import GridAxis, SweepSpec
 
@@ -57,37 +58,15 @@ is described in `experiments/sweep.py`).
 """
 
 
-def _is_model(tp: Any) -> bool:
-    return inspect.isclass(tp) and issubclass(tp, BaseModel)
-
-
-def _strip(tp: Any) -> Any:
-    while typing.get_origin(tp) is typing.Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
-def _variants(tp: Any) -> list[Any]:
-    """The non-None members of a union (or the type itself)."""
-    tp = _strip(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        found: list[Any] = []
-        for arg in typing.get_args(tp):
-            if arg is not type(None):
-                found.extend(_variants(arg))
-        return found
-    return [tp]
-
-
 def _optional(tp: Any) -> bool:
-    tp = _strip(tp)
+    tp = strip_annotated(tp)
     return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in (
         typing.get_args(tp)
     )
 
 
 def _type_name(tp: Any) -> str:
-    names = [_single_type_name(v) for v in _variants(tp)]
+    names = [_single_type_name(v) for v in union_members(tp)]
     return " or ".join(dict.fromkeys(names))
 
 
@@ -96,13 +75,13 @@ def _single_type_name(tp: Any) -> str:
     if origin is typing.Literal:
         return "string"
     if origin in (list, Sequence):
-        inner = _strip(typing.get_args(tp)[0]) if typing.get_args(tp) else Any
-        if any(_is_model(v) for v in _variants(inner)):
+        inner = strip_annotated(typing.get_args(tp)[0]) if typing.get_args(tp) else Any
+        if any(is_model(v) for v in union_members(inner)):
             return "array of tables"
         return f"array of {_type_name(inner)}"
     if origin is dict:
         return "table"
-    if _is_model(tp):
+    if is_model(tp):
         return "table"
     if inspect.isclass(tp) and issubclass(tp, enum.Enum):
         return "string"
@@ -117,7 +96,7 @@ def _single_type_name(tp: Any) -> str:
 
 def _allowed(tp: Any, field: FieldInfo) -> str:
     parts: list[str] = []
-    for variant in _variants(tp):
+    for variant in union_members(tp):
         if typing.get_origin(variant) is typing.Literal:
             parts.extend(f"`{json.dumps(v)}`" for v in typing.get_args(variant))
         elif inspect.isclass(variant) and issubclass(variant, enum.Enum):
@@ -159,7 +138,7 @@ def _is_tag(name: str, tp: Any) -> bool:
     A tag selects the variant of a choice of tables, so it must be given, although the
     pydantic model gives it a default.
     """
-    tp = _strip(tp)
+    tp = strip_annotated(tp)
     return (
         name == "kind" and typing.get_origin(tp) is typing.Literal and len(typing.get_args(tp)) == 1
     )
@@ -242,7 +221,7 @@ def _attribute_docstrings(cls: type, trees: dict[str, ast.Module | None]) -> dic
 def _descriptions(model: type[BaseModel], trees: dict[str, ast.Module | None]) -> dict[str, str]:
     found: dict[str, str] = {}
     for cls in reversed(model.__mro__):
-        if not _is_model(cls):
+        if not is_model(cls):
             continue
         found.update(_attribute_docstrings(cls, trees))
         found.update(_attributes_section(cls.__doc__))
@@ -290,12 +269,12 @@ class _Writer:
             key = field.alias or name
             full = f"{path}.{key}" if path else key
             tp = field.annotation
-            variants = _variants(tp)
-            models = [v for v in variants if _is_model(v)]
+            variants = union_members(tp)
+            models = [v for v in variants if is_model(v)]
             item_models: list[Any] = []
             for v in variants:
                 if typing.get_origin(v) is list and typing.get_args(v):
-                    item_models += [m for m in _variants(typing.get_args(v)[0]) if _is_model(m)]
+                    item_models += [m for m in union_members(typing.get_args(v)[0]) if is_model(m)]
             if models and len(models) > 1:
                 type_name = "choice of tables (by `kind`)"
             elif models:
