@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.memespread-installed
 NB_STAMP := $(VENV)/.memespread-notebook
 TEST_STAMP := $(VENV)/.memespread-test-extras
 
-.PHONY: demo test lint typecheck-all vllm bench notebook
+.PHONY: demo test lint vllm bench notebook
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,11 @@ demo: $(STAMP)
 vllm: $(STAMP)
 	bash scripts/install_vllm.sh $(VENV)
 
+# ruff over the tree; mypy over every package (the files of pyproject's [tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-
-# Type-check every package (what `make lint` checks is the list in pyproject's [tool.mypy]).
-typecheck-all: $(STAMP)
-	$(BIN)/mypy sim agents topologies experiments
 
 # The tests also drive the dashboard in Debian's Chromium (as root, e.g. in CI, it is
 # installed when missing) and run sweeps on a local Ray.
