@@ -27,6 +27,11 @@ Seeds: each ``act`` (and each ``probe``) draws one seed per request from the mod
 generator, as one array, before building any request, then one option permutation per
 decision in agent order; requests and therefore replay cache keys depend only on the
 run's seed and state.
+
+Batch order: every engine call sends its requests in
+:func:`agents.prompts.shared_prefix_order` (prompts with common prefixes next to each
+other, so the engine's prefix/KV cache serves more of each prompt) and puts the results
+back in agent order; the order depends only on the prompts, so runs stay reproducible.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -79,6 +84,7 @@ from agents.prompts import (
     decision_text,
     probe_messages,
     prompt_sha256,
+    shared_prefix_order,
     shared_text,
 )
 from agents.tasks import StepTasks, TaskStream, load_tasks
@@ -87,6 +93,8 @@ from sim.memes import NOTE_IMPORTANCE
 from sim.memory import MemoryStore
 from sim.policy import Adoptions, EngineStats, PolicyOutput, StepContext, WriteProposals
 from topologies.banks import BankKind
+
+_R = TypeVar("_R")
 
 #: Importance of every note an LLM agent writes (seed entries get the same by default).
 WRITE_IMPORTANCE = NOTE_IMPORTANCE
@@ -235,8 +243,10 @@ class LLMPolicy:
         self._owns_engine = engine is None
         self.personas: tuple[Persona, ...] = load_personas(self.spec.personas_file)
         self.tasks = TaskStream(load_tasks(self.spec.tasks_file))
+        # How to pass a memory on is the same for every agent: it ends the shared text.
+        pass_on = FORWARD_INSTRUCTION if self.spec.allow_forward else PASS_ON_INSTRUCTION
         self.shared = shared_text(
-            self.spec.system_prompt, self.spec.scenario, self.spec.allow_forward
+            self.spec.system_prompt, self.spec.scenario, self.spec.allow_forward, [pass_on]
         )
         if self.spec.allow_update:
             self.shared = f"{self.shared}\n\n{UPDATE_INSTRUCTION}"
@@ -334,12 +344,13 @@ class LLMPolicy:
             )
         )
 
-    def _instruction(self, shown: ShownDecision | None) -> str:
-        """The line ending an act prompt: how to choose (decisions) and pass notes on."""
-        pass_on = FORWARD_INSTRUCTION if self.spec.allow_forward else PASS_ON_INSTRUCTION
-        if shown is None:
-            return pass_on
-        return f"{CHOICE_INSTRUCTION} {pass_on}"
+    @staticmethod
+    def _instruction(shown: ShownDecision | None) -> str:
+        """The line ending an act prompt: how to choose, for decisions (else none).
+
+        How to pass notes on is the same for every prompt and lives in the shared text.
+        """
+        return "" if shown is None else CHOICE_INSTRUCTION
 
     @staticmethod
     def _task_text(task: str, shown: ShownDecision | None) -> str:
@@ -405,7 +416,8 @@ class LLMPolicy:
     ) -> list[ScoreRequest]:
         """One option-scoring request per decision, agents in id order.
 
-        The prompt is the act prompt ending with "reply with the letter"; the options
+        The prompt is the act prompt with "reply with the letter" appended to its last
+        line (so the engine reuses the whole act prompt from its cache); the options
         scored are the shown letters.
         """
         tasks = self.queries(context.step)
@@ -413,7 +425,11 @@ class LLMPolicy:
             ScoreRequest(
                 request_id=f"s{context.step}-a{agent}-choice",
                 messages=self._act_messages(
-                    context, agent, tasks[agent], decision, LETTER_INSTRUCTION
+                    context,
+                    agent,
+                    tasks[agent],
+                    decision,
+                    f"{self._instruction(decision)} {LETTER_INSTRUCTION}",
                 ),
                 options=tuple(decision.letters),
             )
@@ -491,14 +507,16 @@ class LLMPolicy:
         self, requests: list[GenerationRequest]
     ) -> tuple[list[Completion], list[ParsedOutput], float]:
         engine = self.engine
+        order = shared_prefix_order([r.messages for r in requests])
         started = time.perf_counter()
-        completions = engine.generate(requests)
+        sent = engine.generate([requests[i] for i in order])
         wall = time.perf_counter() - started
-        if len(completions) != len(requests):
+        if len(sent) != len(requests):
             raise EngineError(
-                f"engine {engine.name!r} returned {len(completions)} completions for "
+                f"engine {engine.name!r} returned {len(sent)} completions for "
                 f"{len(requests)} requests"
             )
+        completions = _unsorted(sent, order)
         return completions, [parse_output(c) for c in completions], wall
 
     def score_batch(self, requests: list[ScoreRequest]) -> tuple[list[OptionScores], EngineStats]:
@@ -509,13 +527,15 @@ class LLMPolicy:
         """
         if not requests:
             return [], EngineStats()
+        order = shared_prefix_order([r.messages for r in requests])
         started = time.perf_counter()
-        scores = self.engine.score(requests)  # type: ignore[attr-defined]
-        if len(scores) != len(requests):
+        sent = self.engine.score([requests[i] for i in order])  # type: ignore[attr-defined]
+        if len(sent) != len(requests):
             raise EngineError(
-                f"engine {self.engine.name!r} returned {len(scores)} scores for "
+                f"engine {self.engine.name!r} returned {len(sent)} scores for "
                 f"{len(requests)} requests"
             )
+        scores = _unsorted(sent, order)
         stats = EngineStats(
             requests=len(scores),
             prompt_tokens=sum(s.prompt_tokens for s in scores),
@@ -706,6 +726,17 @@ class LLMPolicy:
             schema=PROBES_SCHEMA,
         )
         return PolicyOutput(adoptions=adoptions, stats=stats, tables={"probes": probes})
+
+
+def _unsorted(results: Sequence[_R], order: Sequence[int]) -> list[_R]:
+    """The results of a batch sent in ``order``, back in request order.
+
+    ``results[j]`` answers request ``order[j]``.
+    """
+    out: list[_R | None] = [None] * len(order)
+    for result, index in zip(results, order, strict=True):
+        out[index] = result
+    return out  # type: ignore[return-value]  # every slot is filled: order is a permutation
 
 
 def batch_stats(

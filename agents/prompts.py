@@ -1,16 +1,23 @@
 """Prompt construction: pure functions from (persona, memories, banks, task) to chat messages.
 
-Every prompt is two messages:
+Every prompt is two messages, laid out so that engines reuse as much of it as possible
+from their prefix/KV cache (vLLM prefix caching, llama.cpp's KV-cache reuse):
 
 * ``system`` — the SHARED text, byte-identical for every agent of a run: what memory banks
-  are, what writing to them means, the JSON output format, then the scenario;
-* ``user`` — the AGENT-SPECIFIC text: persona, the retrieved memories (each with its bank
-  name), the banks the agent may write, and the task (or a probe question).
+  are, what writing to them means, the JSON output format, the scenario, and the fixed
+  instructions (how to pass a memory on);
+* ``user`` — the AGENT-SPECIFIC text, most stable first: the persona and the banks the
+  agent may write (the same at every step of a generation), then the task (or a probe
+  question) and the retrieved memories (each with its bank name), which change every
+  step, and last a short line that depends on the kind of prompt.
 
-Because the system message comes first and never varies, the chat template renders the
-same token prefix for every agent, which is what lets prefix caching (vLLM) and KV-cache
-reuse (llama.cpp) skip most of every prompt. Agent-written text (memories) goes through
-:func:`agents.containment.neutralise` before it is placed in a prompt.
+So every prompt starts with the same system text; the prompts of one agent at
+successive steps also share its persona and banks; and a prompt that scores a decision
+is its act prompt with one more sentence, so it shares all of it. Batches are sent in
+:func:`shared_prefix_order`, which puts prompts with common prefixes next to each other
+(engines that reuse only the previous prompt's prefix, like llama.cpp, gain most).
+Agent-written text (memories) goes through :func:`agents.containment.neutralise` before
+it is placed in a prompt.
 """
 
 from __future__ import annotations
@@ -107,20 +114,28 @@ FORWARD_SYSTEM_NOTE = (
 
 
 def shared_text(
-    system_prompt: str | None = None, scenario: str = DEFAULT_SCENARIO, forward: bool = False
+    system_prompt: str | None = None,
+    scenario: str = DEFAULT_SCENARIO,
+    forward: bool = False,
+    instructions: Sequence[str] = (),
 ) -> str:
-    """The shared system text: the system prompt, then the scenario.
+    """The shared system text: the system prompt, the scenario, then fixed instructions.
 
     Args:
         system_prompt: Replaces :data:`DEFAULT_SYSTEM_PROMPT` when given.
         scenario: The scenario text.
         forward: Agents may forward memories: the default system text gains
             :data:`FORWARD_SYSTEM_NOTE` (a given ``system_prompt`` is used as is).
+        instructions: Instructions that are the same for every agent and step (e.g.
+            :data:`PASS_ON_INSTRUCTION`), each appended as its own paragraph; empty ones
+            are skipped.
     """
     system = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
     if forward and system_prompt is None:
         system = f"{system}\n{FORWARD_SYSTEM_NOTE}"
-    return f"{system}\n\nScenario: {scenario.strip()}"
+    parts = [system, f"Scenario: {scenario.strip()}"]
+    parts += [text.strip() for text in instructions if text.strip()]
+    return "\n\n".join(parts)
 
 
 def persona_text(persona: Persona) -> str:
@@ -177,15 +192,16 @@ def act_user_text(
 ) -> str:
     """The agent-specific text of a task prompt.
 
-    Order: persona, task, writable banks, memories, then ``instruction``. The memories
-    come last, right before the reply, so that even a small model acts on them (and the
-    reply's first token follows the instruction directly, which log-probability scoring
-    needs).
+    Order: persona, writable banks (both stable from step to step, so an agent's prompts
+    share them as a cached prefix), task, memories, then ``instruction`` (omitted when
+    blank). The memories come last before the closing instruction, right before the
+    reply, so that even a small model acts on them (and the reply's first token follows
+    the instruction directly, which log-probability scoring needs).
     """
     parts = [
         persona_text(persona),
-        f"Task: {task.strip()}",
         writable_text(writable),
+        f"Task: {task.strip()}",
         memories_text(memories, max_memory_chars),
     ]
     if instruction.strip():
@@ -232,6 +248,27 @@ def probe_messages(
         ChatMessage(Role.SYSTEM, shared),
         ChatMessage(Role.USER, probe_user_text(persona, memories, question, max_memory_chars)),
     )
+
+
+def shared_prefix_order(prompts: Sequence[Sequence[ChatMessage]]) -> list[int]:
+    """The order in which to send a batch so that neighbours share the longest prefixes.
+
+    Sorting the prompts by their messages (role and text, message by message) puts every
+    group of prompts with a common prefix next to each other, and of two prompts the one
+    that is a prefix of the other first (a trie walk). Engines that reuse only the
+    previous prompt's cached prefix (llama.cpp) then evaluate just what differs; engines
+    with a block cache (vLLM) see each shared block computed before its next use.
+
+    Args:
+        prompts: The batch's conversations, in the caller's order.
+
+    Returns:
+        A permutation of ``range(len(prompts))``: ``prompts[order[0]]`` is sent first.
+        Equal prompts keep the caller's order (the sort is stable), so the order depends
+        only on the prompts.
+    """
+    keys = [tuple((m.role.value, m.content) for m in prompt) for prompt in prompts]
+    return sorted(range(len(prompts)), key=keys.__getitem__)
 
 
 def prompt_sha256(messages: Sequence[ChatMessage]) -> str:

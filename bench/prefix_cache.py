@@ -13,10 +13,15 @@ the prompt length; both figures are printed next to the measured one.
 batches, so the project's real prompt builder can be measured by passing its batches.
 
     .venv/bin/python -m bench.prefix_cache [--layout simulation|synthetic] [--agents 32]
-        [--steps 2] [--max-tokens 32] [--model DIR]   (default: converted SmolLM2-135M)
+        [--steps 2] [--max-tokens 32] [--model DIR] [--block-size N ...]
+        (default model: converted SmolLM2-135M)
 
 ``--layout simulation`` (the default) measures the project's real prompt layout inside a
 real run of the demo config on vLLM; ``synthetic`` measures representative_batches.
+``--block-size`` sets vLLM's KV block size (engine argument ``block_size``; default: the
+build's, 128 on the CPU build); several sizes are measured one after the other, e.g.
+``--block-size 128 32`` gives the CPU default next to a GPU-like granularity (the CPU
+build prefers multiples of 32; GPUs default to 16).
 """
 
 from __future__ import annotations
@@ -235,25 +240,33 @@ def _shared_prefix_tokens(model_dir: str, batch: Sequence[GenerationRequest]) ->
     return shared
 
 
-def simulation_hit_rates(n_agents: int, steps: int, model_dir: str, seed: int) -> list[float]:
+def simulation_hit_rates(
+    n_agents: int, steps: int, model_dir: str, seed: int, block_size: int | None = None
+) -> list[float]:
     """Hit rate per step of the project's real prompt layout, measured in a real run.
 
-    Runs the shipped demo config (LLM agents, private + neighbourhood banks, probes every
-    2 steps) with ``n_agents`` agents on the vLLM engine and reads the per-step prompt and
-    cached-prompt token totals from the ``steps`` table.
+    Runs the shipped demo config (LLM agents, private + neighbourhood banks, decisions
+    scored by log-probability, probes every 3 steps) with ``n_agents`` agents on the vLLM
+    engine and reads the per-step prompt and cached-prompt token totals from the
+    ``steps`` table.
+
+    Args:
+        block_size: vLLM's KV block size (None: the build's default).
     """
     import tempfile
 
     from experiments.config import load_config
     from experiments.runner import run_experiment
 
+    engine_args = "" if block_size is None else f", engine_args = {{ block_size = {block_size} }}"
     config = load_config(
-        "experiments/configs/demo.toml",
+        "demo",
         [
             f"graph.n={n_agents}",
             f"steps={steps}",
             f"seed={seed}",
-            f'policy.engine={{ kind = "vllm", model = "{model_dir}", enforce_eager = true }}',
+            f'policy.engine={{ kind = "vllm", model = "{model_dir}", enforce_eager = true'
+            f"{engine_args} }}",
         ],
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -278,6 +291,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="model directory for vLLM")
     parser.add_argument(
+        "--block-size",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="vLLM KV block size(s) to measure (default: the build's own)",
+    )
+    parser.add_argument(
         "--layout",
         choices=("simulation", "synthetic"),
         default="simulation",
@@ -287,10 +307,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     model_dir = args.model or str(default_vllm_model_dir())
     if args.layout == "simulation":
-        rates = simulation_hit_rates(args.agents, args.steps, model_dir, args.seed)
-        for step, rate in enumerate(rates):
-            print(f"simulation step {step}: hit rate {rate:.3f} (act + probe requests)")
-        print(f"mean hit rate over steps {sum(rates) / len(rates):.3f} (goal >= 0.6, stretch 0.85)")
+        means = {}
+        for block_size in args.block_size:
+            rates = simulation_hit_rates(args.agents, args.steps, model_dir, args.seed, block_size)
+            block = "default" if block_size is None else block_size
+            for step, rate in enumerate(rates):
+                print(
+                    f"KV block {block}, simulation step {step}: hit rate {rate:.3f} "
+                    "(act, scoring and probe requests)",
+                    flush=True,
+                )
+            means[block] = sum(rates) / len(rates)
+        for block, mean in means.items():
+            print(f"KV block {block}: mean hit rate over steps {mean:.3f} (goal >= 0.85)")
         return
     batches = representative_batches(
         args.agents, args.steps, np.random.default_rng(args.seed), args.max_tokens

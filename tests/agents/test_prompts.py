@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agents.llm.base import Role
+from agents.llm.base import ChatMessage, Role
 from agents.personas import Persona, load_personas, persona_of
 from agents.prompts import (
     CHOICE_INSTRUCTION,
@@ -18,6 +18,7 @@ from agents.prompts import (
     decision_text,
     probe_messages,
     prompt_sha256,
+    shared_prefix_order,
     shared_text,
 )
 from agents.tasks import Option, Task, TaskStream, load_tasks
@@ -58,7 +59,7 @@ def test_shared_text_is_system_prompt_then_scenario() -> None:
     assert '"memory_bank"' in default and '"memory_text"' in default
 
 
-def test_user_text_lists_persona_task_writable_banks_then_memories() -> None:
+def test_user_text_lists_persona_writable_banks_task_then_memories() -> None:
     persona = Persona(name="Ada", role="data scientist", description="Careful.")
     messages = act_messages(
         "S",
@@ -69,10 +70,11 @@ def test_user_text_lists_persona_task_writable_banks_then_memories() -> None:
         300,
     )
     # Memories come last, right before the reply: small models act on what is closest.
+    # Persona and banks come first: they are the same at every step (a cached prefix).
     assert messages[1].content == (
         "You are Ada, a data scientist. Careful.\n\n"
-        "Task: Do the thing.\n\n"
         "Banks you may write: global (read by every agent); private:0 (only you read it).\n\n"
+        "Task: Do the thing.\n\n"
         "Memories:\n1. [neighbourhood:2] first\n2. [private:0] second\n\n"
         'To pass one of your memories on, copy it into "memory_text" and name a shared bank '
         'in "memory_bank".'
@@ -87,11 +89,37 @@ def test_user_text_lists_persona_task_writable_banks_then_memories() -> None:
         f"{CHOICE_INSTRUCTION} {PASS_ON_INSTRUCTION}",
     )
     assert decision[1].content.endswith(
-        "Task: Pick.\nOptions:\nA. Go.\nB. Stay.\n\nBanks you may write: none (leave "
-        "memory_bank empty).\n\nMemories: (none yet)\n\nPick one option and put its letter in "
+        "Banks you may write: none (leave memory_bank empty).\n\nTask: Pick.\nOptions:\n"
+        "A. Go.\nB. Stay.\n\nMemories: (none yet)\n\nPick one option and put its letter in "
         '"choice". To pass one of your memories on, copy it into "memory_text" and name a '
         'shared bank in "memory_bank".'
     )
+    # A blank instruction adds nothing: the prompt ends with the memories.
+    plain = act_messages("S", persona, [], [], "Do.", 300, "")
+    assert plain[1].content.endswith("Task: Do.\n\nMemories: (none yet)")
+
+
+def test_fixed_instructions_end_the_shared_text() -> None:
+    text = shared_text("SYSTEM TEXT", "A lab.", instructions=[PASS_ON_INSTRUCTION, " "])
+    assert text == f"SYSTEM TEXT\n\nScenario: A lab.\n\n{PASS_ON_INSTRUCTION}"
+
+
+def test_shared_prefix_order_groups_common_prefixes_stably() -> None:
+    shared = shared_text()
+
+    def prompt(user: str) -> tuple[ChatMessage, ...]:
+        return (ChatMessage(Role.SYSTEM, shared), ChatMessage(Role.USER, user))
+
+    batch = [
+        prompt("You are Ben.\n\nTask: B"),
+        prompt("You are Ada.\n\nTask: B"),
+        prompt("You are Ben.\n\nTask: A"),
+        prompt("You are Ada.\n\nTask: A"),
+        prompt("You are Ben.\n\nTask: B"),  # equal to the first: keeps its place after it
+        prompt("You are Ada."),  # a prefix of others: goes first among them
+    ]
+    assert shared_prefix_order(batch) == [5, 3, 1, 2, 0, 4]
+    assert shared_prefix_order([]) == []
 
 
 def test_memories_are_neutralised_and_capped() -> None:
