@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", metavar="HOST:PORT",
         help="the Ray cluster for --backend ray (default: a local Ray)",
     )  # fmt: skip
+    sweep.add_argument(
+        "--shared-server", action=argparse.BooleanOptionalAction, default=None,
+        help="with --jobs N > 1 or a local Ray, LLM runs on llama.cpp share one managed "
+        "local server instead of loading the model per worker (default: the sweep's "
+        "shared_server, true)",
+    )  # fmt: skip
     sweep.add_argument("--quiet", action="store_true", help="no progress bars or summary")
 
     check = sub.add_parser(
@@ -407,6 +413,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             backend=args.backend,
             address=args.address,
+            shared_server=args.shared_server,
         )
     except SweepBackendError as err:
         _error(err)
@@ -426,6 +433,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             f"{len(result.failed)} failed"
         )
         print(f"  index: {result.sweep_dir / 'index.parquet'}")
+        if result.servers_started:
+            print(f"  shared servers: {result.servers_started} (see sweep.json)")
         for line in _sweep_results(result, [axis.column for axis in validated.sweep.axes]):
             print(line)
         print(f"  plots: memespread report {result.sweep_dir}")

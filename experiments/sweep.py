@@ -62,7 +62,9 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import ctypes
+import dataclasses
 import errno
+import functools
 import math
 import multiprocessing
 import os
@@ -80,6 +82,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
+from agents.llm.base import EngineError
 from experiments.config import (
     ConfigError,
     RunConfig,
@@ -98,7 +101,8 @@ from experiments.rundirs import (
     is_sweep_dir,
     tool_marker,
 )
-from experiments.shared_engine import SharedEngines
+from experiments.shared_engine import Served, SharedEngines, SharedServers, served_engine
+from experiments.sweep_backends import SweepBackendError
 from sim.manifest import ManifestError, read_manifest, read_manifest_if_any
 from sim.output import write_json_atomic, write_parquet_atomic
 
@@ -146,6 +150,10 @@ class SweepSpec(BaseModel):
         replicates: Number of seeds, ``base seed + 0 .. replicates-1`` (default 1).
         grid: Key path -> list of values, or a table with ``values`` (and optional
             ``labels`` and ``name``, see :class:`GridAxis`).
+        shared_server: When runs execute in several processes (``jobs > 1``, or Ray
+            on this machine), LLM runs on llama.cpp share one managed local server
+            instead of loading the model in every worker (see
+            :mod:`experiments.shared_engine`); false: each worker builds its own engine.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -156,6 +164,7 @@ class SweepSpec(BaseModel):
     seeds: list[int] | None = Field(None, min_length=1, max_length=MAX_SWEEP_RUNS)
     replicates: int | None = Field(None, ge=1, le=MAX_SWEEP_RUNS)
     grid: dict[str, Any] = {}
+    shared_server: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> SweepSpec:
@@ -235,8 +244,11 @@ class SweepResult:
         failed: ``rel_dir -> error`` of the runs that failed in this call.
         engines_built: LLM engines built by this call when it ran its runs in this
             process (one per distinct engine spec, shared by the runs; see
-            :mod:`experiments.shared_engine`); None for worker processes and Ray, where
-            each run builds its own.
+            :mod:`experiments.shared_engine`); None for worker processes and Ray.
+        servers_started: Managed local servers started by this call for runs in worker
+            processes or Ray tasks (one per distinct llama.cpp engine spec; see
+            :mod:`experiments.shared_engine`); None when runs ran in this process or
+            shared servers were off.
     """
 
     sweep_dir: Path
@@ -245,6 +257,7 @@ class SweepResult:
     skipped: int
     failed: dict[str, str]
     engines_built: int | None = None
+    servers_started: int | None = None
 
     def scan(self, table: str = "steps") -> pl.LazyFrame:
         """A lazy frame of ``table`` over the complete runs, with the swept columns.
@@ -590,16 +603,18 @@ def _run_one(
     action: str,
     progress: bool,
     engines: SharedEngines | None = None,
+    served: Served | None = None,
 ) -> str:
     """Run, resume or restart one run (in this process or a worker); returns its status.
 
-    With ``engines`` (in-process sweeps), an LLM run uses the sweep's shared engine.
+    With ``engines`` (in-process sweeps), an LLM run uses the sweep's shared engine; with
+    ``served`` (workers), it uses the sweep's shared server when one serves its engine.
     """
     from experiments.resume import resume_run
     from experiments.runner import run_experiment
 
     config = RunConfig.model_validate(config_data)
-    engine = engines.lend(config) if engines is not None else None
+    engine = engines.lend(config) if engines is not None else served_engine(config, served)
     if action == "resume":
         result = resume_run(run_dir, progress=progress, engine=engine)
     else:
@@ -702,6 +717,7 @@ def run_sweep(
     progress: bool = True,
     backend: str = "local",
     address: str | None = None,
+    shared_server: bool | None = None,
 ) -> SweepResult:
     """Run every run of a sweep that is not complete yet.
 
@@ -719,6 +735,10 @@ def run_sweep(
         backend: ``"local"`` (this machine, see ``jobs``) or ``"ray"`` (one Ray task per
             run, see :mod:`experiments.sweep_backends`; ``jobs`` is ignored).
         address: The Ray cluster for the ``ray`` backend (None: a local Ray).
+        shared_server: Whether runs in worker processes or Ray tasks on this machine
+            share one managed server per llama.cpp engine (None: the sweep's
+            ``shared_server``, true by default). Not used for in-process sweeps (they
+            share the engine itself) nor for a Ray cluster at ``address``.
 
     Returns:
         The index and counts. Runs that fail are listed in ``failed`` (the others go on),
@@ -728,7 +748,8 @@ def run_sweep(
         RunDirError: The sweep directory is not a sweep of this tool, is in use by
             another process, or run directories hold runs of another config and not
             ``overwrite``.
-        experiments.sweep_backends.SweepBackendError: The Ray backend cannot be used.
+        experiments.sweep_backends.SweepBackendError: The Ray backend cannot be used, or
+            a shared server cannot start.
     """
     if jobs < 1:
         raise ValueError(f"jobs = {jobs}: must be >= 1")
@@ -741,9 +762,13 @@ def run_sweep(
     sweep_dir = Path(sweep_dir) if sweep_dir is not None else sweep.sweep_dir
     _check_sweep_dir(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    if shared_server is None:
+        shared_server = sweep.spec.shared_server
+    # Workers on this machine can reach a server on the loopback interface.
+    share = shared_server and (jobs > 1 if backend == "local" else address is None)
     lock = acquire_sweep_lock(sweep_dir)
     try:
-        return _run_locked(sweep, sweep_dir, jobs, overwrite, progress, backend, address)
+        return _run_locked(sweep, sweep_dir, jobs, overwrite, progress, backend, address, share)
     finally:
         os.close(lock)
 
@@ -782,9 +807,34 @@ def _run_locked(
     progress: bool,
     backend: str = "local",
     address: str | None = None,
+    share: bool = False,
 ) -> SweepResult:
     clean_sweep_leftovers(sweep, sweep_dir)
     todo, alone, skipped = _plan(sweep, sweep_dir, overwrite)
+    _write_sweep_json(sweep, sweep_dir, [])
+    with SharedServers(sweep_dir, sweep_dir / LOCK_FILE, _lock) as servers:
+        served: Served | None = None
+        if share:
+            try:
+                served = servers.start(run.config for run, _ in todo)
+            except EngineError as err:
+                raise SweepBackendError(
+                    f"{err}\n(run the sweep without a shared server: --no-shared-server, "
+                    "or sweep.shared_server = false)"
+                ) from None
+        if servers.started:
+            _write_sweep_json(sweep, sweep_dir, servers.describe())
+        result = _run_todo(
+            sweep, sweep_dir, todo, alone, skipped, jobs, progress, backend, address, served
+        )
+    if share:
+        result = dataclasses.replace(result, servers_started=servers.started)
+    return result
+
+
+def _write_sweep_json(
+    sweep: SweepConfig, sweep_dir: Path, shared_servers: list[dict[str, Any]]
+) -> None:
     write_json_atomic(
         {
             **tool_marker(),
@@ -794,9 +844,25 @@ def _run_locked(
             "axes": [{"key": a.key, "column": a.column, "labels": a.labels} for a in sweep.axes],
             "n_runs": len(sweep.runs),
             "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            # The managed servers this invocation's runs used (see shared_engine).
+            "shared_servers": shared_servers,
         },
         sweep_dir / "sweep.json",
     )
+
+
+def _run_todo(
+    sweep: SweepConfig,
+    sweep_dir: Path,
+    todo: list[tuple[SweepRun, str]],
+    alone: dict[str, str],
+    skipped: int,
+    jobs: int,
+    progress: bool,
+    backend: str,
+    address: str | None,
+    served: Served | None,
+) -> SweepResult:
     write_parquet_atomic(_index(sweep, sweep_dir), sweep_dir / "index.parquet")
     per_run = progress and jobs == 1 and backend == "local" and len(todo) <= PER_RUN_BARS_MAX
     failed: dict[str, str] = dict(alone)
@@ -812,7 +878,7 @@ def _run_locked(
                     for run_dir, error in run_on_ray(
                         [(_dump(r), str(sweep_dir / r.rel_dir), a) for r, a in todo],
                         sweep_dir / LOCK_FILE,
-                        run_one=_run_one,
+                        run_one=functools.partial(_run_one, served=served),
                         lock=_lock,
                         address=address,
                         on_done=lambda: bar.update(1),
@@ -837,7 +903,9 @@ def _run_locked(
                 initargs=(os.getpid(), str(sweep_dir / LOCK_FILE)),
             ) as pool:
                 futures = {
-                    pool.submit(_run_one, _dump(r), str(sweep_dir / r.rel_dir), a, False): r
+                    pool.submit(
+                        _run_one, _dump(r), str(sweep_dir / r.rel_dir), a, False, None, served
+                    ): r
                     for r, a in todo
                 }
                 for future in concurrent.futures.as_completed(futures):

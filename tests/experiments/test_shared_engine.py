@@ -7,6 +7,7 @@ loads the CPU default (llama.cpp with SmolLM2-135M) once for a sweep of three ru
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from scripted_server import scripted_server
 from experiments.config import load_config
 from experiments.runner import run_experiment
 from experiments.sweep import load_sweep_config, run_sweep
+from experiments.sweep_backends import SweepBackendError
 from sim.output import read_tables
 
 RUN = """
@@ -129,3 +131,68 @@ def test_sweep_of_three_llamacpp_runs_loads_the_model_once(tmp_path, gguf_path):
         assert manifest["status"] == "complete"
         completions = _completions(run_dir)
         assert completions and all(c["error"] is None for c in completions)
+
+
+def _replay_header(run_dir: Path) -> dict:
+    return json.loads((run_dir / "completions.jsonl").read_text().splitlines()[0])
+
+
+@pytest.mark.slow
+def test_sweep_with_jobs_shares_one_managed_llamacpp_server(tmp_path, gguf_path):
+    """--jobs 2: one llama.cpp server serves all three runs; replay in-process is exact."""
+    from agents.llm.base import LlamaCppSpec
+    from agents.llm.llamacpp import LlamaCppEngine
+
+    engine = f'kind = "llamacpp"\nmodel_path = "{gguf_path}"\nn_ctx = 2048\nn_threads = 1'
+    path = _write(tmp_path, engine, steps=1, n=3, max_tokens=24)
+    result = run_sweep(load_sweep_config(path), tmp_path / "sw", jobs=2, progress=False)
+    assert result.failed == {} and result.ran == 3
+    assert result.servers_started == 1 and result.engines_built is None
+    servers = json.loads((tmp_path / "sw" / "sweep.json").read_text())["shared_servers"]
+    assert len(servers) == 1
+    in_process = LlamaCppEngine(LlamaCppSpec(model_path=str(gguf_path), n_ctx=64))
+    model_id = in_process.model_id
+    in_process.close()
+    assert servers[0]["model_id"] == model_id
+    # The server is gone once the sweep returns (stopped, no orphan).
+    with pytest.raises(ProcessLookupError):
+        os.kill(servers[0]["pid"], 0)
+    # Every completion of every run came from that one server: its access log has one
+    # chat request per recorded completion.
+    log = (tmp_path / "sw" / servers[0]["log"]).read_text()
+    total = 0
+    for rel_dir in result.index["run_dir"]:
+        run_dir = tmp_path / "sw" / rel_dir
+        header = _replay_header(run_dir)
+        assert (header["engine"], header["model_id"]) == ("openai", model_id)
+        completions = _completions(run_dir)
+        assert completions and all(c["error"] is None for c in completions)
+        total += len(completions)
+    assert log.count("POST /v1/chat/completions") == total == 3 * 3
+    # In-process replay of a run's recorded completions (keys name the model, not the
+    # transport) gives the same tables.
+    run_dir = tmp_path / "sw" / result.index.filter(pl.col("seed") == 2)["run_dir"][0]
+    replay = f'{{ kind = "replay", mode = "replay", path = "{run_dir / "completions.jsonl"}" }}'
+    config = load_config(tmp_path / "run.toml", ["seed=2", f"policy.engine={replay}"])
+    again = run_experiment(config, tmp_path / "replayed", progress=False)
+    ours, theirs = _drop_wall(read_tables(run_dir)), _drop_wall(read_tables(again.run_dir))
+    for name in ("steps", "agents", "memories", "transmissions", "contexts", "generations"):
+        assert ours[name].equals(theirs[name]), name
+
+
+def test_shared_server_that_cannot_start_fails_the_sweep_clearly(tmp_path):
+    pytest.importorskip("llama_cpp.server")
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 60)  # a header, then nothing llama.cpp can load
+    engine = f'kind = "llamacpp"\nmodel_path = "{bad}"'
+    path = _write(tmp_path, engine, steps=1, n=3, max_tokens=8)
+    with pytest.raises(SweepBackendError, match=r"(?s)exited with code .*--no-shared-server"):
+        run_sweep(load_sweep_config(path), tmp_path / "sw", jobs=2, progress=False)
+    assert (tmp_path / "sw" / "shared-server-0.log").is_file()
+    assert not list((tmp_path / "sw").glob("runs"))  # no run started
+    # Without the shared server the workers build their own engines (which fail to load
+    # the file, as runs, not as the sweep).
+    result = run_sweep(
+        load_sweep_config(path), tmp_path / "sw", jobs=2, progress=False, shared_server=False
+    )
+    assert result.servers_started is None and len(result.failed) == 3
