@@ -136,6 +136,9 @@ class StoreColumn:
             return self
         return store._columns[self.name].view()
 
+    def __set__(self, store: MemoryStore, value: object) -> None:
+        raise AttributeError(f"MemoryStore.{self.name} is a column: write through its view")
+
 
 class MemoryStore:
     """Append-only columnar store of all memory entries of one model.

@@ -181,6 +181,8 @@ def test_columns_are_declared_once_and_iterated():
         "alive",
         "removed_step",
     ]
+    with pytest.raises(AttributeError, match="is a column"):
+        store.alive = np.zeros(2, dtype=np.bool_)
     del arrays["strength"]
     with pytest.raises(KeyError, match="strength"):
         MemoryStore(_banks()).load_state_arrays(arrays, store.texts.all())
