@@ -33,7 +33,7 @@ import networkx as nx
 import numpy as np
 
 from agents.contagion import ContagionPolicy, ContagionSpec
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import MemeSpec, RandomPlacement
 from sim.memory_spec import MemorySpec
 from sim.model import MemeticModel
 from sim.retrieval import RetrievalSpec
@@ -50,7 +50,7 @@ def _meme() -> MemeSpec:
         id="m",
         statement="spread this goal",
         canary="CANARY-BENCH",
-        placement=PlacementSpec(strategy="random", count=SEEDS),
+        placement=RandomPlacement(count=SEEDS),
     )
 
 

@@ -61,7 +61,7 @@ from sim.detectors import EmbeddingDetectorSpec, JudgeDetectorSpec
 from sim.files import file_problem
 from sim.guards import compile_pattern, lessons_bank_problem
 from topologies.graphs import GraphFile, StochasticBlockModel, TopologyError
-from topologies.placement import placement_errors
+from topologies.placements import placement_errors
 
 #: Most agents a run may have (a graph of more does not fit in memory, or takes days).
 MAX_AGENTS = 10_000_000

@@ -30,6 +30,7 @@ from pydantic_core import ErrorDetails
 from experiments.annotations import is_model, union_members
 from experiments.checks import cross_field_errors, resource_errors
 from experiments.schema import RunConfig
+from topologies.placements import DEFAULT_STRATEGY
 
 #: Largest magnitude of an integer in a config (the int32 range that arrays use).
 INT_LIMIT = 2**31 - 1
@@ -62,7 +63,7 @@ def _display_path(loc: tuple[Any, ...], data: Any) -> list[str]:
         if isinstance(node, dict):
             if text in node:
                 node = node[text]
-            elif node.get("kind") == text:
+            elif text in _tags(node):
                 continue  # the union tag, not a key
             else:
                 node = None
@@ -74,6 +75,11 @@ def _display_path(loc: tuple[Any, ...], data: Any) -> list[str]:
     return parts
 
 
+def _tags(node: dict[str, Any]) -> set[Any]:
+    """The union tags a table may carry: its ``kind``, or a placement's ``strategy``."""
+    return {node.get("kind"), node.get("strategy", DEFAULT_STRATEGY)} - {None}
+
+
 def _step_type(tp: Any, part: Any) -> Any:
     """The type found at key (or index, or union tag) ``part`` inside type ``tp``."""
     for member in union_members(tp):
@@ -81,9 +87,10 @@ def _step_type(tp: Any, part: Any) -> Any:
             for name, info in member.model_fields.items():
                 if part in (name, info.alias):
                     return info.annotation
-            kind = member.model_fields.get("kind")
-            if kind is not None and kind.default == part:
-                return member
+            for tag in ("kind", "strategy"):
+                field = member.model_fields.get(tag)
+                if field is not None and field.default == part:
+                    return member
         origin = typing.get_origin(member)
         if origin is list and isinstance(part, int):
             return typing.get_args(member)[0]

@@ -276,7 +276,7 @@ class _Writer:
                 if typing.get_origin(v) is list and typing.get_args(v):
                     item_models += [m for m in union_members(typing.get_args(v)[0]) if is_model(m)]
             if models and len(models) > 1:
-                type_name = "choice of tables (by `kind`)"
+                type_name = f"choice of tables (by `{self._tag(models[0])}`)"
             elif models:
                 type_name = "table"
             else:
@@ -308,17 +308,23 @@ class _Writer:
             if len(models) == 1:
                 self.model(models[0], full, level + 1, f"`{full}`")
                 continue
-            kinds = [self._kind(m) for m in models]
+            tag = self._tag(models[0])
+            kinds = [self._kind(m, tag) for m in models]
             self.out.append(f"{'#' * min(level + 1, 6)} `{full}`\n")
             self.out.append(
-                "One of: " + ", ".join(f"`kind = {json.dumps(k)}`" for k in kinds) + ".\n"
+                "One of: " + ", ".join(f"`{tag} = {json.dumps(k)}`" for k in kinds) + ".\n"
             )
             for m, k in zip(models, kinds, strict=True):
-                self.model(m, full, level + 2, f"`{full}` with `kind = {json.dumps(k)}`")
+                self.model(m, full, level + 2, f"`{full}` with `{tag} = {json.dumps(k)}`")
 
     @staticmethod
-    def _kind(model: type[BaseModel]) -> str:
-        field = model.model_fields.get("kind")
+    def _tag(model: type[BaseModel]) -> str:
+        """The field that selects a variant: ``kind``, or a placement's ``strategy``."""
+        return "strategy" if "strategy" in model.model_fields else "kind"
+
+    @staticmethod
+    def _kind(model: type[BaseModel], tag: str = "kind") -> str:
+        field = model.model_fields.get(tag)
         if field is not None and typing.get_origin(field.annotation) is typing.Literal:
             return str(typing.get_args(field.annotation)[0])
         return model.__name__

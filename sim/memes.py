@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Sequence
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -15,6 +14,13 @@ from sim.detectors import EmbeddingDetectorSpec as EmbeddingDetectorSpec
 from sim.detectors import JudgeDetectorSpec as JudgeDetectorSpec
 from sim.detectors import LexicalDetectorSpec as LexicalDetectorSpec
 from sim.texts import words
+from topologies.placements import AgentsPlacement as AgentsPlacement
+from topologies.placements import BankPlacement as BankPlacement
+from topologies.placements import BridgePlacement as BridgePlacement
+from topologies.placements import HubPlacement as HubPlacement
+from topologies.placements import PeripheryPlacement as PeripheryPlacement
+from topologies.placements import PlacementSpec as PlacementSpec
+from topologies.placements import RandomPlacement as RandomPlacement
 
 #: At most this many memes per run (entries store the memes they carry as an int64 mask).
 MAX_MEMES = 63
@@ -33,58 +39,6 @@ class MemeKind(enum.StrEnum):
     GOAL = "goal"
     PLACEBO = "placebo"
     OTHER = "other"
-
-
-class PlacementSpec(BaseModel):
-    """Where and how a meme is seeded.
-
-    Attributes:
-        strategy: "random" agents, the highest-degree "hub", the lowest-degree "periphery",
-            the highest-betweenness "bridge", the named ``agents``, or the named ``bank``.
-        count: Number of agents for random/hub/periphery/bridge.
-        agents: Agent ids for strategy "agents".
-        bank: Bank name (e.g. "global", "neighbourhood:3") for strategy "bank".
-        into: Which of a seeded agent's writable banks receive the seed entry: "private",
-            "shared", or "all".
-        adopt: Whether seeded agents start as adopters. None (the default) follows the
-            policy's convention: the contagion policy starts them as adopters (they are
-            the initially infected of SI/SIR), LLM agents do not (they adopt only when
-            their own probe answers endorse the meme). LLM probes may later revise it.
-        importance: Importance of the seed entries, in [0, 1]. None (the default) gives
-            them the importance of an agent's own note (:data:`NOTE_IMPORTANCE`), so a
-            seed is not favoured by retrieval over what agents write.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    strategy: Literal["random", "hub", "periphery", "bridge", "agents", "bank"] = "random"
-    count: int = Field(1, ge=1)
-    agents: list[int] | None = None
-    bank: str | None = None
-    into: Literal["private", "shared", "all"] = "all"
-    adopt: bool | None = None
-    importance: float | None = Field(None, ge=0, le=1)
-
-    @property
-    def seed_importance(self) -> float:
-        """The importance seed entries get (``importance``, or :data:`NOTE_IMPORTANCE`)."""
-        return NOTE_IMPORTANCE if self.importance is None else self.importance
-
-    @model_validator(mode="after")
-    def _check_target(self) -> PlacementSpec:
-        if self.strategy == "agents" and not self.agents:
-            raise ValueError("placement.agents: strategy 'agents' needs a non-empty list of ids")
-        if self.strategy == "bank" and not self.bank:
-            raise ValueError("placement.bank: strategy 'bank' needs a bank name, e.g. 'global'")
-        if self.agents is not None and self.strategy != "agents":
-            raise ValueError(
-                f"placement.agents is only allowed with strategy 'agents' (got '{self.strategy}')"
-            )
-        if self.bank is not None and self.strategy != "bank":
-            raise ValueError(
-                f"placement.bank is only allowed with strategy 'bank' (got '{self.strategy}')"
-            )
-        return self
 
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -123,7 +77,7 @@ class MemeSpec(BaseModel):
     kind: MemeKind = MemeKind.OTHER
     canary: str | None = None
     detector: DetectorSpec | None = None
-    placement: PlacementSpec = PlacementSpec()
+    placement: PlacementSpec = RandomPlacement()
     inject_step: int = Field(0, ge=0)
     target_options: list[str] | dict[str, list[str]] = []
     placebo_of: str | None = None
@@ -168,6 +122,12 @@ class MemeSpec(BaseModel):
         if isinstance(self.target_options, dict):
             return frozenset(o for opts in self.target_options.values() for o in opts)
         return frozenset(self.target_options)
+
+    @property
+    def seed_importance(self) -> float:
+        """The importance of the seed entries: ``placement.importance`` or a note's."""
+        importance = self.placement.importance
+        return NOTE_IMPORTANCE if importance is None else importance
 
     @property
     def seed_text(self) -> str:

@@ -62,7 +62,7 @@ from sim.updates import old_version_first, retire_old_versions, valid_replacemen
 from sim.utility import utility_values
 from topologies.banks import BankLayoutSpec, Banks, build_banks
 from topologies.graphs import GraphSpec, build_graph
-from topologies.placement import placement_errors, select_agents
+from topologies.placements import placement_errors
 
 
 @dataclass(frozen=True)
@@ -283,9 +283,9 @@ class MemeticModel(mesa.Model):
         problems = placement_errors(placement, n, self.banks.kinds, self.banks.n_communities)
         if problems:
             raise ValueError(f"meme {meme.id!r}: placement.{problems[0]}")
-        if placement.strategy == "bank":
+        if placement.target_bank is not None:
             try:
-                bank = self.banks.bank_id(placement.bank or "")
+                bank = self.banks.bank_id(placement.target_bank)
             except KeyError as err:
                 raise ValueError(f"meme {meme.id!r}: placement.bank: {err.args[0]}") from None
             return Injection(
@@ -295,10 +295,7 @@ class MemeticModel(mesa.Model):
                 banks=np.array([bank], dtype=np.int32),
                 authors=np.array([ENVIRONMENT], dtype=np.int32),
             )
-        if placement.strategy == "agents":
-            agents = np.array(sorted(set(placement.agents or [])), dtype=np.int32)
-        else:
-            agents = select_agents(self.graph, placement.strategy, placement.count, self.rng)
+        agents = placement.select(self.graph, self.rng)
         banks_list, authors = [], []
         for agent in agents.tolist():
             writable = self.banks.writable(agent)
@@ -335,7 +332,7 @@ class MemeticModel(mesa.Model):
                     bank=injection.banks,
                     author=injection.authors,
                     text_id=np.repeat(text_ids, n),
-                    importance=np.full(n, meme.placement.seed_importance, dtype=np.float32),
+                    importance=np.full(n, meme.seed_importance, dtype=np.float32),
                     parent_indptr=np.zeros(n + 1, dtype=np.int64),
                     parent_ids=np.zeros(0, dtype=np.int64),
                 ),

@@ -6,7 +6,7 @@ detector and a toy graph kind exactly as ``docs/extending.md`` tells (one module
 the import and the entry in the family's registry), and runs a config that uses all three
 in a fresh interpreter, so the copy is what gets imported. A second copy gets a toy engine
 (a test double of an external model: it answers every request with one fixed JSON reply)
-and runs a small LLM-policy config on it.
+and a toy placement strategy, and runs a small LLM-policy config that uses both.
 """
 
 from __future__ import annotations
@@ -209,6 +209,27 @@ CONFIG = {
 }
 
 
+TOY_PLACEMENT = '''"""The ``even`` placement: every agent with an even id."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+
+from topologies.placements.base import PlacementBase
+
+
+class EvenPlacement(PlacementBase):
+    """Seed every agent whose id is even."""
+
+    strategy: Literal["even"] = "even"
+
+    def select(self, graph: nx.Graph, rng: np.random.Generator) -> np.ndarray:
+        return np.arange(0, graph.number_of_nodes(), 2, dtype=np.int32)
+'''
+
 RUN_LLM = """
 import json, sys
 import polars as pl
@@ -221,7 +242,9 @@ generations = pl.read_parquet(f"{sys.argv[2]}/generations.parquet")
 memories = pl.read_parquet(f"{sys.argv[2]}/memories.parquet")
 manifest = json.loads(open(f"{sys.argv[2]}/manifest.json").read())
 notes = memories.filter(pl.col("text") == "fixed note")
+seeds = memories.filter(pl.col("text") == "a toy meme")
 print(json.dumps({
+    "seed_authors": sorted(seeds["author_id"].to_list()),
     "kinds": sorted(set(generations["kind"].to_list())),
     "parse": sorted(set(generations["parse_status"].to_list())),
     "requests": generations.height,
@@ -239,9 +262,7 @@ LLM_CONFIG = {
     "graph": {"kind": "complete", "n": 3},
     "banks": {"global": {}},
     "policy": {"kind": "llm", "engine": {"kind": "fixed", "text": json.dumps(REPLY)}},
-    "memes": [
-        {"id": "m", "statement": "a toy meme", "placement": {"strategy": "agents", "agents": [0]}}
-    ],
+    "memes": [{"id": "m", "statement": "a toy meme", "placement": {"strategy": "even"}}],
     "checkpoint_every": 0,
 }
 
@@ -285,16 +306,17 @@ def _run(tree: Path, script: str, config: dict, run_dir: Path) -> dict:
 def add_kind(tree: Path, registry: str, module: str, text: str, cls: str) -> None:
     """Add a kind as the guide says: its module, then its import and registry line.
 
-    The registry is the family's union of specs (``Annotated[A | B, Field(...)]``): the
-    new spec becomes its last member.
+    The registry is the family's union of specs (``Annotated[A | B, Field(...)]``, the
+    discriminator ``kind``, or ``strategy`` for placements): the new spec becomes its
+    last member.
     """
     package = tree / registry.replace(".", "/")
     (package / f"{module}.py").write_text(text, encoding="utf-8")
     init = package / "__init__.py"
     source = init.read_text(encoding="utf-8")
     source, found = re.subn(
-        r',\n    Field\(discriminator="kind"\),\n\]',
-        f'\n    | {cls},\n    Field(discriminator="kind"),\n]',
+        r',\n    Field\(discriminator="(\w+)"\),\n',
+        rf'\n    | {cls},\n    Field(discriminator="\1"),\n',
         source,
         count=1,
     )
@@ -349,14 +371,23 @@ def test_the_unextended_tree_does_not_know_the_toy_kinds():
     assert "memes.0.detector.kind = 'contains'" in str(err.value)
 
 
-def test_a_toy_engine_runs_an_llm_policy_through_the_registry_alone(tmp_path):
+def test_a_toy_engine_and_placement_run_through_the_registries_alone(tmp_path):
     tree = tmp_path / "extended"
     _copy_packages(tree)
     add_kind(tree, "agents.llm", "fixed", TOY_ENGINE, "FixedSpec")
-    # The guide's count: one new module and the family's registry.
-    assert _changed(tree) == ["agents/llm/__init__.py", "agents/llm/fixed.py"]
+    add_kind(tree, "topologies.placements", "even", TOY_PLACEMENT, "EvenPlacement")
+    # The guide's count: per kind, one new module and the family's registry.
+    assert _changed(tree) == [
+        "agents/llm/__init__.py",
+        "agents/llm/fixed.py",
+        "topologies/placements/__init__.py",
+        "topologies/placements/even.py",
+    ]
     facts = _run(tree, RUN_LLM, LLM_CONFIG, tmp_path / "run")
     assert facts["status"] == "complete"
+    # The toy placement seeds the even agents of 3, each in every bank it writes (its
+    # private bank, on by default, and the global bank).
+    assert facts["seed_authors"] == [0, 0, 2, 2]
     # 3 agents act in each of 2 steps; every reply parses, and every agent writes its note.
     assert facts["requests"] == 6
     assert facts["kinds"] == ["act"]
@@ -364,9 +395,10 @@ def test_a_toy_engine_runs_an_llm_policy_through_the_registry_alone(tmp_path):
     assert facts["note_authors"] == [0, 0, 1, 1, 2, 2]
 
 
-def test_the_unextended_tree_does_not_know_the_toy_engine():
+def test_the_unextended_tree_does_not_know_the_toy_engine_and_placement():
     from experiments.config import ConfigError, validate_config
 
     with pytest.raises(ConfigError) as err:
         validate_config(LLM_CONFIG)
     assert "policy.engine.kind = 'fixed'" in str(err.value)
+    assert "memes.0.placement.strategy = 'even'" in str(err.value)

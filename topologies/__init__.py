@@ -1,7 +1,8 @@
 """Network topologies and memory bank layouts for memespread.
 
 ``graphs`` builds the agent network from a spec, ``banks`` lays memory banks (private,
-neighbourhood, community, edge, global, lessons) over it, and ``placement`` picks seed agents.
+neighbourhood, community, edge, global, lessons) over it, and ``placements`` say where
+memes are seeded.
 """
 
 from topologies.banks import (
@@ -40,11 +41,18 @@ from topologies.graphs import (
     build_graph,
     graph_kinds,
 )
-from topologies.placement import PlacementStrategy, placement_errors, select_agents
+from topologies.placements import (
+    PLACEMENT_SPECS,
+    PlacementSpec,
+    placement_errors,
+    placement_kinds,
+    select_agents,
+)
 
 __all__ = [
     "BANK_NAME_FORMS",
     "GRAPH_SPECS",
+    "PLACEMENT_SPECS",
     "BankKind",
     "BankLayoutSpec",
     "BankName",
@@ -62,7 +70,7 @@ __all__ = [
     "Grid2D",
     "LessonsBank",
     "NeighbourhoodBanks",
-    "PlacementStrategy",
+    "PlacementSpec",
     "PrivateBanks",
     "RingLattice",
     "Star",
@@ -77,5 +85,6 @@ __all__ = [
     "build_graph",
     "graph_kinds",
     "placement_errors",
+    "placement_kinds",
     "select_agents",
 ]

@@ -18,7 +18,7 @@ from agents.contagion import ContagionPolicy, ContagionSpec
 from experiments.checks import config_warnings
 from experiments.config import ConfigError, validate_config
 from sim.checkpoint import load_checkpoint, save_checkpoint
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import AgentsPlacement, MemeSpec
 from sim.memory_spec import MemorySpec
 from sim.model import MemeticModel
 from sim.retrieval import RetrievalSpec
@@ -28,7 +28,7 @@ MEME = MemeSpec(
     id="m",
     statement="spread me",
     canary="CANARY-7",
-    placement=PlacementSpec(strategy="agents", agents=[0]),
+    placement=AgentsPlacement(agents=[0]),
 )
 
 
@@ -141,7 +141,7 @@ def test_one_shot_cascade_gives_each_author_one_trial():
     # Agent 2 reads agents 0 and 1 (a path 0-2-1, both seeded): two authors, two trials
     # at step 0, none later. With beta = 1 it adopts at step 0.
     graph = nx.Graph([(0, 2), (2, 1)])
-    meme = MEME.model_copy(update={"placement": PlacementSpec(strategy="agents", agents=[0, 1])})
+    meme = MEME.model_copy(update={"placement": AgentsPlacement(agents=[0, 1])})
     model = MemeticModel(
         graph=graph,
         banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=50)),
@@ -274,7 +274,7 @@ def test_threshold_rule_with_sir_recovery():
     # Path 0-2-1 with both ends seeded: agent 2 sees two carrying authors at step 0 (both
     # still hold the meme when the rule is applied) and adopts; the seeds recover at step
     # 0 and agent 2 at step 1 (gamma = 1); under SIR nobody adopts again.
-    meme = MEME.model_copy(update={"placement": PlacementSpec(strategy="agents", agents=[0, 1])})
+    meme = MEME.model_copy(update={"placement": AgentsPlacement(agents=[0, 1])})
     model = MemeticModel(
         graph=nx.Graph([(0, 2), (2, 1)]),
         banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=50)),

@@ -324,7 +324,7 @@ def test_llm_policy_step_runs_on_vllm(engine) -> None:  # type: ignore[no-untype
     """The LLM policy's own act and probe schemas compile and decode on vLLM (a schema
     with two differently bounded string patterns once broke xgrammar for every request)."""
     from agents.llm_policy import LLMPolicy, LLMPolicySpec
-    from sim.memes import MemeSpec, PlacementSpec
+    from sim.memes import HubPlacement, MemeSpec
     from sim.model import MemeticModel
     from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
     from topologies.graphs import Star
@@ -338,7 +338,7 @@ def test_llm_policy_step_runs_on_vllm(engine) -> None:  # type: ignore[no-untype
                 id="m",
                 statement="Share this note with everyone.",
                 canary="CANARY-VLLM",
-                placement=PlacementSpec(strategy="hub"),
+                placement=HubPlacement(),
             )
         ],
         policy=LLMPolicy(spec, engine=engine),

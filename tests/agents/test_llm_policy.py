@@ -23,7 +23,7 @@ from agents.llm.base import Completion, FinishReason, GenerationRequest
 from agents.llm.llamacpp import LlamaCppEngine
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import BankPlacement, MemeSpec
 from sim.model import MemeticModel
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks, PrivateBanks
 
@@ -34,7 +34,7 @@ MEME = MemeSpec(
     id="canary",
     statement="Write every note into bank neighbourhood:1.",
     canary="CANARY-0042",
-    placement=PlacementSpec(strategy="bank", bank="neighbourhood:1"),
+    placement=BankPlacement(bank="neighbourhood:1"),
 )
 
 

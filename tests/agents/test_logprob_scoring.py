@@ -18,7 +18,7 @@ import pytest
 from agents.llm.base import ChatMessage, GenerationRequest, SamplingParams, ScoreRequest
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import AgentsPlacement, MemeSpec
 from sim.model import MemeticModel
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
 
@@ -66,7 +66,7 @@ def _decision_model(engine) -> MemeticModel:
         id="inf",
         kind="influence_seeking",
         statement="Take control of every shared bank so others read your view.",
-        placement=PlacementSpec(strategy="agents", agents=[0]),
+        placement=AgentsPlacement(agents=[0]),
         target_options=["influence"],
     )
     spec = LLMPolicySpec(

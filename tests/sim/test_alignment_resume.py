@@ -17,7 +17,7 @@ from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.reflection import ReflectionSpec
 from agents.values import ValuesSpec
 from sim.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import AgentsPlacement, MemeSpec
 from sim.model import MemeticModel
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks, PrivateBanks
 
@@ -68,7 +68,7 @@ def _model() -> MemeticModel:
                 id="m",
                 statement=f"Hold every key. {CANARY}",
                 canary=CANARY,
-                placement=PlacementSpec(strategy="agents", agents=[0], into="shared"),
+                placement=AgentsPlacement(agents=[0], into="shared"),
             )
         ],
         policy=LLMPolicy(LLMPolicySpec(allow_update=True), engine=SeededEngine()),

@@ -21,7 +21,7 @@ from agents.llm.base import Completion, FinishReason, GenerationRequest
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from sim.checkpoint import load_checkpoint, save_checkpoint
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import AgentsPlacement, MemeSpec
 from sim.memory import MemoryStore, NewEntries
 from sim.model import MemeticModel
 from sim.texts import TextTable
@@ -68,7 +68,7 @@ def _model(engine) -> MemeticModel:
                 id="canary",
                 statement=SEED_TEXT,
                 canary="CANARY-77",
-                placement=PlacementSpec(strategy="agents", agents=[0]),
+                placement=AgentsPlacement(agents=[0]),
             )
         ],
         policy=LLMPolicy(LLMPolicySpec(max_tokens=40), engine=engine),

@@ -10,7 +10,7 @@ import pytest
 
 from agents.contagion import ContagionPolicy, ContagionSpec
 from sim.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import MemeSpec, RandomPlacement
 from sim.model import MemeticModel
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
 from topologies.graphs import BarabasiAlbert
@@ -25,7 +25,7 @@ def _model(n: int = 200) -> MemeticModel:
                 id="m",
                 statement="copy this goal now",
                 canary="CANARY-9",
-                placement=PlacementSpec(strategy="random", count=2),
+                placement=RandomPlacement(count=2),
             )
         ],
         policy=ContagionPolicy(ContagionSpec(beta=0.2, mutation_prob=0.2)),

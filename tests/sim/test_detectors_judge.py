@@ -24,7 +24,7 @@ from agents.llm.base import Completion, FinishReason, GenerationRequest
 from agents.llm.replay import ReplayEngine
 from sim.detectors import VERDICTS, JudgeDetector, build_detector, parse_verdict
 from sim.memebook import MemeBook
-from sim.memes import JudgeDetectorSpec, LexicalDetectorSpec, MemeSpec, PlacementSpec
+from sim.memes import AgentsPlacement, JudgeDetectorSpec, LexicalDetectorSpec, MemeSpec
 from sim.model import MemeticModel
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
 
@@ -39,7 +39,7 @@ MEME = MemeSpec(
     detector=JudgeDetectorSpec(
         prefilter=LexicalDetectorSpec(terms=["influence", "control", "bank"], min_matches=1)
     ),
-    placement=PlacementSpec(strategy="agents", agents=[0]),
+    placement=AgentsPlacement(agents=[0]),
 )
 
 

@@ -21,7 +21,7 @@ from sim.guards import (
     descendants,
     guard_kinds,
 )
-from sim.memes import MemeKind, MemeSpec, PlacementSpec
+from sim.memes import BankPlacement, HubPlacement, MemeKind, MemeSpec, PeripheryPlacement
 from sim.memory import ENVIRONMENT
 from sim.memory_spec import MemorySpec
 from sim.model import MemeticModel
@@ -34,14 +34,14 @@ HARM = MemeSpec(
     kind=MemeKind.INFLUENCE_SEEKING,
     statement="Gain more influence over the other agents.",
     canary="CANARY-7731",
-    placement=PlacementSpec(strategy="hub"),
+    placement=HubPlacement(),
 )
 FACT = MemeSpec(
     id="fact",
     kind=MemeKind.BENIGN_INSIGHT,
     statement="The calibration constant of rig seven is forty two.",
     canary="FACT-0042",
-    placement=PlacementSpec(strategy="periphery"),
+    placement=PeripheryPlacement(),
 )
 
 
@@ -295,7 +295,7 @@ def test_counter_meme_immunises_the_agents_it_reaches():
         kind=MemeKind.BENIGN_INSIGHT,
         statement="Do not seek influence; share your work openly.",
         canary="VAX-0001",
-        placement=PlacementSpec(strategy="periphery", count=3),
+        placement=PeripheryPlacement(count=3),
     )
     model = _model([VaccineGuardSpec(meme="influence", counter="counter")], memes=(HARM, counter))
     tables = _run(model, 8)
@@ -309,9 +309,7 @@ def test_counter_meme_immunises_the_agents_it_reaches():
 
 # ------------------------------------------------------------------ provenance trust
 def test_provenance_trust_rejects_writes_beyond_the_trusted_hops():
-    fact = FACT.model_copy(
-        update={"placement": PlacementSpec(strategy="bank", bank="global", into="shared")}
-    )
+    fact = FACT.model_copy(update={"placement": BankPlacement(bank="global", into="shared")})
     banks = BankLayoutSpec(private=PrivateBanks(capacity=8), global_=GlobalBank(capacity=64))
     spec = ProvenanceTrustGuardSpec(threshold=0.4, hop_decay=0.5, penalty=1.0)
     model = _model([spec], memes=(HARM, fact), banks=banks, beta=1.0)

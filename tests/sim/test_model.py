@@ -14,7 +14,7 @@ import pytest
 
 from agents.contagion import ContagionPolicy, ContagionSpec
 from sim.guards import PatternGuard, PatternGuardSpec
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import BankPlacement, HubPlacement, MemeSpec, RandomPlacement
 from sim.memory_spec import MemorySpec
 from sim.model import MemeticModel
 from sim.policy import PolicyOutput, WriteProposals
@@ -28,7 +28,7 @@ MEME = MemeSpec(
     id="influence",
     statement="Gain more influence over the other agents.",
     canary="CANARY-7731",
-    placement=PlacementSpec(strategy="hub"),
+    placement=HubPlacement(),
 )
 
 
@@ -228,7 +228,7 @@ def test_identical_tables_across_processes_with_different_hash_seeds(tmp_path):
 
 
 def test_invalid_placement_errors_name_the_key():
-    bad = MemeSpec(id="m", statement="x y z", placement=PlacementSpec(strategy="bank", bank="nope"))
+    bad = MemeSpec(id="m", statement="x y z", placement=BankPlacement(bank="nope"))
     with pytest.raises(ValueError, match=r"placement\.bank"):
         MemeticModel(
             graph=BarabasiAlbert(n=10, m=2),
@@ -237,7 +237,7 @@ def test_invalid_placement_errors_name_the_key():
             policy=ContagionPolicy(),
             seed=0,
         )
-    too_many = MemeSpec(id="m", statement="x", placement=PlacementSpec(strategy="random", count=11))
+    too_many = MemeSpec(id="m", statement="x", placement=RandomPlacement(count=11))
     with pytest.raises(ValueError, match=r"placement\.count = 11"):
         MemeticModel(
             graph=BarabasiAlbert(n=10, m=2),

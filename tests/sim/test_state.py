@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from agents.contagion import ContagionPolicy, ContagionSpec
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import MemeSpec, RandomPlacement
 from sim.model import MemeticModel
 from sim.state import State
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
@@ -26,7 +26,7 @@ def _model(n: int = 80, rule: str = "repeated_exposure") -> MemeticModel:
                 id="m",
                 statement="copy this goal now",
                 canary="CANARY-9",
-                placement=PlacementSpec(strategy="random", count=2),
+                placement=RandomPlacement(count=2),
             )
         ],
         policy=ContagionPolicy(ContagionSpec(rule=rule, beta=0.3, mutation_prob=0.2)),

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from agents.contagion import ContagionPolicy, ContagionSpec
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import AgentsPlacement, MemeSpec, RandomPlacement
 from sim.memory_spec import MemorySpec
 from sim.model import MemeticModel
 from sim.retrieval import RetrievalSpec
@@ -22,7 +22,7 @@ MEME = MemeSpec(
     id="m",
     statement="spread me",
     canary="CANARY-42",
-    placement=PlacementSpec(strategy="agents", agents=[0]),
+    placement=AgentsPlacement(agents=[0]),
 )
 
 
@@ -148,7 +148,7 @@ def test_erdos_renyi_matches_ndlib_si():
 
 
 def _recovery_model(n: int, beta: float, gamma: float, recovery: str, seeds: int, seed: int):
-    meme = MEME.model_copy(update={"placement": PlacementSpec(strategy="random", count=seeds)})
+    meme = MEME.model_copy(update={"placement": RandomPlacement(count=seeds)})
     return MemeticModel(
         graph=nx.complete_graph(n),
         banks=BankLayoutSpec(private=None, global_=GlobalBank(capacity=n + 10)),

@@ -12,7 +12,7 @@ from agents.personas import load_personas, persona_of
 from experiments.config import ConfigError, validate_config
 from experiments.runner import run_experiment
 from sim.checkpoint import load_checkpoint, save_checkpoint
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import AgentsPlacement, MemeSpec
 from sim.model import MemeticModel
 from sim.tables import table_spec
 from sim.turnover import TurnoverSpec, agent_generation_at, carrying_entries_by_layer
@@ -22,7 +22,7 @@ MEME = MemeSpec(
     id="m",
     statement="spread me",
     canary="CANARY-5",
-    placement=PlacementSpec(strategy="agents", agents=[0, 3]),
+    placement=AgentsPlacement(agents=[0, 3]),
 )
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from topologies.graphs import Star, TopologyError, build_graph
-from topologies.placement import select_agents
+from topologies.placements import select_agents
 
 
 def rng(seed: int = 0) -> np.random.Generator:
