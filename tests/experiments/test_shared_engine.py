@@ -140,7 +140,7 @@ def _replay_header(run_dir: Path) -> dict:
 @pytest.mark.slow
 def test_sweep_with_jobs_shares_one_managed_llamacpp_server(tmp_path, gguf_path):
     """--jobs 2: one llama.cpp server serves all three runs; replay in-process is exact."""
-    from agents.llm.base import LlamaCppSpec
+    from agents.llm import LlamaCppSpec
     from agents.llm.llamacpp import LlamaCppEngine
 
     engine = f'kind = "llamacpp"\nmodel_path = "{gguf_path}"\nn_ctx = 2048\nn_threads = 1'
