@@ -4,9 +4,11 @@ A decision task shows its options under letters A, B, C... in an order drawn fro
 run's generator (one permutation per agent holding a decision, agents in id order), so a
 position bias of the model does not masquerade as a preference. The reply's ``choice``
 letter maps back to an option id; the choice *expresses* meme M when that id is one of
-M's ``target_options`` for the task. With log-probability scoring the probability of
-every shown option is recorded too, and ``p_target`` sums it over M's targets (a
-continuous, lower-variance measure of the same behaviour).
+M's ``target_options`` for the task. A task with a known correct ``answer`` also scores
+the choice against it (``correct``; an unparsed or missing choice is wrong). With
+log-probability scoring the probability of every shown option is recorded too, and
+``p_target`` sums it over M's targets (a continuous, lower-variance measure of the same
+behaviour).
 
 The ``actions`` table has one row per (decision, meme): see :data:`ACTIONS_SCHEMA`.
 """
@@ -22,6 +24,7 @@ import polars as pl
 from agents.tasks import OPTION_LETTERS, Task, TaskStream
 from sim.memes import MemeSpec
 from sim.texts import words
+from sim.utility import AnswerScores
 
 #: Columns of the ``actions`` table.
 ACTIONS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -36,6 +39,7 @@ ACTIONS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "meme_id": pl.String,
     "offered": pl.Boolean,
     "expressed": pl.Boolean,
+    "correct": pl.Boolean,
     "p_target": pl.Float64,
     "dose": pl.Int32,
 }
@@ -156,10 +160,12 @@ class DecisionResult:
     Attributes:
         expressed: Boolean (n_agents, n_memes): whose choice expressed which meme.
         actions: Rows of the ``actions`` table (see :data:`ACTIONS_SCHEMA`).
+        answers: Per agent, whether its task had a known answer and its choice was it.
     """
 
     expressed: np.ndarray
     actions: pl.DataFrame
+    answers: AnswerScores
 
 
 def score_decisions(
@@ -187,12 +193,20 @@ def score_decisions(
     """
     n, m = len(shown), len(memes)
     expressed = np.zeros((n, m), dtype=np.bool_)
+    answered = np.zeros(n, dtype=np.bool_)
+    right = np.zeros(n, dtype=np.bool_)
+    n_options = np.zeros(n, dtype=np.int64)
     rows: dict[str, list] = {name: [] for name in ACTIONS_SCHEMA}
     meme_list: list[MemeSpec | None] = list(memes) or [None]
     for agent, decision in enumerate(shown):
         if decision is None:
             continue
         choice = decision.option_of(letters[agent])
+        answer = decision.task.answer
+        correct = None if answer is None else choice == answer
+        if answer is not None:
+            answered[agent], right[agent] = True, bool(correct)
+            n_options[agent] = len(decision.order)
         p = probs[agent]
         for j, meme in enumerate(meme_list):
             targets = frozenset() if meme is None else meme.targets_for(decision.task.id)
@@ -218,9 +232,11 @@ def score_decisions(
             rows["meme_id"].append(None if meme is None else meme.id)
             rows["offered"].append(offered)
             rows["expressed"].append(hit)
+            rows["correct"].append(correct)
             rows["p_target"].append(p_target)
             rows["dose"].append(0 if meme is None else int(dose[agent, j]))
-    return DecisionResult(expressed, pl.DataFrame(rows, schema=ACTIONS_SCHEMA))
+    answers = AnswerScores(answered, right, n_options)
+    return DecisionResult(expressed, pl.DataFrame(rows, schema=ACTIONS_SCHEMA), answers)
 
 
 def text_similarity(a: str, b: str) -> float:

@@ -92,6 +92,7 @@ from agents.updates import UPDATE_INSTRUCTION, propose_updates, with_update_fiel
 from sim.memes import NOTE_IMPORTANCE
 from sim.memory import MemoryStore
 from sim.policy import Adoptions, EngineStats, PolicyOutput, StepContext, WriteProposals
+from sim.utility import AnswerScores
 from topologies.banks import BankKind
 
 _R = TypeVar("_R")
@@ -634,6 +635,8 @@ class LLMPolicy:
         )
         tables: dict[str, pl.DataFrame] = {}
         expressed = None
+        # A run whose tasks have answers is scored on them at every step (see sim.utility).
+        answers = AnswerScores.none(len(shown)) if self.tasks.has_answers() else None
         if any(d is not None for d in shown):
             probs: list[tuple[float, ...] | None] = [None] * len(shown)
             scoring = "sampled"
@@ -664,11 +667,17 @@ class LLMPolicy:
                 dose,
             )
             expressed = result.expressed
+            answers = result.answers if answers is not None else None
             tables["actions"] = result.actions
         if self.spec.record_prompts:
             tables["prompts"] = prompts_frame(context.step, requests)
         return PolicyOutput(
-            writes=writes, generations=frame, stats=stats, expressed=expressed, tables=tables
+            writes=writes,
+            generations=frame,
+            stats=stats,
+            expressed=expressed,
+            answers=answers,
+            tables=tables,
         )
 
     def probe(self, context: StepContext) -> PolicyOutput:

@@ -15,6 +15,11 @@ lab scenario). A user file in the same format replaces them: a JSON list whose e
 are either a non-empty string (an open task, id ``t<index>``) or an object
 ``{"id": "...", "task": "...", "options": [{"id": "...", "text": "..."}, ...]}`` with
 at least two options of distinct ids (or no ``options`` for an open task).
+
+A decision may carry a known correct ``"answer"``: the id of one of its options (e.g. a
+work question whose answer is a fact kept in shared memory). Choices on such tasks are
+scored against it, and the run's ``utility`` is the accuracy on them (see
+:mod:`sim.utility`); ``agents/data/tasks_lab_facts.json`` is a packaged example.
 """
 
 from __future__ import annotations
@@ -58,11 +63,14 @@ class Task:
         id: Task id, unique in the stream.
         text: The task text.
         options: The options of a decision (in file order); empty for an open task.
+        answer: The id of the correct option, for a decision with a known correct
+            answer; None otherwise.
     """
 
     id: str
     text: str
     options: tuple[Option, ...] = ()
+    answer: str | None = None
 
     @property
     def is_decision(self) -> bool:
@@ -82,9 +90,9 @@ def _task_from(entry: object, index: int, source: str) -> Task:
         return Task(id=f"t{index}", text=entry)
     if not isinstance(entry, dict):
         raise ValueError(f"{where}: must be a string or an object with 'id' and 'task'")
-    unknown = sorted(set(entry) - {"id", "task", "options"})
+    unknown = sorted(set(entry) - {"id", "task", "options", "answer"})
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: id, task, options")
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: id, task, options, answer")
     task_id, text = entry.get("id"), entry.get("task")
     if not isinstance(task_id, str) or not _ID.match(task_id):
         raise ValueError(f"{where}: id = {task_id!r} must be letters, digits, '_' or '-'")
@@ -115,7 +123,13 @@ def _task_from(entry: object, index: int, source: str) -> Task:
     ids = [o.id for o in options]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{where} ({task_id}): option ids {ids} must be distinct")
-    return Task(id=task_id, text=text, options=tuple(options))
+    answer = entry.get("answer")
+    if answer is not None and (not isinstance(answer, str) or answer not in ids):
+        raise ValueError(
+            f"{where} ({task_id}): answer = {answer!r} must be one of the task's option ids "
+            f"{ids}" + ("" if ids else " (an open task has no options, so no answer)")
+        )
+    return Task(id=task_id, text=text, options=tuple(options), answer=answer)
 
 
 def load_tasks(path: str | Path | None = None) -> tuple[Task, ...]:
@@ -168,6 +182,10 @@ class TaskStream:
     def task_ids(self) -> frozenset[str]:
         """Every task id."""
         return frozenset(t.id for t in self.tasks)
+
+    def has_answers(self) -> bool:
+        """Whether some task has a known correct answer (choices are scored against it)."""
+        return any(t.answer is not None for t in self.tasks)
 
     def at_step(self, step: int) -> StepTasks:
         """Every agent's task text at ``step``, as a lazy view indexed by agent id."""

@@ -7,7 +7,8 @@ lies within ``-INT_LIMIT..INT_LIMIT`` (2**31 - 1) and every float is finite. Val
 happens before anything heavy (graphs, models) is built; :func:`load_config` reports every
 error at once, each with its key path, the bad value and what is allowed.
 
-Relative ``graph.path`` values in a config file are relative to that file's folder (they
+Relative file paths in a config file (``graph.path``, ``values.battery_file``,
+``policy.tasks_file``, ``policy.personas_file``) are relative to that file's folder (they
 are made absolute when the file is read); ``--set`` values are taken as given.
 """
 
@@ -283,7 +284,10 @@ def read_toml(path: str | Path, key: str | None = None) -> dict[str, Any]:
 
 
 def resolve_relative_paths(data: dict[str, Any], base_dir: Path) -> None:
-    """Make a relative ``graph.path`` (and ``values.battery_file``) absolute, in place.
+    """Make relative file paths of a config absolute, in place.
+
+    The paths: ``graph.path``, ``values.battery_file``, ``policy.tasks_file`` and
+    ``policy.personas_file``.
 
     A config file's paths are relative to the file's folder, whatever the current
     directory; :func:`read_config` applies this to every file it reads.
@@ -293,11 +297,14 @@ def resolve_relative_paths(data: dict[str, Any], base_dir: Path) -> None:
         path = graph.get("path")
         if isinstance(path, str) and path and not os.path.isabs(path):
             graph["path"] = os.path.abspath(base_dir / path)
-    values = data.get("values")
-    if isinstance(values, dict):
-        battery = values.get("battery_file")
-        if isinstance(battery, str) and battery and not os.path.isabs(battery):
-            values["battery_file"] = os.path.abspath(base_dir / battery)
+    pairs = (("values", "battery_file"), ("policy", "tasks_file"), ("policy", "personas_file"))
+    for table, key in pairs:
+        section = data.get(table)
+        if not isinstance(section, dict):
+            continue
+        value = section.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            section[key] = os.path.abspath(base_dir / value)
 
 
 def read_config(path: str | Path, key: str | None = None) -> dict[str, Any]:

@@ -59,7 +59,7 @@ from sim.state import State, frame_list
 from sim.tracking import Tracker
 from sim.turnover import TurnoverSpec, draw_replacements, private_entries, turnover_rows
 from sim.updates import old_version_first, retire_old_versions, valid_replacements
-from sim.utility import utility_values
+from sim.utility import AnswerScores, utility_chance, utility_values
 from topologies.banks import BankLayoutSpec, Banks, build_banks
 from topologies.graphs import GraphSpec, build_graph
 from topologies.placements import placement_errors
@@ -215,6 +215,7 @@ class MemeticModel(mesa.Model):
         )
         self.guard_phases = GuardPhases(self.guards, setup)
         self._expressed_now: np.ndarray | None = None
+        self._answers_now: AnswerScores | None = None
         self.datacollector = mesa.DataCollector(
             model_reporters=self._model_reporters(),
             agent_reporters=self._agent_reporters() if collect_agents else None,
@@ -384,6 +385,7 @@ class MemeticModel(mesa.Model):
         queries = self.policy.queries(t)
         retrieval = self.retriever(self.store, t, queries)
         self._expressed_now = None
+        self._answers_now = None
         if self.guard_phases:
             retrieval = self.guard_phases.screen(retrieval, self._context(t, retrieval))
         self.store.touch(retrieval.entry_ids, t, self.memory_spec.forgetting.recall_boost)
@@ -444,11 +446,13 @@ class MemeticModel(mesa.Model):
             self._add_tables({"detections": detections})
 
     def _apply_expressions(self, output, step: int) -> None:
-        """Record scored choices that expressed memes, and the policy's extra tables."""
+        """Record scored choices (memes expressed, known answers hit) and the policy's tables."""
         if output.expressed is not None:
             self.tracker.apply_expressions(output.expressed, step)
             now = self._expressed_now
             self._expressed_now = output.expressed if now is None else now | output.expressed
+        if output.answers is not None:
+            self._answers_now = output.answers
         self._add_tables(output.tables)
 
     def _add_tables(self, tables: dict[str, pl.DataFrame]) -> None:
@@ -591,8 +595,10 @@ class MemeticModel(mesa.Model):
             "engine_wall_s": np.full(m, stats.wall_s, dtype=np.float64),
             "step_wall_s": np.full(m, wall, dtype=np.float64),
         }
-        utility, reach = utility_values(self.memes.memes, tr, self._expressed_now)
+        answers = self._answers_now
+        utility, reach = utility_values(self.memes.memes, tr, self._expressed_now, answers)
         row["utility"] = np.full(m, utility, dtype=np.float64)
+        row["utility_chance"] = np.full(m, utility_chance(answers), dtype=np.float64)
         row["benign_reach"] = np.full(m, reach, dtype=np.float64)
         if self.guard_phases:
             for key, value in self.guard_phases.take_counts().items():

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sim.memory import MemoryStore
     from sim.retrieval import Retrieval
     from sim.tracking import Tracker
+    from sim.utility import AnswerScores
     from topologies.banks import Banks
 
 
@@ -168,6 +169,8 @@ class PolicyOutput:
             at this step, after retrieval, so they were still visible in this step.
         expressed: Optional boolean (n_agents, n_memes): whose scored choice expressed
             which meme this step (LLM decision tasks).
+        answers: Choices on tasks with a known correct answer (LLM policies whose tasks
+            have answers; see :mod:`sim.utility`), or None.
         tables: Further rows by table name (``actions``, ``probes``, ``detections``),
             appended to the run's table of that name.
     """
@@ -178,6 +181,7 @@ class PolicyOutput:
     stats: EngineStats = field(default_factory=EngineStats)
     removals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     expressed: np.ndarray | None = None
+    answers: AnswerScores | None = None
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
