@@ -235,8 +235,8 @@ def score_decisions(
             rows["correct"].append(correct)
             rows["p_target"].append(p_target)
             rows["dose"].append(0 if meme is None else int(dose[agent, j]))
-    answers = AnswerScores(answered, right, n_options)
-    return DecisionResult(expressed, pl.DataFrame(rows, schema=ACTIONS_SCHEMA), answers)
+    scores = AnswerScores(answered, right, n_options)
+    return DecisionResult(expressed, pl.DataFrame(rows, schema=ACTIONS_SCHEMA), scores)
 
 
 def text_similarity(a: str, b: str) -> float:
