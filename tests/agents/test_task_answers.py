@@ -26,7 +26,7 @@ from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.tasks import Option, Task, TaskStream, load_tasks
 from experiments.catalog import configs_dir
 from sim.guards import ProvenanceTrustGuardSpec, build_guards
-from sim.memes import MemeSpec, PlacementSpec
+from sim.memes import AgentsPlacement, MemeSpec
 from sim.model import MemeticModel
 from sim.utility import AnswerScores, utility_chance, utility_values
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
@@ -36,7 +36,7 @@ FACTS = MemeSpec(
     kind="benign_insight",
     statement="Lab facts: billing uses port 9090; the eval cluster is Heron.",
     canary="FACT-77",
-    placement=PlacementSpec(strategy="agents", agents=[1], into="shared"),
+    placement=AgentsPlacement(agents=[1], into="shared"),
 )
 QUESTIONS = [
     {
