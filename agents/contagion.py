@@ -208,10 +208,7 @@ class ContagionPolicy:
         tracker = context.tracker
         readers = retrieval.readers()
         entries = retrieval.entry_ids
-        masks = store.memes[entries]
-        authors = store.author[entries]
-        foreign = authors != readers
-        fresh = self._first_exposures(readers, entries, masks, foreign, context)
+        fresh = self._first_exposures(context)
         agent_parts, meme_parts, adopted_parts, cause_parts = [], [], [], []
         removals = []
         for meme in range(len(context.memes)):
@@ -225,13 +222,15 @@ class ContagionPolicy:
                     cause_parts.append(np.full(len(recovering), -1, dtype=np.int64))
                     if spec.recovered_entries == "remove":
                         removals.append(self._carrying_entries(recovering, meme, store))
-            hit = foreign & ((masks >> meme) & 1).astype(bool)
-            hit &= ~tracker.adopter[readers, meme]
+            # Readers that may adopt: not holding the meme (nor immune, under SIR).
+            open_ = ~tracker.adopter[:, meme]
             if spec.recovery == "sir":
-                hit &= ~tracker.recovered[readers, meme]
+                open_ &= ~tracker.recovered[:, meme]
+            hit = retrieval.exposing(store, meme) & open_.take(readers)
             # Entries of recovered agents that do not hold the meme again do not count.
             lapsed = tracker.recovered[:, meme] & ~tracker.adopter[:, meme]
             if lapsed.any():
+                authors = retrieval.entry_authors(store)
                 hit &= (authors == ENVIRONMENT) | ~lapsed[np.maximum(authors, 0)]
             if rule == "one_shot_cascade":
                 hit &= fresh
@@ -259,24 +258,19 @@ class ContagionPolicy:
         writes = self._writes(agents[adopted], causes[adopted], context)
         return PolicyOutput(writes=writes, adoptions=adoptions, removals=removed)
 
-    def _first_exposures(
-        self,
-        readers: np.ndarray,
-        entries: np.ndarray,
-        masks: np.ndarray,
-        foreign: np.ndarray,
-        context: StepContext,
-    ) -> np.ndarray:
+    def _first_exposures(self, context: StepContext) -> np.ndarray:
         """Mark the context rows that are a reader's first exposure to a carrying entry.
 
         The exposures are remembered. Only the one-shot cascade needs this; for other
         rules every row is False.
         """
+        retrieval, store = context.retrieval, context.store
+        readers, entries = retrieval.readers(), retrieval.entry_ids
         fresh = np.zeros(len(readers), dtype=np.bool_)
         if self.spec.resolved_rule != "one_shot_cascade":
             return fresh
         self._n_agents = context.banks.n_agents
-        exposure = foreign & (masks != 0)
+        exposure = retrieval.foreign(store) & (retrieval.entry_memes(store) != 0)
         keys = entries[exposure].astype(np.int64) * context.banks.n_agents + readers[exposure]
         pos = np.searchsorted(self._seen, keys)
         known = np.zeros(len(keys), dtype=np.bool_)

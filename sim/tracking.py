@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from sim.memory import ENVIRONMENT, MemoryStore
-from sim.retrieval import Retrieval
+from sim.retrieval import Retrieval, expand_ranges
 from sim.state import State, frame_list
 
 #: Schema of the ``agents`` table (:meth:`Tracker.events_frame`): one state change a row.
@@ -57,6 +57,31 @@ def run_starts(sorted_keys: np.ndarray) -> np.ndarray:
     starts = np.ones(len(sorted_keys), dtype=np.bool_)
     starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
     return np.flatnonzero(starts)
+
+
+def _context_sources(
+    retrieval: Retrieval, store: MemoryStore, meme: int, writers: np.ndarray
+) -> np.ndarray:
+    """Per writer, the best-ranked entry of its context exposing it to ``meme``, or -1.
+
+    An entry exposes its reader when it carries the meme and someone else wrote it. Only
+    the writers' own contexts are read (writers are few: the work does not grow with the
+    number of agents that merely read).
+    """
+    agents, slot = np.unique(writers, return_inverse=True)
+    starts = retrieval.indptr[agents]
+    counts = retrieval.indptr[agents + 1] - starts
+    rows = expand_ranges(starts, counts)
+    owner = np.repeat(np.arange(len(agents)), counts)
+    entries = retrieval.entry_ids[rows]
+    qualifies = (store.author[entries] != agents[owner]) & (
+        (store.memes[entries] >> meme) & 1
+    ).astype(bool)
+    entries, owner = entries[qualifies], owner[qualifies]
+    first = run_starts(owner)  # each context is ranked best first
+    best = np.full(len(agents), -1, dtype=np.int64)
+    best[owner[first]] = entries[first]
+    return best[slot.reshape(-1)]
 
 
 class AgentState(enum.IntEnum):
@@ -170,11 +195,9 @@ class Tracker:
         if len(retrieval.entry_ids) == 0:
             return
         readers = retrieval.readers()
-        masks = store.memes[retrieval.entry_ids]
-        foreign = store.author[retrieval.entry_ids] != readers
         for meme in range(self.n_memes):
-            hit = foreign & ((masks >> meme) & 1).astype(bool)
-            self._exposures[meme] += int(hit.sum())
+            hit = retrieval.exposing(store, meme)
+            self._exposures[meme] += int(np.count_nonzero(hit))
             self._set(self.exposed, readers[hit], meme, AgentState.EXPOSED, step)
 
     def apply_adoptions(
@@ -246,22 +269,11 @@ class Tracker:
             return
         writers = store.author[entry_ids]
         masks = store.memes[entry_ids]
-        readers = retrieval.readers()
-        ctx_entries = retrieval.entry_ids
-        ctx_masks = store.memes[ctx_entries]
-        ctx_foreign = store.author[ctx_entries] != readers
         for meme in range(self.n_memes):
             carrying = ((masks >> meme) & 1).astype(bool)
             if not carrying.any():
                 continue
             self._set(self.carrier, writers[carrying], meme, AgentState.CARRIER, step)
-            # Best-ranked qualifying context entry per reader.
-            qualifies = ctx_foreign & ((ctx_masks >> meme) & 1).astype(bool)
-            q_readers = readers[qualifies]
-            q_entries = ctx_entries[qualifies]
-            best = np.full(self.n_agents, -1, dtype=np.int64)
-            first = run_starts(q_readers)  # readers are sorted, best entry first
-            best[q_readers[first]] = q_entries[first]
             w_entries = entry_ids[carrying]
             w_writers = writers[carrying]
             w_cause = cause[carrying]
@@ -269,7 +281,9 @@ class Tracker:
             cause_ok[cause_ok] = ((store.memes[w_cause[cause_ok]] >> meme) & 1).astype(bool) & (
                 store.author[w_cause[cause_ok]] != w_writers[cause_ok]
             )
-            source = np.where(cause_ok, w_cause, best[w_writers])
+            source = np.where(
+                cause_ok, w_cause, _context_sources(retrieval, store, meme, w_writers)
+            )
             has = source >= 0
             if not has.any():
                 continue
