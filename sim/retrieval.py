@@ -467,7 +467,7 @@ class _OrderKeys:
         levels = values[distinct]
         self._levels_desc = levels[::-1].copy()
         top_level = len(levels) - 1
-        level = top_level - np.searchsorted(levels, scores)  # 0 = best score
+        level = top_level - _level_index(levels, scores)  # 0 = best score
         self._level_bits = _bits(top_level)
         self.bits = self._level_bits + self._id_bits
         self.keys = (level.astype(np.int64) << self._id_bits) | (self._top_id - entry_ids)
@@ -497,6 +497,41 @@ class _OrderKeys:
         level = combined >> self._id_bits
         level &= (1 << self._level_bits) - 1
         return ids, self._levels_desc.take(level)
+
+
+def _level_index(levels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(levels, scores)`` for scores that all equal one of ``levels``.
+
+    ``levels`` are distinct floats, ascending (few: scores repeat). A binary search per
+    score is slow, so when some window of bits of the float64 representation tells the
+    levels apart, each score's level is read from a small table indexed by that window.
+    Windows leave out the sign bit, so -0.0 finds the level of 0.0, as it compares equal.
+    """
+    n_levels = len(levels)
+    if n_levels <= 1:
+        return np.zeros(len(scores), dtype=np.int64)
+    if n_levels <= _LEVEL_TABLE_LEVELS:
+        level_bits = np.ascontiguousarray(levels, dtype=np.float64).view(np.uint64)
+        for width in range(_bits(n_levels - 1) + 2, _LEVEL_TABLE_BITS + 1):
+            mask = np.uint64((1 << width) - 1)
+            for shift in range(0, 64 - width, 4):
+                window = (level_bits >> np.uint64(shift)) & mask
+                if len(np.unique(window)) < n_levels:
+                    continue
+                table = np.zeros(1 << width, dtype=np.int32)
+                table[window.astype(np.int64)] = np.arange(n_levels, dtype=np.int32)
+                # int64 view: the window excludes the sign bit, so an arithmetic shift
+                # reads the same bits (and the index needs no cast).
+                keys = np.ascontiguousarray(scores, dtype=np.float64).view(np.int64) >> shift
+                keys &= int(mask)
+                return table.take(keys)
+    return np.searchsorted(levels, scores)
+
+
+#: Limits of the level table of :func:`_level_index`: at most this many levels, and
+#: windows of at most this many bits (a table that stays in the CPU cache).
+_LEVEL_TABLE_LEVELS = 1 << 8
+_LEVEL_TABLE_BITS = 16
 
 
 def _combine(major: np.ndarray, bits: int, keys: np.ndarray) -> np.ndarray:

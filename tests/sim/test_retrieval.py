@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from sim.memory import MemoryStore, NewEntries
-from sim.retrieval import LexicalRelevance, RetrievalSpec, Retriever, _OrderKeys, retrieve
+from sim.retrieval import (
+    LexicalRelevance,
+    RetrievalSpec,
+    Retriever,
+    _level_index,
+    _OrderKeys,
+    retrieve,
+)
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks, PrivateBanks, build_banks
 
 
@@ -224,6 +231,53 @@ def test_order_keys_fall_back_to_dense_ranks_when_ids_would_overflow():
         decoded_ids, decoded_scores = order.decode(order.keys)
         assert decoded_ids.tolist() == ids.tolist()
         assert decoded_scores.tolist() == scores.tolist()
+
+
+@pytest.mark.parametrize("n_levels", [1, 2, 3, 40, 200, 5000])
+def test_level_index_equals_binary_search(n_levels):
+    """The table lookup of a score's level gives exactly np.searchsorted's answer."""
+    rng = np.random.default_rng(n_levels)
+    recency = 0.99 ** np.arange(n_levels, dtype=np.float64)  # retrieval-like scores
+    levels = np.unique(np.concatenate([recency + 0.5, rng.random(n_levels) * 3]))[:n_levels]
+    scores = levels[rng.integers(0, len(levels), 10_000)]
+    assert _level_index(levels, scores).tolist() == np.searchsorted(levels, scores).tolist()
+    # -0.0 compares equal to 0.0, so it finds 0.0's level.
+    with_zero = np.concatenate([[0.0], levels[:-1]]) if n_levels > 1 else np.zeros(1)
+    signed = np.array([-0.0, 0.0, with_zero[-1]])
+    assert _level_index(with_zero, signed).tolist() == [0, 0, len(with_zero) - 1]
+
+
+def test_retrieval_columns_are_the_store_columns_of_the_retrieved_entries():
+    banks, store, _ = _random_store(1)
+    rng = np.random.default_rng(7)
+    tids = store.register_texts(["a", "b", "c", "d"], np.array([1, 2, 5, 7], dtype=np.int64))
+    n = 300
+    store.append(
+        NewEntries(
+            bank=rng.integers(0, banks.n_banks, n),
+            author=rng.integers(0, banks.n_agents, n),
+            text_id=tids[rng.integers(0, len(tids), n)],
+            importance=np.ones(n, dtype=np.float32),
+            parent_indptr=np.zeros(n + 1, dtype=np.int64),
+            parent_ids=np.zeros(0, dtype=np.int64),
+        ),
+        5,
+    )
+    got = retrieve(store, banks, 6, RetrievalSpec(k=5))
+    assert got.entry_memes(store).any()
+    masks = store.memes[got.entry_ids]
+    authors = store.author[got.entry_ids]
+    readers = np.repeat(np.arange(banks.n_agents), np.diff(got.indptr))
+    assert got.entry_memes(store).tolist() == masks.tolist()
+    assert got.entry_authors(store).tolist() == authors.tolist()
+    assert got.foreign(store).tolist() == (authors != readers).tolist()
+    for meme in range(3):
+        carrying = ((masks >> meme) & 1).astype(bool)
+        assert got.carrying(store, meme).tolist() == carrying.tolist()
+        assert got.exposing(store, meme).tolist() == (carrying & (authors != readers)).tolist()
+    # Computed once and shared: the same read-only array every time.
+    assert got.exposing(store, 0) is got.exposing(store, 0)
+    assert not got.foreign(store).flags.writeable
 
 
 def test_lexical_relevance_sparse_path_equals_dense_path():
