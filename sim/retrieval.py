@@ -205,9 +205,11 @@ class Retrieval:
 
     # The columns below describe the retrieved entries of ``store``, the store this
     # retrieval was made from. An entry's author and memes never change once it is
-    # written, so each column is gathered once (at 10^6 agents a gather over all
-    # retrieved entries costs more than the arithmetic of a whole consumer) and shared by
-    # every caller of the step (tracking, the contagion rule) as a read-only array.
+    # written, so the columns the step reads repeatedly (memes, foreign, exposing) are
+    # gathered once (at 10^6 agents a gather over all retrieved entries costs more than
+    # the arithmetic of a whole consumer) and shared by every caller of the step
+    # (tracking, the contagion rule) as read-only arrays. Each is one byte per retrieved
+    # entry: the caches add little to the step's peak memory.
 
     def entry_memes(self, store: MemoryStore) -> np.ndarray:
         """The meme bit mask of each retrieved entry (``store.memes[entry_ids]``).
@@ -219,8 +221,8 @@ class Retrieval:
         return self._cached("memes", lambda: _narrow_masks(store).take(self.entry_ids))
 
     def entry_authors(self, store: MemoryStore) -> np.ndarray:
-        """The author of each retrieved entry (``store.author[entry_ids]``, int32)."""
-        return self._cached("authors", lambda: store.author.take(self.entry_ids))
+        """The author of each retrieved entry (``store.author[entry_ids]``, int32; not kept)."""
+        return store.author.take(self.entry_ids)
 
     def foreign(self, store: MemoryStore) -> np.ndarray:
         """Whether each retrieved entry was written by someone other than its reader."""
@@ -229,25 +231,24 @@ class Retrieval:
         )
 
     def carrying(self, store: MemoryStore, meme: int) -> np.ndarray:
-        """Whether each retrieved entry carries meme ``meme`` (by index)."""
-
-        def compute() -> np.ndarray:
-            masks = self.entry_memes(store)
-            if meme >= masks.dtype.itemsize * 8:
-                return np.zeros(len(masks), dtype=np.bool_)
-            return ((masks >> masks.dtype.type(meme)) & 1).astype(np.bool_)
-
-        return self._cached(("carrying", meme), compute)
+        """Whether each retrieved entry carries meme ``meme`` (by index; not kept)."""
+        masks = self.entry_memes(store)
+        if meme >= masks.dtype.itemsize * 8:
+            return np.zeros(len(masks), dtype=np.bool_)
+        return ((masks >> masks.dtype.type(meme)) & 1).astype(np.bool_)
 
     def exposing(self, store: MemoryStore, meme: int) -> np.ndarray:
         """Whether each retrieved entry exposes its reader to ``meme``.
 
         That is: the entry carries the meme and someone other than the reader wrote it.
         """
-        return self._cached(
-            ("exposing", meme),
-            lambda: self.foreign(store) & self.carrying(store, meme),
-        )
+
+        def compute() -> np.ndarray:
+            hit = self.carrying(store, meme)
+            hit &= self.foreign(store)
+            return hit
+
+        return self._cached(("exposing", meme), compute)
 
     def ranks(self) -> np.ndarray:
         """The 0-based rank of each retrieved entry within its reader's list."""
@@ -403,8 +404,14 @@ class Retriever:
         bank_key = _combine(bank_of, order.bits, order.keys)
         bank_key.sort()
         readers, keys, per_reader = self._candidates(bank_key, order.bits, self.spec.k)
-        pair_key = _combine(readers, order.bits, keys)
-        kept, indptr = self._finish(pair_key, per_reader)
+        del bank_key
+        # The pair keys are built in the candidates' value array, and every array is let
+        # go as soon as it is used: at 10^6 agents each holds tens of MB, and fewer live
+        # and fresh arrays mean a lower peak and fewer page faults.
+        keys |= np.left_shift(readers, order.bits, dtype=np.int64)
+        del readers
+        kept, indptr = self._finish(keys, per_reader)
+        del keys
         entries, scores = order.decode(kept)
         return Retrieval(indptr, entries, scores)
 
@@ -484,19 +491,30 @@ class _OrderKeys:
         return (1 << self.bits) - 1
 
     def decode(self, combined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The entry id and the score of each ``(major << bits) | key`` value."""
+        """The entry id and the score of each ``(major << bits) | key`` value.
+
+        ``combined`` (int64) is consumed: it may be overwritten with the entry ids.
+        """
         if self._dense is not None:
             item = self._dense[combined & self.mask]
             return self._entry_ids[item], self._scores[item]
         # In place where possible: at 10^6 agents these arrays outgrow the CPU caches and
         # every pass (and every fresh allocation) costs memory bandwidth.
-        ids = combined & ((1 << self._id_bits) - 1)
-        np.subtract(self._top_id, ids, out=ids)
         if len(self._levels_desc) == 1:
-            return ids, np.full(len(ids), self._levels_desc[0])
-        level = combined >> self._id_bits
-        level &= (1 << self._level_bits) - 1
-        return ids, self._levels_desc.take(level)
+            scores = np.full(len(combined), self._levels_desc[0])
+        else:
+            # The level goes into the scores' memory and is replaced there by its score:
+            # take() reads each index before it writes that same slot (mode "clip" is
+            # unbuffered; every level is in range, so clipping changes nothing).
+            scores = np.empty(len(combined), dtype=np.float64)
+            level = scores.view(np.int64)
+            np.right_shift(combined, self._id_bits, out=level)
+            level &= (1 << self._level_bits) - 1
+            np.take(self._levels_desc, level, out=scores, mode="clip")
+        ids = combined
+        ids &= (1 << self._id_bits) - 1
+        np.subtract(self._top_id, ids, out=ids)
+        return ids, scores
 
 
 def _level_index(levels: np.ndarray, scores: np.ndarray) -> np.ndarray:
