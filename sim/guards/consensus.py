@@ -6,8 +6,10 @@ prompt) the related memories are the other entries of the same reader's retrieva
 step; before a write commits (``phase = "write"``) they are the entries the writer
 retrieved in the step (what it saw when it wrote). Of those, the ``related`` entries most
 related to the note are shown, by lexical overlap (Jaccard of the word sets of
-:func:`sim.texts.words`), best first, ties by retrieval rank; an entry sharing no word with
-the note, or with the note's own text, is not related, and each text is shown once.
+:func:`sim.texts.words`), best first, ties by retrieval rank. An entry that shares no word
+with the note is not related, nor is one holding the note's own text (a copy is no
+independent evidence); each text is shown once. With ``related = 0`` every note is judged
+alone (its prompt says ``Related memories: (none)``).
 
 How it is judged. ``judges`` independent judgments per case are asked in ONE batched
 engine call per step: the same prompt (the note, then its numbered related memories,
