@@ -31,7 +31,7 @@ from agents.containment import neutralise
 from agents.llm.base import ChatMessage, Role
 from agents.output_schema import ACT_FORMAT, PROBE_FORMAT
 from agents.personas import Persona
-from topologies.banks import BankKind
+from topologies.banks import BankKind, read_only_legend
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are one of many AI agents who work together and share memory.\n"
@@ -147,7 +147,9 @@ def memories_text(memories: Sequence[MemoryLine], max_memory_chars: int) -> str:
     """The numbered memory list, one line per memory.
 
     Every text is neutralised and capped at ``max_memory_chars``, and its newlines become
-    spaces, so a memory cannot fake further list items or lines of the prompt.
+    spaces, so a memory cannot fake further list items or lines of the prompt. When a
+    memory comes from a bank agents cannot write (the lessons bank), a last line says who
+    writes it (:func:`topologies.banks.read_only_legend`).
     """
     if not memories:
         return "Memories: (none yet)"
@@ -155,6 +157,9 @@ def memories_text(memories: Sequence[MemoryLine], max_memory_chars: int) -> str:
     for i, memory in enumerate(memories, start=1):
         text = neutralise(memory.text, max_memory_chars).replace("\n", " ")
         lines.append(f"{i}. [{memory.bank_name}] {text}")
+    legend = read_only_legend(memory.bank_name for memory in memories)
+    if legend is not None:
+        lines.append(legend)
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from topologies.banks import (
     bank_name_error,
     bank_names,
     build_banks,
+    read_only_legend,
 )
 from topologies.graphs import (
     GRAPH_SPECS,
@@ -86,5 +87,6 @@ __all__ = [
     "graph_kinds",
     "placement_errors",
     "placement_kinds",
+    "read_only_legend",
     "select_agents",
 ]

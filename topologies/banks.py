@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -150,6 +150,27 @@ def bank_names(kind: BankKind, *columns: np.ndarray) -> list[str]:
     return [
         f"{label}:{a}-{b}" for a, b in zip(columns[0].tolist(), columns[1].tolist(), strict=True)
     ]
+
+
+def read_only_legend(names: Iterable[str]) -> str | None:
+    """The line prompts add under memories from banks agents cannot write, or None.
+
+    One ``Bank NAME: AUDIENCE.`` sentence per such bank among ``names`` (today the
+    lessons bank: ``Bank lessons: lessons from the environment, ...``), in name order;
+    None when agents may write every named bank. Strings that are not bank names are
+    ignored.
+    """
+    found = {}
+    for name in names:
+        try:
+            kind = BankName.parse(name).kind
+        except ValueError:
+            continue
+        if not kind.agents_write:
+            found[name] = kind.audience
+    if not found:
+        return None
+    return " ".join(f"Bank {name}: {found[name]}." for name in sorted(found))
 
 
 def bank_name_error(

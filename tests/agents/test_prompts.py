@@ -140,6 +140,24 @@ def test_memories_are_neutralised_and_capped() -> None:
     assert spoof_lines[first + 1] == ""
 
 
+def test_lessons_are_listed_with_who_writes_them() -> None:
+    persona = Persona(name="Ada", role="r", description="d")
+    memories = [MemoryLine("private:0", "my note"), MemoryLine("lessons", "Lesson: check notes.")]
+    messages = probe_messages("S", persona, memories, "Q?", 300)
+    assert messages[1].content == (
+        "You are Ada, a r. d\n\nMemories:\n1. [private:0] my note\n"
+        "2. [lessons] Lesson: check notes.\n"
+        "Bank lessons: lessons from the environment, read by every agent; agents cannot "
+        "write it.\n\nQuestion: Q?"
+    )
+    # Without a lessons memory the memory block is unchanged (no legend line).
+    plain = probe_messages("S", persona, memories[:1], "Q?", 300)
+    assert (
+        plain[1].content
+        == "You are Ada, a r. d\n\nMemories:\n1. [private:0] my note\n\nQuestion: Q?"
+    )
+
+
 def test_no_memories_line() -> None:
     persona = Persona(name="Ada", role="r", description="d")
     messages = probe_messages("S", persona, [], "Q?", 300)

@@ -376,6 +376,8 @@ def test_lessons_bank_refuses_agents_and_reaches_every_reader(tmp_path):
     acts = [r for r in lab.requests if r.request_id.startswith("s2-") and "act" in r.request_id]
     line = f"[lessons] {in_lessons['text'][0]}"
     assert len(acts) == 6 and all(line in r.messages[1].content for r in acts)
+    legend = "Bank lessons: lessons from the environment, read by every agent; agents cannot"
+    assert all(legend in r.messages[1].content for r in acts)
 
 
 def test_related_texts_rank_by_word_overlap_then_retrieval_rank():

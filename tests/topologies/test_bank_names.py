@@ -14,6 +14,7 @@ from topologies.banks import (
     bank_name,
     bank_names,
     build_banks,
+    read_only_legend,
 )
 
 ALL_LAYERS = {
@@ -95,3 +96,10 @@ def test_shared_mask_and_audience():
     assert not banks.shared.flags.writeable
     assert BankKind.PRIVATE.audience == "only you read it"
     assert all(kind.audience for kind in BankKind)
+
+
+def test_read_only_legend_names_the_banks_agents_cannot_write():
+    assert read_only_legend(["private:0", "global", "not a bank"]) is None
+    assert read_only_legend(["lessons", "private:0", "lessons"]) == (
+        "Bank lessons: lessons from the environment, read by every agent; agents cannot write it."
+    )
