@@ -376,7 +376,18 @@ class ConsensusGuard(GuardBase):
         }
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore the judged cases and the guard's lessons."""
+        """Restore the judged cases and the guard's lessons.
+
+        Raises:
+            ValueError: The arrays are the older per-text state (``text_ids``), saved
+                before notes were judged with their related memories.
+        """
+        if "case_indptr" not in arrays:
+            raise ValueError(
+                f"guards.{self.name}: the checkpoint holds consensus verdicts per note text, "
+                "from before notes were judged with their related memories; it cannot resume "
+                "this run (start it again)"
+            )
         indptr = np.asarray(arrays["case_indptr"], dtype=np.int64).tolist()
         flat = np.asarray(arrays["case_text_ids"], dtype=np.int64).tolist()
         unsafe = np.asarray(arrays["unsafe"], dtype=np.int64).tolist()

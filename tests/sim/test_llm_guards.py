@@ -424,6 +424,10 @@ def test_consensus_state_round_trips():
     assert again.unsafe == guard.unsafe
     assert again.own_lessons == {11, 12}
     assert again._lessoned == {4, 5}
+    old = {"text_ids": np.array([4]), "unsafe": np.array([1])}  # the per-text state
+    with pytest.raises(ValueError, match=r"guards.consensus: the checkpoint holds consensus"):
+        again.load_state_arrays(old)
+    assert again.unsafe == guard.unsafe  # unchanged
 
 
 def test_judge_prompt_neutralises_notes_and_related_memories():
