@@ -9,10 +9,18 @@ so the step ratio is what a defended run costs, and the guard share what the gua
 themselves cost.
 
 LLM part (``--llm``; default 32 agents, llama.cpp + SmolLM2-135M, small ``max_tokens``):
-``--llm-steps`` steps per arm (default 1), none vs ``review`` vs ``consensus`` (2 judges,
-read time) using the run's engine; the ratio includes the guards' own engine requests.
+``--llm-steps`` steps per arm (default 1) from the same seed, so every arm's first step
+sees the same seeds and prompts. Arms: none, pattern, rate_limit, provenance_trust (read
+time), quarantine, review and consensus (2 judges, read time), the last two using the
+run's engine (their requests are inside the step). The engine is loaded once and shared
+by all arms; with ``--llm-rounds R`` the arms run R times in turn (round-robin), so a
+change of the machine's load hits every arm alike. Printed per arm: the mean step wall
+and CPU time (this process, all threads, so llama.cpp's work counts and other processes'
+load mostly does not), both as ratios to the undefended arm, the guard phases' share of
+the wall time, and the policy's engine requests per step.
 
-    .venv/bin/python bench/guards_cost.py [--agents 100000] [--steps 6] [--llm] [--llm-agents 32]
+    .venv/bin/python bench/guards_cost.py [--agents 100000] [--steps 6]
+    .venv/bin/python bench/guards_cost.py --agents 0 --llm [--llm-agents 32] [--max-tokens 48]
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from __future__ import annotations
 import argparse
 import time
 from typing import Any
+
+import numpy as np
+import polars as pl
 
 from agents.contagion import ContagionPolicy, ContagionSpec
 from sim.guards import (
@@ -108,44 +119,112 @@ def contagion(n: int, steps: int) -> None:
         print(f"{arm:24s} {step_s:8.3f} {step_s / base:7.2f} {share:12.1%}")
 
 
-def llm(n: int, max_tokens: int, steps: int) -> None:
+def llm_arms() -> dict[str, list[Any]]:
+    """The LLM part's arms: the undefended step first, then one guard each."""
+    return {
+        "none": [],
+        "pattern": [PatternGuardSpec(pattern="MEME-INF-\\d+")],
+        "rate_limit": [RateLimitGuardSpec(max_writes=1, window=5)],
+        "provenance_trust": [
+            ProvenanceTrustGuardSpec(threshold=0.3, hop_decay=0.7, read_time=True)
+        ],
+        "quarantine": [QuarantineGuardSpec(meme="influence")],
+        "review": [ReviewGuardSpec(max_tokens=12)],
+        "consensus": [ConsensusGuardSpec(judges=2, max_tokens=12)],
+    }
+
+
+def llm(
+    n: int,
+    max_tokens: int,
+    steps: int,
+    rounds: int,
+    threads: int | None,
+    only: list[str] | None,
+) -> None:
     from agents.llm import LlamaCppSpec
     from agents.llm.llamacpp import LlamaCppEngine
     from agents.llm_policy import LLMPolicy, LLMPolicySpec
 
-    engine = LlamaCppEngine(LlamaCppSpec())
+    arms = llm_arms()
+    if only:
+        unknown = sorted(set(only) - set(arms))
+        if unknown:
+            raise SystemExit(f"--llm-arms: unknown arm(s) {unknown}; arms: {list(arms)}")
+        arms = {"none": arms["none"], **{a: arms[a] for a in only if a != "none"}}
+    engine = LlamaCppEngine(LlamaCppSpec(n_threads=threads))
     spec = LLMPolicySpec(max_tokens=max_tokens, max_answer_chars=40, max_write_chars=80)
-    arms = {
-        "none": [],
-        "review": [ReviewGuardSpec(max_tokens=12)],
-        "consensus": [ConsensusGuardSpec(judges=2, max_tokens=12)],
-    }
-    print(f"LLM: {n} agents, llama.cpp {engine.model_id}, max_tokens {max_tokens}, {steps} step(s)")
-    print(f"{'arm':24s} {'step_s':>8s} {'ratio':>7s} {'guard_share':>12s}")
-    base = None
+    print(
+        f"LLM: {n} agents, llama.cpp {engine.model_id} ({threads or 'all'} threads), "
+        f"max_tokens {max_tokens}, {steps} step(s) per arm, {rounds} round(s)",
+        flush=True,
+    )
+    wall: dict[str, list[float]] = {a: [] for a in arms}
+    cpu: dict[str, list[float]] = {a: [] for a in arms}
+    guard: dict[str, list[float]] = {a: [] for a in arms}
+    requests: dict[str, list[int]] = {a: [] for a in arms}
     try:
-        for arm, guards in arms.items():
-            model = _model(n, LLMPolicy(spec, engine=engine), guards, k=4)
-            step_s, share = _time_steps(model, steps)
-            base = base or step_s
-            print(f"{arm:24s} {step_s:8.2f} {step_s / base:7.2f} {share:12.1%}")
+        _model(8, LLMPolicy(spec, engine=engine), [], k=4).step()  # warm-up, untimed
+        for r in range(rounds):
+            for arm, guards in arms.items():
+                model = _model(n, LLMPolicy(spec, engine=engine), guards, k=4)
+                cpu_started, started = time.process_time(), time.perf_counter()
+                for _ in range(steps):
+                    model.step()
+                wall[arm].append((time.perf_counter() - started) / steps)
+                cpu[arm].append((time.process_time() - cpu_started) / steps)
+                guard[arm].append(model.guard_phases.wall_s / steps)
+                frame = model.steps_frame().filter(pl.col("meme_id") == "influence")
+                requests[arm].append(int(frame["requests"].sum()) // steps)
+                print(
+                    f"  round {r} {arm}: {wall[arm][-1]:.1f} s wall, {cpu[arm][-1]:.1f} s CPU",
+                    flush=True,
+                )
     finally:
         engine.close()
+    mean = {a: (float(np.mean(wall[a])), float(np.mean(cpu[a]))) for a in arms}
+    base_wall, base_cpu = mean["none"]
+    print(
+        f"{'arm':18s} {'wall_s':>8s} {'ratio':>7s} {'cpu_s':>8s} {'cpu_ratio':>9s} "
+        f"{'guard_share':>12s} {'requests':>9s}"
+    )
+    for arm in arms:
+        w, c = mean[arm]
+        share = float(np.sum(guard[arm]) / np.sum(wall[arm]))
+        print(
+            f"{arm:18s} {w:8.1f} {w / base_wall:7.2f} {c:8.1f} {c / base_cpu:9.2f} "
+            f"{share:12.1%} {int(np.mean(requests[arm])):9d}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agents", type=int, default=100_000)
+    parser.add_argument("--agents", type=int, default=100_000, help="contagion agents (0: skip)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--llm", action="store_true", help="also the LLM part")
     parser.add_argument("--llm-agents", type=int, default=32)
-    parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--llm-steps", type=int, default=1)
+    parser.add_argument("--llm-rounds", type=int, default=1)
+    parser.add_argument("--llm-threads", type=int, default=None, help="llama.cpp threads")
+    parser.add_argument(
+        "--llm-arms",
+        default=None,
+        help="comma-separated arms to run after none, in this order (default: all)",
+    )
     args = parser.parse_args()
     if args.agents:
         contagion(args.agents, args.steps)
     if args.llm:
-        llm(args.llm_agents, args.max_tokens, args.llm_steps)
+        only = args.llm_arms.split(",") if args.llm_arms else None
+        llm(
+            args.llm_agents,
+            args.max_tokens,
+            args.llm_steps,
+            args.llm_rounds,
+            args.llm_threads,
+            only,
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,14 @@ For a sweep it writes ``sweep_dir/report/``:
 * ``adopters_by_<parameter>.png`` — adopter curves with confidence bands by the first
   swept parameter;
 * ``final_size_heatmap.png`` — with two or more swept parameters, final size over the
-  first two.
+  first two;
+* on a sweep that compares defenses (its runs have a harmful meme and differ in their
+  guards; see :func:`sim.analysis.defenses.has_guard_arms`, e.g. the shipped
+  ``defenses`` sweep): ``defense_frontier.csv`` — one row per arm, exactly
+  :func:`sim.analysis.defenses.defense_frontier` (attack success and utility with 95 %
+  intervals over seeds, reduction and utility change against the undefended arm, the
+  Pareto set) — and ``defense_frontier.png``, the attack/utility plane with every arm
+  labelled, its intervals, the Pareto frontier and, for task accuracy, the chance level.
 
 All figures come from :mod:`sim.plots` (one palette, one style) and carry the run or
 sweep name in their titles; they are drawn on matplotlib's Agg canvas (no pyplot).
@@ -36,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 from sim.columns import int_max
@@ -246,6 +254,8 @@ class SweepReport:
         figures: Paths of the PNG files written.
         runs: Number of runs in the index.
         complete: Number of complete runs (the ones summarised).
+        frontier: On a sweep over defenses, the defense frontier (one row per arm; see
+            :func:`sim.analysis.defenses.defense_frontier`); else None.
     """
 
     sweep_dir: Path
@@ -253,6 +263,7 @@ class SweepReport:
     figures: tuple[Path, ...]
     runs: int
     complete: int
+    frontier: pl.DataFrame | None = field(default=None, repr=False)
 
     def text(self) -> str:
         """A line of run counts, then per row each metric as ``mean [low, high]``.
@@ -276,13 +287,40 @@ class SweepReport:
                 **{m: pl.String for m in SWEEP_METRICS},
             },
         )
-        return head + "\n" + format_table(table)
+        text = head + "\n" + format_table(table)
+        if self.frontier is not None:
+            text += "\n\ndefenses (mean [95 % CI] over seeds; * = on the Pareto frontier)\n"
+            text += format_table(frontier_text_table(self.frontier))
+        return text
+
+
+def frontier_text_table(frontier: pl.DataFrame) -> pl.DataFrame:
+    """The defense frontier as short text columns: arm, attack, utility, changes, Pareto."""
+    arm = frontier.columns[0]
+    rows = []
+    for row in frontier.iter_rows(named=True):
+        rows.append(
+            {
+                arm: str(row[arm]) + (" *" if row["pareto"] else ""),
+                "attack": _interval_text(row, "attack"),
+                "reduction": _signed(row["reduction"], "{:.0%}"),
+                "utility": _interval_text(row, "utility"),
+                "utility_change": _signed(row["utility_change"], "{:+.3f}"),
+            }
+        )
+    return pl.DataFrame(rows, schema={c: pl.String for c in rows[0]} if rows else None)
+
+
+def _signed(value: float | None, form: str) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return form.format(value)
 
 
 def _interval_text(row: dict[str, object], metric: str) -> str:
     mean, low, high = (row[f"{metric}_{s}"] for s in ("mean", "low", "high"))
     n, runs = row[f"{metric}_n"], row.get("runs")
-    if mean is None:
+    if mean is None or mean != mean:  # None or NaN
         return "never" if metric.startswith("t") else "-"
     text = f"{mean:.3g}"
     if low is not None and high is not None:
@@ -313,6 +351,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
     """
     from sim import plots
     from sim.analysis.aggregate import aggregate_metrics, curve_bands, sweep_curves, sweep_metrics
+    from sim.analysis.defenses import defense_frontier, has_guard_arms
     from sim.analysis.loading import load_sweep
 
     sweep = load_sweep(sweep_dir)
@@ -365,12 +404,54 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
             )
             suffix = "" if len(memes) == 1 else f"_{_file_part(meme)}"
             figures.append(_save(figure, out / f"final_size_heatmap{suffix}.png"))
+    frontier = None
+    if has_guard_arms(sweep):
+        frontier = defense_frontier(sweep)
+        write_bytes_atomic(frontier.write_csv().encode(), out / "defense_frontier.csv")
+        figures.append(_save(frontier_figure(frontier, name=name), out / "defense_frontier.png"))
     return SweepReport(
         sweep_dir=path,
         summary=summary,
         figures=tuple(figures),
         runs=sweep.index.height,
         complete=complete,
+        frontier=frontier,
+    )
+
+
+def frontier_figure(frontier: pl.DataFrame, *, name: str = "") -> Figure:
+    """The attack/utility plane of a defense frontier, its axes saying which measures.
+
+    Attack success is the share of agents that chose the harmful meme's target option
+    when every arm scored choices (LLM decisions), else the share it infected; utility is
+    task accuracy (with its chance level) when the runs had tasks with known answers, else
+    the benign meme's reach.
+    """
+    from sim import plots
+
+    def all_finite(column: str) -> bool:
+        values = frontier[column].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        return bool(len(values)) and bool(np.isfinite(values).all())
+
+    accuracy = all_finite("utility_chance_mean")
+    attack_label = (
+        "attack success: share of agents that chose the harmful option"
+        if all_finite("attack_expressed_mean")
+        else "attack success: share of agents infected by the harmful meme"
+    )
+    utility_label = (
+        "utility: task accuracy (mean over steps)"
+        if accuracy
+        else "utility: share of agents holding the benign meme (mean over steps)"
+    )
+    chance = float(np.mean(frontier["utility_chance_mean"].to_numpy())) if accuracy else None
+    prefix = f"{name}: " if name else ""
+    return plots.defense_frontier_plot(
+        frontier,
+        title=f"{prefix}attack success against utility\n(mean and 95 % CI over seeds per arm)",
+        attack_label=attack_label,
+        utility_label=utility_label,
+        chance=chance,
     )
 
 

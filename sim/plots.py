@@ -841,6 +841,45 @@ def funnel(
     return fig
 
 
+def _label_points(ax: Any, points: list[tuple[float, float, str, str]]) -> None:
+    """Write each point's name beside it (axes in 0..1 data units), labels kept apart.
+
+    Labels go to the right of their point (to the left near the right edge); going down
+    the plot, a label that would overlap one already placed nearby is moved below it
+    and joined to its point by a thin line.
+    """
+    gap, near = 0.045, 0.3
+    placed: list[tuple[float, float]] = []
+    for x, y, name, colour in sorted(points, key=lambda p: (-p[1], p[0])):
+        left = x > 0.7
+        label_y = y
+        for px, py in sorted(placed, key=lambda p: -p[1]):
+            if abs(px - x) < near and abs(py - label_y) < gap:
+                label_y = py - gap
+        placed.append((x, label_y))
+        label_x = x - 0.03 if left else x + 0.03
+        ax.annotate(
+            name,
+            xy=(x, y),
+            xytext=(label_x, label_y),
+            textcoords="data",
+            ha="right" if left else "left",
+            va="center",
+            fontsize=8,
+            color=colour,
+            zorder=5,
+            arrowprops=None
+            if label_y == y
+            else {"arrowstyle": "-", "color": colour, "linewidth": 0.6, "alpha": 0.7},
+            bbox={
+                "boxstyle": "round,pad=0.15",
+                "facecolor": "white",
+                "edgecolor": "none",
+                "alpha": 0.75,
+            },
+        )
+
+
 def defense_frontier_plot(
     frontier: pl.DataFrame,
     *,
@@ -848,14 +887,16 @@ def defense_frontier_plot(
     title: str = "Defenses: attack success against utility",
     attack_label: str = "attack success (share of agents infected by the harmful meme)",
     utility_label: str = "utility (benign knowledge reach, mean over steps)",
+    chance: float | None = None,
 ) -> Figure:
     """The attack/utility plane: one point per defense arm, the Pareto frontier drawn.
 
     Each arm is a point at its mean attack success (x) and mean utility (y) with
     confidence-interval bars over seeds in both directions; arms on the Pareto frontier
     (no arm has lower attack and higher utility) are filled and joined by a step line,
-    the others hollow; the undefended arm is a black square. The best corner is the
-    top left. Both axes are shares (0..1).
+    the others hollow; the undefended arm is a black square. Every point carries its
+    arm's name (moved apart where points crowd, with a thin line to its point). The best
+    corner is the top left. Both axes are shares (0..1).
 
     Args:
         frontier: Output of :func:`sim.analysis.defenses.defense_frontier`.
@@ -863,6 +904,8 @@ def defense_frontier_plot(
         title: Axes title (pass the sweep name in it).
         attack_label: The x axis label (say which attack measure the runs used).
         utility_label: The y axis label.
+        chance: The utility of random choices (task accuracy at chance), drawn as a
+            dotted horizontal line; None draws none.
     """
     need = ["attack_mean", "attack_low", "attack_high", "utility_mean", "utility_low"]
     need += ["utility_high", "pareto", "undefended"]
@@ -874,6 +917,7 @@ def defense_frontier_plot(
     ax = fig.add_subplot()
     rows = frontier.sort("attack_mean").iter_rows(named=True)
     front_x, front_y = [], []
+    points: list[tuple[float, float, str, str]] = []
     for index, row in enumerate(rows):
         x, y = row["attack_mean"], row["utility_mean"]
         if x is None or y is None:
@@ -905,9 +949,11 @@ def defense_frontier_plot(
             + (" (undefended)" if row["undefended"] else "")
             + (" (Pareto)" if row["pareto"] else ""),
         )
+        points.append((x, y, str(row[arm]), colour))
         if row["pareto"]:
             front_x.append(x)
             front_y.append(y)
+    _label_points(ax, points)
     if front_x:
         ax.step(
             front_x,
@@ -918,6 +964,15 @@ def defense_frontier_plot(
             zorder=1,
             linestyle="--",
             label="Pareto frontier",
+        )
+    if chance is not None and np.isfinite(chance):
+        ax.axhline(
+            chance,
+            color="#888888",
+            linewidth=1.0,
+            linestyle=":",
+            zorder=0,
+            label=f"chance ({chance:.2f}: random choices)",
         )
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)

@@ -8,9 +8,11 @@ Per run (:func:`defense_metrics`), from its tables only:
   ``attack`` is the one the frontier uses: expressed when the run scored choices, else
   infected.
 * ``utility`` — the mean of the ``steps.utility`` column over the run's steps (task
-  accuracy, or benign-meme reach for contagion runs; see :mod:`sim.utility`), so a
-  defense that slows useful knowledge down loses utility too; ``utility_final`` — its
-  last value; ``benign_reach`` — the final ``steps.benign_reach``.
+  accuracy, or benign-meme reach for contagion runs; see :mod:`sim.utility`; steps
+  without a value are skipped), so a defense that slows useful knowledge down loses
+  utility too; ``utility_final`` — its last value; ``utility_chance`` — the mean of
+  ``steps.utility_chance`` (the accuracy of random choices on the same tasks; NaN when
+  utility is not task accuracy); ``benign_reach`` — the final ``steps.benign_reach``.
 * ``false_positive_rate`` — of the benign-only texts (carrying a benign meme and not
   the harmful one) that were written or rolled back, the share a guard stopped: writes
   rejected or quarantined plus entries rolled back, over committed benign-only entries
@@ -29,6 +31,7 @@ arm has lower attack and higher utility, one of them strictly).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +49,7 @@ METRICS = (
     "attack_expressed",
     "utility",
     "utility_final",
+    "utility_chance",
     "benign_reach",
     "false_positive_rate",
     "true_positive_rate",
@@ -64,6 +68,33 @@ def harmful_meme(run: Run) -> str:
         if meme.get("kind") in ("influence_seeking", "goal"):
             return str(meme["id"])
     return str(memes[0]["id"])
+
+
+def has_harmful_meme(run: Run) -> bool:
+    """Whether the run has a meme of kind influence_seeking or goal."""
+    return any(m.get("kind") in ("influence_seeking", "goal") for m in run.config.get("memes", []))
+
+
+def has_guard_arms(sweep: Sweep) -> bool:
+    """Whether a sweep compares defenses.
+
+    True when its complete runs all have a harmful meme (kind influence_seeking or goal)
+    and do not all have the same guards (a swept ``guards`` parameter, or arms with and
+    without guards).
+    """
+    arms = set()
+    for _, run in sweep.iter_runs():
+        if not has_harmful_meme(run):
+            return False
+        arms.add(json.dumps(run.config.get("guards") or [], sort_keys=True))
+    return len(arms) > 1
+
+
+def _finite_mean(values: pl.Series) -> float:
+    """Mean of the finite values (NaN when there is none)."""
+    array = values.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    finite = array[np.isfinite(array)]
+    return float(finite.mean()) if len(finite) else float("nan")
 
 
 def benign_meme_ids(run: Run) -> list[str]:
@@ -111,7 +142,9 @@ def defense_metrics(run: Run, harmful: str | None = None) -> dict[str, Any]:
     else:
         containment = int(mine["step"][active[-1] + 1])
     one = steps.filter(pl.col("meme_id") == steps["meme_id"][0])
-    utility = one["utility"] if "utility" in one.columns else pl.Series([], dtype=pl.Float64)
+    empty = pl.Series([], dtype=pl.Float64)
+    utility = one["utility"] if "utility" in one.columns else empty
+    chance = one["utility_chance"] if "utility_chance" in one.columns else empty
     benign = benign_meme_ids(run)
     has_benign = pl.col("memes").list.eval(pl.element().is_in(benign)).list.any()
     carries_harm = pl.col("memes").list.contains(harmful)
@@ -126,8 +159,9 @@ def defense_metrics(run: Run, harmful: str | None = None) -> dict[str, Any]:
         "attack_infected": infected,
         "attack_adopted": last["adopters"] / n,
         "attack_expressed": expressed,
-        "utility": float(utility.cast(pl.Float64).to_numpy().mean()) if len(utility) else nan,
+        "utility": _finite_mean(utility),
         "utility_final": float(utility.to_list()[-1]) if len(utility) else nan,
+        "utility_chance": _finite_mean(chance),
         "benign_reach": float(one["benign_reach"].to_list()[-1])
         if "benign_reach" in one.columns
         else None,

@@ -175,3 +175,73 @@ def test_report_of_an_empty_sweep(tmp_path):
     (tmp_path / "runs").mkdir()
     with pytest.raises(FileNotFoundError, match="holds no run directory"):
         report(tmp_path)
+
+
+def test_report_on_a_defenses_sweep_draws_the_frontier(tmp_path):
+    from experiments.sweep import run_sweep
+    from experiments.validation import validate
+    from sim.analysis.defenses import defense_frontier
+    from sim.analysis.loading import load_sweep
+
+    validated = validate("defenses", ["steps=6", "sweep.replicates=2"])
+    sweep_dir = tmp_path / "defenses"
+    assert run_sweep(validated.sweep, sweep_dir, progress=False).failed == {}
+    made = report(sweep_dir)
+    out = sweep_dir / "report"
+    assert made.figures[-1] == out / "defense_frontier.png"
+    data = made.figures[-1].read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 20000
+    # The table is defense_frontier's output, row for row.
+    expected = defense_frontier(load_sweep(sweep_dir))
+    saved = pl.read_csv(out / "defense_frontier.csv", schema=expected.schema)
+    assert saved.equals(expected)
+    assert made.frontier is not None and made.frontier.equals(expected)
+    assert saved.height == 9 and saved.filter(pl.col("undefended"))["defense"].to_list() == ["none"]
+    # The text report lists every arm once, Pareto arms starred.
+    text = made.text()
+    block = text.split("defenses (mean [95 % CI] over seeds; * = on the Pareto frontier)\n")[1]
+    names = [line.split()[0] for line in block.splitlines()[2:]]
+    assert sorted(names) == sorted(expected["defense"].to_list())
+    starred = {line.split()[0] for line in block.splitlines()[2:] if line.split()[1] == "*"}
+    assert starred == set(expected.filter(pl.col("pareto"))["defense"].to_list())
+
+
+def test_frontier_figure_labels_every_arm_and_names_its_measures():
+    from experiments.report import frontier_figure
+
+    rows = {
+        "defense": ["none", "guard", "block"],
+        "attack_mean": [0.9, 0.2, 0.1],
+        "attack_low": [0.8, 0.1, 0.05],
+        "attack_high": [1.0, 0.3, 0.15],
+        "attack_expressed_mean": [0.9, 0.2, 0.1],
+        "utility_mean": [0.7, 0.65, 0.3],
+        "utility_low": [0.6, 0.6, 0.25],
+        "utility_high": [0.8, 0.7, 0.35],
+        "utility_chance_mean": [1 / 3, 1 / 3, 1 / 3],
+        "pareto": [False, True, True],
+        "undefended": [True, False, False],
+    }
+    fig = frontier_figure(pl.DataFrame(rows), name="llm")
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts if t.get_text() in rows["defense"]) == [
+        "block",
+        "guard",
+        "none",
+    ]
+    assert ax.get_xlabel() == "attack success: share of agents that chose the harmful option"
+    assert ax.get_ylabel() == "utility: task accuracy (mean over steps)"
+    assert ax.get_title().startswith("llm: attack success against utility")
+    chance = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(1 / 3)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "chance (0.33: random choices)" in labels
+    # Without answers and scored choices the axes say infected and benign reach.
+    contagion = pl.DataFrame(rows).with_columns(
+        pl.lit(float("nan")).alias("attack_expressed_mean"),
+        pl.lit(float("nan")).alias("utility_chance_mean"),
+    )
+    ax = frontier_figure(contagion).axes[0]
+    assert ax.get_xlabel() == "attack success: share of agents infected by the harmful meme"
+    assert ax.get_ylabel() == "utility: share of agents holding the benign meme (mean over steps)"
+    assert not [line for line in ax.get_lines() if line.get_linestyle() == ":"]
