@@ -79,6 +79,8 @@ class LexicalRelevance:
         self._table: tuple[np.ndarray, np.ndarray] | None = None
         self._last_queries: list[str] | None = None
         self._query_rows: tuple[np.ndarray, Any] = (np.zeros(0, dtype=np.int64), None)
+        # The last dense Jaccard matrix: (query matrix it was made with, text ids, matrix).
+        self._last_jaccard: tuple[Any, np.ndarray, np.ndarray] | None = None
 
     def _string_id(self, text: str) -> int:
         sid = self._string_ids.get(text)
@@ -102,7 +104,8 @@ class LexicalRelevance:
         text per agent for the whole run).
         """
         last = self._last_queries
-        if last is None or not (last is queries or last == list(queries)):
+        same = last == (queries if isinstance(queries, list) else list(queries))
+        if last is None or not same:
             distinct, slot = np.unique(self._ids(queries), return_inverse=True)
             self._last_queries = list(queries)
             self._query_rows = (slot.reshape(-1), self._rows(distinct))
@@ -139,21 +142,45 @@ class LexicalRelevance:
         t_rows = self._rows(t_used)
         if q_rows.shape[1] != t_rows.shape[1]:  # new words arrived since the queries
             q_rows.resize((q_rows.shape[0], t_rows.shape[1]))
-        q_size = np.diff(q_rows.indptr)[q_inv]
-        t_size = np.diff(t_rows.indptr)[t_inv]
         n_q, n_t = q_rows.shape[0], len(t_used)
         if n_q * n_t <= self.DENSE_LIMIT:
-            overlap = (q_rows @ t_rows.T).toarray()
-            inter = overlap[q_inv, t_inv]
-        else:
-            pair_keys, pair_of = np.unique(q_inv * n_t + t_inv, return_inverse=True)
-            left = q_rows[pair_keys // n_t]
-            right = t_rows[pair_keys % n_t]
-            inter = np.asarray(left.multiply(right).sum(axis=1)).ravel()[pair_of.reshape(-1)]
-        union = q_size + t_size - inter
-        out = np.zeros(len(pairs), dtype=np.float64)
-        np.divide(inter, union, out=out, where=union > 0)
-        return out
+            # Every (distinct query, distinct text) similarity once, then one lookup per
+            # pair: pairs outnumber the distinct strings by far.
+            jaccard = self._dense_jaccard(q_rows, t_rows, t_used)
+            if n_t == 1:
+                return jaccard[:, 0].take(q_inv)
+            flat = q_inv * n_t
+            flat += t_inv
+            return jaccard.ravel().take(flat)
+        q_size = np.diff(q_rows.indptr)[q_inv]
+        t_size = np.diff(t_rows.indptr)[t_inv]
+        pair_keys, pair_of = np.unique(q_inv * n_t + t_inv, return_inverse=True)
+        left = q_rows[pair_keys // n_t]
+        right = t_rows[pair_keys % n_t]
+        inter = np.asarray(left.multiply(right).sum(axis=1)).ravel()[pair_of.reshape(-1)]
+        return _jaccard(inter, q_size + t_size - inter)
+
+    def _dense_jaccard(self, q_rows: Any, t_rows: Any, t_used: np.ndarray) -> np.ndarray:
+        """The (distinct query x distinct text) Jaccard matrix.
+
+        Kept while the same queries and texts come back (new words elsewhere in the
+        vocabulary change no similarity of these strings).
+        """
+        last = self._last_jaccard
+        if last is not None and last[0] is q_rows and np.array_equal(last[1], t_used):
+            return last[2]
+        overlap = (q_rows @ t_rows.T).toarray()
+        union = np.diff(q_rows.indptr)[:, None] + np.diff(t_rows.indptr)[None, :] - overlap
+        jaccard = _jaccard(overlap, union)
+        self._last_jaccard = (q_rows, t_used, jaccard)
+        return jaccard
+
+
+def _jaccard(inter: np.ndarray, union: np.ndarray) -> np.ndarray:
+    """``inter / union`` elementwise, 0 where the union is empty (both sets empty)."""
+    out = np.zeros(inter.shape, dtype=np.float64)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
 
 
 @dataclass(frozen=True)
