@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from scripted_server import scripted_server
 
+from experiments.cli import main
 from experiments.config import load_config
 from experiments.runner import run_experiment
 from experiments.sweep import load_sweep_config, run_sweep
@@ -180,7 +181,7 @@ def test_sweep_with_jobs_shares_one_managed_llamacpp_server(tmp_path, gguf_path)
         assert ours[name].equals(theirs[name]), name
 
 
-def test_shared_server_that_cannot_start_fails_the_sweep_clearly(tmp_path):
+def test_shared_server_that_cannot_start_fails_the_sweep_clearly(tmp_path, capsys):
     pytest.importorskip("llama_cpp.server")
     bad = tmp_path / "not-a-model.gguf"
     bad.write_bytes(b"GGUF" + b"\x00" * 60)  # a header, then nothing llama.cpp can load
@@ -190,9 +191,13 @@ def test_shared_server_that_cannot_start_fails_the_sweep_clearly(tmp_path):
         run_sweep(load_sweep_config(path), tmp_path / "sw", jobs=2, progress=False)
     assert (tmp_path / "sw" / "shared-server-0.log").is_file()
     assert not list((tmp_path / "sw").glob("runs"))  # no run started
-    # Without the shared server the workers build their own engines (which fail to load
-    # the file, as runs, not as the sweep).
-    result = run_sweep(
-        load_sweep_config(path), tmp_path / "sw", jobs=2, progress=False, shared_server=False
-    )
-    assert result.servers_started is None and len(result.failed) == 3
+    # The command line says so (exit 2); without the shared server the workers build
+    # their own engines, which fail to load the file as runs (exit 1), not as the sweep.
+    sweep_dir = str(tmp_path / "sw")
+    assert main(["sweep", str(path), "--sweep-dir", sweep_dir, "--jobs", "2", "--quiet"]) == 2
+    assert "--no-shared-server" in capsys.readouterr().err
+    argv = ["sweep", str(path), "--sweep-dir", sweep_dir, "--jobs", "2", "--quiet"]
+    assert main([*argv, "--no-shared-server"]) == 1
+    assert "shared_servers" not in capsys.readouterr().out
+    index = pl.read_parquet(tmp_path / "sw" / "index.parquet")
+    assert len(index) == 3 and "complete" not in set(index["status"])  # each run failed
