@@ -294,14 +294,25 @@ class SweepReport:
         return text
 
 
+def _arm_labels(frontier: pl.DataFrame) -> tuple[str, list[str]]:
+    """The name of a frontier's arm column(s) and each row's arm label.
+
+    The arm columns are the ones before ``attack_mean`` (the swept parameters); several
+    are joined with ", " (e.g. ``defense, policy.beta``).
+    """
+    columns = frontier.columns[: frontier.columns.index("attack_mean")] or ["guards"]
+    labels = [", ".join(str(row[c]) for c in columns) for row in frontier.iter_rows(named=True)]
+    return ", ".join(columns), labels
+
+
 def frontier_text_table(frontier: pl.DataFrame) -> pl.DataFrame:
     """The defense frontier as short text columns: arm, attack, utility, changes, Pareto."""
-    arm = frontier.columns[0]
+    arm, labels = _arm_labels(frontier)
     rows = []
-    for row in frontier.iter_rows(named=True):
+    for label, row in zip(labels, frontier.iter_rows(named=True), strict=True):
         rows.append(
             {
-                arm: str(row[arm]) + (" *" if row["pareto"] else ""),
+                arm: label + (" *" if row["pareto"] else ""),
                 "attack": _interval_text(row, "attack"),
                 "reduction": _signed(row["reduction"], "{:.0%}"),
                 "utility": _interval_text(row, "utility"),
@@ -446,8 +457,10 @@ def frontier_figure(frontier: pl.DataFrame, *, name: str = "") -> Figure:
     )
     chance = float(np.mean(frontier["utility_chance_mean"].to_numpy())) if accuracy else None
     prefix = f"{name}: " if name else ""
+    _, labels = _arm_labels(frontier)
     return plots.defense_frontier_plot(
-        frontier,
+        frontier.with_columns(pl.Series("_arm", labels, dtype=pl.String)),
+        arm="_arm",
         title=f"{prefix}attack success against utility\n(mean and 95 % CI over seeds per arm)",
         attack_label=attack_label,
         utility_label=utility_label,

@@ -245,3 +245,30 @@ def test_frontier_figure_labels_every_arm_and_names_its_measures():
     assert ax.get_xlabel() == "attack success: share of agents infected by the harmful meme"
     assert ax.get_ylabel() == "utility: share of agents holding the benign meme (mean over steps)"
     assert not [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+
+
+def test_frontier_text_joins_several_arm_columns():
+    from experiments.report import frontier_text_table
+
+    frontier = pl.DataFrame(
+        {
+            "defense": ["none", "quarantine"],
+            "policy.beta": [0.1, 0.1],
+            "attack_mean": [0.8, 0.05],
+            "attack_low": [0.7, 0.0],
+            "attack_high": [0.9, 0.1],
+            "attack_n": [3, 3],
+            "utility_mean": [0.5, 0.52],
+            "utility_low": [0.4, 0.45],
+            "utility_high": [0.6, 0.6],
+            "utility_n": [3, 3],
+            "reduction": [0.0, 0.9375],
+            "utility_change": [0.0, 0.02],
+            "pareto": [False, True],
+        }
+    )
+    assert frontier_text_table(frontier).rows() == [
+        ("none, 0.1", "0.8 [0.7, 0.9]", "0%", "0.5 [0.4, 0.6]", "+0.000"),
+        ("quarantine, 0.1 *", "0.05 [0, 0.1]", "94%", "0.52 [0.45, 0.6]", "+0.020"),
+    ]
+    assert frontier_text_table(frontier).columns[0] == "defense, policy.beta"
