@@ -217,6 +217,33 @@ def test_forbidden_and_unknown_bank_writes_are_refused_and_counted(spec, tmp_pat
         assert tables[name].select(keep).equals(frame.select(keep)), name
 
 
+class OrderEngine(ScriptedEngine):
+    """The scripted model, noting the order in which each batch's requests arrive."""
+
+    def __init__(self) -> None:
+        self.received: list[list[str]] = []
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        self.received.append([r.request_id for r in requests])
+        return super().generate(requests)
+
+
+def test_batches_go_out_in_shared_prefix_order_and_come_back_by_agent(spec, tmp_path) -> None:
+    # Personas in reverse alphabetical order: sorted prompts are agents 3, 2, 1, 0.
+    personas = tmp_path / "personas.json"
+    names = ["Zed", "Yan", "Xia", "Wu"]
+    personas.write_text(json.dumps([{"name": n, "role": "r", "description": "d"} for n in names]))
+    engine = OrderEngine()
+    model = _model(spec.model_copy(update={"personas_file": str(personas)}), engine)
+    model.step()
+    assert engine.received == [[f"s0-a{a}-act" for a in (3, 2, 1, 0)]]
+    acts = model.tables()["generations"]
+    assert acts["request_id"].to_list() == [f"s0-a{a}-act" for a in range(4)]
+    assert acts["bank_requested"].to_list() == [SCRIPT[a]["memory_bank"] for a in range(4)]
+    notes = model.tables()["memories"].filter(pl.col("text").str.starts_with("note by"))
+    assert notes.select("author_id", "text").rows() == [(1, "note by 1")]
+
+
 @pytest.mark.slow
 def test_policy_describe_and_queries(spec, llamacpp_engine) -> None:
     policy = LLMPolicy(spec, engine=llamacpp_engine)
