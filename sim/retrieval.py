@@ -253,9 +253,17 @@ class Retrieval:
 
     def foreign(self, store: MemoryStore) -> np.ndarray:
         """Whether each retrieved entry was written by someone other than its reader."""
-        return self._cached(
-            "foreign", lambda: np.not_equal(self.entry_authors(store), self.readers())
-        )
+
+        def compute() -> np.ndarray:
+            readers, entry_ids = self.readers(), self.entry_ids
+            foreign = np.empty(len(entry_ids), dtype=np.bool_)
+            for lo, hi in _blocks(len(entry_ids)):  # no int32 author column of full size
+                np.not_equal(
+                    store.author.take(entry_ids[lo:hi]), readers[lo:hi], out=foreign[lo:hi]
+                )
+            return foreign
+
+        return self._cached("foreign", compute)
 
     def carrying(self, store: MemoryStore, meme: int) -> np.ndarray:
         """Whether each retrieved entry carries meme ``meme`` (by index; not kept)."""
@@ -435,7 +443,7 @@ class Retriever:
         # The pair keys are built in the candidates' value array, and every array is let
         # go as soon as it is used: at 10^6 agents each holds tens of MB, and fewer live
         # and fresh arrays mean a lower peak and fewer page faults.
-        keys |= np.left_shift(readers, order.bits, dtype=np.int64)
+        _or_shifted(keys, readers, order.bits)
         del readers
         kept, indptr = self._finish(keys, per_reader)
         del keys
@@ -577,6 +585,25 @@ def _level_index(levels: np.ndarray, scores: np.ndarray) -> np.ndarray:
 #: windows of at most this many bits (a table that stays in the CPU cache).
 _LEVEL_TABLE_LEVELS = 1 << 8
 _LEVEL_TABLE_BITS = 16
+
+
+#: Elements per block of the blockwise loops: their temporaries stay a few MB (at 10^6
+#: agents a fresh temporary of every pair costs more in page faults than in arithmetic).
+_BLOCK = 1 << 20
+
+
+def _blocks(n: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` bounds of the blocks of ``range(n)``."""
+    return [(lo, min(lo + _BLOCK, n)) for lo in range(0, n, _BLOCK)]
+
+
+def _or_shifted(keys: np.ndarray, major: np.ndarray, bits: int) -> None:
+    """``keys |= major << bits`` (int64) in place, block by block."""
+    shifted = np.empty(min(len(keys), _BLOCK), dtype=np.int64)
+    for lo, hi in _blocks(len(keys)):
+        block = shifted[: hi - lo]
+        np.left_shift(major[lo:hi], bits, out=block, dtype=np.int64)
+        np.bitwise_or(keys[lo:hi], block, out=keys[lo:hi])
 
 
 def _combine(major: np.ndarray, bits: int, keys: np.ndarray) -> np.ndarray:

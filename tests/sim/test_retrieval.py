@@ -10,10 +10,12 @@ import pytest
 
 from sim.memory import MemoryStore, NewEntries
 from sim.retrieval import (
+    _BLOCK,
     LexicalRelevance,
     RetrievalSpec,
     Retriever,
     _level_index,
+    _or_shifted,
     _OrderKeys,
     retrieve,
 )
@@ -245,6 +247,16 @@ def test_level_index_equals_binary_search(n_levels):
     with_zero = np.concatenate([[0.0], levels[:-1]]) if n_levels > 1 else np.zeros(1)
     signed = np.array([-0.0, 0.0, with_zero[-1]])
     assert _level_index(with_zero, signed).tolist() == [0, 0, len(with_zero) - 1]
+
+
+def test_blockwise_or_shifted_equals_the_whole_array_formula():
+    rng = np.random.default_rng(0)
+    n = 2 * _BLOCK + 123  # several blocks and a short last one
+    major = rng.integers(0, 1 << 20, n).astype(np.int32)
+    keys = rng.integers(0, 1 << 30, n)
+    expected = keys | (major.astype(np.int64) << 30)
+    _or_shifted(keys, major, 30)
+    assert np.array_equal(keys, expected)
 
 
 def test_retrieval_columns_are_the_store_columns_of_the_retrieved_entries():
