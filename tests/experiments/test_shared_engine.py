@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -20,7 +23,7 @@ from scripted_server import scripted_server
 from experiments.cli import main
 from experiments.config import load_config
 from experiments.runner import run_experiment
-from experiments.sweep import load_sweep_config, run_sweep
+from experiments.sweep import acquire_sweep_lock, load_sweep_config, run_sweep
 from experiments.sweep_backends import SweepBackendError
 from sim.output import read_tables
 
@@ -201,3 +204,45 @@ def test_shared_server_that_cannot_start_fails_the_sweep_clearly(tmp_path, capsy
     assert "shared_servers" not in capsys.readouterr().out
     index = pl.read_parquet(tmp_path / "sw" / "index.parquet")
     assert len(index) == 3 and "complete" not in set(index["status"])  # each run failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_shared_server_dies_with_a_killed_sweep(tmp_path, gguf_path):
+    engine = f'kind = "llamacpp"\nmodel_path = "{gguf_path}"\nn_threads = 1'
+    path = _write(tmp_path, engine, steps=20, n=3, max_tokens=24)
+    sweep_dir = tmp_path / "sw"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    command = [sys.executable, "-m", "experiments.cli", "sweep", str(path)]
+    command += ["--sweep-dir", str(sweep_dir), "--jobs", "2", "--quiet"]
+    parent = subprocess.Popen(command, cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 300
+    pid = None
+    try:
+        while pid is None:
+            assert parent.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "no shared server within 300 s"
+            try:
+                servers = json.loads((sweep_dir / "sweep.json").read_text())["shared_servers"]
+            except (OSError, ValueError, KeyError):
+                servers = []
+            pid = servers[0]["pid"] if servers else None
+            time.sleep(0.1)
+        assert _alive(pid)
+        parent.send_signal(signal.SIGKILL)
+    finally:
+        parent.wait(timeout=30)
+    gone_by = time.monotonic() + 15
+    while _alive(pid) and time.monotonic() < gone_by:
+        time.sleep(0.05)
+    assert not _alive(pid), "the shared server outlived its sweep"
+    # Nothing holds the sweep's lock any more.
+    os.close(acquire_sweep_lock(sweep_dir))
