@@ -291,6 +291,15 @@ def test_batch_returns_one_completion_per_request_in_order(engine, tokenizer) ->
 
 
 @needs_vllm
+def test_on_complete_reports_every_completion_when_the_batch_returns(engine) -> None:  # type: ignore[no-untyped-def]
+    seen: list[tuple[int, str]] = []
+    requests = [_request("a", "Say hi.", max_tokens=2), _request("b", "Say yes.", max_tokens=2)]
+    completions = engine.generate(requests, on_complete=lambda i, c: seen.append((i, c.request_id)))
+    assert seen == [(0, "a"), (1, "b")]
+    assert [c.request_id for c in completions] == ["a", "b"]
+
+
+@needs_vllm
 def test_json_schema_request_yields_parseable_json(engine) -> None:  # type: ignore[no-untyped-def]
     schema = {
         "type": "object",
