@@ -64,10 +64,11 @@ def tree_metrics(parent: dict[int, int | None]) -> dict[str, float | int | None]
     n = len(order)
     subtree = dict.fromkeys(order, 1)
     wiener = 0
-    for node in reversed(order[1:]):
+    for node in reversed(order[1:]):  # every node but the root has a parent
         s = subtree[node]
         wiener += s * (n - s)
-        subtree[parent[node]] += s  # type: ignore[index]
+        if (up := parent[node]) is not None:
+            subtree[up] += s
     levels: dict[int, int] = defaultdict(int)
     for d in depth.values():
         levels[d] += 1
