@@ -54,6 +54,8 @@ from sim.analysis.defenses import (
     defense_frontier,
     defense_metrics,
     harmful_meme,
+    has_guard_arms,
+    has_harmful_meme,
     sweep_defense_metrics,
 )
 from sim.analysis.effects import (
@@ -171,6 +173,8 @@ __all__ = [
     "funnel_counts",
     "generation_intervals",
     "harmful_meme",
+    "has_guard_arms",
+    "has_harmful_meme",
     "hive_params",
     "implied_reproduction_number",
     "implied_secondaries",
