@@ -49,6 +49,7 @@ from sim.model import MemeticModel
 from sim.retrieval import RetrievalSpec
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks, PrivateBanks
 from topologies.graphs import WattsStrogatz
+from topologies.placements.base import CountedPlacement
 
 HARM = MemeSpec(
     id="influence",
@@ -81,8 +82,10 @@ CONTAGION_ARMS: dict[str, list[Any]] = {
 
 def _seeded(meme: MemeSpec, n: int) -> MemeSpec:
     """The meme seeded at 50 agents, or at 1 per 16 agents in small runs."""
-    count = min(meme.placement.count, max(1, n // 16))
-    return meme.model_copy(update={"placement": meme.placement.model_copy(update={"count": count})})
+    placement = meme.placement
+    assert isinstance(placement, CountedPlacement), "the benchmark's memes seed counted agents"
+    count = min(placement.count, max(1, n // 16))
+    return meme.model_copy(update={"placement": placement.model_copy(update={"count": count})})
 
 
 def _model(n: int, policy: Any, guards: list[Any], k: int) -> MemeticModel:
