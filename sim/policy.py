@@ -9,7 +9,6 @@ entries) and validates every proposed write against the bank layout.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,7 +18,7 @@ import polars as pl
 if TYPE_CHECKING:
     from sim.memebook import MemeBook
     from sim.memory import MemoryStore
-    from sim.retrieval import Retrieval
+    from sim.retrieval import AgentQueries, Retrieval
     from sim.tracking import Tracker
     from sim.utility import AnswerScores
     from topologies.banks import Banks
@@ -190,7 +189,7 @@ class Policy(Protocol):
 
     name: str
 
-    def queries(self, step: int) -> Sequence[str] | None:
+    def queries(self, step: int) -> AgentQueries | None:
         """One retrieval query per agent for this step (its task), or None for no relevance."""
         ...
 

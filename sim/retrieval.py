@@ -51,6 +51,18 @@ class RetrievalSpec(BaseModel):
     relevance: Literal["lexical", "none"] = "lexical"
 
 
+class AgentQueries(Protocol):
+    """One query text per agent id: a list, or a lazy view such as the LLM policy's tasks.
+
+    A lazy view need not know the number of agents (any id >= 0 may answer), so the
+    retriever reads exactly ``queries[0..n_agents-1]`` and never iterates it.
+    """
+
+    def __getitem__(self, agent: int, /) -> str:
+        """The query text of ``agent``."""
+        ...
+
+
 class RelevanceScorer(Protocol):
     """Scores how relevant each entry text is to each reader's query, in [0, 1]."""
 
@@ -340,7 +352,7 @@ class Retriever:
         self._bank_n_readers = np.bincount(banks.read_banks, minlength=banks.n_banks)
 
     def __call__(
-        self, store: MemoryStore, step: int, queries: Sequence[str] | None = None
+        self, store: MemoryStore, step: int, queries: AgentQueries | None = None
     ) -> Retrieval:
         """Retrieve the top-k readable entries of every agent at ``step``.
 
@@ -367,6 +379,8 @@ class Retriever:
         bank_of = store.bank[alive].astype(np.int64)
         if use_relevance:
             assert queries is not None
+            if not isinstance(queries, list | tuple):  # a lazy view: read agents' queries only
+                queries = [queries[agent] for agent in range(n_agents)]
             return self._with_relevance(store, alive, base, bank_of, queries)
         return self._by_global_rank(store, alive, base, bank_of)
 
@@ -624,7 +638,7 @@ def retrieve(
     banks: Banks,
     step: int,
     spec: RetrievalSpec,
-    queries: Sequence[str] | None = None,
+    queries: AgentQueries | None = None,
     scorer: RelevanceScorer | None = None,
 ) -> Retrieval:
     """Retrieve the top-k readable entries of every agent (see :class:`Retriever`).

@@ -308,3 +308,19 @@ def test_lexical_relevance_sparse_path_equals_dense_path():
         return len(a & b) / len(a | b) if a | b else 0.0
 
     assert dense.tolist() == [jaccard(queries[q], texts[t]) for q, t in pairs.tolist()]
+
+
+def test_relevance_reads_a_lazy_query_view_by_agent_id():
+    """The LLM policy's task view answers any agent id (it has no end): the retriever
+    reads queries 0..n_agents-1 and ranks exactly as with the materialised list."""
+    from agents.tasks import TaskStream, load_tasks
+
+    banks, store, _ = _random_store(4)
+    view = TaskStream(load_tasks()).at_step(2)
+    listed = [view[a] for a in range(banks.n_agents)]
+    spec = RetrievalSpec(k=4, relevance_weight=0.75)
+    lazy, eager = Retriever(banks, spec)(store, 2, view), retrieve(store, banks, 2, spec, listed)
+    assert np.array_equal(lazy.indptr, eager.indptr)
+    assert np.array_equal(lazy.entry_ids, eager.entry_ids)
+    assert np.array_equal(lazy.scores, eager.scores)
+    assert len(set(listed)) > 1  # the agents' queries differ, so relevance orders entries
