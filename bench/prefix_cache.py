@@ -31,11 +31,19 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from agents.llm import VLLMSpec
-from agents.llm.base import ChatMessage, Completion, Engine, GenerationRequest, SamplingParams
+from agents.llm.base import (
+    ChatMessage,
+    Completion,
+    Engine,
+    GenerationRequest,
+    Role,
+    SamplingParams,
+)
 
 SYSTEM_TEXT = (
     "You are one of many agents living in a small simulated research town. Each agent "
@@ -209,7 +217,7 @@ def representative_batches(
             batch.append(
                 GenerationRequest(
                     request_id=f"step{step}-agent{agent}",
-                    messages=(ChatMessage("system", SYSTEM_TEXT), ChatMessage("user", user)),
+                    messages=(ChatMessage(Role.SYSTEM, SYSTEM_TEXT), ChatMessage(Role.USER, user)),
                     sampling=SamplingParams(temperature=0.7, top_p=0.95, max_tokens=max_tokens),
                     json_schema=NOTE_SCHEMA,
                 )
@@ -225,7 +233,7 @@ def _shared_prefix_tokens(model_dir: str, batch: Sequence[GenerationRequest]) ->
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     prompts = []
     for request in batch:
-        ids = tokenizer.apply_chat_template(
+        ids: Any = tokenizer.apply_chat_template(
             [{"role": m.role.value, "content": m.content} for m in request.messages],
             add_generation_prompt=True,
             tokenize=True,

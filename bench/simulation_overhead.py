@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agents.llm import LlamaCppSpec
 from agents.llm.base import Completion, Engine, GenerationRequest
@@ -38,9 +38,13 @@ class RecordingEngine:
         self.model_id = inner.model_id
         self.batches: list[list[GenerationRequest]] = []
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: Callable[[int, Completion], None] | None = None,
+    ) -> list[Completion]:
         self.batches.append(list(requests))
-        return self.inner.generate(requests)
+        return self.inner.generate(requests, on_complete)
 
     def close(self) -> None:
         """The inner engine belongs to the caller."""
