@@ -27,9 +27,7 @@ to share one across a sweep).
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -42,9 +40,8 @@ from typing import IO, Any
 from agents.llm.base import EngineError
 from agents.llm.llamacpp import LlamaCppSpec
 from agents.llm.openai_compat import OpenAISpec
+from experiments.lifetime import die_with_parent
 
-#: ``prctl`` option: the signal a process gets when its parent dies (Linux).
-_PR_SET_PDEATHSIG = 1
 #: Host the server binds (loopback only).
 HOST = "127.0.0.1"
 #: Seconds to wait for the server to answer before giving up.
@@ -75,15 +72,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
 
 
 class ManagedServer:
@@ -155,7 +143,7 @@ class ManagedServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # only prctl, before exec
+            preexec_fn=die_with_parent,  # only prctl, before exec
             pass_fds=() if self.lock_fd is None else (self.lock_fd,),
         )
         self.pid = self._process.pid

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
-import ctypes
 import dataclasses
 import errno
 import functools
@@ -69,8 +68,6 @@ import math
 import multiprocessing
 import os
 import shutil
-import signal
-import sys
 import threading
 import time
 import warnings
@@ -92,6 +89,7 @@ from experiments.config import (
     validate_config,
     validate_strict,
 )
+from experiments.lifetime import die_with_parent
 from experiments.names import SafeName, bounded_name, label_problem, name_problem
 from experiments.rundirs import (
     RunDirError,
@@ -114,9 +112,6 @@ MAX_SWEEP_RUNS = 100_000
 
 #: The lock file a running sweep and its workers hold (shared) in the sweep directory.
 LOCK_FILE = ".lock"
-
-#: ``prctl`` option: the signal a process gets when its parent dies (Linux).
-_PR_SET_PDEATHSIG = 1
 
 
 class GridAxis(BaseModel):
@@ -531,12 +526,7 @@ def _worker_init(parent: int, lock_path: str) -> None:
     daemon thread also watches the parent everywhere. The worker holds a shared lock on
     the sweep's lock file for as long as it lives, so a rerun can tell that it still runs.
     """
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+    die_with_parent()
     if os.getppid() != parent:
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
