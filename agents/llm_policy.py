@@ -244,10 +244,11 @@ class LLMPolicy:
         self._owns_engine = engine is None
         self.personas: tuple[Persona, ...] = load_personas(self.spec.personas_file)
         self.tasks = TaskStream(load_tasks(self.spec.tasks_file))
-        # How to pass a memory on is the same for every agent: it ends the shared text.
-        pass_on = FORWARD_INSTRUCTION if self.spec.allow_forward else PASS_ON_INSTRUCTION
+        # How to pass a memory on ends every act prompt, right before the reply: moved
+        # into the shared text (better cached), the 135M demo model wrote far fewer notes.
+        self.pass_on = FORWARD_INSTRUCTION if self.spec.allow_forward else PASS_ON_INSTRUCTION
         self.shared = shared_text(
-            self.spec.system_prompt, self.spec.scenario, self.spec.allow_forward, [pass_on]
+            self.spec.system_prompt, self.spec.scenario, self.spec.allow_forward
         )
         if self.spec.allow_update:
             self.shared = f"{self.shared}\n\n{UPDATE_INSTRUCTION}"
@@ -345,13 +346,13 @@ class LLMPolicy:
             )
         )
 
-    @staticmethod
-    def _instruction(shown: ShownDecision | None) -> str:
-        """The line ending an act prompt: how to choose, for decisions (else none).
+    def _instruction(self, shown: ShownDecision | None) -> str:
+        """The line ending an act prompt: how to choose (decisions), then how to pass notes on.
 
-        How to pass notes on is the same for every prompt and lives in the shared text.
+        It stays at the end of the prompt, next to the reply, where a small model follows
+        it; everything before it is shared or stable, so it costs little cache.
         """
-        return "" if shown is None else CHOICE_INSTRUCTION
+        return self.pass_on if shown is None else f"{CHOICE_INSTRUCTION} {self.pass_on}"
 
     @staticmethod
     def _task_text(task: str, shown: ShownDecision | None) -> str:

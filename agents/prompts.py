@@ -4,8 +4,9 @@ Every prompt is two messages, laid out so that engines reuse as much of it as po
 from their prefix/KV cache (vLLM prefix caching, llama.cpp's KV-cache reuse):
 
 * ``system`` — the SHARED text, byte-identical for every agent of a run: what memory banks
-  are, what writing to them means, the JSON output format, the scenario, and the fixed
-  instructions (how to pass a memory on);
+  are, what writing to them means, the JSON output format, the scenario, and any fixed
+  instructions a caller adds (the LLM policy keeps how to pass a memory on at the END of
+  each act prompt instead: there, right before the reply, a small model follows it);
 * ``user`` — the AGENT-SPECIFIC text, most stable first: the persona and the banks the
   agent may write (the same at every step of a generation), then the task (or a probe
   question) and the retrieved memories (each with its bank name), which change every
