@@ -305,7 +305,10 @@ class ReplayEngine:
             for i, completion in sorted(results.items()):
                 on_complete(i, dataclasses.replace(completion, request_id=requests[i].request_id))
         if len(results) < len(requests):
-            misses = [i for i in range(len(requests)) if i not in results]
+            # Requests with equal keys are generated once and share the completion, as a
+            # replay serves them (the file holds one completion per key).
+            first = _first_of_key(keys, [i for i in range(len(requests)) if i not in results])
+            misses = sorted(set(first.values()))
             self.misses += len(misses)
 
             def forward(index: int, completion: Completion) -> None:
@@ -317,6 +320,13 @@ class ReplayEngine:
             )
             for i, completion in zip(misses, fresh, strict=True):
                 results[i] = completion
+            for i in range(len(requests)):
+                if i not in results:  # a duplicate of a request generated above
+                    results[i] = results[first[keys[i]]]
+                    if on_complete is not None:
+                        on_complete(
+                            i, dataclasses.replace(results[i], request_id=requests[i].request_id)
+                        )
         return [
             dataclasses.replace(results[i], request_id=r.request_id) for i, r in enumerate(requests)
         ]
@@ -393,7 +403,11 @@ class ReplayEngine:
                 results[i] = stored
             else:
                 misses.append(i)
-        if misses:
+        duplicates: dict[int, int] = {}
+        if misses:  # requests with equal keys are scored once, as a replay serves them
+            first = _first_of_key(keys, misses)
+            duplicates = {i: first[keys[i]] for i in misses if first[keys[i]] != i}
+            misses = [i for i in misses if i not in duplicates]
             if self.inner is None or not can_score(self.inner):
                 raise EngineError(f"inner engine {self.name!r} reports no log-probabilities")
             fresh = self.inner.score([requests[i] for i in misses])  # type: ignore[attr-defined]
@@ -402,6 +416,8 @@ class ReplayEngine:
                     _write_line(fh, _record_from_scores(keys[i], scores))
                     self._scores[keys[i]] = scores
                     results[i] = scores
+            for i, source in duplicates.items():
+                results[i] = results[source]
         return [
             dataclasses.replace(results[i], request_id=r.request_id) for i, r in enumerate(requests)
         ]
@@ -411,6 +427,14 @@ class ReplayEngine:
         if self.inner is not None:
             self.inner.close()
         self._closed = True
+
+
+def _first_of_key(keys: Sequence[str], indices: Sequence[int]) -> dict[str, int]:
+    """The first of ``indices`` (in order) with each key, by key."""
+    first: dict[str, int] = {}
+    for i in indices:
+        first.setdefault(keys[i], i)
+    return first
 
 
 def _write_line(fh: IO[bytes], record: dict[str, Any]) -> None:

@@ -287,3 +287,35 @@ def test_stored_records_are_scrubbed_of_credentials_and_surrogates(tmp_path: Pat
     assert reply.text == f"Use Bearer {REDACTED} now."
     assert "1234567890abcdef" not in path.read_text()
     assert ReplayEngine(None, path, "replay").generate([_req("b", "hi")])[0].text == reply.text
+
+
+class DriftingEngine(EchoEngine):
+    """A stand-in for a model whose equal requests differ slightly (llama.cpp's KV-cache
+    reuse changes the last bits of logits): every answer carries a call counter."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        self.batches.append([r.request_id for r in requests])
+        n = sum(len(b) for b in self.batches) - len(requests)
+        return [
+            Completion(
+                r.request_id, f"{r.messages[-1].content}#{n + i}", FinishReason.STOP, 5, 2, 3
+            )
+            for i, r in enumerate(requests)
+        ]
+
+
+@pytest.mark.parametrize("mode", ["record", "auto"])
+def test_equal_requests_in_a_batch_are_generated_once_as_replay_serves_them(
+    tmp_path: Path, mode: str
+) -> None:
+    path = tmp_path / "cache.jsonl"
+    inner = DriftingEngine()
+    seen: dict[int, str] = {}
+    batch = [_req("a", "same"), _req("b", "other"), _req("c", "same")]
+    out = ReplayEngine(inner, path, mode).generate(batch, lambda i, c: seen.update({i: c.text}))
+    assert inner.batches == [["a", "b"]]  # "c" equals "a": not sent again
+    assert [c.text for c in out] == ["same#0", "other#1", "same#0"]
+    assert [c.request_id for c in out] == ["a", "b", "c"]
+    assert seen == {0: "same#0", 1: "other#1", 2: "same#0"}
+    replayed = ReplayEngine(None, path, "replay").generate(batch)
+    assert [c.text for c in replayed] == [c.text for c in out]
