@@ -120,7 +120,7 @@ def test_sweep_config_runs_one_step(name, tmp_path):
 )
 def test_llm_run_config_runs_one_step_and_replays_on_resume(name, tmp_path, drop_wall_clock):
     # A small one-step run: 6 agents, or just enough for the config's seeded agents.
-    seeded = [a for m in load_config(name).memes for a in (m.placement.agents or [])]
+    seeded = [a for m in load_config(name).memes for a in getattr(m.placement, "agents", [])]
     n_small = max([6, *(a + 1 for a in seeded)])
     config = validate(name, ["steps=1", f"graph.n={n_small}"]).configs[0]
     result = run_experiment(config, tmp_path / name, progress=False)
