@@ -26,6 +26,7 @@ from sim.analysis.prevalence import prevalence, states_at
 from sim.columns import int_max
 from sim.manifest import ManifestError, read_manifest
 from sim.output import read_tables
+from sim.run import REQUIRED_TABLES
 
 if TYPE_CHECKING:
     from sim.model import MemeticModel
@@ -99,9 +100,7 @@ class RunView:
         except ManifestError as err:  # e.g. an edited manifest: the one checked reader says
             raise NotARunError(str(err)) from None
         tables = read_tables(path)
-        missing = [
-            t for t in ("steps", "agents", "memories", "transmissions", "graph") if t not in tables
-        ]
+        missing = [t for t in (*REQUIRED_TABLES, "graph") if t not in tables]
         if missing:
             raise NotARunError(
                 f"{path}: the run has no {', '.join(missing)} table(s) yet (status "
