@@ -25,7 +25,7 @@ from topologies.banks import BankKind
 from topologies.graphs import TopologyError
 from topologies.placements.agents import AgentsPlacement
 from topologies.placements.bank import BankPlacement
-from topologies.placements.base import CountedPlacement, PlacementBase
+from topologies.placements.base import CountedPlacement, PlacementBase, SeedingLayout
 from topologies.placements.bridge import BridgePlacement
 from topologies.placements.hub import HubPlacement
 from topologies.placements.periphery import PeripheryPlacement
@@ -121,7 +121,7 @@ def placement_errors(
         n_communities: The number of communities, when known.
         graph_file: The number of agents is the nodes of a graph file (said so).
     """
-    errors = placement.target_errors(n_agents, kinds, n_communities, graph_file)
+    errors = placement.target_errors(SeedingLayout(n_agents, kinds, n_communities, graph_file))
     if placement.target_bank is not None:
         return errors
     if placement.into == "shared" and not any(kind.shared and kind.agents_write for kind in kinds):
@@ -153,6 +153,7 @@ __all__ = [
     "PlacementBase",
     "PlacementSpec",
     "RandomPlacement",
+    "SeedingLayout",
     "placement_errors",
     "placement_kinds",
     "select_agents",

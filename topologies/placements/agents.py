@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Literal
 
 import networkx as nx
 import numpy as np
 from pydantic import Field
 
-from topologies.banks import BankKind
-from topologies.placements.base import PlacementBase
+from topologies.placements.base import PlacementBase, SeedingLayout
 
 
 class AgentsPlacement(PlacementBase):
@@ -27,18 +25,14 @@ class AgentsPlacement(PlacementBase):
         """The named agents, sorted and distinct."""
         return np.array(sorted(set(self.agents)), dtype=np.int32)
 
-    def target_errors(
-        self,
-        n_agents: int | None,
-        kinds: Collection[BankKind],
-        n_communities: int | None,
-        graph_file: bool,
-    ) -> list[str]:
+    def target_errors(self, layout: SeedingLayout) -> list[str]:
         """Agent ids must be in ``0..n-1`` (only ``>= 0`` while ``n`` is unknown)."""
-        n = n_agents
+        n = layout.n_agents
         if n is None:
             bad = sorted(a for a in self.agents if a < 0)
             return [f"agents = {bad}: agent ids must be >= 0"] if bad else []
         bad = sorted(a for a in self.agents if not 0 <= a < n)
-        source = f"the graph file has {n} nodes" if graph_file else f"the graph has {n} agents"
+        source = (
+            f"the graph file has {n} nodes" if layout.graph_file else f"the graph has {n} agents"
+        )
         return [f"agents = {bad}: agent ids must be in 0..{n - 1} ({source})"] if bad else []

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Literal
 
 from pydantic import Field
 
-from topologies.banks import BankKind, bank_name_error
-from topologies.placements.base import PlacementBase
+from topologies.banks import bank_name_error
+from topologies.placements.base import PlacementBase, SeedingLayout
 
 
 class BankPlacement(PlacementBase):
@@ -26,13 +25,7 @@ class BankPlacement(PlacementBase):
         """The named bank."""
         return self.bank
 
-    def target_errors(
-        self,
-        n_agents: int | None,
-        kinds: Collection[BankKind],
-        n_communities: int | None,
-        graph_file: bool,
-    ) -> list[str]:
+    def target_errors(self, layout: SeedingLayout) -> list[str]:
         """The bank name must be able to exist in the layout."""
-        problem = bank_name_error(self.bank, kinds, n_agents, n_communities)
+        problem = bank_name_error(self.bank, layout.kinds, layout.n_agents, layout.n_communities)
         return [f"bank = {self.bank!r}: {problem}"] if problem else []

@@ -9,6 +9,7 @@ its spec; the registry is :data:`topologies.placements.PlacementSpec`.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Literal
 
 import networkx as nx
@@ -17,6 +18,30 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from topologies.banks import BankKind
 from topologies.graphs import TopologyError
+
+
+@dataclass(frozen=True)
+class SeedingLayout:
+    """What a placement is checked against: the facts of a run's layout it may need.
+
+    Attributes:
+        n_agents: The number of agents (None: not known before the graph file is read).
+        kinds: The kinds of the layout's bank layers.
+        n_communities: The number of communities, when known.
+        graph_file: The number of agents is the nodes of a graph file (messages say so).
+    """
+
+    n_agents: int | None
+    kinds: Collection[BankKind]
+    n_communities: int | None = None
+    graph_file: bool = False
+
+    @property
+    def agents_source(self) -> str:
+        """Where the number of agents comes from, for messages (``"5, the nodes of ..."``)."""
+        if self.graph_file:
+            return f"{self.n_agents}, the nodes of the graph file"
+        return f"{self.n_agents}"
 
 
 class PlacementBase(BaseModel):
@@ -60,13 +85,7 @@ class PlacementBase(BaseModel):
         """
         return np.zeros(0, dtype=np.int32)
 
-    def target_errors(
-        self,
-        n_agents: int | None,
-        kinds: Collection[BankKind],
-        n_communities: int | None,
-        graph_file: bool,
-    ) -> list[str]:
+    def target_errors(self, layout: SeedingLayout) -> list[str]:
         """Problems of the strategy's own fields in a layout (see ``placement_errors``).
 
         Each message starts with the field's key (``"count = 61: ..."``).
@@ -126,16 +145,10 @@ class CountedPlacement(PlacementBase):
         count = check_count(self.count, graph.number_of_nodes())
         return np.sort(np.asarray(self.choose(graph, count, rng), dtype=np.int32))
 
-    def target_errors(
-        self,
-        n_agents: int | None,
-        kinds: Collection[BankKind],
-        n_communities: int | None,
-        graph_file: bool,
-    ) -> list[str]:
+    def target_errors(self, layout: SeedingLayout) -> list[str]:
         """``count`` must be at most the number of agents, when known."""
-        n = n_agents
-        if n is None or self.count <= n:
+        if layout.n_agents is None or self.count <= layout.n_agents:
             return []
-        source = f"{n}, the nodes of the graph file" if graph_file else f"{n}"
-        return [f"count = {self.count}: must be at most the number of agents ({source})"]
+        return [
+            f"count = {self.count}: must be at most the number of agents ({layout.agents_source})"
+        ]
