@@ -76,7 +76,8 @@ class VLLMSpec(EngineSpecBase):
             None uses what the checkpoint declares.
         max_num_seqs: Most sequences vLLM schedules at once; None uses vLLM's default.
         chat_template_kwargs: Extra variables for the chat template, e.g.
-            ``{enable_thinking = false}`` to switch a model's thinking mode off.
+            ``{enable_thinking = false}`` to switch a model's thinking mode off. They
+            are part of the engine's model id, so of replay keys and replay files.
         engine_args: Further ``vllm.LLM`` / ``EngineArgs`` arguments, passed through
             unchanged; names the installed vLLM does not know fail when the engine is
             built, before the model loads.
@@ -111,6 +112,20 @@ class VLLMSpec(EngineSpecBase):
             if problem is not None:
                 raise ValueError(problem)
         return self
+
+    @property
+    def model_id(self) -> str:
+        """The engine's model id: ``model``, plus the chat-template variables when set.
+
+        The chat-template variables change the prompt the model reads (a thinking mode,
+        for instance), so they are part of the identity that replay keys and replay files
+        carry: a recording made with ``enable_thinking = true`` does not replay a run
+        without it. Without variables the id is ``model`` alone (earlier keys hold).
+        """
+        if not self.chat_template_kwargs:
+            return self.model
+        variables = json.dumps(self.chat_template_kwargs, sort_keys=True, separators=(",", ":"))
+        return f"{self.model}?chat_template_kwargs={variables}"
 
     def build(self) -> VLLMEngine:
         """Start vLLM (imports it); see :class:`VLLMEngine`."""
@@ -162,7 +177,7 @@ class VLLMEngine:
 
     Attributes:
         name: Always ``"vllm"``.
-        model_id: ``spec.model``.
+        model_id: ``spec.model_id`` (the model, and the chat-template variables if any).
         spec: The spec the engine was built from.
     """
 
@@ -189,7 +204,7 @@ class VLLMEngine:
                 f"({exc})"
             ) from exc
         self.spec = spec
-        self.model_id = spec.model
+        self.model_id = spec.model_id
         on_cpu = current_platform.is_cpu()
         self._per_request_seeds = not on_cpu
         unknown = unknown_engine_args(

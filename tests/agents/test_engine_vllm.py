@@ -21,6 +21,7 @@ from agents.llm.base import (
     EngineError,
     FinishReason,
     GenerationRequest,
+    Role,
     SamplingParams,
 )
 from agents.llm.convert import MARKER_FILENAME, convert_gguf_to_safetensors
@@ -145,6 +146,19 @@ def test_settings_and_engine_args_reach_vllm_unchanged(tmp_path: Path) -> None:
     assert kwargs["kv_cache_memory_bytes"] == 2**30  # engine_args wins over the CPU default
     assert kwargs["hf_overrides"] == {"a": 1}
     assert "chat_template_kwargs" not in kwargs  # a chat() argument, not an engine one
+
+
+def test_chat_template_variables_are_part_of_the_model_id_and_replay_keys(tmp_path: Path) -> None:
+    plain = VLLMSpec(model=str(_model_dir(tmp_path / "m")))
+    thinking = plain.model_copy(update={"chat_template_kwargs": {"enable_thinking": True}})
+    quiet = plain.model_copy(update={"chat_template_kwargs": {"enable_thinking": False}})
+    assert plain.model_id == str(tmp_path / "m")  # unchanged without variables
+    assert thinking.model_id == f'{tmp_path / "m"}?chat_template_kwargs={{"enable_thinking":true}}'
+    request = GenerationRequest(
+        request_id="r", messages=(ChatMessage(role=Role.USER, content="hi"),)
+    )
+    keys = {request.cache_key(spec.model_id) for spec in (plain, thinking, quiet)}
+    assert len(keys) == 3  # a recording with thinking on does not replay a run without it
 
 
 def test_engine_args_may_not_repeat_a_named_setting(tmp_path: Path) -> None:
