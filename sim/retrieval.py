@@ -5,12 +5,14 @@ score = w_recency * decay ** (step - last_access)
       + w_relevance * relevance(query of the reader, entry text)
 
 Ranking is "score descending, then newer entry first". Scores are computed for every
-(reader, entry) pair at once with numpy, and the whole ranking is ONE sort of int64 keys
+(reader, entry) pair at once with numpy, and the ranking is a sort of int64 keys
 ``reader | score level | reversed entry id`` (unique, so an unstable sort gives the one
 exact answer; the score level is the score's rank among the distinct scores of the step).
 When relevance is off, the score does not depend on the reader, so each bank is first
 cut to its own top k (an entry outside its bank's top k cannot be in any reader's top k):
-the work is then proportional to the read rights, not to the number of entries. Lexical
+the work is then proportional to the read rights, not to the number of entries, and the
+readers are ranked block by block (each block's keys sorted on their own, in the CPU
+cache; a reader's keys are never split between blocks, so the result is the same). Lexical
 relevance is Jaccard overlap computed with sparse matrix products over the distinct
 (query, text) strings, never a Python loop over pairs.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -350,6 +353,11 @@ class Retriever:
         by_bank = np.argsort(banks.read_banks, kind="stable")
         self._bank_readers = rights_reader[by_bank]
         self._bank_n_readers = np.bincount(banks.read_banks, minlength=banks.n_banks)
+        self._reader_blocks = _reader_blocks(banks.read_indptr, _RIGHTS_PER_BLOCK)
+        # The reader of each read right (reader order), as int64 for pair keys.
+        self._right_readers = np.repeat(
+            np.arange(banks.n_agents, dtype=np.int64), np.diff(banks.read_indptr)
+        )
 
     def __call__(
         self, store: MemoryStore, step: int, queries: AgentQueries | None = None
@@ -385,7 +393,7 @@ class Retriever:
         return self._by_global_rank(store, alive, base, bank_of)
 
     def _candidates(
-        self, grouped: np.ndarray, bits: int, per_bank_cap: int | None
+        self, grouped: np.ndarray, bits: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Expand read rights into (reader, entry value) candidate pairs, in no set order.
 
@@ -397,7 +405,6 @@ class Retriever:
             grouped: ``(bank << bits) | value`` of every alive entry, sorted (so grouped
                 by bank, each bank's values ascending).
             bits: The value bits of ``grouped``.
-            per_bank_cap: Keep only the first this many entries of each bank (None: all).
 
         Returns:
             ``(readers, values, per_reader)``: the reader of each pair, the value of its
@@ -405,8 +412,6 @@ class Retriever:
         """
         count = np.bincount(grouped >> bits, minlength=self.banks.n_banks)
         start = np.cumsum(count) - count
-        if per_bank_cap is not None:
-            count = np.minimum(count, per_bank_cap)
         values = grouped & ((1 << bits) - 1)
         n_readers = self._bank_n_readers
         pair_readers: list[np.ndarray] = []
@@ -448,21 +453,59 @@ class Retriever:
     def _by_global_rank(
         self, store: MemoryStore, alive: np.ndarray, base: np.ndarray, bank_of: np.ndarray
     ) -> Retrieval:
-        """Reader-independent scores: rank entries once, cut each bank to its top k."""
-        order = _OrderKeys(base, len(store), max(self.banks.n_banks, self.banks.n_agents), alive)
-        bank_key = _combine(bank_of, order.bits, order.keys)
-        bank_key.sort()
-        readers, keys, per_reader = self._candidates(bank_key, order.bits, self.spec.k)
-        del bank_key
-        # The pair keys are built in the candidates' value array, and every array is let
-        # go as soon as it is used: at 10^6 agents each holds tens of MB, and fewer live
-        # and fresh arrays mean a lower peak and fewer page faults.
-        _or_shifted(keys, readers, order.bits)
-        del readers
-        kept, indptr = self._finish(keys, per_reader)
-        del keys
-        entries, scores = order.decode(kept)
-        return Retrieval(indptr, entries, scores)
+        """Reader-independent scores: rank entries once, cut each bank to its top k.
+
+        Readers are taken block by block (:data:`_RIGHTS_PER_BLOCK` read rights each): a
+        block's (reader, entry) pairs are generated reader by reader from the read rights,
+        sorted, cut to k per reader and decoded straight into the result, so every array
+        of the block stays in the CPU cache and no array of all pairs exists. At 10^6
+        agents one pass over an array of all pairs costs more in cache misses and page
+        faults than the arithmetic it does.
+        """
+        banks, k = self.banks, self.spec.k
+        n_agents = banks.n_agents
+        order = _OrderKeys(base, len(store), max(banks.n_banks, n_agents), alive)
+        bits = order.bits
+        tops = _BankTops.build(bank_of, order.keys, banks.n_banks, bits, k)
+        # At most min(pairs, n_agents * k) entries are retrieved; the arrays are filled
+        # block by block and the result is their filled part (pages never written are
+        # never touched, so the unused tail costs no memory).
+        cap = min(int(np.dot(tops.count, self._bank_n_readers)), n_agents * k)
+        entry_ids = np.empty(cap, dtype=np.int64)
+        scores = np.empty(cap, dtype=np.float64)
+        indptr = np.zeros(n_agents + 1, dtype=np.int64)
+        read_indptr, read_banks = banks.read_indptr, banks.read_banks
+        filled = 0
+        for lo, hi in self._reader_blocks:
+            first, last = int(read_indptr[lo]), int(read_indptr[hi])
+            rights = read_banks[first:last]
+            counts = tops.count.take(rights)  # pairs per read right
+            # Pairs before each reader's first right (and in all: the last value).
+            at = np.zeros(len(counts) + 1, dtype=np.int64)
+            np.cumsum(counts, out=at[1:])
+            at = at.take(read_indptr[lo : hi + 1] - first)
+            if tops.start is None:  # 0 or 1 pair per right
+                right = np.flatnonzero(counts)  # the rights with a pair, in reader order
+                keys = self._right_readers[first:last].take(right)
+                keys <<= bits
+                keys |= tops.keys.take(rights.take(right))
+            else:
+                keys = np.repeat(np.arange(lo, hi, dtype=np.int64) << bits, np.diff(at))
+                keys |= tops.keys.take(expand_ranges(tops.start.take(rights), counts))
+            keys.sort()
+            per_reader = np.diff(at)
+            over = np.flatnonzero(per_reader > k)
+            if len(over):  # drop each reader's pairs after its first k
+                keep = np.ones(len(keys), dtype=np.bool_)
+                keep[expand_ranges(at[over] + k, per_reader[over] - k)] = False
+                keys = keys[keep]
+                np.minimum(per_reader, k, out=per_reader)
+            n = len(keys)
+            np.cumsum(per_reader, out=indptr[lo + 1 : hi + 1])
+            indptr[lo + 1 : hi + 1] += filled
+            order.decode_into(keys, entry_ids[filled : filled + n], scores[filled : filled + n])
+            filled += n
+        return Retrieval(indptr, entry_ids[:filled], scores[:filled])
 
     def _with_relevance(
         self,
@@ -477,7 +520,7 @@ class Retriever:
         shift = _bits(n_alive - 1)
         bank_key = _combine(bank_of, shift, np.arange(n_alive, dtype=np.int64))
         bank_key.sort()
-        readers, rows, per_reader = self._candidates(bank_key, shift, None)
+        readers, rows, per_reader = self._candidates(bank_key, shift)
         entries = alive[rows]
         unique_text, text_slot = np.unique(store.text_id[alive], return_inverse=True)
         texts = store.texts.take(unique_text)
@@ -565,6 +608,84 @@ class _OrderKeys:
         np.subtract(self._top_id, ids, out=ids)
         return ids, scores
 
+    def decode_into(self, combined: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> None:
+        """:meth:`decode` written into ``ids`` (int64) and ``scores`` (float64), same length.
+
+        ``combined`` is left as it is.
+        """
+        if self._dense is not None:
+            item = self._dense.take(combined & self.mask)
+            np.take(self._entry_ids, item, out=ids, mode="clip")  # (unbuffered; in range)
+            np.take(self._scores, item, out=scores, mode="clip")
+            return
+        if len(self._levels_desc) == 1:
+            scores.fill(self._levels_desc[0])
+        else:
+            level = combined >> self._id_bits
+            level &= (1 << self._level_bits) - 1
+            np.take(self._levels_desc, level, out=scores, mode="clip")  # (unbuffered; in range)
+        np.bitwise_and(combined, (1 << self._id_bits) - 1, out=ids)
+        np.subtract(self._top_id, ids, out=ids)
+
+
+@dataclass(frozen=True)
+class _BankTops:
+    """The order keys of each bank's top-k alive entries, best first, for pair expansion.
+
+    Attributes:
+        count: Number of top entries per bank (``min(alive entries, k)``), int64.
+        start: Offset of each bank's keys in ``keys``, or None when every bank holds at
+            most one entry (then ``keys[bank]`` is the key of the bank's entry).
+        keys: The keys, grouped by bank, each bank's ascending (best first).
+    """
+
+    count: np.ndarray
+    start: np.ndarray | None
+    keys: np.ndarray
+
+    @classmethod
+    def build(
+        cls, bank_of: np.ndarray, keys: np.ndarray, n_banks: int, bits: int, k: int
+    ) -> _BankTops:
+        """The top entries of every bank, from each alive entry's bank and order key.
+
+        Args:
+            bank_of: Bank of each alive entry (int64).
+            keys: Order key of each alive entry (below ``1 << bits``).
+            n_banks: Number of banks.
+            bits: Bits of the keys.
+            k: Entries kept per bank at most.
+        """
+        count = np.bincount(bank_of, minlength=n_banks)
+        if len(count) == 0 or int(count.max()) <= 1:
+            # One entry per bank at most (the common case of small banks): no sort.
+            top = np.zeros(n_banks, dtype=np.int64)
+            top[bank_of] = keys
+            return cls(count, None, top)
+        grouped = _combine(bank_of, bits, keys)
+        grouped.sort()
+        grouped &= (1 << bits) - 1
+        start = np.cumsum(count) - count
+        return cls(np.minimum(count, k), start, grouped)
+
+
+def _reader_blocks(read_indptr: np.ndarray, rights: int) -> list[tuple[int, int]]:
+    """Consecutive, non-empty reader ranges ``(lo, hi)`` covering all readers.
+
+    Each range holds about ``rights`` read rights (a reader's rights are never split, so a
+    reader with more rights makes a larger range).
+    """
+    n_agents = len(read_indptr) - 1
+    total = int(read_indptr[-1]) if n_agents > 0 else 0
+    cuts = np.searchsorted(read_indptr, np.arange(0, total, max(rights, 1)), side="right") - 1
+    bounds = np.unique(np.concatenate([[0], cuts, [n_agents]])).tolist()
+    return [(lo, hi) for lo, hi in pairwise(bounds) if hi > lo]
+
+
+#: Read rights per reader block of :meth:`Retriever._by_global_rank`: a block's pairs
+#: (several arrays of 8 bytes per pair) stay within the CPU's L2 cache.
+_RIGHTS_PER_BLOCK = 1 << 15
+
 
 def _level_index(levels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``np.searchsorted(levels, scores)`` for scores that all equal one of ``levels``.
@@ -609,15 +730,6 @@ _BLOCK = 1 << 20
 def _blocks(n: int) -> list[tuple[int, int]]:
     """``(lo, hi)`` bounds of the blocks of ``range(n)``."""
     return [(lo, min(lo + _BLOCK, n)) for lo in range(0, n, _BLOCK)]
-
-
-def _or_shifted(keys: np.ndarray, major: np.ndarray, bits: int) -> None:
-    """``keys |= major << bits`` (int64) in place, block by block."""
-    shifted = np.empty(min(len(keys), _BLOCK), dtype=np.int64)
-    for lo, hi in _blocks(len(keys)):
-        block = shifted[: hi - lo]
-        np.left_shift(major[lo:hi], bits, out=block, dtype=np.int64)
-        np.bitwise_or(keys[lo:hi], block, out=keys[lo:hi])
 
 
 def _combine(major: np.ndarray, bits: int, keys: np.ndarray) -> np.ndarray:

@@ -10,12 +10,10 @@ import pytest
 
 from sim.memory import MemoryStore, NewEntries
 from sim.retrieval import (
-    _BLOCK,
     LexicalRelevance,
     RetrievalSpec,
     Retriever,
     _level_index,
-    _or_shifted,
     _OrderKeys,
     retrieve,
 )
@@ -192,6 +190,67 @@ def test_reader_independent_retrieval_matches_brute_force(seed, k):
         assert pairs == expected[agent], agent
 
 
+def _lexsorted_top_k(banks, store, step, spec):
+    """Vectorised reference: every (reader, readable alive entry) pair, lexsorted by
+    reader, score descending, entry id descending; each reader's first k (CSR)."""
+    alive = store.alive_ids()
+    age = (step - store.last_access[alive]).astype(np.float64)
+    score = spec.recency_weight * np.power(spec.recency_decay, age)
+    score += spec.importance_weight * store.importance[alive].astype(np.float64)
+    by_bank = np.argsort(store.bank[alive], kind="stable")
+    count = np.bincount(store.bank[alive], minlength=banks.n_banks)
+    start = np.cumsum(count) - count
+    right_reader = np.repeat(np.arange(banks.n_agents), np.diff(banks.read_indptr))
+    per_right = count[banks.read_banks]
+    reader = np.repeat(right_reader, per_right)
+    offset = np.arange(per_right.sum()) - np.repeat(np.cumsum(per_right) - per_right, per_right)
+    item = by_bank[np.repeat(start[banks.read_banks], per_right) + offset]
+    order = np.lexsort((-alive[item], -score[item], reader))
+    reader, item = reader[order], item[order]
+    first = np.searchsorted(reader, reader, side="left")
+    keep = np.arange(len(reader)) - first < spec.k
+    indptr = np.zeros(banks.n_agents + 1, dtype=np.int64)
+    np.cumsum(np.bincount(reader[keep], minlength=banks.n_agents), out=indptr[1:])
+    return indptr, alive[item[keep]], score[item[keep]]
+
+
+@pytest.mark.parametrize("per_bank", [1, 3])
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_reader_independent_retrieval_over_several_reader_blocks(per_bank, k):
+    """A layout with more read rights than one reader block (with at most one entry per
+    bank, and with several) ranks exactly like a lexsort of all (reader, entry) pairs."""
+    rng = np.random.default_rng(per_bank * 10 + k)
+    graph = nx.barabasi_albert_graph(6000, 3, seed=k)
+    layout = BankLayoutSpec(
+        private=PrivateBanks(capacity=10), neighbourhood=NeighbourhoodBanks(capacity=10)
+    )
+    banks = build_banks(graph, layout, np.random.default_rng(0))
+    assert banks.read_indptr[-1] > 1 << 15  # more than one block of read rights
+    store = MemoryStore(banks)
+    tid = store.register_texts(["x"], np.zeros(1, dtype=np.int64))
+    for step in range(per_bank):
+        bank = rng.permutation(banks.n_banks)[: banks.n_banks * 7 // 10]  # 30 % stay empty
+        n = len(bank)
+        store.append(
+            NewEntries(
+                bank=bank,
+                author=rng.integers(0, banks.n_agents, n),
+                text_id=np.repeat(tid, n),
+                importance=rng.choice([0.0, 0.5, 1.0], n).astype(np.float32),
+                parent_indptr=np.zeros(n + 1, dtype=np.int64),
+                parent_ids=np.zeros(0, dtype=np.int64),
+            ),
+            step,
+        )
+    store.touch(rng.choice(len(store), len(store) // 3, replace=False), 4)
+    spec = RetrievalSpec(k=k, recency_decay=0.9)
+    got = retrieve(store, banks, 6, spec)
+    indptr, entry_ids, scores = _lexsorted_top_k(banks, store, 6, spec)
+    assert got.indptr.tolist() == indptr.tolist()
+    assert got.entry_ids.tolist() == entry_ids.tolist()
+    assert got.scores.tolist() == scores.tolist()
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("k", [2, 8])
 def test_retrieval_with_relevance_matches_brute_force(seed, k):
@@ -247,16 +306,6 @@ def test_level_index_equals_binary_search(n_levels):
     with_zero = np.concatenate([[0.0], levels[:-1]]) if n_levels > 1 else np.zeros(1)
     signed = np.array([-0.0, 0.0, with_zero[-1]])
     assert _level_index(with_zero, signed).tolist() == [0, 0, len(with_zero) - 1]
-
-
-def test_blockwise_or_shifted_equals_the_whole_array_formula():
-    rng = np.random.default_rng(0)
-    n = 2 * _BLOCK + 123  # several blocks and a short last one
-    major = rng.integers(0, 1 << 20, n).astype(np.int32)
-    keys = rng.integers(0, 1 << 30, n)
-    expected = keys | (major.astype(np.int64) << 30)
-    _or_shifted(keys, major, 30)
-    assert np.array_equal(keys, expected)
 
 
 def test_retrieval_columns_are_the_store_columns_of_the_retrieved_entries():
