@@ -476,28 +476,29 @@ class Retriever:
         indptr = np.zeros(n_agents + 1, dtype=np.int64)
         read_indptr, read_banks = banks.read_indptr, banks.read_banks
         filled = 0
+        nonempty = tops.count.astype(np.bool_) if tops.start is None else None
         for lo, hi in self._reader_blocks:
             first, last = int(read_indptr[lo]), int(read_indptr[hi])
             rights = read_banks[first:last]
-            counts = tops.count.take(rights)  # pairs per read right
-            # Pairs before each reader's first right (and in all: the last value).
-            at = np.zeros(len(counts) + 1, dtype=np.int64)
-            np.cumsum(counts, out=at[1:])
-            at = at.take(read_indptr[lo : hi + 1] - first)
-            if tops.start is None:  # 0 or 1 pair per right
-                right = np.flatnonzero(counts)  # the rights with a pair, in reader order
+            if nonempty is not None:  # 0 or 1 pair per right: byte-wide passes over rights
+                right = np.flatnonzero(nonempty.take(rights))  # rights with a pair
                 keys = self._right_readers[first:last].take(right)
+                per_reader = np.bincount(keys - lo, minlength=hi - lo)
                 keys <<= bits
                 keys |= tops.keys.take(rights.take(right))
             else:
-                keys = np.repeat(np.arange(lo, hi, dtype=np.int64) << bits, np.diff(at))
+                counts = tops.count.take(rights)  # pairs per read right
+                at = np.zeros(len(counts) + 1, dtype=np.int64)
+                np.cumsum(counts, out=at[1:])
+                per_reader = np.diff(at.take(read_indptr[lo : hi + 1] - first))
+                keys = np.repeat(np.arange(lo, hi, dtype=np.int64) << bits, per_reader)
                 keys |= tops.keys.take(expand_ranges(tops.start.take(rights), counts))
             keys.sort()
-            per_reader = np.diff(at)
             over = np.flatnonzero(per_reader > k)
             if len(over):  # drop each reader's pairs after its first k
+                starts = np.cumsum(per_reader) - per_reader
                 keep = np.ones(len(keys), dtype=np.bool_)
-                keep[expand_ranges(at[over] + k, per_reader[over] - k)] = False
+                keep[expand_ranges(starts[over] + k, per_reader[over] - k)] = False
                 keys = keys[keep]
                 np.minimum(per_reader, k, out=per_reader)
             n = len(keys)
