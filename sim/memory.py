@@ -298,10 +298,11 @@ class MemoryStore:
         if len(entry_ids) == 0:
             return
         mark = np.zeros(len(self), dtype=np.bool_)
-        mark[entry_ids] = True
-        touched = np.flatnonzero(mark)  # each entry once, however many readers
-        self.last_access[touched] = step
-        self.strength[touched] += np.float32(recall_boost)
+        mark[entry_ids] = True  # each entry once, however many readers
+        # Masked in-place passes over the columns (no index array of the touched rows).
+        np.copyto(self.last_access, step, casting="unsafe", where=mark)
+        strength = self.strength
+        np.add(strength, np.float32(recall_boost), out=strength, where=mark)
 
     def remove(self, entry_ids: np.ndarray, step: int) -> None:
         """Mark entries as no longer alive (evicted or forgotten) at ``step``.

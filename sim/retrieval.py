@@ -306,6 +306,24 @@ class Retrieval:
         return np.arange(len(self.entry_ids)) - np.repeat(self.indptr[:-1], counts)
 
 
+def _recency(spec: RetrievalSpec, step: int, last_access: np.ndarray) -> np.ndarray:
+    """``recency_weight * recency_decay ** (step - last_access)`` as float64, elementwise.
+
+    Ages are whole steps, and few: each age's value is computed once (the same float
+    operations as elementwise) and looked up.
+    """
+    age = step - last_access.astype(np.int64)
+    if len(age) == 0:
+        return np.zeros(0, dtype=np.float64)
+    low, high = int(age.min()), int(age.max())
+    if low < 0 or high > 4 * len(age) + 1024:  # (not whole steps since a write: elementwise)
+        return spec.recency_weight * np.power(spec.recency_decay, age.astype(np.float64))
+    table = spec.recency_weight * np.power(
+        spec.recency_decay, np.arange(high + 1, dtype=np.float64)
+    )
+    return table.take(age)
+
+
 def _narrow_masks(store: MemoryStore) -> np.ndarray:
     """``store.memes`` as the narrowest unsigned integer type holding every text's mask."""
     masks = store.memes
@@ -381,8 +399,7 @@ class Retriever:
                 np.zeros(0, dtype=np.int64),
                 np.zeros(0, dtype=np.float64),
             )
-        age = (step - store.last_access[alive]).astype(np.float64)
-        base = spec.recency_weight * np.power(spec.recency_decay, age)
+        base = _recency(spec, step, store.last_access[alive])
         base += spec.importance_weight * store.importance[alive].astype(np.float64)
         bank_of = store.bank[alive].astype(np.int64)
         if use_relevance:
