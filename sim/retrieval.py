@@ -493,11 +493,11 @@ class Retriever:
         indptr = np.zeros(n_agents + 1, dtype=np.int64)
         read_indptr, read_banks = banks.read_indptr, banks.read_banks
         filled = 0
-        nonempty = tops.count.astype(np.bool_) if tops.start is None else None
+        start, nonempty = tops.start, tops.count.astype(np.bool_)
         for lo, hi in self._reader_blocks:
             first, last = int(read_indptr[lo]), int(read_indptr[hi])
             rights = read_banks[first:last]
-            if nonempty is not None:  # 0 or 1 pair per right: byte-wide passes over rights
+            if start is None:  # 0 or 1 pair per right: byte-wide passes over rights
                 right = np.flatnonzero(nonempty.take(rights))  # rights with a pair
                 keys = self._right_readers[first:last].take(right)
                 per_reader = np.bincount(keys - lo, minlength=hi - lo)
@@ -509,7 +509,7 @@ class Retriever:
                 np.cumsum(counts, out=at[1:])
                 per_reader = np.diff(at.take(read_indptr[lo : hi + 1] - first))
                 keys = np.repeat(np.arange(lo, hi, dtype=np.int64) << bits, per_reader)
-                keys |= tops.keys.take(expand_ranges(tops.start.take(rights), counts))
+                keys |= tops.keys.take(expand_ranges(start.take(rights), counts))
             keys.sort()
             over = np.flatnonzero(per_reader > k)
             if len(over):  # drop each reader's pairs after its first k

@@ -84,6 +84,36 @@ def _context_sources(
     return best[slot.reshape(-1)]
 
 
+class _Rows:
+    """Rows recorded step by step: numpy columns kept as they come, one frame when read.
+
+    A polars frame per small batch of rows costs more than the rows' arithmetic, so the
+    batches wait as column arrays until :meth:`frames` concatenates them into one frame
+    (the same rows, in the same order, with the same dtypes).
+
+    Args:
+        frame: Rows recorded before (a restored state), or None.
+    """
+
+    def __init__(self, frame: pl.DataFrame | None = None) -> None:
+        self._frames: list[pl.DataFrame] = [] if frame is None else [frame]
+        self._pending: list[dict[str, np.ndarray]] = []
+
+    def add(self, columns: dict[str, np.ndarray]) -> None:
+        """Record rows: one array per column, all of the same length."""
+        self._pending.append(columns)
+
+    def frames(self) -> list[pl.DataFrame]:
+        """Every row recorded so far, as frames in recording order."""
+        if self._pending:
+            names = list(self._pending[0])
+            self._frames.append(
+                pl.DataFrame({n: np.concatenate([p[n] for p in self._pending]) for n in names})
+            )
+            self._pending = []
+        return self._frames
+
+
 class AgentState(enum.IntEnum):
     """The flags recorded in the ``agents`` table."""
 
@@ -126,8 +156,8 @@ class Tracker:
         # Agent generation per node: 0 for the original agent, +1 per replacement (turnover).
         self.lineage = np.zeros(n_agents, dtype=np.int32)
         self.generation = np.full(shape, -1, dtype=np.int32)
-        self._events: list[pl.DataFrame] = []
-        self._edges: list[pl.DataFrame] = []
+        self._events = _Rows()
+        self._edges = _Rows()
         self._reset_counts()
 
     def _reset_counts(self) -> None:
@@ -159,16 +189,14 @@ class Tracker:
     ) -> None:
         if len(agents) == 0:
             return
-        self._events.append(
-            pl.DataFrame(
-                {
-                    "step": np.full(len(agents), step, dtype=np.int32),
-                    "agent_id": agents.astype(np.int32),
-                    "meme_index": np.full(len(agents), meme, dtype=np.int32),
-                    "state": np.full(len(agents), int(state), dtype=np.int8),
-                    "value": np.full(len(agents), value, dtype=np.bool_),
-                }
-            )
+        self._events.add(
+            {
+                "step": np.full(len(agents), step, dtype=np.int32),
+                "agent_id": agents.astype(np.int32),
+                "meme_index": np.full(len(agents), meme, dtype=np.int32),
+                "state": np.full(len(agents), int(state), dtype=np.int8),
+                "value": np.full(len(agents), value, dtype=np.bool_),
+            }
         )
 
     def _set(self, flags: np.ndarray, agents: np.ndarray, meme: int, state: AgentState, step: int):
@@ -307,19 +335,17 @@ class Tracker:
             self.generation[newly, meme] = hop[is_infection]
             self._transmissions[meme] += len(w_entries)
             self._infections[meme] += len(newly)
-            self._edges.append(
-                pl.DataFrame(
-                    {
-                        "meme_index": np.full(len(w_entries), meme, dtype=np.int32),
-                        "step": np.full(len(w_entries), step, dtype=np.int32),
-                        "source_agent": src_agents.astype(np.int32),
-                        "target_agent": w_writers.astype(np.int32),
-                        "source_entry": source.astype(np.int64),
-                        "target_entry": w_entries.astype(np.int64),
-                        "hop": hop.astype(np.int32),
-                        "is_infection": is_infection,
-                    }
-                )
+            self._edges.add(
+                {
+                    "meme_index": np.full(len(w_entries), meme, dtype=np.int32),
+                    "step": np.full(len(w_entries), step, dtype=np.int32),
+                    "source_agent": src_agents.astype(np.int32),
+                    "target_agent": w_writers.astype(np.int32),
+                    "source_entry": source.astype(np.int64),
+                    "target_entry": w_entries.astype(np.int64),
+                    "hop": hop.astype(np.int32),
+                    "is_infection": is_infection,
+                }
             )
 
     # ---------------------------------------------------------------- tables
@@ -332,7 +358,8 @@ class Tracker:
             "state": pl.Int8,
             "value": pl.Boolean,
         }
-        frame = pl.concat(self._events) if self._events else pl.DataFrame(schema=schema)
+        events = self._events.frames()
+        frame = pl.concat(events) if events else pl.DataFrame(schema=schema)
         names = [s.name.lower() for s in AgentState]
         return frame.with_columns(
             pl.col("meme_index")
@@ -346,7 +373,8 @@ class Tracker:
         # Rows are recorded with the meme's index; the table shows its id.
         schema = {"meme_index": pl.Int32, **TRANSMISSIONS_SCHEMA}
         del schema["meme_id"]
-        frame = pl.concat(self._edges) if self._edges else pl.DataFrame(schema=schema)
+        edges = self._edges.frames()
+        frame = pl.concat(edges) if edges else pl.DataFrame(schema=schema)
         return frame.with_columns(
             pl.col("meme_index")
             .replace_strict(list(range(len(meme_ids))), meme_ids, return_dtype=pl.String)
@@ -357,8 +385,8 @@ class Tracker:
     def get_state(self) -> State:
         """The flags and the rows recorded so far (see :mod:`sim.state`)."""
         state = State(arrays=self.state_arrays())
-        for name, frames in (("events", self._events), ("edges", self._edges)):
-            frame = frame_list(frames)
+        for name, rows in (("events", self._events), ("edges", self._edges)):
+            frame = frame_list(rows.frames())
             if frame is not None:
                 state.frames[name] = frame
         return state
@@ -377,8 +405,8 @@ class Tracker:
             )
         for name, value in state.arrays.items():
             getattr(self, name)[...] = value
-        self._events = [state.frames["events"]] if "events" in state.frames else []
-        self._edges = [state.frames["edges"]] if "edges" in state.frames else []
+        self._events = _Rows(state.frames.get("events"))
+        self._edges = _Rows(state.frames.get("edges"))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Flag arrays (for checkpoints)."""
