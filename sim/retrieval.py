@@ -540,9 +540,15 @@ class Retriever:
         bank_key.sort()
         readers, rows, per_reader = self._candidates(bank_key, shift)
         entries = alive[rows]
-        unique_text, text_slot = np.unique(store.text_id[alive], return_inverse=True)
-        texts = store.texts.take(unique_text)
-        pairs = np.stack([readers, text_slot.reshape(-1)[rows]], axis=1)
+        # The distinct texts of the alive entries, ascending, and each entry's slot among
+        # them (np.unique's answer, by marking: text ids are small integers).
+        text_of = store.text_id[alive]
+        used = np.zeros(int(text_of.max()) + 1, dtype=np.bool_)
+        used[text_of] = True
+        texts = store.texts.take(np.flatnonzero(used))
+        slot_of_text = np.cumsum(used, dtype=np.int64)
+        slot_of_text -= 1
+        pairs = np.stack([readers, slot_of_text.take(text_of).take(rows)], axis=1)
         relevance = self.scorer.score(queries, texts, pairs)
         scores = base[rows] + self.spec.relevance_weight * relevance
         order = _OrderKeys(scores, len(store), self.banks.n_agents, entries.astype(np.int64))
@@ -584,10 +590,15 @@ class _OrderKeys:
         levels = values[distinct]
         self._levels_desc = levels[::-1].copy()
         top_level = len(levels) - 1
-        level = top_level - _level_index(levels, scores)  # 0 = best score
         self._level_bits = _bits(top_level)
         self.bits = self._level_bits + self._id_bits
-        self.keys = (level.astype(np.int64) << self._id_bits) | (self._top_id - entry_ids)
+        # (level << id_bits) | (top_id - entry_id), level 0 = best score, in one array:
+        # the two parts share no bit, so | is +.
+        keys = np.subtract(top_level, _level_index(levels, scores), dtype=np.int64)
+        keys <<= self._id_bits
+        keys += self._top_id
+        keys -= entry_ids
+        self.keys = keys
         self._dense: np.ndarray | None = None
         if self.bits + _bits(max(max_major - 1, 0)) > 62:
             self._dense = np.argsort(self.keys)
