@@ -232,7 +232,7 @@ class ContagionPolicy:
             if lapsed.any():
                 authors = retrieval.entry_authors(store)
                 hit &= (authors == ENVIRONMENT) | ~lapsed[np.maximum(authors, 0)]
-            if rule == "one_shot_cascade":
+            if fresh is not None:  # the one-shot cascade
                 hit &= fresh
             exp_readers, exp_entries = readers[hit], entries[hit]
             if len(exp_readers) == 0:
@@ -258,17 +258,17 @@ class ContagionPolicy:
         writes = self._writes(agents[adopted], causes[adopted], context)
         return PolicyOutput(writes=writes, adoptions=adoptions, removals=removed)
 
-    def _first_exposures(self, context: StepContext) -> np.ndarray:
+    def _first_exposures(self, context: StepContext) -> np.ndarray | None:
         """Mark the context rows that are a reader's first exposure to a carrying entry.
 
         The exposures are remembered. Only the one-shot cascade needs this; for other
-        rules every row is False.
+        rules there is no mark (None).
         """
         retrieval, store = context.retrieval, context.store
+        if self.spec.resolved_rule != "one_shot_cascade":
+            return None
         readers, entries = retrieval.readers(), retrieval.entry_ids
         fresh = np.zeros(len(readers), dtype=np.bool_)
-        if self.spec.resolved_rule != "one_shot_cascade":
-            return fresh
         self._n_agents = context.banks.n_agents
         exposure = retrieval.foreign(store) & (retrieval.entry_memes(store) != 0)
         keys = entries[exposure].astype(np.int64) * context.banks.n_agents + readers[exposure]

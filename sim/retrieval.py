@@ -285,7 +285,9 @@ class Retrieval:
         masks = self.entry_memes(store)
         if meme >= masks.dtype.itemsize * 8:
             return np.zeros(len(masks), dtype=np.bool_)
-        return ((masks >> masks.dtype.type(meme)) & 1).astype(np.bool_)
+        if masks.dtype == np.int64:  # (bit 63 set somewhere: unsigned, so 1 << 63 fits)
+            masks = masks.view(np.uint64)
+        return np.not_equal(masks & masks.dtype.type(1 << meme), 0)
 
     def exposing(self, store: MemoryStore, meme: int) -> np.ndarray:
         """Whether each retrieved entry exposes its reader to ``meme``.
