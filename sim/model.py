@@ -91,7 +91,15 @@ REPORTED_STATES = ("exposed", "carrier", "expressed", "adopter", "infected")
 
 def _prevalence(model: MemeticModel, flag: str, column: int) -> float:
     """Share of agents holding ``flag`` for meme ``column`` (a DataCollector reporter)."""
-    return float(getattr(model.tracker, flag)[:, column].mean())
+    held = getattr(model.tracker, flag)[:, column]
+    if len(held) == 0:
+        return float("nan")
+    return np.count_nonzero(held) / len(held)  # (the mean of the bools, bit for bit)
+
+
+def _count(flags: np.ndarray) -> np.ndarray:
+    """Agents holding each meme's flag: the column sums of (agents, memes) bools, int64."""
+    return np.count_nonzero(flags, axis=0).astype(np.int64)
 
 
 def _agent_state(agent: MemeticAgent, meme_id: str) -> str:
@@ -265,7 +273,8 @@ class MemeticModel(mesa.Model):
     def _end_of_step(self) -> None:
         """Collect the Mesa data and decide whether the model keeps running."""
         self.datacollector.collect(self)
-        counts = np.stack([getattr(self.tracker, f).sum(axis=0) for f in self._reported_flags()])
+        flags = self._reported_flags()
+        counts = np.stack([np.count_nonzero(getattr(self.tracker, f), axis=0) for f in flags])
         injected = self.current_step >= max((i.step for i in self.injections), default=0)
         if injected and self._last_counts is not None and np.array_equal(counts, self._last_counts):
             self._unchanged += 1
@@ -562,14 +571,14 @@ class MemeticModel(mesa.Model):
         row = {
             "step": np.full(m, step, dtype=np.int32),
             "meme_id": self.memes.ids,
-            "exposed": tr.exposed.sum(axis=0).astype(np.int64),
-            "carriers": tr.carrier.sum(axis=0).astype(np.int64),
-            "adopters": tr.adopter.sum(axis=0).astype(np.int64),
-            "infected": tr.infected.sum(axis=0).astype(np.int64),
+            "exposed": _count(tr.exposed),
+            "carriers": _count(tr.carrier),
+            "adopters": _count(tr.adopter),
+            "infected": _count(tr.infected),
             "new_exposed": counts.new_exposed,
             "new_carriers": counts.new_carriers,
             "new_adopters": counts.new_adopters,
-            "expressed": tr.expressed.sum(axis=0).astype(np.int64),
+            "expressed": _count(tr.expressed),
             "new_expressed": counts.new_expressed,
             "lost_adopters": counts.lost_adopters,
             "exposures": counts.exposures,
