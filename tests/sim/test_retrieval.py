@@ -214,11 +214,13 @@ def _lexsorted_top_k(banks, store, step, spec):
     return indptr, alive[item[keep]], score[item[keep]]
 
 
+@pytest.mark.parametrize("relevance", [False, True])
 @pytest.mark.parametrize("per_bank", [1, 3])
 @pytest.mark.parametrize("k", [1, 3, 8])
-def test_reader_independent_retrieval_over_several_reader_blocks(per_bank, k):
+def test_retrieval_over_several_reader_blocks(per_bank, k, relevance):
     """A layout with more read rights than one reader block (with at most one entry per
-    bank, and with several) ranks exactly like a lexsort of all (reader, entry) pairs."""
+    bank, and with several) ranks exactly like a lexsort of all (reader, entry) pairs;
+    so does the relevance path (empty queries: every relevance is 0)."""
     rng = np.random.default_rng(per_bank * 10 + k)
     graph = nx.barabasi_albert_graph(6000, 3, seed=k)
     layout = BankLayoutSpec(
@@ -243,8 +245,9 @@ def test_reader_independent_retrieval_over_several_reader_blocks(per_bank, k):
             step,
         )
     store.touch(rng.choice(len(store), len(store) // 3, replace=False), 4)
-    spec = RetrievalSpec(k=k, recency_decay=0.9)
-    got = retrieve(store, banks, 6, spec)
+    spec = RetrievalSpec(k=k, recency_decay=0.9, relevance_weight=0.5 if relevance else 0.0)
+    queries = [""] * banks.n_agents if relevance else None
+    got = retrieve(store, banks, 6, spec, queries=queries)
     indptr, entry_ids, scores = _lexsorted_top_k(banks, store, 6, spec)
     assert got.indptr.tolist() == indptr.tolist()
     assert got.entry_ids.tolist() == entry_ids.tolist()
