@@ -216,6 +216,9 @@ class MemoryStore:
         self._columns = {column.name: _Column(column.dtype) for column in COLUMNS}
         self._columns["parent_indptr"].extend(np.zeros(1, dtype=np.int64))
         self._text_refs = _Column(np.int32)  # per text id: alive entries referring to it
+        # Per bank: its alive entries (kept with every append and removal, so that the
+        # capacity check of a step need not count all alive entries).
+        self._bank_alive = np.zeros(banks.n_banks, dtype=np.int64)
 
     # ------------------------------------------------------------------ columns
     def __len__(self) -> int:
@@ -284,6 +287,7 @@ class MemoryStore:
         self._columns["parent_indptr"].extend(base + new.parent_indptr[1:].astype(np.int64))
         refs = self._refs()
         np.add.at(refs, new.text_id.astype(np.int64, copy=False), 1)
+        np.add.at(self._bank_alive, new.bank.astype(np.int64, copy=False), 1)
         return np.arange(first, first + n, dtype=np.int64)
 
     def _refs(self) -> np.ndarray:
@@ -317,6 +321,7 @@ class MemoryStore:
         alive[entry_ids] = False
         self.removed_step[entry_ids] = step
         if len(dying):
+            np.subtract.at(self._bank_alive, self.bank[dying].astype(np.int64), 1)
             refs = self._refs()
             text_ids = self.text_id[dying].astype(np.int64)
             np.subtract.at(refs, text_ids, 1)
@@ -325,9 +330,8 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ bounds
     def bank_counts(self) -> np.ndarray:
-        """Number of alive entries per bank."""
-        alive = self.alive_ids()
-        return np.bincount(self.bank[alive], minlength=self.banks.n_banks)
+        """Number of alive entries per bank (a new array)."""
+        return self._bank_alive.copy()
 
     def enforce_capacity(self, step: int) -> np.ndarray:
         """Evict entries from every bank over capacity; returns the evicted ids.
@@ -335,12 +339,12 @@ class MemoryStore:
         FIFO banks drop their oldest entries (lowest entry id); LRU banks drop the entries
         retrieved least recently (ties: oldest first).
         """
-        alive = self.alive_ids()
-        banks_of = self.bank[alive]
-        counts = np.bincount(banks_of, minlength=self.banks.n_banks)
+        counts = self._bank_alive
         over = counts > self.banks.capacity
         if not over.any():
             return np.zeros(0, dtype=np.int64)
+        alive = self.alive_ids()
+        banks_of = self.bank[alive]
         candidates = alive[over[banks_of]]
         cand_banks = self.bank[candidates]
         is_lru = self.banks.eviction[cand_banks] == LRU_CODE
@@ -415,6 +419,7 @@ class MemoryStore:
         # alive entry refers to.
         refs = np.bincount(self.text_id[self.alive], minlength=len(self.texts)).astype(np.int32)
         self._text_refs.extend(refs)
+        self._bank_alive = np.bincount(self.bank[self.alive], minlength=self.banks.n_banks)
         self.texts.release(np.flatnonzero(refs == 0).tolist())
 
 

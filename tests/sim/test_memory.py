@@ -126,6 +126,27 @@ def test_no_forgetting_by_default():
     assert forget(store, 10_000, ForgettingSpec()).tolist() == []
 
 
+def test_bank_counts_follow_appends_evictions_removals_and_restores(rng):
+    """The kept per-bank count of alive entries equals a recount from the columns."""
+    banks = _banks(Eviction.LRU, capacity=3)
+    store = MemoryStore(banks)
+
+    def recount(s: MemoryStore) -> list[int]:
+        return np.bincount(s.bank[s.alive], minlength=banks.n_banks).tolist()
+
+    for step in range(20):
+        for bank in rng.integers(0, banks.n_banks, size=4).tolist():
+            _write(store, bank, 0, step, f"s{step}b{bank}")
+        assert store.bank_counts().tolist() == recount(store)
+        store.enforce_capacity(step)
+        assert store.bank_counts().tolist() == recount(store)
+        store.remove(rng.choice(len(store), size=2), step)  # dead ones again, too
+        assert store.bank_counts().tolist() == recount(store)
+    copy = MemoryStore(banks)
+    copy.load_state_arrays(store.state_arrays(), store.texts.all())
+    assert copy.bank_counts().tolist() == recount(store)
+
+
 def test_state_round_trip():
     banks = _banks()
     store = MemoryStore(banks)
