@@ -55,6 +55,7 @@ from sim.memory import ENVIRONMENT, MemoryStore, NewEntries
 from sim.memory_spec import MemorySpec
 from sim.policy import EngineStats, Policy, StepContext, WriteProposals
 from sim.retrieval import Retrieval, Retriever, expand_ranges
+from sim.rowlog import RowLog
 from sim.state import State, frame_list
 from sim.tracking import Tracker
 from sim.turnover import TurnoverSpec, draw_replacements, private_entries, turnover_rows
@@ -204,7 +205,7 @@ class MemeticModel(mesa.Model):
         self.guards = tuple(guards)
         self.injections = [self._resolve(i, m) for i, m in enumerate(self.memes.memes)]
         self.last_retrieval: Retrieval | None = None
-        self._step_rows: list[pl.DataFrame] = []
+        self._step_rows = RowLog()
         self._generations: list[pl.DataFrame] = []
         #: Further tables by name (``actions``, ``contexts``, ``probes``, ...).
         self._extra: dict[str, list[pl.DataFrame]] = {}
@@ -567,8 +568,8 @@ class MemeticModel(mesa.Model):
         counts = self.tracker.take_counts()
         tr = self.tracker
         m = len(self.memes)
-        alive = int(self.store.alive.sum())
-        row = {
+        alive = int(np.count_nonzero(self.store.alive))
+        row: dict[str, np.ndarray | Sequence[str]] = {
             "step": np.full(m, step, dtype=np.int32),
             "meme_id": self.memes.ids,
             "exposed": _count(tr.exposed),
@@ -615,7 +616,7 @@ class MemeticModel(mesa.Model):
             decisions = self.guard_phases.take_rows()
             if decisions is not None:
                 self._add_tables({"guard_decisions": decisions})
-        self._step_rows.append(pl.DataFrame(row))
+        self._step_rows.add(row)
 
     # ------------------------------------------------------------ tables
     def steps_frame(self) -> pl.DataFrame:
@@ -623,7 +624,7 @@ class MemeticModel(mesa.Model):
         if not self._step_rows:
             return pl.DataFrame()
         # Diagonal: a fork that adds guards has their columns from the fork step on.
-        return pl.concat(self._step_rows, how="diagonal_relaxed")
+        return pl.concat(self._step_rows.frames(), how="diagonal_relaxed")
 
     def tables(self) -> dict[str, pl.DataFrame]:
         """All output tables of the run so far, by name."""
@@ -666,7 +667,7 @@ class MemeticModel(mesa.Model):
             state.add("policy", policy_state())
         state.add("guards", State(arrays=self.guard_phases.state_arrays()))
         frames = {
-            "steps": frame_list(self._step_rows),
+            "steps": frame_list(self._step_rows.frames()),
             "generations": frame_list(self._generations),
             **{f"extra.{name}": frame_list(rows) for name, rows in self._extra.items()},
         }
@@ -694,7 +695,7 @@ class MemeticModel(mesa.Model):
             for name, frame in frames.items()
             if name.startswith("extra.")
         }
-        self._step_rows = [frames["steps"]] if "steps" in frames else []
+        self._step_rows = RowLog(frames.get("steps"))
         self._generations = [frames["generations"]] if "generations" in frames else []
         self.rng.bit_generator.state = state.values["rng"]
         version, internal, gauss = state.values["random"]

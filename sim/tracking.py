@@ -26,6 +26,7 @@ import polars as pl
 
 from sim.memory import ENVIRONMENT, MemoryStore
 from sim.retrieval import Retrieval, expand_ranges
+from sim.rowlog import RowLog
 from sim.state import State, frame_list
 
 #: Schema of the ``agents`` table (:meth:`Tracker.events_frame`): one state change a row.
@@ -84,36 +85,6 @@ def _context_sources(
     return best[slot.reshape(-1)]
 
 
-class _Rows:
-    """Rows recorded step by step: numpy columns kept as they come, one frame when read.
-
-    A polars frame per small batch of rows costs more than the rows' arithmetic, so the
-    batches wait as column arrays until :meth:`frames` concatenates them into one frame
-    (the same rows, in the same order, with the same dtypes).
-
-    Args:
-        frame: Rows recorded before (a restored state), or None.
-    """
-
-    def __init__(self, frame: pl.DataFrame | None = None) -> None:
-        self._frames: list[pl.DataFrame] = [] if frame is None else [frame]
-        self._pending: list[dict[str, np.ndarray]] = []
-
-    def add(self, columns: dict[str, np.ndarray]) -> None:
-        """Record rows: one array per column, all of the same length."""
-        self._pending.append(columns)
-
-    def frames(self) -> list[pl.DataFrame]:
-        """Every row recorded so far, as frames in recording order."""
-        if self._pending:
-            names = list(self._pending[0])
-            self._frames.append(
-                pl.DataFrame({n: np.concatenate([p[n] for p in self._pending]) for n in names})
-            )
-            self._pending = []
-        return self._frames
-
-
 class AgentState(enum.IntEnum):
     """The flags recorded in the ``agents`` table."""
 
@@ -156,8 +127,8 @@ class Tracker:
         # Agent generation per node: 0 for the original agent, +1 per replacement (turnover).
         self.lineage = np.zeros(n_agents, dtype=np.int32)
         self.generation = np.full(shape, -1, dtype=np.int32)
-        self._events = _Rows()
-        self._edges = _Rows()
+        self._events = RowLog()
+        self._edges = RowLog()
         self._reset_counts()
 
     def _reset_counts(self) -> None:
@@ -405,8 +376,8 @@ class Tracker:
             )
         for name, value in state.arrays.items():
             getattr(self, name)[...] = value
-        self._events = _Rows(state.frames.get("events"))
-        self._edges = _Rows(state.frames.get("edges"))
+        self._events = RowLog(state.frames.get("events"))
+        self._edges = RowLog(state.frames.get("edges"))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Flag arrays (for checkpoints)."""
