@@ -67,7 +67,12 @@ class AgentQueries(Protocol):
 
 
 class RelevanceScorer(Protocol):
-    """Scores how relevant each entry text is to each reader's query, in [0, 1]."""
+    """Scores how relevant each entry text is to each reader's query, in [0, 1].
+
+    A scorer may also offer ``score_columns(queries, texts, query_of, text_of)``, the
+    same scores with the pairs as two columns: the retriever then calls it instead and
+    never builds the (pairs x 2) array (:class:`LexicalRelevance` does).
+    """
 
     def score(self, queries: Sequence[str], texts: Sequence[str], pairs: np.ndarray) -> np.ndarray:
         """Relevance of ``texts[pairs[i, 1]]`` to ``queries[pairs[i, 0]]`` for each row i."""
@@ -148,12 +153,21 @@ class LexicalRelevance:
     def score(self, queries: Sequence[str], texts: Sequence[str], pairs: np.ndarray) -> np.ndarray:
         """Jaccard similarity of the word sets of each (query, text) pair."""
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-        if len(pairs) == 0:
+        return self.score_columns(queries, texts, pairs[:, 0], pairs[:, 1])
+
+    def score_columns(
+        self,
+        queries: Sequence[str],
+        texts: Sequence[str],
+        query_of: np.ndarray,
+        text_of: np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`score` of the pairs ``(query_of[i], text_of[i])`` (two int columns)."""
+        if len(query_of) == 0:
             return np.zeros(0, dtype=np.float64)
         query_slot, q_rows = self._queries(queries)
-        q_inv = query_slot[pairs[:, 0]]
+        q_inv = query_slot.take(query_of)
         t_used, t_slot = np.unique(self._ids(texts), return_inverse=True)
-        t_inv = t_slot.reshape(-1)[pairs[:, 1]]
         t_rows = self._rows(t_used)
         if q_rows.shape[1] != t_rows.shape[1]:  # new words arrived since the queries
             q_rows.resize((q_rows.shape[0], t_rows.shape[1]))
@@ -165,8 +179,9 @@ class LexicalRelevance:
             if n_t == 1:
                 return jaccard[:, 0].take(q_inv)
             flat = q_inv * n_t
-            flat += t_inv
+            flat += t_slot.reshape(-1).take(text_of)
             return jaccard.ravel().take(flat)
+        t_inv = t_slot.reshape(-1).take(text_of)
         q_size = np.diff(q_rows.indptr)[q_inv]
         t_size = np.diff(t_rows.indptr)[t_inv]
         pair_keys, pair_of = np.unique(q_inv * n_t + t_inv, return_inverse=True)
@@ -550,8 +565,12 @@ class Retriever:
         texts = store.texts.take(np.flatnonzero(used))
         slot_of_text = np.cumsum(used, dtype=np.int64)
         slot_of_text -= 1
-        pairs = np.stack([readers, slot_of_text.take(text_of).take(rows)], axis=1)
-        relevance = self.scorer.score(queries, texts, pairs)
+        text_slots = slot_of_text.take(text_of).take(rows)
+        score_columns = getattr(self.scorer, "score_columns", None)
+        if score_columns is not None:
+            relevance = score_columns(queries, texts, readers, text_slots)
+        else:
+            relevance = self.scorer.score(queries, texts, np.stack([readers, text_slots], axis=1))
         scores = base[rows] + self.spec.relevance_weight * relevance
         order = _OrderKeys(scores, len(store), self.banks.n_agents, entries.astype(np.int64))
         pair_key = _combine(readers, order.bits, order.keys)
