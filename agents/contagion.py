@@ -226,15 +226,16 @@ class ContagionPolicy:
             open_ = ~tracker.adopter[:, meme]
             if spec.recovery == "sir":
                 open_ &= ~tracker.recovered[:, meme]
-            hit = retrieval.exposing(store, meme) & open_.take(readers)
+            hit = retrieval.exposing(store, meme)
             # Entries of recovered agents that do not hold the meme again do not count.
             lapsed = tracker.recovered[:, meme] & ~tracker.adopter[:, meme]
             if lapsed.any():
                 authors = retrieval.entry_authors(store)
-                hit &= (authors == ENVIRONMENT) | ~lapsed[np.maximum(authors, 0)]
+                hit = hit & ((authors == ENVIRONMENT) | ~lapsed[np.maximum(authors, 0)])
             if fresh is not None:  # the one-shot cascade
-                hit &= fresh
-            exp_readers, exp_entries = readers[hit], entries[hit]
+                hit = hit & fresh
+            rows = retrieval.rows_where(hit, open_)  # exposing rows of open readers
+            exp_readers, exp_entries = readers.take(rows), entries.take(rows)
             if len(exp_readers) == 0:
                 continue
             if rule == "repeated_exposure":

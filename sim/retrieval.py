@@ -317,6 +317,27 @@ class Retrieval:
 
         return self._cached(("exposing", meme), compute)
 
+    def rows_where(self, row_mask: np.ndarray, reader_mask: np.ndarray) -> np.ndarray:
+        """The rows ``i`` (ascending) with ``row_mask[i]`` whose reader has ``reader_mask``.
+
+        Reads whichever side selects fewer rows: the marked rows, or the rows of the
+        marked readers (late in a spread few readers are open and most rows expose, early
+        the reverse), so neither case makes a pass that gathers every row.
+
+        Args:
+            row_mask: One bool per retrieved entry.
+            reader_mask: One bool per agent.
+        """
+        open_readers = np.flatnonzero(reader_mask)
+        starts = self.indptr.take(open_readers)
+        counts = self.indptr.take(open_readers + 1)
+        counts -= starts
+        if int(counts.sum()) < int(np.count_nonzero(row_mask)):
+            rows = expand_ranges(starts, counts)
+            return rows[row_mask.take(rows)]
+        rows = np.flatnonzero(row_mask)
+        return rows[reader_mask.take(self.readers().take(rows))]
+
     def ranks(self) -> np.ndarray:
         """The 0-based rank of each retrieved entry within its reader's list."""
         counts = np.diff(self.indptr)

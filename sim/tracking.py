@@ -197,7 +197,9 @@ class Tracker:
         for meme in range(self.n_memes):
             hit = retrieval.exposing(store, meme)
             self._exposures[meme] += int(np.count_nonzero(hit))
-            self._set(self.exposed, readers[hit], meme, AgentState.EXPOSED, step)
+            # Only readers not yet exposed can become exposed.
+            rows = retrieval.rows_where(hit, ~self.exposed[:, meme])
+            self._set(self.exposed, readers.take(rows), meme, AgentState.EXPOSED, step)
 
     def apply_adoptions(
         self, agents: np.ndarray, memes: np.ndarray, adopted: np.ndarray, step: int

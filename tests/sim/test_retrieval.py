@@ -376,3 +376,17 @@ def test_relevance_reads_a_lazy_query_view_by_agent_id():
     assert np.array_equal(lazy.entry_ids, eager.entry_ids)
     assert np.array_equal(lazy.scores, eager.scores)
     assert len(set(listed)) > 1  # the agents' queries differ, so relevance orders entries
+
+
+@pytest.mark.parametrize("open_share", [0.02, 0.5, 1.0])
+@pytest.mark.parametrize("row_share", [0.02, 0.5, 1.0])
+def test_rows_where_equals_the_two_masks_combined(open_share, row_share):
+    """Both ways of reading (the marked rows, or the marked readers' rows) give the rows
+    where the row mask and the reader's mask hold, ascending."""
+    banks, store, _ = _random_store(2)
+    got = retrieve(store, banks, 6, RetrievalSpec(k=5))
+    rng = np.random.default_rng(3)
+    row_mask = rng.random(len(got.entry_ids)) < row_share
+    reader_mask = rng.random(banks.n_agents) < open_share
+    expected = np.flatnonzero(row_mask & reader_mask[got.readers()])
+    assert got.rows_where(row_mask, reader_mask).tolist() == expected.tolist()
