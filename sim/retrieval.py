@@ -521,7 +521,7 @@ class Retriever:
         n_agents = banks.n_agents
         order = _OrderKeys(base, len(store), max(banks.n_banks, n_agents), alive)
         bits = order.bits
-        tops = _BankTops.build(bank_of, order.keys, banks.n_banks, bits, k)
+        tops = _BankTops.build(bank_of, order.keys, store.bank_counts(), bits, k)
         # At most min(pairs, n_agents * k) entries are retrieved; the arrays are filled
         # block by block and the result is their filled part (pages never written are
         # never touched, so the unused tail costs no memory).
@@ -716,19 +716,19 @@ class _BankTops:
 
     @classmethod
     def build(
-        cls, bank_of: np.ndarray, keys: np.ndarray, n_banks: int, bits: int, k: int
+        cls, bank_of: np.ndarray, keys: np.ndarray, count: np.ndarray, bits: int, k: int
     ) -> _BankTops:
         """The top entries of every bank, from each alive entry's bank and order key.
 
         Args:
             bank_of: Bank of each alive entry (int64).
             keys: Order key of each alive entry (below ``1 << bits``).
-            n_banks: Number of banks.
+            count: Number of alive entries of each bank (int64).
             bits: Bits of the keys.
             k: Entries kept per bank at most.
         """
-        count = np.bincount(bank_of, minlength=n_banks)
-        if len(count) == 0 or int(count.max()) <= 1:
+        n_banks = len(count)
+        if n_banks == 0 or int(count.max()) <= 1:
             # One entry per bank at most (the common case of small banks): no sort.
             top = np.zeros(n_banks, dtype=np.int64)
             top[bank_of] = keys
