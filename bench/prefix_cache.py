@@ -259,14 +259,15 @@ def simulation_hit_rates(
     ``steps`` table.
 
     Args:
-        block_size: vLLM's KV block size (None: the build's default).
+        block_size: vLLM's KV block size (None: the engine spec's default, 32 on the CPU
+            build, vLLM's own on a GPU).
     """
     import tempfile
 
     from experiments.config import load_config
     from experiments.runner import run_experiment
 
-    engine_args = "" if block_size is None else f", engine_args = {{ block_size = {block_size} }}"
+    block = "" if block_size is None else f", block_size = {block_size}"
     config = load_config(
         "demo",
         [
@@ -274,7 +275,7 @@ def simulation_hit_rates(
             f"steps={steps}",
             f"seed={seed}",
             f'policy.engine={{ kind = "vllm", model = "{model_dir}", enforce_eager = true'
-            f"{engine_args} }}",
+            f"{block} }}",
         ],
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -303,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=int,
         nargs="+",
         default=[None],
-        help="vLLM KV block size(s) to measure (default: the build's own)",
+        help="vLLM KV block size(s) to measure (default: the engine spec's, 32 on CPU)",
     )
     parser.add_argument(
         "--layout",
@@ -334,7 +335,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     shared = _shared_prefix_tokens(model_dir, batches[0])
     start = time.perf_counter()
-    with VLLMEngine(VLLMSpec(model=model_dir, seed=args.seed, enforce_eager=True)) as engine:
+    spec = VLLMSpec(
+        model=model_dir, seed=args.seed, enforce_eager=True, block_size=args.block_size[0]
+    )
+    with VLLMEngine(spec) as engine:
         print(f"engine start: {time.perf_counter() - start:.1f} s")
         block = engine.kv_block_size
         stats = run_batches(engine, batches)

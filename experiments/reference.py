@@ -73,7 +73,8 @@ def _type_name(tp: Any) -> str:
 def _single_type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
-        return "string"
+        values = typing.get_args(tp)
+        return "integer" if all(type(v) is int for v in values) else "string"
     if origin in (list, Sequence):
         inner = strip_annotated(typing.get_args(tp)[0]) if typing.get_args(tp) else Any
         if any(is_model(v) for v in union_members(inner)):

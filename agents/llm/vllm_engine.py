@@ -37,6 +37,19 @@ On CPU, vLLM reads ``gpu_memory_utilization`` as the fraction of the memory node
 93,000 tokens of SmolLM2-135M) starts whatever else runs and skips the warm-up pass.
 """
 
+#: The vLLM CPU build's KV block sizes must be multiples of this (its attention kernels).
+CPU_BLOCK_MULTIPLE = 32
+
+CPU_KV_BLOCK_SIZE = 32
+"""KV block size on the CPU platform when ``spec.block_size`` is None.
+
+vLLM's prefix cache hits whole blocks only. The CPU build defaults to 128-token blocks,
+so a prompt reuses its shared prefix only down to a multiple of 128 tokens (and a
+scoring prompt that extends a cached one recomputes up to 127 of its tokens); 32 is the
+smallest block its attention kernels are built for (multiples of 32), and measured no
+slower on the run's real requests (``bench.prefix_cache_profile cost``; see the README).
+"""
+
 
 #: VLLMSpec fields passed to ``vllm.LLM`` under the same name (``engine_args`` may not
 #: repeat them).
@@ -51,6 +64,7 @@ VLLM_NAMED_ARGS = (
     "tensor_parallel_size",
     "quantization",
     "max_num_seqs",
+    "block_size",
 )
 
 
@@ -75,6 +89,10 @@ class VLLMSpec(EngineSpecBase):
         quantization: Weight quantization method (``"awq"``, ``"gptq"``, ``"fp8"``, ...);
             None uses what the checkpoint declares.
         max_num_seqs: Most sequences vLLM schedules at once; None uses vLLM's default.
+        block_size: Tokens per KV-cache block. Prefix-cache hits come in whole blocks,
+            so smaller blocks reuse more of each prompt. Unset: vLLM's own default on a
+            GPU (usually 16), 32 on the CPU build (whose own default, 128, caches little of
+            short prompts; its kernels need a multiple of 32).
         chat_template_kwargs: Extra variables for the chat template, e.g.
             ``{enable_thinking = false}`` to switch a model's thinking mode off. They
             are part of the engine's model id, so of replay keys and replay files.
@@ -95,6 +113,7 @@ class VLLMSpec(EngineSpecBase):
     tensor_parallel_size: int = Field(default=1, ge=1)
     quantization: str | None = Field(default=None, min_length=1)
     max_num_seqs: int | None = Field(default=None, ge=1)
+    block_size: Literal[8, 16, 32, 64, 128, 256] | None = None
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     engine_args: dict[str, Any] = Field(default_factory=dict)
     allow_download: bool = False
@@ -192,8 +211,9 @@ class VLLMEngine:
 
         Raises:
             EngineError: If vLLM is not installed, ``spec.engine_args`` names a setting the
-                installed vLLM does not know (before anything loads), or the model cannot
-                be loaded.
+                installed vLLM does not know, ``spec.block_size`` is not a multiple of 32
+                on the CPU build (both before anything loads), or the model cannot be
+                loaded.
         """
         try:
             import vllm
@@ -212,6 +232,11 @@ class VLLMEngine:
         )
         if unknown:
             raise EngineError(unknown)
+        if on_cpu and spec.block_size is not None and spec.block_size % CPU_BLOCK_MULTIPLE:
+            raise EngineError(
+                f"block_size = {spec.block_size}: the vLLM CPU build's attention kernels "
+                f"need a multiple of {CPU_BLOCK_MULTIPLE} (32, 64, 128 or 256)"
+            )
         kwargs = llm_kwargs(spec, on_cpu)
         try:
             self._llm: Any = vllm.LLM(**kwargs)
@@ -426,10 +451,11 @@ def llm_kwargs(spec: VLLMSpec, on_cpu: bool) -> dict[str, Any]:
     """The keyword arguments of ``vllm.LLM`` for ``spec``.
 
     Named settings left at None are omitted (vLLM's own default applies: the model's
-    context length, its declared quantization, vLLM's ``max_num_seqs``); on the CPU
-    platform without ``gpu_memory_utilization`` the KV cache is fixed at
-    :data:`CPU_KV_CACHE_BYTES` unless ``engine_args`` sets ``kv_cache_memory_bytes``.
-    ``engine_args`` is passed through unchanged.
+    context length, its declared quantization, vLLM's ``max_num_seqs``, its KV block
+    size on a GPU); on the CPU platform the KV block size defaults to
+    :data:`CPU_KV_BLOCK_SIZE`, and without ``gpu_memory_utilization`` the KV cache is
+    fixed at :data:`CPU_KV_CACHE_BYTES` unless ``engine_args`` sets
+    ``kv_cache_memory_bytes``. ``engine_args`` is passed through unchanged.
     """
     kwargs: dict[str, Any] = {
         "model": spec.model,
@@ -444,7 +470,10 @@ def llm_kwargs(spec: VLLMSpec, on_cpu: bool) -> dict[str, Any]:
         "gpu_memory_utilization": spec.gpu_memory_utilization,
         "quantization": spec.quantization,
         "max_num_seqs": spec.max_num_seqs,
+        "block_size": spec.block_size,
     }
+    if on_cpu and spec.block_size is None:
+        optional["block_size"] = CPU_KV_BLOCK_SIZE
     kwargs.update({name: value for name, value in optional.items() if value is not None})
     if on_cpu and spec.gpu_memory_utilization is None:
         kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES

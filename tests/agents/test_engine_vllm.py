@@ -105,7 +105,7 @@ def _model_dir(root: Path) -> Path:
 
 
 def test_defaults_suit_a_gpu(tmp_path: Path) -> None:
-    from agents.llm.vllm_engine import CPU_KV_CACHE_BYTES, llm_kwargs
+    from agents.llm.vllm_engine import CPU_KV_BLOCK_SIZE, CPU_KV_CACHE_BYTES, llm_kwargs
 
     spec = VLLMSpec(model=str(_model_dir(tmp_path / "m")))
     assert (spec.enforce_eager, spec.max_model_len, spec.tensor_parallel_size) == (False, None, 1)
@@ -116,9 +116,37 @@ def test_defaults_suit_a_gpu(tmp_path: Path) -> None:
         "enforce_eager": False,
         "seed": 0,
         "tensor_parallel_size": 1,
-    }  # no max_model_len: vLLM takes the model's own
+    }  # no max_model_len, no block_size: vLLM takes the model's own and its GPU default
     on_cpu = llm_kwargs(spec, on_cpu=True)
     assert on_cpu["kv_cache_memory_bytes"] == CPU_KV_CACHE_BYTES
+    # The CPU build's own 128-token blocks cache little of a prompt (whole blocks only).
+    assert on_cpu["block_size"] == CPU_KV_BLOCK_SIZE == 32
+
+
+def test_block_size_is_passed_on_every_platform_and_checked(tmp_path: Path) -> None:
+    from agents.llm.vllm_engine import llm_kwargs
+
+    model = str(_model_dir(tmp_path / "m"))
+    for on_cpu in (False, True):
+        assert llm_kwargs(VLLMSpec(model=model, block_size=128), on_cpu)["block_size"] == 128
+    for bad in (0, 24, 512):
+        with pytest.raises(ValidationError, match=r"Input should be 8, 16, 32, 64, 128 or 256"):
+            VLLMSpec(model=model, block_size=bad)
+    with pytest.raises(ValidationError, match="engine_args repeats block_size"):
+        VLLMSpec(model=model, engine_args={"block_size": 32})
+
+
+def test_a_bad_block_size_in_a_config_names_the_key_and_the_allowed_sizes(
+    tmp_path: Path,
+) -> None:
+    from experiments.config import ConfigError, load_config
+
+    engine = f'{{ kind = "vllm", model = "{_model_dir(tmp_path / "m")}", block_size = 24 }}'
+    with pytest.raises(ConfigError) as error:
+        load_config("demo", [f"policy.engine={engine}"])
+    assert "policy.engine.block_size = 24: must be one of 8, 16, 32, 64, 128 or 256" in str(
+        error.value
+    )
 
 
 def test_settings_and_engine_args_reach_vllm_unchanged(tmp_path: Path) -> None:
@@ -133,7 +161,8 @@ def test_settings_and_engine_args_reach_vllm_unchanged(tmp_path: Path) -> None:
         enable_prefix_caching=False,
         gpu_memory_utilization=0.8,
         chat_template_kwargs={"enable_thinking": False},
-        engine_args={"block_size": 32, "kv_cache_memory_bytes": 2**30, "hf_overrides": {"a": 1}},
+        block_size=64,
+        engine_args={"kv_cache_memory_bytes": 2**30, "hf_overrides": {"a": 1}},
     )
     kwargs = llm_kwargs(spec, on_cpu=True)
     assert kwargs["tensor_parallel_size"] == 4
@@ -142,7 +171,7 @@ def test_settings_and_engine_args_reach_vllm_unchanged(tmp_path: Path) -> None:
     assert kwargs["max_model_len"] == 4096
     assert kwargs["enable_prefix_caching"] is False
     assert kwargs["gpu_memory_utilization"] == 0.8
-    assert kwargs["block_size"] == 32
+    assert kwargs["block_size"] == 64
     assert kwargs["kv_cache_memory_bytes"] == 2**30  # engine_args wins over the CPU default
     assert kwargs["hf_overrides"] == {"a": 1}
     assert "chat_template_kwargs" not in kwargs  # a chat() argument, not an engine one
@@ -222,6 +251,22 @@ def test_a_setting_the_installed_vllm_does_not_know_fails_before_loading(tmp_pat
     # vLLM started loading.
     spec = VLLMSpec(model=str(_model_dir(tmp_path / "m")), engine_args={"max_num_seq": 4})
     with pytest.raises(EngineError, match=r"no setting 'max_num_seq' \(did you mean max_num_seqs"):
+        VLLMEngine(spec)
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not HAS_VLLM, reason="vllm is not importable")
+def test_a_block_size_the_cpu_build_cannot_run_fails_before_loading(tmp_path: Path) -> None:
+    from vllm.platforms import current_platform
+
+    from agents.llm.vllm_engine import VLLMEngine
+
+    if not current_platform.is_cpu():
+        pytest.skip("the multiple-of-32 rule is the CPU build's")
+    # The directory holds no weights: an error other than the block size would mean vLLM
+    # started loading.
+    spec = VLLMSpec(model=str(_model_dir(tmp_path / "m")), block_size=16)
+    with pytest.raises(EngineError, match=r"block_size = 16: the vLLM CPU build's attention"):
         VLLMEngine(spec)
 
 
