@@ -20,7 +20,7 @@ import re
 import tempfile
 import weakref
 from collections.abc import Iterable, Sequence
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 
@@ -115,7 +115,11 @@ class TextTable:
 
     def take(self, text_ids: np.ndarray) -> list[str]:
         """The texts for an array of ids, in order."""
-        return [self.get(i) for i in text_ids.tolist()]
+        if self._released:
+            return [self.get(i) for i in text_ids.tolist()]
+        # Nothing released: every id's text is in memory (no per-id method call).
+        live = cast(list[str], self._texts)
+        return list(map(live.__getitem__, text_ids.tolist()))
 
     def all(self) -> list[str]:
         """All texts, indexed by id (a new list; released texts are read back)."""
