@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from processes import alive
 from scripted_server import scripted_server
 
 from experiments.cli import main
@@ -207,14 +208,6 @@ def test_shared_server_that_cannot_start_fails_the_sweep_clearly(tmp_path, capsy
     assert len(index) == 3 and "complete" not in set(index["status"])  # each run failed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "State:\tZ" not in status
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_shared_server_dies_with_a_killed_sweep(tmp_path, gguf_path):
@@ -237,14 +230,14 @@ def test_shared_server_dies_with_a_killed_sweep(tmp_path, gguf_path):
                 servers = []
             pid = servers[0]["pid"] if servers else None
             time.sleep(0.1)
-        assert _alive(pid)
+        assert alive(pid)
         parent.send_signal(signal.SIGKILL)
     finally:
         parent.wait(timeout=30)
     gone_by = time.monotonic() + 15
-    while _alive(pid) and time.monotonic() < gone_by:
+    while alive(pid) and time.monotonic() < gone_by:
         time.sleep(0.05)
-    assert not _alive(pid), "the shared server outlived its sweep"
+    assert not alive(pid), "the shared server outlived its sweep"
     # Nothing holds the sweep's lock any more: the workers die with the sweep too (the
     # kernel's SIGKILL reaches a worker still loading under load a moment later).
     free_by = time.monotonic() + 30

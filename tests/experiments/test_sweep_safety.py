@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import alive, children
 
 from experiments.cli import main
 from experiments.rundirs import RunDirError
@@ -125,21 +126,6 @@ def test_lock_is_released_after_a_sweep(tmp_path):
     os.close(acquire_sweep_lock(tmp_path))
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        found |= {int(c) for c in task.read_text().split()}
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "State:\tZ" not in status
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_die_with_a_killed_sweep_and_a_rerun_finishes(small_toml, tmp_path):
     path = small_toml.parent / "slow_sweep.toml"
@@ -161,7 +147,7 @@ def test_workers_die_with_a_killed_sweep_and_a_rerun_finishes(small_toml, tmp_pa
         while len(workers) < 2 or not list(sweep_dir.glob("runs/*/*/*/manifest.json")):
             assert parent.poll() is None, "the sweep ended before it could be killed"
             assert time.monotonic() < deadline, "no busy workers within 90 s"
-            workers = {c for c in _children(parent.pid) if _alive(c)}
+            workers = {c for c in children(parent.pid) if alive(c)}
             workers = {
                 c
                 for c in workers
@@ -172,9 +158,9 @@ def test_workers_die_with_a_killed_sweep_and_a_rerun_finishes(small_toml, tmp_pa
     finally:
         parent.wait(timeout=30)
     gone_by = time.monotonic() + 10
-    while any(_alive(w) for w in workers) and time.monotonic() < gone_by:
+    while any(alive(w) for w in workers) and time.monotonic() < gone_by:
         time.sleep(0.05)
-    assert not any(_alive(w) for w in workers), "sweep workers outlived their parent"
+    assert not any(alive(w) for w in workers), "sweep workers outlived their parent"
 
     assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir), "--quiet"]) == 0
     index = json.loads((sweep_dir / "sweep.json").read_text())
