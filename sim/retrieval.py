@@ -495,15 +495,10 @@ class Retriever:
         """Sort pair keys (unique, reader-major) and keep each reader's first k; CSR out."""
         pair_key.sort()
         k = self.spec.k
+        kept = _first_k(pair_key, per_reader, k)
         indptr = np.zeros(len(per_reader) + 1, dtype=np.int64)
-        np.cumsum(np.minimum(per_reader, k), out=indptr[1:])
-        over = np.flatnonzero(per_reader > k)
-        if len(over) == 0:
-            return pair_key, indptr
-        starts = np.cumsum(per_reader) - per_reader
-        keep = np.ones(len(pair_key), dtype=np.bool_)
-        keep[expand_ranges(starts[over] + k, per_reader[over] - k)] = False
-        return pair_key[keep], indptr
+        np.cumsum(per_reader, out=indptr[1:])
+        return kept, indptr
 
     def _by_global_rank(
         self, store: MemoryStore, alive: np.ndarray, base: np.ndarray, bank_of: np.ndarray
@@ -549,13 +544,7 @@ class Retriever:
                 keys = np.repeat(np.arange(lo, hi, dtype=np.int64) << bits, per_reader)
                 keys |= tops.keys.take(expand_ranges(start.take(rights), counts))
             keys.sort()
-            over = np.flatnonzero(per_reader > k)
-            if len(over):  # drop each reader's pairs after its first k
-                starts = np.cumsum(per_reader) - per_reader
-                keep = np.ones(len(keys), dtype=np.bool_)
-                keep[expand_ranges(starts[over] + k, per_reader[over] - k)] = False
-                keys = keys[keep]
-                np.minimum(per_reader, k, out=per_reader)
+            keys = _first_k(keys, per_reader, k)
             n = len(keys)
             np.cumsum(per_reader, out=indptr[lo + 1 : hi + 1])
             indptr[lo + 1 : hi + 1] += filled
@@ -656,33 +645,18 @@ class _OrderKeys:
     def decode(self, combined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The entry id and the score of each ``(major << bits) | key`` value.
 
-        ``combined`` (int64) is consumed: it may be overwritten with the entry ids.
+        ``combined`` (int64) is consumed: it is overwritten with the entry ids.
         """
-        if self._dense is not None:
-            item = self._dense[combined & self.mask]
-            return self._entry_ids[item], self._scores[item]
-        # In place where possible: at 10^6 agents these arrays outgrow the CPU caches and
-        # every pass (and every fresh allocation) costs memory bandwidth.
-        if len(self._levels_desc) == 1:
-            scores = np.full(len(combined), self._levels_desc[0])
-        else:
-            # The level goes into the scores' memory and is replaced there by its score:
-            # take() reads each index before it writes that same slot (mode "clip" is
-            # unbuffered; every level is in range, so clipping changes nothing).
-            scores = np.empty(len(combined), dtype=np.float64)
-            level = scores.view(np.int64)
-            np.right_shift(combined, self._id_bits, out=level)
-            level &= (1 << self._level_bits) - 1
-            np.take(self._levels_desc, level, out=scores, mode="clip")
-        ids = combined
-        ids &= (1 << self._id_bits) - 1
-        np.subtract(self._top_id, ids, out=ids)
-        return ids, scores
+        scores = np.empty(len(combined), dtype=np.float64)
+        self.decode_into(combined, combined, scores)
+        return combined, scores
 
     def decode_into(self, combined: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> None:
         """:meth:`decode` written into ``ids`` (int64) and ``scores`` (float64), same length.
 
-        ``combined`` is left as it is.
+        ``ids`` may be ``combined`` itself (it is then overwritten); otherwise ``combined``
+        is left as it is. Writes go into the given arrays: at 10^6 agents these arrays
+        outgrow the CPU caches and every fresh allocation costs memory bandwidth.
         """
         if self._dense is not None:
             item = self._dense.take(combined & self.mask)
@@ -692,9 +666,13 @@ class _OrderKeys:
         if len(self._levels_desc) == 1:
             scores.fill(self._levels_desc[0])
         else:
-            level = combined >> self._id_bits
+            # The level goes into the scores' memory and is replaced there by its score:
+            # take() reads each index before it writes that same slot (mode "clip" is
+            # unbuffered; every level is in range, so clipping changes nothing).
+            level = scores.view(np.int64)
+            np.right_shift(combined, self._id_bits, out=level)
             level &= (1 << self._level_bits) - 1
-            np.take(self._levels_desc, level, out=scores, mode="clip")  # (unbuffered; in range)
+            np.take(self._levels_desc, level, out=scores, mode="clip")
         np.bitwise_and(combined, (1 << self._id_bits) - 1, out=ids)
         np.subtract(self._top_id, ids, out=ids)
 
@@ -738,6 +716,22 @@ class _BankTops:
         grouped &= (1 << bits) - 1
         start = np.cumsum(count) - count
         return cls(np.minimum(count, k), start, grouped)
+
+
+def _first_k(keys: np.ndarray, per_reader: np.ndarray, k: int) -> np.ndarray:
+    """Each reader's first ``k`` of sorted, reader-major keys.
+
+    ``per_reader`` (int64, keys of each reader) is cut to ``k`` in place, so it counts the
+    keys returned.
+    """
+    over = np.flatnonzero(per_reader > k)
+    if len(over) == 0:
+        return keys
+    starts = np.cumsum(per_reader) - per_reader
+    keep = np.ones(len(keys), dtype=np.bool_)
+    keep[expand_ranges(starts[over] + k, per_reader[over] - k)] = False
+    per_reader[over] = k
+    return keys[keep]
 
 
 def _reader_blocks(read_indptr: np.ndarray, rights: int) -> list[tuple[int, int]]:
