@@ -307,8 +307,8 @@ class ReplayEngine:
         if len(results) < len(requests):
             # Requests with equal keys are generated once and share the completion, as a
             # replay serves them (the file holds one completion per key).
-            first = _first_of_key(keys, [i for i in range(len(requests)) if i not in results])
-            misses = sorted(set(first.values()))
+            missing = [i for i in range(len(requests)) if i not in results]
+            misses, duplicates = _distinct_requests(keys, missing)
             self.misses += len(misses)
 
             def forward(index: int, completion: Completion) -> None:
@@ -320,13 +320,12 @@ class ReplayEngine:
             )
             for i, completion in zip(misses, fresh, strict=True):
                 results[i] = completion
-            for i in range(len(requests)):
-                if i not in results:  # a duplicate of a request generated above
-                    results[i] = results[first[keys[i]]]
-                    if on_complete is not None:
-                        on_complete(
-                            i, dataclasses.replace(results[i], request_id=requests[i].request_id)
-                        )
+            for i, source in duplicates.items():
+                results[i] = results[source]
+                if on_complete is not None:
+                    on_complete(
+                        i, dataclasses.replace(results[i], request_id=requests[i].request_id)
+                    )
         return [
             dataclasses.replace(results[i], request_id=r.request_id) for i, r in enumerate(requests)
         ]
@@ -403,11 +402,8 @@ class ReplayEngine:
                 results[i] = stored
             else:
                 misses.append(i)
-        duplicates: dict[int, int] = {}
         if misses:  # requests with equal keys are scored once, as a replay serves them
-            first = _first_of_key(keys, misses)
-            duplicates = {i: first[keys[i]] for i in misses if first[keys[i]] != i}
-            misses = [i for i in misses if i not in duplicates]
+            misses, duplicates = _distinct_requests(keys, misses)
             if self.inner is None or not can_score(self.inner):
                 raise EngineError(f"inner engine {self.name!r} reports no log-probabilities")
             fresh = self.inner.score([requests[i] for i in misses])  # type: ignore[attr-defined]
@@ -429,12 +425,22 @@ class ReplayEngine:
         self._closed = True
 
 
-def _first_of_key(keys: Sequence[str], indices: Sequence[int]) -> dict[str, int]:
-    """The first of ``indices`` (in order) with each key, by key."""
+def _distinct_requests(
+    keys: Sequence[str], indices: Sequence[int]
+) -> tuple[list[int], dict[int, int]]:
+    """Split request indices into the first of each key and the duplicates of those.
+
+    Returns:
+        ``(firsts, duplicates)``: the indices (in order) whose key no earlier index of
+        ``indices`` has, and for every other index the first index with its key.
+    """
     first: dict[str, int] = {}
+    duplicates: dict[int, int] = {}
     for i in indices:
-        first.setdefault(keys[i], i)
-    return first
+        source = first.setdefault(keys[i], i)
+        if source != i:
+            duplicates[i] = source
+    return list(first.values()), duplicates
 
 
 def _write_line(fh: IO[bytes], record: dict[str, Any]) -> None:
