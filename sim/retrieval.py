@@ -526,16 +526,17 @@ class Retriever:
         indptr = np.zeros(n_agents + 1, dtype=np.int64)
         read_indptr, read_banks = banks.read_indptr, banks.read_banks
         filled = 0
-        start, nonempty = tops.start, tops.count.astype(np.bool_)
+        start = tops.start
         for lo, hi in self._reader_blocks:
             first, last = int(read_indptr[lo]), int(read_indptr[hi])
             rights = read_banks[first:last]
-            if start is None:  # 0 or 1 pair per right: byte-wide passes over rights
-                right = np.flatnonzero(nonempty.take(rights))  # rights with a pair
-                keys = self._right_readers[first:last].take(right)
+            if start is None:  # 0 or 1 pair per right: one gather per right (-1: none)
+                values = tops.keys.take(rights)
+                has = values >= 0
+                keys = self._right_readers[first:last][has]
                 per_reader = np.bincount(keys - lo, minlength=hi - lo)
                 keys <<= bits
-                keys |= tops.keys.take(rights.take(right))
+                keys |= values[has]
             else:
                 counts = tops.count.take(rights)  # pairs per read right
                 at = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -684,7 +685,9 @@ class _BankTops:
     Attributes:
         count: Number of top entries per bank (``min(alive entries, k)``), int64.
         start: Offset of each bank's keys in ``keys``, or None when every bank holds at
-            most one entry (then ``keys[bank]`` is the key of the bank's entry).
+            most one entry (then ``keys[bank]`` is the key of the bank's entry, or -1 for
+            an empty bank, in the narrowest signed integer type holding every key: one
+            gather per read right, from a table half the size when keys fit int32).
         keys: The keys, grouped by bank, each bank's ascending (best first).
     """
 
@@ -708,7 +711,7 @@ class _BankTops:
         n_banks = len(count)
         if n_banks == 0 or int(count.max()) <= 1:
             # One entry per bank at most (the common case of small banks): no sort.
-            top = np.zeros(n_banks, dtype=np.int64)
+            top = np.full(n_banks, -1, dtype=np.int32 if bits <= 31 else np.int64)
             top[bank_of] = keys
             return cls(count, None, top)
         grouped = _combine(bank_of, bits, keys)
