@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from sim.buffers import BufferPool
 from sim.memory import MemoryStore
 from sim.texts import words
 from topologies.banks import Banks
@@ -414,6 +415,8 @@ class Retriever:
         self._right_readers = np.repeat(
             np.arange(banks.n_agents, dtype=np.int64), np.diff(banks.read_indptr)
         )
+        # The memory of the results of _by_global_rank (step-sized output columns).
+        self._buffers = BufferPool(keep=6)
 
     def __call__(
         self, store: MemoryStore, step: int, queries: AgentQueries | None = None
@@ -439,7 +442,7 @@ class Retriever:
             )
         base = _recency(spec, step, store.last_access[alive])
         base += spec.importance_weight * store.importance[alive].astype(np.float64)
-        bank_of = store.bank[alive].astype(np.int64)
+        bank_of = store.bank.take(alive)  # (int32: every use widens it where it must)
         if use_relevance:
             assert queries is not None
             if not isinstance(queries, list | tuple):  # a lazy view: read agents' queries only
@@ -519,11 +522,13 @@ class Retriever:
         tops = _BankTops.build(bank_of, order.keys, store.bank_counts(), bits, k)
         # At most min(pairs, n_agents * k) entries are retrieved; the arrays are filled
         # block by block and the result is their filled part (pages never written are
-        # never touched, so the unused tail costs no memory).
+        # never touched, so the unused tail costs no memory). They are the memory of an
+        # earlier step's result once nothing refers to that any more (:mod:`sim.buffers`).
         cap = min(int(np.dot(tops.count, self._bank_n_readers)), n_agents * k)
-        entry_ids = np.empty(cap, dtype=np.int64)
-        scores = np.empty(cap, dtype=np.float64)
-        indptr = np.zeros(n_agents + 1, dtype=np.int64)
+        entry_ids = self._buffers.empty(cap, np.int64, capacity=n_agents * k)
+        scores = self._buffers.empty(cap, np.float64, capacity=n_agents * k)
+        indptr = self._buffers.empty(n_agents + 1, np.int64)
+        indptr[0] = 0  # (the blocks write every other offset)
         read_indptr, read_banks = banks.read_indptr, banks.read_banks
         filled = 0
         start = tops.start
@@ -702,7 +707,7 @@ class _BankTops:
         """The top entries of every bank, from each alive entry's bank and order key.
 
         Args:
-            bank_of: Bank of each alive entry (int64).
+            bank_of: Bank of each alive entry (int32 or int64).
             keys: Order key of each alive entry (below ``1 << bits``).
             count: Number of alive entries of each bank (int64).
             bits: Bits of the keys.

@@ -283,6 +283,24 @@ def test_a_retriever_reused_across_steps_matches_fresh_retrievals():
     assert len(store.alive_ids()) == 812
 
 
+def test_a_kept_retrieval_is_not_overwritten_by_later_ones():
+    """The retriever reuses the memory of results nobody holds, never of one kept."""
+    banks, store, _ = _random_store(4)
+    retriever = Retriever(banks, RetrievalSpec(k=4))
+    kept = retriever(store, 5, None)
+    copies = [kept.indptr.copy(), kept.entry_ids.copy(), kept.scores.copy()]
+    for step in (6, 7, 8):
+        later = retriever(store, step, None)
+        store.touch(later.entry_ids[::3], step)  # change the ranking from step to step
+        for array in (later.indptr, later.entry_ids, later.scores):
+            for old in (kept.indptr, kept.entry_ids, kept.scores):
+                assert not np.shares_memory(array, old)
+        del later
+    assert np.array_equal(kept.indptr, copies[0])
+    assert np.array_equal(kept.entry_ids, copies[1])
+    assert np.array_equal(kept.scores, copies[2])
+
+
 def test_order_keys_fall_back_to_dense_ranks_when_ids_would_overflow():
     scores = np.array([0.5, 1.5, 0.5, 1.5, 0.25])
     ids = np.array([3, 4, 7, 9, 10], dtype=np.int64)
