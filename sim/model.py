@@ -99,8 +99,11 @@ def _prevalence(model: MemeticModel, flag: str, column: int) -> float:
 
 
 def _count(flags: np.ndarray) -> np.ndarray:
-    """Agents holding each meme's flag: the column sums of (agents, memes) bools, int64."""
-    return np.count_nonzero(flags, axis=0).astype(np.int64)
+    """Agents holding each meme's flag: the column sums of (agents, memes) bools, int64.
+
+    Counted column by column: numpy's count along an axis is about ten times slower.
+    """
+    return np.array([np.count_nonzero(flags[:, j]) for j in range(flags.shape[1])], np.int64)
 
 
 def _agent_state(agent: MemeticAgent, meme_id: str) -> str:
@@ -271,11 +274,21 @@ class MemeticModel(mesa.Model):
             )
         super().run_model()
 
-    def _end_of_step(self) -> None:
-        """Collect the Mesa data and decide whether the model keeps running."""
+    def _state_counts(self) -> dict[str, np.ndarray]:
+        """Agents in each reported state (:data:`REPORTED_STATES`), per meme, int64.
+
+        Counted once per step: the ``steps`` row and the stop rule both read them.
+        """
+        return {flag: _count(getattr(self.tracker, flag)) for flag in self._reported_flags()}
+
+    def _end_of_step(self, state_counts: dict[str, np.ndarray]) -> None:
+        """Collect the Mesa data and decide whether the model keeps running.
+
+        Args:
+            state_counts: This step's :meth:`_state_counts`.
+        """
         self.datacollector.collect(self)
-        flags = self._reported_flags()
-        counts = np.stack([np.count_nonzero(getattr(self.tracker, f), axis=0) for f in flags])
+        counts = np.stack(list(state_counts.values()))
         injected = self.current_step >= max((i.step for i in self.injections), default=0)
         if injected and self._last_counts is not None and np.array_equal(counts, self._last_counts):
             self._unchanged += 1
@@ -433,8 +446,9 @@ class MemeticModel(mesa.Model):
             stats = stats + answers.stats
             self._add_tables(answers.tables)
         self._take_detections()
-        self._record(t, injected, commit, stats, time.perf_counter() - started)
-        self._end_of_step()
+        state_counts = self._state_counts()
+        self._record(t, injected, commit, stats, time.perf_counter() - started, state_counts)
+        self._end_of_step(state_counts)
 
     def _reflect(
         self, reflector: Reflector, policy: LLMPolicy, context: StepContext, step: int
@@ -563,7 +577,13 @@ class MemeticModel(mesa.Model):
 
     # ------------------------------------------------------------ recording
     def _record(
-        self, step: int, injected: int, commit: dict[str, int], stats: EngineStats, wall: float
+        self,
+        step: int,
+        injected: int,
+        commit: dict[str, int],
+        stats: EngineStats,
+        wall: float,
+        state_counts: dict[str, np.ndarray],
     ) -> None:
         counts = self.tracker.take_counts()
         tr = self.tracker
@@ -572,14 +592,14 @@ class MemeticModel(mesa.Model):
         row: dict[str, np.ndarray | Sequence[str]] = {
             "step": np.full(m, step, dtype=np.int32),
             "meme_id": self.memes.ids,
-            "exposed": _count(tr.exposed),
-            "carriers": _count(tr.carrier),
-            "adopters": _count(tr.adopter),
-            "infected": _count(tr.infected),
+            "exposed": state_counts["exposed"],
+            "carriers": state_counts["carrier"],
+            "adopters": state_counts["adopter"],
+            "infected": state_counts["infected"],
             "new_exposed": counts.new_exposed,
             "new_carriers": counts.new_carriers,
             "new_adopters": counts.new_adopters,
-            "expressed": _count(tr.expressed),
+            "expressed": state_counts["expressed"],
             "new_expressed": counts.new_expressed,
             "lost_adopters": counts.lost_adopters,
             "exposures": counts.exposures,
