@@ -323,26 +323,46 @@ class Retrieval:
 
         Reads whichever side selects fewer rows: the marked rows, or the rows of the
         marked readers (late in a spread few readers are open and most rows expose, early
-        the reverse), so neither case makes a pass that gathers every row.
+        the reverse), so neither case makes a pass that gathers every row. When both
+        sides select many rows (mid-spread), one pass expands the reader mask over all
+        rows instead: gathering or expanding millions of selected row indices costs more.
 
         Args:
             row_mask: One bool per retrieved entry.
             reader_mask: One bool per agent.
         """
-        open_readers = np.flatnonzero(reader_mask)
-        starts = self.indptr.take(open_readers)
-        counts = self.indptr.take(open_readers + 1)
-        counts -= starts
-        if int(counts.sum()) < int(np.count_nonzero(row_mask)):
+        n_rows = len(row_mask)
+        marked = int(np.count_nonzero(row_mask))
+        # Rows of the marked readers, estimated from their number (the choice of a path
+        # changes no result).
+        open_rows = int(np.count_nonzero(reader_mask)) * n_rows // max(len(reader_mask), 1)
+        if min(marked, open_rows) > n_rows // _DENSE_SHARE:
+            mask = np.repeat(reader_mask, self._per_reader())
+            mask &= row_mask
+            return np.flatnonzero(mask)
+        if open_rows < marked:
+            open_readers = np.flatnonzero(reader_mask)
+            starts = self.indptr.take(open_readers)
+            counts = self.indptr.take(open_readers + 1)
+            counts -= starts
             rows = expand_ranges(starts, counts)
             return rows[row_mask.take(rows)]
         rows = np.flatnonzero(row_mask)
         return rows[reader_mask.take(self.readers().take(rows))]
 
+    def _per_reader(self) -> np.ndarray:
+        """Retrieved entries of each reader (``diff(indptr)``; kept, read-only)."""
+        return self._cached("per_reader", lambda: np.diff(self.indptr))
+
     def ranks(self) -> np.ndarray:
         """The 0-based rank of each retrieved entry within its reader's list."""
         counts = np.diff(self.indptr)
         return np.arange(len(self.entry_ids)) - np.repeat(self.indptr[:-1], counts)
+
+
+#: :meth:`Retrieval.rows_where` expands the reader mask over all rows once both sides
+#: select more than this share (1 / _DENSE_SHARE) of the rows.
+_DENSE_SHARE = 8
 
 
 def _recency(spec: RetrievalSpec, step: int, last_access: np.ndarray) -> np.ndarray:

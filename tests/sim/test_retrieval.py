@@ -399,8 +399,9 @@ def test_relevance_reads_a_lazy_query_view_by_agent_id():
 @pytest.mark.parametrize("open_share", [0.02, 0.5, 1.0])
 @pytest.mark.parametrize("row_share", [0.02, 0.5, 1.0])
 def test_rows_where_equals_the_two_masks_combined(open_share, row_share):
-    """Both ways of reading (the marked rows, or the marked readers' rows) give the rows
-    where the row mask and the reader's mask hold, ascending."""
+    """Every way of reading (the marked rows, the marked readers' rows, or the reader mask
+    expanded over all rows) gives the rows where the row mask and the reader's mask hold,
+    ascending."""
     banks, store, _ = _random_store(2)
     got = retrieve(store, banks, 6, RetrievalSpec(k=5))
     rng = np.random.default_rng(3)
