@@ -298,6 +298,8 @@ class Retrieval:
 
     def carrying(self, store: MemoryStore, meme: int) -> np.ndarray:
         """Whether each retrieved entry carries meme ``meme`` (by index; not kept)."""
+        if _every_text_carries(store, meme):
+            return np.ones(len(self.entry_ids), dtype=np.bool_)
         masks = self.entry_memes(store)
         if meme >= masks.dtype.itemsize * 8:
             return np.zeros(len(masks), dtype=np.bool_)
@@ -309,9 +311,13 @@ class Retrieval:
         """Whether each retrieved entry exposes its reader to ``meme``.
 
         That is: the entry carries the meme and someone other than the reader wrote it.
+        When every text of the store carries the meme (one meme copied verbatim), that is
+        :meth:`foreign` itself (the same read-only array).
         """
 
         def compute() -> np.ndarray:
+            if _every_text_carries(store, meme):
+                return self.foreign(store)
             hit = self.carrying(store, meme)
             hit &= self.foreign(store)
             return hit
@@ -381,6 +387,15 @@ def _recency(spec: RetrievalSpec, step: int, last_access: np.ndarray) -> np.ndar
         spec.recency_decay, np.arange(high + 1, dtype=np.float64)
     )
     return table.take(age)
+
+
+def _every_text_carries(store: MemoryStore, meme: int) -> bool:
+    """Whether every text of the store (so every entry) carries meme ``meme``.
+
+    A pass over the texts, not the entries: then no entry's mask need be read.
+    """
+    text_masks = store.text_memes
+    return len(text_masks) > 0 and 0 <= meme < 64 and bool(np.all((text_masks >> meme) & 1))
 
 
 def _narrow_masks(store: MemoryStore) -> np.ndarray:

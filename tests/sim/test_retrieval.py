@@ -362,6 +362,38 @@ def test_retrieval_columns_are_the_store_columns_of_the_retrieved_entries():
     assert not got.foreign(store).flags.writeable
 
 
+def test_exposing_when_every_text_carries_the_meme_is_foreign():
+    """One meme copied verbatim: every entry carries it, so exposing is foreign."""
+    banks = build_banks(
+        nx.barabasi_albert_graph(40, 2, seed=1),
+        BankLayoutSpec(private=PrivateBanks(capacity=4), neighbourhood=NeighbourhoodBanks()),
+        np.random.default_rng(1),
+    )
+    store = MemoryStore(banks)
+    rng = np.random.default_rng(2)
+    tids = store.register_texts(["goal", "goal again"], np.array([0b101, 0b001], np.int64))
+    n = 200
+    store.append(
+        NewEntries(
+            bank=rng.integers(0, banks.n_banks, n),
+            author=rng.integers(-1, banks.n_agents, n),  # (some by the environment)
+            text_id=tids[rng.integers(0, 2, n)],
+            importance=np.ones(n, dtype=np.float32),
+            parent_indptr=np.zeros(n + 1, dtype=np.int64),
+            parent_ids=np.zeros(0, dtype=np.int64),
+        ),
+        0,
+    )
+    got = retrieve(store, banks, 1, RetrievalSpec(k=3))
+    masks = store.memes[got.entry_ids]
+    foreign = store.author[got.entry_ids] != got.readers()
+    for meme in range(4):
+        carrying = ((masks >> meme) & 1).astype(bool)
+        assert got.carrying(store, meme).tolist() == carrying.tolist()
+        assert got.exposing(store, meme).tolist() == (carrying & foreign).tolist()
+    assert got.exposing(store, 0) is got.foreign(store)  # every text carries meme 0
+
+
 def test_lexical_relevance_sparse_path_equals_dense_path():
     rng = np.random.default_rng(0)
     queries = [" ".join(rng.choice(WORDS, size=rng.integers(0, 6))) for _ in range(50)]
