@@ -572,11 +572,13 @@ class Retriever:
             rights = read_banks[first:last]
             if start is None:  # 0 or 1 pair per right: one gather per right (-1: none)
                 values = tops.keys.take(rights)
-                has = values >= 0
-                keys = self._right_readers[first:last][has]
+                # (flatnonzero and take: a boolean index mispredicts a branch per right
+                # mid-spread, when about half the banks hold an entry)
+                right = np.flatnonzero(values >= 0)  # rights with a pair
+                keys = self._right_readers[first:last].take(right)
                 per_reader = np.bincount(keys - lo, minlength=hi - lo)
                 keys <<= bits
-                keys |= values[has]
+                keys |= values.take(right)
             else:
                 counts = tops.count.take(rights)  # pairs per read right
                 at = np.zeros(len(counts) + 1, dtype=np.int64)
