@@ -62,6 +62,7 @@ from sim.policy import Adoptions, PolicyOutput, StepContext, WriteProposals
 from sim.retrieval import expand_ranges
 from sim.state import State
 from sim.tracking import run_starts
+from sim.unique import sorted_unique
 
 DEPRECATED_RULES = {"independent_cascade": "repeated_exposure"}
 """Old rule names and the rule each now means."""
@@ -248,7 +249,11 @@ class ContagionPolicy:
             meme_parts.append(np.full(len(agents), meme, dtype=np.int32))
             adopted_parts.append(np.ones(len(agents), dtype=np.bool_))
             cause_parts.append(causes.astype(np.int64))
-        removed = np.unique(np.concatenate(removals)) if removals else np.zeros(0, dtype=np.int64)
+        removed = (
+            sorted_unique(np.concatenate(removals), bound=len(store))
+            if removals
+            else np.zeros(0, dtype=np.int64)
+        )
         if not agent_parts:
             return PolicyOutput(removals=removed)
         agents = np.concatenate(agent_parts)
@@ -278,7 +283,7 @@ class ContagionPolicy:
         inside = pos < len(self._seen)
         known[inside] = self._seen[pos[inside]] == keys[inside]
         fresh[np.flatnonzero(exposure)[~known]] = True
-        new = np.unique(keys[~known])  # (keys are unique already: one row per reader+entry)
+        new = sorted_unique(keys[~known])  # (keys are unique already: one row per reader+entry)
         self._seen = np.insert(self._seen, np.searchsorted(self._seen, new), new)
         return fresh
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from sim.state import State
 from sim.texts import TextTable
+from sim.unique import sorted_unique
 from topologies.banks import Banks, Eviction
 
 #: The code of LRU banks in :attr:`Banks.eviction` (the codes belong to :class:`Eviction`).
@@ -326,7 +327,7 @@ class MemoryStore:
         """
         if len(entry_ids) == 0:
             return
-        ids = np.unique(np.asarray(entry_ids, dtype=np.int64))
+        ids = sorted_unique(np.asarray(entry_ids, dtype=np.int64), bound=len(self))
         alive = self.alive
         dying = ids[alive[ids]]
         alive[entry_ids] = False
@@ -336,7 +337,7 @@ class MemoryStore:
             refs = self._refs()
             text_ids = self.text_id[dying].astype(np.int64)
             np.subtract.at(refs, text_ids, 1)
-            unused = np.unique(text_ids[refs[text_ids] == 0])
+            unused = sorted_unique(text_ids[refs[text_ids] == 0], bound=len(refs))
             self.texts.release(unused.tolist())
 
     # ------------------------------------------------------------------ bounds

@@ -59,6 +59,7 @@ from sim.rowlog import RowLog
 from sim.state import State, frame_list
 from sim.tracking import Tracker
 from sim.turnover import TurnoverSpec, draw_replacements, private_entries, turnover_rows
+from sim.unique import sorted_unique
 from sim.updates import old_version_first, retire_old_versions, valid_replacements
 from sim.utility import AnswerScores, utility_chance, utility_values
 from topologies.banks import BankLayoutSpec, Banks, build_banks
@@ -508,7 +509,7 @@ class MemeticModel(mesa.Model):
 
     def _retract(self, entry_ids: np.ndarray, step: int) -> int:
         """Remove the alive entries among those a policy retracts; returns how many."""
-        ids = np.unique(np.asarray(entry_ids, dtype=np.int64))
+        ids = sorted_unique(np.asarray(entry_ids, dtype=np.int64))
         ids = ids[(ids >= 0) & (ids < len(self.store))]
         ids = ids[self.store.alive[ids]]
         self.store.remove(ids, step)

@@ -28,6 +28,7 @@ from sim.memory import ENVIRONMENT, MemoryStore
 from sim.retrieval import Retrieval, expand_ranges
 from sim.rowlog import RowLog
 from sim.state import State, frame_list
+from sim.unique import sorted_unique
 
 #: Schema of the ``agents`` table (:meth:`Tracker.events_frame`): one state change a row.
 AGENTS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -205,10 +206,10 @@ class Tracker:
         self, agents: np.ndarray, memes: np.ndarray, adopted: np.ndarray, step: int
     ) -> None:
         """Set (or clear) adoption flags."""
-        for meme in np.unique(memes).tolist():
+        for meme in sorted_unique(memes, bound=self.n_memes).tolist():
             sel = memes == meme
             self._set(self.adopter, agents[sel & adopted], meme, AgentState.ADOPTER, step)
-            drop = np.unique(agents[sel & ~adopted])
+            drop = sorted_unique(agents[sel & ~adopted], bound=self.n_agents)
             drop = drop[self.adopter[drop, meme]]
             self.adopter[drop, meme] = False
             self.recovered[drop, meme] = True

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sim.guards.base import GuardBase, GuardDecision, GuardSetup, RunEngine, Verdict, Writes
 from sim.memory import ENVIRONMENT
+from sim.unique import sorted_unique
 
 if TYPE_CHECKING:
     from sim.memory import MemoryStore
@@ -212,7 +213,7 @@ class ProvenanceTrustGuard(GuardBase):
             self._catch_up(store, int(entry_ids[0]))
             best = self._best_parents(store, entry_ids)
             self._append(store, entry_ids, np.where(causes >= 0, causes, best))
-        authors = np.unique(flagged_authors[flagged_authors >= 0])
+        authors = sorted_unique(flagged_authors[flagged_authors >= 0])
         self.author_trust[authors] *= np.float32(self.spec.penalty)
 
     def state_arrays(self) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.memory import MemoryStore
+from sim.unique import sorted_unique
 
 
 def check_entry_ids(store: MemoryStore, entry_ids: np.ndarray | list[int]) -> np.ndarray:
@@ -22,7 +23,7 @@ def check_entry_ids(store: MemoryStore, entry_ids: np.ndarray | list[int]) -> np
     ids = np.asarray(entry_ids)
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"entry ids must be integers, got {ids.tolist()[:5]}")
-    ids = np.unique(ids.astype(np.int64))
+    ids = sorted_unique(ids.astype(np.int64))
     bad = ids[(ids < 0) | (ids >= len(store))]
     if len(bad):
         shown = ", ".join(str(i) for i in bad[:5].tolist())
