@@ -301,14 +301,23 @@ class ContagionPolicy:
     def _cascade(
         self, readers: np.ndarray, entries: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One trial per row; per reader, the cause is a uniformly chosen success."""
+        """One trial per row; per reader, the cause is a uniformly chosen success.
+
+        The cause is the success with the smallest draw (the first such row on a tie).
+        """
         draws = rng.random(len(readers))
-        success = draws < self.spec.beta
-        readers, entries, draws = readers[success], entries[success], draws[success]
-        order = np.lexsort((draws, readers))
-        readers, entries = readers[order], entries[order]
+        success = np.flatnonzero(draws < self.spec.beta)  # (few: take, not a mask)
+        readers, entries, draws = readers.take(success), entries.take(success), draws.take(success)
+        if len(readers) > 1 and not bool(np.all(readers[1:] >= readers[:-1])):
+            order = np.lexsort((draws, readers))
+            readers, entries, draws = readers[order], entries[order], draws[order]
+        # Readers ascending (as rows are): each reader's smallest draw, without a sort.
         first = run_starts(readers)
-        return readers[first], entries[first]
+        smallest = np.minimum.reduceat(draws, first) if len(first) else draws
+        is_min = draws == np.repeat(smallest, np.diff(np.append(first, len(readers))))
+        at_min = np.flatnonzero(is_min)
+        chosen = at_min[run_starts(readers.take(at_min))]
+        return readers.take(chosen), entries.take(chosen)
 
     def _one_shot(
         self, readers: np.ndarray, entries: np.ndarray, store, rng: np.random.Generator
