@@ -242,6 +242,14 @@ class Retrieval:
         """Entry ids retrieved by one agent, best first."""
         return self.entry_ids[self.indptr[agent] : self.indptr[agent + 1]]
 
+    def keep(self, key: object, value: np.ndarray) -> None:
+        """Keep ``value`` (made read-only) as the column ``key`` of :meth:`_cached`.
+
+        For the retriever, which computes some columns along with the retrieval.
+        """
+        value.setflags(write=False)
+        self._cache[key] = value
+
     def _cached(self, key: object, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """``compute()``, made read-only and kept: later calls with ``key`` return it."""
         value = self._cache.get(key)
@@ -451,7 +459,7 @@ class Retriever:
             np.arange(banks.n_agents, dtype=np.int64), np.diff(banks.read_indptr)
         )
         # The memory of the results of _by_global_rank (step-sized output columns).
-        self._buffers = BufferPool(keep=6)
+        self._buffers = BufferPool(keep=8)
 
     def __call__(
         self, store: MemoryStore, step: int, queries: AgentQueries | None = None
@@ -564,6 +572,9 @@ class Retriever:
         scores = self._buffers.empty(cap, np.float64, capacity=n_agents * k)
         indptr = self._buffers.empty(n_agents + 1, np.int64)
         indptr[0] = 0  # (the blocks write every other offset)
+        # The reader of each retrieved entry (Retrieval.readers), read off the sorted keys
+        # while the block is in the cache: no pass over all retrieved entries after.
+        readers = self._buffers.empty(cap, np.int32, capacity=n_agents * k)
         read_indptr, read_banks = banks.read_indptr, banks.read_banks
         filled = 0
         start = tops.start
@@ -591,9 +602,12 @@ class Retriever:
             n = len(keys)
             np.cumsum(per_reader, out=indptr[lo + 1 : hi + 1])
             indptr[lo + 1 : hi + 1] += filled
+            np.right_shift(keys, bits, out=readers[filled : filled + n], casting="unsafe")
             order.decode_into(keys, entry_ids[filled : filled + n], scores[filled : filled + n])
             filled += n
-        return Retrieval(indptr, entry_ids[:filled], scores[:filled])
+        result = Retrieval(indptr, entry_ids[:filled], scores[:filled])
+        result.keep("readers", readers[:filled])
+        return result
 
     def _with_relevance(
         self,

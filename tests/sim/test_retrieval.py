@@ -252,6 +252,9 @@ def test_retrieval_over_several_reader_blocks(per_bank, k, relevance):
     assert got.indptr.tolist() == indptr.tolist()
     assert got.entry_ids.tolist() == entry_ids.tolist()
     assert got.scores.tolist() == scores.tolist()
+    readers = np.repeat(np.arange(banks.n_agents), np.diff(indptr))
+    assert got.readers().tolist() == readers.tolist()
+    assert got.readers().dtype == np.int32 and not got.readers().flags.writeable
 
 
 @pytest.mark.parametrize("seed", [0, 1])
