@@ -20,6 +20,7 @@ relevance is Jaccard overlap computed with sparse matrix products over the disti
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal, Protocol
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sim.buffers import BufferPool
 from sim.memory import MemoryStore
 from sim.texts import words
+from sim.tokens import distinct_word_ids
 from topologies.banks import Banks
 
 
@@ -103,20 +105,31 @@ class LexicalRelevance:
         # The last dense Jaccard matrix: (query matrix it was made with, text ids, matrix).
         self._last_jaccard: tuple[Any, np.ndarray, np.ndarray] | None = None
 
-    def _string_id(self, text: str) -> int:
-        sid = self._string_ids.get(text)
-        if sid is None:
-            ids = {self._vocab.setdefault(w, len(self._vocab)) for w in words(text)}
-            self._tokens.extend(sorted(ids))
-            self._indptr.append(len(self._tokens))
-            sid = self._string_ids[text] = len(self._string_ids)
-            self._table = None
-        return sid
-
     def _ids(self, strings: Sequence[str]) -> np.ndarray:
-        return np.fromiter(
-            (self._string_id(s) for s in strings), dtype=np.int64, count=len(strings)
-        )
+        """The string id of each string; strings not seen before are tokenised first.
+
+        New strings get ids in order of first appearance; many at once (the task texts
+        of every agent) are tokenised in bulk (:mod:`sim.tokens`), with the same result.
+        """
+        known = self._string_ids
+        new = [s for s in dict.fromkeys(strings) if s not in known]
+        bulk = None
+        if len(new) >= _BULK_STRINGS:
+            with suppress(UnicodeEncodeError):  # (a lone surrogate: one by one)
+                bulk = distinct_word_ids(new, self._vocab)
+        if bulk is None:
+            for text in new:
+                word_ids = {self._vocab.setdefault(w, len(self._vocab)) for w in words(text)}
+                self._tokens.extend(sorted(word_ids))
+                self._indptr.append(len(self._tokens))
+        else:
+            counts, ids = bulk
+            self._indptr.extend((len(self._tokens) + np.cumsum(counts)).tolist())
+            self._tokens.extend(ids.tolist())
+        if new:
+            known.update(zip(new, range(len(known), len(known) + len(new)), strict=True))
+            self._table = None
+        return np.fromiter(map(known.__getitem__, strings), dtype=np.int64, count=len(strings))
 
     def _queries(self, queries: Sequence[str]) -> tuple[np.ndarray, Any]:
         """Each query's row in the matrix of the distinct queries, and that matrix.
@@ -205,6 +218,10 @@ class LexicalRelevance:
         jaccard = _jaccard(overlap, union)
         self._last_jaccard = (q_rows, t_used, jaccard)
         return jaccard
+
+
+#: :meth:`LexicalRelevance._ids` tokenises at least this many new strings in bulk.
+_BULK_STRINGS = 64
 
 
 def _jaccard(inter: np.ndarray, union: np.ndarray) -> np.ndarray:

@@ -24,7 +24,9 @@ from typing import IO, cast
 
 import numpy as np
 
-_WORD = re.compile(r"[a-z0-9]+")
+#: The pattern of a word of a lowercase text (what :func:`words` finds).
+WORD_PATTERN = r"[a-z0-9]+"
+_WORD = re.compile(WORD_PATTERN)
 
 
 def words(text: str) -> list[str]:

@@ -397,6 +397,26 @@ def test_exposing_when_every_text_carries_the_meme_is_foreign():
     assert got.exposing(store, 0) is got.foreign(store)  # every text carries meme 0
 
 
+@pytest.mark.parametrize("surrogate", [False, True])
+def test_lexical_relevance_tokenises_in_bulk_as_one_by_one(surrogate):
+    """Many new strings at once (polars, sim.tokens) give the same word ids, string ids
+    and token table as the strings added one by one (a lone surrogate, which polars
+    cannot take, sends the whole batch one by one)."""
+    rng = np.random.default_rng(5)
+    pool = [*WORDS, "Don't", "copy_this", "OK?", "ΑΣ", "İstanbul", "KELVIN\u212a", "ﬁx", "Ａb"]
+    pool += ["", "  ", "x\u0130y", "ß9", "12 12"] + (["a\ud800b"] if surrogate else [])
+    strings = [" ".join(rng.choice(pool, size=rng.integers(0, 6))) for _ in range(300)]
+    strings += strings[:40]  # repeated strings keep their first id
+    bulk, single = LexicalRelevance(), LexicalRelevance()
+    bulk_ids = [bulk._ids(strings[:10]), bulk._ids(strings)]  # few one by one, then many
+    single_ids = [single._ids([s]) for s in strings[:10] + strings]
+    assert np.concatenate(bulk_ids).tolist() == np.concatenate(single_ids).tolist()
+    assert bulk._vocab == single._vocab
+    assert bulk._tokens == single._tokens
+    assert bulk._indptr == single._indptr
+    assert bulk._string_ids == single._string_ids
+
+
 def test_lexical_relevance_sparse_path_equals_dense_path():
     rng = np.random.default_rng(0)
     queries = [" ".join(rng.choice(WORDS, size=rng.integers(0, 6))) for _ in range(50)]
