@@ -9,7 +9,8 @@ text again revives its old id, so ids (and whatever was computed per id, e.g. wh
 a text carries) never depend on whether a text was released in between.
 
 :func:`words` is the one tokeniser of the project (lexical detectors, relevance, text
-similarity, meme signatures).
+similarity, meme signatures); :mod:`sim.tokens` finds the same words in many strings at
+once (with polars, for the relevance of every agent's task text).
 """
 
 from __future__ import annotations
