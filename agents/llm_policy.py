@@ -65,6 +65,7 @@ from agents.llm.base import (
     SamplingParams,
     ScoreRequest,
     can_score,
+    engine_settings,
     request_seeds,
 )
 from agents.output_schema import act_schema_dict, dump_schema, probe_schema_dict
@@ -274,6 +275,10 @@ class LLMPolicy:
     def describe(self) -> dict[str, object]:
         """Identity for the manifest: policy, engine, model, scoring used, spec.
 
+        ``engine_settings`` (only for engines that report them, e.g. vLLM) holds what the
+        running engine resolved: for vLLM the context length and the KV block size that
+        decide its prefix-cache hits, whichever the spec left unset.
+
         How decisions and probes were scored says "sampled (...)" when log-probability
         scoring was asked for but the engine cannot give it. No secrets: keys are env
         names.
@@ -286,7 +291,7 @@ class LLMPolicy:
                 return "sampled (the engine reports no log-probabilities)"
             return style
 
-        return {
+        described: dict[str, object] = {
             "policy": self.name,
             "engine": engine.name,
             "model_id": engine.model_id,
@@ -294,6 +299,10 @@ class LLMPolicy:
             "probe_style": used(self.spec.probe_style),
             "spec": self.spec.model_dump(mode="json"),
         }
+        settings = engine_settings(engine)
+        if settings:
+            described["engine_settings"] = settings
+        return described
 
     def queries(self, step: int) -> StepTasks:
         """Each agent's task at ``step`` (indexed by agent id), used as its retrieval query."""

@@ -17,7 +17,7 @@ import hashlib
 import inspect
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -352,6 +352,32 @@ def can_score(engine: object) -> bool:
     return callable(getattr(engine, "score", None)) and bool(
         getattr(engine, "supports_scoring", True)
     )
+
+
+@runtime_checkable
+class ReportsSettings(Protocol):
+    """An engine that says which settings it resolved at start (e.g. vLLM's KV block size)."""
+
+    @property
+    def settings(self) -> Mapping[str, object]:
+        """Setting name -> value, as the running engine has them (JSON-serialisable)."""
+        ...
+
+
+def engine_settings(engine: object) -> dict[str, object]:
+    """The settings an engine resolved at start (:class:`ReportsSettings`), through wrappers.
+
+    Wrappers that keep the engine they forward to as ``inner`` (the replay cache, the
+    request tally) are looked through. Engines without ``settings``, and a replay cache
+    with no engine behind it, give ``{}``.
+    """
+    seen: set[int] = set()
+    while engine is not None and id(engine) not in seen:
+        seen.add(id(engine))
+        if isinstance(engine, ReportsSettings):
+            return dict(engine.settings)
+        engine = getattr(engine, "inner", None)
+    return {}
 
 
 @runtime_checkable

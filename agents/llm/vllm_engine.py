@@ -267,6 +267,24 @@ class VLLMEngine:
         """Tokens per KV-cache block; prefix-cache hits come in whole blocks."""
         return self._kv_block_size
 
+    @property
+    def settings(self) -> dict[str, object]:
+        """The settings vLLM resolved at start, for the run's manifest.
+
+        Those a spec may leave to vLLM (the context length, the KV block size) plus
+        prefix caching, eager mode, the sequence limit and the tensor-parallel degree as
+        the running engine has them.
+        """
+        config = self._config
+        return {
+            "max_model_len": self._max_model_len,
+            "kv_block_size": self._kv_block_size,
+            "enable_prefix_caching": bool(config.cache_config.enable_prefix_caching),
+            "enforce_eager": bool(config.model_config.enforce_eager),
+            "max_num_seqs": int(config.scheduler_config.max_num_seqs),
+            "tensor_parallel_size": int(config.parallel_config.tensor_parallel_size),
+        }
+
     def generate(
         self,
         requests: Sequence[GenerationRequest],

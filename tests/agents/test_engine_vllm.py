@@ -490,6 +490,33 @@ def test_settings_reach_the_running_engine(engine) -> None:  # type: ignore[no-u
 
 
 @needs_vllm
+def test_the_resolved_settings_reach_the_manifest_through_the_wrappers(  # type: ignore[no-untyped-def]
+    engine, tmp_path: Path
+) -> None:
+    """The KV block size the spec left unset (32 on the CPU build) is recorded, through
+    the run's replay cache and request tally, in the policy's manifest description."""
+    from agents.llm.base import engine_settings
+    from agents.llm.replay import ReplayEngine
+    from agents.llm_policy import LLMPolicy, LLMPolicySpec
+    from experiments.request_failures import RequestTally
+
+    assert engine.spec.block_size is None
+    expected = {
+        "max_model_len": 2048,
+        "kv_block_size": 32,
+        "enable_prefix_caching": True,
+        "enforce_eager": True,
+        "max_num_seqs": 8,
+        "tensor_parallel_size": 1,
+    }
+    wrapped = RequestTally(ReplayEngine(engine, tmp_path / "replay.jsonl", "auto"))
+    assert engine_settings(wrapped) == expected
+    described = LLMPolicy(LLMPolicySpec(), engine=wrapped).describe()
+    assert described["engine_settings"] == expected
+    assert engine_settings(object()) == {}  # an engine that reports none
+
+
+@needs_vllm
 def test_max_model_len_comes_from_the_model_unless_set(model_dir: Path) -> None:
     from agents.llm.vllm_engine import VLLMEngine
 
