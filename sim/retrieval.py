@@ -26,7 +26,7 @@ from itertools import pairwise
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sim.buffers import BufferPool
 from sim.memory import MemoryStore
@@ -55,6 +55,12 @@ class RetrievalSpec(BaseModel):
     relevance_weight: float = Field(0.0, ge=0)
     recency_decay: float = Field(0.99, gt=0, le=1)
     relevance: Literal["lexical", "none"] = "lexical"
+
+    @field_validator("recency_weight", "importance_weight", "relevance_weight")
+    @classmethod
+    def _positive_zero(cls, weight: float) -> float:
+        """A weight of -0.0 (which ``ge=0`` admits) is 0.0, so no score is ever -0.0."""
+        return weight + 0.0
 
 
 class AgentQueries(Protocol):

@@ -464,3 +464,14 @@ def test_rows_where_equals_the_two_masks_combined(open_share, row_share):
     reader_mask = rng.random(banks.n_agents) < open_share
     expected = np.flatnonzero(row_mask & reader_mask[got.readers()])
     assert got.rows_where(row_mask, reader_mask).tolist() == expected.tolist()
+
+
+def test_a_negative_zero_weight_is_zero_and_scores_are_never_negative_zero():
+    spec = RetrievalSpec(recency_weight=-0.0, importance_weight=-0.0, relevance_weight=-0.0)
+    weights = [spec.recency_weight, spec.importance_weight, spec.relevance_weight]
+    assert [np.signbit(w) for w in weights] == [False, False, False]
+    banks, store = _setup()
+    _add(store, banks.bank_id("private:0"), 0, 0, "a", importance=1.0)
+    scores = retrieve(store, banks, 1, spec).scores
+    assert scores.tolist() == [0.0]
+    assert not np.signbit(scores).any()
