@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from experiments.config import ConfigError, validate_config
 from experiments.manifest import ManifestError, config_sha256, read_manifest
+from experiments.rundirs import writing_lock
 from experiments.runner import CHECKPOINTS_DIR, execute
 from sim.checkpoint import (
     CheckpointError,
@@ -98,8 +99,20 @@ def resume_run(run_dir: str | Path, *, progress: bool = True, engine: Engine | N
         ManifestError: Not a run directory, a corrupt or edited manifest, or a checkpoint
             that is corrupt, edited or of another config (a :class:`ConfigError`).
         ConfigError: The manifest's config no longer validates (e.g. after an upgrade).
+        RunDirError: Another process is writing the run now (it holds the directory's
+            write lock, :func:`experiments.rundirs.writing_lock`).
     """
     run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    if manifest["status"] == "complete":
+        return Run(path=run_dir, manifest=manifest, tables=read_tables(run_dir))
+    with writing_lock(run_dir):
+        return _resume_locked(run_dir, progress, engine)
+
+
+def _resume_locked(run_dir: Path, progress: bool, engine: Engine | None) -> Run:
+    """:func:`resume_run` once this process holds the run directory's write lock."""
+    # Read again: another process may have finished the run before the lock was ours.
     manifest = read_manifest(run_dir)
     config = validate_config(manifest["config"], f"{run_dir}/manifest.json")
     if manifest["status"] == "complete":

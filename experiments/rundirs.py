@@ -14,12 +14,18 @@ existed are recognised by their shape). Writing a new run or sweep to a target p
 * anything else (a directory with other files, a run where a sweep is expected): refused,
   ``overwrite`` or not, and nothing is touched;
 * an existing file: :class:`NotADirectoryError` (an I/O error).
+
+While a process writes a run directory it holds an exclusive lock on the directory's
+:data:`LOCK_FILE` (:func:`writing_lock`), so two processes never write one run at once:
+the second gets a :class:`RunDirError`. The operating system releases the lock when the
+process ends, however it ends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -113,13 +119,46 @@ def is_ours(path: str | os.PathLike[str], kind: DirKind) -> bool:
     return is_run_dir(path) if kind == "run" else is_sweep_dir(path)
 
 
+#: The file a process locks while it writes a run directory (removed when it is done; one
+#: left by a killed process is harmless: the lock died with the process).
+LOCK_FILE = ".memespread.lock"
+
+
 def is_empty_dir(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a directory with no entries."""
+    """Whether ``path`` is a directory with no entries (other than a :data:`LOCK_FILE`)."""
     try:
         with os.scandir(path) as entries:
-            return next(entries, None) is None
+            return all(entry.name == LOCK_FILE for entry in entries)
     except NotADirectoryError:
         return False
+
+
+@contextlib.contextmanager
+def writing_lock(directory: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the exclusive write lock of an existing run directory for the body.
+
+    The lock is an ``flock`` on ``directory/LOCK_FILE`` (created if needed, removed at
+    the end while still held). A process that dies releases it.
+
+    Raises:
+        RunDirError: Another process holds the lock (it is writing this run now).
+    """
+    path = Path(directory) / LOCK_FILE
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirError(
+                f"run directory {directory} is being written by another memespread process; "
+                "wait for it to end (or stop it), then resume the run or choose another name"
+            ) from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
 
 
 def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKind) -> Plan:

@@ -29,9 +29,13 @@ from experiments.config import RunConfig
 from experiments.manifest import config_binding
 from experiments.request_failures import RequestTally, check_step
 from experiments.rundirs import (
+    Plan,
+    RunDirError,
+    is_empty_dir,
     plan_target,
     staged_dir,
     tool_marker,
+    writing_lock,
 )
 from experiments.runlog import run_log
 from sim.checkpoint import load_checkpoint, save_checkpoint
@@ -376,7 +380,8 @@ def run_experiment(
 
     Raises:
         RunDirError: ``run_dir`` holds a run and not ``overwrite``, or holds something
-            other than a run of this tool.
+            other than a run of this tool, or another process is writing a run into it
+            (the directory's write lock, :func:`experiments.rundirs.writing_lock`).
         OSError: The run directory cannot be created or written (a file in the way, a
             read-only or full filesystem, a name too long).
         FailedRequestsError: Too many LLM requests failed in a step.
@@ -385,7 +390,12 @@ def run_experiment(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     plan = plan_target(run_dir, overwrite=overwrite, kind="run")
     manifest = new_manifest(config)
-    with staged_dir(run_dir, plan) as work:
+    with staged_dir(run_dir, plan) as work, writing_lock(work):
+        if plan is Plan.CREATE and not is_empty_dir(work):
+            raise RunDirError(
+                f"run directory {run_dir} was written by another memespread process since "
+                "this one checked it was empty; nothing of it was touched"
+            )
         write_json_atomic(manifest, work / "manifest.json")
         result = execute(config, work, manifest, progress=progress, policy=policy, engine=engine)
     return dataclasses.replace(result, path=run_dir)

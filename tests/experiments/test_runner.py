@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import polars as pl
 import pytest
 
 from experiments.config import load_config
 from experiments.resume import resume_run
-from experiments.rundirs import RunDirError
+from experiments.rundirs import LOCK_FILE, RunDirError
 from experiments.runner import RunResult, run_experiment
 from sim.analysis import load_run
 from sim.output import read_tables, write_parquet_atomic
@@ -276,3 +278,53 @@ def test_config_model_stops_at_the_configured_steps(small_toml):
     model.run_model()
     assert model.steps == 3
     assert model.running is False
+
+
+def _hold_write_lock(directory):
+    """Another process holding ``directory``'s write lock (as a running ``run`` would)."""
+    code = (
+        "import sys, time\n"
+        "from experiments.rundirs import writing_lock\n"
+        "with writing_lock(sys.argv[1]):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(directory)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_a_run_directory_another_process_writes_is_refused_and_untouched(small_toml, tmp_path):
+    config = load_config(small_toml, ["steps=2", "checkpoint_every=1"])
+    new = tmp_path / "new"
+    new.mkdir()
+    holder = _hold_write_lock(new)
+    try:
+        with pytest.raises(RunDirError, match="being written by another memespread process"):
+            run_experiment(config, new, progress=False)
+        assert _tree(new) == {LOCK_FILE: b""}  # the holder's lock file, nothing of ours
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder died without removing its lock file: the directory still counts as empty.
+    assert run_experiment(config, new, progress=False).manifest["status"] == "complete"
+    assert LOCK_FILE not in _tree(new)
+
+
+def test_resume_refuses_a_run_another_process_writes(small_toml, tmp_path):
+    config = load_config(small_toml, ["steps=2"])
+    run = run_experiment(config, tmp_path / "run", progress=False).path
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["status"] = "running"  # as a run still stepping in another process says
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    holder = _hold_write_lock(run)
+    try:
+        before = _tree(run)
+        with pytest.raises(RunDirError, match="being written by another memespread process"):
+            resume_run(run, progress=False)
+        assert _tree(run) == before
+    finally:
+        holder.kill()
+        holder.wait()
