@@ -34,7 +34,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from agents.llm.base import (
     Role,
     SamplingParams,
 )
+
+if TYPE_CHECKING:
+    from experiments.config import RunConfig
 
 SYSTEM_TEXT = (
     "You are one of many agents living in a small simulated research town. Each agent "
@@ -251,6 +254,30 @@ def _shared_prefix_tokens(model_dir: str, batch: Sequence[GenerationRequest]) ->
     return shared
 
 
+def demo_config(
+    n_agents: int, steps: int, model_dir: str, seed: int, block_size: int | None = None
+) -> RunConfig:
+    """The shipped demo config with ``n_agents`` agents on the vLLM engine (eager mode).
+
+    Args:
+        block_size: vLLM's KV block size (None: the engine spec's default, 32 on the CPU
+            build, vLLM's own on a GPU).
+    """
+    from experiments.config import load_config
+
+    block = "" if block_size is None else f", block_size = {block_size}"
+    return load_config(
+        "demo",
+        [
+            f"graph.n={n_agents}",
+            f"steps={steps}",
+            f"seed={seed}",
+            f'policy.engine={{ kind = "vllm", model = "{model_dir}", enforce_eager = true'
+            f"{block} }}",
+        ],
+    )
+
+
 def simulation_hit_rates(
     n_agents: int, steps: int, model_dir: str, seed: int, block_size: int | None = None
 ) -> list[float]:
@@ -267,20 +294,9 @@ def simulation_hit_rates(
     """
     import tempfile
 
-    from experiments.config import load_config
     from experiments.runner import run_experiment
 
-    block = "" if block_size is None else f", block_size = {block_size}"
-    config = load_config(
-        "demo",
-        [
-            f"graph.n={n_agents}",
-            f"steps={steps}",
-            f"seed={seed}",
-            f'policy.engine={{ kind = "vllm", model = "{model_dir}", enforce_eager = true'
-            f"{block} }}",
-        ],
-    )
+    config = demo_config(n_agents, steps, model_dir, seed, block_size)
     with tempfile.TemporaryDirectory() as tmp:
         result = run_experiment(config, tmp, overwrite=True, progress=False)
     steps_table = result.steps.filter(result.steps["meme_id"] == result.steps["meme_id"][0])

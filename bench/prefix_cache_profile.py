@@ -130,19 +130,11 @@ def record_run(
     import tempfile
 
     from agents.llm import VLLMSpec
-    from experiments.config import load_config
+    from bench.prefix_cache import demo_config
     from experiments.runner import run_experiment
 
     spec = VLLMSpec(model=model_dir, enforce_eager=True, block_size=block_size)
-    config = load_config(
-        "demo",
-        [
-            f"graph.n={n_agents}",
-            f"steps={steps}",
-            f"seed={seed}",
-            f'policy.engine={{ kind = "vllm", model = "{model_dir}", enforce_eager = true }}',
-        ],
-    )
+    config = demo_config(n_agents, steps, model_dir, seed, block_size)
     engine = spec.build()
     recorder = RecordingEngine(engine)
     try:
