@@ -331,6 +331,10 @@ class Retrieval:
         """Whether each retrieved entry carries meme ``meme`` (by index; not kept)."""
         if _every_text_carries(store, meme):
             return np.ones(len(self.entry_ids), dtype=np.bool_)
+        return self._carrying_by_mask(store, meme)
+
+    def _carrying_by_mask(self, store: MemoryStore, meme: int) -> np.ndarray:
+        """:meth:`carrying` from each retrieved entry's meme mask (a new array)."""
         masks = self.entry_memes(store)
         if meme >= masks.dtype.itemsize * 8:
             return np.zeros(len(masks), dtype=np.bool_)
@@ -349,7 +353,7 @@ class Retrieval:
         def compute() -> np.ndarray:
             if _every_text_carries(store, meme):
                 return self.foreign(store)
-            hit = self.carrying(store, meme)
+            hit = self._carrying_by_mask(store, meme)
             hit &= self.foreign(store)
             return hit
 
