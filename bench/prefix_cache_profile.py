@@ -129,13 +129,14 @@ def record_run(
     """Run the demo config on vLLM; the returned recorder holds every request sent."""
     import tempfile
 
-    from agents.llm import VLLMSpec
+    from agents.llm import build_engine
+    from agents.llm_policy import LLMPolicySpec
     from bench.prefix_cache import demo_config
     from experiments.runner import run_experiment
 
-    spec = VLLMSpec(model=model_dir, enforce_eager=True, block_size=block_size)
     config = demo_config(n_agents, steps, model_dir, seed, block_size)
-    engine = spec.build()
+    assert isinstance(config.policy, LLMPolicySpec)
+    engine = build_engine(config.policy.engine)  # the run's own engine, recorded
     recorder = RecordingEngine(engine)
     try:
         with tempfile.TemporaryDirectory() as tmp:
