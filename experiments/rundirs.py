@@ -125,26 +125,39 @@ LOCK_FILE = ".memespread.lock"
 
 
 def is_empty_dir(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a directory with no entries (other than a :data:`LOCK_FILE`)."""
+    """Whether ``path`` is a directory with no entries but possibly a :data:`LOCK_FILE`.
+
+    Only an empty regular file counts as a lock file (the tool never writes into it): a
+    file of that name holding anything is somebody's, so the directory is not empty.
+    """
     try:
         with os.scandir(path) as entries:
-            return all(entry.name == LOCK_FILE for entry in entries)
+            return all(_is_lock_file(entry) for entry in entries)
     except NotADirectoryError:
         return False
+
+
+def _is_lock_file(entry: os.DirEntry[str]) -> bool:
+    return (
+        entry.name == LOCK_FILE
+        and entry.is_file(follow_symlinks=False)
+        and entry.stat(follow_symlinks=False).st_size == 0
+    )
 
 
 @contextlib.contextmanager
 def writing_lock(directory: str | os.PathLike[str]) -> Iterator[None]:
     """Hold the exclusive write lock of an existing run directory for the body.
 
-    The lock is an ``flock`` on ``directory/LOCK_FILE`` (created if needed, removed at
-    the end while still held). A process that dies releases it.
+    The lock is an ``flock`` on ``directory/LOCK_FILE`` (created if needed and never
+    written; removed at the end while still held, unless somebody wrote into it). A
+    process that dies releases it.
 
     Raises:
         RunDirError: Another process holds the lock (it is writing this run now).
     """
     path = Path(directory) / LOCK_FILE
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -156,7 +169,8 @@ def writing_lock(directory: str | os.PathLike[str]) -> Iterator[None]:
         try:
             yield
         finally:
-            path.unlink(missing_ok=True)
+            if os.fstat(fd).st_size == 0:  # (a file with content is not ours to delete)
+                path.unlink(missing_ok=True)
     finally:
         os.close(fd)
 

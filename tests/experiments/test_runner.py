@@ -328,3 +328,14 @@ def test_resume_refuses_a_run_another_process_writes(small_toml, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_lock_file_with_content_is_somebodys_and_the_directory_is_refused(small_toml, tmp_path):
+    """Only an empty file of the lock file's name counts as the tool's lock file."""
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / LOCK_FILE).write_text("my notes")
+    before = _tree(target)
+    with pytest.raises(RunDirError, match="is not a memespread run directory"):
+        run_experiment(load_config(small_toml, ["steps=1"]), target, progress=False)
+    assert _tree(target) == before
