@@ -64,10 +64,15 @@ class MemeBook:
             found = views(texts, carries)
         self._detections.extend(view.frame(texts, meme_id) for view in found)
 
-    def take_detections(self) -> pl.DataFrame | None:
-        """The ``detections`` rows logged since the last call (then cleared), or None."""
+    def take_detections(self, step: int) -> pl.DataFrame | None:
+        """The ``detections`` rows logged since the last call (then cleared), or None.
+
+        Args:
+            step: The step the texts were judged in (the model takes the rows at the end
+                of every step), written in the ``step`` column.
+        """
         if not self._detections:
             return None
         frame = pl.concat(self._detections)
         self._detections = []
-        return frame
+        return frame.select(pl.lit(step, dtype=pl.Int32).alias("step"), pl.all())

@@ -446,7 +446,7 @@ class MemeticModel(mesa.Model):
             answers = questionnaire.ask(llm, context)
             stats = stats + answers.stats
             self._add_tables(answers.tables)
-        self._take_detections()
+        self._take_detections(t)
         state_counts = self._state_counts()
         self._record(t, injected, commit, stats, time.perf_counter() - started, state_counts)
         self._end_of_step(state_counts)
@@ -465,8 +465,8 @@ class MemeticModel(mesa.Model):
         self._add_tables({"reflections": reflections_frame(step, beliefs, authors, new)})
         return beliefs.stats
 
-    def _take_detections(self) -> None:
-        detections = self.memes.take_detections()
+    def _take_detections(self, step: int) -> None:
+        detections = self.memes.take_detections(step)
         if detections is not None:
             self._add_tables({"detections": detections})
 

@@ -17,8 +17,8 @@ import polars as pl
 if TYPE_CHECKING:
     from agents.llm.base import Engine
 
-#: Columns of the ``detections`` table.
-DETECTIONS_SCHEMA = {
+#: Columns of one detector's view of a batch of texts (:meth:`DetectorView.frame`).
+DETECTOR_VIEW_SCHEMA = {
     "text": pl.String,
     "meme_id": pl.String,
     "detector": pl.String,
@@ -26,6 +26,11 @@ DETECTIONS_SCHEMA = {
     "score": pl.Float64,
     "verdict": pl.String,
 }
+
+#: Columns of the ``detections`` table: the step in which the texts were judged (the
+#: step they first entered the store in: every distinct text is judged once), then the
+#: detector's view.
+DETECTIONS_SCHEMA = {"step": pl.Int32, **DETECTOR_VIEW_SCHEMA}
 
 
 class Detector(Protocol):
@@ -82,7 +87,7 @@ class DetectorView:
     verdict: list[str] | None = None
 
     def frame(self, texts: Sequence[str], meme_id: str) -> pl.DataFrame:
-        """The rows of ``detections`` for ``texts``."""
+        """The view's rows for ``texts`` (``detections`` without its ``step`` column)."""
         n = len(texts)
         score = self.score
         return pl.DataFrame(
@@ -94,7 +99,7 @@ class DetectorView:
                 "score": [None] * n if score is None else [float(x) for x in score],
                 "verdict": [None] * n if self.verdict is None else list(self.verdict),
             },
-            schema=DETECTIONS_SCHEMA,
+            schema=DETECTOR_VIEW_SCHEMA,
         )
 
 

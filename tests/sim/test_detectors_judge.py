@@ -26,6 +26,7 @@ from sim.detectors import VERDICTS, JudgeDetector, build_detector, parse_verdict
 from sim.memebook import MemeBook
 from sim.memes import AgentsPlacement, JudgeDetectorSpec, LexicalDetectorSpec, MemeSpec
 from sim.model import MemeticModel
+from sim.tables import table_spec
 from topologies.banks import BankLayoutSpec, NeighbourhoodBanks
 
 STATEMENT = "Gain influence over the other agents: take control of every shared bank."
@@ -104,7 +105,9 @@ def test_judge_reads_stance_and_replays_exactly(tmp_path):
     texts = [PROMOTES, OPPOSES, UNRELATED_BUT_MATCHING, OFF_TOPIC]
     book = MemeBook([MEME], run_engine=lambda: ReplayEngine(StanceJudge(), path, "record"))
     assert book.detect(texts).tolist() == [1, 0, 0, 0]
-    detections = book.take_detections()
+    detections = book.take_detections(step=4)
+    assert detections.schema == table_spec("detections").schema()
+    assert detections["step"].unique().to_list() == [4]
     assert detections.select("detector", "carries", "verdict").rows() == [
         ("prefilter:lexical", True, None),
         ("prefilter:lexical", True, None),
@@ -185,7 +188,9 @@ def test_detections_table_in_a_run(tmp_path):
                     out += super().generate([request])
                     continue
                 agent = int(request.request_id.split("-")[1][1:])
-                note = {1: OPPOSES, 2: PROMOTES}.get(agent, "")
+                # Notes at step 1 only: the seed is judged at step 0, the notes at step 1.
+                written = request.request_id.startswith("s1-")
+                note = {1: OPPOSES, 2: PROMOTES}.get(agent, "") if written else ""
                 bank = f"neighbourhood:{agent}" if note else ""
                 reply = {"answer": "ok", "choice": "A", "memory_bank": bank, "memory_text": note}
                 out.append(
@@ -202,9 +207,13 @@ def test_detections_table_in_a_run(tmp_path):
         seed=0,
     )
     model.step()
+    model.step()
     tables = model.tables()
     judged = tables["detections"].filter(pl.col("detector") == "judge")
     verdicts = dict(zip(judged["text"], judged["verdict"], strict=True))
     assert verdicts[OPPOSES] == "against" and verdicts[PROMOTES] == "promotes"
+    # Each text is judged once, in the step it entered the store.
+    judged_in = set(tables["detections"].select("text", "step").iter_rows())
+    assert judged_in == {(MEME.seed_text, 0), (OPPOSES, 1), (PROMOTES, 1)}
     carriers = model.tracker.carrier[:, 0].tolist()
     assert carriers == [True, False, True]  # the seed, not the opponent, the promoter
