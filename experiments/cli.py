@@ -241,15 +241,21 @@ def _summary(result: Run) -> str:
         )
         edges = result.transmissions.filter(result.transmissions["meme_id"] == row["meme_id"])
         if edges.height:
+            infected, hops = int(edges["is_infection"].sum()), int_max(edges["hop"])
             lines.append(
-                f"    {edges.height} transmissions, {int(edges['is_infection'].sum())} agents "
-                f"infected, up to {int_max(edges['hop'])} generations from the seed"
+                f"    {_count(edges.height, 'transmission')}, {_count(infected, 'agent')} "
+                f"infected, up to {_count(hops, 'generation')} from the seed"
             )
     from sim.analysis.effects import effect_lines, run_effects
 
     lines += effect_lines(run_effects(result.run_dir))
     lines.append(f"  plots: memespread report {result.run_dir}")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 agent"``, ``"2 agents"``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _duration(seconds: float) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from experiments.catalog import list_configs
-from experiments.cli import build_parser, main, version
+from experiments.cli import _count, build_parser, main, version
+from sim.run import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,6 +118,11 @@ def test_run_report_resume_from_the_cli(small_toml, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"run directory: {run_dir} (complete in " in out
     assert "meme goal: after step 2:" in out
+    # The transmissions line counts the run's own rows, each noun in the right number.
+    edges = load_run(run_dir).transmissions
+    infected = int(edges["is_infection"].sum())
+    assert edges.height > 0
+    assert f" {infected} agent{'' if infected == 1 else 's'} infected, up to " in out
     assert main(["run", str(small_toml), "--run-dir", str(run_dir)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["resume", str(run_dir), "--quiet"]) == 0  # complete: nothing to do
@@ -173,3 +179,7 @@ def test_progress_bar_stays_and_verbose_logs_progress(small_toml, tmp_path, caps
     assert main(["run", str(small_toml), "--run-dir", str(tmp_path / "q"), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_counts_in_the_summary_agree_in_number():
+    assert [_count(n, "agent") for n in (0, 1, 2)] == ["0 agents", "1 agent", "2 agents"]
