@@ -109,14 +109,22 @@ def _state_rank(state: object) -> int:
 def _draw_line(
     ax: Axes, x: np.ndarray, y: np.ndarray, style: dict[str, Any], index: int, label: str | None
 ) -> Line2D:
-    """One line with its markers offset by ``index`` so coinciding lines show both."""
+    """One line whose markers still show where it coincides with earlier lines.
+
+    On a long line the markers are offset by ``index``; on a short one (under 20 points,
+    a marker at every point) later lines get smaller markers, so a coinciding point shows
+    each line's marker inside the earlier one's (white marker edges keep them apart when
+    the lines share a colour).
+    """
     every = max(1, len(x) // 10)
     (line,) = ax.plot(
         x,
         y,
         label=label,
         markevery=(index % every, every),
-        markersize=5,
+        markersize=5 if every > 1 else max(10 - 4.5 * index, 3),
+        markeredgecolor="white",
+        markeredgewidth=0.8,
         zorder=3 + index if style.get("linewidth", 2) < 4 else 2,
         clip_on=False,
         **style,
@@ -130,8 +138,12 @@ def _share_axis(ax: Axes) -> None:
 
 
 def _count_axis(ax: Axes) -> None:
-    """A count axis: starts at 0, integer ticks."""
-    ax.set_ylim(bottom=0)
+    """A count axis: starts at 0, integer ticks, and reaches at least 1.
+
+    (Counts that are all 0 would otherwise get an axis up to about 0.05 with fractional
+    ticks, which no count can take.)
+    """
+    ax.set_ylim(0, max(ax.get_ylim()[1], 1))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 

@@ -133,6 +133,18 @@ def test_memes_compared_and_counts(contagion_run, tmp_path):
     for ax in fig.axes:
         assert ax.get_ylim()[0] == 0
         assert all(float(t).is_integer() for t in ax.get_yticks())
+    # Counts that are all 0 (the demo's adopters): an axis from 0 to 1, integer ticks.
+    quiet = contagion_run.steps.with_columns(pl.lit(0, dtype=pl.Int64).alias("new_adopters"))
+    (ax,) = plots.counts_per_step(quiet, ("new_adopters",)).axes
+    assert ax.get_ylim() == (0, 1)
+    assert all(float(t).is_integer() for t in ax.get_yticks())
+    # Two memes with the same counts over three steps: the later marker sits inside.
+    same = pl.DataFrame(
+        {"step": [0, 1, 2] * 2, "meme_id": ["a"] * 3 + ["b"] * 3, "transmissions": [1, 3, 1] * 2}
+    )
+    (ax,) = plots.counts_per_step(same, ("transmissions",)).axes
+    assert [line.get_markersize() for line in ax.get_lines()] == [10, 5.5]
+    assert {line.get_markeredgecolor() for line in ax.get_lines()} == {"white"}
     with pytest.raises(ValueError, match="not in the steps table"):
         plots.counts_per_step(contagion_run.steps, ("nope",))
 
