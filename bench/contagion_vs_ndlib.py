@@ -10,8 +10,13 @@ disturb far less (they still compete for caches and memory bandwidth). Printed r
 * relevance on / off: the same contagion run with lexical relevance scoring (every agent
   has a task text) against the run without it (goal <= 2.0);
 * 1,000,000 agents in a subprocess, so that its peak memory is its own (CPU seconds per
-  step, peak RSS; goals <= 1 s and <= 2.5 GiB), and the growth of CPU seconds per step
-  from 10^5 to 10^6 agents (goal: about linear, i.e. about 10); ``--no-million`` skips it.
+  step, peak RSS; goals <= 1 s and <= 2.5 GiB);
+* the growth of CPU seconds per step from 10^5 to 10^6 agents (goal: about linear, i.e.
+  about 10), measured side by side in one more subprocess: a 10^5-agent and a
+  10^6-agent model built there step in turn (10^5, 10^6, 10^5, ...), so that a change in
+  the machine's load between two separate runs cannot make up the ratio.
+
+``--no-million`` skips the last two.
 
 The last lines repeat the four figures of the goals (issue 14, item 6) side by side.
 
@@ -153,6 +158,24 @@ def million(steps: int, agents: int = 1_000_000) -> dict[str, float]:
     }
 
 
+def growth(steps: int, small: int, large: int = 1_000_000) -> dict[str, float]:
+    """CPU seconds per step at ``small`` and ``large`` agents, the two models interleaved.
+
+    Both run the benchmark's contagion configuration on their own Barabasi-Albert graph
+    from step 0, one step each in turn, so the two figures share the machine's load.
+    """
+    models = [
+        build_model(build_graph(BarabasiAlbert(n=n, m=3), np.random.default_rng(0)))
+        for n in (small, large)
+    ]
+    cpu: list[list[float]] = [[], []]
+    for _ in range(steps):
+        for index, model in enumerate(models):
+            cpu[index].append(_timed(model.step)[1])
+    small_s, large_s = float(np.mean(cpu[0])), float(np.mean(cpu[1]))
+    return {"small_s_per_step": small_s, "large_s_per_step": large_s, "ratio": large_s / small_s}
+
+
 def _peak_rss_gib() -> float:
     """Peak resident memory of this process so far, in GiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -184,9 +207,13 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(million=True)
     parser.add_argument("--million-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--growth-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.million_only:
         print(json.dumps(million(args.steps)))
+        return
+    if args.growth_only:
+        print(json.dumps(growth(args.steps, args.agents)))
         return
     print(f"machine: {machine()}")
     graph = build_graph(BarabasiAlbert(n=args.agents, m=args.m), np.random.default_rng(0))
@@ -223,10 +250,27 @@ def main() -> None:
             "{entries} entries, prevalence {adopters:.3f}"
             "".format(**stats)
         )
-        scale = stats["s_per_step"] / ours
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--growth-only",
+                "--steps",
+                str(args.steps),
+                "--agents",
+                str(args.agents),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        grown = json.loads(out.stdout.strip().splitlines()[-1])
+        scale = grown["ratio"]
         print(
-            f"ratio CPU s/step 10^6 / {args.agents:.0e} agents = {scale:.1f}  "
-            f"(linear = {1_000_000 / args.agents:.0f})"
+            f"growth, {args.agents:.0e} and 10^6 agents stepping in turn in one process: "
+            f"{grown['small_s_per_step']:.4f} and {grown['large_s_per_step']:.3f} CPU s/step, "
+            f"ratio {scale:.1f} (linear = {1_000_000 / args.agents:.0f}; the separate runs "
+            f"above give {stats['s_per_step'] / ours:.1f})"
         )
     print(f"machine after: {machine()}")
     print(f"goals (issue 14.6), CPU time, {args.agents} agents unless said:")
