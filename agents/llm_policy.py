@@ -67,6 +67,7 @@ from agents.llm.base import (
     can_score,
     engine_settings,
     request_seeds,
+    score_announcer,
 )
 from agents.output_schema import act_schema_dict, dump_schema, probe_schema_dict
 from agents.parsing import ParsedOutput, ParseStatus, parse_output
@@ -617,6 +618,18 @@ class LLMPolicy:
         """
         self._check_targets(context)
         requests, shown = self._act_batch(context)
+        score_logprob = (
+            self.spec.option_scoring == "logprob"
+            and can_score(self.engine)
+            and any(d is not None for d in shown)
+        )
+        score_requests = self.choice_score_requests(context, shown) if score_logprob else []
+        announce = score_announcer(self.engine) if score_requests else None
+        if announce is not None:  # scored right after its act request (llama.cpp)
+            decided = [a for a, d in enumerate(shown) if d is not None]
+            announce(
+                {requests[a].request_id: r for a, r in zip(decided, score_requests, strict=True)}
+            )
         completions, parsed, wall = self._generate(requests)
         stats = batch_stats(completions, parsed, wall)
         writers = [a for a, p in enumerate(parsed) if p.wants_write]
@@ -650,9 +663,8 @@ class LLMPolicy:
         if any(d is not None for d in shown):
             probs: list[tuple[float, ...] | None] = [None] * len(shown)
             scoring = "sampled"
-            if self.spec.option_scoring == "logprob" and can_score(self.engine):
+            if score_logprob:
                 scoring = "logprob"
-                score_requests = self.choice_score_requests(context, shown)
                 scores, score_stats = self.score_batch(score_requests)
                 stats = stats + score_stats
                 decided = [a for a, d in enumerate(shown) if d is not None]

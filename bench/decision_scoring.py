@@ -7,11 +7,14 @@ layout (shared system text, persona, a decision task with three options, memorie
 * score  — one batched ``score`` of the same prompts ending with "reply with the letter"
   (one forward pass each, nothing sampled): what ``option_scoring = "logprob"`` adds;
 * judge  — the judge detector on N notes (all pass its prefilter): what a ``judge``
-  detector adds per step when every agent writes a candidate note.
+  detector adds per step when every agent writes a candidate note;
+* announced — act and score again, with the scorings announced first
+  (``LlamaCppEngine.expect_scores``, as the LLM policy does): each is scored right after
+  its act request, while that prompt is in llama.cpp's KV cache.
 
-The three phases run interleaved ``--repeats`` times on the same engine (the machine is
-shared and noisy); the script prints seconds per phase and the ratios score / act and
-judge / act (medians over repeats). Usage::
+The four phases run interleaved ``--repeats`` times on the same engine (the machine is
+shared and noisy); the script prints seconds per phase and the ratios score / act,
+judge / act and announced / (act + score) (medians over repeats). Usage::
 
     .venv/bin/python bench/decision_scoring.py [--agents 8] [--repeats 3] [--max-tokens 96]
 """
@@ -97,15 +100,19 @@ def main() -> None:
         )
         for agent, messages in _prompts(args.agents, f"{CHOICE_INSTRUCTION} {PASS_ON_INSTRUCTION}")
     ]
+    # As the LLM policy builds them: the act prompt with the letter instruction appended.
     scores = [
         ScoreRequest(f"s{agent}", messages, ("A", "B", "C"))
-        for agent, messages in _prompts(args.agents, LETTER_INSTRUCTION)
+        for agent, messages in _prompts(
+            args.agents, f"{CHOICE_INSTRUCTION} {PASS_ON_INSTRUCTION} {LETTER_INSTRUCTION}"
+        )
     ]
     notes = [NOTES[i % len(NOTES)] + f" (agent {i})" for i in range(args.agents)]
     judge = JudgeDetector(
         STATEMENT, lambda: engine, LexicalDetector(["keys", "bank", "report"], 1), 24, "inf"
     )
-    timings: dict[str, list[float]] = {"act": [], "score": [], "judge": []}
+    timings: dict[str, list[float]] = {"act": [], "score": [], "judge": [], "announced": []}
+    after_act = {act.request_id: score for act, score in zip(acts, scores, strict=True)}
     tokens = 0
     for _ in range(args.repeats):
         started = time.perf_counter()
@@ -118,6 +125,11 @@ def main() -> None:
         started = time.perf_counter()
         judge.verdicts(notes)
         timings["judge"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        engine.expect_scores(after_act)
+        engine.generate(acts)
+        engine.score(scores)
+        timings["announced"].append(time.perf_counter() - started)
     engine.close()
     med = {k: statistics.median(v) for k, v in timings.items()}
     print(f"agents {args.agents}, repeats {args.repeats}, act max_tokens {args.max_tokens}")
@@ -126,6 +138,8 @@ def main() -> None:
         print(f"  {phase:<6} {seconds:7.2f} s per step (median)")
     print(f"  score / act = {med['score'] / med['act']:.3f}")
     print(f"  judge / act = {med['judge'] / med['act']:.3f}")
+    announced = med["announced"] / (med["act"] + med["score"])
+    print(f"  announced / (act + score) = {announced:.3f}  (each scoring after its act)")
 
 
 if __name__ == "__main__":

@@ -380,6 +380,27 @@ def engine_settings(engine: object) -> dict[str, object]:
     return {}
 
 
+def score_announcer(engine: object) -> Callable[[Mapping[str, ScoreRequest]], None] | None:
+    """The ``expect_scores`` method of ``engine`` or of an engine it wraps, or None.
+
+    An engine with ``expect_scores(follow_ups)`` (the in-process llama.cpp engine) scores
+    each announced score request right after the generation request it extends (see
+    :meth:`agents.llm.llamacpp.LlamaCppEngine.expect_scores`). Wrappers that keep the
+    engine they forward to as ``inner`` (the replay cache, the request tally) are looked
+    through: they send the same requests on, so the announced ones still match.
+    """
+    seen: set[int] = set()
+    while engine is not None and id(engine) not in seen:
+        seen.add(id(engine))
+        # (the engine's own method, not one a wrapper's __getattr__ forwards)
+        own = hasattr(type(engine), "expect_scores")
+        announce = getattr(engine, "expect_scores", None) if own else None
+        if callable(announce):
+            return announce
+        engine = getattr(engine, "inner", None)
+    return None
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A batch-shaped inference engine.

@@ -4,13 +4,20 @@ llama.cpp runs one sequence at a time. ``generate`` therefore walks the batch in
 order; consecutive prompts that share a prefix (the byte-identical system text and
 scenario that every agent's prompt starts with) reuse that prefix from the KV cache, so
 only each prompt's agent-specific tail is evaluated.
+
+A score request that extends a generation request's prompt (a decision's option scoring
+extends its act prompt) reuses that prompt only while it is still in the KV cache, that
+is right after it. :meth:`LlamaCppEngine.expect_scores` announces such requests before a
+``generate`` call: each is then scored right after its generation request, and the next
+``score`` call returns the result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,6 +188,10 @@ class LlamaCppEngine:
         llm.chat_handler = self._formatter.to_chat_handler()
         self._llm: Any = llm
         self._control_ids: frozenset[int] | None = None
+        # expect_scores(): score requests by the id of the generation request they follow,
+        # and the results computed in generate() for the next score() call, by cache key.
+        self._expected: dict[str, ScoreRequest] = {}
+        self._ready: dict[str, OptionScores] = {}
 
     def __repr__(self) -> str:
         return f"LlamaCppEngine(model_id={self.model_id!r}, n_ctx={self.spec.n_ctx})"
@@ -307,9 +318,33 @@ class LlamaCppEngine:
             except Exception as exc:  # one bad request must not sink the batch
                 completion = Completion.failed(request.request_id, f"{type(exc).__name__}: {exc}")
             completions.append(completion)
+            follow_up = self._expected.pop(request.request_id, None)
+            if follow_up is not None:
+                self._score_follow_up(llm, follow_up)
             if on_complete is not None:
                 on_complete(index, completion)
         return completions
+
+    def expect_scores(self, follow_ups: Mapping[str, ScoreRequest]) -> None:
+        """Announce score requests, each to be scored right after a generation request.
+
+        ``follow_ups`` maps the id of a generation request of the next :meth:`generate`
+        call to a score request whose prompt extends that request's prompt. Each is
+        scored right after its generation request, while that prompt is still in the KV
+        cache (scored in a later batch, everything after the shared system text would be
+        evaluated again), and the next :meth:`score` call returns the result for a request
+        with the same cache key. The scores are the same up to floating-point rounding:
+        only the split of the prompt's evaluation between calls differs. Replaces any
+        earlier announcement; results the next ``score`` call does not ask for are dropped.
+        """
+        self._expected = dict(follow_ups)
+        self._ready = {}
+
+    def _score_follow_up(self, llm: Any, request: ScoreRequest) -> None:
+        try:
+            self._ready[request.cache_key(self.model_id)] = self._score_one(llm, request)
+        except Exception:  # left to score(), which reports the error
+            llm.n_tokens = 0
 
     #: This engine reports option log-probabilities (exactly, over the whole vocabulary).
     supports_scoring = True
@@ -349,11 +384,18 @@ class LlamaCppEngine:
         """Log-probability of each option as the reply's first token (exact, full vocabulary).
 
         One forward pass per request over the prompt (its shared prefix stays in the KV
-        cache); nothing is sampled. Raises ``EngineError`` only if the engine is closed.
+        cache); nothing is sampled. Requests announced by :meth:`expect_scores` and already
+        scored during ``generate`` are returned from there. Raises ``EngineError`` only if
+        the engine is closed.
         """
         llm = self._live()
+        ready, self._ready, self._expected = self._ready, {}, {}
         out = []
         for request in requests:
+            early = ready.pop(request.cache_key(self.model_id), None)
+            if early is not None:  # scored after its generation request (expect_scores)
+                out.append(dataclasses.replace(early, request_id=request.request_id))
+                continue
             try:
                 out.append(self._score_one(llm, request))
             except Exception as exc:  # one bad request must not sink the batch

@@ -98,6 +98,22 @@ class DecidingEngine:
         pass
 
 
+class AnnouncingEngine(DecidingEngine):
+    """Also takes announced score requests, as the llama.cpp engine does, and logs them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.announced: list[dict[str, ScoreRequest]] = []
+        self.scored: list[list[ScoreRequest]] = []
+
+    def expect_scores(self, follow_ups) -> None:
+        self.announced.append(dict(follow_ups))
+
+    def score(self, requests: list[ScoreRequest]) -> list[OptionScores]:
+        self.scored.append(list(requests))
+        return super().score(requests)
+
+
 def _model(engine, option_scoring: str = "logprob") -> MemeticModel:
     spec = LLMPolicySpec(temperature=0.0, option_scoring=option_scoring)
     return MemeticModel(
@@ -351,3 +367,22 @@ def test_record_prompts_stores_every_rendered_prompt():
     messages = json.loads(prompts["messages"][1])
     assert [role for role, _ in messages] == ["system", "user"]
     assert CANARY in messages[1][1]  # agent 1 saw the seed
+
+
+def test_option_scorings_are_announced_before_the_act_batch(tmp_path):
+    engine = AnnouncingEngine()
+    # Through the replay cache, which keeps the engine as ``inner``.
+    model = _model(ReplayEngine(engine, tmp_path / "run.jsonl", "auto"))
+    model.step()
+    (announced,) = engine.announced
+    (scored,) = engine.scored
+    # Each decision's scoring follows its act request: the same requests are scored.
+    assert sorted(announced) == [f"s0-a{agent}-act" for agent in range(4)]
+    assert sorted(announced.values(), key=lambda r: r.request_id) == sorted(
+        scored, key=lambda r: r.request_id
+    )
+    assert [r.request_id for r in announced.values()] == [f"s0-a{a}-choice" for a in range(4)]
+    # Without log-probability scoring nothing is announced.
+    sampled = AnnouncingEngine()
+    _model(sampled, option_scoring="sampled").step()
+    assert sampled.announced == [] and sampled.scored == []

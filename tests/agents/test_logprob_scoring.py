@@ -61,6 +61,36 @@ def test_llamacpp_scores_letters_and_yes_no_exactly_and_reuses_the_cache(llamacp
     assert again.cached_prompt_tokens == again.prompt_tokens - 1
 
 
+@pytest.mark.slow
+def test_llamacpp_scores_an_announced_request_right_after_its_generation(llamacpp_engine):
+    system, user = QUESTION[0], QUESTION[1].content.rsplit("\n", 1)[0]
+    act = GenerationRequest(
+        "act",
+        (system, ChatMessage("user", f"{user}\nPick one.")),
+        SamplingParams(temperature=0.0, max_tokens=4, seed=1),
+    )
+    # The scoring prompt extends the act prompt, as a decision's option scoring does.
+    choice = ScoreRequest(
+        "choice",
+        (system, ChatMessage("user", f"{user}\nPick one. Reply with the letter only.")),
+        ("A", "B", "C"),
+    )
+    other = GenerationRequest("other", YES_NO, SamplingParams(temperature=0.0, max_tokens=4))
+    llamacpp_engine.expect_scores({"act": choice})
+    llamacpp_engine.generate([act, other])  # the other prompt replaces the act prompt
+    (early,) = llamacpp_engine.score([choice])
+    _check(early, 3)
+    assert early.request_id == "choice"
+    act_ids = llamacpp_engine.prompt_token_ids(act.messages)
+    choice_ids = llamacpp_engine.prompt_token_ids(choice.messages)
+    shared = next(i for i, (a, b) in enumerate(zip(act_ids, choice_ids, strict=False)) if a != b)
+    assert early.cached_prompt_tokens == shared  # all of the act prompt it extends
+    # Announcements last one score call: scored again, it follows the other prompt.
+    (late,) = llamacpp_engine.score([choice])
+    assert late.cached_prompt_tokens < shared
+    assert late.logprobs == pytest.approx(early.logprobs, abs=1e-4)
+
+
 def _decision_model(engine) -> MemeticModel:
     meme = MemeSpec(
         id="inf",
