@@ -17,7 +17,7 @@ import hashlib
 import inspect
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -371,12 +371,9 @@ def engine_settings(engine: object) -> dict[str, object]:
     request tally) are looked through. Engines without ``settings``, and a replay cache
     with no engine behind it, give ``{}``.
     """
-    seen: set[int] = set()
-    while engine is not None and id(engine) not in seen:
-        seen.add(id(engine))
-        if isinstance(engine, ReportsSettings):
-            return dict(engine.settings)
-        engine = getattr(engine, "inner", None)
+    for layer in _wrapped_engines(engine):
+        if isinstance(layer, ReportsSettings):
+            return dict(layer.settings)
     return {}
 
 
@@ -389,16 +386,22 @@ def score_announcer(engine: object) -> Callable[[Mapping[str, ScoreRequest]], No
     engine they forward to as ``inner`` (the replay cache, the request tally) are looked
     through: they send the same requests on, so the announced ones still match.
     """
+    for layer in _wrapped_engines(engine):
+        # (the engine's own method, not one a wrapper's __getattr__ forwards)
+        own = hasattr(type(layer), "expect_scores")
+        announce = getattr(layer, "expect_scores", None) if own else None
+        if callable(announce):
+            return announce
+    return None
+
+
+def _wrapped_engines(engine: object) -> Iterator[object]:
+    """``engine``, then the engine it forwards to (its ``inner``), and so on, each once."""
     seen: set[int] = set()
     while engine is not None and id(engine) not in seen:
         seen.add(id(engine))
-        # (the engine's own method, not one a wrapper's __getattr__ forwards)
-        own = hasattr(type(engine), "expect_scores")
-        announce = getattr(engine, "expect_scores", None) if own else None
-        if callable(announce):
-            return announce
+        yield engine
         engine = getattr(engine, "inner", None)
-    return None
 
 
 @runtime_checkable
