@@ -618,15 +618,13 @@ class LLMPolicy:
         """
         self._check_targets(context)
         requests, shown = self._act_batch(context)
+        decided = [a for a, d in enumerate(shown) if d is not None]  # agents with options
         score_logprob = (
-            self.spec.option_scoring == "logprob"
-            and can_score(self.engine)
-            and any(d is not None for d in shown)
+            bool(decided) and self.spec.option_scoring == "logprob" and can_score(self.engine)
         )
         score_requests = self.choice_score_requests(context, shown) if score_logprob else []
         announce = score_announcer(self.engine) if score_requests else None
         if announce is not None:  # scored right after its act request (llama.cpp)
-            decided = [a for a, d in enumerate(shown) if d is not None]
             announce(
                 {requests[a].request_id: r for a, r in zip(decided, score_requests, strict=True)}
             )
@@ -660,14 +658,13 @@ class LLMPolicy:
         expressed = None
         # A run whose tasks have answers is scored on them at every step (see sim.utility).
         answers = AnswerScores.none(len(shown)) if self.tasks.has_answers() else None
-        if any(d is not None for d in shown):
+        if decided:
             probs: list[tuple[float, ...] | None] = [None] * len(shown)
             scoring = "sampled"
             if score_logprob:
                 scoring = "logprob"
                 scores, score_stats = self.score_batch(score_requests)
                 stats = stats + score_stats
-                decided = [a for a, d in enumerate(shown) if d is not None]
                 for agent, scored in zip(decided, scores, strict=True):
                     probs[agent] = scored.probabilities()
             retrieval, store = context.retrieval, context.store
