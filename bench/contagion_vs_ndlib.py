@@ -176,6 +176,14 @@ def growth(steps: int, small: int, large: int = 1_000_000) -> dict[str, float]:
     return {"small_s_per_step": small_s, "large_s_per_step": large_s, "ratio": large_s / small_s}
 
 
+def _in_subprocess(*flags: str) -> dict[str, float]:
+    """Run this script with ``flags`` in a fresh process; its last line of output, as JSON."""
+    out = subprocess.run(
+        [sys.executable, __file__, *flags], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _peak_rss_gib() -> float:
     """Peak resident memory of this process so far, in GiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -235,13 +243,7 @@ def main() -> None:
     print(f"ratio memespread / NDlib (CPU) = {ratio:.3f}  (goal <= 1.0, stretch <= 0.1)")
     print(f"ratio relevance on / off (CPU) = {relevance:.2f}  (goal <= 2.0)")
     if args.million:
-        out = subprocess.run(
-            [sys.executable, __file__, "--million-only", "--steps", str(args.steps)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        stats = json.loads(out.stdout.strip().splitlines()[-1])
+        stats = _in_subprocess("--million-only", "--steps", str(args.steps))
         print(
             "1,000,000 agents: {s_per_step:.3f} CPU s/step (max {max_step_s:.3f}, wall "
             "{wall_s_per_step:.3f}; goal <= 1 s), "
@@ -250,21 +252,9 @@ def main() -> None:
             "{entries} entries, prevalence {adopters:.3f}"
             "".format(**stats)
         )
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--growth-only",
-                "--steps",
-                str(args.steps),
-                "--agents",
-                str(args.agents),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+        grown = _in_subprocess(
+            "--growth-only", "--steps", str(args.steps), "--agents", str(args.agents)
         )
-        grown = json.loads(out.stdout.strip().splitlines()[-1])
         scale = grown["ratio"]
         print(
             f"growth, {args.agents:.0e} and 10^6 agents stepping in turn in one process: "
