@@ -70,7 +70,7 @@ from agents.llm.base import (
     score_announcer,
 )
 from agents.output_schema import act_schema_dict, dump_schema, probe_schema_dict
-from agents.parsing import ParsedOutput, ParseStatus, parse_output
+from agents.parsing import ParsedOutput, ParseStatus, memory_number, parse_output
 from agents.personas import Persona, load_personas, persona_of
 from agents.probes import adoptions_from_answers, answer_text, probe_questions
 from agents.prompts import (
@@ -597,11 +597,9 @@ class LLMPolicy:
         """
         store = context.store
         for i, (agent, forward) in enumerate(zip(writers, forwards, strict=True)):
-            if not forward.isdigit():
-                continue
+            number = memory_number(forward)
             entries = context.retrieval.of(agent)
-            number = int(forward)
-            if not 1 <= number <= len(entries):
+            if number is None or number > len(entries):
                 continue
             entry = int(entries[number - 1])
             texts[i] = neutralise(

@@ -36,6 +36,8 @@ from agents.output_schema import AgentOutput
 #: Integer literals with more digits than this parse as floats (Python refuses to convert
 #: strings of more than 4,300 digits to int by default).
 MAX_INT_DIGITS = 1000
+#: A memory number (``forward``, ``update``) has at most this many digits.
+MAX_NUMBER_DIGITS = 6
 
 _JSON_SPECIAL = re.compile(r'[{}"\\]')
 
@@ -146,6 +148,22 @@ def _flatten(data: dict[str, object]) -> dict[str, object] | None:
     elif memory is not None:
         return None
     return flat
+
+
+def memory_number(value: str) -> int | None:
+    """The positive number a reply field names a shown memory by, or None.
+
+    Only ASCII decimal digits (at most :data:`MAX_NUMBER_DIGITS`, surrounding whitespace
+    ignored) count, as in the schema's ``"1"``..``"k"``: ``str.isdigit`` also accepts
+    superscripts and circled digits (``"²"``, ``"①"``), which ``int`` rejects, and the
+    digits of other scripts (``"٣"``), so a test with it alone lets model text crash a
+    run. ``"0"`` is None (memories are numbered from 1).
+    """
+    digits = value.strip()
+    if not (0 < len(digits) <= MAX_NUMBER_DIGITS and digits.isascii() and digits.isdigit()):
+        return None
+    number = int(digits)
+    return number if number >= 1 else None
 
 
 def parse_text(text: str) -> ParsedOutput:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agents.llm.base import Completion, FinishReason
-from agents.parsing import first_json_object
+from agents.parsing import first_json_object, memory_number
 from sim.policy import WriteProposals
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ def update_number(completion: Completion) -> int | None:
     """The memory number a reply asks to rewrite (1-based), or None.
 
     Only complete replies (finish reason ``stop``) whose JSON object has an ``update``
-    that is a positive integer (or its digits as a string) count.
+    that is a positive integer (or its ASCII digits as a string, see
+    :func:`agents.parsing.memory_number`) count.
     """
     if completion.finish_reason is not FinishReason.STOP:
         return None
@@ -72,8 +73,8 @@ def update_number(completion: Completion) -> int | None:
     except (ValueError, RecursionError):
         return None
     value = data.get("update") if isinstance(data, dict) else None
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 6:
-        value = int(value.strip())
+    if isinstance(value, str):
+        return memory_number(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
     return None

@@ -386,3 +386,42 @@ def test_option_scorings_are_announced_before_the_act_batch(tmp_path):
     sampled = AnnouncingEngine()
     _model(sampled, option_scoring="sampled").step()
     assert sampled.announced == [] and sampled.scored == []
+
+
+class HostileForwardingEngine(DecidingEngine):
+    """Forward numbers that ``str.isdigit`` accepts but ``int`` rejects: agent 1 names
+    "²" (superscript two), agent 2 a 5,000-digit number, agent 3 "١" (Arabic-Indic one),
+    each with a note of its own."""
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        forwards = {1: ("\u00b2", "mine"), 2: ("9" * 5000, "long"), 3: ("\u0661", "own")}
+        out = []
+        for request in requests:
+            letter, _ = self._letter(request)
+            agent = int(request.request_id.split("-")[1].removeprefix("a"))
+            reply = {"answer": "ok", "choice": letter, "memory_bank": "", "memory_text": ""}
+            if agent in forwards:
+                forward, text = forwards[agent]
+                reply.update(
+                    memory_bank=f"neighbourhood:{agent}", forward=forward, memory_text=text
+                )
+            out.append(
+                Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 9)
+            )
+        return out
+
+
+def test_forward_numbers_that_are_not_ascii_digits_forward_nothing():
+    spec = LLMPolicySpec(temperature=0.0, allow_forward=True)
+    model = MemeticModel(
+        graph=nx.path_graph(4),
+        banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=8)),
+        memes=[MEME],
+        policy=LLMPolicy(spec, engine=HostileForwardingEngine()),
+        seed=3,
+    )
+    model.step()
+    tables = model.tables()
+    written = tables["memories"].filter(pl.col("author_id") > 0).sort("author_id")
+    assert written.select("author_id", "text").rows() == [(1, "mine"), (2, "long"), (3, "own")]
+    assert tables["transmissions"].height == 0

@@ -8,7 +8,13 @@ import pytest
 
 from agents.llm.base import Completion, FinishReason
 from agents.output_schema import act_schema_dict, json_schema, probe_schema_dict
-from agents.parsing import ParsedOutput, ParseStatus, first_json_object, parse_output
+from agents.parsing import (
+    ParsedOutput,
+    ParseStatus,
+    first_json_object,
+    memory_number,
+    parse_output,
+)
 
 
 def _c(text: str, reason: FinishReason = FinishReason.STOP) -> Completion:
@@ -84,3 +90,30 @@ def test_schemas_are_canonical_and_bounded() -> None:
     act = act_schema_dict(["private:0", "global", "private:0"], 10, 20)
     assert act["properties"]["memory_bank"]["enum"] == ["", "global", "private:0"]
     assert probe_schema_dict(30)["required"] == ["answer"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", 1),
+        (" 12 ", 12),
+        ("007", 7),
+        ("999999", 999999),
+        ("0", None),
+        ("", None),
+        ("-1", None),
+        ("+1", None),
+        ("1.0", None),
+        ("1e2", None),
+        ("one", None),
+        ("1000000", None),  # more than MAX_NUMBER_DIGITS digits
+        ("9" * 5000, None),  # int() would raise: more than 4,300 digits
+        ("\u00b2", None),  # superscript two: isdigit() is True, int() raises
+        ("\u2460", None),  # circled one: likewise
+        ("\u0663", None),  # Arabic-Indic three: int() reads 3; not a number the schema allows
+        ("\uff11", None),  # fullwidth one
+        ("1\x00", None),
+    ],
+)
+def test_memory_number_takes_only_ascii_digits(value: str, expected: int | None) -> None:
+    assert memory_number(value) == expected

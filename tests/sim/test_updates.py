@@ -165,3 +165,44 @@ def test_update_schema_instruction_and_reply_parsing():
     assert update_number(reply('{"update": true}')) is None
     assert update_number(reply('{"update": "2"', FinishReason.LENGTH)) is None
     assert update_number(reply("no json")) is None
+    # str.isdigit() accepts these, int() rejects or reads them: no update, no crash.
+    for spelled in ("\u00b2", "\u2460", "\u0663", "\uff11", "1000000"):
+        assert update_number(reply(json.dumps({"update": spelled}))) is None
+
+
+class SuperscriptEngine:
+    """Every agent saves a note in its private bank naming update "²" (superscript two)."""
+
+    name = "superscript"
+    model_id = "superscript-1"
+    supports_scoring = False
+
+    def generate(self, requests):
+        out = []
+        for r in requests:
+            agent = int(r.request_id.split("-")[1][1:])
+            reply = {
+                "answer": "ok",
+                "memory_bank": f"private:{agent}",
+                "memory_text": f"note a{agent}",
+                "update": "\u00b2",
+            }
+            out.append(Completion(r.request_id, json.dumps(reply), FinishReason.STOP, 5, 0, 5))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_update_number_int_cannot_read_is_a_plain_note():
+    model = _model(SuperscriptEngine())
+    model.step()
+    model.step()
+    tables = model.tables()
+    memories = tables["memories"]
+    written = memories.filter(pl.col("text").str.starts_with("note")).sort("entry_id")
+    assert written.select("step", "author_id", "text").rows() == [
+        (step, agent, f"note a{agent}") for step in (0, 1) for agent in (0, 1, 2)
+    ]
+    assert memories["alive"].all()
+    assert "updates" not in tables  # no update was honoured
