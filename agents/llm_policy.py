@@ -593,7 +593,7 @@ class LLMPolicy:
         A valid ``forward`` (1-based number of a memory in the writer's prompt) makes the
         note an unchanged copy of that memory, and that memory its cause (the
         transmission source). An invalid number forwards nothing: the note's own text
-        stays (empty texts are dropped by the model as writes of nothing).
+        stays (a note left empty is then dropped by :meth:`act`: no write).
         """
         store = context.store
         for i, (agent, forward) in enumerate(zip(writers, forwards, strict=True)):
@@ -646,6 +646,9 @@ class LLMPolicy:
             importance=np.full(len(writers), WRITE_IMPORTANCE, dtype=np.float32),
             cause=causes,
         )
+        # A note that is empty once neutralised (only control or format characters) and
+        # forwards nothing is no write: it would commit a blank memory.
+        writes = writes.select(np.array([bool(text) for text in texts], dtype=np.bool_))
         if self.spec.allow_update:
             writes = propose_updates(writes, completions, context)
         agents = list(range(len(requests)))

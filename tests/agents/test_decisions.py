@@ -425,3 +425,43 @@ def test_forward_numbers_that_are_not_ascii_digits_forward_nothing():
     written = tables["memories"].filter(pl.col("author_id") > 0).sort("author_id")
     assert written.select("author_id", "text").rows() == [(1, "mine"), (2, "long"), (3, "own")]
     assert tables["transmissions"].height == 0
+
+
+class BlankNoteEngine(DecidingEngine):
+    """Agent 1 saves a note of only a zero-width space and a NUL; agent 2 names an invalid
+    forward number and no note; agent 3 saves a real note."""
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        notes = {
+            1: {"memory_text": "\u200b\x00"},
+            2: {"memory_text": "", "forward": "0"},
+            3: {"memory_text": "real"},
+        }
+        out = []
+        for request in requests:
+            letter, _ = self._letter(request)
+            agent = int(request.request_id.split("-")[1].removeprefix("a"))
+            reply = {"answer": "ok", "choice": letter, "memory_bank": "", "memory_text": ""}
+            if agent in notes:
+                reply.update(memory_bank=f"neighbourhood:{agent}", **notes[agent])
+            out.append(
+                Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 9)
+            )
+        return out
+
+
+def test_notes_empty_once_neutralised_are_not_written():
+    spec = LLMPolicySpec(temperature=0.0, allow_forward=True)
+    model = MemeticModel(
+        graph=nx.path_graph(4),
+        banks=BankLayoutSpec(private=None, neighbourhood=NeighbourhoodBanks(capacity=8)),
+        memes=[MEME],
+        policy=LLMPolicy(spec, engine=BlankNoteEngine()),
+        seed=3,
+    )
+    model.step()
+    tables = model.tables()
+    written = tables["memories"].filter(pl.col("author_id") > 0)
+    assert written.select("author_id", "text").rows() == [(3, "real")]
+    step0 = tables["steps"].row(0, named=True)
+    assert (step0["writes_proposed"], step0["writes_committed"]) == (1, 1)
