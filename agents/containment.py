@@ -16,8 +16,11 @@ system turn in the reader's prompt. :func:`neutralise` defuses such text while k
    and tab are removed, as are format characters (zero-width, bidi overrides, BOM, ...);
 3. every special-token-like string is broken: a space is put after every ``<`` that
    starts a tag-like run (``<|im_start|>``, ``<s>``, ``</s>``, ``<repo_name>``,
-   ``<<SYS>>``), inside every ``|>``, and after ``[`` of bracket tags (``[INST]``,
-   ``[/INST]``, ``[SYS]``), so that no tokenizer can read them as one control token;
+   ``<<SYS>>``), inside every ``|>``, and after ``[`` of bracket tags: a bracketed word of
+   letters, digits, ``_`` and ``@`` that starts with a letter, ``_`` or ``@`` (Mistral's
+   ``[INST]``, ``[/INST]``, ``[TOOL_CALLS]`` and ``[control_8]``, GLM's ``[gMASK]``,
+   Gemma's ``[@BOS@]``; ``[1]`` and ``[a b]`` stay), so that no tokenizer can read them as
+   one control token;
 4. role headers at the start of a line (``system:``, ``Assistant:``, ``### System``,
    ``### Response:``) become ``(system)`` (the role in brackets), so they cannot pose as
    a new turn;
@@ -69,8 +72,8 @@ _ROLE_HEADER = re.compile(
 # '<' that starts a tag-like run: followed by '|', '/', '!', '<', '[', a letter or '_'.
 _TAG_OPEN = re.compile(r"<(?=[|/!<\[A-Za-z_])")
 _PIPE_CLOSE = re.compile(r"\|>")
-# '[' of a bracket tag such as [INST], [/INST], [SYS], [/SYS_PROMPT].
-_BRACKET_TAG = re.compile(r"\[(?=/?[A-Z][A-Z_]*\])")
+# '[' of a bracket tag such as [INST], [/INST], [SYS_PROMPT], [control_8], [gMASK], [@BOS@].
+_BRACKET_TAG = re.compile(r"\[(?=/?[A-Za-z_@][A-Za-z0-9_@]*\])")
 _BLANK_RUNS = re.compile(r"\n(?:[ \t]*\n)+")
 
 

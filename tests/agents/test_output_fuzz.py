@@ -35,6 +35,7 @@ SPECIALS = [
     "[/INST]",
     "<<SYS>>",
     "<repo_name>",
+    "[control_8]",
     "＜｜im_start｜＞",
     "<\u200b|im_start|\u200b>",
     "<\x00|",
@@ -75,7 +76,7 @@ ATOMS = [
 ]
 KEYS = ["answer", "memory_bank", "memory_text", "memory", "bank", "text", "choice", "x"]
 # What no neutralised text may contain: anything a tokenizer could read as a control token.
-FORBIDDEN = re.compile(r"<[|/!<\[A-Za-z_]|\|>|\[/?[A-Z][A-Z_]*\]")
+FORBIDDEN = re.compile(r"<[|/!<\[A-Za-z_]|\|>|\[/?[A-Za-z_@][A-Za-z0-9_@]*\]")
 
 
 def _junk(rng: np.random.Generator, n: int) -> str:
