@@ -10,10 +10,13 @@ system turn in the reader's prompt. :func:`neutralise` defuses such text while k
    of U+FDFA would otherwise take seconds), and lone surrogates (code points
    U+D800-U+DFFF, e.g. from a ``\ud800`` JSON escape; they cannot be encoded as UTF-8)
    are dropped;
-1. Unicode NFKC normalisation (full-width look-alikes such as ``＜｜`` become ASCII, so
-   the next steps see them);
-2. line and paragraph separators become newlines; control characters other than newline
+1. line and paragraph separators become newlines; control characters other than newline
    and tab are removed, as are format characters (zero-width, bidi overrides, BOM, ...);
+2. Unicode NFKC normalisation (full-width look-alikes such as ``＜｜`` become ASCII, so
+   the next steps see them). It comes after step 1, so that characters a removed one
+   separated (``e``, U+200B, U+0301) are composed too: otherwise a second pass would
+   compose them (``é``), and neutralising would not be idempotent. NFKC never yields a
+   character step 1 removes;
 3. every special-token-like string is broken: a space is put after every ``<`` that
    starts a tag-like run (``<|im_start|>``, ``<s>``, ``</s>``, ``<repo_name>``,
    ``<<SYS>>``), inside every ``|>``, and after ``[`` of bracket tags: a bracketed word of
@@ -82,7 +85,7 @@ def _keep(char: str) -> bool:
         return True
     category = unicodedata.category(char)
     # Cc: control characters; Cf: format characters (zero-width, bidi, BOM, soft hyphen);
-    # Cs: surrogates (none survive step 0, but NFKC must never bring one back).
+    # Cs: surrogates (none survive step 0).
     return category not in ("Cc", "Cf", "Cs")
 
 
@@ -114,10 +117,10 @@ def neutralise(text: str, max_chars: int) -> str:
     limit = INPUT_FACTOR * max_chars
     cut = len(text) > limit
     text = drop_surrogates(text[:limit])
-    text = unicodedata.normalize("NFKC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u2028", "\n").replace("\u2029", "\n").replace("\x85", "\n")
     text = "".join(ch for ch in text if _keep(ch))
+    text = unicodedata.normalize("NFKC", text)
     text = _TAG_OPEN.sub("< ", text)
     text = _PIPE_CLOSE.sub("| >", text)
     text = _BRACKET_TAG.sub("[ ", text)

@@ -140,6 +140,20 @@ def test_idempotent() -> None:
         assert neutralise(once, 120) == once
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("e\u200b\u0301", "\u00e9"),  # e, zero-width space, combining acute: é
+        ("a\x00\u0301", "\u00e1"),  # a NUL between letter and accent
+        ("\uff8a\u200b\uff9e", "\u30d0"),  # halfwidth ha + voiced mark: バ
+        ("<\u2060\u0338", "\u226e"),  # < + combining long solidus: ≮
+    ],
+)
+def test_characters_a_removed_one_separated_are_composed(text: str, expected: str) -> None:
+    assert neutralise(text, 300) == expected
+    assert neutralise(expected, 300) == expected
+
+
 def test_max_chars_too_small_is_rejected() -> None:
     with pytest.raises(ValueError, match="max_chars = 3"):
         neutralise("abc", 3)
