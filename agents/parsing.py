@@ -5,13 +5,17 @@ Only an ``OK`` parse may lead to a memory write. The status is decided in this o
 * ``ENGINE_ERROR`` — the engine reported a failure for the request;
 * ``TRUNCATED`` — generation hit ``max_tokens`` (finish reason ``length``), whatever the
   text looks like;
-* ``EMPTY`` — the text is blank;
+* ``EMPTY`` — the text is blank, or is only an unfinished reasoning block;
 * ``MALFORMED`` — neither the text nor its first balanced ``{...}`` block is a JSON object
   matching :class:`agents.output_schema.AgentOutput`;
 * ``OK`` otherwise.
 
 A nested ``{"answer": ..., "memory": {"bank": ..., "text": ...}}`` (or ``"memory": null``)
 is accepted as well as the flat format.
+
+A reasoning block that a model in thinking mode writes before its reply
+(``<think>...</think>``, see :func:`reply_text`) is not part of the reply: a draft JSON
+object inside it is never read as the action.
 
 No model text makes the parser raise: integer literals longer than
 :data:`MAX_INT_DIGITS` digits become floats (``inf``) instead of hitting Python's limit on
@@ -166,8 +170,34 @@ def memory_number(value: str) -> int | None:
     return number if number >= 1 else None
 
 
+#: The tags of the reasoning block a model in thinking mode writes before its reply.
+REASONING_OPEN, REASONING_CLOSE = "<think>", "</think>"
+
+
+def reply_text(text: str) -> str:
+    """``text`` without the reasoning block a model in thinking mode writes first.
+
+    A completion that starts (after whitespace) with ``<think>`` is reasoning up to the
+    first ``</think>``; the reply is what follows it, or "" when the block never closes.
+    A ``</think>`` with no ``<think>`` before it ends reasoning that the chat template
+    opened in the prompt (some templates do), so the reply is likewise what follows it.
+    Any other text is returned unchanged. Recorded completions keep the whole text; only
+    what is read as the reply (the action, a probe answer, a verdict) leaves it out.
+    """
+    close = text.find(REASONING_CLOSE)
+    if text.lstrip().startswith(REASONING_OPEN):
+        return "" if close == -1 else text[close + len(REASONING_CLOSE) :]
+    if close != -1 and REASONING_OPEN not in text[:close]:
+        return text[close + len(REASONING_CLOSE) :]
+    return text
+
+
 def parse_text(text: str) -> ParsedOutput:
-    """Parse a reply text that was not truncated (EMPTY, MALFORMED or OK)."""
+    """Parse a reply text that was not truncated (EMPTY, MALFORMED or OK).
+
+    A leading reasoning block is left out first (:func:`reply_text`).
+    """
+    text = reply_text(text)
     if not text.strip():
         return ParsedOutput(ParseStatus.EMPTY)
     data = _load_object(text)

@@ -7,7 +7,9 @@ pairs, so a probe can also revoke an adoption.
 
 The text classified for one answer is the parsed ``answer`` when the reply parsed
 (``OK``); for a ``TRUNCATED`` or ``MALFORMED`` reply it is the raw completion text (what
-the agent did say); an ``EMPTY`` or ``ENGINE_ERROR`` reply says nothing.
+the agent did say), without a leading reasoning block (thinking mode: the agent's
+reasoning is not its answer, see :func:`agents.parsing.reply_text`); an ``EMPTY`` or
+``ENGINE_ERROR`` reply says nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from agents.llm.base import Completion
-from agents.parsing import ParsedOutput, ParseStatus
+from agents.parsing import ParsedOutput, ParseStatus, reply_text
 from agents.prompts import PROBE_QUESTION
 from sim.memebook import MemeBook
 from sim.policy import Adoptions
@@ -33,7 +35,7 @@ def answer_text(parsed: ParsedOutput, completion: Completion) -> str:
     if parsed.status is ParseStatus.OK:
         return parsed.answer
     if parsed.status in (ParseStatus.TRUNCATED, ParseStatus.MALFORMED):
-        return completion.text
+        return reply_text(completion.text)
     return ""
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agents.llm.base import Completion, FinishReason
-from agents.parsing import first_json_object, memory_number
+from agents.parsing import first_json_object, memory_number, reply_text
 from sim.policy import WriteProposals
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def update_number(completion: Completion) -> int | None:
     """
     if completion.finish_reason is not FinishReason.STOP:
         return None
-    block = first_json_object(completion.text)
+    block = first_json_object(reply_text(completion.text))
     if block is None:
         return None
     try:

@@ -55,6 +55,7 @@ from agents.llm.base import (
     can_score,
     request_seeds,
 )
+from agents.parsing import reply_text
 from agents.personas import persona_of, read_data_file
 from agents.prompts import YES_NO_INSTRUCTION, MemoryLine, probe_messages
 from sim.policy import EngineStats, PolicyOutput
@@ -384,7 +385,11 @@ def _scored_row(key: _Key, scores: OptionScores) -> dict[str, object]:
 
 
 def _sampled_row(key: _Key, completion: Completion) -> dict[str, object]:
-    raw = None if completion.error is not None else parse_answer(key.item, completion.text)
+    raw = (
+        None
+        if completion.error is not None
+        else parse_answer(key.item, reply_text(completion.text))
+    )
     error = completion.error
     if raw is None and error is None:
         error = "no answer of the item's format in the reply"

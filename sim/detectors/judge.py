@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.llm import EngineSpec
+from agents.parsing import reply_text
 from sim.detectors.base import Detector, DetectorBase, DetectorSetup, DetectorView
 from sim.detectors.embedding import EmbeddingDetectorSpec
 from sim.detectors.lexical import LexicalDetectorSpec
@@ -89,7 +90,9 @@ def parse_verdict(text: str) -> str:
     """The verdict in a judge's reply.
 
     The JSON ``verdict``, else the first verdict word found; "unrelated" when none is.
+    A leading reasoning block (thinking mode) is left out first.
     """
+    text = reply_text(text)
     try:
         data = json.loads(text)
         if isinstance(data, dict) and data.get("verdict") in VERDICTS:

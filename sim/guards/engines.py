@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agents.parsing import reply_text
 from sim.guards.base import RunEngine
 
 #: Longest note text shown to a reviewer (characters).
@@ -159,7 +160,11 @@ def note_requests(
 
 
 def parse_choice(text: str, field: str, choices: Sequence[str], default: str) -> str:
-    """The choice in a reply: the JSON ``field``, else the first choice word, else ``default``."""
+    """The choice in a reply: the JSON ``field``, else the first choice word, else ``default``.
+
+    A leading reasoning block (thinking mode) is left out first.
+    """
+    text = reply_text(text)
     try:
         data = json.loads(text)
         if isinstance(data, dict) and data.get(field) in choices:
