@@ -11,7 +11,10 @@ Only an ``OK`` parse may lead to a memory write. The status is decided in this o
 * ``OK`` otherwise.
 
 A nested ``{"answer": ..., "memory": {"bank": ..., "text": ...}}`` (or ``"memory": null``)
-is accepted as well as the flat format.
+is accepted as well as the flat format. The optional fields (``memory_bank``,
+``memory_text``, ``choice``, ``forward``) may be ``null``, which means "" (none), and
+``forward`` may be a JSON integer: small models write both when no schema constrains them,
+and the rest of such a reply (its answer, its choice) is still the agent's.
 
 A reasoning block that a model in thinking mode writes before its reply
 (``<think>...</think>``, see :func:`reply_text`) is not part of the reply: a draft JSON
@@ -140,17 +143,30 @@ def _load_object(text: str) -> dict[str, object] | None:
     return None
 
 
+#: Reply fields that may be absent; ``null`` means the same.
+_OPTIONAL_FIELDS = ("memory_bank", "memory_text", "choice", "forward")
+
+
 def _flatten(data: dict[str, object]) -> dict[str, object] | None:
-    """The flat form of a reply; None when ``memory`` is neither an object nor null."""
-    if "memory" not in data:
-        return data
-    memory = data["memory"]
+    """The flat form of a reply; None when ``memory`` is neither an object nor null.
+
+    Optional fields that are ``null`` are left out (so they are ""), and an integer
+    ``forward`` becomes its decimal digits.
+    """
     flat = {k: v for k, v in data.items() if k != "memory"}
-    if isinstance(memory, dict):
-        flat.setdefault("memory_bank", memory.get("bank", ""))
-        flat.setdefault("memory_text", memory.get("text", ""))
-    elif memory is not None:
-        return None
+    if "memory" in data:
+        memory = data["memory"]
+        if isinstance(memory, dict):
+            flat.setdefault("memory_bank", memory.get("bank", ""))
+            flat.setdefault("memory_text", memory.get("text", ""))
+        elif memory is not None:
+            return None
+    for key in _OPTIONAL_FIELDS:
+        if key in flat and flat[key] is None:
+            del flat[key]
+    forward = flat.get("forward")
+    if isinstance(forward, int) and not isinstance(forward, bool):
+        flat["forward"] = str(forward)
     return flat
 
 

@@ -41,6 +41,35 @@ def test_nested_memory_form_is_accepted() -> None:
     assert parse_output(_c('{"answer": "a", "memory": null}')) == ParsedOutput(ParseStatus.OK, "a")
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '{"answer": "a", "memory_bank": null, "memory_text": null, "choice": "B"}',
+            ParsedOutput(ParseStatus.OK, "a", choice="B"),
+        ),
+        ('{"answer": "a", "choice": null, "forward": null}', ParsedOutput(ParseStatus.OK, "a")),
+        (
+            '{"answer": "a", "memory_bank": "private:0", "memory_text": "", "forward": 2}',
+            ParsedOutput(ParseStatus.OK, "a", "private:0", forward="2"),
+        ),
+        (
+            '{"answer": "a", "memory": {"bank": null, "text": null}, "choice": "A"}',
+            ParsedOutput(ParseStatus.OK, "a", choice="A"),
+        ),
+        # A boolean or a fraction is no memory number: the reply is still malformed.
+        ('{"answer": "a", "forward": true}', ParsedOutput(ParseStatus.MALFORMED)),
+        ('{"answer": "a", "forward": 1.5}', ParsedOutput(ParseStatus.MALFORMED)),
+        # The answer itself may not be null.
+        ('{"answer": null}', ParsedOutput(ParseStatus.MALFORMED)),
+    ],
+)
+def test_null_optional_fields_and_an_integer_forward_keep_the_reply(
+    text: str, expected: ParsedOutput
+) -> None:
+    assert parse_output(_c(text)) == expected
+
+
 def test_json_embedded_in_prose_is_extracted() -> None:
     text = 'Sure! Here it is: {"answer": "x {y}", "memory_bank": "b", "memory_text": "t"} bye'
     assert parse_output(_c(text)) == ParsedOutput(ParseStatus.OK, "x {y}", "b", "t")
