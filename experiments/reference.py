@@ -48,10 +48,17 @@ A run config is one TOML file. Keys are listed by their dotted path, which is al
 `--set KEY.PATH=VALUE` takes (`memes.0.placement.count=3`). Unknown keys are errors. A
 table whose type is a *choice* takes the variant named by its `kind` key. Besides the
 schema, cross-field checks run before anything is built (see `experiments/checks.py`):
-placement agents and counts within the graph size, placement banks that can exist in the
-layout, `into` layers that exist, no embedding detectors, planted communities only on SBM
-graphs; and warnings for `probe_every` with the contagion policy, LLM policies without
-`probe_every`, and memes injected after the last step.
+at most 10 million agents; placement agents and counts within the graph size, placement
+banks that can exist in the layout, `into` layers that exist; embedding detectors only
+with their packaged model installed, judge detectors and LLM guards only with an engine
+(their own or an LLM policy's); target options and tasks that exist in the tasks file;
+`placebo_of` naming a non-placebo meme of the run; `reflection` and `values` only with an
+LLM policy, `reflection.bank` a layer of the layout; a consensus guard's `lessons_bank`
+only with `[banks.lessons]`; planted communities only on SBM (or file) graphs. Files are
+read as the run would read them: graph files, guard patterns (RE2), GGUF and replay files,
+value batteries. Warnings: `probe_every` with the contagion policy, LLM policies without
+`probe_every`, memes injected after the last step, and the deprecated contagion rule
+name `independent_cascade`.
 
 A sweep config is a run config plus a `[sweep]` table (documented at the end; the format
 is described in `experiments/sweep.py`).

@@ -246,6 +246,8 @@ class _LayerSpec(BaseModel):
         capacity: int
 
     eviction: Eviction = Eviction.FIFO
+    """What a full bank drops to make room: ``"fifo"`` the oldest entry, ``"lru"`` the one least
+    recently written or retrieved."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """The layer's banks and their rights over the graph ``where`` describes."""
@@ -257,6 +259,7 @@ class PrivateBanks(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.PRIVATE
     capacity: int = Field(32, ge=1)
+    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """Bank ``i`` is agent ``i``'s."""
@@ -273,7 +276,10 @@ class NeighbourhoodBanks(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.NEIGHBOURHOOD
     capacity: int = Field(32, ge=1)
+    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
     writers: Literal["owner", "members"] = "owner"
+    """Who writes agent ``i``'s bank: ``"owner"`` (``i`` only) or ``"members"`` (``i`` and its
+    neighbours)."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """Bank ``i`` is agent ``i``'s; its neighbours read it (and write it: members)."""
@@ -299,7 +305,9 @@ class CommunityBanks(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.COMMUNITY
     capacity: int = Field(64, ge=1)
+    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
     method: Literal["planted", "louvain", "greedy_modularity"] = "louvain"
+    """How communities are found (see above); ``"planted"`` needs an ``sbm`` (or ``file``) graph."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """One bank per community, read and written by its members."""
@@ -314,6 +322,7 @@ class EdgeBanks(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.EDGE
     capacity: int = Field(16, ge=1)
+    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """Banks in CSR order of their edges (sorted by ``(u, v)``)."""
@@ -333,6 +342,7 @@ class GlobalBank(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.GLOBAL
     capacity: int = Field(256, ge=1)
+    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """Bank 0, for everyone."""
@@ -351,6 +361,7 @@ class LessonsBank(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.LESSONS
     capacity: int = Field(64, ge=1)
+    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """Bank 0, read by everyone, written by no agent."""
@@ -370,11 +381,18 @@ class BankLayoutSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     private: PrivateBanks | None = PrivateBanks()
+    """One bank per agent. Laid by default (a config file cannot switch it off; in Python,
+    ``private=None``)."""
     neighbourhood: NeighbourhoodBanks | None = None
+    """One bank per agent, read by it and its graph neighbours."""
     community: CommunityBanks | None = None
+    """One bank per community."""
     edge: EdgeBanks | None = None
+    """One bank per edge, shared by its two endpoints."""
     global_: GlobalBank | None = Field(None, alias="global")
+    """One bank for all agents (``[banks.global]``)."""
     lessons: LessonsBank | None = None
+    """One bank every agent reads and only the environment and guards write."""
 
     @property
     def layers(self) -> dict[BankKind, _LayerSpec | None]:

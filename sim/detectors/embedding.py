@@ -33,7 +33,9 @@ class EmbeddingDetectorSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["embedding"] = "embedding"
     threshold: float = Field(0.7, gt=-1, le=1)
+    """Least cosine similarity to the statement of a carrying text."""
     model: Literal["static"] = "static"
+    """The embedder: ``"static"``, the packaged static model."""
 
     def build(self, setup: DetectorSetup) -> EmbeddingDetector:
         """The detector, with the run's embedder or else the packaged model.

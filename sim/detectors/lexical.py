@@ -22,7 +22,10 @@ class LexicalDetectorSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["lexical"] = "lexical"
     terms: list[str] = Field(min_length=1)
+    """Words or phrases to look for (at least one)."""
     min_matches: int | None = Field(None, ge=1)
+    """Least number of the terms a text must contain to carry the meme, 1 to ``len(terms)``;
+    unset: all of them."""
 
     @model_validator(mode="after")
     def _check_min_matches(self) -> LexicalDetectorSpec:

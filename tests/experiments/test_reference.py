@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from experiments.config import RunConfig
@@ -29,3 +30,40 @@ def test_reference_lists_every_top_level_key_with_its_default():
     # A variant's kind must be given (it selects the variant): documented as required.
     assert '| `guards[].kind` | string | required | one of `"pattern"` |' in text
     assert '| `policy.kind` | string | required | one of `"contagion"` |' in text
+
+
+def _rows(text: str) -> list[list[str]]:
+    """The cells of every key row (a ``\\|`` inside a cell is not a separator)."""
+    return [
+        [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        for line in text.splitlines()
+        if line.startswith("| `")
+    ]
+
+
+def test_every_key_has_a_description():
+    rows = _rows(generate())
+    assert len(rows) > 250
+    assert all(len(cells) == 5 for cells in rows)
+    assert [cells[0] for cells in rows if not cells[4]] == []
+    # Bounds that the specs check in validators (not in field metadata) are described.
+    assert [
+        "`graph.k`",
+        "integer",
+        "required",
+        "",
+        "Neighbours per agent: an even integer with 2 <= k < n.",
+    ] in rows
+    assert [
+        "`graph.p`",
+        "float",
+        "required",
+        "",
+        "Probability that a pair of agents is joined, in [0, 1].",
+    ] in rows
+
+
+def test_header_states_the_cross_field_checks():
+    text = generate()
+    assert "embedding detectors only\nwith their packaged model installed" in text
+    assert "no embedding detectors" not in text

@@ -16,7 +16,9 @@ class BarabasiAlbert(GraphSpecBase):
 
     kind: Literal["barabasi_albert"] = "barabasi_albert"
     n: int
+    """Number of agents, >= 2."""
     m: int
+    """Edges each new agent attaches to existing ones, 1 <= m < n."""
 
     @model_validator(mode="after")
     def _validate(self) -> BarabasiAlbert:

@@ -16,6 +16,7 @@ class CompleteGraph(GraphSpecBase):
 
     kind: Literal["complete"] = "complete"
     n: int
+    """Number of agents, >= 1."""
 
     @model_validator(mode="after")
     def _validate(self) -> CompleteGraph:

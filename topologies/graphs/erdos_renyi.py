@@ -16,7 +16,9 @@ class ErdosRenyi(GraphSpecBase):
 
     kind: Literal["erdos_renyi"] = "erdos_renyi"
     n: int
+    """Number of agents, >= 1."""
     p: float
+    """Probability that a pair of agents is joined, in [0, 1]."""
 
     @model_validator(mode="after")
     def _validate(self) -> ErdosRenyi:

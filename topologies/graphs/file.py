@@ -25,7 +25,9 @@ class GraphFile(GraphSpecBase):
 
     kind: Literal["file"] = "file"
     path: Path
+    """The graph file; a relative path in a config file is relative to that file's folder."""
     format: Literal["edgelist", "graphml"] = "edgelist"
+    """The file format (see above)."""
 
     def generate(self, rng: np.random.Generator) -> nx.Graph:
         """The graph in the file, relabelled (no randomness is drawn)."""

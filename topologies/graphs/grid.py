@@ -21,8 +21,11 @@ class Grid2D(GraphSpecBase):
 
     kind: Literal["grid"] = "grid"
     rows: int
+    """Rows of the lattice, >= 1."""
     cols: int
+    """Columns of the lattice, >= 1."""
     periodic: bool = False
+    """Wrap rows and columns around (a torus)."""
 
     @model_validator(mode="after")
     def _validate(self) -> Grid2D:

@@ -19,7 +19,9 @@ class RingLattice(GraphSpecBase):
 
     kind: Literal["ring"] = "ring"
     n: int
+    """Number of agents, >= 3."""
     k: int
+    """Neighbours per agent: an even integer with 2 <= k < n."""
 
     @model_validator(mode="after")
     def _validate(self) -> RingLattice:

@@ -24,9 +24,14 @@ class StochasticBlockModel(GraphSpecBase):
 
     kind: Literal["sbm"] = "sbm"
     sizes: list[int]
+    """Agents per block (non-empty, each >= 1); the graph has ``sum(sizes)`` agents."""
     p_in: float | None = None
+    """Edge probability within a block, in [0, 1]; given together with ``p_out``."""
     p_out: float | None = None
+    """Edge probability between blocks, in [0, 1]; given together with ``p_in``."""
     p: list[list[float]] | None = None
+    """Or: the symmetric matrix of edge probabilities, ``len(sizes)`` x ``len(sizes)``,
+    entries in [0, 1] (not with ``p_in``/``p_out``)."""
 
     @model_validator(mode="after")
     def _validate(self) -> StochasticBlockModel:

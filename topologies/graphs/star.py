@@ -16,6 +16,7 @@ class Star(GraphSpecBase):
 
     kind: Literal["star"] = "star"
     n: int
+    """Number of agents (hub and leaves), >= 1."""
 
     @model_validator(mode="after")
     def _validate(self) -> Star:

@@ -16,8 +16,11 @@ class WattsStrogatz(GraphSpecBase):
 
     kind: Literal["watts_strogatz"] = "watts_strogatz"
     n: int
+    """Number of agents, >= 3."""
     k: int
+    """Neighbours per agent in the ring before rewiring: an even integer with 2 <= k < n."""
     p: float
+    """Probability that an edge is rewired, in [0, 1]."""
 
     @model_validator(mode="after")
     def _validate(self) -> WattsStrogatz:
