@@ -183,3 +183,26 @@ def test_progress_bar_stays_and_verbose_logs_progress(small_toml, tmp_path, caps
 
 def test_counts_in_the_summary_agree_in_number():
     assert [_count(n, "agent") for n in (0, 1, 2)] == ["0 agents", "1 agent", "2 agents"]
+
+
+def test_readme_synopsis_lists_every_command_and_option():
+    """README's command-line block names every subcommand with all its arguments."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## The command line", 1)[1].split("```text\n", 1)[1].split("```")[0]
+    lines = {
+        line.split()[1]: line.replace("--[no-]", "--").replace(" ", "")
+        for line in block.splitlines()
+        if line.startswith("memespread ") and not line.startswith("memespread --")
+    }
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert sorted(lines) == sorted(commands)
+    missing = []
+    for command, sub in commands.items():
+        for action in sub._actions:
+            if action.dest in ("help", "verbose"):  # documented once for every command
+                continue
+            names = action.option_strings or [str(action.metavar).replace(" ", "")]
+            if not any(name in lines[command] for name in names):
+                missing.append(f"{command} {names[0]}")
+    assert missing == []
+    assert "`-v`/`--verbose`" in readme
