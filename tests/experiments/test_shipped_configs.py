@@ -54,6 +54,14 @@ def test_shipped_config_validates(name):
     assert validated.configs
     assert validated.kind == SHIPPED[name].kind
     assert SHIPPED[name].doc, f"{name}: no first-line comment"
+    # `memespread list` shows the first comment line only: it must be a whole sentence.
+    assert SHIPPED[name].doc.endswith((".", "?", ")")), SHIPPED[name].doc
+
+
+def test_readme_describes_every_shipped_config():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Shipped configs", 1)[1].split("\n\n", 2)[1]
+    assert sorted(n for n in SHIPPED if f"`{n}`" not in table) == []
 
 
 def test_validation_imports_no_inference_library():
