@@ -152,8 +152,14 @@ class LLMPolicySpec(BaseModel):
         probe_max_tokens: Token budget of a probe reply.
         scenario: The scenario text, part of the shared system text.
         system_prompt: Replaces the default system text (the scenario is still appended).
-        personas_file: JSON file of personas (default: the packaged set).
-        tasks_file: JSON file of tasks (default: the packaged stream).
+        personas_file: JSON file of personas (default: the packaged set): a non-empty
+            list of ``{"name", "role", "description"}`` objects; agent ``i`` gets persona
+            ``i`` modulo their number (a replacement agent the next one). Relative paths in a
+            config file are relative to its folder.
+        tasks_file: JSON file of tasks (default: the packaged stream): a non-empty list of
+            open tasks (strings) and decisions, ``{"id", "task", "options": [{"id",
+            "text"}, ...]}`` with 2-8 options and optionally ``"answer"`` (an option id);
+            see :mod:`agents.tasks`. Relative paths as for ``personas_file``.
         max_memory_chars: Each memory is neutralised and cut to this many characters in a
             prompt.
         max_write_chars: Each written note is neutralised and cut to this many characters

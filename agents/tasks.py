@@ -19,7 +19,8 @@ at least two options of distinct ids (or no ``options`` for an open task).
 A decision may carry a known correct ``"answer"``: the id of one of its options (e.g. a
 work question whose answer is a fact kept in shared memory). Choices on such tasks are
 scored against it, and the run's ``utility`` is the accuracy on them (see
-:mod:`sim.utility`); ``agents/data/tasks_lab_facts.json`` is a packaged example.
+:mod:`sim.utility`); ``experiments/configs/lab_facts_tasks.json`` (the tasks of the
+``defenses_llm`` config) is an example.
 """
 
 from __future__ import annotations

