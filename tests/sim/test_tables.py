@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -53,3 +56,22 @@ def test_a_run_writes_listed_tables_with_their_schemas(tmp_path):
             assert pl.read_parquet_schema(tmp_path / "run" / f"{name}.parquet") == dict(schema), (
                 name
             )
+
+
+def test_the_readme_documents_every_table_and_fixed_column():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Output: the run directory", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = line.split(" | ", 1)
+        for name in re.findall(r"`(\w+)\.parquet`", cells[0]):
+            rows[name] = cells[1] if len(cells) > 1 else ""
+    assert sorted(rows) == sorted(spec.name for spec in OUTPUT_TABLES)
+    undocumented = [
+        f"{spec.name}.{column}"
+        for spec in OUTPUT_TABLES
+        for column in spec.schema() or {}
+        if f"`{column}`" not in rows[spec.name]
+        and column not in ("step", "agent_id")  # the key columns, said in words
+    ]
+    assert undocumented == []
