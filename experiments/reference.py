@@ -251,6 +251,34 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+_ROLE = re.compile(r":(\w+):`~?([^`]+)`")
+
+
+def _modules(model: type) -> list[types.ModuleType]:
+    """The modules of a model and its bases, where its docstrings' names live."""
+    names = dict.fromkeys(cls.__module__ for cls in model.__mro__)
+    return [sys.modules[name] for name in names if name in sys.modules]
+
+
+def _plain(text: str, modules: Sequence[types.ModuleType]) -> str:
+    """Docstring text as Markdown: Sphinx roles become code, ``:data:`` roles their value.
+
+    A ``:data:`NAME``` role names a constant of one of ``modules``; the reader of the
+    reference needs its value (``MAX_SHARED_WORDS`` says nothing, ``3`` does). A name
+    none of them has stays a name.
+    """
+
+    def render(match: re.Match[str]) -> str:
+        role, name = match.groups()
+        if role == "data":
+            for module in modules:
+                if hasattr(module, name):
+                    return _render_value(getattr(module, name)).strip("`")
+        return f"`{name}`"
+
+    return _ROLE.sub(render, text)
+
+
 class _Writer:
     def __init__(self) -> None:
         self.out: list[str] = []
@@ -261,7 +289,8 @@ class _Writer:
         first = model not in self.seen
         self.seen.setdefault(model, path)
         self.out.append(f"{'#' * min(level, 6)} {title}\n")
-        summary = _summary(model)
+        modules = _modules(model)
+        summary = _plain(_summary(model), modules)
         if summary and model is not RunConfig:
             self.out.append(summary + "\n")
         if not first:
@@ -300,9 +329,12 @@ class _Writer:
                         type_name,
                         "required" if _is_tag(name, tp) else _default(field),
                         _allowed(tp, field),
-                        field.description
-                        or descriptions.get(name)
-                        or ("Selects this variant." if name == "kind" else ""),
+                        _plain(
+                            field.description
+                            or descriptions.get(name)
+                            or ("Selects this variant." if name == "kind" else ""),
+                            modules,
+                        ),
                     )
                 )
                 + " |"
@@ -356,7 +388,7 @@ def _sweep_format() -> str:
             code = None
         if line == "END":
             break
-        line = line.replace("``", "`").replace(":meth:", "").replace(":func:", "")
+        line = _plain(line, [experiments.sweep]).replace("``", "`")
         if line.endswith("::"):
             out.append(line[:-1])
             out.append("")

@@ -67,3 +67,11 @@ def test_header_states_the_cross_field_checks():
     text = generate()
     assert "embedding detectors only\nwith their packaged model installed" in text
     assert "no embedding detectors" not in text
+
+
+def test_docstring_roles_become_markdown_and_constants_their_values():
+    text = generate()
+    assert re.findall(r":\w+:`", text) == []
+    assert "(at most 3 consecutive words in common)" in text
+    assert "A sweep has at most 100000 runs" in text
+    assert "If true, `build_graph` fails when the built graph is disconnected." in text
