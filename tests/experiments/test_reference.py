@@ -75,3 +75,10 @@ def test_docstring_roles_become_markdown_and_constants_their_values():
     assert "(at most 3 consecutive words in common)" in text
     assert "A sweep has at most 100000 runs" in text
     assert "If true, `build_graph` fails when the built graph is disconnected." in text
+
+
+def test_readme_names_every_top_level_key():
+    readme = (ROOT / "README.md").read_text()
+    configs = readme.split("### Configs", 1)[1].split("Every key, its type", 1)[0]
+    keys = [field.alias or name for name, field in RunConfig.model_fields.items()]
+    assert [key for key in keys if key not in configs] == []
