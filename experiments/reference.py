@@ -54,11 +54,12 @@ with their packaged model installed, judge detectors and LLM guards only with an
 (their own or an LLM policy's); target options and tasks that exist in the tasks file;
 `placebo_of` naming a non-placebo meme of the run; `reflection` and `values` only with an
 LLM policy, `reflection.bank` a layer of the layout; a consensus guard's `lessons_bank`
-only with `[banks.lessons]`; planted communities only on SBM (or file) graphs. Files are
-read as the run would read them: graph files, guard patterns (RE2), GGUF and replay files,
-tasks and personas files, value batteries. Warnings: `probe_every` with the contagion
-policy, LLM policies without `probe_every`, memes injected after the last step, and the
-deprecated contagion rule name `independent_cascade`.
+only with `[banks.lessons]`; planted communities only on SBM graphs or graph files whose
+nodes carry their `block`. Files are read as the run would read them: graph files, guard
+patterns (RE2), GGUF and replay files, tasks and personas files, value batteries.
+Warnings: `probe_every` with the contagion policy, LLM policies without `probe_every`,
+memes injected after the last step, and the deprecated contagion rule name
+`independent_cascade`.
 
 A sweep config is a run config plus a `[sweep]` table (documented at the end; the format
 is described in `experiments/sweep.py`).

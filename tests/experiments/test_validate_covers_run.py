@@ -8,6 +8,7 @@ import time
 import warnings
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 from experiments import load_config, load_sweep, load_sweep_config
@@ -199,6 +200,33 @@ def test_placement_beyond_a_graph_file_is_an_error(tmp_path, small_toml):
     assert info.value.errors == [
         "memes.0.placement.count = 5: must be at most the number of agents (3, the nodes of "
         "the graph file)"
+    ]
+
+
+def test_planted_communities_of_a_graph_file_need_its_blocks(tmp_path, small_toml):
+    """The run lays planted communities from the nodes' blocks: validate does it first."""
+    (tmp_path / "g.edgelist").write_text("0 1\n1 2\n2 3\n")  # no node attributes
+    config_path = _write_config(tmp_path, small_toml.read_text(), "g.edgelist")
+    planted = "banks.community={ method = 'planted' }"
+    with pytest.raises(ConfigError) as info:
+        load_config(config_path, [planted])
+    assert info.value.errors == [
+        f"banks.community.method = 'planted': graph.path = '{tmp_path / 'g.edgelist'}': "
+        "node 0 has no 'block' attribute; 'planted' needs a graph with planted blocks "
+        "(kind 'sbm'), otherwise use 'louvain' or 'greedy_modularity'"
+    ]
+    graph = nx.path_graph(4)
+    nx.set_node_attributes(graph, {v: v // 2 for v in graph}, "block")  # blocks 0 and 1
+    nx.write_graphml(graph, tmp_path / "g.graphml")
+    graphml = f"graph={{ kind = 'file', path = '{tmp_path / 'g.graphml'}', format = 'graphml' }}"
+    seeded = "memes.0.placement={ strategy = 'bank', bank = 'community:%d' }"
+    config = load_config(config_path, [graphml, planted, seeded % 1])
+    assert config.banks.community is not None and config.banks.community.method == "planted"
+    with pytest.raises(ConfigError) as info:
+        load_config(config_path, [graphml, planted, seeded % 2])
+    assert info.value.errors == [
+        "memes.0.placement.bank = 'community:2': community index out of range (planted "
+        "communities are the SBM blocks)"
     ]
 
 
