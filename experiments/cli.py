@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from agents.contagion import ContagionPolicy
 from experiments.catalog import list_configs
 from experiments.config import ConfigError
 from experiments.report import report
@@ -232,11 +233,13 @@ def _summary(result: Run) -> str:
     elapsed = result.manifest.get("elapsed_s")
     took = f" in {_duration(float(elapsed))}" if elapsed is not None else ""
     lines = [f"run directory: {result.run_dir} ({result.manifest['status']}{took})"]
+    # Contagion agents make no choices, so nobody can express a meme: no "expressed 0".
+    chooses = (result.manifest.get("policy") or {}).get("policy") != ContagionPolicy.name
     for row in last.iter_rows(named=True):
         lines.append(
             f"  meme {row['meme_id']}: after step {row['step']}: exposed {row['exposed']}, "
             f"carriers {row['carriers']}, "
-            + (f"expressed {row['expressed']}, " if "expressed" in row else "")
+            + (f"expressed {row['expressed']}, " if chooses and "expressed" in row else "")
             + f"adopters {row['adopters']} of {result.manifest['n_agents']} agents"
         )
         edges = result.transmissions.filter(result.transmissions["meme_id"] == row["meme_id"])
