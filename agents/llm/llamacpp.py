@@ -36,7 +36,7 @@ from agents.llm.base import (
     derived_seed,
     option_variants,
 )
-from agents.llm.convert import GGUF_FILENAME, GGUF_PACKAGE, smollm2_gguf_path
+from agents.llm.smollm2 import GGUF_FILENAME, GGUF_PACKAGE, smollm2_gguf_path
 from sim.files import file_problem
 
 

@@ -317,7 +317,7 @@ def _prompt_ids(tokenizer, request: GenerationRequest) -> list[int]:  # type: ig
 
 @needs_vllm
 def test_default_model_dir_is_a_complete_idempotent_conversion(model_dir: Path) -> None:
-    from agents.llm.convert import smollm2_gguf_path
+    from agents.llm.smollm2 import smollm2_gguf_path
 
     marker = json.loads((model_dir / MARKER_FILENAME).read_text())
     assert marker["dtype"] == "bfloat16"
