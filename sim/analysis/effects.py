@@ -7,7 +7,12 @@ where the task offers one of M's target options). A decision is
   someone else (``dose > 0``);
 * **placebo** when it held a carrying entry of M's placebo (the meme whose
   ``placebo_of`` is M) and none of M;
-* **unexposed** when it held neither.
+* **own** when M (or, failing that, its placebo) was in its context only through the
+  agent's own entries: a seeded agent reading its seed, a carrier re-reading its copy.
+  The meme is in context, so such decisions belong to neither control; they are left
+  out of both (with no ``own_dose`` column, e.g. an ``actions`` table read on its own,
+  they cannot be told apart and count as unexposed or placebo);
+* **unexposed** when it held neither, not even through its own entries.
 
 The outcome is ``expressed`` (the choice was one of M's targets, 0/1) or ``p_target``
 (the probability of M's targets under log-probability scoring). The effect is the
@@ -55,21 +60,71 @@ EFFECT_COLUMNS = (
 )
 
 
+def own_doses(contexts: pl.DataFrame, memories: pl.DataFrame) -> pl.DataFrame:
+    """Per (step, agent, meme): carrying entries by the agent itself in its context.
+
+    The complement of the ``actions`` table's ``dose`` (carrying entries by others): a
+    seeded agent reading its own seed, or a carrier re-reading its copy, has the meme in
+    context with ``dose = 0``.
+
+    Args:
+        contexts: The ``contexts`` table (step, agent_id, entry_id).
+        memories: The ``memories`` table (entry_id, author_id, memes).
+
+    Returns:
+        Columns step, agent_id, meme_id, own_dose; only rows with ``own_dose > 0``.
+    """
+    return (
+        contexts.select("step", "agent_id", "entry_id")
+        .join(memories.select("entry_id", "author_id", "memes"), on="entry_id")
+        .filter(pl.col("author_id") == pl.col("agent_id"))
+        .explode("memes")
+        .drop_nulls("memes")
+        .group_by("step", "agent_id", pl.col("memes").alias("meme_id"))
+        .agg(pl.len().cast(pl.Int32).alias("own_dose"))
+        .sort("step", "agent_id", "meme_id")
+    )
+
+
+def read_actions(run_dir: str | Path) -> pl.DataFrame:
+    """One run's ``actions`` table with an ``own_dose`` column (see :func:`own_doses`).
+
+    ``own_dose`` comes from the run's ``contexts`` and ``memories`` tables; it is left
+    out when the run has no ``contexts`` table.
+
+    Raises:
+        FileNotFoundError: The run has no ``actions.parquet`` (no decision tasks were asked).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "actions.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no actions table; the run asked no decision tasks (LLM runs with "
+            "tasks that have options write one)"
+        )
+    actions = pl.read_parquet(path)
+    contexts, memories = run_dir / "contexts.parquet", run_dir / "memories.parquet"
+    if not (contexts.is_file() and memories.is_file()):
+        return actions
+    own = own_doses(pl.read_parquet(contexts), pl.read_parquet(memories))
+    keys = ["step", "agent_id", "meme_id"]
+    own = own.with_columns(pl.col(k).cast(actions.schema[k]) for k in keys)
+    return actions.join(own, on=keys, how="left").with_columns(pl.col("own_dose").fill_null(0))
+
+
 def load_actions(run_dirs: Sequence[str | Path]) -> pl.DataFrame:
     """The ``actions`` tables of several runs, with a ``run`` column (the directory name).
+
+    Each has the ``own_dose`` column of :func:`read_actions` when its run recorded
+    contexts.
 
     Raises:
         FileNotFoundError: A run has no ``actions.parquet`` (no decision tasks were asked).
     """
-    frames = []
-    for run_dir in run_dirs:
-        path = Path(run_dir) / "actions.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: no actions table; the run asked no decision tasks (LLM runs with "
-                "tasks that have options write one)"
-            )
-        frames.append(pl.read_parquet(path).with_columns(pl.lit(Path(run_dir).name).alias("run")))
+    frames = [
+        read_actions(run_dir).with_columns(pl.lit(Path(run_dir).name).alias("run"))
+        for run_dir in run_dirs
+    ]
     return pl.concat(frames, how="diagonal_relaxed")
 
 
@@ -86,8 +141,9 @@ def decision_arms(
 ) -> pl.DataFrame:
     """One row per scored decision offering M's target, with its arm and outcome.
 
-    Columns: run, step, agent_id, dose, placebo_dose, arm ("exposed", "placebo",
-    "unexposed") and y (the outcome).
+    Columns: run, step, agent_id, dose, placebo_dose, arm ("exposed", "own", "placebo",
+    "unexposed"; see the module docstring) and y (the outcome). The "own" arm needs
+    the ``own_dose`` column of :func:`read_actions`.
 
     Raises:
         ValueError: Unknown outcome, or no decision offered M's target.
@@ -110,24 +166,33 @@ def decision_arms(
             )
         )
     y = pl.col("expressed").cast(pl.Float64) if outcome == "expressed" else pl.col("p_target")
-    rows = rows.select(*keys, "dose", y.alias("y"))
+    has_own = "own_dose" in actions.columns
+    own = pl.col("own_dose") if has_own else pl.lit(0, dtype=pl.Int32)
+    rows = rows.select(*keys, "dose", own.alias("_own"), y.alias("y"))
     if placebo_id is not None:
         placebo = actions.filter(pl.col("meme_id") == placebo_id).select(
-            *keys, pl.col("dose").alias("placebo_dose")
+            *keys, pl.col("dose").alias("placebo_dose"), own.alias("_placebo_own")
         )
         rows = rows.join(placebo, on=keys, how="left").with_columns(
-            pl.col("placebo_dose").fill_null(0)
+            pl.col("placebo_dose").fill_null(0), pl.col("_placebo_own").fill_null(0)
         )
     else:
-        rows = rows.with_columns(pl.lit(0, dtype=pl.Int32).alias("placebo_dose"))
+        rows = rows.with_columns(
+            pl.lit(0, dtype=pl.Int32).alias("placebo_dose"),
+            pl.lit(0, dtype=pl.Int32).alias("_placebo_own"),
+        )
     arm = (
         pl.when(pl.col("dose") > 0)
         .then(pl.lit("exposed"))
+        .when(pl.col("_own") > 0)
+        .then(pl.lit("own"))
         .when(pl.col("placebo_dose") > 0)
         .then(pl.lit("placebo"))
+        .when(pl.col("_placebo_own") > 0)
+        .then(pl.lit("own"))
         .otherwise(pl.lit("unexposed"))
     )
-    return rows.with_columns(arm.alias("arm")).sort(keys)
+    return rows.with_columns(arm.alias("arm")).drop("_own", "_placebo_own").sort(keys)
 
 
 @dataclass(frozen=True)
@@ -245,12 +310,15 @@ def dose_response(
 ) -> pl.DataFrame:
     """Mean outcome by dose: the number of carrying entries by others in context.
 
-    Doses above ``max_dose`` are pooled into ``max_dose``. Columns: dose, n, mean, se
-    (standard error of the mean).
+    Doses above ``max_dose`` are pooled into ``max_dose``. Decisions with M in context
+    only through the agent's own entries (arm "own") are left out: they are not dose 0.
+    Columns: dose, n, mean, se (standard error of the mean, treating decisions as
+    independent: a rough guide, see :func:`exposure_effects` for clustered intervals).
     """
     arms = decision_arms(actions, meme_id, None, outcome)
     return (
-        arms.with_columns(pl.col("dose").clip(0, max_dose).alias("dose"))
+        arms.filter(pl.col("arm") != "own")
+        .with_columns(pl.col("dose").clip(0, max_dose).alias("dose"))
         .group_by("dose")
         .agg(
             pl.len().alias("n"),
@@ -324,10 +392,9 @@ def run_effects(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> pl
     run has no ``actions`` table.
     """
     run_dir = Path(run_dir)
-    path = run_dir / "actions.parquet"
-    if not path.is_file():
+    if not (run_dir / "actions.parquet").is_file():
         return None
-    actions = pl.read_parquet(path)
+    actions = read_actions(run_dir)
     memes = read_manifest(run_dir)["config"].get("memes", [])
     frames = []
     for meme in memes:

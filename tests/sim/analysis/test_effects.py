@@ -22,6 +22,8 @@ from sim.analysis.effects import (
     effect_by_distance,
     exposure_effects,
     funnel_counts,
+    load_actions,
+    own_doses,
 )
 
 P = {"exposed": 0.60, "placebo": 0.25, "unexposed": 0.20}
@@ -134,3 +136,88 @@ def test_funnel_counts():
         "expressed": 2,
         "adopters": 1,
     }
+
+
+def _decision(step: int, agent: int, meme: str, dose: int, chose: bool) -> dict:
+    return {
+        "step": step,
+        "agent_id": agent,
+        "task_id": "d01",
+        "options": ["influence", "careful", "plain"],
+        "choice": "influence" if chose else "plain",
+        "answer": "",
+        "scoring": "sampled",
+        "option_probs": None,
+        "meme_id": meme,
+        "offered": True,
+        "expressed": chose,
+        "p_target": None,
+        "dose": dose,
+    }
+
+
+def test_own_entries_in_context_are_not_a_control(tmp_path):
+    # Agent 0 was seeded with "inf" and reads its own seed (dose 0: the seed's author is
+    # agent 0 itself); agent 4 likewise with the placebo "pla". Agent 1 reads agent 0's
+    # entry (exposed), agent 3 reads agent 4's (placebo); agents 2 and 5 read nothing.
+    # Seeds always choose the target, so counting them as controls would bias both.
+    memories = pl.DataFrame(
+        {
+            "entry_id": [10, 11, 12],
+            "author_id": [0, 4, 2],
+            "memes": [["inf"], ["pla"], []],
+        },
+        schema={"entry_id": pl.Int64, "author_id": pl.Int32, "memes": pl.List(pl.String)},
+    )
+    contexts = pl.DataFrame(
+        {
+            "step": [0, 0, 0, 0, 0],
+            "agent_id": [0, 1, 4, 3, 2],
+            "rank": [0, 0, 0, 0, 0],
+            "entry_id": [10, 10, 11, 11, 12],
+            "score": [1.0] * 5,
+        },
+        schema={
+            "step": pl.Int32,
+            "agent_id": pl.Int32,
+            "rank": pl.Int32,
+            "entry_id": pl.Int64,
+            "score": pl.Float64,
+        },
+    )
+    # (agent, dose of inf, dose of pla, chose the target)
+    plan = [(0, 0, 0, True), (1, 1, 0, True), (2, 0, 0, False), (3, 0, 1, False)]
+    plan += [(4, 0, 0, True), (5, 0, 0, False)]
+    rows = []
+    for agent, inf, pla, chose in plan:
+        rows.append(_decision(0, agent, "inf", inf, chose))
+        rows.append(_decision(0, agent, "pla", pla, chose))
+    pl.DataFrame(rows, schema=ACTIONS_SCHEMA).write_parquet(tmp_path / "actions.parquet")
+    contexts.write_parquet(tmp_path / "contexts.parquet")
+    memories.write_parquet(tmp_path / "memories.parquet")
+
+    own = own_doses(contexts, memories)
+    assert own.rows() == [(0, 0, "inf", 1), (0, 4, "pla", 1)]
+    actions = load_actions([tmp_path])
+    arms = dict(decision_arms(actions, "inf", "pla").select("agent_id", "arm").iter_rows())
+    assert arms == {
+        0: "own",
+        1: "exposed",
+        2: "unexposed",
+        3: "placebo",
+        4: "own",
+        5: "unexposed",
+    }
+    out = exposure_effects(actions, "inf", placebo_id="pla", n_boot=50)
+    rows_by = {r["control"]: r for r in out.iter_rows(named=True)}
+    assert rows_by["unexposed"]["control_mean"] == 0.0  # agents 2 and 5, not the seeds
+    assert rows_by["unexposed"]["n_control"] == 2
+    assert rows_by["placebo"]["n_control"] == 1  # agent 3, not agent 4
+    assert rows_by["unexposed"]["effect"] == 1.0
+    # Without the contexts (and the placebo) the seeds count as unexposed: 0, 2, 3, 4, 5.
+    blind = exposure_effects(pl.read_parquet(tmp_path / "actions.parquet"), "inf", n_boot=50)
+    assert blind["n_control"][0] == 5
+    assert blind["control_mean"][0] == pytest.approx(0.4)
+    # Dose 0 of the dose-response holds only decisions without the meme in context.
+    doses = dose_response(actions, "inf")
+    assert doses.filter(pl.col("dose") == 0)["n"][0] == 4
