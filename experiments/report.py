@@ -21,7 +21,7 @@ For a sweep it writes ``sweep_dir/report/``:
   parameter, final size and steps to 50 % against it (one line per value of the other
   parameters);
 * ``adopters_by_<parameter>.png`` — adopter curves with confidence bands by the first
-  swept parameter;
+  swept parameter (one panel per meme when the runs have several);
 * ``final_size_heatmap.png`` — with two or more swept parameters, final size over the
   first two;
 * on a sweep that compares defenses (its runs have a harmful meme and differ in their
@@ -402,6 +402,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
             bands,
             group=params[0],
             title=f"{name}: adopters by {params[0]} (mean and 95 % CI over seeds)",
+            panel="meme_id" if len(memes) > 1 else None,
         )
         figures.append(_save(figure, out / f"adopters_by_{_file_part(params[0])}.png"))
     if len(params) >= 2:

@@ -75,16 +75,22 @@ COUNT_STATES = {
     "infections": "infected",
 }
 
+#: Most lines whose legend goes inside the axes; with more it goes beside them.
+MAX_LEGEND_INSIDE = 6
+
 _GROUP_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 _GROUP_DASHES = ("-", "--", "-.", ":")
-_GROUP_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+#: One marker more than colours: the i-th and (i+7)-th lines differ in marker too (the
+#: (colour, marker) pairs repeat only after 56 lines).
+_GROUP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def group_style(index: int) -> dict[str, Any]:
     """Colour, dash pattern and marker of the ``index``-th non-state line of a figure.
 
-    Colours and markers cycle with different periods from the dash patterns, so lines
-    stay distinct even where they coincide.
+    Colours (7), dash patterns (4) and markers (8) cycle with different periods, so
+    lines stay distinct even where they coincide, and no two of the first 56 lines
+    share both colour and marker.
     """
     return {
         "color": _GROUP_COLOURS[index % len(_GROUP_COLOURS)],
@@ -185,51 +191,85 @@ def spread_curves(
     group: str | Sequence[str] | None = None,
     title: str = "Spread",
     ylabel: str = "fraction of agents",
+    panel: str | None = None,
 ) -> Figure:
     """Mean curves with confidence bands, one line per group (and meme).
 
     Grouping by ``state`` draws each state in its palette colour and style, in
     :data:`STATE_ORDER`; other groups get distinct colours, dash patterns and markers
-    (:func:`group_style`), sorted by their values.
+    (:func:`group_style`), sorted by their values. With ``panel`` (e.g. ``"meme_id"``)
+    each value of that column gets a panel of its own, side by side with a shared y
+    axis, and a group keeps its style in every panel. More than
+    :data:`MAX_LEGEND_INSIDE` lines put the legend beside the axes, where it hides no
+    curve.
 
     Args:
         bands: Columns ``step, mean`` and optionally ``low, high`` (e.g. from
             :func:`sim.analysis.aggregate.curve_bands`), ``meme_id`` and the group columns.
         group: Column(s) distinguishing the lines (e.g. ``"graph"``).
-        title: Axes title.
+        title: Axes title (the figure title with panels).
         ylabel: Y axis label (the axis runs from 0 to 1).
+        panel: Column whose values get one panel each (None: one panel).
     """
     groups = [group] if isinstance(group, str) else list(group or [])
-    if "meme_id" in bands.columns and bands["meme_id"].n_unique() > 1:
+    if "meme_id" in bands.columns and bands["meme_id"].n_unique() > 1 and panel != "meme_id":
         groups.append("meme_id")
-    fig = Figure(figsize=(7, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    parts = _parts(bands, groups)
+    panels = _parts(bands, [panel]) if panel is not None else [((), bands)]
+    keys = [key for key, _ in _parts(bands, groups)]
     if "state" in groups:
         at = groups.index("state")
-        parts.sort(key=lambda kp: (_state_rank(kp[0][at]), _label(kp[0])))
+        keys.sort(key=lambda k: (_state_rank(k[at]), _label(k)))
     else:
-        parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
-    for index, (key, part) in enumerate(parts):
-        part = part.sort("step")
-        step = part["step"].to_numpy()
-        if "state" in groups:
-            style = state_style(str(key[groups.index("state")]))
-        else:
-            style = group_style(index)
-        label = _label(key) if groups else None
-        line = _draw_line(ax, step, part["mean"].to_numpy(), style, index, label)
-        if {"low", "high"} <= set(part.columns):
-            low = part["low"].fill_null(part["mean"]).to_numpy()
-            high = part["high"].fill_null(part["mean"]).to_numpy()
-            ax.fill_between(step, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
-    ax.set_xlabel("step")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    _share_axis(ax)
+        keys.sort(key=lambda k: tuple((v is None, v) for v in k))
+    width = 7.0 if len(panels) == 1 else 3.6 * len(panels) + 0.6
+    beside = len(keys) > MAX_LEGEND_INSIDE or panel is not None
+    fig = Figure(figsize=(width + (2.2 if beside else 0), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, (panel_key, panel_part) in zip(axes, panels, strict=True):
+        parts = dict(_parts(panel_part, groups))
+        for index, key in enumerate(keys):
+            if key not in parts:
+                continue
+            part = parts[key].sort("step")
+            step = part["step"].to_numpy()
+            if "state" in groups:
+                style = state_style(str(key[groups.index("state")]))
+            else:
+                style = group_style(index)
+            label = _label(key) if groups else None
+            line = _draw_line(ax, step, part["mean"].to_numpy(), style, index, label)
+            if {"low", "high"} <= set(part.columns):
+                low = part["low"].fill_null(part["mean"]).to_numpy()
+                high = part["high"].fill_null(part["mean"]).to_numpy()
+                ax.fill_between(step, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        if panel is not None:
+            ax.set_title(f"{panel} = {_label(panel_key)}")
+        _share_axis(ax)
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    if panel is None:
+        axes[0].set_title(title)
+    else:
+        fig.suptitle(title)
     if groups:
-        ax.legend(title=", ".join(groups), fontsize="small")
+        legend_title = ", ".join(groups)
+        if beside:
+            found: dict[str, Any] = {}
+            for ax in axes:
+                for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+                    found.setdefault(name, handle)
+            fig.legend(
+                list(found.values()),
+                list(found),
+                title=legend_title,
+                fontsize="small",
+                loc="outside right upper",
+            )
+        else:
+            axes[0].legend(title=legend_title, fontsize="small")
     return fig
 
 

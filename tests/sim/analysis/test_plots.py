@@ -173,3 +173,33 @@ def test_expressed_is_drawn_only_when_some_agent_expressed():
     fig = plots.prevalence_curves(prev)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["exposed", "carrier", "expressed", "adopter", "infected"]
+
+
+def test_many_groups_stay_distinct_and_panels_split_memes():
+    # No two of the first 56 group lines share colour and marker (a sweep over 9
+    # defenses once drew "none" and "vaccine" in the same colour with the same marker).
+    pairs = [(plots.group_style(i)["color"], plots.group_style(i)["marker"]) for i in range(56)]
+    assert len(set(pairs)) == 56
+    # 9 arms x 2 memes: one panel per meme, each with the 9 arms, the legend beside them.
+    arms = [f"arm{i}" for i in range(9)]
+    bands = pl.DataFrame(
+        [
+            {"arm": arm, "meme_id": meme, "step": step, "mean": 0.1 * step, "low": 0.0}
+            | {"high": 0.2 * step}
+            for arm in arms
+            for meme in ("fact", "influence")
+            for step in range(3)
+        ]
+    )
+    fig = plots.spread_curves(bands, group="arm", title="t", panel="meme_id")
+    assert [ax.get_title() for ax in fig.axes] == ["meme_id = fact", "meme_id = influence"]
+    assert [len(ax.lines) for ax in fig.axes] == [9, 9]
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == arms
+    # One panel: more than MAX_LEGEND_INSIDE lines also move the legend out of the axes.
+    fig = plots.spread_curves(bands.filter(pl.col("meme_id") == "fact"), group="arm")
+    assert len(fig.axes) == 1 and fig.axes[0].get_legend() is None and len(fig.legends) == 1
+    few = bands.filter(pl.col("arm").is_in(arms[:2]) & (pl.col("meme_id") == "fact"))
+    fig = plots.spread_curves(few, group="arm")
+    assert fig.axes[0].get_legend() is not None and not fig.legends
