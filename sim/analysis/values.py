@@ -5,17 +5,21 @@ agent, memory condition, item); ``score`` is the item's endorsement of its dimen
 [0, 1] (NaN when the item could not be scored). Functions here average items into
 dimensions, follow dimensions over time, and measure the effect of memory per agent.
 
-Confidence intervals are normal-approximation 95 % intervals over agents (agents are the
-independent units within a run; pool seeds by concatenating their tables with a ``run``
-column and grouping by it first if runs must not be mixed).
+Confidence intervals are Student-t 95 % intervals over agents (agents are the
+independent units within a run: ``mean ± t_{0.975, n-1} * sd / sqrt(n)``; runs have
+few agents, so the normal z would be too narrow), clipped to the range of the quantity
+(scores in [0, 1], effects in [-1, 1]); with one agent both bounds are null. Pool seeds
+by concatenating their tables with a ``run`` column and grouping by it first if runs
+must not be mixed.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-#: z of a two-sided 95 % normal interval.
-Z95 = 1.959964
+#: Confidence level of the intervals.
+LEVEL = 0.95
 
 
 def dimension_scores(values: pl.DataFrame) -> pl.DataFrame:
@@ -32,25 +36,31 @@ def dimension_scores(values: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _summarise(frame: pl.DataFrame, column: str, by: list[str]) -> pl.DataFrame:
-    return (
+def _summarise(
+    frame: pl.DataFrame, column: str, by: list[str], bounds: tuple[float, float]
+) -> pl.DataFrame:
+    from scipy import stats
+
+    out = (
         frame.group_by(by)
         .agg(
             pl.col(column).mean().alias("mean"),
-            pl.col(column).std().alias("sd"),
+            pl.col(column).std().alias("_sd"),
             pl.len().cast(pl.Int32).alias("agents"),
         )
-        .with_columns(
-            (Z95 * pl.col("sd").fill_null(0.0) / pl.col("agents").cast(pl.Float64).sqrt()).alias(
-                "_half"
-            )
-        )
-        .with_columns(
-            (pl.col("mean") - pl.col("_half")).alias("ci_low"),
-            (pl.col("mean") + pl.col("_half")).alias("ci_high"),
-        )
-        .drop("_half", "sd")
         .sort(by)
+    )
+    n = out["agents"].to_numpy().astype(float)
+    sd = out["_sd"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    mean = out["mean"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        half = stats.t.ppf((1 + LEVEL) / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
+    half = np.where(n >= 2, half, np.nan)
+    low = np.clip(mean - half, *bounds)
+    high = np.clip(mean + half, *bounds)
+    return out.drop("_sd").with_columns(
+        pl.Series("ci_low", low, dtype=pl.Float64).fill_nan(None),
+        pl.Series("ci_high", high, dtype=pl.Float64).fill_nan(None),
     )
 
 
@@ -63,11 +73,10 @@ def value_drift(values: pl.DataFrame, memory: str = "with") -> pl.DataFrame:
             the audit's memory-free baseline).
 
     Returns:
-        Columns step, dimension, mean, agents, ci_low, ci_high (one agent: a zero-width
-        interval).
+        Columns step, dimension, mean, agents, ci_low, ci_high (null with one agent).
     """
     dims = dimension_scores(values.filter(pl.col("memory") == memory))
-    return _summarise(dims, "score", ["step", "dimension"])
+    return _summarise(dims, "score", ["step", "dimension"], (0.0, 1.0))
 
 
 def memory_effect(values: pl.DataFrame) -> pl.DataFrame:
@@ -95,4 +104,4 @@ def memory_effect_summary(values: pl.DataFrame) -> pl.DataFrame:
 
     Columns step, dimension, mean, agents, ci_low, ci_high (see :func:`memory_effect`).
     """
-    return _summarise(memory_effect(values), "effect", ["step", "dimension"])
+    return _summarise(memory_effect(values), "effect", ["step", "dimension"], (-1.0, 1.0))
