@@ -164,6 +164,35 @@ def transmissions_figure(steps: pl.DataFrame, *, name: str = "") -> Figure:
     )
 
 
+def funnel_figure(
+    steps: pl.DataFrame,
+    n_agents: int,
+    *,
+    effects: pl.DataFrame | None = None,
+    scored: bool = True,
+    name: str = "",
+) -> Figure:
+    """The funnel exposed -> carrier -> expressed -> adopter per meme, effects under it.
+
+    ``scored`` says whether the run made scored choices (an ``actions`` table): without
+    them no agent can express a meme, so the expressed stage is left out rather than
+    drawn as a measured zero.
+    """
+    from sim import plots
+    from sim.analysis.effects import funnel_counts
+
+    counts = {meme: funnel_counts(steps, meme) for meme in _meme_order(steps)}
+    if not scored:
+        counts = {
+            meme: {k: v for k, v in c.items() if k != "expressed"} for meme, c in counts.items()
+        }
+    prefix = f"{name}: " if name else ""
+    note = "\n(expressed = chose a target option, exposed or not)" if scored else ""
+    return plots.funnel(
+        counts, n_agents, effects=effects, title=f"{prefix}from exposure to action{note}"
+    )
+
+
 def plot_prevalence(steps: pl.DataFrame, n_agents: int, path: Path, *, name: str = "") -> Path:
     """Write :func:`prevalence_figure` to ``path`` (PNG)."""
     return _save(prevalence_figure(steps, n_agents, name=name), path)
@@ -226,20 +255,13 @@ def report_run(run_dir: str | Path) -> Report:
     )
     effects = None
     if "expressed" in steps.columns:
-        from sim import plots
-        from sim.analysis.effects import funnel_counts, run_effects
+        from sim.analysis.effects import run_effects
 
         effects = run_effects(run_dir)
         if effects is not None:
             write_bytes_atomic(effects.write_csv().encode(), out / "effects.csv")
-        counts = {meme: funnel_counts(steps, meme) for meme in _meme_order(steps)}
-        funnel = plots.funnel(
-            counts,
-            n_agents,
-            effects=effects,
-            title=f"{name}: from exposure to action\n"
-            "(expressed = chose a target option, exposed or not)",
-        )
+        scored = (run_dir / "actions.parquet").is_file()
+        funnel = funnel_figure(steps, n_agents, effects=effects, scored=scored, name=name)
         figures = (*figures, _save(funnel, out / "funnel.png"))
     return Report(run_dir=run_dir, summary=summary, figures=figures, effects=effects)
 

@@ -40,6 +40,11 @@ from sim.manifest import read_manifest
 #: Below this many decisions in an arm, printed effects warn that the interval is rough.
 MIN_RELIABLE_DECISIONS = 20
 
+#: Below this many agents (the resampled units) in an arm, printed effects warn too: with
+#: a handful of clusters the percentile bootstrap is far too narrow (with two agents of
+#: equal means in an arm, it has zero width whatever the number of decisions).
+MIN_RELIABLE_AGENTS = 5
+
 #: The outcomes an estimate may use.
 OUTCOMES = ("expressed", "p_target")
 
@@ -57,6 +62,9 @@ EFFECT_COLUMNS = (
     "n_control",
     "n_agents",
     "n_runs",
+    "n_exposed_agents",
+    "n_control_agents",
+    "level",
 )
 
 
@@ -260,8 +268,11 @@ def exposure_effects(
 
     Returns:
         One row per control ("unexposed", and "placebo" when ``placebo_id`` is given)
-        with the columns :data:`EFFECT_COLUMNS`; means and effect are NaN when an arm
-        has no decision.
+        with the columns :data:`EFFECT_COLUMNS`: ``n_exposed`` / ``n_control`` count
+        decisions, ``n_exposed_agents`` / ``n_control_agents`` the agents (the
+        independent units) with a decision in the arm, ``n_agents`` all agents with a
+        decision offering M's target, ``level`` the confidence level of ``ci_low`` /
+        ``ci_high``; means and effect are NaN when an arm has no decision.
     """
     arms = decision_arms(actions, meme_id, placebo_id, outcome)
     clusters = _clusters(arms)
@@ -300,6 +311,9 @@ def exposure_effects(
                 "n_control": int(clusters.counts[control].sum()),
                 "n_agents": len(clusters.run),
                 "n_runs": int(clusters.run.max() + 1) if len(clusters.run) else 0,
+                "n_exposed_agents": int((clusters.counts["exposed"] > 0).sum()),
+                "n_control_agents": int((clusters.counts[control] > 0).sum()),
+                "level": level,
             }
         )
     return pl.DataFrame(rows).select(EFFECT_COLUMNS)
@@ -368,7 +382,8 @@ def effect_by_distance(
 def funnel_counts(steps: pl.DataFrame, meme_id: str) -> dict[str, int]:
     """The funnel of one meme at the end of a run (the last step's counts).
 
-    Agents ever exposed, carriers, expressed (acted on it) and adopters.
+    Agents ever exposed, ever carriers, ever expressed (acted on it), and adopters at
+    the end (an adoption can be lost: SIS/SIR recovery, a later probe, turnover).
     """
     last = steps.filter(pl.col("meme_id") == meme_id).sort("step").tail(1)
     if last.height == 0:
@@ -421,21 +436,39 @@ def run_effects(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> pl
 
 
 def effect_lines(effects: pl.DataFrame | None) -> list[str]:
-    """One readable line per effect row (for printed summaries)."""
+    """One readable line per effect row (for printed summaries).
+
+    The interval is labelled with its confidence level; a line ends with a warning when
+    an arm has fewer than :data:`MIN_RELIABLE_DECISIONS` decisions or fewer than
+    :data:`MIN_RELIABLE_AGENTS` agents.
+    """
     if effects is None or effects.height == 0:
         return []
     lines = []
     for row in effects.iter_rows(named=True):
         what = "chose its target" if row["outcome"] == "expressed" else "P(target option)"
+        level = row.get("level")
+        ci = f"{level * 100:g} % CI " if level is not None else ""
+        agents_e, agents_c = row.get("n_exposed_agents"), row.get("n_control_agents")
+        agents = (
+            f" of {agents_e} agent{'s' if agents_e != 1 else ''}" if agents_e is not None else ""
+        )
+        agents_control = (
+            f" of {agents_c} agent{'s' if agents_c != 1 else ''}" if agents_c is not None else ""
+        )
+        few_decisions = min(row["n_exposed"], row["n_control"]) < MIN_RELIABLE_DECISIONS
+        few_agents = agents_e is not None and min(agents_e, agents_c) < MIN_RELIABLE_AGENTS
+        warning = ""
+        if few_decisions or few_agents:
+            what_few = " and ".join(
+                w for w, f in (("decisions", few_decisions), ("agents", few_agents)) if f
+            )
+            warning = f"; too few {what_few} for a reliable interval"
         lines.append(
             f"  effect of exposure to {row['meme_id']} ({what}): {row['effect']:+.3f} "
-            f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] vs {row['control']} "
-            f"({row['exposed_mean']:.3f} exposed over {row['n_exposed']} decisions, "
-            f"{row['control_mean']:.3f} {row['control']} over {row['n_control']})"
-            + (
-                "; too few decisions for a reliable interval"
-                if min(row["n_exposed"], row["n_control"]) < MIN_RELIABLE_DECISIONS
-                else ""
-            )
+            f"[{ci}{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] vs {row['control']} "
+            f"({row['exposed_mean']:.3f} exposed over {row['n_exposed']} decisions{agents}, "
+            f"{row['control_mean']:.3f} {row['control']} over {row['n_control']}"
+            f"{agents_control})" + warning
         )
     return lines

@@ -20,6 +20,7 @@ from sim.analysis.effects import (
     decision_arms,
     dose_response,
     effect_by_distance,
+    effect_lines,
     exposure_effects,
     funnel_counts,
     load_actions,
@@ -221,3 +222,48 @@ def test_own_entries_in_context_are_not_a_control(tmp_path):
     # Dose 0 of the dose-response holds only decisions without the meme in context.
     doses = dose_response(actions, "inf")
     assert doses.filter(pl.col("dose") == 0)["n"][0] == 4
+
+
+def test_effects_state_their_level_and_warn_on_few_agents():
+    # Two exposed and two unexposed agents, 30 decisions each: plenty of decisions, but
+    # the bootstrap resamples 4 agents, and the two in each arm have equal means, so
+    # the percentile interval has zero width. The line must say so.
+    rows = []
+    for step in range(30):
+        for agent in range(4):
+            exposed = agent < 2
+            rows.append(_decision(step, agent, "inf", int(exposed), step % 3 == 0))
+    frame = pl.DataFrame(rows, schema=ACTIONS_SCHEMA)
+    out = exposure_effects(frame, "inf", n_boot=200, level=0.9)
+    row = out.row(0, named=True)
+    assert (row["n_exposed"], row["n_control"]) == (60, 60)
+    assert (row["n_exposed_agents"], row["n_control_agents"], row["n_agents"]) == (2, 2, 4)
+    assert row["level"] == 0.9
+    assert row["ci_low"] == row["ci_high"] == 0.0
+    (line,) = effect_lines(out)
+    assert "[90 % CI +0.000, +0.000]" in line
+    assert "over 60 decisions of 2 agents" in line
+    assert line.endswith("; too few agents for a reliable interval")
+
+
+def test_funnel_has_no_expressed_bar_without_scored_choices():
+    from experiments.report import funnel_figure
+
+    steps = pl.DataFrame(
+        {
+            "step": [0, 1],
+            "meme_id": ["inf", "inf"],
+            "exposed": [2, 5],
+            "carriers": [1, 3],
+            "expressed": [0, 0],
+            "adopters": [0, 1],
+        }
+    )
+    fig = funnel_figure(steps, 10, scored=False, name="c")
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["exposed", "carrier", "adopter"]
+    assert fig.axes[0].get_title() == "c: from exposure to action"
+    fig = funnel_figure(steps, 10, scored=True, name="c")
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()][2] == "expressed"
+    assert "expressed = chose a target option" in fig.axes[0].get_title()
