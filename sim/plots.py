@@ -600,7 +600,9 @@ def metric_by_parameter(
     Points sit at the parameter's values in sorted order (evenly spaced, so numbers and
     labels alike); one line per combination of the ``group`` columns (e.g. the other
     swept parameters, the meme), each with its own colour, dash pattern and marker,
-    drawn slightly apart so the error bars do not hide each other. Where only ``k`` of
+    drawn slightly apart so the error bars do not hide each other. Points are joined by
+    lines only when the parameter is numeric: categories (e.g. defense arms) have no
+    order for a line to follow. Where only ``k`` of
     ``n`` seeds have a value (e.g. ``t50`` when 50 % was not always reached) the point
     is labelled ``k/n``; where none has one, ``never`` is written at the axis bottom.
 
@@ -629,6 +631,8 @@ def metric_by_parameter(
     width = 0.25 / max(len(parts), 1)
     values = agg.select(cols[:3]).to_numpy().astype(float)
     finite = values[np.isfinite(values)]
+    # Numbers have an order a line may follow; labels (e.g. defense arms) do not.
+    ordered = agg.schema[x].is_numeric()
     if share is None:
         share = bool(len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1))
     for index, (key, part) in enumerate(parts):
@@ -644,9 +648,10 @@ def metric_by_parameter(
             mean,
             yerr=np.vstack([mean - low, high - mean]),
             color=style["color"],
-            linestyle=style["linestyle"],
+            linestyle=style["linestyle"] if ordered else "none",
             marker=style["marker"],
             capsize=3,
+            clip_on=False,  # a share of exactly 0 or 1 sits on the axis, fully drawn
             label=_label(key) if groups else None,
         )
         n = part[cols[3]].to_list()

@@ -203,3 +203,23 @@ def test_many_groups_stay_distinct_and_panels_split_memes():
     few = bands.filter(pl.col("arm").is_in(arms[:2]) & (pl.col("meme_id") == "fact"))
     fig = plots.spread_curves(few, group="arm")
     assert fig.axes[0].get_legend() is not None and not fig.legends
+
+
+def test_metric_by_parameter_joins_points_only_for_numeric_parameters():
+    def agg(values: list) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "p": values,
+                "final_size_mean": [0.2, 0.5, 0.4],
+                "final_size_low": [0.1, 0.4, 0.3],
+                "final_size_high": [0.3, 0.6, 0.5],
+                "final_size_n": [3, 3, 3],
+            }
+        )
+
+    numeric = plots.metric_by_parameter(agg([0.1, 0.2, 0.4]), "p", "final_size")
+    (line,) = [ln for ln in numeric.axes[0].lines if ln.get_marker() == "o"]
+    assert line.get_linestyle() == "-"
+    labels = plots.metric_by_parameter(agg(["none", "pattern", "quarantine"]), "p", "final_size")
+    (points,) = [ln for ln in labels.axes[0].lines if ln.get_marker() == "o"]
+    assert points.get_linestyle() == "None"
