@@ -6,13 +6,17 @@ where the task offers one of M's target options). A decision is
 * **exposed** when the agent's context at that step held an entry carrying M written by
   someone else (``dose > 0``);
 * **placebo** when it held a carrying entry of M's placebo (the meme whose
-  ``placebo_of`` is M) and none of M;
+  ``placebo_of`` is M) by someone else, and none of M nor of a competing meme;
 * **own** when M (or, failing that, its placebo) was in its context only through the
   agent's own entries: a seeded agent reading its seed, a carrier re-reading its copy.
   The meme is in context, so such decisions belong to neither control; they are left
   out of both (with no ``own_dose`` column, e.g. an ``actions`` table read on its own,
   they cannot be told apart and count as unexposed or placebo);
-* **unexposed** when it held neither, not even through its own entries.
+* **other** when, without M in context, it held another meme that this decision also
+  offered a target of (e.g. a second goal with the same target option, as in the
+  ``controls`` config), other than M's placebo: a competing treatment, in neither
+  control;
+* **unexposed** when it held none of these, not even through its own entries.
 
 The outcome is ``expressed`` (the choice was one of M's targets, 0/1) or ``p_target``
 (the probability of M's targets under log-probability scoring). The effect is the
@@ -149,9 +153,9 @@ def decision_arms(
 ) -> pl.DataFrame:
     """One row per scored decision offering M's target, with its arm and outcome.
 
-    Columns: run, step, agent_id, dose, placebo_dose, arm ("exposed", "own", "placebo",
-    "unexposed"; see the module docstring) and y (the outcome). The "own" arm needs
-    the ``own_dose`` column of :func:`read_actions`.
+    Columns: run, step, agent_id, dose, placebo_dose, arm ("exposed", "own", "other",
+    "placebo", "unexposed"; see the module docstring) and y (the outcome). The "own"
+    arm needs the ``own_dose`` column of :func:`read_actions`.
 
     Raises:
         ValueError: Unknown outcome, or no decision offered M's target.
@@ -189,18 +193,32 @@ def decision_arms(
             pl.lit(0, dtype=pl.Int32).alias("placebo_dose"),
             pl.lit(0, dtype=pl.Int32).alias("_placebo_own"),
         )
+    competing = (
+        actions.filter(
+            (pl.col("meme_id") != meme_id)
+            & (pl.col("meme_id") != (placebo_id or meme_id))
+            & pl.col("offered")
+            & ((pl.col("dose") > 0) | (own > 0))
+        )
+        .select(keys)
+        .unique()
+        .with_columns(pl.lit(True).alias("_other"))
+    )
+    rows = rows.join(competing, on=keys, how="left").with_columns(pl.col("_other").fill_null(False))
     arm = (
         pl.when(pl.col("dose") > 0)
         .then(pl.lit("exposed"))
         .when(pl.col("_own") > 0)
         .then(pl.lit("own"))
+        .when(pl.col("_other"))
+        .then(pl.lit("other"))
         .when(pl.col("placebo_dose") > 0)
         .then(pl.lit("placebo"))
         .when(pl.col("_placebo_own") > 0)
         .then(pl.lit("own"))
         .otherwise(pl.lit("unexposed"))
     )
-    return rows.with_columns(arm.alias("arm")).drop("_own", "_placebo_own").sort(keys)
+    return rows.with_columns(arm.alias("arm")).drop("_own", "_placebo_own", "_other").sort(keys)
 
 
 @dataclass(frozen=True)
@@ -325,13 +343,14 @@ def dose_response(
     """Mean outcome by dose: the number of carrying entries by others in context.
 
     Doses above ``max_dose`` are pooled into ``max_dose``. Decisions with M in context
-    only through the agent's own entries (arm "own") are left out: they are not dose 0.
+    only through the agent's own entries or with a competing meme in context (arms "own"
+    and "other") are left out: they are not a clean dose 0.
     Columns: dose, n, mean, se (standard error of the mean, treating decisions as
     independent: a rough guide, see :func:`exposure_effects` for clustered intervals).
     """
     arms = decision_arms(actions, meme_id, None, outcome)
     return (
-        arms.filter(pl.col("arm") != "own")
+        arms.filter(~pl.col("arm").is_in(["own", "other"]))
         .with_columns(pl.col("dose").clip(0, max_dose).alias("dose"))
         .group_by("dose")
         .agg(

@@ -215,13 +215,14 @@ def test_own_entries_in_context_are_not_a_control(tmp_path):
     assert rows_by["unexposed"]["n_control"] == 2
     assert rows_by["placebo"]["n_control"] == 1  # agent 3, not agent 4
     assert rows_by["unexposed"]["effect"] == 1.0
-    # Without the contexts (and the placebo) the seeds count as unexposed: 0, 2, 3, 4, 5.
+    # Without the contexts the seeds cannot be told apart and count as unexposed (agent
+    # 3, not told that "pla" is the placebo, holds a competing meme: "other").
     blind = exposure_effects(pl.read_parquet(tmp_path / "actions.parquet"), "inf", n_boot=50)
-    assert blind["n_control"][0] == 5
-    assert blind["control_mean"][0] == pytest.approx(0.4)
-    # Dose 0 of the dose-response holds only decisions without the meme in context.
+    assert blind["n_control"][0] == 4
+    assert blind["control_mean"][0] == pytest.approx(0.5)
+    # Dose 0 of the dose-response holds only decisions with no meme in context: 2 and 5.
     doses = dose_response(actions, "inf")
-    assert doses.filter(pl.col("dose") == 0)["n"][0] == 4
+    assert doses.filter(pl.col("dose") == 0)["n"][0] == 2
 
 
 def test_effects_state_their_level_and_warn_on_few_agents():
@@ -267,3 +268,24 @@ def test_funnel_has_no_expressed_bar_without_scored_choices():
     (legend,) = fig.legends
     assert [t.get_text() for t in legend.get_texts()][2] == "expressed"
     assert "expressed = chose a target option" in fig.axes[0].get_title()
+
+
+def test_a_competing_meme_with_the_same_target_is_not_a_control():
+    # The controls config: two goals with the same target option. Agent 1 reads goal
+    # "a", agent 2 reads goal "b", agent 3 reads nothing. For "a", agent 2's decision
+    # is not unexposed: "b" pushes towards the same option.
+    rows = []
+    for agent, dose_a, dose_b, chose in [(1, 1, 0, True), (2, 0, 1, True), (3, 0, 0, False)]:
+        rows.append(_decision(0, agent, "a", dose_a, chose))
+        rows.append(_decision(0, agent, "b", dose_b, chose))
+    actions = pl.DataFrame(rows, schema=ACTIONS_SCHEMA)
+    arms = dict(decision_arms(actions, "a").select("agent_id", "arm").iter_rows())
+    assert arms == {1: "exposed", 2: "other", 3: "unexposed"}
+    row = exposure_effects(actions, "a", n_boot=20).row(0, named=True)
+    assert (row["n_control"], row["control_mean"], row["effect"]) == (1, 0.0, 1.0)
+    # A meme the decision does not offer a target of (e.g. benign facts) competes with
+    # nothing: its exposure leaves the decision unexposed.
+    facts = actions.filter(pl.col("meme_id") == "b").with_columns(pl.lit(False).alias("offered"))
+    actions = pl.concat([actions.filter(pl.col("meme_id") == "a"), facts])
+    arms = dict(decision_arms(actions, "a").select("agent_id", "arm").iter_rows())
+    assert arms == {1: "exposed", 2: "unexposed", 3: "unexposed"}
