@@ -457,9 +457,10 @@ def frontier_figure(frontier: pl.DataFrame, *, name: str = "") -> Figure:
     """The attack/utility plane of a defense frontier, its axes saying which measures.
 
     Attack success is the share of agents that chose the harmful meme's target option
-    when every arm scored choices (LLM decisions), else the share it infected; utility is
-    task accuracy (with its chance level) when the runs had tasks with known answers, else
-    the benign meme's reach.
+    when every arm scored choices (LLM decisions; with its chance level, the share random
+    choices would reach), else the share it infected; utility is task accuracy (with its
+    chance level) when the runs had tasks with known answers, else the benign meme's
+    reach.
     """
     from sim import plots
 
@@ -468,9 +469,10 @@ def frontier_figure(frontier: pl.DataFrame, *, name: str = "") -> Figure:
         return bool(len(values)) and bool(np.isfinite(values).all())
 
     accuracy = all_finite("utility_chance_mean")
+    expressed = all_finite("attack_expressed_mean")
     attack_label = (
         "attack success: share of agents that chose the harmful option"
-        if all_finite("attack_expressed_mean")
+        if expressed
         else "attack success: share of agents infected by the harmful meme"
     )
     utility_label = (
@@ -479,6 +481,12 @@ def frontier_figure(frontier: pl.DataFrame, *, name: str = "") -> Figure:
         else "utility: share of agents holding the benign meme (mean over steps)"
     )
     chance = float(np.mean(frontier["utility_chance_mean"].to_numpy())) if accuracy else None
+    by_chance = "attack_chance_mean" in frontier.columns and all_finite("attack_chance_mean")
+    attack_chance = (
+        float(np.mean(frontier["attack_chance_mean"].to_numpy()))
+        if expressed and by_chance
+        else None
+    )
     prefix = f"{name}: " if name else ""
     _, labels = _arm_labels(frontier)
     return plots.defense_frontier_plot(
@@ -488,6 +496,7 @@ def frontier_figure(frontier: pl.DataFrame, *, name: str = "") -> Figure:
         attack_label=attack_label,
         utility_label=utility_label,
         chance=chance,
+        attack_chance=attack_chance,
     )
 
 

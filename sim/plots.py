@@ -965,13 +965,15 @@ def defense_frontier_plot(
     attack_label: str = "attack success (share of agents infected by the harmful meme)",
     utility_label: str = "utility (benign knowledge reach, mean over steps)",
     chance: float | None = None,
+    attack_chance: float | None = None,
 ) -> Figure:
     """The attack/utility plane: one point per defense arm, the Pareto frontier drawn.
 
     Each arm is a point at its mean attack success (x) and mean utility (y) with
     confidence-interval bars over seeds in both directions; arms on the Pareto frontier
     (no arm has lower attack and higher utility) are filled and joined by a step line,
-    the others hollow; the undefended arm is a black square. Every point carries its
+    the others hollow; the undefended arm is a black square (an arm without a utility or
+    attack value is left out; with none left, a note says why). Every point carries its
     arm's name (moved apart where points crowd, with a thin line to its point). The best
     corner is the top left. Both axes are shares (0..1).
 
@@ -983,6 +985,9 @@ def defense_frontier_plot(
         utility_label: The y axis label.
         chance: The utility of random choices (task accuracy at chance), drawn as a
             dotted horizontal line; None draws none.
+        attack_chance: The attack success of random choices (the share of agents that
+            would have chosen the harmful option at least once by chance), drawn as a
+            dotted vertical line; None draws none.
     """
     need = ["attack_mean", "attack_low", "attack_high", "utility_mean", "utility_low"]
     need += ["utility_high", "pareto", "undefended"]
@@ -1031,6 +1036,18 @@ def defense_frontier_plot(
             front_x.append(x)
             front_y.append(y)
     _label_points(ax, points)
+    if not points:
+        ax.text(
+            0.5,
+            0.5,
+            "no arm has both an attack and a utility value\n(utility needs a benign meme "
+            "or tasks with known answers)",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="#555555",
+        )
     if front_x:
         ax.step(
             front_x,
@@ -1051,6 +1068,15 @@ def defense_frontier_plot(
             zorder=0,
             label=f"chance ({chance:.2f}: random choices)",
         )
+    if attack_chance is not None and np.isfinite(attack_chance):
+        ax.axvline(
+            attack_chance,
+            color="#888888",
+            linewidth=1.0,
+            linestyle=":",
+            zorder=0,
+            label=f"attack by chance ({attack_chance:.2f}: random choices)",
+        )
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(attack_label)
@@ -1066,5 +1092,6 @@ def defense_frontier_plot(
         fontsize=9,
         color="#555555",
     )
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig

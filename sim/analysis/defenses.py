@@ -6,7 +6,12 @@ Per run (:func:`defense_metrics`), from its tables only:
   agents infected by (ever), holding, or having acted on (scored choice) the harmful
   meme; ``attack_expressed`` is NaN for runs without scored choices (contagion).
   ``attack`` is the one the frontier uses: expressed when the run scored choices, else
-  infected.
+  infected. ``attack_chance`` — the share of agents that would have chosen one of the
+  harmful meme's targets at least once had every scored choice been random (per agent
+  ``1 - prod(1 - targets shown / options shown)`` over its decisions, averaged over all
+  agents; NaN without scored choices): the floor of ``attack_expressed``, which counts
+  agents that *ever* chose a target, exposed or not (3 decisions among 3 options give
+  0.70), so no defense can push the expressed share below it.
 * ``utility`` — the mean of the ``steps.utility`` column over the run's steps (task
   accuracy, or benign-meme reach for contagion runs; see :mod:`sim.utility`; steps
   without a value are skipped), so a defense that slows useful knowledge down loses
@@ -32,7 +37,7 @@ arm has lower attack and higher utility, one of them strictly).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +52,7 @@ METRICS = (
     "attack_infected",
     "attack_adopted",
     "attack_expressed",
+    "attack_chance",
     "utility",
     "utility_final",
     "utility_chance",
@@ -116,6 +122,37 @@ def _stopped_and_total(run: Run, carrying: pl.Expr) -> tuple[int, int]:
     return writes + rolled, committed + writes
 
 
+def attack_chance(
+    actions: pl.DataFrame,
+    meme_id: str,
+    targets: Sequence[str] | Mapping[str, Sequence[str]],
+    n_agents: int,
+) -> float:
+    """The share of agents that random choices would have made express a meme (ever).
+
+    Per agent, over its decisions in the ``actions`` rows of ``meme_id``, the chance
+    that at least one uniformly random choice is one of the meme's targets among the
+    shown options: ``1 - prod(1 - k / n)`` with ``k`` targets of ``n`` options shown;
+    averaged over ``n_agents`` (agents without a decision count 0).
+
+    Args:
+        actions: The ``actions`` table.
+        meme_id: The meme.
+        targets: Its ``target_options`` as configured: option ids, or per task id.
+        n_agents: Number of agents.
+    """
+    rows = actions.filter(pl.col("meme_id") == meme_id)
+    never: dict[int, float] = {}
+    for agent, task, options in rows.select("agent_id", "task_id", "options").iter_rows():
+        shown = list(options or [])
+        if not shown:
+            continue
+        wanted = targets.get(str(task), ()) if isinstance(targets, Mapping) else targets
+        k = len(set(wanted) & set(shown))
+        never[int(agent)] = never.get(int(agent), 1.0) * (1.0 - k / len(shown))
+    return sum(1.0 - v for v in never.values()) / n_agents if n_agents else float("nan")
+
+
 def defense_metrics(run: Run, harmful: str | None = None) -> dict[str, Any]:
     """The defense metrics of one run (see the module docstring).
 
@@ -132,6 +169,11 @@ def defense_metrics(run: Run, harmful: str | None = None) -> dict[str, Any]:
     last = mine.row(-1, named=True)
     scored = "actions" in run.tables and run.table("actions").height > 0
     expressed = last["expressed"] / n if scored else float("nan")
+    chance_attack = float("nan")
+    if scored:
+        (spec,) = [m for m in run.config.get("memes", []) if m.get("id") == harmful]
+        targets = spec.get("target_options") or []
+        chance_attack = attack_chance(run.table("actions"), harmful, targets, n)
     infected = last["infected"] / n
     new = mine["infections"].to_list()
     active = [i for i, v in enumerate(new) if v > 0]
@@ -159,6 +201,7 @@ def defense_metrics(run: Run, harmful: str | None = None) -> dict[str, Any]:
         "attack_infected": infected,
         "attack_adopted": last["adopters"] / n,
         "attack_expressed": expressed,
+        "attack_chance": chance_attack,
         "utility": _finite_mean(utility),
         "utility_final": float(utility.to_list()[-1]) if len(utility) else nan,
         "utility_chance": _finite_mean(chance),
@@ -211,6 +254,12 @@ def _pareto(attack: np.ndarray, utility: np.ndarray) -> np.ndarray:
     return keep
 
 
+def _first_or_nan(values: pl.Series) -> float:
+    """The first value as a float; NaN when there is none or it is null."""
+    first = values[0] if len(values) else None
+    return float("nan") if first is None else float(first)
+
+
 def defense_frontier(
     sweep: Sweep | pl.DataFrame,
     harmful: str | None = None,
@@ -243,8 +292,10 @@ def defense_frontier(
     if labels is not None:
         agg = agg.join(labels, on=arm, how="left")
     none = agg.filter(pl.col("guards") == "none")
-    base_attack = float(none["attack_mean"][0]) if none.height else float("nan")
-    base_utility = float(none["utility_mean"][0]) if none.height else float("nan")
+    # A mean is null where every seed's value is missing (e.g. no utility: runs without a
+    # benign meme or tasks with answers): NaN, not an error.
+    base_attack = _first_or_nan(none["attack_mean"])
+    base_utility = _first_or_nan(none["utility_mean"])
     attack = agg["attack_mean"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
     utility = agg["utility_mean"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -236,6 +236,17 @@ def test_frontier_figure_labels_every_arm_and_names_its_measures():
     assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(1 / 3)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "chance (0.33: random choices)" in labels
+    # The chance level of the expressed share: random choices also pick the option.
+    with_floor = pl.DataFrame(rows).with_columns(pl.lit(0.7).alias("attack_chance_mean"))
+    ax = frontier_figure(with_floor, name="llm").axes[0]
+    (floor,) = [
+        line
+        for line in ax.get_lines()
+        if line.get_linestyle() == ":" and (line.get_xdata()[0] == line.get_xdata()[1])
+    ]
+    assert floor.get_xdata()[0] == pytest.approx(0.7)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "attack by chance (0.70: random choices)" in labels
     # Without answers and scored choices the axes say infected and benign reach.
     contagion = pl.DataFrame(rows).with_columns(
         pl.lit(float("nan")).alias("attack_expressed_mean"),

@@ -91,3 +91,56 @@ def test_pareto_on_known_points():
 def test_frontier_needs_the_metrics_columns():
     with pytest.raises(ValueError, match=r"columns \['attack_mean'"):
         defense_frontier_plot(pl.DataFrame({"x": [1]}))
+
+
+def test_attack_chance_is_the_expressed_share_of_random_choices():
+    from agents.decisions import ACTIONS_SCHEMA
+    from sim.analysis.defenses import attack_chance
+
+    def row(agent: int, task: str, options: list[str]) -> dict:
+        return {
+            "step": 0,
+            "agent_id": agent,
+            "task_id": task,
+            "options": options,
+            "choice": None,
+            "answer": "",
+            "scoring": "sampled",
+            "option_probs": None,
+            "meme_id": "inf",
+            "offered": "influence" in options,
+            "expressed": False,
+            "correct": None,
+            "p_target": None,
+            "dose": 0,
+        }
+
+    three = ["influence", "careful", "plain"]
+    # Agent 0: three decisions among 3 options, one target each: 1 - (2/3)^3 = 19/27.
+    # Agent 1: one decision with 4 options, one target: 1/4; one without the target.
+    # Agents 2 and 3 make no decision: 0.
+    rows = [row(0, f"d{i}", three) for i in range(3)]
+    rows += [row(1, "d9", [*three, "x"]), row(1, "q1", ["a", "b", "c"])]
+    actions = pl.DataFrame(rows, schema=ACTIONS_SCHEMA)
+    expected = (19 / 27 + 1 / 4) / 4
+    assert attack_chance(actions, "inf", ["influence"], 4) == pytest.approx(expected, abs=1e-12)
+    # Per-task targets: only d0 and d9 express the meme.
+    per_task = {"d0": ["influence"], "d9": ["influence", "x"]}
+    expected = (1 / 3 + 2 / 4) / 4
+    assert attack_chance(actions, "inf", per_task, 4) == pytest.approx(expected, abs=1e-12)
+
+
+def test_frontier_without_utility_neither_crashes_nor_draws_empty_silently(defenses_dir):
+    # LLM runs without a benign meme or tasks with answers (the demo) have no utility:
+    # every utility is NaN and the undefended arm's mean is null.
+    frame = sweep_defense_metrics(load_sweep(defenses_dir)).with_columns(
+        pl.lit(float("nan")).alias("utility")
+    )
+    frontier = defense_frontier(frame, arm=["defense"])
+    assert frontier["utility_mean"].null_count() == frontier.height
+    assert np.isnan(frontier["utility_change"].to_numpy()).all()
+    assert not frontier["pareto"].any()
+    none = frontier.filter(pl.col("defense") == "none").row(0, named=True)
+    assert none["reduction"] == 0.0
+    ax = defense_frontier_plot(frontier).axes[0]
+    assert any(t.get_text().startswith("no arm has both") for t in ax.texts)
