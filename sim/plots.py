@@ -555,6 +555,9 @@ def mutation_by_hop(
 ) -> Figure:
     """Mean distance from the seeded statement by hop, with ±1 sd bars, per meme.
 
+    The bars describe the spread of entries (not a confidence interval) and stop at the
+    range of a distance, [0, 1]; the y axis says so.
+
     Args:
         by_hop: Output of :func:`sim.analysis.mutation.drift_by_hop`.
         metric: ``"edit"`` (normalized edit distance) or ``"jaccard"`` (token Jaccard).
@@ -567,19 +570,25 @@ def mutation_by_hop(
     for index, ((meme_id,), part) in enumerate(by_hop.group_by("meme_id", maintain_order=True)):
         part = part.sort("hop")
         style = group_style(index)
+        mean = part[f"{metric}_mean"].to_numpy()
+        sd = part[f"{metric}_sd"].fill_null(0).to_numpy()
         ax.errorbar(
             part["hop"].to_numpy() + 0.06 * index,  # side by side, so the bars stay apart
-            part[f"{metric}_mean"].to_numpy(),
-            yerr=part[f"{metric}_sd"].fill_null(0).to_numpy(),
+            mean,
+            # A distance lies in [0, 1]: the bars stop there.
+            yerr=np.vstack([np.minimum(sd, mean), np.minimum(sd, 1.0 - mean)]),
             color=style["color"],
             linestyle=style["linestyle"],
             marker=style["marker"],
             capsize=3,
+            clip_on=False,
             label=str(meme_id),
         )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("hop from the seed")
-    ax.set_ylabel("normalized edit distance" if metric == "edit" else "token Jaccard distance")
+    what = "normalized edit distance" if metric == "edit" else "token Jaccard distance"
+    ax.set_ylabel(f"{what}\n(mean ± 1 sd over entries)")
+    ax.set_ylim(bottom=0.0)
     ax.set_title(title)
     ax.legend(title="meme", fontsize="small")
     return fig

@@ -223,3 +223,21 @@ def test_metric_by_parameter_joins_points_only_for_numeric_parameters():
     labels = plots.metric_by_parameter(agg(["none", "pattern", "quarantine"]), "p", "final_size")
     (points,) = [ln for ln in labels.axes[0].lines if ln.get_marker() == "o"]
     assert points.get_linestyle() == "None"
+
+
+def test_mutation_bars_stay_in_the_distance_range_and_say_what_they_are():
+    by_hop = pl.DataFrame(
+        {
+            "meme_id": ["m", "m", "m"],
+            "hop": [0, 1, 2],
+            "edit_mean": [0.0, 0.02, 0.95],
+            "edit_sd": [0.0, 0.05, None],
+        }
+    )
+    ax = plots.mutation_by_hop(by_hop).axes[0]
+    assert ax.get_ylabel() == "normalized edit distance\n(mean ± 1 sd over entries)"
+    (bars,) = ax.collections
+    spans = [(seg[0][1], seg[1][1]) for seg in bars.get_segments()]
+    # Hop 1: 0.02 - 0.05 would be negative: the bar starts at 0.
+    assert spans[1] == (pytest.approx(0.0), pytest.approx(0.07))
+    assert ax.get_ylim()[0] == 0.0
