@@ -288,12 +288,13 @@ class SweepReport:
     frontier: pl.DataFrame | None = field(default=None, repr=False)
 
     def text(self) -> str:
-        """A line of run counts, then per row each metric as ``mean [low, high]``.
+        """Run counts, what the intervals are, then per row each metric as ``mean [low, high]``.
 
         A metric that only ``k`` of the row's ``n`` seeds have (e.g. ``t50`` when 50 % was
         not always reached) is followed by ``(k/n)``; ``never`` when none has it.
         """
         head = f"{self.sweep_dir}: {self.complete} of {self.runs} runs complete"
+        head += "\nper grid point and meme: mean [95 % CI] over seeds"
         metric_cols = {f"{m}_{s}" for m in SWEEP_METRICS for s in ("mean", "low", "high", "n")}
         keys = [c for c in self.summary.columns if c not in metric_cols and c != "runs"]
         rows = []

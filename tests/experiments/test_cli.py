@@ -160,6 +160,7 @@ def test_sweep_from_the_cli(small_toml, tmp_path, capsys):
     assert main(["report", str(tmp_path / "sd")]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"{tmp_path / 'sd'}: 4 of 4 runs complete"
+    assert out.splitlines()[1] == "per grid point and meme: mean [95 % CI] over seeds"
     written = [
         line.removeprefix("wrote ") for line in out.splitlines() if line.startswith("wrote ")
     ]

@@ -126,7 +126,8 @@ def test_report_on_a_sweep_dir_writes_summary_and_plots(small_data, tmp_path):
     assert means[(0.6, 40)] > means[(0.05, 40)]
     text = made.text().splitlines()
     assert text[0].endswith("8 of 8 runs complete")
-    assert text[1].split()[:3] == ["policy.beta", "graph.n", "meme_id"]
+    assert text[1] == "per grid point and meme: mean [95 % CI] over seeds"
+    assert text[2].split()[:3] == ["policy.beta", "graph.n", "meme_id"]
 
 
 def test_report_figures_use_the_shared_palette_and_carry_the_run_name():
