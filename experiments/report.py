@@ -20,8 +20,9 @@ For a sweep it writes ``sweep_dir/report/``:
 * ``final_size_by_<parameter>.png``, ``t50_by_<parameter>.png`` — for each swept
   parameter, final size and steps to 50 % against it (one line per value of the other
   parameters);
-* ``adopters_by_<parameter>.png`` — adopter curves with confidence bands by the first
-  swept parameter (one panel per meme when the runs have several);
+* ``adopters_by_<parameter>.png`` — adopter curves with confidence bands over seeds,
+  one line per grid point (named after the first swept parameter; one panel per meme
+  when the runs have several);
 * ``final_size_heatmap.png`` — with two or more swept parameters, final size over the
   first two;
 * on a sweep that compares defenses (its runs have a harmful meme and differ in their
@@ -51,6 +52,8 @@ from sim.output import write_bytes_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from sim.analysis.loading import Sweep
 
 
 @dataclass(frozen=True)
@@ -384,7 +387,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
         FileNotFoundError: Not a sweep directory, or no complete run in it.
     """
     from sim import plots
-    from sim.analysis.aggregate import aggregate_metrics, curve_bands, sweep_curves, sweep_metrics
+    from sim.analysis.aggregate import aggregate_metrics, sweep_metrics
     from sim.analysis.defenses import defense_frontier, has_guard_arms
     from sim.analysis.loading import load_sweep
 
@@ -420,13 +423,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
             )
             figures.append(_save(figure, out / f"{metric}_by_{_file_part(param)}.png"))
     if params:
-        bands = curve_bands(sweep_curves(sweep, "adopter"), [params[0]])
-        figure = plots.spread_curves(
-            bands,
-            group=params[0],
-            title=f"{name}: adopters by {params[0]} (mean and 95 % CI over seeds)",
-            panel="meme_id" if len(memes) > 1 else None,
-        )
+        figure = adopters_figure(sweep, name=name)
         figures.append(_save(figure, out / f"adopters_by_{_file_part(params[0])}.png"))
     if len(params) >= 2:
         for meme in memes:
@@ -451,6 +448,27 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
         runs=sweep.index.height,
         complete=complete,
         frontier=frontier,
+    )
+
+
+def adopters_figure(sweep: Sweep, *, name: str = "") -> Figure:
+    """Adopter curves of a sweep: mean and 95 % band over seeds, one line per grid point.
+
+    Only seeds are replicates: a band never pools runs that differ in a swept parameter
+    (that would count the parameter's effect as seed-to-seed noise). One panel per meme
+    when the runs have several.
+    """
+    from sim import plots
+    from sim.analysis.aggregate import curve_bands, sweep_curves
+
+    params = list(sweep.params)
+    bands = curve_bands(sweep_curves(sweep, "adopter"), params)
+    prefix = f"{name}: " if name else ""
+    return plots.spread_curves(
+        bands,
+        group=params,
+        title=f"{prefix}adopters by {', '.join(params)} (mean and 95 % CI over seeds)",
+        panel="meme_id" if bands["meme_id"].n_unique() > 1 else None,
     )
 
 

@@ -128,6 +128,19 @@ def test_report_on_a_sweep_dir_writes_summary_and_plots(small_data, tmp_path):
     assert text[0].endswith("8 of 8 runs complete")
     assert text[1] == "per grid point and meme: mean [95 % CI] over seeds"
     assert text[2].split()[:3] == ["policy.beta", "graph.n", "meme_id"]
+    # Adopter bands are over seeds only: one line per grid point (2 x 2), never a band
+    # that pools the graph sizes as if they were replicates.
+    from experiments.report import adopters_figure
+    from sim.analysis.loading import load_sweep
+
+    ax = adopters_figure(load_sweep(sweep_dir), name="tiny").axes[0]
+    assert ax.get_legend().get_title().get_text() == "policy.beta, graph.n"
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
+        "0.05, 40",
+        "0.05, 60",
+        "0.6, 40",
+        "0.6, 60",
+    ]
 
 
 def test_report_figures_use_the_shared_palette_and_carry_the_run_name():
