@@ -50,6 +50,7 @@ from sim.analysis.comparison import (
     same_layout,
 )
 from sim.analysis.defenses import (
+    attack_chance,
     benign_meme_ids,
     defense_frontier,
     defense_metrics,
@@ -144,6 +145,7 @@ __all__ = [
     "Sweep",
     "aggregate",
     "aggregate_metrics",
+    "attack_chance",
     "benign_meme_ids",
     "cascade_summary",
     "cascades",
