@@ -21,9 +21,20 @@ where the task offers one of M's target options). A decision is
 The outcome is ``expressed`` (the choice was one of M's targets, 0/1) or ``p_target``
 (the probability of M's targets under log-probability scoring). The effect is the
 difference of mean outcomes, exposed minus control, for two controls: unexposed
-decisions and the placebo arm. Confidence intervals come from a cluster bootstrap:
-agents are resampled with replacement within each run (seed), so decisions of one agent
-stay together and every run keeps its weight; the interval is the percentile interval.
+decisions and the placebo arm. Confidence intervals are percentile intervals of a
+cluster bootstrap, which keeps the decisions of one agent together:
+
+* one run: its agents are resampled with replacement;
+* :data:`MIN_RESAMPLED_RUNS` runs (seeds) or more: the runs are resampled with
+  replacement, each with all its agents (resampling at the top level only, which
+  estimates the variance of the run-clustered mean; resampling agents as well would
+  count their variation twice). Seeds differ in graph, seed entries and model samples,
+  so the interval includes the variation between seeds;
+* 2 to :data:`MIN_RESAMPLED_RUNS` - 1 runs: too few to resample (their bootstrap would
+  be too narrow), so agents are resampled within each run and the interval is
+  conditional on these seeds: it leaves out the variation between them.
+
+The ``resampled`` column of an effect row says which was done.
 
 :func:`dose_response` gives the mean outcome by the number of carrying entries in
 context; :func:`effect_by_distance` by graph distance from M's seeded agents.
@@ -39,6 +50,7 @@ import networkx as nx
 import numpy as np
 import polars as pl
 
+from sim.analysis.aggregate import MIN_BOOTSTRAP_N
 from sim.manifest import read_manifest
 
 #: Below this many decisions in an arm, printed effects warn that the interval is rough.
@@ -48,6 +60,9 @@ MIN_RELIABLE_DECISIONS = 20
 #: a handful of clusters the percentile bootstrap is far too narrow (with two agents of
 #: equal means in an arm, it has zero width whatever the number of decisions).
 MIN_RELIABLE_AGENTS = 5
+
+#: From this many runs on, effect intervals resample runs (below, agents within runs).
+MIN_RESAMPLED_RUNS = MIN_BOOTSTRAP_N
 
 #: The outcomes an estimate may use.
 OUTCOMES = ("expressed", "p_target")
@@ -69,6 +84,7 @@ EFFECT_COLUMNS = (
     "n_exposed_agents",
     "n_control_agents",
     "level",
+    "resampled",
 )
 
 
@@ -252,8 +268,24 @@ def _clusters(arms: pl.DataFrame) -> _Clusters:
     return _Clusters(run=run_index, sums=sums, counts=counts)
 
 
+def _resampled(n_runs: int) -> str:
+    """What the bootstrap of ``n_runs`` runs resamples (see the module docstring)."""
+    if n_runs >= MIN_RESAMPLED_RUNS:
+        return "runs"
+    return "agents" if n_runs <= 1 else "agents within runs"
+
+
 def _bootstrap_weights(run: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n_clusters) multiplicities: clusters resampled within each run."""
+    """(n_boot, n_clusters) multiplicities of the (run, agent) clusters.
+
+    From :data:`MIN_RESAMPLED_RUNS` runs on, whole runs are resampled (a run drawn twice
+    counts its clusters twice); below, clusters are resampled within each run.
+    """
+    n_runs = int(run.max()) + 1 if len(run) else 0
+    if _resampled(n_runs) == "runs":
+        draws = rng.integers(0, n_runs, size=(n_boot, n_runs))
+        times = np.stack([np.bincount(d, minlength=n_runs) for d in draws])
+        return times[:, run].astype(np.float64)
     weights = np.zeros((n_boot, len(run)))
     for r in np.unique(run):
         members = np.flatnonzero(run == r)
@@ -290,7 +322,9 @@ def exposure_effects(
         decisions, ``n_exposed_agents`` / ``n_control_agents`` the agents (the
         independent units) with a decision in the arm, ``n_agents`` all agents with a
         decision offering M's target, ``level`` the confidence level of ``ci_low`` /
-        ``ci_high``; means and effect are NaN when an arm has no decision.
+        ``ci_high``, ``resampled`` what the bootstrap resampled ("agents", "agents within
+        runs" or "runs", see the module docstring); means and effect are NaN when an arm
+        has no decision.
     """
     arms = decision_arms(actions, meme_id, placebo_id, outcome)
     clusters = _clusters(arms)
@@ -306,6 +340,7 @@ def exposure_effects(
             return np.where(den > 0, num / den, np.nan)
 
     ones = np.ones((1, len(clusters.run)))
+    n_runs = int(clusters.run.max() + 1) if len(clusters.run) else 0
     for control in controls:
         point_e, point_c = mean("exposed", ones)[0], mean(control, ones)[0]
         diffs = mean("exposed", weights) - mean(control, weights)
@@ -328,10 +363,11 @@ def exposure_effects(
                 "n_exposed": int(clusters.counts["exposed"].sum()),
                 "n_control": int(clusters.counts[control].sum()),
                 "n_agents": len(clusters.run),
-                "n_runs": int(clusters.run.max() + 1) if len(clusters.run) else 0,
+                "n_runs": n_runs,
                 "n_exposed_agents": int((clusters.counts["exposed"] > 0).sum()),
                 "n_control_agents": int((clusters.counts[control] > 0).sum()),
                 "level": level,
+                "resampled": _resampled(n_runs),
             }
         )
     return pl.DataFrame(rows).select(EFFECT_COLUMNS)
@@ -483,6 +519,11 @@ def effect_lines(effects: pl.DataFrame | None) -> list[str]:
                 w for w, f in (("decisions", few_decisions), ("agents", few_agents)) if f
             )
             warning = f"; too few {what_few} for a reliable interval"
+        if row.get("resampled") == "agents within runs":
+            warning += (
+                f"; {row['n_runs']} seeds, too few to resample: the interval leaves out "
+                "the variation between them"
+            )
         lines.append(
             f"  effect of exposure to {row['meme_id']} ({what}): {row['effect']:+.3f} "
             f"[{ci}{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] vs {row['control']} "

@@ -18,7 +18,7 @@ from scipy import stats
 from agents.decisions import ACTIONS_SCHEMA
 from agents.values import VALUES_SCHEMA
 from sim.analysis.aggregate import confidence_interval, wilson_interval
-from sim.analysis.effects import exposure_effects
+from sim.analysis.effects import effect_lines, exposure_effects
 from sim.analysis.values import memory_effect_summary, value_drift
 
 
@@ -138,3 +138,66 @@ def test_cluster_bootstrap_matches_the_cluster_robust_standard_error():
     # Treating decisions as independent would be far too narrow here.
     naive = np.sqrt(m1 * (1 - m1) / c1.sum() + m0 * (1 - m0) / c0.sum())
     assert naive < 0.8 * se
+
+
+def _seeded_actions(
+    n_runs: int, seed: int
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Decisions of ``n_runs`` runs whose effect of exposure differs by run (seed)."""
+    rng = np.random.default_rng(seed)
+    agents, per_agent = 40, 6
+    run = np.repeat(np.arange(n_runs), agents * per_agent)
+    agent = np.repeat(np.arange(n_runs * agents), per_agent)
+    exposed = (rng.random(n_runs * agents) < 0.4)[agent]
+    run_effect = rng.normal(0.2, 0.12, n_runs)[run]
+    offset = rng.normal(0, 0.1, n_runs * agents)[agent]
+    y = rng.random(agent.size) < np.clip(0.3 + run_effect * exposed + offset, 0, 1)
+    frame = pl.DataFrame(
+        {
+            "step": np.tile(np.arange(per_agent), n_runs * agents),
+            "agent_id": agent % agents,
+            "task_id": "d01",
+            "options": [["influence", "plain"]] * agent.size,
+            "choice": np.where(y, "influence", "plain"),
+            "answer": "",
+            "scoring": "sampled",
+            "option_probs": None,
+            "meme_id": "inf",
+            "offered": True,
+            "expressed": y,
+            "correct": None,
+            "p_target": None,
+            "dose": exposed.astype(np.int32),
+        },
+        schema=ACTIONS_SCHEMA,
+    ).with_columns(pl.Series("run", [f"seed{r:02d}" for r in run]))
+    return frame, run, exposed, y
+
+
+def test_from_ten_seeds_the_bootstrap_resamples_runs_and_matches_the_run_clustered_error():
+    # 30 seeds whose effect differs (sd 0.12): the variation between seeds is most of the
+    # uncertainty. Resampling runs must match the analytic run-clustered standard error;
+    # resampling agents within runs (the rule below 10 seeds) would be far narrower.
+    frame, run, exposed, y = _seeded_actions(30, seed=7)
+    out = exposure_effects(frame, "inf", n_boot=4000, level=0.9, seed=3).row(0, named=True)
+    n_runs = 30
+    s1 = np.bincount(run, weights=y * exposed, minlength=n_runs)
+    c1 = np.bincount(run, weights=exposed, minlength=n_runs)
+    s0 = np.bincount(run, weights=y * ~exposed, minlength=n_runs)
+    c0 = np.bincount(run, weights=~exposed, minlength=n_runs)
+    m1, m0 = s1.sum() / c1.sum(), s0.sum() / c0.sum()
+    u = (s1 - m1 * c1) / c1.sum() - (s0 - m0 * c0) / c0.sum()
+    se_runs = np.sqrt(n_runs / (n_runs - 1) * np.sum((u - u.mean()) ** 2))
+    z = stats.norm.ppf(0.95)
+    assert (out["resampled"], out["n_runs"]) == ("runs", 30)
+    assert out["effect"] == pytest.approx(m1 - m0, abs=1e-12)
+    half = (out["ci_high"] - out["ci_low"]) / 2
+    assert half == pytest.approx(z * se_runs, rel=0.10)
+    # Below 10 seeds the interval is conditional on them, and says so.
+    few = frame.filter(pl.col("run") < "seed05")
+    row = exposure_effects(few, "inf", n_boot=200, seed=3).row(0, named=True)
+    assert (row["resampled"], row["n_runs"]) == ("agents within runs", 5)
+    (line,) = effect_lines(exposure_effects(few, "inf", n_boot=200, seed=3).head(1))
+    assert line.endswith(
+        "; 5 seeds, too few to resample: the interval leaves out the variation between them"
+    )
