@@ -17,8 +17,10 @@ existed are recognised by their shape). Writing a new run or sweep to a target p
 
 While a process writes a run directory it holds an exclusive lock on the directory's
 :data:`LOCK_FILE` (:func:`writing_lock`), so two processes never write one run at once:
-the second gets a :class:`RunDirError`. The operating system releases the lock when the
-process ends, however it ends.
+the second gets a :class:`RunDirError`. Replacing a run (``overwrite``) holds the old
+run's lock from the start of the new run to the swap, so a run still being written (or
+resumed) is never replaced under its writer. The operating system releases the lock when
+the process ends, however it ends.
 """
 
 from __future__ import annotations
@@ -169,10 +171,22 @@ def writing_lock(directory: str | os.PathLike[str]) -> Iterator[None]:
         try:
             yield
         finally:
-            if os.fstat(fd).st_size == 0:  # (a file with content is not ours to delete)
+            # A file with content is not ours to delete; nor is a file that has taken the
+            # name since (the directory was replaced while we held the lock).
+            if os.fstat(fd).st_size == 0 and _names_open_file(path, fd):
                 path.unlink(missing_ok=True)
     finally:
         os.close(fd)
+
+
+def _names_open_file(path: Path, fd: int) -> bool:
+    """Whether ``path`` (not followed if a symlink) is the file open as ``fd``."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKind) -> Plan:
@@ -280,20 +294,28 @@ def staged_dir(target: str | os.PathLike[str], plan: Plan) -> Iterator[Path]:
     With ``Plan.CREATE`` it is ``target`` itself (created here). Otherwise it is a fresh
     :func:`staging_dir`: if the body raises, the staging directory is deleted and
     ``target`` is left untouched; if the body succeeds, the staging directory replaces
-    ``target`` (:func:`replace_dir_atomically`).
+    ``target`` (:func:`replace_dir_atomically`). While it is replaced, ``target``'s
+    write lock (:func:`writing_lock`) is held from before the staging directory is made
+    until the swap, so a run that another process is still writing there (a ``run`` or
+    ``resume`` in another terminal) is never replaced under it.
+
+    Raises:
+        RunDirError: With ``Plan.REPLACE``, another process is writing ``target`` (then
+            nothing is created).
     """
     target = Path(target)
     if plan is Plan.CREATE:
         target.mkdir(parents=True, exist_ok=True)
         yield target
         return
-    work = staging_dir(target)
-    try:
-        yield work
-    except BaseException:
-        discard_dir(work)
-        raise
-    replace_dir_atomically(work, target)
+    with writing_lock(target):
+        work = staging_dir(target)
+        try:
+            yield work
+        except BaseException:
+            discard_dir(work)
+            raise
+        replace_dir_atomically(work, target)
 
 
 def discard_dir(path: str | os.PathLike[str]) -> None:

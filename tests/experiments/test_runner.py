@@ -330,6 +330,30 @@ def test_resume_refuses_a_run_another_process_writes(small_toml, tmp_path):
         holder.wait()
 
 
+def test_overwrite_refuses_a_run_another_process_still_writes(small_toml, tmp_path):
+    """--overwrite never swaps out a run directory under the process writing it."""
+    config = load_config(small_toml, ["steps=2"])
+    longer = load_config(small_toml, ["steps=3"])
+    run = run_experiment(config, tmp_path / "run", progress=False).path
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["status"] = "running"  # as a run still stepping in another process says
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    holder = _hold_write_lock(run)
+    try:
+        before = _tree(tmp_path)
+        with pytest.raises(RunDirError, match="being written by another memespread process"):
+            run_experiment(longer, run, overwrite=True, progress=False)
+        assert _tree(tmp_path) == before  # no staging sibling, the old run as it was
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once its writer is gone, the run is replaced, and no lock file is left behind.
+    replaced = run_experiment(longer, run, overwrite=True, progress=False)
+    assert replaced.manifest["steps"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "small.toml"]
+    assert LOCK_FILE not in _tree(run)
+
+
 def test_a_lock_file_with_content_is_somebodys_and_the_directory_is_refused(small_toml, tmp_path):
     """Only an empty file of the lock file's name counts as the tool's lock file."""
     target = tmp_path / "target"
