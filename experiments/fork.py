@@ -37,8 +37,12 @@ import polars as pl
 from experiments.config import ConfigError, apply_overrides, validate_config
 from experiments.manifest import config_binding, read_manifest
 from experiments.rundirs import (
+    Plan,
+    RunDirError,
+    is_empty_dir,
     plan_target,
     staged_dir,
+    writing_lock,
 )
 from experiments.runner import (
     CHECKPOINTS_DIR,
@@ -197,7 +201,14 @@ def fork_run(
             "with_descendants": with_descendants,
             "overrides": list(overrides or []),
         }
-        with staged_dir(target, plan) as work:
+        # The fork holds its directory's write lock like a run does, so a `resume` of the
+        # fork (its manifest says "running") is refused while it is being written.
+        with staged_dir(target, plan) as work, writing_lock(work):
+            if plan is Plan.CREATE and not is_empty_dir(work):
+                raise RunDirError(
+                    f"run directory {target} was written by another memespread process "
+                    "since this one checked it was empty; nothing of it was touched"
+                )
             completions = parent / COMPLETIONS_FILE
             if completions.is_file():
                 shutil.copyfile(completions, work / COMPLETIONS_FILE)

@@ -160,3 +160,27 @@ def test_fork_from_the_command_line(parent, tmp_path, capsys):
     assert code == 2 and "--at 99: must be in 0..9" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     assert os.path.isdir(parent)
+
+
+def test_a_fork_holds_its_directory_lock_while_it_runs(parent, tmp_path, monkeypatch):
+    """A `resume` of a fork that is still running is refused (as for a run)."""
+    from experiments.resume import resume_run
+    from experiments.rundirs import LOCK_FILE, RunDirError
+
+    target = tmp_path / "fork"
+    real_write = pl.DataFrame.write_parquet
+    refused: list[str] = []
+
+    def write(frame, file, *args, **kwargs):
+        # External library hook: when the fork writes its steps table, try to resume it.
+        if ".steps.parquet" in str(file) and not refused:
+            with pytest.raises(RunDirError) as err:
+                resume_run(target, progress=False)
+            refused.append(str(err.value))
+        return real_write(frame, file, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", write)
+    result = fork_run(parent, 4, fork_dir=target, progress=False)
+    assert result.manifest["status"] == "complete"
+    assert len(refused) == 1 and "being written by another memespread process" in refused[0]
+    assert not (target / LOCK_FILE).exists()
