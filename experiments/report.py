@@ -2,6 +2,9 @@
 
 ``report(path)`` reports a run directory, or a sweep directory (one holding
 ``index.parquet`` or a ``runs/`` tree of run directories; see :func:`report_sweep`).
+It writes only into a run or sweep directory that memespread wrote (its marker
+``manifest.json`` or ``sweep.json``, see :mod:`experiments.rundirs`): a project folder
+that merely holds a ``runs/`` folder is refused, so its own ``report/`` is never touched.
 
 For a run it reads ``steps.parquet`` and ``manifest.json`` and writes ``run_dir/report/``:
 
@@ -47,6 +50,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from experiments.rundirs import SWEEP_MARKER, RunDirError
+from experiments.rundirs import is_sweep_dir as is_memespread_sweep
 from sim.columns import int_max
 from sim.output import write_bytes_atomic
 
@@ -220,6 +225,7 @@ def report(path: str | Path) -> Report | SweepReport:
     Raises:
         FileNotFoundError: Not a run or sweep directory, a run without ``steps.parquet``
             (not finished: resume it first), or a sweep without a complete run.
+        RunDirError: A directory with a ``runs/`` tree that is not a sweep of this tool.
     """
     if is_sweep_dir(path):
         return report_sweep(path)
@@ -385,6 +391,9 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
 
     Raises:
         FileNotFoundError: Not a sweep directory, or no complete run in it.
+        RunDirError: ``sweep_dir`` holds run directories but is not a sweep that
+            memespread wrote (no ``sweep.json`` of the tool): ``report/`` is not written
+            into a directory of the user's.
     """
     from sim import plots
     from sim.analysis.aggregate import aggregate_metrics, sweep_metrics
@@ -393,6 +402,12 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
 
     sweep = load_sweep(sweep_dir)
     path = Path(sweep_dir)
+    if not is_memespread_sweep(path):
+        raise RunDirError(
+            f"{path} is not a memespread sweep directory (no {SWEEP_MARKER} written by "
+            f"memespread), so the report is not written into it ({path / 'report'}); "
+            "give a run directory or a sweep directory that `memespread sweep` wrote"
+        )
     complete = sweep.complete().height
     if complete == 0:
         raise FileNotFoundError(

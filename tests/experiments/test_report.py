@@ -297,3 +297,16 @@ def test_frontier_text_joins_several_arm_columns():
         ("quarantine, 0.1 *", "0.05 [0, 0.1]", "94%", "0.52 [0.45, 0.6]", "+0.020"),
     ]
     assert frontier_text_table(frontier).columns[0] == "defense, policy.beta"
+
+
+def test_report_refuses_a_project_folder_that_holds_runs(small_toml, tmp_path, capsys):
+    """`memespread report .` in a project folder never overwrites the user's report/."""
+    from experiments.cli import main
+
+    run_experiment(load_config(small_toml), tmp_path / "runs" / "small", progress=False)
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "summary.csv").write_text("my notes\n")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "is not a memespread sweep directory" in capsys.readouterr().err
+    assert (tmp_path / "report" / "summary.csv").read_text() == "my notes\n"
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["summary.csv"]
