@@ -63,6 +63,17 @@ def version() -> str:
         return "unknown"
 
 
+def _port(text: str) -> int:
+    """A TCP port given on the command line: an integer in 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not an integer") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port}: must be a TCP port, 1..65535")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``memespread`` command."""
     parser = argparse.ArgumentParser(
@@ -215,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dash.add_argument("target", metavar="RUN_DIR|CONFIG", help="a run directory or a run config")
     dash.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    dash.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    dash.add_argument("--port", type=_port, default=8765, help="port (default 8765)")
 
     sub.add_parser(
         "list",

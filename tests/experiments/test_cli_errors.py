@@ -345,3 +345,16 @@ def test_output_modes_follow_the_umask(small_toml, tmp_path, umask, file_mode, d
     assert (out / "run" / "report" / "summary.csv").is_file()
     assert (out / "run" / "steps.parquet").is_file()
     assert _modes(out) == {("file", file_mode), ("dir", dir_mode)}
+
+
+@pytest.mark.parametrize(
+    ("port", "reason"),
+    [("-1", "-1: must be a TCP port, 1..65535"), ("70000", "70000: must be a TCP port"),
+     ("http", "'http': not an integer")],
+)  # fmt: skip
+def test_dashboard_port_out_of_range_is_an_argument_error(tmp_path, capsys, port, reason):
+    """A bad --port is refused by the command itself, before any server starts."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dashboard", str(tmp_path), "--port", port])
+    assert exit_info.value.code == 2
+    assert f"argument --port: {reason}" in capsys.readouterr().err
