@@ -272,7 +272,8 @@ def read_toml(path: str | Path, key: str | None = None) -> dict[str, Any]:
             str(path), [f"{where}larger than {MAX_CONFIG_BYTES} bytes; not a config file"]
         )
     try:
-        text = raw.decode("utf-8")
+        # "utf-8-sig": a byte-order mark that some editors save first is not part of the text.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ConfigError(
             str(path), [f"{where}not valid UTF-8 (byte {err.start}); not a TOML config file"]
@@ -280,7 +281,18 @@ def read_toml(path: str | Path, key: str | None = None) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(str(path), [f"{where}not valid TOML: {err}"]) from None
+        problem = f"{where}not valid TOML: {err}{_format_hint(path)}"
+        raise ConfigError(str(path), [problem]) from None
+
+
+def _format_hint(path: Path) -> str:
+    """Why a ``.json``/``.yaml`` file does not parse: configs are TOML ("" for others)."""
+    if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        return ""
+    hint = f"; configs are TOML files, not {path.suffix.lower().lstrip('.').upper()}"
+    if path.name == "manifest.json":
+        hint += " (a run's manifest.json is not a config: resume or fork its run directory)"
+    return hint
 
 
 def resolve_relative_paths(data: dict[str, Any], base_dir: Path) -> None:

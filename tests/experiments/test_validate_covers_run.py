@@ -346,6 +346,34 @@ def test_config_file_that_is_not_utf8_or_not_a_file(tmp_path, capsys):
     assert "not a regular file" in capsys.readouterr().err
 
 
+def test_config_file_with_a_byte_order_mark_is_read(small_toml, capsys):
+    """Editors that save UTF-8 with a BOM first give a config that reads as without it."""
+    marked = small_toml.parent / "marked.toml"
+    marked.write_bytes(b"\xef\xbb\xbf" + small_toml.read_bytes())
+    assert load_config(marked) == load_config(small_toml)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "hint"),
+    [
+        ("run.json", '{"steps": 3}', "; configs are TOML files, not JSON"),
+        ("run.yaml", "steps: 3\n", "; configs are TOML files, not YAML"),
+        (
+            "manifest.json",
+            '{"steps": 3}',
+            "; configs are TOML files, not JSON (a run's manifest.json is not a config: "
+            "resume or fork its run directory)",
+        ),
+    ],
+)
+def test_json_or_yaml_config_says_configs_are_toml(tmp_path, capsys, name, text, hint):
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    line = capsys.readouterr().err.splitlines()[1]
+    assert line.startswith("  - not valid TOML: ") and line.endswith(hint)
+
+
 def test_sweep_base_that_is_binary(small_toml, capsys):
     binary = small_toml.parent / "base.bin"
     binary.write_bytes(bytes(range(256)))
