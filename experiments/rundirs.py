@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -309,6 +310,7 @@ def staged_dir(target: str | os.PathLike[str], plan: Plan) -> Iterator[Path]:
         yield target
         return
     with writing_lock(target):
+        discard_stale_staging(target)
         work = staging_dir(target)
         try:
             yield work
@@ -316,6 +318,30 @@ def staged_dir(target: str | os.PathLike[str], plan: Plan) -> Iterator[Path]:
             discard_dir(work)
             raise
         replace_dir_atomically(work, target)
+
+
+def discard_stale_staging(target: str | os.PathLike[str]) -> list[Path]:
+    """Delete the staging directories that killed replacements of ``target`` left.
+
+    Call it only while holding ``target``'s write lock: every replacement holds it from
+    before it makes its staging directory until the swap, so any staging sibling found
+    then belongs to a process that died (``kill -9`` of ``run --overwrite``). Deleted
+    are the siblings named ``.NAME.new-*`` (:func:`staging_dir`) that are directories
+    (not symlinks) and are empty or hold a run or sweep of this tool; anything else of
+    that name is left alone.
+
+    Returns:
+        The directories deleted.
+    """
+    absolute = Path(os.path.abspath(target))
+    removed = []
+    for path in sorted(absolute.parent.glob(f".{glob.escape(absolute.name)}.new-*")):
+        if path.is_symlink() or not path.is_dir():
+            continue
+        if is_empty_dir(path) or is_run_dir(path) or is_sweep_dir(path):
+            discard_dir(path)
+            removed.append(path)
+    return removed
 
 
 def discard_dir(path: str | os.PathLike[str]) -> None:

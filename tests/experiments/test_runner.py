@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -352,6 +353,32 @@ def test_overwrite_refuses_a_run_another_process_still_writes(small_toml, tmp_pa
     assert replaced.manifest["steps"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "small.toml"]
     assert LOCK_FILE not in _tree(run)
+
+
+def test_overwrite_deletes_the_staging_a_killed_overwrite_left_and_nothing_else(
+    small_toml, tmp_path
+):
+    """`run --overwrite` killed mid-run leaves .NAME.new-*; the next overwrite removes it."""
+    config = load_config(small_toml, ["steps=2"])
+    run = run_experiment(config, tmp_path / "run", progress=False).path
+    stale = tmp_path / ".run.new-k1ll3d00"  # as a killed overwrite leaves it: a run
+    shutil.copytree(run, stale)
+    (stale / LOCK_FILE).write_bytes(b"")
+    empty = tmp_path / ".run.new-3mpty000"  # killed before it wrote anything
+    empty.mkdir()
+    mine = tmp_path / ".run.new-notes"  # the user's, whatever its name
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    other = tmp_path / ".other.new-k1ll3d00"  # another target's staging
+    shutil.copytree(run, other)
+    run_experiment(load_config(small_toml, ["steps=3"]), run, overwrite=True, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".other.new-k1ll3d00",
+        ".run.new-notes",
+        "run",
+        "small.toml",
+    ]
+    assert (mine / "notes.txt").read_text() == "mine"
 
 
 def test_a_lock_file_with_content_is_somebodys_and_the_directory_is_refused(small_toml, tmp_path):
