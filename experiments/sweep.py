@@ -324,17 +324,22 @@ def _axes(spec: SweepSpec) -> tuple[tuple[Axis, ...], list[str]]:
                 continue
         else:
             labels = [_label_of(v) for v in axis.values]
+        # How to name the values: a list axis takes labels only once written as a table.
+        give = (
+            "give labels = [...]"
+            if isinstance(raw, dict)
+            else f'write the axis as a table, "{key}" = {{ values = [...], labels = [...] }}'
+        )
         problems = [(lab, problem) for lab in labels if (problem := label_problem(lab))]
         if problems:
             shown = [lab if len(lab) <= 40 else lab[:37] + "..." for lab, _ in problems]
             errors.append(
                 f"{where}: label(s) {shown} cannot name a directory; labels "
-                f"{problems[0][1].removeprefix('must be ')} (give labels = [...] for "
-                "table values)"
+                f"{problems[0][1].removeprefix('must be ')} ({give})"
             )
             continue
         if len(set(labels)) != len(labels):
-            errors.append(f"{where}: labels {labels} are not distinct; give labels = [...]")
+            errors.append(f"{where}: labels {labels} are not distinct; {give}")
             continue
         column = axis.name or key
         if name_problem(column) or column in columns:

@@ -116,6 +116,18 @@ def test_table_values_without_distinct_labels(sweep_toml):
     ]
 
 
+def test_list_values_that_cannot_label_a_directory_say_how_to_label_them(sweep_toml):
+    """A list axis takes labels only as a table: the error says so, not 'table values'."""
+    with pytest.raises(ConfigError) as info:
+        load_sweep(sweep_toml, ["sweep.grid={ 'memes.0.statement' = ['a/b', 'a b'] }"])
+    assert info.value.errors == [
+        "sweep.grid.\"memes.0.statement\": label(s) ['a/b', 'a b'] cannot name a directory; "
+        "labels 1-100 characters from letters, digits, '_', '.', '+', '-', not starting "
+        "with '.' (write the axis as a table, \"memes.0.statement\" = { values = [...], "
+        "labels = [...] })"
+    ]
+
+
 def test_sweep_is_idempotent_and_hive_readable(sweep_toml, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     sweep = load_sweep(sweep_toml)
