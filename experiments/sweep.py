@@ -570,7 +570,7 @@ def acquire_sweep_lock(sweep_dir: Path) -> int:
         RunDirError: Another process (a sweep, or a worker of a killed sweep) holds it.
     """
     path = sweep_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     try:
         if not _lock(fd, exclusive=True):
             holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
@@ -641,10 +641,29 @@ def _index(sweep: SweepConfig, sweep_dir: Path) -> pl.DataFrame:
 
 
 def _is_fresh(sweep_dir: Path) -> bool:
-    """An absent or empty directory (or one holding only a lock file)."""
+    """An absent or empty directory (or one holding only a lock file of this tool).
+
+    A killed sweep may leave just its lock file (empty, or the pid line
+    :func:`acquire_sweep_lock` writes); a ``.lock`` that is anything else (a symlink, or a
+    file with other content, such as another program's lock) is not ours, so the
+    directory is not fresh.
+    """
     if not sweep_dir.exists():
         return True
-    return sweep_dir.is_dir() and all(p.name == LOCK_FILE for p in sweep_dir.iterdir())
+    return sweep_dir.is_dir() and all(_is_our_lock_file(p) for p in sweep_dir.iterdir())
+
+
+def _is_our_lock_file(path: Path) -> bool:
+    """Whether ``path`` is a sweep lock file as this tool writes it."""
+    if path.name != LOCK_FILE or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read(33)
+    except OSError:
+        return False
+    pid = content.strip()
+    return len(content) <= 32 and (pid.isdigit() or not pid)
 
 
 def _check_sweep_dir(sweep_dir: Path) -> None:

@@ -77,6 +77,33 @@ def test_a_directory_that_is_not_a_sweep_is_refused_untouched(sweep, tmp_path, o
     assert [p.name for p in thesis.iterdir()] == ["chapter1.tex"]
 
 
+@pytest.mark.parametrize("content", [b"", b"4242\n"])
+def test_a_directory_left_with_only_our_lock_file_is_fresh(sweep, tmp_path, content):
+    """A sweep killed right after locking leaves just .lock (empty or its pid): rerun."""
+    sweep_dir = tmp_path / "s"
+    sweep_dir.mkdir()
+    (sweep_dir / LOCK_FILE).write_bytes(content)
+    assert run_sweep(sweep, sweep_dir, progress=False).failed == {}
+
+
+def test_a_lock_file_that_is_not_ours_makes_the_directory_foreign(sweep, tmp_path):
+    """Another program's .lock (or a symlink of that name) is never truncated or followed."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / LOCK_FILE).write_text("held by my editor\n")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    target = tmp_path / "important.txt"
+    target.write_text("do not truncate\n")
+    (linked / LOCK_FILE).symlink_to(target)
+    for directory in (other, linked):
+        with pytest.raises(RunDirError, match="it is not a sweep directory"):
+            run_sweep(sweep, directory, progress=False)
+        assert [p.name for p in directory.iterdir()] == [LOCK_FILE]
+    assert (other / LOCK_FILE).read_text() == "held by my editor\n"
+    assert target.read_text() == "do not truncate\n"
+
+
 def test_cli_sweep_into_a_foreign_directory_exits_2(sweep, tmp_path, capsys):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
