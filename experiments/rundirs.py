@@ -218,6 +218,12 @@ def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKin
     if is_empty_dir(target):
         return Plan.CREATE
     if is_ours(target, kind):
+        if overwrite and target.name in ("", ".."):
+            # Renaming "." or ".." fails (EBUSY) only after the new run is done: refuse now.
+            raise RunDirError(
+                f"{target}: a {kind} directory given as '.' or '..' cannot be replaced; "
+                f"give it by its name ({os.path.abspath(target)}) to --overwrite it"
+            )
         if overwrite:
             return Plan.REPLACE
         what = "resume it (memespread resume)" if kind == "run" else "rerun the sweep to finish it"
@@ -277,7 +283,11 @@ def replace_dir_atomically(new_dir: str | os.PathLike[str], target: str | os.Pat
     absolute = Path(os.path.abspath(target))
     holder = Path(tempfile.mkdtemp(prefix=f".{absolute.name}.old-", dir=absolute.parent))
     old = holder / absolute.name
-    os.rename(target, old)
+    try:
+        os.rename(target, old)
+    except BaseException:
+        holder.rmdir()  # nothing moved: leave no empty holder behind
+        raise
     try:
         os.rename(new_dir, target)
     except BaseException:

@@ -134,3 +134,30 @@ def test_staging_dir_follows_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert made.stat().st_mode & 0o777 == 0o750
+
+
+def test_overwrite_of_a_run_given_as_dot_or_dotdot_is_refused(tmp_path, monkeypatch):
+    """Renaming '.' fails (EBUSY) only at the swap, after the run: refuse it up front."""
+    _run(tmp_path / "run")
+    (tmp_path / "run" / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    for given in (".", "sub/.."):
+        with pytest.raises(RunDirError) as info:
+            plan_target(given, overwrite=True, kind="run")
+        assert str(info.value) == (
+            f"{given}: a run directory given as '.' or '..' cannot be replaced; give it by "
+            f"its name ({tmp_path / 'run'}) to --overwrite it"
+        )
+    assert plan_target("../run", overwrite=True, kind="run") is Plan.REPLACE
+    with pytest.raises(RunDirError, match="already exists"):  # without --overwrite as before
+        plan_target(".", overwrite=False, kind="run")
+
+
+def test_a_swap_that_cannot_move_the_old_dir_leaves_no_holder(tmp_path, monkeypatch):
+    old = _run(tmp_path / "run")
+    new = _run(tmp_path / ".run.new-x", status="new")
+    monkeypatch.chdir(old)
+    with pytest.raises(OSError):
+        replace_dir_atomically(new, ".")  # the kernel refuses to rename "."
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.new-x", "run"]
+    assert _files(old) == ["manifest.json", "steps.parquet"]
