@@ -205,12 +205,19 @@ def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKin
     Raises:
         RunDirError: ``target`` holds a ``kind`` of this tool and not ``overwrite``; or it
             is a non-empty directory that is not one (never replaced); or it has no name
-            (``/``, ``..``).
+            (``/``), ends in ``..``, or is ``.`` to be replaced.
         NotADirectoryError: ``target`` is an existing file.
     """
     target = Path(target)
     if not Path(os.path.abspath(target)).name:
         raise RunDirError(f"{target}: cannot be a {kind} directory (it has no name)")
+    if target.name == "..":
+        # (Never empty, so never written into; an absent one would be made by creating
+        # the directory before it.)
+        raise RunDirError(
+            f"{target}: a {kind} directory path cannot end in '..'; give the directory by "
+            f"its name ({os.path.abspath(target)})"
+        )
     if not target.exists() and not target.is_symlink():
         return Plan.CREATE
     if not target.is_dir():
@@ -218,10 +225,10 @@ def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKin
     if is_empty_dir(target):
         return Plan.CREATE
     if is_ours(target, kind):
-        if overwrite and target.name in ("", ".."):
-            # Renaming "." or ".." fails (EBUSY) only after the new run is done: refuse now.
+        if overwrite and not target.name:
+            # Renaming "." fails (EBUSY) only after the new run is done: refuse it now.
             raise RunDirError(
-                f"{target}: a {kind} directory given as '.' or '..' cannot be replaced; "
+                f"{target}: a {kind} directory given as '.' cannot be replaced; "
                 f"give it by its name ({os.path.abspath(target)}) to --overwrite it"
             )
         if overwrite:

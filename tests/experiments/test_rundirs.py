@@ -97,7 +97,7 @@ def test_plan_refuses_the_root_and_the_parent(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    with pytest.raises(RunDirError, match="is not a memespread run directory"):
+    with pytest.raises(RunDirError, match=r"cannot end in '\.\.'"):
         plan_target("..", overwrite=True, kind="run")
     assert work.is_dir()
 
@@ -136,18 +136,28 @@ def test_staging_dir_follows_the_umask(tmp_path):
     assert made.stat().st_mode & 0o777 == 0o750
 
 
-def test_overwrite_of_a_run_given_as_dot_or_dotdot_is_refused(tmp_path, monkeypatch):
+def test_a_run_given_as_dot_or_ending_in_dotdot_is_refused_before_running(tmp_path, monkeypatch):
     """Renaming '.' fails (EBUSY) only at the swap, after the run: refuse it up front."""
     _run(tmp_path / "run")
     (tmp_path / "run" / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "run")
-    for given in (".", "sub/.."):
+    with pytest.raises(RunDirError) as info:
+        plan_target(".", overwrite=True, kind="run")
+    assert str(info.value) == (
+        f".: a run directory given as '.' cannot be replaced; give it by its name "
+        f"({tmp_path / 'run'}) to --overwrite it"
+    )
+    for overwrite in (False, True):
         with pytest.raises(RunDirError) as info:
-            plan_target(given, overwrite=True, kind="run")
+            plan_target("sub/..", overwrite=overwrite, kind="run")
         assert str(info.value) == (
-            f"{given}: a run directory given as '.' or '..' cannot be replaced; give it by "
-            f"its name ({tmp_path / 'run'}) to --overwrite it"
+            "sub/..: a run directory path cannot end in '..'; give the directory by its "
+            f"name ({tmp_path / 'run'})"
         )
+    # An absent x/.. would be created by making x first: refused, nothing made.
+    with pytest.raises(RunDirError, match=r"cannot end in '\.\.'"):
+        plan_target("new/..", overwrite=False, kind="run")
+    assert not (tmp_path / "run" / "new").exists()
     assert plan_target("../run", overwrite=True, kind="run") is Plan.REPLACE
     with pytest.raises(RunDirError, match="already exists"):  # without --overwrite as before
         plan_target(".", overwrite=False, kind="run")
