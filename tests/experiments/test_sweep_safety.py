@@ -104,6 +104,16 @@ def test_a_lock_file_that_is_not_ours_makes_the_directory_foreign(sweep, tmp_pat
     assert target.read_text() == "do not truncate\n"
 
 
+def test_a_sweep_dir_path_ending_in_dotdot_is_refused_untouched(sweep, tmp_path, monkeypatch):
+    """'--sweep-dir new/..' would create new/ and then write into the folder holding it."""
+    (tmp_path / "notes.txt").write_text("mine")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RunDirError, match=r"cannot end in '\.\.'; give the directory by its"):
+        run_sweep(sweep, Path("new/.."), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_cli_sweep_into_a_foreign_directory_exits_2(sweep, tmp_path, capsys):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
