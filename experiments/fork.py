@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -162,7 +163,10 @@ def fork_run(
     apply_overrides(data, list(overrides or []))
     data["name"] = name or f"{config.name}-fork{at}"
     child = validate_config(data, "fork --set")
-    target = Path(fork_dir) if fork_dir is not None else parent.parent / child.name
+    # Beside the parent: its parent folder taken from the absolute path, as "." (a fork
+    # run from inside the parent) has itself as parent and would nest the fork in it.
+    beside = Path(os.path.abspath(parent)).parent
+    target = Path(fork_dir) if fork_dir is not None else beside / child.name
     if target.resolve() == parent.resolve():
         raise ConfigError(str(parent), ["the fork's directory must differ from the parent's"])
     plan = plan_target(target, overwrite=overwrite, kind="run")

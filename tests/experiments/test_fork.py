@@ -184,3 +184,12 @@ def test_a_fork_holds_its_directory_lock_while_it_runs(parent, tmp_path, monkeyp
     assert result.manifest["status"] == "complete"
     assert len(refused) == 1 and "being written by another memespread process" in refused[0]
     assert not (target / LOCK_FILE).exists()
+
+
+def test_a_fork_of_dot_goes_beside_the_parent_not_into_it(parent, monkeypatch):
+    """`cd RUN_DIR && memespread fork . --at N` must not nest the fork in the parent."""
+    monkeypatch.chdir(parent)
+    before = sorted(p.name for p in parent.iterdir())
+    result = fork_run(".", 4, name="dot-fork", progress=False)
+    assert result.path.resolve() == parent.parent / "dot-fork"
+    assert sorted(p.name for p in parent.iterdir()) == before
