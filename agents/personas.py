@@ -40,7 +40,8 @@ def read_data_file(path: Path | None, resource: str, what: str) -> tuple[object,
     """Return the parsed JSON of a user file (or of the packaged default) and its source.
 
     Raises:
-        ValueError: The file is missing or not valid JSON (the message names ``what``).
+        ValueError: The file is missing, unreadable, not UTF-8 or not valid JSON (the
+            message names ``what``).
     """
     if path is None:
         text = (resources.files("agents") / "data" / resource).read_text(encoding="utf-8")
@@ -48,7 +49,14 @@ def read_data_file(path: Path | None, resource: str, what: str) -> tuple[object,
     else:
         if not path.is_file():
             raise ValueError(f"{what} = {str(path)!r}: file not found")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{what} = {str(path)!r}: not valid UTF-8 (byte {err.start}); not a JSON file"
+            ) from None
+        except OSError as err:
+            raise ValueError(f"{what} = {str(path)!r}: cannot read: {err.strerror}") from None
         source = str(path)
     try:
         return json.loads(text), source

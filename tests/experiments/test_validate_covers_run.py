@@ -332,6 +332,28 @@ def test_bad_personas_file_fails_validation_not_the_run(small_data, tmp_path, ca
     assert not run_dir.exists()
 
 
+def test_binary_personas_and_battery_files_name_their_key(small_data, tmp_path):
+    """A data file that is not UTF-8 is reported with its key, not as a codec error."""
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("{}\n")
+    personas = tmp_path / "personas.json"
+    personas.write_bytes(b"\x89PNG\r\n")
+    battery = tmp_path / "battery.json"
+    battery.write_bytes(b"\xff\xfe\x00")
+    small_data["policy"] = {
+        "kind": "llm",
+        "engine": {"kind": "replay", "mode": "replay", "path": str(replies)},
+        "personas_file": str(personas),
+    }
+    small_data["values"] = {"every": 1, "battery_file": str(battery)}
+    small_data["probe_every"] = 1
+    assert _errors(small_data) == [
+        f"policy.personas_file: personas_file = '{personas}': not valid UTF-8 (byte 0); not "
+        "a JSON file",
+        f"values.battery_file = '{battery}': not valid UTF-8 (byte 0); not a JSON file",
+    ]
+
+
 # ------------------------------------------------------------------ config files (8.4)
 
 
