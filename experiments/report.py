@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from experiments.rundirs import SWEEP_MARKER, RunDirError
+from experiments.rundirs import SWEEP_MARKER, RunDirError, read_json_object
 from experiments.rundirs import is_sweep_dir as is_memespread_sweep
 from sim.columns import int_max
 from sim.output import write_bytes_atomic
@@ -114,6 +114,11 @@ def summary_table(steps: pl.DataFrame, n_agents: int) -> pl.DataFrame:
             }
         )
     return pl.DataFrame(rows, schema_overrides={"half_step": pl.Int64})
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def format_table(frame: pl.DataFrame) -> str:
@@ -237,21 +242,32 @@ def report_run(run_dir: str | Path) -> Report:
 
     Raises:
         FileNotFoundError: The run directory has no ``steps.parquet`` (not finished: resume
-            it first) or no ``manifest.json``.
+            it first; or, for a complete run, a damaged directory) or no ``manifest.json``.
+        ManifestError: An invalid manifest, or an unreadable ``steps.parquet``.
     """
     run_dir = Path(run_dir)
     steps_path = run_dir / "steps.parquet"
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a run directory (no manifest.json)")
+    from experiments.manifest import ManifestError, read_manifest
+
     if not steps_path.is_file():
+        if (read_json_object(manifest_path) or {}).get("status") == "complete":
+            raise FileNotFoundError(
+                f"{run_dir}: no steps.parquet, yet the run is complete: its directory is "
+                "damaged; rerun its config with --overwrite"
+            )
         raise FileNotFoundError(
             f"{run_dir}: no steps.parquet; the run has not finished (memespread resume {run_dir})"
         )
-    from experiments.manifest import read_manifest
-
     manifest = read_manifest(run_dir)
-    steps = pl.read_parquet(steps_path)
+    try:
+        steps = pl.read_parquet(steps_path)
+    except Exception as err:  # polars' errors for a truncated or foreign file
+        raise ManifestError(
+            steps_path, f"unreadable ({_first_line(err)}); rerun the run's config with --overwrite"
+        ) from None
     n_agents = int(manifest.get("n_agents") or 1)
     summary = summary_table(steps, n_agents)
     out = run_dir / "report"

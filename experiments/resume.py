@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from experiments.config import ConfigError, validate_config
 from experiments.manifest import ManifestError, config_sha256, read_manifest
 from experiments.rundirs import writing_lock
-from experiments.runner import CHECKPOINTS_DIR, execute
+from experiments.runner import CHECKPOINTS_DIR, TABLES, execute
 from sim.checkpoint import (
     CheckpointError,
     checkpoint_step,
@@ -105,9 +105,36 @@ def resume_run(run_dir: str | Path, *, progress: bool = True, engine: Engine | N
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     if manifest["status"] == "complete":
-        return Run(path=run_dir, manifest=manifest, tables=read_tables(run_dir))
+        return _complete_run(run_dir, manifest)
     with writing_lock(run_dir):
         return _resume_locked(run_dir, progress, engine)
+
+
+def _complete_run(run_dir: Path, manifest: dict[str, Any]) -> Run:
+    """A complete run as it is on disk.
+
+    Raises:
+        ManifestError: A table every run writes is missing, or a table is unreadable (the
+            directory was damaged after the run: deleted or truncated files).
+    """
+    try:
+        tables = read_tables(run_dir)
+    except Exception as err:  # polars' errors for a truncated or foreign file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ManifestError(run_dir, _damaged(f"a table is unreadable ({first})")) from None
+    missing = [name for name in TABLES if name not in tables]
+    if missing:
+        files = ", ".join(f"{name}.parquet" for name in missing)
+        raise ManifestError(run_dir, _damaged(f"{files} missing"))
+    return Run(path=run_dir, manifest=manifest, tables=tables)
+
+
+def _damaged(what: str) -> str:
+    """The problem of a complete run whose directory was damaged, with what to do."""
+    return (
+        f"the run is complete but its directory is damaged: {what}; rerun its config "
+        "with --overwrite"
+    )
 
 
 def _resume_locked(run_dir: Path, progress: bool, engine: Engine | None) -> Run:
@@ -116,7 +143,7 @@ def _resume_locked(run_dir: Path, progress: bool, engine: Engine | None) -> Run:
     manifest = read_manifest(run_dir)
     config = validate_config(manifest["config"], f"{run_dir}/manifest.json")
     if manifest["status"] == "complete":
-        return Run(path=run_dir, manifest=manifest, tables=read_tables(run_dir))
+        return _complete_run(run_dir, manifest)
     clean_temporary_files(run_dir)
     # The hash the run was started with (the manifest's config as written).
     checkpoint, start = _checked_checkpoint(

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from experiments.config import load_config
+from experiments.manifest import ManifestError
 from experiments.resume import resume_run
 from experiments.rundirs import LOCK_FILE, RunDirError
 from experiments.runner import RunResult, run_experiment
@@ -390,3 +391,21 @@ def test_a_lock_file_with_content_is_somebodys_and_the_directory_is_refused(smal
     with pytest.raises(RunDirError, match="is not a memespread run directory"):
         run_experiment(load_config(small_toml, ["steps=1"]), target, progress=False)
     assert _tree(target) == before
+
+
+def test_a_complete_run_with_a_damaged_table_says_so(small_toml, tmp_path, capsys):
+    """Resume and report of a complete run whose table was deleted or truncated later."""
+    from experiments.cli import main
+
+    run = run_experiment(load_config(small_toml, ["steps=2"]), tmp_path / "run", progress=False)
+    (run.path / "steps.parquet").unlink()
+    damaged = "the run is complete but its directory is damaged"
+    with pytest.raises(ManifestError, match=f"{damaged}: steps.parquet missing; rerun its"):
+        resume_run(run.path, progress=False)
+    assert main(["report", str(run.path)]) == 2
+    assert "no steps.parquet, yet the run is complete" in capsys.readouterr().err
+    (run.path / "steps.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(ManifestError, match=f"{damaged}: a table is unreadable \\(parquet"):
+        resume_run(run.path, progress=False)
+    assert main(["report", str(run.path)]) == 2
+    assert "steps.parquet: unreadable (parquet" in capsys.readouterr().err
