@@ -322,7 +322,9 @@ def _run_failure(err: BaseException, run_dir: Path) -> str:
         log = run_dir / LOG_FILE
         return (
             f"run failed: {what} (details: {log}; after fixing the cause, "
-            f"`memespread resume {run_dir}` continues from the last checkpoint)"
+            f"`memespread resume {run_dir}` continues from the last checkpoint with the "
+            "run's stored config; if the config is the cause, fix it and run again with "
+            "--overwrite)"
         )
     if is_run_dir(run_dir) and manifest.get("status") == "complete":
         return f"run failed: {what} (the previous run in {run_dir} is unchanged)"

@@ -265,7 +265,10 @@ def test_a_run_whose_requests_all_fail_ends_failed(unreachable_llm_toml, tmp_pat
     line = _one_error_line(capsys.readouterr().err)
     assert "run failed: 4 of 4 LLM requests failed in step 0" in line
     assert "failed_request_share_limit = 1" in line
-    assert f"memespread resume {run_dir}" in line
+    assert line.endswith(
+        f"`memespread resume {run_dir}` continues from the last checkpoint with the run's "
+        "stored config; if the config is the cause, fix it and run again with --overwrite)"
+    )
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert manifest["error"].startswith("FailedRequestsError: 4 of 4 LLM requests failed")
