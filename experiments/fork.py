@@ -161,7 +161,7 @@ def fork_run(
         )
     data = copy.deepcopy(manifest["config"])
     apply_overrides(data, list(overrides or []))
-    data["name"] = name or f"{config.name}-fork{at}"
+    data["name"] = name if name is not None else f"{config.name}-fork{at}"
     child = validate_config(data, "fork --set")
     # Beside the parent: its parent folder taken from the absolute path, as "." (a fork
     # run from inside the parent) has itself as parent and would nest the fork in it.

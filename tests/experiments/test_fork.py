@@ -125,6 +125,8 @@ def test_fork_with_a_guard_from_a_checkpoint(parent, tmp_path):
         ({"at": 3, "delete_entries": [10**6]}, "no such memory entry: 1000000"),
         ({"at": 3, "overrides": ["guards.0.kind=nope"]}, "guards.0.kind = 'nope'"),
         ({"at": 3, "overrides": ["graph.n=50"]}, "does not fit the changed config"),
+        # An empty name is refused like any bad name, not replaced by the default.
+        ({"at": 3, "name": ""}, "name = ''"),
     ],
 )
 def test_bad_forks_change_nothing_on_disk(parent, tmp_path, kwargs, message):
