@@ -32,8 +32,8 @@ For a sweep it writes ``sweep_dir/report/``:
   guards; see :func:`sim.analysis.defenses.has_guard_arms`, e.g. the shipped
   ``defenses`` sweep): ``defense_frontier.csv`` — one row per arm, exactly
   :func:`sim.analysis.defenses.defense_frontier` (attack success and utility with 95 %
-  intervals over seeds, reduction and utility change against the undefended arm, the
-  Pareto set) — and ``defense_frontier.png``, the attack/utility plane with every arm
+  intervals over seeds, reduction and utility change against the undefended arm, those
+  changes paired by seed with intervals, the Pareto set) — and ``defense_frontier.png``, the attack/utility plane with every arm
   labelled, its intervals, the Pareto frontier and, for task accuracy, the chance level.
 
 All figures come from :mod:`sim.plots` (one palette, one style) and carry the run or
@@ -337,7 +337,10 @@ class SweepReport:
         )
         text = head + "\n" + format_table(table)
         if self.frontier is not None:
-            text += "\n\ndefenses (mean [95 % CI] over seeds; * = on the Pareto frontier)\n"
+            text += (
+                "\n\ndefenses (mean [95 % CI] over seeds; changes paired by seed against the "
+                "undefended arm; * = on the Pareto frontier)\n"
+            )
             text += format_table(frontier_text_table(self.frontier))
         return text
 
@@ -362,12 +365,27 @@ def frontier_text_table(frontier: pl.DataFrame) -> pl.DataFrame:
             {
                 arm: label + (" *" if row["pareto"] else ""),
                 "attack": _interval_text(row, "attack"),
+                "attack_change": _change_text(row, "attack_change"),
                 "reduction": _signed(row["reduction"], "{:.0%}"),
                 "utility": _interval_text(row, "utility"),
-                "utility_change": _signed(row["utility_change"], "{:+.3f}"),
+                "utility_change": _change_text(row, "utility_change"),
             }
         )
     return pl.DataFrame(rows, schema={c: pl.String for c in rows[0]} if rows else None)
+
+
+def _change_text(row: dict[str, object], change: str) -> str:
+    """A paired change and its interval, e.g. ``+0.012 [-0.030, +0.054]``.
+
+    Without a paired change, the plain difference of means (``utility_change``), else "-".
+    """
+    mean, low, high = (row.get(f"{change}_{s}") for s in ("mean", "low", "high"))
+    if not isinstance(mean, float) or mean != mean:
+        plain = row.get(change)
+        return _signed(plain if isinstance(plain, float) else None, "{:+.3f}")
+    if isinstance(low, float) and isinstance(high, float):
+        return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return f"{mean:+.3f}"
 
 
 def _signed(value: float | None, form: str) -> str:

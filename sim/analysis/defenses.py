@@ -31,7 +31,14 @@ Over a sweep (:func:`defense_frontier`): one row per arm (the swept parameters o
 than the seed), means and confidence intervals over seeds, the ``reduction`` of attack
 success against the undefended arm (``1 - attack / attack_undefended``), the
 ``utility_change`` against it, and whether the arm is on the Pareto frontier (no other
-arm has lower attack and higher utility, one of them strictly).
+arm has lower attack and higher utility, one of them strictly). Arms of a sweep share
+their seeds (the same graph and seed placement per seed), so the changes also come
+paired by seed: ``attack_change`` and ``utility_change`` per seed against the
+undefended run of that seed, with their mean and confidence interval over seeds
+(``attack_change_mean/_low/_high/_n``, ``utility_change_mean/_low/_high/_n``). Paired
+intervals are narrower than the arms' own intervals suggest, because the seed's share
+of the variation cancels: an arm can differ from the undefended one clearly although
+their intervals overlap.
 """
 
 from __future__ import annotations
@@ -260,6 +267,31 @@ def _first_or_nan(values: pl.Series) -> float:
     return float("nan") if first is None else float(first)
 
 
+#: Paired changes lie in [-1, 1] (differences of shares).
+_CHANGES = {"attack_change": (-1.0, 1.0), "utility_change": (-1.0, 1.0)}
+
+
+def _paired_changes(frame: pl.DataFrame, arm: list[str], level: float) -> pl.DataFrame | None:
+    """Per arm: attack and utility minus the undefended run's of the same seed, over seeds.
+
+    None without a ``seed`` column, or unless the undefended arm has exactly one run per
+    seed (then the pairing is unambiguous).
+    """
+    if "seed" not in frame.columns:
+        return None
+    base = frame.filter(pl.col("guards") == "none")
+    if base.height == 0 or base["seed"].n_unique() != base.height:
+        return None
+    base = base.select(
+        "seed", pl.col("attack").alias("_attack"), pl.col("utility").alias("_utility")
+    )
+    paired = frame.join(base, on="seed", how="inner").with_columns(
+        (pl.col("attack") - pl.col("_attack")).alias("attack_change"),
+        (pl.col("utility") - pl.col("_utility")).alias("utility_change"),
+    )
+    return aggregate(paired, arm, list(_CHANGES), level=level, bounds=_CHANGES)
+
+
 def defense_frontier(
     sweep: Sweep | pl.DataFrame,
     harmful: str | None = None,
@@ -279,8 +311,11 @@ def defense_frontier(
     Returns:
         The arm columns, ``<metric>_mean/_low/_high/_n`` for every metric of
         :data:`METRICS`, ``reduction`` (``1 - attack / attack of the undefended arm``,
-        NaN without one), ``utility_change`` (utility minus the undefended arm's),
-        ``undefended`` (the arm without guards) and ``pareto``; sorted by attack.
+        NaN without one), ``utility_change`` (utility minus the undefended arm's), the
+        paired changes ``attack_change_mean/_low/_high/_n`` and
+        ``utility_change_mean/_low/_high/_n`` (per seed against the undefended run of the
+        same seed, over seeds; null when runs cannot be paired by seed), ``undefended``
+        (the arm without guards) and ``pareto``; sorted by attack.
     """
     frame = sweep if isinstance(sweep, pl.DataFrame) else sweep_defense_metrics(sweep, harmful)
     if arm is None:
@@ -306,4 +341,13 @@ def defense_frontier(
         (pl.col("guards") == "none").alias("undefended"),
         pl.Series("pareto", _pareto(attack, utility)),
     )
+    changes = _paired_changes(frame, arm, level)
+    if changes is not None:
+        agg = agg.join(changes, on=arm, how="left")
+    else:
+        agg = agg.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(f"{change}_{stat}")
+            for change in _CHANGES
+            for stat in ("mean", "low", "high")
+        ).with_columns(pl.lit(0, dtype=pl.Int64).alias(f"{change}_n") for change in _CHANGES)
     return agg.sort("attack_mean", "utility_mean", descending=[False, True], nulls_last=True)

@@ -213,7 +213,11 @@ def test_report_on_a_defenses_sweep_draws_the_frontier(tmp_path):
     assert saved.height == 9 and saved.filter(pl.col("undefended"))["defense"].to_list() == ["none"]
     # The text report lists every arm once, Pareto arms starred.
     text = made.text()
-    block = text.split("defenses (mean [95 % CI] over seeds; * = on the Pareto frontier)\n")[1]
+    header = (
+        "defenses (mean [95 % CI] over seeds; changes paired by seed against the undefended "
+        "arm; * = on the Pareto frontier)\n"
+    )
+    block = text.split(header)[1]
     names = [line.split()[0] for line in block.splitlines()[2:]]
     assert sorted(names) == sorted(expected["defense"].to_list())
     starred = {line.split()[0] for line in block.splitlines()[2:] if line.split()[1] == "*"}
@@ -289,12 +293,37 @@ def test_frontier_text_joins_several_arm_columns():
             "utility_n": [3, 3],
             "reduction": [0.0, 0.9375],
             "utility_change": [0.0, 0.02],
+            "attack_change_mean": [0.0, -0.75],
+            "attack_change_low": [0.0, -0.8],
+            "attack_change_high": [0.0, -0.7],
+            "attack_change_n": [3, 3],
+            # Paired changes missing (runs that cannot be paired by seed): the plain
+            # difference of means is shown.
+            "utility_change_mean": [None, None],
+            "utility_change_low": [None, None],
+            "utility_change_high": [None, None],
+            "utility_change_n": [0, 0],
             "pareto": [False, True],
-        }
+        },
+        schema_overrides={f"utility_change_{s}": pl.Float64 for s in ("mean", "low", "high")},
     )
     assert frontier_text_table(frontier).rows() == [
-        ("none, 0.1", "0.8 [0.7, 0.9]", "0%", "0.5 [0.4, 0.6]", "+0.000"),
-        ("quarantine, 0.1 *", "0.05 [0, 0.1]", "94%", "0.52 [0.45, 0.6]", "+0.020"),
+        (
+            "none, 0.1",
+            "0.8 [0.7, 0.9]",
+            "+0.000 [+0.000, +0.000]",
+            "0%",
+            "0.5 [0.4, 0.6]",
+            "+0.000",
+        ),
+        (
+            "quarantine, 0.1 *",
+            "0.05 [0, 0.1]",
+            "-0.750 [-0.800, -0.700]",
+            "94%",
+            "0.52 [0.45, 0.6]",
+            "+0.020",
+        ),
     ]
     assert frontier_text_table(frontier).columns[0] == "defense, policy.beta"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 
 from experiments.sweep import run_sweep
 from experiments.validation import validate
@@ -80,6 +81,28 @@ def test_frontier_reduction_utility_change_and_pareto(defenses_dir):
     assert ax.get_xlim() == (-0.02, 1.02) and ax.get_ylim() == (-0.02, 1.02)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "none (undefended)" in labels and "Pareto frontier" in labels
+
+
+def test_frontier_changes_are_paired_by_seed(defenses_dir):
+    frame = sweep_defense_metrics(load_sweep(defenses_dir))
+    frontier = defense_frontier(frame, arm=["defense"])
+    by = {r["defense"]: r for r in frontier.iter_rows(named=True)}
+    none = frame.filter(pl.col("defense") == "none").sort("seed")
+    for defense, row in by.items():
+        arm = frame.filter(pl.col("defense") == defense).sort("seed")
+        assert arm["seed"].to_list() == none["seed"].to_list()
+        for metric in ("attack", "utility"):
+            diffs = (arm[metric] - none[metric]).to_numpy()
+            half = stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs))
+            change = f"{metric}_change"
+            assert row[f"{change}_n"] == 2
+            assert row[f"{change}_mean"] == pytest.approx(diffs.mean(), abs=1e-12)
+            assert row[f"{change}_low"] == pytest.approx(max(diffs.mean() - half, -1.0), abs=1e-9)
+            assert row[f"{change}_high"] == pytest.approx(min(diffs.mean() + half, 1.0), abs=1e-9)
+    # Without seeds to pair by, the paired columns are null and the rest stays.
+    unpaired = defense_frontier(frame.drop("seed"), arm=["defense"])
+    assert unpaired["attack_change_mean"].null_count() == unpaired.height
+    assert unpaired["reduction"].equals(frontier["reduction"])
 
 
 def test_pareto_on_known_points():
