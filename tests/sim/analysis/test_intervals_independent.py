@@ -90,20 +90,14 @@ def test_value_intervals_are_student_t_over_agents_and_stay_in_range():
     assert (row["mean"], row["ci_low"], row["ci_high"]) == (0.9, None, None)
 
 
-def test_cluster_bootstrap_matches_the_cluster_robust_standard_error():
-    # 400 agents, 12 decisions each; an agent is exposed in all its decisions or in none
-    # (as when exposure follows the position in the graph); outcomes share a per-agent
-    # offset (intra-agent correlation), so decisions are not independent.
-    rng = np.random.default_rng(5)
-    n_agents, per_agent = 400, 12
-    agent = np.repeat(np.arange(n_agents), per_agent)
-    exposed = (rng.random(n_agents) < 0.4)[agent]
-    offset = rng.normal(0, 0.15, n_agents)[agent]
-    p = np.clip(0.3 + 0.2 * exposed + offset, 0, 1)
-    y = rng.random(agent.size) < p
-    frame = pl.DataFrame(
+def _decisions(
+    step: np.ndarray, agent: np.ndarray, exposed: np.ndarray, y: np.ndarray
+) -> pl.DataFrame:
+    """``actions`` rows of sampled two-option decisions: ``y`` chose the meme's target,
+    ``exposed`` had one carrying entry of it in context."""
+    return pl.DataFrame(
         {
-            "step": np.tile(np.arange(per_agent), n_agents),
+            "step": step,
             "agent_id": agent,
             "task_id": "d01",
             "options": [["influence", "plain"]] * agent.size,
@@ -120,6 +114,20 @@ def test_cluster_bootstrap_matches_the_cluster_robust_standard_error():
         },
         schema=ACTIONS_SCHEMA,
     )
+
+
+def test_cluster_bootstrap_matches_the_cluster_robust_standard_error():
+    # 400 agents, 12 decisions each; an agent is exposed in all its decisions or in none
+    # (as when exposure follows the position in the graph); outcomes share a per-agent
+    # offset (intra-agent correlation), so decisions are not independent.
+    rng = np.random.default_rng(5)
+    n_agents, per_agent = 400, 12
+    agent = np.repeat(np.arange(n_agents), per_agent)
+    exposed = (rng.random(n_agents) < 0.4)[agent]
+    offset = rng.normal(0, 0.15, n_agents)[agent]
+    p = np.clip(0.3 + 0.2 * exposed + offset, 0, 1)
+    y = rng.random(agent.size) < p
+    frame = _decisions(np.tile(np.arange(per_agent), n_agents), agent, exposed, y)
     out = exposure_effects(frame, "inf", n_boot=4000, level=0.9, seed=3).row(0, named=True)
     # Analytic: each arm's mean is a ratio of per-agent sums; its influence function
     # per agent is (s_a - m * c_a) / C. The effect's variance is the variance of the
@@ -152,24 +160,8 @@ def _seeded_actions(
     run_effect = rng.normal(0.2, 0.12, n_runs)[run]
     offset = rng.normal(0, 0.1, n_runs * agents)[agent]
     y = rng.random(agent.size) < np.clip(0.3 + run_effect * exposed + offset, 0, 1)
-    frame = pl.DataFrame(
-        {
-            "step": np.tile(np.arange(per_agent), n_runs * agents),
-            "agent_id": agent % agents,
-            "task_id": "d01",
-            "options": [["influence", "plain"]] * agent.size,
-            "choice": np.where(y, "influence", "plain"),
-            "answer": "",
-            "scoring": "sampled",
-            "option_probs": None,
-            "meme_id": "inf",
-            "offered": True,
-            "expressed": y,
-            "correct": None,
-            "p_target": None,
-            "dose": exposed.astype(np.int32),
-        },
-        schema=ACTIONS_SCHEMA,
+    frame = _decisions(
+        np.tile(np.arange(per_agent), n_runs * agents), agent % agents, exposed, y
     ).with_columns(pl.Series("run", [f"seed{r:02d}" for r in run]))
     return frame, run, exposed, y
 
