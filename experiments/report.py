@@ -33,8 +33,9 @@ For a sweep it writes ``sweep_dir/report/``:
   ``defenses`` sweep): ``defense_frontier.csv`` — one row per arm, exactly
   :func:`sim.analysis.defenses.defense_frontier` (attack success and utility with 95 %
   intervals over seeds, reduction and utility change against the undefended arm, those
-  changes paired by seed with intervals, the Pareto set) — and ``defense_frontier.png``, the attack/utility plane with every arm
-  labelled, its intervals, the Pareto frontier and, for task accuracy, the chance level.
+  changes paired by seed with intervals, the Pareto set) — and ``defense_frontier.png``,
+  the attack/utility plane with every arm labelled, its intervals, the Pareto frontier
+  and, for task accuracy, the chance level.
 
 All figures come from :mod:`sim.plots` (one palette, one style) and carry the run or
 sweep name in their titles; they are drawn on matplotlib's Agg canvas (no pyplot).
