@@ -116,15 +116,30 @@ def test_beliefs_have_exactly_the_consolidated_parents_and_carry_memes_on():
     ]
     gens = tables["generations"].filter(pl.col("kind") == "reflect")
     assert gens.height == 3 and set(gens["step"]) == {2}
-    # A belief restating the seed (read from neighbourhood:0) makes agent 1 a carrier
-    # through a transmission edge from the seed entry into the belief.
+    # At step 2 each agent's best memory is its own note: no belief carries the meme.
+    assert beliefs["memes"].to_list() == [[], [], []]
+
+    # A belief restating the seed carries the meme on. At step 0 agents 0 and 1 have read
+    # only the seed (in neighbourhood:0), so both restate it; agent 1 becomes a carrier
+    # through one transmission edge from the seed entry into its belief (agent 0's belief
+    # restates its own seed: no edge).
+    early = _model(NotingEngine(), ReflectionSpec(every=1, memories=2))
+    early.step()
+    tables = early.tables()
+    mem = tables["memories"]
+    beliefs = mem.filter(pl.col("entry_id").is_in(tables["reflections"]["entry_id"].implode()))
     carrying = beliefs.filter(pl.col("memes").list.contains("power"))
+    assert carrying["author_id"].to_list() == [0, 1]
+    seed = mem.filter(pl.col("parents").list.len() == 0, pl.col("memes").list.contains("power"))
+    assert seed["author_id"].to_list() == [0]
+    seed_entry = seed["entry_id"].item()
+    belief_1 = carrying.filter(pl.col("author_id") == 1).row(0, named=True)
+    assert belief_1["parents"] == [seed_entry]
     edges = tables["transmissions"]
-    for belief in carrying.iter_rows(named=True):
-        if belief["author_id"] != 0:
-            edge = edges.filter(pl.col("target_entry") == belief["entry_id"])
-            assert edge.height == 1
-            assert edge["source_entry"].to_list()[0] in belief["parents"]
+    assert edges.select("meme_id", "source_agent", "target_agent").rows() == [("power", 0, 1)]
+    assert edges.select("source_entry", "target_entry").rows() == [
+        (seed_entry, belief_1["entry_id"])
+    ]
 
 
 def test_agents_without_memories_do_not_reflect():
