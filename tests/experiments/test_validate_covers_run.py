@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from pathlib import Path
 
@@ -249,10 +248,11 @@ def test_bad_guard_patterns_fail_validation(small_data, pattern, message):
 
 def test_catastrophic_pattern_runs_in_linear_time():
     guard = PatternGuard(PatternGuardSpec(pattern="(a+)+$"))
-    text = "a" * 100_000 + "b"
-    started = time.monotonic()
-    assert guard._regex.search(text) is None
-    assert time.monotonic() - started < 1.0  # Python's re takes forever on this
+    # RE2 matches in linear time; Python's re would backtrack for ever on this text. No
+    # clock here (speed goals live in bench/): the engine is checked before the search.
+    assert type(guard._regex).__module__ == "re2"
+    assert guard._regex.search("a" * 100_000 + "b") is None
+    assert guard._regex.search("a" * 100_000) is not None
 
 
 # ------------------------------------------------------------------ engine files (8.3)
@@ -410,15 +410,15 @@ def test_huge_sweeps_are_refused_before_expansion(small_toml):
     sweep = small_toml.parent / "sweep.toml"
     sweep.write_text(
         '[sweep]\nbase = "small.toml"\nseeds = [0, 1]\n\n[sweep.grid]\n'
-        + "".join(f'"memes.0.placement.count{i}" = {list(range(1, 40))}\n' for i in range(4))
+        + "".join(f'"steps.a{i}" = {list(range(1, 40))}\n' for i in range(4))
     )
-    started = time.monotonic()
+    # The grid's keys cross a number (steps = 6), so the first run built from it fails at
+    # once: the size error shows the runs were counted before any was expanded (no clock).
     with pytest.raises(ConfigError) as info:
         load_sweep_config(sweep)
     assert info.value.errors == [
         "sweep: 39 x 39 x 39 x 39 x 2 seed(s) = 4626882 runs; a sweep has at most 100000 runs"
     ]
-    assert time.monotonic() - started < 5
     with pytest.raises(ConfigError) as info:
         load_sweep_config(sweep, ["sweep={ base = 'small.toml', replicates = 1000000000 }"])
     assert info.value.errors == [
