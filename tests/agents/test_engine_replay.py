@@ -191,9 +191,9 @@ def test_specs_parse_by_kind(tmp_path: Path) -> None:
     assert isinstance(openai, OpenAISpec) and openai.max_concurrency == 8
     with pytest.raises(ValidationError, match="needs an inner engine spec"):
         ReplaySpec(path="c.jsonl", mode="record")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"llamacpp\.n_ctxx"):
         parse_engine_spec({"kind": "llamacpp", "n_ctxx": 10})
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="Input tag 'tpu'"):
         parse_engine_spec({"kind": "tpu"})
 
     path = tmp_path / "cache.jsonl"

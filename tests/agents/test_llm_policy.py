@@ -205,7 +205,7 @@ def test_forbidden_and_unknown_bank_writes_are_refused_and_counted(spec, tmp_pat
         True,
         True,
     ]
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="bank name = 'no-such-bank': no such bank"):
         model.banks.bank_id("no-such-bank")
     # Only agent 1's note was committed, into neighbourhood:1, once per step.
     notes = tables["memories"].filter(pl.col("text").str.starts_with("note by"))

@@ -51,8 +51,9 @@ def test_help_documents_every_option(command, capsys):
 
 
 def test_top_level_help_lists_commands(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as info:
         main(["--help"])
+    assert info.value.code == 0
     text = capsys.readouterr().out
     for command in OPTIONS:
         assert command in text

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scripted_server import RULE, scripted_server
 
 from experiments.cli import main
-from experiments.config import load_config
+from experiments.config import ConfigError, load_config
 from experiments.dashboard.view import NotARunError, RunView, describe_target
 from experiments.runner import run_experiment
 
@@ -141,14 +141,14 @@ def test_dashboard_target_errors(run_dir: Path, tmp_path: Path, capsys) -> None:
         (sweep, "is a sweep directory"),
         (tmp_path / "missing", "file not found"),
     ):
-        with pytest.raises(Exception) as err:
+        with pytest.raises((NotARunError, ConfigError)) as err:
             describe_target(path)
         assert words in str(err.value).lower()
         assert main(["dashboard", str(path)]) == 2
         out = capsys.readouterr()
         assert words in out.err.lower() and "Traceback" not in out.err
     assert describe_target(run_dir)["kind"] == "run"
-    with pytest.raises(NotARunError):
+    with pytest.raises(NotARunError, match="is not a memespread run directory"):
         RunView.from_run_dir(foreign)
 
 

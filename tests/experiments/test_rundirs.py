@@ -104,7 +104,7 @@ def test_plan_refuses_the_root_and_the_parent(tmp_path, monkeypatch):
 
 def test_plan_of_a_file_is_an_io_error(tmp_path):
     (tmp_path / "f").write_text("x")
-    with pytest.raises(NotADirectoryError):
+    with pytest.raises(NotADirectoryError, match="exists and is not a directory"):
         plan_target(tmp_path / "f", overwrite=True, kind="run")
 
 

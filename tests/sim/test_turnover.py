@@ -152,8 +152,11 @@ def test_turnover_config_errors_and_run_directory(tmp_path):
     with pytest.raises(ConfigError) as err:
         validate_config(_data(rate=1.5))
     assert err.value.errors == ["turnover.rate = 1.5: input should be less than or equal to 1"]
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as err:
         validate_config(_data(rate=0.1, every=2))
+    assert err.value.errors == [
+        "turnover.every = 2: unknown key (check the spelling; see docs/config-reference.md)"
+    ]
     config = validate_config({**_data(rate=0.25), "name": "turnover", "output_dir": str(tmp_path)})
     run_experiment(config, tmp_path / "turnover", progress=False)
     table = pl.read_parquet(tmp_path / "turnover" / "turnover.parquet")

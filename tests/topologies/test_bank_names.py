@@ -48,7 +48,7 @@ def test_make_and_parse():
     assert bank_names(BankKind.EDGE, np.array([0]), np.array([3])) == ["edge:0-3"]
     assert BankName.parse("neighbourhood:12") == BankName(BankKind.NEIGHBOURHOOD, (12,))
     assert BankName.parse("edge:-1-2") == BankName(BankKind.EDGE, (-1, 2))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"edge bank names have 2 number\(s\)"):
         bank_names(BankKind.EDGE, np.array([0]))
 
 
