@@ -157,10 +157,17 @@ def test_a_locked_sweep_directory_is_refused(sweep, tmp_path):
     assert result.failed == {} and result.ran == 2
 
 
-def test_lock_is_released_after_a_sweep(tmp_path):
+def test_lock_is_released_after_a_sweep(sweep, tmp_path):
     fd = acquire_sweep_lock(tmp_path)
+    # While held, another taker (another open file, as another process has) is refused.
+    with pytest.raises(RunDirError, match="is in use by another memespread process"):
+        acquire_sweep_lock(tmp_path)
     os.close(fd)
-    os.close(acquire_sweep_lock(tmp_path))
+    os.close(acquire_sweep_lock(tmp_path))  # closing the descriptor released it
+    # A finished sweep has let go of its directory's lock.
+    result = run_sweep(sweep, tmp_path / "s", progress=False)
+    assert result.failed == {} and result.ran == 2
+    os.close(acquire_sweep_lock(tmp_path / "s"))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
