@@ -202,6 +202,8 @@ def _move_slider_to_start(page) -> None:
     The page's grid animates its panels into place after loading, so a click may land
     before the slider settles: it is retried.
     """
+    from playwright.sync_api import TimeoutError as PageTimeout
+
     for _ in range(10):
         page.wait_for_timeout(1000)
         box = page.locator(".memespread-steps .v-slider").bounding_box()
@@ -212,7 +214,7 @@ def _move_slider_to_start(page) -> None:
                 "document.body.innerText.includes('step 0 of 3')", timeout=10_000
             )
             return
-        except Exception:
+        except PageTimeout:  # the click landed before the slider settled
             continue
     raise AssertionError("the step slider did not move to step 0")
 
