@@ -440,6 +440,9 @@ def test_load_config_accepts_shipped_names_and_load_sweep_is_deprecated(tmp_path
         warnings.simplefilter("always")
         load_sweep("topology_sweep")
     assert [w.category for w in caught] == [DeprecationWarning]
+    assert str(caught[0].message).startswith(
+        "experiments.load_sweep is deprecated: use load_sweep_config (a sweep config file)"
+    )
 
 
 def test_graph_size_is_bounded(small_data):
