@@ -26,6 +26,7 @@ from agents.llm.base import (
     GenerationRequest,
     Role,
     SamplingParams,
+    ScoreRequest,
 )
 from agents.llm.openai_compat import OpenAIEngine
 
@@ -282,3 +283,35 @@ def test_requests_spread_round_robin_over_base_urls(
     out = engine.generate([_request(f"r{i}") for i in range(4)])
     assert [c.finish_reason is FinishReason.ERROR for c in out] == [False, True, False, True]
     assert closed_base_url in (out[1].error or "")
+
+
+@pytest.mark.slow
+def test_real_server_option_scores_match_the_in_process_engine(
+    openai_server: str, llamacpp_engine
+) -> None:
+    # The same GGUF behind llama.cpp's OpenAI-compatible server (top_logprobs of the first
+    # reply token) and in process (the options' own log-probabilities): the scores agree.
+    requests = [
+        ScoreRequest(
+            "letters",
+            (ChatMessage(Role.USER, "Which letter is first? A) A  B) B  C) C. Reply A, B or C."),),
+            ("A", "B", "C"),
+        ),
+        ScoreRequest(
+            "yes-no", (ChatMessage(Role.USER, "Is the sky blue? Answer yes or no."),), ("yes", "no")
+        ),
+    ]
+    served = OpenAIEngine(_spec([openai_server])).score(requests)
+    local = llamacpp_engine.score(requests)
+    assert [s.request_id for s in served] == ["letters", "yes-no"]
+    for remote, own in zip(served, local, strict=True):
+        assert remote.error is None and own.error is None
+        assert remote.prompt_tokens > 0
+        assert len(remote.logprobs) == len(own.logprobs)
+        # An option outside the server's top 20 alternatives is -inf there; the most
+        # likely option never is.
+        best = max(range(len(own.logprobs)), key=own.logprobs.__getitem__)
+        assert remote.logprobs[best] > float("-inf")
+        for got, expected in zip(remote.logprobs, own.logprobs, strict=True):
+            if got > float("-inf"):
+                assert got == pytest.approx(expected, abs=0.02)

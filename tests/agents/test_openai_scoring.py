@@ -3,7 +3,10 @@
 A tiny HTTP server in this test (standard library) answers chat completions the way
 servers that return log-probabilities do, so the exact parsing is checked; a server
 that returns none (or an HTTP error) gives scores with an error, and the policy then
-records no option probabilities.
+records no option probabilities. A stand-in server, because the exact responses checked
+here (chosen log-probabilities, a leading-space variant, a body without logprobs) cannot
+be made to come from a real model; the real llama.cpp server's scores are checked against
+the in-process engine in ``test_engine_openai.py``.
 """
 
 from __future__ import annotations
