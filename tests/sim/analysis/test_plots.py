@@ -28,12 +28,42 @@ def test_run_plots(contagion_run, tmp_path):
     run = contagion_run
     _check(plots.network_states(run, [0, 5, 20]), tmp_path / "net.png")
     tree = tree_edges(run.transmissions, run.agents, "influence")
-    _check(plots.transmission_tree(tree), tmp_path / "tree.png")
+    fig = plots.transmission_tree(tree)
+    # One point per agent of the tree (plus any source outside it, drawn as a root), one
+    # segment per infection edge, coloured by infection step.
+    ax = fig.axes[0]
+    sources = set(tree["source_agent"].drop_nulls().to_list()) - set(tree["agent_id"].to_list())
+    n_nodes = tree.height + len(sources)
+    assert ax.collections[1].get_offsets().shape == (n_nodes, 2)
+    assert len(ax.collections[0].get_segments()) == tree["source_agent"].drop_nulls().len()
+    assert ax.get_title() == f"Transmission tree ({n_nodes} nodes)"
+    assert fig.axes[1].get_ylabel() == "infection step"
+    _check(fig, tmp_path / "tree.png")
     drift = entry_drift(run.memories, run.transmissions, run.agents)
-    _check(plots.mutation_by_hop(drift_by_hop(drift)), tmp_path / "mut.png")
-    _check(plots.mutation_by_hop(drift_by_hop(drift), metric="jaccard"), tmp_path / "jac.png")
+    by_hop = drift_by_hop(drift)
+    fig = plots.mutation_by_hop(by_hop)
+    ax = fig.axes[0]
+    (bars,) = ax.containers  # one meme: one error-bar line of means, one point per hop
+    line = bars.lines[0]
+    part = by_hop.sort("hop")
+    assert line.get_ydata().tolist() == pytest.approx(part["edit_mean"].to_list())
+    assert ax.get_ylim()[0] == 0.0
+    assert ax.get_ylabel() == "normalized edit distance\n(mean ± 1 sd over entries)"
+    _check(fig, tmp_path / "mut.png")
+    fig = plots.mutation_by_hop(by_hop, metric="jaccard")
+    assert fig.axes[0].containers[0].lines[0].get_ydata().tolist() == pytest.approx(
+        part["jaccard_mean"].to_list()
+    )
+    _check(fig, tmp_path / "jac.png")
     fit = fit_prevalence(prevalence(run.steps, run.n_agents), run.n_agents, model="sir")
-    _check(plots.fitted_curve(fit), tmp_path / "fit.png")
+    fig = plots.fitted_curve(fit)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["observed", "sir fit", "removed (observed)", "removed (fit)"]
+    k = len(fit.t)
+    assert ax.lines[1].get_ydata().tolist() == pytest.approx(list(fit.fitted[:k]))
+    assert ax.get_title().endswith(f"RMSE={fit.rmse:.3g}")
+    _check(fig, tmp_path / "fit.png")
     with pytest.raises(ValueError, match="metric = 'x'"):
         plots.mutation_by_hop(drift_by_hop(drift), metric="x")
     with pytest.raises(ValueError, match="steps"):
@@ -59,7 +89,11 @@ def test_sweep_plots(sweep_dir, tmp_path):
             "prevalence": [0.1, 0.2, 0.1, 0.4],
         }
     )
-    _check(plots.side_by_side_curves(curves), tmp_path / "side.png")
+    fig = plots.side_by_side_curves(curves)
+    ax = fig.axes[0]
+    assert [line.get_ydata().tolist() for line in ax.lines] == [[0.1, 0.2], [0.1, 0.4]]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    _check(fig, tmp_path / "side.png")
 
 
 def test_state_curves_legend_order_palette_and_visibility(contagion_run):
