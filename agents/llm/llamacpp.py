@@ -15,6 +15,7 @@ is right after it. :meth:`LlamaCppEngine.expect_scores` announces such requests 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import os
 from collections.abc import Mapping, Sequence
@@ -124,6 +125,31 @@ def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+#: Bytes read from each end of a GGUF file for :func:`gguf_fingerprint`.
+FINGERPRINT_CHUNK = 1 << 20
+
+
+def gguf_fingerprint(path: str | os.PathLike[str]) -> str:
+    """A cheap identity of a GGUF file's content: ``size:sha256`` of its ends.
+
+    The SHA-256 covers the file's size, its first and its last :data:`FINGERPRINT_CHUNK`
+    bytes (the header with the metadata, and the last tensor data), so two different
+    models, or two quantisations of one, differ even under the same file name, without
+    hashing gigabytes at every engine start.
+
+    Raises:
+        OSError: The file cannot be read.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        digest.update(str(size).encode() + b"\0")
+        digest.update(handle.read(FINGERPRINT_CHUNK))
+        handle.seek(max(size - FINGERPRINT_CHUNK, 0))
+        digest.update(handle.read(FINGERPRINT_CHUNK))
+    return f"{size}:{digest.hexdigest()}"
+
+
 class LlamaCppEngine:
     """Batch-shaped engine over llama-cpp-python.
 
@@ -138,6 +164,9 @@ class LlamaCppEngine:
     Attributes:
         name: ``"llamacpp"``.
         model_id: ``"llamacpp:<GGUF file name>"``.
+        model_fingerprint: :func:`gguf_fingerprint` of the file: the model id names the
+            file only, so a replay file checks this too (another GGUF of the same name
+            must not be served its completions).
         spec: The spec it was built from.
         model_path: The resolved GGUF path.
     """
@@ -161,6 +190,7 @@ class LlamaCppEngine:
             if not self.model_path.is_file():
                 raise EngineError(f"LlamaCppSpec.model_path={spec.model_path!r} is not a file")
         self.model_id = f"llamacpp:{self.model_path.name}"
+        self.model_fingerprint = gguf_fingerprint(self.model_path)
         n_threads = spec.n_threads if spec.n_threads is not None else (os.cpu_count() or 1)
         try:
             llm = Llama(

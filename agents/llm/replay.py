@@ -4,7 +4,9 @@ Completions are keyed by ``GenerationRequest.cache_key(model_id)`` (model, messa
 sampling with seed, schema; not the request id) and stored in an append-only JSONL file:
 
 * line 1, the header: ``{"type": "header", "format": "memespread-replay/1",
-  "engine": <inner name>, "model_id": <inner model id>}``;
+  "engine": <inner name>, "model_id": <inner model id>}``, plus ``"model_fingerprint"``
+  when the inner engine has one (llama.cpp: its model id names the GGUF file only, so
+  the fingerprint of the file's content tells two models of the same file name apart);
 * then one line per completion: ``{"type": "completion", "key": ...}`` plus every field of
   :class:`~agents.llm.base.Completion` (``request_id``, ``text``, ``finish_reason``,
   ``prompt_tokens``, ``cached_prompt_tokens``, ``completion_tokens``, ``error``, ...);
@@ -169,6 +171,13 @@ class ReplayEngine:
                     f"replay file {self.path} was recorded with model_id="
                     f"{header.get('model_id')!r}, but the inner engine serves {inner.model_id!r}"
                 )
+            recorded, serving = _fingerprint(header), _fingerprint(inner)
+            if recorded is not None and serving is not None and recorded != serving:
+                raise EngineError(
+                    f"replay file {self.path} was recorded with another model file of the "
+                    f"same name ({inner.model_id!r}: fingerprint {recorded}, the inner engine's "
+                    f"is {serving}); its completions are not this model's"
+                )
         elif header is not None:
             self.name = str(header["engine"])
             self.model_id = str(header["model_id"])
@@ -245,6 +254,9 @@ class ReplayEngine:
                     "engine": self.name,
                     "model_id": self.model_id,
                 }
+                fingerprint = _fingerprint(self.inner)
+                if fingerprint is not None:
+                    header["model_fingerprint"] = fingerprint
                 _write_line(fh, header)
             yield fh
 
@@ -423,6 +435,15 @@ class ReplayEngine:
         if self.inner is not None:
             self.inner.close()
         self._closed = True
+
+
+def _fingerprint(source: Any) -> str | None:
+    """The model fingerprint of an engine or a header dict, if it has a string one."""
+    if isinstance(source, dict):
+        value = source.get("model_fingerprint")
+    else:
+        value = getattr(source, "model_fingerprint", None)
+    return value if isinstance(value, str) else None
 
 
 def _distinct_requests(

@@ -319,3 +319,43 @@ def test_equal_requests_in_a_batch_are_generated_once_as_replay_serves_them(
     assert seen == {0: "same#0", 1: "other#1", 2: "same#0"}
     replayed = ReplayEngine(None, path, "replay").generate(batch)
     assert [c.text for c in replayed] == [c.text for c in out]
+
+
+class FileEngine(EchoEngine):
+    """An engine whose model id names a file, with a fingerprint of the file's content."""
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__("llamacpp:model.gguf")
+        self.model_fingerprint = fingerprint
+
+
+def test_another_model_file_of_the_same_name_is_not_served_the_recorded_completions(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "cache.jsonl"
+    ReplayEngine(FileEngine("7:aaa"), path, "record").generate([_req("a", "one")])
+    assert json.loads(path.read_text().splitlines()[0])["model_fingerprint"] == "7:aaa"
+    with pytest.raises(EngineError, match=r"another model file of the same name.*7:aaa.*7:bbb"):
+        ReplayEngine(FileEngine("7:bbb"), path, "auto")
+    same = ReplayEngine(FileEngine("7:aaa"), path, "auto")
+    assert [c.text for c in same.generate([_req("b", "one")])] == ["eno"]
+    assert same.hits == 1
+    # An engine without a fingerprint (an OpenAI-compatible server) is checked by id only.
+    assert ReplayEngine(EchoEngine("llamacpp:model.gguf"), path, "auto").hits == 0
+
+
+def test_gguf_fingerprint_tells_contents_apart_not_names(tmp_path: Path) -> None:
+    from agents.llm.llamacpp import FINGERPRINT_CHUNK, gguf_fingerprint
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    body = bytes(range(256)) * (3 * FINGERPRINT_CHUNK // 256)
+    (tmp_path / "a" / "model.gguf").write_bytes(body)
+    (tmp_path / "b" / "model.gguf").write_bytes(body[:-1] + b"\x00")  # last byte differs
+    (tmp_path / "copy.gguf").write_bytes(body)
+    (tmp_path / "tiny.gguf").write_bytes(b"GGUF")
+    first = gguf_fingerprint(tmp_path / "a" / "model.gguf")
+    assert first.startswith(f"{len(body)}:")
+    assert gguf_fingerprint(tmp_path / "b" / "model.gguf") != first
+    assert gguf_fingerprint(tmp_path / "copy.gguf") == first
+    assert gguf_fingerprint(tmp_path / "tiny.gguf").startswith("4:")
