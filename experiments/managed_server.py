@@ -52,6 +52,9 @@ MAX_CONCURRENCY = 4
 #: Per-attempt time limit of a request: generous, since requests wait in the server's
 #: queue behind the other runs' requests.
 REQUEST_TIMEOUT_S = 3600.0
+#: The repeat penalty of llama-cpp-python's in-process ``create_chat_completion``, sent to
+#: the server (whose own default is 1.1) so that runs sample alike through either.
+IN_PROCESS_REPEAT_PENALTY = 1.0
 
 
 def llamacpp_model_id(spec: LlamaCppSpec) -> tuple[Path, str]:
@@ -188,7 +191,8 @@ class ManagedServer:
         """The ``openai`` engine spec through which a run uses this server.
 
         Its ``model`` is :attr:`model_id`, so the engine reports the in-process engine's
-        model id and the replay keys are the same.
+        model id and the replay keys are the same; it sends the in-process engine's repeat
+        penalty, so the same seeds sample the same completions.
         """
         if not self.base_url:
             raise EngineError("the shared server has not been started")
@@ -199,7 +203,16 @@ class ManagedServer:
             max_concurrency=MAX_CONCURRENCY,
             timeout_s=REQUEST_TIMEOUT_S,
             response_format_style="json_object",
+            extra_body=self.extra_body(),
         )
+
+    def extra_body(self) -> dict[str, float | int | str | bool]:
+        """Fields the runs send with every request besides the engine's own.
+
+        The in-process engine's repeat penalty (the server's default is 1.1), so the same
+        seeds sample the same completions through either.
+        """
+        return {"repeat_penalty": IN_PROCESS_REPEAT_PENALTY}
 
     def describe(self) -> dict[str, Any]:
         """What the sweep manifest records about the server."""
@@ -211,6 +224,7 @@ class ManagedServer:
             "pid": self.pid,
             "log": self.log_path.name,
             "engine_spec": self.spec.model_dump(mode="json"),
+            "extra_body": self.extra_body(),
         }
 
     def stop(self, grace_s: float = 10.0) -> None:

@@ -43,6 +43,21 @@ _ERROR_BODY_CHARS = 300
 _T = TypeVar("_T")
 
 
+#: Request body fields the engine sets itself; ``extra_body`` cannot replace them.
+ENGINE_BODY_FIELDS = (
+    "logprobs",
+    "max_tokens",
+    "messages",
+    "model",
+    "response_format",
+    "seed",
+    "stop",
+    "temperature",
+    "top_logprobs",
+    "top_p",
+)
+
+
 class OpenAISpec(EngineSpecBase):
     """Any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, hosted APIs).
 
@@ -61,6 +76,10 @@ class OpenAISpec(EngineSpecBase):
             ``{"type": "json_object", "schema": ...}`` (llama.cpp server); ``"json_schema"``
             sends ``{"type": "json_schema", "json_schema": {"name": "output", "schema": ...}}``
             (vLLM and OpenAI servers).
+        extra_body: More fields sent in every request body, as given, for server-specific
+            sampling settings (e.g. ``{repeat_penalty = 1.0}`` for llama.cpp's server, whose
+            default of 1.1 differs from the in-process engine's 1.0). They may not replace
+            a field the engine sets (:data:`ENGINE_BODY_FIELDS`).
     """
 
     kind: Literal["openai"] = "openai"
@@ -72,6 +91,20 @@ class OpenAISpec(EngineSpecBase):
     max_retries: int = Field(default=3, ge=0)
     backoff_s: float = Field(default=0.5, ge=0)
     response_format_style: Literal["json_object", "json_schema"] = "json_object"
+    extra_body: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+    @field_validator("extra_body")
+    @classmethod
+    def _check_extra_body(
+        cls, extra: dict[str, float | int | str | bool]
+    ) -> dict[str, float | int | str | bool]:
+        taken = sorted(set(extra) & set(ENGINE_BODY_FIELDS))
+        if taken:
+            raise ValueError(
+                f"extra_body may not set {', '.join(taken)}: the engine sets "
+                f"{', '.join(ENGINE_BODY_FIELDS)}"
+            )
+        return extra
 
     @field_validator("base_urls")
     @classmethod
@@ -220,6 +253,7 @@ class OpenAIEngine:
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         sampling = request.sampling
         body: dict[str, Any] = {
+            **self.spec.extra_body,
             "model": self.spec.model,
             "messages": [{"role": m.role.value, "content": m.content} for m in request.messages],
             "temperature": float(sampling.temperature),

@@ -169,7 +169,11 @@ def test_request_body_and_response_format_styles(
     OpenAIEngine(_spec([fake_service.base_url], response_format_style="json_schema")).generate(
         [request]
     )
-    plain, styled = (r["body"] for r in fake_service.received)
+    OpenAIEngine(_spec([fake_service.base_url], extra_body={"repeat_penalty": 1.0})).generate(
+        [request]
+    )
+    plain, styled, extra = (r["body"] for r in fake_service.received)
+    assert extra == {**plain, "repeat_penalty": 1.0}
     assert plain == {
         "model": "smollm2",
         "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "q"}],
@@ -256,6 +260,8 @@ def test_spec_validation() -> None:
     with pytest.raises(ValueError, match="api_key"):
         OpenAISpec(base_urls=["http://h/v1"], model="m", api_key="sk-inline")  # type: ignore[call-arg]
     assert OpenAISpec(base_urls=["http://h:1/v1/"], model="m").base_urls == ["http://h:1/v1"]
+    with pytest.raises(ValueError, match="extra_body may not set seed, temperature: the engine"):
+        OpenAISpec(base_urls=["http://h/v1"], model="m", extra_body={"temperature": 0, "seed": 1})
 
 
 @pytest.mark.slow

@@ -160,6 +160,9 @@ def test_sweep_with_jobs_shares_one_managed_llamacpp_server(tmp_path, gguf_path)
     model_id = in_process.model_id
     in_process.close()
     assert servers[0]["model_id"] == model_id
+    # Requests carry the in-process engine's repeat penalty (the server's default is 1.1):
+    # the sampler is the same whichever way a run reaches the model.
+    assert servers[0]["extra_body"] == {"repeat_penalty": 1.0}
     # The server is gone once the sweep returns (stopped, no orphan).
     with pytest.raises(ProcessLookupError):
         os.kill(servers[0]["pid"], 0)
