@@ -8,8 +8,9 @@ happens before anything heavy (graphs, models) is built; :func:`load_config` rep
 error at once, each with its key path, the bad value and what is allowed.
 
 Relative file paths in a config file (``graph.path``, ``values.battery_file``,
-``policy.tasks_file``, ``policy.personas_file``) are relative to that file's folder (they
-are made absolute when the file is read); ``--set`` values are taken as given.
+``policy.tasks_file``, ``policy.personas_file``, and the files of engines: a llama.cpp
+``model_path``, a replay ``path``) are relative to that file's folder (they are made
+absolute when the file is read); ``--set`` values are taken as given.
 """
 
 from __future__ import annotations
@@ -295,11 +296,43 @@ def _format_hint(path: Path) -> str:
     return hint
 
 
+#: File keys of an engine table: a llama.cpp GGUF (``model_path``), a replay file
+#: (``path``). A vLLM ``model`` is left alone: it may be a hub name.
+ENGINE_FILE_KEYS = ("model_path", "path")
+
+
+def _engine_tables(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The engine tables of a config.
+
+    The policy's, each guard's and each judge detector's, and the ``inner`` engine of any
+    replay engine among them.
+    """
+    found: list[Any] = []
+    policy = data.get("policy")
+    if isinstance(policy, dict):
+        found.append(policy.get("engine"))
+    for guard in data.get("guards") or []:
+        if isinstance(guard, dict):
+            found.append(guard.get("engine"))
+    for meme in data.get("memes") or []:
+        detector = meme.get("detector") if isinstance(meme, dict) else None
+        if isinstance(detector, dict):
+            found.append(detector.get("engine"))
+    tables: list[dict[str, Any]] = []
+    while found:
+        table = found.pop(0)
+        if isinstance(table, dict):
+            tables.append(table)
+            found.append(table.get("inner"))
+    return tables
+
+
 def resolve_relative_paths(data: dict[str, Any], base_dir: Path) -> None:
     """Make relative file paths of a config absolute, in place.
 
-    The paths: ``graph.path``, ``values.battery_file``, ``policy.tasks_file`` and
-    ``policy.personas_file``.
+    The paths: ``graph.path``, ``values.battery_file``, ``policy.tasks_file``,
+    ``policy.personas_file`` and the :data:`ENGINE_FILE_KEYS` of every engine table
+    (the policy's, the guards', the judge detectors' and replay engines' ``inner``).
 
     A config file's paths are relative to the file's folder, whatever the current
     directory; :func:`read_config` applies this to every file it reads.
@@ -317,6 +350,11 @@ def resolve_relative_paths(data: dict[str, Any], base_dir: Path) -> None:
         value = section.get(key)
         if isinstance(value, str) and value and not os.path.isabs(value):
             section[key] = os.path.abspath(base_dir / value)
+    for engine in _engine_tables(data):
+        for key in ENGINE_FILE_KEYS:
+            value = engine.get(key)
+            if isinstance(value, str) and value and not os.path.isabs(value):
+                engine[key] = os.path.abspath(base_dir / value)
 
 
 def read_config(path: str | Path, key: str | None = None) -> dict[str, Any]:

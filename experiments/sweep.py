@@ -355,7 +355,14 @@ def _axes(spec: SweepSpec) -> tuple[tuple[Axis, ...], list[str]]:
 
 
 def _resolve_grid_paths(spec_table: Any, base_dir: Path) -> None:
-    """Make relative graph file paths in grid values absolute against ``base_dir``."""
+    """Make relative file paths in grid values absolute against ``base_dir``.
+
+    A grid value is resolved as the same value at its key in a config file would be
+    (:func:`experiments.config.resolve_relative_paths`: graph files, data files, engine
+    files), and a ``graph.path`` value always (its graph's kind is in the base config).
+    """
+    from experiments.config import resolve_relative_paths
+
     grid = spec_table.get("grid") if isinstance(spec_table, dict) else None
     if not isinstance(grid, dict):
         return
@@ -363,14 +370,18 @@ def _resolve_grid_paths(spec_table: Any, base_dir: Path) -> None:
         values = raw.get("values") if isinstance(raw, dict) else raw
         if not isinstance(values, list):
             continue
+        parts = key.split(".")
         for i, value in enumerate(values):
-            if key == "graph" and isinstance(value, dict):
-                holder = {"graph": value}
-                from experiments.config import resolve_relative_paths
-
-                resolve_relative_paths(holder, base_dir)
-            elif key == "graph.path" and isinstance(value, str) and not os.path.isabs(value):
+            if key == "graph.path" and isinstance(value, str) and not os.path.isabs(value):
                 values[i] = os.path.abspath(base_dir / value)
+                continue
+            holder: Any = value
+            for part in reversed(parts):
+                holder = {part: holder}
+            resolve_relative_paths(holder, base_dir)
+            for part in parts:
+                holder = holder[part]
+            values[i] = holder
 
 
 def _points(axes: tuple[Axis, ...]) -> list[tuple[int, ...]]:

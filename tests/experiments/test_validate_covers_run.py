@@ -12,7 +12,14 @@ import pytest
 
 from experiments import load_config, load_sweep, load_sweep_config
 from experiments.cli import main
-from experiments.config import INT_LIMIT, ConfigError, apply_override, validate_config
+from experiments.config import (
+    INT_LIMIT,
+    ConfigError,
+    apply_override,
+    read_config,
+    validate_config,
+)
+from experiments.sweep import read_sweep_document
 from sim.guards import PatternGuard, PatternGuardSpec
 
 
@@ -189,6 +196,61 @@ def test_graph_path_is_relative_to_the_config_file(tmp_path, small_toml, monkeyp
     monkeypatch.chdir(tmp_path)  # not the config's folder
     config = load_config(config_path)
     assert config.graph.path == folder / "g.edgelist"
+
+
+ENGINE_FILES_TOML = """
+[policy]
+kind = "llm"
+[policy.engine]
+kind = "replay"
+mode = "record"
+path = "rec/completions.jsonl"
+[policy.engine.inner]
+kind = "llamacpp"
+model_path = "models/m.gguf"
+
+[[guards]]
+kind = "review"
+engine = { kind = "llamacpp", model_path = "../shared/g.gguf" }
+
+[[memes]]
+id = "m"
+statement = "s"
+detector = { kind = "judge", engine = { kind = "llamacpp", model_path = "/abs/j.gguf" } }
+"""
+
+
+def test_engine_files_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    folder = tmp_path / "cfgs"
+    folder.mkdir()
+    (folder / "run.toml").write_text(ENGINE_FILES_TOML)
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    data = read_config(folder / "run.toml")
+    engine = data["policy"]["engine"]
+    assert engine["path"] == str(folder / "rec" / "completions.jsonl")
+    assert engine["inner"]["model_path"] == str(folder / "models" / "m.gguf")
+    assert data["guards"][0]["engine"]["model_path"] == str(tmp_path / "shared" / "g.gguf")
+    assert data["memes"][0]["detector"]["engine"]["model_path"] == "/abs/j.gguf"  # absolute
+    # A vLLM model may be a hub name: left as written.
+    (folder / "vllm.toml").write_text(
+        '[policy]\nkind = "llm"\n[policy.engine]\nkind = "vllm"\nmodel = "Org/Model"\n'
+    )
+    assert read_config(folder / "vllm.toml")["policy"]["engine"]["model"] == "Org/Model"
+
+
+def test_grid_values_are_relative_to_the_sweep_file(tmp_path, small_toml, monkeypatch):
+    folder = tmp_path / "sweeps"
+    folder.mkdir()
+    (folder / "base.toml").write_text(small_toml.read_text())
+    (folder / "sweep.toml").write_text(
+        'name = "s"\n[sweep]\nbase = "base.toml"\n'
+        '[sweep.grid]\n"values.battery_file" = { values = ["a.json", "/abs/b.json"], '
+        'labels = ["a", "b"] }\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    data = read_sweep_document(folder / "sweep.toml")
+    grid = data["sweep"]["grid"]["values.battery_file"]["values"]
+    assert grid == [str(folder / "a.json"), "/abs/b.json"]
 
 
 def test_placement_beyond_a_graph_file_is_an_error(tmp_path, small_toml):
