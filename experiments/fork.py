@@ -38,12 +38,8 @@ import polars as pl
 from experiments.config import ConfigError, apply_overrides, validate_config
 from experiments.manifest import config_binding, read_manifest
 from experiments.rundirs import (
-    Plan,
-    RunDirError,
-    is_empty_dir,
+    locked_run_dir,
     plan_target,
-    staged_dir,
-    writing_lock,
 )
 from experiments.runner import (
     CHECKPOINTS_DIR,
@@ -207,12 +203,7 @@ def fork_run(
         }
         # The fork holds its directory's write lock like a run does, so a `resume` of the
         # fork (its manifest says "running") is refused while it is being written.
-        with staged_dir(target, plan) as work, writing_lock(work):
-            if plan is Plan.CREATE and not is_empty_dir(work):
-                raise RunDirError(
-                    f"run directory {target} was written by another memespread process "
-                    "since this one checked it was empty; nothing of it was touched"
-                )
+        with locked_run_dir(target, plan) as work:
             completions = parent / COMPLETIONS_FILE
             if completions.is_file():
                 shutil.copyfile(completions, work / COMPLETIONS_FILE)

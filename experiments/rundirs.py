@@ -337,6 +337,27 @@ def staged_dir(target: str | os.PathLike[str], plan: Plan) -> Iterator[Path]:
         replace_dir_atomically(work, target)
 
 
+@contextlib.contextmanager
+def locked_run_dir(target: str | os.PathLike[str], plan: Plan) -> Iterator[Path]:
+    """:func:`staged_dir` for a new run, with the run directory's write lock held.
+
+    The directory written into is locked (:func:`writing_lock`) for the whole body, so a
+    ``resume`` of the run (its manifest says "running") is refused while it is written.
+
+    Raises:
+        RunDirError: With ``Plan.CREATE``, another process wrote into ``target`` since
+            :func:`plan_target` found it empty (nothing of it is touched); with
+            ``Plan.REPLACE``, another process is writing ``target``.
+    """
+    with staged_dir(target, plan) as work, writing_lock(work):
+        if plan is Plan.CREATE and not is_empty_dir(work):
+            raise RunDirError(
+                f"run directory {target} was written by another memespread process since "
+                "this one checked it was empty; nothing of it was touched"
+            )
+        yield work
+
+
 def discard_stale_staging(target: str | os.PathLike[str]) -> list[Path]:
     """Delete the staging directories that killed replacements of ``target`` left.
 

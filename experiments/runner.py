@@ -29,13 +29,9 @@ from experiments.config import RunConfig
 from experiments.manifest import config_binding
 from experiments.request_failures import RequestTally, check_step
 from experiments.rundirs import (
-    Plan,
-    RunDirError,
-    is_empty_dir,
+    locked_run_dir,
     plan_target,
-    staged_dir,
     tool_marker,
-    writing_lock,
 )
 from experiments.runlog import run_log
 from sim.checkpoint import load_checkpoint, save_checkpoint
@@ -390,12 +386,7 @@ def run_experiment(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     plan = plan_target(run_dir, overwrite=overwrite, kind="run")
     manifest = new_manifest(config)
-    with staged_dir(run_dir, plan) as work, writing_lock(work):
-        if plan is Plan.CREATE and not is_empty_dir(work):
-            raise RunDirError(
-                f"run directory {run_dir} was written by another memespread process since "
-                "this one checked it was empty; nothing of it was touched"
-            )
+    with locked_run_dir(run_dir, plan) as work:
         write_json_atomic(manifest, work / "manifest.json")
         result = execute(config, work, manifest, progress=progress, policy=policy, engine=engine)
     return dataclasses.replace(result, path=run_dir)
