@@ -190,6 +190,22 @@ def _names_open_file(path: Path, fd: int) -> bool:
     return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
+def refuse_dotdot(target: Path, kind: DirKind) -> None:
+    """Refuse a run or sweep directory path that ends in ``..``.
+
+    Such a directory is never empty, so never written into; an absent ``new/..`` would
+    be made by creating ``new``, and then name the directory holding it.
+
+    Raises:
+        RunDirError: ``target``'s last component is ``..``.
+    """
+    if target.name == "..":
+        raise RunDirError(
+            f"{target}: a {kind} directory path cannot end in '..'; give the directory by "
+            f"its name ({os.path.abspath(target)})"
+        )
+
+
 def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKind) -> Plan:
     """Decide how a new run (or sweep) may be written to ``target``, touching nothing.
 
@@ -211,13 +227,7 @@ def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKin
     target = Path(target)
     if not Path(os.path.abspath(target)).name:
         raise RunDirError(f"{target}: cannot be a {kind} directory (it has no name)")
-    if target.name == "..":
-        # (Never empty, so never written into; an absent one would be made by creating
-        # the directory before it.)
-        raise RunDirError(
-            f"{target}: a {kind} directory path cannot end in '..'; give the directory by "
-            f"its name ({os.path.abspath(target)})"
-        )
+    refuse_dotdot(target, kind)
     if not target.exists() and not target.is_symlink():
         return Plan.CREATE
     if not target.is_dir():

@@ -97,6 +97,7 @@ from experiments.rundirs import (
     is_run_dir,
     is_run_manifest,
     is_sweep_dir,
+    refuse_dotdot,
     tool_marker,
 )
 from experiments.shared_engine import Served, SharedEngines, SharedServers, served_engine
@@ -680,14 +681,9 @@ def _is_our_lock_file(path: Path) -> bool:
 def _check_sweep_dir(sweep_dir: Path) -> None:
     """Refuse a sweep directory that is neither fresh nor a sweep of this tool.
 
-    A path ending in ``..`` is refused too: an absent ``new/..`` would be made by
-    creating ``new``, and then name the (non-empty) directory holding it.
+    A path ending in ``..`` is refused too (:func:`experiments.rundirs.refuse_dotdot`).
     """
-    if sweep_dir.name == "..":
-        raise RunDirError(
-            f"{sweep_dir}: a sweep directory path cannot end in '..'; give the directory by "
-            f"its name ({os.path.abspath(sweep_dir)})"
-        )
+    refuse_dotdot(sweep_dir, "sweep")
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(sweep_dir))
     if _is_fresh(sweep_dir) or is_sweep_dir(sweep_dir):
