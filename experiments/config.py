@@ -339,22 +339,25 @@ def resolve_relative_paths(data: dict[str, Any], base_dir: Path) -> None:
     """
     graph = data.get("graph")
     if isinstance(graph, dict) and graph.get("kind") == "file":
-        path = graph.get("path")
-        if isinstance(path, str) and path and not os.path.isabs(path):
-            graph["path"] = os.path.abspath(base_dir / path)
+        _make_absolute(graph, "path", base_dir)
     pairs = (("values", "battery_file"), ("policy", "tasks_file"), ("policy", "personas_file"))
     for table, key in pairs:
         section = data.get(table)
-        if not isinstance(section, dict):
-            continue
-        value = section.get(key)
-        if isinstance(value, str) and value and not os.path.isabs(value):
-            section[key] = os.path.abspath(base_dir / value)
+        if isinstance(section, dict):
+            _make_absolute(section, key, base_dir)
     for engine in _engine_tables(data):
         for key in ENGINE_FILE_KEYS:
-            value = engine.get(key)
-            if isinstance(value, str) and value and not os.path.isabs(value):
-                engine[key] = os.path.abspath(base_dir / value)
+            _make_absolute(engine, key, base_dir)
+
+
+def _make_absolute(table: dict[str, Any], key: str, base_dir: Path) -> None:
+    """Make ``table[key]`` absolute against ``base_dir``, in place, if it is a relative path.
+
+    Anything other than a non-empty string is left as it is (validation reports it).
+    """
+    value = table.get(key)
+    if isinstance(value, str) and value and not os.path.isabs(value):
+        table[key] = os.path.abspath(base_dir / value)
 
 
 def read_config(path: str | Path, key: str | None = None) -> dict[str, Any]:
