@@ -272,7 +272,12 @@ def staging_dir(target: str | os.PathLike[str]) -> Path:
     """
     target = Path(os.path.abspath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    return make_temp_dir(target.parent, f".{target.name}.new-")
+    return make_temp_dir(target.parent, _staging_prefix(target))
+
+
+def _staging_prefix(target: Path) -> str:
+    """The name prefix of ``target``'s staging directories (``target`` absolute)."""
+    return f".{target.name}.new-"
 
 
 def replace_dir_atomically(new_dir: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
@@ -383,7 +388,7 @@ def discard_stale_staging(target: str | os.PathLike[str]) -> list[Path]:
     """
     absolute = Path(os.path.abspath(target))
     removed = []
-    for path in sorted(absolute.parent.glob(f".{glob.escape(absolute.name)}.new-*")):
+    for path in sorted(absolute.parent.glob(glob.escape(_staging_prefix(absolute)) + "*")):
         if path.is_symlink() or not path.is_dir():
             continue
         if is_empty_dir(path) or is_run_dir(path) or is_sweep_dir(path):
