@@ -490,6 +490,11 @@ def run_effects(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> pl
     return pl.concat(frames) if frames else pl.DataFrame(schema=dict.fromkeys(EFFECT_COLUMNS))
 
 
+def _of_agents(n: int | None) -> str:
+    """`` of N agent(s)`` for a printed effect; "" when the count is unknown (old tables)."""
+    return "" if n is None else f" of {n} agent{'s' if n != 1 else ''}"
+
+
 def effect_lines(effects: pl.DataFrame | None) -> list[str]:
     """One readable line per effect row (for printed summaries).
 
@@ -505,12 +510,7 @@ def effect_lines(effects: pl.DataFrame | None) -> list[str]:
         level = row.get("level")
         ci = f"{level * 100:g} % CI " if level is not None else ""
         agents_e, agents_c = row.get("n_exposed_agents"), row.get("n_control_agents")
-        agents = (
-            f" of {agents_e} agent{'s' if agents_e != 1 else ''}" if agents_e is not None else ""
-        )
-        agents_control = (
-            f" of {agents_c} agent{'s' if agents_c != 1 else ''}" if agents_c is not None else ""
-        )
+        agents, agents_control = _of_agents(agents_e), _of_agents(agents_c)
         few_decisions = min(row["n_exposed"], row["n_control"]) < MIN_RELIABLE_DECISIONS
         few_agents = agents_e is not None and min(agents_e, agents_c) < MIN_RELIABLE_AGENTS
         warning = ""
