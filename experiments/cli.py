@@ -23,6 +23,7 @@ from pathlib import Path
 from agents.contagion import ContagionPolicy
 from experiments.catalog import list_configs
 from experiments.config import ConfigError
+from experiments.messages import first_line
 from experiments.report import report
 from experiments.request_failures import FailedRequestsError
 from experiments.resume import resume_run
@@ -292,15 +293,9 @@ def _warn(validated: Validated) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def _one_line(err: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def _os_error(err: OSError) -> str:
     """An OSError as one line: what failed, on which path."""
-    reason = err.strerror or _one_line(err)
+    reason = err.strerror or first_line(err)
     if err.errno == errno.ENAMETOOLONG:
         reason += " (a path component is longer than the filesystem allows, 255 bytes)"
     where = f"{err.filename}" if err.filename is not None else ""
@@ -316,7 +311,7 @@ def _run_failure(err: BaseException, run_dir: Path) -> str:
     elif isinstance(err, OSError):
         what = f"I/O error: {_os_error(err)}"
     else:
-        what = _one_line(err)
+        what = first_line(err)
     manifest = read_manifest_if_any(run_dir) or {}
     if manifest.get("status") == "failed":
         log = run_dir / LOG_FILE
@@ -589,7 +584,7 @@ def describe_error(err: Exception) -> tuple[int, str]:
     if isinstance(err, ConfigError | RunDirError | ManifestError):
         return 2, str(err)
     if isinstance(err, FileNotFoundError):
-        return 2, _os_error(err) if err.filename is not None else _one_line(err)
+        return 2, _os_error(err) if err.filename is not None else first_line(err)
     if isinstance(err, OSError):
         return 1, f"I/O error: {_os_error(err)}"
     if isinstance(err, FailedRequestsError):
@@ -597,7 +592,7 @@ def describe_error(err: Exception) -> tuple[int, str]:
     if isinstance(err, MemoryError):
         return 1, "out of memory"
     return 1, (
-        f"unexpected {type(err).__name__}: {_one_line(err)} "
+        f"unexpected {type(err).__name__}: {first_line(err)} "
         "(rerun with --verbose for the traceback)"
     )
 

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from experiments.messages import first_line
 from experiments.rundirs import SWEEP_MARKER, RunDirError, read_json_object
 from experiments.rundirs import is_sweep_dir as is_memespread_sweep
 from sim.columns import int_max
@@ -115,11 +116,6 @@ def summary_table(steps: pl.DataFrame, n_agents: int) -> pl.DataFrame:
             }
         )
     return pl.DataFrame(rows, schema_overrides={"half_step": pl.Int64})
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def format_table(frame: pl.DataFrame) -> str:
@@ -267,7 +263,7 @@ def report_run(run_dir: str | Path) -> Report:
         steps = pl.read_parquet(steps_path)
     except Exception as err:  # polars' errors for a truncated or foreign file
         raise ManifestError(
-            steps_path, f"unreadable ({_first_line(err)}); rerun the run's config with --overwrite"
+            steps_path, f"unreadable ({first_line(err)}); rerun the run's config with --overwrite"
         ) from None
     n_agents = int(manifest.get("n_agents") or 1)
     summary = summary_table(steps, n_agents)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from experiments.config import ConfigError, validate_config
 from experiments.manifest import ManifestError, config_sha256, read_manifest
+from experiments.messages import first_line
 from experiments.rundirs import writing_lock
 from experiments.runner import CHECKPOINTS_DIR, TABLES, execute
 from sim.checkpoint import (
@@ -120,8 +121,9 @@ def _complete_run(run_dir: Path, manifest: dict[str, Any]) -> Run:
     try:
         tables = read_tables(run_dir)
     except Exception as err:  # polars' errors for a truncated or foreign file
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ManifestError(run_dir, _damaged(f"a table is unreadable ({first})")) from None
+        raise ManifestError(
+            run_dir, _damaged(f"a table is unreadable ({first_line(err)})")
+        ) from None
     missing = [name for name in TABLES if name not in tables]
     if missing:
         files = ", ".join(f"{name}.parquet" for name in missing)

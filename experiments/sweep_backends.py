@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from experiments.messages import first_line
+
 #: The backends ``memespread sweep --backend`` accepts.
 BACKENDS = ("local", "ray")
 
@@ -84,9 +86,8 @@ def connect_ray(address: str | None) -> Any:
     try:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise SweepBackendError(
-            f"--address {address!r}: cannot connect to a Ray cluster ({first}); give the "
+            f"--address {address!r}: cannot connect to a Ray cluster ({first_line(err)}); give the "
             "head node's address as HOST:6379 (or ray://HOST:10001), or omit --address "
             "for a local Ray"
         ) from None

@@ -1,0 +1,12 @@
+"""Short forms of exception messages for one-line errors shown to the user."""
+
+from __future__ import annotations
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none).
+
+    Third-party errors (polars, Ray) can span many lines; a one-line error names the first.
+    """
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
