@@ -15,8 +15,9 @@ must not be mixed.
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
+
+from sim.analysis.aggregate import confidence_interval
 
 #: Confidence level of the intervals.
 LEVEL = 0.95
@@ -39,28 +40,27 @@ def dimension_scores(values: pl.DataFrame) -> pl.DataFrame:
 def _summarise(
     frame: pl.DataFrame, column: str, by: list[str], bounds: tuple[float, float]
 ) -> pl.DataFrame:
-    from scipy import stats
+    """Per group of ``by``: the mean of ``column``, the number of agents, and its interval.
 
+    The interval is :func:`sim.analysis.aggregate.confidence_interval`'s Student-t
+    interval, clipped to ``bounds``; both bounds are null for one agent.
+    """
     out = (
         frame.group_by(by)
         .agg(
             pl.col(column).mean().alias("mean"),
-            pl.col(column).std().alias("_sd"),
             pl.len().cast(pl.Int32).alias("agents"),
+            pl.col(column).alias("_values"),
         )
         .sort(by)
     )
-    n = out["agents"].to_numpy().astype(float)
-    sd = out["_sd"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-    mean = out["mean"].to_numpy()
-    with np.errstate(invalid="ignore"):
-        half = stats.t.ppf((1 + LEVEL) / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
-    half = np.where(n >= 2, half, np.nan)
-    low = np.clip(mean - half, *bounds)
-    high = np.clip(mean + half, *bounds)
-    return out.drop("_sd").with_columns(
-        pl.Series("ci_low", low, dtype=pl.Float64).fill_nan(None),
-        pl.Series("ci_high", high, dtype=pl.Float64).fill_nan(None),
+    intervals = [
+        confidence_interval(values, level=LEVEL, bounds=bounds)[1:3]
+        for values in out["_values"].to_list()
+    ]
+    return out.drop("_values").with_columns(
+        pl.Series("ci_low", [low for low, _ in intervals], dtype=pl.Float64),
+        pl.Series("ci_high", [high for _, high in intervals], dtype=pl.Float64),
     )
 
 
