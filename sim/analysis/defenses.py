@@ -271,24 +271,24 @@ def _first_or_nan(values: pl.Series) -> float:
 _CHANGES = {"attack_change": (-1.0, 1.0), "utility_change": (-1.0, 1.0)}
 
 
-def _paired_changes(frame: pl.DataFrame, arm: list[str], level: float) -> pl.DataFrame | None:
+def _paired_changes(frame: pl.DataFrame, arm: list[str], level: float) -> pl.DataFrame:
     """Per arm: attack and utility minus the undefended run's of the same seed, over seeds.
 
-    None without a ``seed`` column, or unless the undefended arm has exactly one run per
-    seed (then the pairing is unambiguous).
+    The changes are null (so are their means and intervals) without a ``seed`` column,
+    or unless the undefended arm has exactly one run per seed (then the pairing is
+    unambiguous).
     """
-    if "seed" not in frame.columns:
-        return None
-    base = frame.filter(pl.col("guards") == "none")
-    if base.height == 0 or base["seed"].n_unique() != base.height:
-        return None
-    base = base.select(
-        "seed", pl.col("attack").alias("_attack"), pl.col("utility").alias("_utility")
-    )
-    paired = frame.join(base, on="seed", how="inner").with_columns(
-        (pl.col("attack") - pl.col("_attack")).alias("attack_change"),
-        (pl.col("utility") - pl.col("_utility")).alias("utility_change"),
-    )
+    base = frame.filter(pl.col("guards") == "none") if "seed" in frame.columns else None
+    if base is None or base.height == 0 or base["seed"].n_unique() != base.height:
+        paired = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in _CHANGES)
+    else:
+        base = base.select(
+            "seed", pl.col("attack").alias("_attack"), pl.col("utility").alias("_utility")
+        )
+        paired = frame.join(base, on="seed", how="inner").with_columns(
+            (pl.col("attack") - pl.col("_attack")).alias("attack_change"),
+            (pl.col("utility") - pl.col("_utility")).alias("utility_change"),
+        )
     return aggregate(paired, arm, list(_CHANGES), level=level, bounds=_CHANGES)
 
 
@@ -341,13 +341,5 @@ def defense_frontier(
         (pl.col("guards") == "none").alias("undefended"),
         pl.Series("pareto", _pareto(attack, utility)),
     )
-    changes = _paired_changes(frame, arm, level)
-    if changes is not None:
-        agg = agg.join(changes, on=arm, how="left")
-    else:
-        agg = agg.with_columns(
-            pl.lit(None, dtype=pl.Float64).alias(f"{change}_{stat}")
-            for change in _CHANGES
-            for stat in ("mean", "low", "high")
-        ).with_columns(pl.lit(0, dtype=pl.Int64).alias(f"{change}_n") for change in _CHANGES)
+    agg = agg.join(_paired_changes(frame, arm, level), on=arm, how="left")
     return agg.sort("attack_mean", "utility_mean", descending=[False, True], nulls_last=True)
