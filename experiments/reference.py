@@ -196,6 +196,8 @@ def _attributes_section(doc: str | None) -> dict[str, str]:
 def _attribute_docstrings(cls: type, trees: dict[str, ast.Module | None]) -> dict[str, str]:
     """Docstrings written right after a field's annotation in the class body.
 
+    Annotations under ``if TYPE_CHECKING:`` in the body count too: a base class declares
+    there a field every subclass defines with a default of its own, and documents it once.
     ``trees`` caches the parsed source of each module (parsing is the slow part).
     """
     module = inspect.getmodule(cls)
@@ -214,6 +216,13 @@ def _attribute_docstrings(cls: type, trees: dict[str, ast.Module | None]) -> dic
         (n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__),
         [],
     )
+    body = [
+        statement
+        for node in body
+        for statement in (
+            node.body if isinstance(node, ast.If) and _is_type_checking(node) else [node]
+        )
+    ]
     found = {}
     for node, following in itertools.pairwise(body):
         if (
@@ -225,6 +234,11 @@ def _attribute_docstrings(cls: type, trees: dict[str, ast.Module | None]) -> dic
         ):
             found[node.target.id] = " ".join(following.value.value.split())
     return found
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    """Whether ``node`` is ``if TYPE_CHECKING:`` (with no ``else``)."""
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING" and not node.orelse
 
 
 def _descriptions(model: type[BaseModel], trees: dict[str, ast.Module | None]) -> dict[str, str]:

@@ -244,6 +244,8 @@ class _LayerSpec(BaseModel):
     kind: ClassVar[BankKind]
     if TYPE_CHECKING:  # a field of every layer, with a default of its own
         capacity: int
+        """Most live entries one bank of this layer holds; a commit beyond it evicts
+        (``eviction``)."""
 
     eviction: Eviction = Eviction.FIFO
     """What a full bank drops to make room: ``"fifo"`` the oldest entry, ``"lru"`` the one least
@@ -259,7 +261,6 @@ class PrivateBanks(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.PRIVATE
     capacity: int = Field(32, ge=1)
-    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """Bank ``i`` is agent ``i``'s."""
@@ -276,7 +277,6 @@ class NeighbourhoodBanks(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.NEIGHBOURHOOD
     capacity: int = Field(32, ge=1)
-    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
     writers: Literal["owner", "members"] = "owner"
     """Who writes agent ``i``'s bank: ``"owner"`` (``i`` only) or ``"members"`` (``i`` and its
     neighbours)."""
@@ -305,7 +305,6 @@ class CommunityBanks(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.COMMUNITY
     capacity: int = Field(64, ge=1)
-    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
     method: Literal["planted", "louvain", "greedy_modularity"] = "louvain"
     """How communities are found (see above); ``"planted"`` needs an ``sbm`` (or ``file``) graph."""
 
@@ -322,7 +321,6 @@ class EdgeBanks(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.EDGE
     capacity: int = Field(16, ge=1)
-    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """Banks in CSR order of their edges (sorted by ``(u, v)``)."""
@@ -342,7 +340,6 @@ class GlobalBank(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.GLOBAL
     capacity: int = Field(256, ge=1)
-    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """Bank 0, for everyone."""
@@ -361,7 +358,6 @@ class LessonsBank(_LayerSpec):
 
     kind: ClassVar[BankKind] = BankKind.LESSONS
     capacity: int = Field(64, ge=1)
-    """Most live entries one bank of this layer holds; a commit beyond it evicts (``eviction``)."""
 
     def lay(self, where: LayerInput) -> LaidBanks:
         """Bank 0, read by everyone, written by no agent."""
