@@ -52,8 +52,7 @@ import numpy as np
 import polars as pl
 
 from experiments.messages import first_line
-from experiments.rundirs import SWEEP_MARKER, RunDirError, read_json_object
-from experiments.rundirs import is_sweep_dir as is_memespread_sweep
+from experiments.rundirs import SWEEP_MARKER, RunDirError, is_sweep_dir, read_json_object
 from sim.columns import int_max
 from sim.output import write_bytes_atomic
 
@@ -213,8 +212,12 @@ def plot_transmissions(steps: pl.DataFrame, path: Path, *, name: str = "") -> Pa
     return _save(transmissions_figure(steps, name=name), path)
 
 
-def is_sweep_dir(path: str | Path) -> bool:
-    """Whether ``path`` is a sweep directory (``index.parquet``, or ``runs/`` and no manifest)."""
+def has_sweep_shape(path: str | Path) -> bool:
+    """Whether ``path`` is laid out like a sweep (``index.parquet``, or ``runs/`` and no manifest).
+
+    Such a directory is reported as a sweep once :func:`experiments.rundirs.is_sweep_dir`
+    says memespread wrote it, and refused otherwise.
+    """
     path = Path(path)
     if (path / "index.parquet").is_file():
         return True
@@ -229,7 +232,7 @@ def report(path: str | Path) -> Report | SweepReport:
             (not finished: resume it first), or a sweep without a complete run.
         RunDirError: A directory with a ``runs/`` tree that is not a sweep of this tool.
     """
-    if is_sweep_dir(path):
+    if has_sweep_shape(path):
         return report_sweep(path)
     return report_run(path)
 
@@ -433,7 +436,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
 
     sweep = load_sweep(sweep_dir)
     path = Path(sweep_dir)
-    if not is_memespread_sweep(path):
+    if not is_sweep_dir(path):
         raise RunDirError(
             f"{path} is not a memespread sweep directory (no {SWEEP_MARKER} written by "
             f"memespread), so the report is not written into it ({path / 'report'}); "
