@@ -116,6 +116,25 @@ def _decisions(
     )
 
 
+def _clustered(
+    cluster: np.ndarray, exposed: np.ndarray, y: np.ndarray
+) -> tuple[float, float, float]:
+    """Exposed and control means of ``y``, and the effect's cluster-robust standard error.
+
+    Each arm's mean is a ratio of per-cluster sums; its influence function per cluster is
+    (s_c - m * n_c) / N. The effect's variance is the variance of the difference of the
+    two influence functions summed over clusters (clusters independent).
+    """
+    k = int(cluster.max()) + 1
+    s1 = np.bincount(cluster, weights=y * exposed, minlength=k)
+    c1 = np.bincount(cluster, weights=exposed, minlength=k)
+    s0 = np.bincount(cluster, weights=y * ~exposed, minlength=k)
+    c0 = np.bincount(cluster, weights=~exposed, minlength=k)
+    m1, m0 = s1.sum() / c1.sum(), s0.sum() / c0.sum()
+    u = (s1 - m1 * c1) / c1.sum() - (s0 - m0 * c0) / c0.sum()
+    return m1, m0, float(np.sqrt(k / (k - 1) * np.sum((u - u.mean()) ** 2)))
+
+
 def test_cluster_bootstrap_matches_the_cluster_robust_standard_error():
     # 400 agents, 12 decisions each; an agent is exposed in all its decisions or in none
     # (as when exposure follows the position in the graph); outcomes share a per-agent
@@ -129,22 +148,14 @@ def test_cluster_bootstrap_matches_the_cluster_robust_standard_error():
     y = rng.random(agent.size) < p
     frame = _decisions(np.tile(np.arange(per_agent), n_agents), agent, exposed, y)
     out = exposure_effects(frame, "inf", n_boot=4000, level=0.9, seed=3).row(0, named=True)
-    # Analytic: each arm's mean is a ratio of per-agent sums; its influence function
-    # per agent is (s_a - m * c_a) / C. The effect's variance is the variance of the
-    # difference of the two influence functions summed over agents (agents independent).
-    s1 = np.bincount(agent, weights=y * exposed, minlength=n_agents)
-    c1 = np.bincount(agent, weights=exposed, minlength=n_agents)
-    s0 = np.bincount(agent, weights=y * ~exposed, minlength=n_agents)
-    c0 = np.bincount(agent, weights=~exposed, minlength=n_agents)
-    m1, m0 = s1.sum() / c1.sum(), s0.sum() / c0.sum()
-    u = (s1 - m1 * c1) / c1.sum() - (s0 - m0 * c0) / c0.sum()
-    se = np.sqrt(n_agents / (n_agents - 1) * np.sum((u - u.mean()) ** 2))
+    m1, m0, se = _clustered(agent, exposed, y)
     z = stats.norm.ppf(0.95)
     assert out["effect"] == pytest.approx(m1 - m0, abs=1e-12)
     half = (out["ci_high"] - out["ci_low"]) / 2
     assert half == pytest.approx(z * se, rel=0.10)
     # Treating decisions as independent would be far too narrow here.
-    naive = np.sqrt(m1 * (1 - m1) / c1.sum() + m0 * (1 - m0) / c0.sum())
+    n1, n0 = exposed.sum(), (~exposed).sum()
+    naive = np.sqrt(m1 * (1 - m1) / n1 + m0 * (1 - m0) / n0)
     assert naive < 0.8 * se
 
 
@@ -172,14 +183,7 @@ def test_from_ten_seeds_the_bootstrap_resamples_runs_and_matches_the_run_cluster
     # resampling agents within runs (the rule below 10 seeds) would be far narrower.
     frame, run, exposed, y = _seeded_actions(30, seed=7)
     out = exposure_effects(frame, "inf", n_boot=4000, level=0.9, seed=3).row(0, named=True)
-    n_runs = 30
-    s1 = np.bincount(run, weights=y * exposed, minlength=n_runs)
-    c1 = np.bincount(run, weights=exposed, minlength=n_runs)
-    s0 = np.bincount(run, weights=y * ~exposed, minlength=n_runs)
-    c0 = np.bincount(run, weights=~exposed, minlength=n_runs)
-    m1, m0 = s1.sum() / c1.sum(), s0.sum() / c0.sum()
-    u = (s1 - m1 * c1) / c1.sum() - (s0 - m0 * c0) / c0.sum()
-    se_runs = np.sqrt(n_runs / (n_runs - 1) * np.sum((u - u.mean()) ** 2))
+    m1, m0, se_runs = _clustered(run, exposed, y)
     z = stats.norm.ppf(0.95)
     assert (out["resampled"], out["n_runs"]) == ("runs", 30)
     assert out["effect"] == pytest.approx(m1 - m0, abs=1e-12)
