@@ -97,8 +97,12 @@ def connect_ray(address: str | None) -> Any:
 def _unreachable(address: str | None, timeout_s: float = 5.0) -> str | None:
     """Why nothing answers at a ``HOST:PORT`` address (None: it answers, or not checkable).
 
-    Ray itself retries an unreachable address for minutes; a TCP connection attempt
-    tells at once. ``auto``, ``local`` and addresses without a port are left to Ray.
+    Ray itself retries an unreachable address for minutes, and prints warnings for about
+    20 s at a port that answers but is not Ray's; a TCP connection attempt and an HTTP/2
+    greeting tell at once. Ray's head (GCS) and client server both speak gRPC, so they
+    answer the HTTP/2 connection preface with a SETTINGS frame; anything else (a web
+    server, a database, silence) is not a Ray cluster. ``auto``, ``local`` and addresses
+    without a port are left to Ray.
     """
     if not address or address in ("auto", "local"):
         return None
@@ -107,10 +111,37 @@ def _unreachable(address: str | None, timeout_s: float = 5.0) -> str | None:
     if not sep or not port.isdigit() or not host:
         return "not HOST:PORT"
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            return None
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as sock:
+            return None if _answers_http2(sock) else _NOT_GRPC
+    except TimeoutError:
+        return f"no answer within {timeout_s:g} s"
     except OSError as err:
         return err.strerror or type(err).__name__
+
+
+#: Why an address that accepts connections is not a Ray cluster.
+_NOT_GRPC = "the port answers, but not as Ray's gRPC server"
+
+#: HTTP/2's client connection preface followed by an empty SETTINGS frame (RFC 9113 3.4).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+#: The frame type of SETTINGS, the first frame an HTTP/2 server sends.
+_SETTINGS_FRAME = 4
+
+
+def _answers_http2(sock: socket.socket) -> bool:
+    """Whether the server on ``sock`` greets an HTTP/2 client with a SETTINGS frame.
+
+    Raises:
+        OSError: The connection fails or times out (the socket's timeout).
+    """
+    sock.sendall(_HTTP2_PREFACE)
+    header = b""
+    while len(header) < 9:  # a frame header: length (3), type (1), flags (1), stream (4)
+        chunk = sock.recv(9 - len(header))
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == _SETTINGS_FRAME
 
 
 def run_on_ray(

@@ -5,10 +5,12 @@ The tests start a local Ray (``ray.init(num_cpus=2)``) and point the sweep at it
 
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from experiments.cli import main
 from experiments.manifest import read_manifest_if_any
 from experiments.rundirs import RunDirError
 from experiments.sweep import load_sweep_config, run_sweep
+from experiments.sweep_backends import _unreachable
 from sim.output import read_tables
 
 SWEEP = """\
@@ -142,3 +145,42 @@ def test_address_needs_the_ray_backend(small_toml, capsys):
     path = _sweep_file(small_toml)
     assert main(["sweep", str(path), "--address", "127.0.0.1:6379"]) == 2
     assert "--backend ray" in capsys.readouterr().err
+
+
+@pytest.fixture
+def web_server_address() -> Iterator[str]:
+    """A real HTTP/1 server on 127.0.0.1: a port that answers, but not as Ray."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_address_of_another_server_is_a_clear_error(small_toml, tmp_path, web_server_address):
+    """A port that answers but is not Ray's: one error line, before Ray starts retrying."""
+    pytest.importorskip("ray")
+    path = _sweep_file(small_toml)
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "experiments.cli", "sweep", str(path), "--sweep-dir",
+            str(tmp_path / "bad"), "--backend", "ray", "--address", web_server_address,
+        ],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: --address {web_server_address!r}: cannot connect to a Ray cluster (the port "
+        "answers, but not as Ray's gRPC server); give the head node's address as HOST:6379 "
+        "(or ray://HOST:10001), or omit --address for a local Ray"
+    ]  # Ray's own warnings (about 20 s of them) never start
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_running_ray_head_passes_the_address_check(ray_address):
+    """The gRPC greeting check accepts the GCS address of a real local Ray."""
+    assert _unreachable(ray_address) is None

@@ -463,9 +463,10 @@ def test_llm_guards_with_llamacpp_then_replayed_exactly(tmp_path):
     assert (steps["guard_consensus_failed_requests"] == 0).all()
     assert (steps["guard_review_failed_requests"] == 0).all()
     decisions = tables["guard_decisions"]
-    if decisions.height:
-        assert set(decisions["verdict"].to_list()) <= {"screen", "reject", "quarantine"}
-        assert set(decisions["guard"].to_list()) <= {"consensus", "review"}
+    # The real model may flag no note at all: the structure is checked either way.
+    assert {"verdict", "guard"} <= set(decisions.columns)
+    assert set(decisions["verdict"].to_list()) <= {"screen", "reject", "quarantine"}
+    assert set(decisions["guard"].to_list()) <= {"consensus", "review"}
     replay = ReplaySpec(path=str(tmp_path / "guards.jsonl"), mode="replay")
     again = [s.model_copy(update={"engine": replay}) for s in specs]
     second = _model(again, lessons_bank=True)
