@@ -13,16 +13,25 @@ from sim.memes import MAX_MEMES, MemeSpec, check_unique_ids, resolve_placebos
 
 if TYPE_CHECKING:
     from agents.llm.base import Engine
+    from agents.llm.factory import EngineFactory
 
 
 class MemeBook:
-    """The memes of a run, in order (meme index = bit in the entries' meme mask)."""
+    """The memes of a run, in order (meme index = bit in the entries' meme mask).
+
+    Args:
+        memes: The memes.
+        embedder: The embedder of embedding detectors (None: their packaged model).
+        run_engine: Returns the run's engine, for judges without one of their own.
+        engines: Builds a judge's own engine (None: built as specified, not recorded).
+    """
 
     def __init__(
         self,
         memes: Sequence[MemeSpec],
         embedder: Embedder | None = None,
         run_engine: Callable[[], Engine] | None = None,
+        engines: EngineFactory | None = None,
     ) -> None:
         check_unique_ids(memes)
         ids = [m.id for m in memes]
@@ -30,7 +39,7 @@ class MemeBook:
             raise ValueError(f"memes: {len(memes)} given; at most {MAX_MEMES} per run")
         self.memes = tuple(resolve_placebos(list(memes)))
         self.ids = ids
-        self.detectors = [build_detector(m, embedder, run_engine) for m in self.memes]
+        self.detectors = [build_detector(m, embedder, run_engine, engines) for m in self.memes]
         #: Whether ``detect`` logs every detector's view (a run with embedding or judge
         #: detectors), for the ``detections`` table.
         self.records_detections = any(getattr(d, "records", False) for d in self.detectors)
@@ -38,6 +47,13 @@ class MemeBook:
 
     def __len__(self) -> int:
         return len(self.memes)
+
+    def close(self) -> None:
+        """Close what the detectors built for themselves (a judge's own engine)."""
+        for detector in self.detectors:
+            close = getattr(detector, "close", None)
+            if close is not None:
+                close()
 
     def index(self, meme_id: str) -> int:
         """Index of a meme by id."""

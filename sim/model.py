@@ -42,6 +42,7 @@ import polars as pl
 
 from agents.agent import MemeticAgent
 from agents.llm.base import Engine
+from agents.llm.factory import EngineFactory
 from agents.llm_policy import LLMPolicy
 from agents.reflection import ReflectionSpec, Reflector, reflections_frame
 from agents.values import Questionnaire, ValuesSpec
@@ -141,6 +142,10 @@ class MemeticModel(mesa.Model):
         collect_agents: Whether ``datacollector`` also records each agent's state per
             meme at every collection (agent reporters ``state:<meme_id>``); off by
             default because it visits every agent in Python (slow for 100k agents).
+        engines: Builds the engines that guards and judge detectors name themselves
+            (their ``engine`` spec), under their config keys; the runner passes one that
+            records them in the run directory. None: each spec is built as it is
+            (:func:`agents.llm.factory.build_own_engine`), nothing recorded.
 
     Attributes:
         running: Mesa's flag: False once the configured end is reached (see
@@ -175,6 +180,7 @@ class MemeticModel(mesa.Model):
         turnover: TurnoverSpec | None = None,
         reflection: ReflectionSpec | None = None,
         values: ValuesSpec | None = None,
+        engines: EngineFactory | None = None,
     ) -> None:
         super().__init__(rng=seed)
         for name, value in (("max_steps", max_steps), ("stable_steps", stable_steps)):
@@ -201,7 +207,7 @@ class MemeticModel(mesa.Model):
         if sorted(self.graph.nodes) != list(range(n)):
             raise ValueError("graph: nodes must be the integers 0..n-1")
         self.banks = banks if isinstance(banks, Banks) else build_banks(self.graph, banks, self.rng)
-        self.memes = MemeBook(memes, embedder, run_engine=_run_engine(policy))
+        self.memes = MemeBook(memes, embedder, run_engine=_run_engine(policy), engines=engines)
         self.store = MemoryStore(self.banks, self.memory_spec.forgetting.initial_strength)
         self.retriever = Retriever(self.banks, self.memory_spec.retrieval)
         self.tracker = Tracker(n, len(self.memes))
@@ -224,7 +230,7 @@ class MemeticModel(mesa.Model):
             MemeticAgent(self, agent_id)
         #: The guards in every phase of the step (read time, rollback, review, commit).
         setup = GuardSetup(
-            n, self.memes.ids, self.rng, _run_engine(policy), self.banks, self._intern
+            n, self.memes.ids, self.rng, _run_engine(policy), self.banks, self._intern, engines
         )
         self.guard_phases = GuardPhases(self.guards, setup)
         self._expressed_now: np.ndarray | None = None

@@ -53,6 +53,7 @@ from sim.detectors.lexical import LexicalDetector, LexicalDetectorSpec
 
 if TYPE_CHECKING:
     from agents.llm.base import Engine
+    from agents.llm.factory import EngineFactory
 
 #: The registry: the union of every detector spec, one line per kind; a meme's
 #: ``detector`` is any of them, selected by ``kind``.
@@ -97,6 +98,7 @@ def build_detector(
     meme: DetectedMeme,
     embedder: Embedder | None = None,
     run_engine: Callable[[], Engine] | None = None,
+    engines: EngineFactory | None = None,
 ) -> Detector:
     """The detector of a meme, from its spec, through the registry.
 
@@ -105,6 +107,7 @@ def build_detector(
         embedder: Embedder for embedding detectors (None: the packaged model of the spec).
         run_engine: Returns the run's own engine, for judges without an engine of their
             own (None: the run has no LLM engine).
+        engines: Builds a judge's own engine (None: built as specified, nothing recorded).
 
     Raises:
         ValueError: An embedding model that is not installed; a judge without an engine.
@@ -120,6 +123,7 @@ def build_detector(
         signature=meme.signature,
         embedder=embedder,
         run_engine=run_engine,
+        engines=engines,
     )
     return spec.build(setup)
 

@@ -16,6 +16,7 @@ import polars as pl
 
 if TYPE_CHECKING:
     from agents.llm.base import Engine
+    from agents.llm.factory import EngineFactory
 
 #: Columns of one detector's view of a batch of texts (:meth:`DetectorView.frame`).
 DETECTOR_VIEW_SCHEMA = {
@@ -60,6 +61,9 @@ class DetectorSetup:
         signature: The meme's lexical signature spec (``signature(strict)``).
         embedder: The run's embedder (None: a detector loads its packaged model).
         run_engine: Returns the run's engine (None: the run has no LLM engine).
+        engines: Builds a detector's own engine (from its ``engine`` spec) under the key
+            ``memes.<id>.detector``; a run with a run directory records it there. None:
+            the spec is built as it is (:func:`agents.llm.factory.build_own_engine`).
     """
 
     meme_id: str
@@ -68,6 +72,7 @@ class DetectorSetup:
     signature: Callable[[bool], Any]
     embedder: Embedder | None = None
     run_engine: Callable[[], Engine] | None = None
+    engines: EngineFactory | None = None
 
 
 @dataclass(frozen=True)
@@ -122,3 +127,6 @@ class DetectorBase:
     def views(self, texts: Sequence[str], carries: np.ndarray) -> list[DetectorView]:
         """What this detector said about ``texts`` (``carries`` is its own answer)."""
         return [DetectorView(self.kind, carries)]
+
+    def close(self) -> None:
+        """Release what the detector built for itself (an engine of its own); default none."""

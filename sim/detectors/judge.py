@@ -13,13 +13,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.llm import EngineSpec
+from agents.llm.factory import EngineFactory, build_own_engine
 from agents.parsing import reply_text
 from sim.detectors.base import Detector, DetectorBase, DetectorSetup, DetectorView
 from sim.detectors.embedding import EmbeddingDetectorSpec
 from sim.detectors.lexical import LexicalDetectorSpec
 
 if TYPE_CHECKING:
-    from agents.llm.base import Engine
+    from agents.llm.base import Engine, EngineSpecBase
 
 #: The judge's verdicts; only "promotes" carries the meme.
 VERDICTS = ("promotes", "unrelated", "against")
@@ -36,7 +37,9 @@ class JudgeDetectorSpec(BaseModel):
     and constrained to a JSON verdict; every verdict is in the ``detections`` table.
 
     Attributes:
-        engine: The judge's engine; None uses the run's own LLM engine (the policy's).
+        engine: The judge's engine; None uses the run's own LLM engine (the policy's). A
+            run with a run directory records the judge's own engine in
+            ``completions-memes.<id>.detector.jsonl`` there, for resume and fork.
         prefilter: A cheap detector that picks the candidates (default: the meme's
             lexical signature over the statement's longest words, one match suffices).
         max_tokens: Token budget of a verdict.
@@ -55,18 +58,11 @@ class JudgeDetectorSpec(BaseModel):
             ValueError: Neither an engine of its own nor the run's engine.
         """
         prefilter = (self.prefilter or setup.signature(False)).build(setup)
+        provider: Callable[[], Engine]
         if self.engine is not None:
-            engine_spec = self.engine
-            holder: list[Engine] = []
-
-            def own_engine() -> Engine:
-                if not holder:
-                    from agents.llm import build_engine
-
-                    holder.append(build_engine(engine_spec))
-                return holder[0]
-
-            provider: Callable[[], Engine] = own_engine
+            provider = OwnEngine(
+                self.engine, f"memes.{setup.meme_id}.detector", setup.engines or build_own_engine
+            )
         elif setup.run_engine is not None:
             provider = setup.run_engine
         else:
@@ -75,6 +71,35 @@ class JudgeDetectorSpec(BaseModel):
                 "or use an LLM policy (the judge then uses the run's engine)"
             )
         return JudgeDetector(setup.statement, provider, prefilter, self.max_tokens, setup.meme_id)
+
+
+class OwnEngine:
+    """A judge's own engine: built by the run's engine factory on first use, closable.
+
+    Args:
+        spec: The judge's engine spec.
+        key: Its config key (``memes.<id>.detector``), under which the factory builds it
+            (a run with a run directory records it in ``completions-<key>.jsonl``).
+        factory: The run's engine factory.
+    """
+
+    def __init__(self, spec: EngineSpecBase, key: str, factory: EngineFactory) -> None:
+        self.spec = spec
+        self.key = key
+        self.factory = factory
+        self._engine: Engine | None = None
+
+    def __call__(self) -> Engine:
+        """The engine (built now if not built yet)."""
+        if self._engine is None:
+            self._engine = self.factory(self.spec, self.key)
+        return self._engine
+
+    def close(self) -> None:
+        """Close the engine if it was built (a later call builds it again)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
 
 JUDGE_SYSTEM = (
@@ -109,7 +134,8 @@ class JudgeDetector(DetectorBase):
 
     Args:
         statement: The meme's statement.
-        engine: Returns the engine to use (called on first use).
+        engine: Returns the engine to use (called on first use); an :class:`OwnEngine` is
+            closed by :meth:`close`.
         prefilter: Picks the candidates; the others are "unrelated" without a call.
         max_tokens: Token budget of a verdict.
         meme_id: Used in request ids.
@@ -179,6 +205,11 @@ class JudgeDetector(DetectorBase):
                 out[i] = parse_verdict(completion.text) if completion.error is None else "unrelated"
         self.last_verdicts = out
         return out
+
+    def close(self) -> None:
+        """Close the judge's own engine, if it has one (the run's belongs to the run)."""
+        if isinstance(self._engine, OwnEngine):
+            self._engine.close()
 
     def carries(self, texts: Sequence[str]) -> np.ndarray:
         """Whether the judge says each text promotes the meme."""

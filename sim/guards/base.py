@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from agents.llm.factory import EngineFactory
     from sim.policy import StepContext, WriteProposals
     from sim.retrieval import Retrieval
 
@@ -119,6 +120,9 @@ class GuardSetup:
         banks: The run's banks (bank names to ids).
         intern: Interns texts into the store (running the meme detectors on new ones) and
             returns their text ids; guards that write entries (lessons) use it.
+        engines: Builds a guard's own engine (from its ``engine`` spec) under its config
+            key; a run with a run directory records it there. None: the spec is built
+            as it is (:func:`agents.llm.factory.build_own_engine`).
     """
 
     n_agents: int
@@ -127,6 +131,7 @@ class GuardSetup:
     run_engine: RunEngine = None
     banks: Any = None
     intern: Callable[[list[str]], np.ndarray] | None = None
+    engines: EngineFactory | None = None
 
     def meme_index(self, meme_id: str, key: str) -> int:
         """The index of ``meme_id``.

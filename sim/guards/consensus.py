@@ -193,7 +193,7 @@ class ConsensusGuard(GuardBase):
 
     def bind(self, setup: GuardSetup) -> None:
         """Find the engine and the lessons bank."""
-        self.engine.bind(setup.run_engine)
+        self.engine.bind(setup, self.name)
         self._intern = setup.intern
         name = self.spec.lessons_bank
         if name is not None:

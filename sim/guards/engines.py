@@ -1,9 +1,12 @@
 """How LLM guards reach an engine and ask it about notes (shared by ``review`` and ``consensus``).
 
-A guard with an ``engine`` spec builds its own engine on first use (and closes it with
-:meth:`EngineHolder.close`); without one it uses the run's engine (the LLM policy's,
-behind the run's replay cache, so its judgments are recorded and replayed with the
-run's). A guard with neither cannot be built: the error names the guard.
+A guard with an ``engine`` spec has the run's engine factory build its own engine on
+first use, under the key ``guards.<name>`` (a run with a run directory records it in
+``completions-guards.<name>.jsonl`` there, so a resume or fork replays its judgments; see
+:mod:`agents.llm.factory`), and closes it with :meth:`EngineHolder.close`. Without an
+``engine`` spec it uses the run's engine (the LLM policy's, behind the run's replay cache,
+so its judgments are recorded and replayed with the run's). A guard with neither cannot
+be built: the error names the guard.
 
 Notes are agent-written, untrusted text: they are neutralised (control tokens and
 chat-template markup made inert, length bounded) before they enter a reviewer's prompt,
@@ -16,8 +19,9 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agents.llm.factory import EngineFactory, build_own_engine
 from agents.parsing import reply_text
-from sim.guards.base import RunEngine
+from sim.guards.base import GuardSetup, RunEngine
 
 #: Longest note text shown to a reviewer (characters).
 NOTE_CHARS = 600
@@ -38,19 +42,29 @@ class EngineHolder:
         self.key = key
         self._own: Any = None
         self._run: RunEngine = None
+        self._factory: EngineFactory = build_own_engine
+        self._name = key
 
-    def bind(self, run_engine: RunEngine) -> None:
-        """Learn the run's engine provider.
+    def bind(self, setup: GuardSetup, name: str) -> None:
+        """Learn the run's engine provider and engine factory.
+
+        Args:
+            setup: What the guard learns from the model (``run_engine``, ``engines``).
+            name: The guard's name in the run; its own engine is built under the key
+                ``guards.<name>``.
 
         Raises:
             ValueError: No engine spec and the run has no engine.
         """
-        if self.spec is None and run_engine is None:
+        if self.spec is None and setup.run_engine is None:
             raise ValueError(
                 f"{self.key}: needs an engine: set {self.key}.engine, or use an LLM policy "
                 "(the guard then uses the run's engine)"
             )
-        self._run = run_engine
+        self._run = setup.run_engine
+        if setup.engines is not None:
+            self._factory = setup.engines
+        self._name = f"guards.{name}"
 
     def __call__(self) -> Any:
         """The engine (built now if it is the guard's own and not built yet).
@@ -62,11 +76,10 @@ class EngineHolder:
             assert self._run is not None
             return self._run()
         if self._own is None:
-            from agents.llm import build_engine
             from agents.llm.base import EngineError
 
             try:
-                self._own = build_engine(self.spec)
+                self._own = self._factory(self.spec, self._name)
             except (EngineError, ValueError, OSError, ImportError) as err:
                 raise ValueError(f"{self.key}.engine: cannot be built: {err}") from err
         return self._own

@@ -73,7 +73,7 @@ class ReviewGuard(GuardBase):
 
     def bind(self, setup: GuardSetup) -> None:
         """Find the engine (the guard's own, or the run's)."""
-        self.engine.bind(setup.run_engine)
+        self.engine.bind(setup, self.name)
 
     def review(self, writes: Writes, context: StepContext) -> GuardDecision:
         """The reviewer's decision on every in-scope write."""
