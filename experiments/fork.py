@@ -12,9 +12,11 @@ directory whose manifest records ``"parent": {"run_dir", "step", "deleted_entrie
 The parent's state at ``STEP`` comes from its checkpoint ``checkpoints/step-STEP`` when
 there is one; a *complete* parent is otherwise re-simulated to ``STEP`` from its
 manifest's config (LLM runs are served every completion from the parent's
-``completions.jsonl``, so nothing is generated), and the re-simulated steps are checked
-against the parent's ``steps`` table. The fork's run directory starts with a copy of
-the parent's completions, so an LLM fork replays what it shares with its parent.
+``completions.jsonl``, and guards and judges with an engine of their own from the
+parent's ``completions-<key>.jsonl``, so nothing is generated), and the re-simulated
+steps are checked against the parent's ``steps`` table. The fork's run directory starts
+with a copy of every replay cache of the parent (:func:`experiments.replay_files.replay_files`),
+so a fork replays what it shares with its parent.
 
 Nothing is written before every check passed: a step out of range, a parent that is
 neither complete nor checkpointed at ``STEP``, an entry that does not exist, a config
@@ -37,6 +39,7 @@ import polars as pl
 
 from experiments.config import ConfigError, apply_overrides, validate_config
 from experiments.manifest import config_binding, read_manifest
+from experiments.replay_files import RunReplays, replay_files
 from experiments.rundirs import (
     locked_run_dir,
     plan_target,
@@ -98,7 +101,7 @@ def _state_at(parent: Path, manifest: dict[str, Any], config: Any, at: int, root
             ],
         )
     policy = _replay_policy(config, parent)
-    model = build_model(config, policy)
+    model = build_model(config, policy, RunReplays(parent, "replay"))
     try:
         for _ in range(at):
             model.step()
@@ -112,6 +115,7 @@ def _state_at(parent: Path, manifest: dict[str, Any], config: Any, at: int, root
     finally:
         model.policy.close()
         model.guard_phases.close()
+        model.memes.close()
 
 
 def fork_run(
@@ -191,6 +195,7 @@ def fork_run(
         finally:
             model.policy.close()
             model.guard_phases.close()
+            model.memes.close()
         fresh = new_manifest(child)
         fresh["parent"] = {
             "run_dir": str(parent.resolve()),
@@ -204,9 +209,8 @@ def fork_run(
         # The fork holds its directory's write lock like a run does, so a `resume` of the
         # fork (its manifest says "running") is refused while it is being written.
         with locked_run_dir(target, plan) as work:
-            completions = parent / COMPLETIONS_FILE
-            if completions.is_file():
-                shutil.copyfile(completions, work / COMPLETIONS_FILE)
+            for cache in replay_files(parent):
+                shutil.copyfile(cache, work / cache.name)
             checkpoint = work / CHECKPOINTS_DIR / start.name
             shutil.copytree(start, checkpoint)
             fresh["steps_completed"] = at

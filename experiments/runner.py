@@ -27,6 +27,7 @@ from agents.llm_policy import LLMPolicySpec
 from agents.policies import build_policy as build_registered_policy
 from experiments.config import RunConfig
 from experiments.manifest import config_binding
+from experiments.replay_files import COMPLETIONS_FILE, RunReplays
 from experiments.request_failures import RequestTally, check_step
 from experiments.rundirs import (
     locked_run_dir,
@@ -45,6 +46,7 @@ from sim.tables import table_names
 
 if TYPE_CHECKING:
     from agents.llm.base import Engine
+    from agents.llm.factory import EngineFactory
 
 #: Packages whose versions go into every manifest (those absent are skipped).
 TRACKED_PACKAGES = (
@@ -64,9 +66,6 @@ TRACKED_PACKAGES = (
 #: Table names written by every run (the others, e.g. ``generations``, by some: see
 #: :data:`sim.tables.OUTPUT_TABLES`).
 TABLES = table_names(always=True)
-
-#: The replay cache of an LLM run, inside its run directory.
-COMPLETIONS_FILE = "completions.jsonl"
 
 #: The checkpoint directory inside a run directory.
 CHECKPOINTS_DIR = "checkpoints"
@@ -105,11 +104,13 @@ def build_run_engine(
     The configured engine is wrapped in a :class:`~agents.llm.replay.ReplayEngine` in
     mode ``"auto"`` over ``run_dir/completions.jsonl``: every completion is recorded as it
     arrives, and a resumed run is served the completions of the steps it repeats, so it
-    reproduces the uninterrupted run exactly. Outermost is a
-    :class:`~experiments.request_failures.RequestTally` that counts failed requests for
-    the run's ``failed_request_share_limit``. The caller closes the engine. ``inner``
-    is a ready engine to wrap instead of building the configured one (a sweep's shared
-    engine, see :mod:`experiments.shared_engine`; closing the run's engine closes it).
+    reproduces the uninterrupted run exactly (the engines that guards and judges name
+    themselves have caches of their own there: :mod:`experiments.replay_files`).
+    Outermost is a :class:`~experiments.request_failures.RequestTally` that counts failed
+    requests for the run's ``failed_request_share_limit``. The caller closes the engine.
+    ``inner`` is a ready engine to wrap instead of building the configured one (a sweep's
+    shared engine, see :mod:`experiments.shared_engine`; closing the run's engine closes
+    it).
     """
     spec = config.policy
     if not isinstance(spec, LLMPolicySpec):
@@ -145,8 +146,18 @@ def build_guards(config: RunConfig) -> list[Guard]:
     return build_guard_family(config.guards)
 
 
-def build_model(config: RunConfig, policy: Policy | None = None) -> MemeticModel:
-    """Build the model of a config (and its policy unless one is given)."""
+def build_model(
+    config: RunConfig, policy: Policy | None = None, engines: EngineFactory | None = None
+) -> MemeticModel:
+    """Build the model of a config (and its policy unless one is given).
+
+    Args:
+        config: The config.
+        policy: A ready policy (None: built from the config).
+        engines: Builds the engines guards and judges name themselves (a run passes
+            :class:`~experiments.replay_files.RunReplays` of its run directory); None:
+            built as specified, nothing recorded.
+    """
     return MemeticModel(
         graph=config.graph,
         banks=config.banks,
@@ -160,6 +171,7 @@ def build_model(config: RunConfig, policy: Policy | None = None) -> MemeticModel
         turnover=config.turnover,
         reflection=config.reflection,
         values=config.values,
+        engines=engines,
     )
 
 
@@ -255,7 +267,9 @@ def _execute(
     model: MemeticModel | None = None
     tables: dict[str, pl.DataFrame] = {}
     try:
-        model = build_model(config, policy or build_policy(config, engine))
+        model = build_model(
+            config, policy or build_policy(config, engine), RunReplays(run_dir, "auto")
+        )
         if checkpoint is not None:
             load_checkpoint(model, checkpoint)
         log.info(
@@ -333,6 +347,7 @@ def _execute(
         if model is not None:
             model.policy.close()
             model.guard_phases.close()
+            model.memes.close()
         if engine is not None:
             engine.close()
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
