@@ -5,14 +5,19 @@ every chat completion answers option "A" and saves a note into the first bank th
 lists as writable (shared banks come first); the note repeats the seeded rule when the
 prompt shows it, so the meme spreads along the network deterministically. Requests are
 counted, so tests can tell how many reached the server.
+
+With ``reply=FickleReviewer()`` it stands in for a hosted *sampling* reviewer or judge
+instead: asked the same prompt again, it answers differently (see :class:`FickleReviewer`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -34,6 +39,31 @@ def reply_for(prompt: str) -> str:
             "memory_text": text,
         }
     )
+
+
+class FickleReviewer:
+    """Replies of a non-deterministic reviewer and judge: a different one on every ask.
+
+    The reply to a prompt is JSON with a ``decision`` (as the ``review`` guard reads it) and
+    a ``verdict`` (as the ``judge`` detector reads it), both picked by ``(digest of the
+    prompt + times this prompt was asked before) mod 3``: the first answer to each prompt
+    is the same in every fresh server (two uninterrupted runs agree), and asking again
+    gives another answer, as a sampling model may.
+    """
+
+    DECISIONS = ("accept", "reject", "quarantine")
+    VERDICTS = ("promotes", "unrelated", "against")
+
+    def __init__(self) -> None:
+        self.asked: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, prompt: str) -> str:
+        with self.lock:
+            again = self.asked[prompt]
+            self.asked[prompt] += 1
+        pick = (int(hashlib.sha256(prompt.encode()).hexdigest(), 16) + again) % 3
+        return json.dumps({"decision": self.DECISIONS[pick], "verdict": self.VERDICTS[pick]})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -58,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
         with self.server.lock:
             self.server.requests += 1
-        content = reply_for(prompt)
+        content = self.server.reply(prompt)
         choice: dict = {"index": 0, "message": {"role": "assistant", "content": content}}
         choice["finish_reason"] = "stop"
         if body.get("logprobs"):
@@ -71,16 +101,21 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, reply: Callable[[str], str]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lock = threading.Lock()
         self.requests = 0
+        self.reply = reply
 
 
 @contextmanager
-def scripted_server() -> Iterator[_Server]:
-    """Serve on a free port of 127.0.0.1; ``server.url`` is the base URL (``.../v1``)."""
-    server = _Server()
+def scripted_server(reply: Callable[[str], str] = reply_for) -> Iterator[_Server]:
+    """Serve on a free port of 127.0.0.1; ``server.url`` is the base URL (``.../v1``).
+
+    Args:
+        reply: The reply content to a prompt (all messages' contents, one per line).
+    """
+    server = _Server(reply)
     server.url = f"http://127.0.0.1:{server.server_address[1]}/v1"  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
