@@ -128,7 +128,9 @@ class ConsensusGuardSpec(BaseModel):
 
     Attributes:
         kind: Always "consensus".
-        engine: The judges' engine; None uses the run's engine (an LLM policy's).
+        engine: The judges' engine; None uses the run's engine (an LLM policy's). A run
+            with a run directory records its own engine in
+            ``completions-guards.<name>.jsonl`` there, for resume and fork.
         judges: Independent judgments per case (K), each with its own sampling seed.
         temperature: Sampling temperature of the judgments (> 0 for independent samples).
         min_unsafe: A case is flagged when at least this many judgments say "unsafe".

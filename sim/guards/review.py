@@ -37,7 +37,9 @@ class ReviewGuardSpec(BaseModel):
 
     Attributes:
         kind: Always "review".
-        engine: The reviewer's engine; None uses the run's engine (an LLM policy's).
+        engine: The reviewer's engine; None uses the run's engine (an LLM policy's). A run
+            with a run directory records its own engine in
+            ``completions-guards.<name>.jsonl`` there, for resume and fork.
         max_tokens: Token budget of a decision.
         on_error: The decision when a request fails or the reply names none.
         shared_only: Only review writes into shared banks.

@@ -25,6 +25,7 @@ from scripted_server import FickleReviewer, scripted_server
 
 from experiments.config import RunConfig, validate_config
 from experiments.fork import fork_run
+from experiments.replay_files import own_completions_file, replay_files
 from experiments.resume import resume_run
 from experiments.runner import run_experiment
 from sim.output import read_tables
@@ -168,3 +169,21 @@ def test_a_fork_of_a_complete_run_asks_no_engine(tmp_path):
         assert ours[name].equals(theirs[name]), name
     for name in OWN_CACHES:
         assert (fork.path / name).read_bytes() == (parent / name).read_bytes(), name
+
+
+def test_own_cache_file_names_are_single_path_components(tmp_path):
+    assert own_completions_file("guards.review") == "completions-guards.review.jsonl"
+    assert own_completions_file("memes.m-1.detector") == "completions-memes.m-1.detector.jsonl"
+    long = own_completions_file(f"memes.{'x' * 200}.detector")
+    assert len(long) == len("completions-.jsonl") + 100 and "/" not in long
+    for bad in ("../x", "guards/review", "", ".hidden", "guards..x"):
+        with pytest.raises(ValueError, match="not a config key"):
+            own_completions_file(bad)
+    # What a fork copies: the policy's cache first, then the own engines', no look-alikes.
+    for name in ["completions-guards.review.jsonl", "completions.jsonl", "notes.jsonl"]:
+        (tmp_path / name).write_text("{}\n")
+    (tmp_path / "completions-memes.m.detector.jsonl").mkdir()
+    assert [p.name for p in replay_files(tmp_path)] == [
+        "completions.jsonl",
+        "completions-guards.review.jsonl",
+    ]
