@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from agents.contagion import ContagionPolicy
-from agents.llm import LlamaCppSpec
+from agents.llm import LlamaCppSpec, ReplaySpec
 from agents.llm.base import Completion, FinishReason, GenerationRequest
 from agents.llm.replay import ReplayEngine
 from sim.detectors import VERDICTS, JudgeDetector, build_detector, parse_verdict
@@ -136,7 +136,6 @@ def test_judge_with_its_own_engine_in_a_contagion_run(tmp_path):
     ReplayEngine(StanceJudge(), path, "record").generate(
         JudgeDetector(STATEMENT, lambda: None, None, meme_id="inf").requests([PROMOTES])  # type: ignore[arg-type]
     )
-    from agents.llm import ReplaySpec
 
     own = MEME.model_copy(
         update={"detector": JudgeDetectorSpec(engine=ReplaySpec(path=str(path), mode="replay"))}
@@ -217,3 +216,30 @@ def test_detections_table_in_a_run(tmp_path):
     assert judged_in == {(MEME.seed_text, 0), (OPPOSES, 1), (PROMOTES, 1)}
     carriers = model.tracker.carrier[:, 0].tolist()
     assert carriers == [True, False, True]  # the seed, not the opponent, the promoter
+
+
+class ClosableStanceJudge(StanceJudge):
+    """The stand-in judge, noting whether it was closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_judges_own_engine_comes_from_the_runs_factory_and_closes_with_the_memes(tmp_path):
+    judge = ClosableStanceJudge()
+    asked: list[tuple[object, str]] = []
+
+    def engines(spec, key):  # what a run passes (the runner's records into the run dir)
+        asked.append((spec, key))
+        return judge
+
+    spec = ReplaySpec(path=str(tmp_path / "unused.jsonl"), mode="replay")
+    own = MEME.model_copy(update={"detector": MEME.detector.model_copy(update={"engine": spec})})
+    book = MemeBook([own], engines=engines)
+    assert asked == []  # built on first use
+    assert book.detect([PROMOTES, OPPOSES, OFF_TOPIC]).tolist() == [1, 0, 0]
+    assert asked == [(spec, "memes.inf.detector")]
+    book.close()
+    assert judge.closed

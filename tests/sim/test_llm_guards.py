@@ -18,7 +18,7 @@ from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from experiments.config import ConfigError, validate_config
 from sim.checkpoint import load_checkpoint, save_checkpoint
-from sim.guards import ConsensusGuardSpec, ReviewGuardSpec, build_guards
+from sim.guards import ConsensusGuardSpec, GuardSetup, ReviewGuardSpec, build_guards
 from sim.guards.consensus import CONSENSUS_SYSTEM, JUDGMENTS, related_texts
 from sim.guards.engines import note_requests
 from sim.guards.review import DECISIONS, REVIEW_SYSTEM
@@ -475,3 +475,23 @@ def test_llm_guards_with_llamacpp_then_replayed_exactly(tmp_path):
         keep = [c for c in frame.columns if not c.endswith("_wall_s")]
         assert frame.select(keep).equals(replayed[name].select(keep)), name
     assert np.array_equal(first.store.alive, second.store.alive)
+
+
+def test_a_guards_own_engine_comes_from_the_runs_factory_under_its_name(tmp_path):
+    # The factory is what a run passes (the runner's records into the run directory);
+    # here it hands out a scripted stand-in model and notes what it was asked for.
+    lab = ScriptedLab(copy_the_seed, judge_0_unsafe)
+    asked: list[tuple[object, str]] = []
+
+    def engines(spec, key):
+        asked.append((spec, key))
+        return lab
+
+    spec = ReplaySpec(path=str(tmp_path / "unused.jsonl"), mode="replay")
+    review, strict = build_guards([ReviewGuardSpec(engine=spec), ReviewGuardSpec(engine=spec)])
+    setup = GuardSetup(2, ["influence"], np.random.default_rng(0), engines=engines)
+    review.bind(setup)
+    strict.bind(setup)
+    assert asked == []  # built on first use
+    assert review.engine() is lab and strict.engine() is lab
+    assert asked == [(spec, "guards.review"), (spec, "guards.review_2")]
