@@ -69,10 +69,14 @@ class RunReplays:
         mode: ``"auto"`` (a run, a resume, a fork's own steps: hits served, misses
             generated and recorded) or ``"replay"`` (a fork re-simulating its parent:
             served from the parent's files only, nothing built, nothing written).
+        retry_errors: In mode ``"auto"``, whether requests recorded as failed are sent
+            again (default: served as failed, as the run's own engine does; see
+            :func:`experiments.runner.build_run_engine`).
     """
 
     directory: Path
     mode: ReplayMode = "auto"
+    retry_errors: bool = False
 
     def __call__(self, spec: EngineSpecBase, key: str) -> Engine:
         """The own engine of ``key``: ``spec`` built (unless replaying) behind its cache.
@@ -90,7 +94,7 @@ class RunReplays:
             return ReplayEngine(None, path, "replay")
         inner = build_engine(spec)
         try:
-            return ReplayEngine(inner, path, self.mode)
+            return ReplayEngine(inner, path, self.mode, retry_errors=self.retry_errors)
         except BaseException:
             inner.close()
             raise

@@ -3,8 +3,10 @@
 The manifest holds the resolved config; the model is rebuilt from it, the latest
 checkpoint under ``run_dir/checkpoints`` is restored and the remaining steps run. The
 result is exactly the tables of an uninterrupted run with the same config (LLM runs
-replay the completions of repeated steps from ``run_dir/completions.jsonl``). With no
-checkpoint yet, the run restarts from step 0 in the same directory.
+replay the completions of repeated steps from ``run_dir/completions.jsonl``, failed
+requests included: they are served as failed, as the uninterrupted run saw them). A run
+whose status is ``failed`` is resumed to try again: its failed requests are sent again.
+With no checkpoint yet, the run restarts from step 0 in the same directory.
 
 What is trusted: the manifest is read by :func:`experiments.manifest.read_manifest` (its
 config must still match the ``config_sha256`` it was written with), and the checkpoint
@@ -144,7 +146,8 @@ def _resume_locked(run_dir: Path, progress: bool, engine: Engine | None) -> Run:
     # Read again: another process may have finished the run before the lock was ours.
     manifest = read_manifest(run_dir)
     config = validate_config(manifest["config"], f"{run_dir}/manifest.json")
-    if manifest["status"] == "complete":
+    status = manifest["status"]
+    if status == "complete":
         return _complete_run(run_dir, manifest)
     clean_temporary_files(run_dir)
     # The hash the run was started with (the manifest's config as written).
@@ -163,6 +166,14 @@ def _resume_locked(run_dir: Path, progress: bool, engine: Engine | None) -> Run:
     manifest["checkpoint"] = None if checkpoint is None else f"{CHECKPOINTS_DIR}/{checkpoint.name}"
     manifest.pop("finished_at", None)
     write_json_atomic(manifest, run_dir / "manifest.json")
+    # A run that failed is resumed to try again (its failed requests are sent again); an
+    # interrupted or killed one must see what the uninterrupted run saw.
     return execute(
-        config, run_dir, manifest, progress=progress, checkpoint=checkpoint, engine=engine
+        config,
+        run_dir,
+        manifest,
+        progress=progress,
+        checkpoint=checkpoint,
+        engine=engine,
+        retry_errors=status == "failed",
     )

@@ -97,7 +97,11 @@ def package_versions() -> dict[str, str]:
 
 
 def build_run_engine(
-    config: RunConfig, run_dir: str | Path, inner: Engine | None = None
+    config: RunConfig,
+    run_dir: str | Path,
+    inner: Engine | None = None,
+    *,
+    retry_errors: bool = False,
 ) -> Engine | None:
     """The engine of an LLM run, behind the run's replay cache (None for other policies).
 
@@ -111,6 +115,12 @@ def build_run_engine(
     ``inner`` is a ready engine to wrap instead of building the configured one (a sweep's
     shared engine, see :mod:`experiments.shared_engine`; closing the run's engine closes
     it).
+
+    A request that failed is recorded as failed, and by default (``retry_errors``
+    false) a later request with the same key is served that failure, as identical
+    requests are served once: so the cache holds what the run saw, and a resumed run
+    sees it too. ``retry_errors`` true sends recorded failures again (resuming a run that
+    failed, to try again).
     """
     spec = config.policy
     if not isinstance(spec, LLMPolicySpec):
@@ -120,7 +130,8 @@ def build_run_engine(
 
     inner = build_engine(spec.engine) if inner is None else inner
     try:
-        return RequestTally(ReplayEngine(inner, Path(run_dir) / COMPLETIONS_FILE, "auto"))
+        cache = Path(run_dir) / COMPLETIONS_FILE
+        return RequestTally(ReplayEngine(inner, cache, "auto", retry_errors=retry_errors))
     except BaseException:
         inner.close()
         raise
@@ -219,6 +230,7 @@ def execute(
     policy: Policy | None = None,
     checkpoint: Path | None = None,
     engine: Engine | None = None,
+    retry_errors: bool = False,
 ) -> Run:
     """Build the model, optionally restore a checkpoint, run the remaining steps, write.
 
@@ -245,9 +257,13 @@ def execute(
         checkpoint: A checkpoint of this config to restore before stepping.
         engine: For LLM runs, a ready engine to use instead of building the configured
             one (wrapped in the run's replay cache and tally like a built one).
+        retry_errors: Whether requests recorded as failed in the run's replay caches are
+            sent again (default: served as failed; see :func:`build_run_engine`).
     """
     with run_log(run_dir):
-        return _execute(config, run_dir, manifest, progress, policy, checkpoint, engine)
+        return _execute(
+            config, run_dir, manifest, progress, policy, checkpoint, engine, retry_errors
+        )
 
 
 def _execute(
@@ -258,18 +274,22 @@ def _execute(
     policy: Policy | None,
     checkpoint: Path | None,
     shared: Engine | None = None,
+    retry_errors: bool = False,
 ) -> Run:
     log = _logger()
     started = time.monotonic()
     elapsed_before = float(manifest.get("elapsed_s") or 0.0)
-    engine = build_run_engine(config, run_dir, shared) if policy is None else None
+    engine = (
+        build_run_engine(config, run_dir, shared, retry_errors=retry_errors)
+        if policy is None
+        else None
+    )
     tally = engine if isinstance(engine, RequestTally) else None
     model: MemeticModel | None = None
     tables: dict[str, pl.DataFrame] = {}
     try:
-        model = build_model(
-            config, policy or build_policy(config, engine), RunReplays(run_dir, "auto")
-        )
+        own_engines = RunReplays(run_dir, "auto", retry_errors)
+        model = build_model(config, policy or build_policy(config, engine), own_engines)
         if checkpoint is not None:
             load_checkpoint(model, checkpoint)
         log.info(

@@ -127,8 +127,11 @@ class ReplayEngine:
         ``"replay"``: every request must be in the file (the inner engine may be None);
             a miss raises ``EngineError`` naming the request id and key.
         ``"auto"``: hits are served from the file; the misses go to the inner engine in
-            one batch and are stored. A stored ERROR completion counts as a miss here (a
-            transient failure is retried), while ``"replay"`` serves it as recorded.
+            one batch and are stored. A stored ERROR completion (or failed score) counts
+            as a miss here when ``retry_errors`` is true (a transient failure is retried;
+            the default), and is served as recorded when it is false (a resumed run that
+            must see what the interrupted one saw); ``"replay"`` always serves it as
+            recorded.
 
     The returned completions carry the current requests' ids, in input order.
 
@@ -137,12 +140,18 @@ class ReplayEngine:
         model_id: The inner engine's model id (likewise).
         mode: The mode.
         path: The JSONL file.
+        retry_errors: In mode ``"auto"``, whether stored failures are generated again.
         hits: Requests served from the file so far (by this object).
         misses: Requests sent to the inner engine so far (by this object).
     """
 
     def __init__(
-        self, inner: Engine | None, path: str | os.PathLike[str], mode: ReplayMode
+        self,
+        inner: Engine | None,
+        path: str | os.PathLike[str],
+        mode: ReplayMode,
+        *,
+        retry_errors: bool = True,
     ) -> None:
         """Open (or start) the cache file.
 
@@ -158,6 +167,7 @@ class ReplayEngine:
             raise EngineError(f"ReplayEngine mode={mode!r} needs an inner engine")
         self.inner = inner
         self.mode: ReplayMode = mode
+        self.retry_errors = retry_errors
         self.path = Path(path)
         self._records: dict[str, Completion] = {}
         self._scores: dict[str, OptionScores] = {}
@@ -310,7 +320,7 @@ class ReplayEngine:
                 if (
                     self.mode == "auto"
                     and stored is not None
-                    and stored.finish_reason is not FinishReason.ERROR
+                    and (stored.finish_reason is not FinishReason.ERROR or not self.retry_errors)
                 ):
                     results[i] = stored
         self.hits += len(results)
@@ -411,7 +421,11 @@ class ReplayEngine:
                         f"not in {self.path}"
                     )
                 results[i] = stored
-            elif self.mode == "auto" and stored is not None and stored.error is None:
+            elif (
+                self.mode == "auto"
+                and stored is not None
+                and (stored.error is None or not self.retry_errors)
+            ):
                 results[i] = stored
             else:
                 misses.append(i)

@@ -133,6 +133,17 @@ def test_auto_sends_only_misses_in_one_batch_in_order(tmp_path: Path) -> None:
     assert ReplayEngine(None, path, "replay").generate([_req("r", "two")])[0].text == "owt"
 
 
+def test_auto_without_retry_serves_a_stored_failure_as_failed(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    inner = EchoEngine()
+    ReplayEngine(inner, path, "record").generate([_req("a", "FAIL")])
+    exact = ReplayEngine(inner, path, "auto", retry_errors=False)
+    out = exact.generate([_req("b", "FAIL"), _req("c", "new")])
+    assert inner.batches[-1] == ["c"]  # the stored failure was not sent again
+    assert out[0].finish_reason is FinishReason.ERROR and out[0].request_id == "b"
+    assert (exact.hits, exact.misses) == (1, 1)
+
+
 def test_truncated_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
     path = tmp_path / "cache.jsonl"
     inner = EchoEngine()

@@ -66,6 +66,27 @@ class FickleReviewer:
         return json.dumps({"decision": self.DECISIONS[pick], "verdict": self.VERDICTS[pick]})
 
 
+class FlakyReviewer:
+    """A reviewer and judge that fails the first ask of every prompt and answers later ones.
+
+    The first ask gets an HTTP 400 (which the ``openai`` engine does not retry: the
+    request fails); asked again, the prompt is answered ``accept`` / ``unrelated``. So a
+    run that sends a failed request again sees another outcome than the run that failed.
+    """
+
+    def __init__(self) -> None:
+        self.asked: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, prompt: str) -> str | None:
+        with self.lock:
+            again = self.asked[prompt]
+            self.asked[prompt] += 1
+        if again == 0:
+            return None
+        return json.dumps({"decision": "accept", "verdict": "unrelated"})
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -89,6 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests += 1
         content = self.server.reply(prompt)
+        if content is None:  # the reply function refuses: an HTTP error, not retried
+            self._send(400, {"error": {"message": "refused by the scripted server"}})
+            return
         choice: dict = {"index": 0, "message": {"role": "assistant", "content": content}}
         choice["finish_reason"] = "stop"
         if body.get("logprobs"):
@@ -101,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, reply: Callable[[str], str]) -> None:
+    def __init__(self, reply: Callable[[str], str | None]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lock = threading.Lock()
         self.requests = 0
@@ -109,7 +133,7 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def scripted_server(reply: Callable[[str], str] = reply_for) -> Iterator[_Server]:
+def scripted_server(reply: Callable[[str], str | None] = reply_for) -> Iterator[_Server]:
     """Serve on a free port of 127.0.0.1; ``server.url`` is the base URL (``.../v1``).
 
     Args:

@@ -21,14 +21,15 @@ import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scripted_server import FickleReviewer, scripted_server
+from scripted_server import FickleReviewer, FlakyReviewer, scripted_server
 
 from experiments.config import RunConfig, validate_config
 from experiments.fork import fork_run
+from experiments.manifest import read_manifest
 from experiments.replay_files import own_completions_file, replay_files
 from experiments.resume import resume_run
 from experiments.runner import run_experiment
-from sim.output import read_tables
+from sim.output import read_tables, write_json_atomic
 
 #: The replay caches of the guard's and the judge's own engines.
 OWN_CACHES = ["completions-guards.review.jsonl", "completions-memes.influence.detector.jsonl"]
@@ -93,8 +94,8 @@ class Services:
 
 
 @contextmanager
-def services() -> Iterator[Services]:
-    with scripted_server() as agents, scripted_server(FickleReviewer()) as reviewer:
+def services(reviewer_kind: type = FickleReviewer) -> Iterator[Services]:
+    with scripted_server() as agents, scripted_server(reviewer_kind()) as reviewer:
         yield Services(agents, reviewer)
 
 
@@ -187,3 +188,49 @@ def test_own_cache_file_names_are_single_path_components(tmp_path):
         "completions.jsonl",
         "completions-guards.review.jsonl",
     ]
+
+
+def _interrupt_flaky_run(fresh: Services, run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run on ``fresh`` (whose reviewer and judge fail every first ask), stopped after the
+    last step. Asked again, the same server answers."""
+    _interrupt_at_steps_table(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(fresh.config(0), run_dir, progress=False)
+    monkeypatch.undo()
+
+
+def test_a_resumed_interrupted_run_sees_the_failures_the_run_saw(tmp_path, monkeypatch):
+    """Failed requests are served as failed to the resume of an interrupted run, so its
+    tables equal the uninterrupted run's, although the server would answer them now."""
+    with services(FlakyReviewer) as fresh:
+        straight = run_experiment(fresh.config(0), tmp_path / "a", progress=False)
+    expected = _tables(straight.path)
+    assert expected["steps"]["guard_review_failed_requests"].sum() > 0  # the run saw failures
+    assert set(expected["guard_decisions"]["verdict"].to_list()) == {"reject"}  # on_error
+    run_dir = tmp_path / "b"
+    with services(FlakyReviewer) as fresh:
+        _interrupt_flaky_run(fresh, run_dir, monkeypatch)
+        asked = fresh.requests[1]
+        resumed = resume_run(run_dir, progress=False)
+        assert fresh.requests[1] == asked  # nothing sent again: it would be answered now
+    assert resumed.manifest["resumes"][0]["from_step"] == 0
+    got = _tables(run_dir)
+    for name, frame in expected.items():
+        assert got[name].equals(frame), name
+
+
+def test_a_resumed_failed_run_sends_its_failed_requests_again(tmp_path, monkeypatch):
+    """Resuming a run whose status is failed is a retry: its failed requests are sent again,
+    and answered now."""
+    run_dir = tmp_path / "b"
+    with services(FlakyReviewer) as fresh:
+        _interrupt_flaky_run(fresh, run_dir, monkeypatch)
+        manifest = read_manifest(run_dir)
+        manifest["status"] = "failed"  # as a run ends that exceeded its failed-request limit
+        write_json_atomic(manifest, run_dir / "manifest.json")
+        asked = fresh.requests[1]
+        resumed = resume_run(run_dir, progress=False)
+        assert fresh.requests[1] > asked
+    assert resumed.manifest["status"] == "complete"
+    steps = _tables(run_dir)["steps"]
+    assert steps["guard_review_failed_requests"].sum() == 0  # every failure was retried
