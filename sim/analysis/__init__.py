@@ -13,6 +13,9 @@ Modules, one concept each:
 * :mod:`sim.analysis.summary` — the scalar metrics of one run;
 * :mod:`sim.analysis.comparison` — runs side by side (LLM vs contagion);
 * :mod:`sim.analysis.aggregate` — replicate seeds with confidence intervals, sweeps.
+* :mod:`sim.analysis.clustered` — stratified cluster resampling and cluster-robust
+  standard errors for decisions grouped by agent or run.
+* :mod:`sim.analysis.effects` — the effect of exposure on decisions, with controls.
 * :mod:`sim.analysis.values` — value-drift questionnaires: dimension scores over time and
   the effect of memory (audit: with minus without memories).
 
@@ -44,6 +47,7 @@ from sim.analysis.cascades import (
     tree_edges,
     tree_metrics,
 )
+from sim.analysis.clustered import ratio_mean_se, stratified_weights
 from sim.analysis.comparison import (
     compare_runs,
     prevalence_side_by_side,
@@ -194,6 +198,7 @@ __all__ = [
     "placebo_of",
     "prevalence",
     "prevalence_side_by_side",
+    "ratio_mean_se",
     "read_actions",
     "reference_texts",
     "reproduction_number",
@@ -208,6 +213,7 @@ __all__ = [
     "sir_curves",
     "sis_curve",
     "states_at",
+    "stratified_weights",
     "structural_virality",
     "sweep_curves",
     "sweep_defense_metrics",

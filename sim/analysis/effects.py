@@ -34,10 +34,23 @@ cluster bootstrap, which keeps the decisions of one agent together:
   be too narrow), so agents are resampled within each run and the interval is
   conditional on these seeds: it leaves out the variation between them.
 
-The ``resampled`` column of an effect row says which was done.
+The ``resampled`` column of an effect row says which was done. Resampling is stratified
+by which arms of the contrast a unit (an agent, or a run) has decisions in: exposed
+only, control only, or both; each replicate draws as many units of each kind as the
+data hold (:func:`sim.analysis.clustered.stratified_weights`). So no replicate leaves an
+arm empty, however few agents it has; a plain cluster bootstrap would, and dropping such
+replicates would keep only the draws that favour the arms' larger agents. The interval
+is conditional on the number of agents (runs) in each arm, as a two-arm comparison
+usually is. From 10 runs on, the runs are the units: a run without exposed (or without
+control) decisions, e.g. a seed in which the meme never reached anyone, forms its own
+stratum, so no replicate consists of such runs only.
 
 :func:`dose_response` gives the mean outcome by the number of carrying entries in
-context; :func:`effect_by_distance` by graph distance from M's seeded agents.
+context, with cluster-robust standard errors (clustered as the bootstrap resamples:
+agents, or runs from :data:`MIN_RESAMPLED_RUNS` runs on);
+:func:`effect_by_distance` gives the effect of exposure among the agents at each graph
+distance from M's seeded agents, with the bootstrap intervals of
+:func:`exposure_effects`.
 """
 
 from __future__ import annotations
@@ -51,6 +64,7 @@ import numpy as np
 import polars as pl
 
 from sim.analysis.aggregate import MIN_BOOTSTRAP_N
+from sim.analysis.clustered import ratio_mean_se, stratified_weights
 from sim.manifest import read_manifest
 
 #: Below this many decisions in an arm, printed effects warn that the interval is rough.
@@ -66,6 +80,9 @@ MIN_RESAMPLED_RUNS = MIN_BOOTSTRAP_N
 
 #: The outcomes an estimate may use.
 OUTCOMES = ("expressed", "p_target")
+
+#: The arms a decision may be compared in (see :func:`decision_arms`).
+ARMS = ("exposed", "placebo", "unexposed")
 
 #: Columns of :func:`exposure_effects`' result.
 EFFECT_COLUMNS = (
@@ -86,6 +103,22 @@ EFFECT_COLUMNS = (
     "level",
     "resampled",
 )
+
+#: Columns of :func:`dose_response`'s result.
+DOSE_COLUMNS = (
+    "dose",
+    "n",
+    "n_clusters",
+    "mean",
+    "se",
+    "ci_low",
+    "ci_high",
+    "level",
+    "clusters",
+)
+
+#: Columns of :func:`effect_by_distance`'s result.
+DISTANCE_COLUMNS = ("distance", "n", "exposed_share", "mean", *EFFECT_COLUMNS)
 
 
 def own_doses(contexts: pl.DataFrame, memories: pl.DataFrame) -> pl.DataFrame:
@@ -239,15 +272,21 @@ def decision_arms(
 
 @dataclass(frozen=True)
 class _Clusters:
-    """Per (run, agent) cluster: sums and counts of y per arm, and the run of each."""
+    """Per (run, agent) cluster: sums and counts of y per level, and the run of each.
+
+    ``run`` holds each cluster's run index (0 .. n_runs - 1, in sorted run order).
+    """
 
     run: np.ndarray
-    sums: dict[str, np.ndarray]
-    counts: dict[str, np.ndarray]
+    sums: dict[object, np.ndarray]
+    counts: dict[object, np.ndarray]
 
 
-def _clusters(arms: pl.DataFrame) -> _Clusters:
-    grouped = arms.group_by(["run", "agent_id", "arm"]).agg(
+def _clusters(
+    arms: pl.DataFrame, column: str = "arm", levels: Sequence[object] = ARMS
+) -> _Clusters:
+    """Sums and counts of ``y`` per (run, agent) cluster for each value of ``column``."""
+    grouped = arms.group_by(["run", "agent_id", column]).agg(
         pl.col("y").sum().alias("s"), pl.len().alias("c")
     )
     ids = arms.select("run", "agent_id").unique().sort(["run", "agent_id"])
@@ -255,17 +294,21 @@ def _clusters(arms: pl.DataFrame) -> _Clusters:
     grouped = grouped.join(ids, on=["run", "agent_id"])
     n = ids.height
     sums, counts = {}, {}
-    for arm in ("exposed", "placebo", "unexposed"):
-        part = grouped.filter(pl.col("arm") == arm)
+    for level in levels:
+        part = grouped.filter(pl.col(column) == level)
         s = np.zeros(n)
         c = np.zeros(n)
         idx = part["cluster"].to_numpy()
         s[idx] = part["s"].to_numpy()
         c[idx] = part["c"].to_numpy()
-        sums[arm], counts[arm] = s, c
+        sums[level], counts[level] = s, c
     runs = ids["run"].to_numpy()
     _, run_index = np.unique(runs, return_inverse=True)
     return _Clusters(run=run_index, sums=sums, counts=counts)
+
+
+def _n_runs(run: np.ndarray) -> int:
+    return int(run.max()) + 1 if len(run) else 0
 
 
 def _resampled(n_runs: int) -> str:
@@ -275,24 +318,87 @@ def _resampled(n_runs: int) -> str:
     return "agents" if n_runs <= 1 else "agents within runs"
 
 
-def _bootstrap_weights(run: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n_clusters) multiplicities of the (run, agent) clusters.
+def _bootstrap_weights(
+    run: np.ndarray,
+    exposed: np.ndarray,
+    control: np.ndarray,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """(n_boot, n_clusters) multiplicities of the (run, agent) clusters for one contrast.
 
     From :data:`MIN_RESAMPLED_RUNS` runs on, whole runs are resampled (a run drawn twice
-    counts its clusters twice); below, clusters are resampled within each run.
+    counts its clusters twice); below, clusters are resampled within each run. Either
+    way the units are stratified by whether they hold exposed decisions and whether they
+    hold control decisions (``exposed`` / ``control``: per cluster, decisions in each
+    arm), so an arm with decisions in the data has decisions in every replicate.
     """
-    n_runs = int(run.max()) + 1 if len(run) else 0
+    has_e, has_c = exposed > 0, control > 0
+    n_runs = _n_runs(run)
     if _resampled(n_runs) == "runs":
-        draws = rng.integers(0, n_runs, size=(n_boot, n_runs))
-        times = np.stack([np.bincount(d, minlength=n_runs) for d in draws])
-        return times[:, run].astype(np.float64)
-    weights = np.zeros((n_boot, len(run)))
-    for r in np.unique(run):
-        members = np.flatnonzero(run == r)
-        draws = rng.integers(0, len(members), size=(n_boot, len(members)))
-        for b in range(n_boot):
-            np.add.at(weights[b], members[draws[b]], 1.0)
-    return weights
+        run_e = np.bincount(run, weights=has_e, minlength=n_runs) > 0
+        run_c = np.bincount(run, weights=has_c, minlength=n_runs) > 0
+        times = stratified_weights(2 * run_e + run_c, n_boot, rng)
+        return times[:, run]
+    return stratified_weights(4 * run + 2 * has_e + has_c, n_boot, rng)
+
+
+def _arm_mean(clusters: _Clusters, arm: str, w: np.ndarray) -> np.ndarray:
+    """The arm's mean outcome under each row of cluster weights ``w`` (NaN: no decision)."""
+    num = w @ clusters.sums[arm]
+    den = w @ clusters.counts[arm]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def _effect_rows(
+    arms: pl.DataFrame,
+    meme_id: str,
+    controls: Sequence[str],
+    *,
+    outcome: str,
+    n_boot: int,
+    level: float,
+    seed: int,
+) -> list[dict[str, object]]:
+    """One :data:`EFFECT_COLUMNS` row per control from :func:`decision_arms` rows."""
+    clusters = _clusters(arms)
+    rng = np.random.default_rng(seed)
+    alpha = (1 - level) / 2
+    ones = np.ones((1, len(clusters.run)))
+    n_runs = _n_runs(clusters.run)
+    rows: list[dict[str, object]] = []
+    for control in controls:
+        exposed, controlled = clusters.counts["exposed"], clusters.counts[control]
+        weights = _bootstrap_weights(clusters.run, exposed, controlled, n_boot, rng)
+        point_e = _arm_mean(clusters, "exposed", ones)[0]
+        point_c = _arm_mean(clusters, control, ones)[0]
+        low = high = float("nan")
+        if np.isfinite(point_e - point_c):
+            # Stratified: no replicate has an empty arm, so none is dropped.
+            diffs = _arm_mean(clusters, "exposed", weights) - _arm_mean(clusters, control, weights)
+            low, high = (float(q) for q in np.quantile(diffs, [alpha, 1 - alpha]))
+        rows.append(
+            {
+                "meme_id": meme_id,
+                "control": control,
+                "outcome": outcome,
+                "exposed_mean": float(point_e),
+                "control_mean": float(point_c),
+                "effect": float(point_e - point_c),
+                "ci_low": low,
+                "ci_high": high,
+                "n_exposed": int(exposed.sum()),
+                "n_control": int(controlled.sum()),
+                "n_agents": len(clusters.run),
+                "n_runs": n_runs,
+                "n_exposed_agents": int((exposed > 0).sum()),
+                "n_control_agents": int((controlled > 0).sum()),
+                "level": level,
+                "resampled": _resampled(n_runs),
+            }
+        )
+    return rows
 
 
 def exposure_effects(
@@ -322,80 +428,94 @@ def exposure_effects(
         decisions, ``n_exposed_agents`` / ``n_control_agents`` the agents (the
         independent units) with a decision in the arm, ``n_agents`` all agents with a
         decision offering M's target, ``level`` the confidence level of ``ci_low`` /
-        ``ci_high``, ``resampled`` what the bootstrap resampled ("agents", "agents within
-        runs" or "runs", see the module docstring); means and effect are NaN when an arm
-        has no decision.
+        ``ci_high``, ``resampled`` what the (stratified) bootstrap resampled ("agents",
+        "agents within runs" or "runs", see the module docstring); means and effect are
+        NaN when an arm has no decision, and so is the interval.
     """
     arms = decision_arms(actions, meme_id, placebo_id, outcome)
-    clusters = _clusters(arms)
-    weights = _bootstrap_weights(clusters.run, n_boot, np.random.default_rng(seed))
     controls = ["unexposed"] + (["placebo"] if placebo_id is not None else [])
-    alpha = (1 - level) / 2
-    rows = []
-
-    def mean(arm: str, w: np.ndarray) -> np.ndarray:
-        num = w @ clusters.sums[arm]
-        den = w @ clusters.counts[arm]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / den, np.nan)
-
-    ones = np.ones((1, len(clusters.run)))
-    n_runs = int(clusters.run.max() + 1) if len(clusters.run) else 0
-    for control in controls:
-        point_e, point_c = mean("exposed", ones)[0], mean(control, ones)[0]
-        diffs = mean("exposed", weights) - mean(control, weights)
-        diffs = diffs[~np.isnan(diffs)]
-        low, high = (
-            (float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha)))
-            if len(diffs)
-            else (float("nan"), float("nan"))
-        )
-        rows.append(
-            {
-                "meme_id": meme_id,
-                "control": control,
-                "outcome": outcome,
-                "exposed_mean": float(point_e),
-                "control_mean": float(point_c),
-                "effect": float(point_e - point_c),
-                "ci_low": low,
-                "ci_high": high,
-                "n_exposed": int(clusters.counts["exposed"].sum()),
-                "n_control": int(clusters.counts[control].sum()),
-                "n_agents": len(clusters.run),
-                "n_runs": n_runs,
-                "n_exposed_agents": int((clusters.counts["exposed"] > 0).sum()),
-                "n_control_agents": int((clusters.counts[control] > 0).sum()),
-                "level": level,
-                "resampled": _resampled(n_runs),
-            }
-        )
+    rows = _effect_rows(
+        arms, meme_id, controls, outcome=outcome, n_boot=n_boot, level=level, seed=seed
+    )
     return pl.DataFrame(rows).select(EFFECT_COLUMNS)
 
 
 def dose_response(
-    actions: pl.DataFrame, meme_id: str, *, outcome: str = "expressed", max_dose: int = 3
+    actions: pl.DataFrame,
+    meme_id: str,
+    *,
+    outcome: str = "expressed",
+    max_dose: int = 3,
+    level: float = 0.95,
 ) -> pl.DataFrame:
     """Mean outcome by dose: the number of carrying entries by others in context.
 
     Doses above ``max_dose`` are pooled into ``max_dose``. Decisions with M in context
     only through the agent's own entries or with a competing meme in context (arms "own"
     and "other") are left out: they are not a clean dose 0.
-    Columns: dose, n, mean, se (standard error of the mean, treating decisions as
-    independent: a rough guide, see :func:`exposure_effects` for clustered intervals).
+
+    The standard error is cluster-robust (:func:`sim.analysis.clustered.ratio_mean_se`),
+    clustered as :func:`exposure_effects` resamples: by agent (a (run, agent) pair) for
+    one run or fewer than :data:`MIN_RESAMPLED_RUNS` runs (then conditional on those
+    seeds), by run from :data:`MIN_RESAMPLED_RUNS` runs on. Decisions of one agent, and
+    of one run, are correlated; an error treating them as independent is too small.
+    The interval is ``mean ± t_{(1+level)/2, G-1} * se`` for the ``G`` clusters with a
+    decision at that dose, clipped to [0, 1] (both outcomes are shares or
+    probabilities); null with fewer than 2 clusters.
+
+    Returns:
+        Columns :data:`DOSE_COLUMNS`: dose, n (decisions), n_clusters (``G``), mean, se,
+        ci_low, ci_high, level, clusters (what the clusters are: "agents", "agents
+        within runs" or "runs").
     """
+    from scipy import stats
+
     arms = decision_arms(actions, meme_id, None, outcome)
-    return (
-        arms.filter(~pl.col("arm").is_in(["own", "other"]))
-        .with_columns(pl.col("dose").clip(0, max_dose).alias("dose"))
-        .group_by("dose")
-        .agg(
-            pl.len().alias("n"),
-            pl.col("y").mean().alias("mean"),
-            (pl.col("y").std(ddof=1) / pl.len().sqrt()).alias("se"),
-        )
-        .sort("dose")
+    n_runs = arms["run"].n_unique()
+    unit = _resampled(n_runs)
+    kept = arms.filter(~pl.col("arm").is_in(["own", "other"])).with_columns(
+        pl.col("dose").clip(0, max_dose).alias("dose")
     )
+    doses = sorted(kept["dose"].unique().to_list())
+    clusters = _clusters(kept, "dose", doses)
+    rows = []
+    for dose in doses:
+        sums, counts = clusters.sums[dose], clusters.counts[dose]
+        if unit == "runs":
+            sums = np.bincount(clusters.run, weights=sums, minlength=n_runs)
+            counts = np.bincount(clusters.run, weights=counts, minlength=n_runs)
+        g = int((counts > 0).sum())
+        mean = float(sums.sum() / counts.sum())
+        se = ratio_mean_se(sums, counts)
+        low = high = None
+        if se is not None:
+            half = float(stats.t.ppf((1 + level) / 2, g - 1)) * se
+            low, high = max(0.0, mean - half), min(1.0, mean + half)
+        rows.append(
+            {
+                "dose": dose,
+                "n": int(counts.sum()),
+                "n_clusters": g,
+                "mean": mean,
+                "se": se,
+                "ci_low": low,
+                "ci_high": high,
+                "level": level,
+                "clusters": unit,
+            }
+        )
+    schema: dict[str, pl.DataType] = {
+        "dose": kept.schema["dose"],
+        "n": pl.Int64(),
+        "n_clusters": pl.Int64(),
+        "mean": pl.Float64(),
+        "se": pl.Float64(),
+        "ci_low": pl.Float64(),
+        "ci_high": pl.Float64(),
+        "level": pl.Float64(),
+        "clusters": pl.String(),
+    }
+    return pl.DataFrame(rows, schema=schema)
 
 
 def seed_distances(graph: nx.Graph, seeds: Sequence[int]) -> dict[int, int]:
@@ -411,26 +531,54 @@ def effect_by_distance(
     graph: nx.Graph,
     seeds: Sequence[int],
     *,
+    placebo_id: str | None = None,
     outcome: str = "expressed",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> pl.DataFrame:
-    """Exposure share and mean outcome by graph distance from the meme's seeded agents.
+    """The effect of exposure by graph distance from the meme's seeded agents.
 
-    For one run. Columns: distance (null: unreachable), n, exposed_share, mean.
+    For one run (one graph). Each distance's decisions (those of the agents at that
+    distance; null: unreachable from every seed) get the estimate of
+    :func:`exposure_effects`: exposed minus control, against unexposed decisions and,
+    with ``placebo_id``, the placebo arm, with the same stratified cluster bootstrap
+    (agents resampled; an agent's decisions all lie at one distance), confidence
+    ``level`` and ``seed``. A distance without exposed or control decisions has NaN
+    means, effect and interval.
+
+    Returns:
+        Columns :data:`DISTANCE_COLUMNS`, one row per (distance, control), sorted by
+        distance (unreachable last): ``n`` (decisions at the distance, every arm),
+        ``exposed_share`` (their share in the exposed arm) and ``mean`` (their mean
+        outcome, every arm), then the columns of :data:`EFFECT_COLUMNS`.
     """
-    arms = decision_arms(actions, meme_id, None, outcome)
+    arms = decision_arms(actions, meme_id, placebo_id, outcome)
     distance = seed_distances(graph, seeds)
     agents = arms["agent_id"].to_list()
     arms = arms.with_columns(
         pl.Series("distance", [distance.get(int(a)) for a in agents], dtype=pl.Int32)
     )
+    controls = ["unexposed"] + (["placebo"] if placebo_id is not None else [])
+    rows = []
+    for (d,), part in arms.group_by(["distance"], maintain_order=True):
+        described = {
+            "distance": d,
+            "n": part.height,
+            "exposed_share": float(np.mean(part["arm"].to_numpy() == "exposed")),
+            "mean": float(np.mean(part["y"].to_numpy())),
+        }
+        for row in _effect_rows(
+            part, meme_id, controls, outcome=outcome, n_boot=n_boot, level=level, seed=seed
+        ):
+            rows.append({**described, **row})
+    schema = {"distance": pl.Int32, "n": pl.Int64, "exposed_share": pl.Float64}
+    frame = pl.DataFrame(rows, schema_overrides={**schema, "mean": pl.Float64})
+    order = {c: i for i, c in enumerate(controls)}
     return (
-        arms.group_by("distance")
-        .agg(
-            pl.len().alias("n"),
-            (pl.col("arm") == "exposed").mean().alias("exposed_share"),
-            pl.col("y").mean().alias("mean"),
-        )
-        .sort("distance", nulls_last=True)
+        frame.with_columns(pl.col("control").replace_strict(order).alias("_order"))
+        .sort("distance", "_order", nulls_last=True)
+        .select(DISTANCE_COLUMNS)
     )
 
 

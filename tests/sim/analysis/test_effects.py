@@ -17,6 +17,8 @@ import pytest
 
 from agents.decisions import ACTIONS_SCHEMA
 from sim.analysis.effects import (
+    DISTANCE_COLUMNS,
+    EFFECT_COLUMNS,
     decision_arms,
     dose_response,
     effect_by_distance,
@@ -104,11 +106,44 @@ def test_arms_dose_response_and_distance(actions):
     assert doses["dose"].to_list() == [0, 1, 2, 3]
     assert doses.filter(pl.col("dose") == 0)["mean"][0] == pytest.approx(0.215, abs=0.03)
     assert doses.filter(pl.col("dose") > 0)["mean"].min() > 0.55
+    assert (doses["clusters"].unique().to_list(), doses["n_clusters"].max()) == (
+        ["agents within runs"],
+        450,
+    )
+    assert (doses["ci_low"] < doses["mean"]).all() and (doses["mean"] < doses["ci_high"]).all()
+
+
+def test_effect_by_distance_has_the_intervals_of_exposure_effects(actions):
+    # A star with three arms: agent 0 in the middle, agents 1-50, 51-100 and 101-149
+    # along them, so distances 1-49 hold three agents each (60 decisions apiece). Each
+    # distance's rows must be exposure_effects of its agents (the same stratified
+    # bootstrap, level and seed), not estimates without an interval.
     one = actions.filter(pl.col("run") == "s0")
-    graph = nx.path_graph(150)
-    by_distance = effect_by_distance(one, "inf", graph, seeds=[0])
-    assert by_distance["distance"].to_list()[:3] == [0, 1, 2]
-    assert by_distance["n"].sum() == one.height // 2
+    graph = nx.Graph()
+    for arm in range(3):
+        nx.add_path(graph, [0, *range(1 + 50 * arm, min(51 + 50 * arm, 150))])
+    distance_of = nx.single_source_shortest_path_length(graph, 0)
+    by_distance = effect_by_distance(
+        one, "inf", graph, seeds=[0], placebo_id="pla", n_boot=300, level=0.9, seed=4
+    )
+    assert by_distance.columns == list(DISTANCE_COLUMNS)
+    assert by_distance["n"].sum() == 2 * (one.height // 2)  # two controls per distance
+    assert by_distance["distance"].to_list()[:6] == [0, 0, 1, 1, 2, 2]
+    assert by_distance["control"].to_list()[:2] == ["unexposed", "placebo"]
+    for distance in (3, 27):
+        agents = [a for a, d in distance_of.items() if d == distance]
+        expected = exposure_effects(
+            one.filter(pl.col("agent_id").is_in(agents)),
+            "inf",
+            placebo_id="pla",
+            n_boot=300,
+            level=0.9,
+            seed=4,
+        )
+        got = by_distance.filter(pl.col("distance") == distance)
+        assert got.select(EFFECT_COLUMNS).equals(expected)
+        assert got["n_agents"].to_list() == [3, 3]
+        assert (got["ci_low"] < got["ci_high"]).all() and (got["level"] == 0.9).all()
 
 
 def test_bad_inputs_raise(actions):

@@ -5,7 +5,11 @@ Wilson and Student-t against scipy's own implementations (``binomtest(...).propo
 by hand; the cluster bootstrap of :func:`sim.analysis.effects.exposure_effects` against
 the analytic cluster-robust (sandwich) standard error of a difference of ratio means:
 with 400 agents the percentile interval's half width must be within 10 % of
-``z * se`` (bootstrap noise with 4,000 replicates is about 2 %).
+``z * se`` (bootstrap noise with 4,000 replicates is about 2 %); the stratified
+resampling against hand-computed replicate distributions; the cluster-robust standard
+errors of :func:`sim.analysis.effects.dose_response` against the residual form of the
+sandwich formula and, with equal cluster sizes, against the Student-t interval of the
+cluster means.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from scipy import stats
 from agents.decisions import ACTIONS_SCHEMA
 from agents.values import VALUES_SCHEMA
 from sim.analysis.aggregate import confidence_interval, wilson_interval
-from sim.analysis.effects import effect_lines, exposure_effects
+from sim.analysis.clustered import stratified_weights
+from sim.analysis.effects import DOSE_COLUMNS, dose_response, effect_lines, exposure_effects
 from sim.analysis.values import memory_effect_summary, value_drift
 
 
@@ -197,3 +202,121 @@ def test_from_ten_seeds_the_bootstrap_resamples_runs_and_matches_the_run_cluster
     assert line.endswith(
         "; 5 seeds, too few to resample: the interval leaves out the variation between them"
     )
+
+
+def _dose_actions(
+    agent: np.ndarray, dose: np.ndarray, y: np.ndarray, run: np.ndarray | None = None
+) -> pl.DataFrame:
+    """``actions`` rows of two-option decisions with the given doses (step = row index)."""
+    frame = _decisions(np.arange(agent.size), agent, dose > 0, y).with_columns(
+        pl.Series("dose", dose.astype(np.int32))
+    )
+    if run is not None:
+        frame = frame.with_columns(pl.Series("run", [f"seed{r:02d}" for r in run]))
+    return frame
+
+
+def test_dose_response_interval_with_equal_clusters_is_the_t_interval_of_agent_means():
+    # 8 agents, 3 decisions each at dose 0 and 2 each at dose 1 (agents 0-5): the mean
+    # of a dose is the mean of the agents' means, and the cluster-robust interval must
+    # be confidence_interval over those agent means (Student t, 7 and 5 degrees of
+    # freedom), not the far narrower interval of 24 independent decisions.
+    rng = np.random.default_rng(11)
+    agents0 = np.repeat(np.arange(8), 3)
+    agents1 = np.repeat(np.arange(6), 2)
+    agent = np.concatenate([agents0, agents1])
+    dose = np.concatenate([np.zeros(24, int), np.ones(12, int)])
+    offset = rng.normal(0, 0.3, 8)[agent]
+    y = rng.random(agent.size) < np.clip(0.3 + 0.3 * dose + offset, 0, 1)
+    out = dose_response(_dose_actions(agent, dose, y), "inf", level=0.9)
+    assert out.columns == list(DOSE_COLUMNS)
+    for row in out.iter_rows(named=True):
+        at = dose == row["dose"]
+        means = (
+            pl.DataFrame({"a": agent[at], "y": y[at].astype(float)})
+            .group_by("a")
+            .agg(pl.col("y").mean())["y"]
+        )
+        mean, low, high, g = confidence_interval(means.to_list(), level=0.9, bounds=(0, 1))
+        assert (row["n"], row["n_clusters"], row["clusters"]) == (at.sum(), g, "agents")
+        assert row["mean"] == pytest.approx(mean, abs=1e-12)
+        assert row["se"] == pytest.approx(means.std() / np.sqrt(g), abs=1e-12)
+        assert (row["ci_low"], row["ci_high"]) == (
+            pytest.approx(low, abs=1e-12),
+            pytest.approx(high, abs=1e-12),
+        )
+        assert row["level"] == 0.9
+
+
+def test_dose_response_standard_error_is_clustered_by_agent_then_by_run():
+    # Unequal numbers of decisions per agent; a per-agent offset correlates decisions.
+    # The standard error is the sandwich formula written with residuals: with e_i the
+    # decision's residual from the dose's mean, se^2 = G/(G-1) * sum_g (sum_i e_i)^2 / N^2.
+    rng = np.random.default_rng(4)
+    agent = rng.integers(0, 60, 1500)
+    dose = rng.integers(0, 3, 1500)
+    offset = rng.normal(0, 0.2, 60)[agent]
+    y = rng.random(agent.size) < np.clip(0.25 + 0.15 * dose + offset, 0, 1)
+
+    def by_hand(cluster: np.ndarray, at: np.ndarray) -> tuple[float, float, int]:
+        yy = y[at].astype(float)
+        e = yy - yy.mean()
+        sums = pl.DataFrame({"c": cluster[at], "e": e}).group_by("c").agg(pl.col("e").sum())
+        g = sums.height
+        return yy.mean(), float(np.sqrt(g / (g - 1) * (sums["e"] ** 2).sum() / at.sum() ** 2)), g
+
+    out = dose_response(_dose_actions(agent, dose, y), "inf")
+    for row in out.iter_rows(named=True):
+        at = dose == row["dose"]
+        mean, se, g = by_hand(agent, at)
+        assert (row["mean"], row["n_clusters"]) == (pytest.approx(mean, abs=1e-12), g)
+        assert row["se"] == pytest.approx(se, rel=1e-9)
+        half = stats.t.ppf(0.975, g - 1) * se
+        assert row["ci_high"] - row["ci_low"] == pytest.approx(2 * half, rel=1e-9)
+        assert row["se"] > 1.3 * y[at].std(ddof=1) / np.sqrt(at.sum())  # iid: too narrow
+    # Twelve seeds pooled: the runs are the clusters (as the effects resample runs).
+    run = agent % 12
+    out = dose_response(_dose_actions(agent, dose, y, run), "inf")
+    for row in out.iter_rows(named=True):
+        at = dose == row["dose"]
+        _, se, g = by_hand(run, at)
+        assert (row["clusters"], row["n_clusters"]) == ("runs", 12)
+        assert row["se"] == pytest.approx(se, rel=1e-9)
+    # One decision at a dose: no interval rather than a zero-width one.
+    one = dose_response(_dose_actions(np.array([0, 1, 2]), np.array([0, 0, 5]), y[:3]), "inf")
+    assert one.filter(pl.col("dose") == 3).select("se", "ci_low", "ci_high").row(0) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_stratified_weights_keep_every_stratum_size_and_draw_uniformly():
+    strata = np.array([2, 0, 0, 1, 2, 2, 0, 1, 2, 2])
+    weights = stratified_weights(strata, 3000, np.random.default_rng(1))
+    assert weights.shape == (3000, 10)
+    for label in (0, 1, 2):
+        members = strata == label
+        assert (weights[:, members].sum(axis=1) == members.sum()).all()
+    # Each unit is drawn once per replicate on average (binomial: sd of the mean < 0.02).
+    assert weights.mean(axis=0) == pytest.approx(np.ones(10), abs=0.06)
+    again = stratified_weights(strata, 3000, np.random.default_rng(1))
+    assert (again == weights).all()
+
+
+def test_bootstrap_never_empties_an_arm_of_few_agents():
+    # Two exposed agents: A always chooses the target, B never; 40 unexposed agents
+    # never do. Resampled within the exposed arm, a replicate draws two exposed agents,
+    # so its exposed mean is 1 (AA, probability 1/4), 0.5 (AB, 1/2) or 0 (BB, 1/4), and
+    # the unexposed mean is always 0: the 30 % and 70 % quantiles (level 0.4) are both
+    # 0.5. A plain cluster bootstrap over all 42 agents draws no exposed agent in 13 % of
+    # the replicates (dropped) and a single one in 27 % (mean 0 or 1): it gave
+    # [0.33, 0.75].
+    agent = np.tile(np.arange(42), 10)
+    exposed = agent < 2
+    y = agent == 0
+    frame = _decisions(np.repeat(np.arange(10), 42), agent, exposed, y)
+    row = exposure_effects(frame, "inf", n_boot=2000, level=0.4, seed=0).row(0, named=True)
+    assert (row["effect"], row["ci_low"], row["ci_high"]) == (0.5, 0.5, 0.5)
+    row = exposure_effects(frame, "inf", n_boot=2000, level=0.9, seed=0).row(0, named=True)
+    assert (row["ci_low"], row["ci_high"]) == (0.0, 1.0)
