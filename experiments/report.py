@@ -27,7 +27,8 @@ For a sweep it writes ``sweep_dir/report/``:
   one line per grid point (named after the first swept parameter; one panel per meme
   when the runs have several);
 * ``final_size_heatmap.png`` — with two or more swept parameters, final size over the
-  first two;
+  first two, the mean over seeds per cell; with a third, one panel per value of it; the
+  title names any further parameters a cell averages over;
 * on a sweep that compares defenses (its runs have a harmful meme and differ in their
   guards; see :func:`sim.analysis.defenses.has_guard_arms`, e.g. the shipped
   ``defenses`` sweep): ``defense_frontier.csv`` — one row per arm, exactly
@@ -476,13 +477,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
         figures.append(_save(figure, out / f"adopters_by_{_file_part(params[0])}.png"))
     if len(params) >= 2:
         for meme in memes:
-            figure = plots.heatmap(
-                metrics.filter(pl.col("meme_id") == meme),
-                params[0],
-                params[1],
-                "final_size",
-                title=f"{name}: final size of {meme!r}",
-            )
+            figure = final_size_heatmap(metrics, params, meme, name=name)
             suffix = "" if len(memes) == 1 else f"_{_file_part(meme)}"
             figures.append(_save(figure, out / f"final_size_heatmap{suffix}.png"))
     frontier = None
@@ -497,6 +492,35 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
         runs=sweep.index.height,
         complete=complete,
         frontier=frontier,
+    )
+
+
+def final_size_heatmap(
+    metrics: pl.DataFrame, params: list[str], meme: str, *, name: str = ""
+) -> Figure:
+    """Final size of ``meme`` over the first two swept parameters, mean over seeds per cell.
+
+    With a third parameter, one panel per value of it (a cell never averages over a
+    swept parameter it could show); further parameters are averaged over, and the
+    title names them.
+
+    Args:
+        metrics: :func:`sim.analysis.aggregate.sweep_metrics` of the sweep.
+        params: The swept parameters (at least two).
+        meme: The meme.
+        name: The sweep name, for the title.
+    """
+    from sim import plots
+
+    prefix = f"{name}: " if name else ""
+    return plots.heatmap(
+        metrics.filter(pl.col("meme_id") == meme),
+        params[0],
+        params[1],
+        "final_size",
+        title=f"{prefix}final size of {meme!r}",
+        panel=params[2] if len(params) >= 3 else None,
+        averaged=params[3:],
     )
 
 

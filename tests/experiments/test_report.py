@@ -339,3 +339,33 @@ def test_report_refuses_a_project_folder_that_holds_runs(small_toml, tmp_path, c
     assert "is not a memespread sweep directory" in capsys.readouterr().err
     assert (tmp_path / "report" / "summary.csv").read_text() == "my notes\n"
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["summary.csv"]
+
+
+def test_report_on_a_sweep_of_three_parameters_draws_a_heat_map_per_value_of_the_third(
+    small_data, tmp_path
+):
+    from experiments.report import final_size_heatmap
+    from experiments.sweep import expand_sweep, run_sweep
+    from sim.analysis.aggregate import sweep_metrics
+    from sim.analysis.loading import load_sweep
+
+    document = {
+        **{k: v for k, v in small_data.items() if k not in ("name", "output_dir")},
+        "steps": 4,
+        "sweep": {
+            "name": "three",
+            "seeds": [0, 1],
+            "grid": {"policy.beta": [0.05, 0.6], "graph.n": [30, 40], "graph.m": [1, 2]},
+        },
+    }
+    assert not run_sweep(expand_sweep(document), tmp_path / "three", progress=False).failed
+    made = report(tmp_path / "three")
+    assert "final_size_heatmap.png" in [p.name for p in made.figures]
+    summary = pl.read_csv(tmp_path / "three" / "report" / "summary.csv")
+    assert summary.height == 8
+    # Not one heat map averaging over graph.m under a "seeds" label: a panel per value.
+    metrics = sweep_metrics(load_sweep(tmp_path / "three"), fit=False)
+    params = ["policy.beta", "graph.n", "graph.m"]
+    fig = final_size_heatmap(metrics, params, "goal", name="three")
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["graph.m = 1", "graph.m = 2"]
+    assert fig._suptitle.get_text() == "three: final size of 'goal'\n(mean over 2 seeds per cell)"

@@ -275,3 +275,38 @@ def test_mutation_bars_stay_in_the_distance_range_and_say_what_they_are():
     # Hop 1: 0.02 - 0.05 would be negative: the bar starts at 0.
     assert spans[1] == (pytest.approx(0.0), pytest.approx(0.07))
     assert ax.get_ylim()[0] == 0.0
+
+
+def _three_parameter_metrics() -> pl.DataFrame:
+    """Final sizes of 2 seeds at every (beta, graph, k): k = 4 spreads further."""
+    rows = []
+    for beta in (0.1, 0.3):
+        for graph in ("ring", "ws"):
+            for k in (2, 4):
+                for seed in (0, 1):
+                    size = beta + (0.4 if k == 4 else 0.0) + 0.02 * seed
+                    rows.append({"beta": beta, "graph": graph, "k": k, "seed": seed, "size": size})
+    return pl.DataFrame(rows)
+
+
+def test_a_heat_map_never_calls_a_mean_over_another_parameter_a_mean_over_seeds(tmp_path):
+    frame = _three_parameter_metrics()
+    # Averaging over k without saying so: 4 rows per cell, 2 of each seed. Not "seeds".
+    pooled = plots.heatmap(frame, "beta", "graph", "size")
+    title = pooled.axes[0].get_title()
+    assert title == "size\n(mean over 4 rows per cell)"
+    assert "cells pool rows of the same seed" in pooled._supxlabel.get_text()
+    # Naming what is averaged: the title says so.
+    named = plots.heatmap(frame, "beta", "graph", "size", averaged=["k"])
+    assert named.axes[0].get_title() == "size\n(mean over 4 runs per cell, pooling seeds, k)"
+    assert named._supxlabel is None
+    # One panel per value of the third parameter: cells are means over seeds only, on
+    # one colour scale.
+    panels = plots.heatmap(frame, "beta", "graph", "size", panel="k", title="final size")
+    heat_axes = [ax for ax in panels.axes if ax.images]
+    assert [ax.get_title() for ax in heat_axes] == ["k = 2", "k = 4"]
+    assert panels._suptitle.get_text() == "final size\n(mean over 2 seeds per cell)"
+    assert {ax.images[0].get_clim() for ax in heat_axes} == {(0.0, 1.0)}
+    cells = sorted(t.get_text() for t in heat_axes[1].texts)
+    assert cells == ["0.51", "0.51", "0.71", "0.71"]  # k = 4: beta + 0.4 + mean seed 0.01
+    _check(panels, tmp_path / "panels.png")
