@@ -19,7 +19,9 @@ For a sweep it writes ``sweep_dir/report/``:
 * ``summary.csv`` — per combination of the swept parameters and meme: the mean and 95 %
   confidence interval over seeds of final size, final adopter share, steps to 50 %
   adopters and R0 (see :func:`sim.analysis.aggregate.aggregate_metrics`), with
-  ``t50_n`` of ``runs`` seeds reaching 50 %;
+  ``t50_n`` of ``runs`` seeds reaching 50 % and ``t50_high_censored`` true where the
+  interval of ``t50`` reached beyond the runs' last step (``t50_high`` is then that
+  step, printed ``>T``: the bound itself was not observed);
 * ``final_size_by_<parameter>.png``, ``t50_by_<parameter>.png`` — for each swept
   parameter, final size and steps to 50 % against it (one line per value of the other
   parameters);
@@ -317,11 +319,13 @@ class SweepReport:
         """Run counts, what the intervals are, then per row each metric as ``mean [low, high]``.
 
         A metric that only ``k`` of the row's ``n`` seeds have (e.g. ``t50`` when 50 % was
-        not always reached) is followed by ``(k/n)``; ``never`` when none has it.
+        not always reached) is followed by ``(k/n)``; ``never`` when none has it. An
+        upper bound beyond the runs' last step is written ``>T`` (T the last step).
         """
         head = f"{self.sweep_dir}: {self.complete} of {self.runs} runs complete"
         head += "\nper grid point and meme: mean [95 % CI] over seeds"
-        metric_cols = {f"{m}_{s}" for m in SWEEP_METRICS for s in ("mean", "low", "high", "n")}
+        parts = ("mean", "low", "high", "n", "high_censored")
+        metric_cols = {f"{m}_{s}" for m in SWEEP_METRICS for s in parts}
         keys = [c for c in self.summary.columns if c not in metric_cols and c != "runs"]
         rows = []
         for row in self.summary.iter_rows(named=True):
@@ -402,7 +406,8 @@ def _interval_text(row: dict[str, object], metric: str) -> str:
         return "never" if metric.startswith("t") else "-"
     text = f"{mean:.3g}"
     if low is not None and high is not None:
-        text += f" [{low:.3g}, {high:.3g}]"
+        beyond = ">" if row.get(f"{metric}_high_censored") else ""
+        text += f" [{low:.3g}, {beyond}{high:.3g}]"
     if runs is not None and n != runs:
         text += f" ({n}/{runs})"
     return text

@@ -75,6 +75,9 @@ COUNT_STATES = {
     "infections": "infected",
 }
 
+#: The marker ending an interval bar whose upper bound lay beyond the runs' last step.
+CENSORED_MARKER = "$\\uparrow$"
+
 #: Most lines whose legend goes inside the axes; with more it goes beside them.
 MAX_LEGEND_INSIDE = 6
 
@@ -614,11 +617,16 @@ def metric_by_parameter(
     order for a line to follow. Where only ``k`` of
     ``n`` seeds have a value (e.g. ``t50`` when 50 % was not always reached) the point
     is labelled ``k/n``; where none has one, ``never`` is written at the axis bottom.
+    Where the interval reached beyond the runs' last step (``<metric>_high_censored``,
+    e.g. ``t50`` of :func:`sim.analysis.aggregate.aggregate_metrics`), its bar stops at
+    that step and ends in an upward arrow (:data:`CENSORED_MARKER`, unlike any line's
+    marker), and a note under the axes says so.
 
     Args:
         agg: Output of :func:`sim.analysis.aggregate.aggregate` (columns ``x``, the
             ``group`` columns, ``<metric>_mean``, ``_low``, ``_high``, ``_n``) and
-            optionally ``<metric>_rows`` (seeds per point, for the ``k/n`` labels).
+            optionally ``<metric>_rows`` (seeds per point, for the ``k/n`` labels) and
+            ``<metric>_high_censored``.
         x: The parameter along the x axis.
         metric: The metric.
         group: Columns distinguishing the lines.
@@ -644,6 +652,7 @@ def metric_by_parameter(
     ordered = agg.schema[x].is_numeric()
     if share is None:
         share = bool(len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1))
+    any_censored = False
     for index, (key, part) in enumerate(parts):
         part = part.sort(x)
         offset = (index - (len(parts) - 1) / 2) * width
@@ -663,6 +672,19 @@ def metric_by_parameter(
             clip_on=False,  # a share of exactly 0 or 1 sits on the axis, fully drawn
             label=_label(key) if groups else None,
         )
+        censored_col = f"{metric}_high_censored"
+        if censored_col in part.columns:
+            beyond = part[censored_col].fill_null(False).to_numpy().astype(bool)
+            any_censored = any_censored or bool(beyond.any())
+            ax.plot(
+                pos[beyond],
+                high[beyond],
+                linestyle="none",
+                marker=CENSORED_MARKER,
+                markersize=14,
+                color=style["color"],
+                clip_on=False,
+            )
         n = part[cols[3]].to_list()
         rows = part[f"{metric}_rows"].to_list() if f"{metric}_rows" in part.columns else n
         for px, m, k, total in zip(pos, mean, n, rows, strict=True):
@@ -698,6 +720,12 @@ def metric_by_parameter(
     ax.set_title(title or metric)
     if groups:
         ax.legend(title=", ".join(groups), fontsize="small")
+    if any_censored:
+        fig.supxlabel(
+            "\u2191: the interval reaches beyond the runs' last step; its bar stops there "
+            "(the upper bound is censored)",
+            fontsize=7,
+        )
     return fig
 
 

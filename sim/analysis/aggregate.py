@@ -21,6 +21,14 @@ state in one run) use :func:`wilson_interval`, which lies in ``[0, 1]`` by const
 
 With a single value both bounds are null; null (missing) values are dropped first, and
 ``n`` counts the values used.
+
+Times to a fraction (``t10``, ``t50``, ``t90``) are observed only up to the runs' last
+recorded step: a run that never reached the fraction has a null time (right-censored),
+and no mean of observed times exceeds the last step, but the t-interval's upper bound
+can. Such a bound is not reported as a number no run observed: with ``horizons``,
+:func:`aggregate` clips it to the group's last step and sets ``<v>_high_censored``
+(the true bound lies beyond the end of the runs); :func:`aggregate_metrics` does this
+for the times of :func:`sweep_metrics` (its ``last_step`` column).
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ Bounds = tuple[float | None, float | None]
 
 #: Fewest values for a percentile bootstrap; below it the t-interval is used.
 MIN_BOOTSTRAP_N = 10
+
+#: The times to a fraction among the metrics: observed only up to a run's last step.
+TIMES = ("t10", "t50", "t90")
 
 
 def _clip(value: float, bounds: Bounds) -> float:
@@ -131,6 +142,7 @@ def aggregate(
     n_boot: int = 2000,
     seed: int = 0,
     bounds: Mapping[str, Bounds] | None = None,
+    horizons: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """Mean and confidence interval of each value column within each group.
 
@@ -143,12 +155,21 @@ def aggregate(
         n_boot: Bootstrap resamples.
         seed: Seed of the bootstrap generator.
         bounds: Valid range per value column (intervals are kept inside it).
+        horizons: Per value column, the column holding each row's largest observable
+            value (e.g. ``last_step`` for a time to a fraction). An upper bound beyond
+            the group's largest horizon is clipped to it and flagged (see Returns).
 
     Returns:
-        The ``by`` columns, then for each value ``v``: ``v_mean, v_low, v_high, v_n``;
-        sorted by ``by``.
+        The ``by`` columns, then for each value ``v``: ``v_mean, v_low, v_high, v_n``,
+        and for each ``v`` in ``horizons`` ``v_high_censored`` (True when the unclipped
+        upper bound lay beyond the horizon, so ``v_high`` is the horizon and the bound
+        itself was not observed; null without a bound); sorted by ``by``.
     """
-    missing = [c for c in [*by, *values] if c not in frame.columns]
+    horizons = dict(horizons or {})
+    unknown = [v for v in horizons if v not in values]
+    if unknown:
+        raise ValueError(f"horizons: {unknown} are not among the values {list(values)}")
+    missing = [c for c in [*by, *values, *horizons.values()] if c not in frame.columns]
     if missing:
         raise ValueError(f"columns {missing} not in the frame; it has {frame.columns}")
     rows = []
@@ -165,6 +186,13 @@ def aggregate(
                 bounds=(bounds or {}).get(v, (None, None)),
             )
             row.update({f"{v}_mean": mean, f"{v}_low": low, f"{v}_high": high, f"{v}_n": n})
+            if v in horizons:
+                ends = group[horizons[v]].cast(pl.Float64).drop_nulls().to_numpy()
+                horizon = float(ends.max()) if len(ends) else None
+                beyond = high is not None and horizon is not None and high > horizon
+                if beyond:
+                    row[f"{v}_high"] = horizon
+                row[f"{v}_high_censored"] = None if high is None else beyond
         rows.append(row)
     schema: dict[str, pl.DataType] = {b: frame.schema[b] for b in by}
     for v in values:
@@ -176,6 +204,8 @@ def aggregate(
                 f"{v}_n": pl.Int64(),
             }
         )
+        if v in horizons:
+            schema[f"{v}_high_censored"] = pl.Boolean()
     out = pl.DataFrame(rows, schema=schema)
     return out.sort(list(by)) if by else out
 
@@ -184,15 +214,20 @@ def sweep_metrics(sweep: Sweep, *, window: int = 1, fit: bool = True) -> pl.Data
     """:func:`sim.analysis.summary.run_metrics` of every complete run, with its parameters.
 
     Returns:
-        The sweep parameters, ``seed``, ``run_dir``, then ``meme_id`` and the metrics.
+        The sweep parameters, ``seed``, ``run_dir``, ``last_step`` (the run's last
+        recorded step: its times to a fraction are observed up to it, null beyond),
+        then ``meme_id`` and the metrics.
     """
     frames = []
     keys = [*sweep.params, "seed", "run_dir"]
     for row, run in sweep.iter_runs():
         metrics = run_metrics(run, window=window, fit=fit)
+        last_step = pl.lit(run.steps["step"].max(), dtype=pl.Int64).alias("last_step")
         frames.append(
-            metrics.with_columns(pl.lit(row.get(k)).alias(k) for k in keys if k in row).select(
-                *(k for k in keys if k in row), pl.all().exclude(keys)
+            metrics.with_columns(pl.lit(row.get(k)).alias(k) for k in keys if k in row)
+            .with_columns(last_step)
+            .select(
+                *(k for k in keys if k in row), "last_step", pl.all().exclude(*keys, "last_step")
             )
         )
     if not frames:
@@ -209,12 +244,25 @@ def aggregate_metrics(
     """:func:`aggregate` of the metric columns of :func:`sweep_metrics` over replicate seeds.
 
     ``kwargs`` go to :func:`aggregate` (level, method, n_boot, seed); the intervals stay
-    within :data:`sim.analysis.summary.METRIC_BOUNDS`.
+    within :data:`sim.analysis.summary.METRIC_BOUNDS`, and the upper bounds of the times
+    to a fraction (:data:`TIMES`) within the runs' ``last_step``, with
+    ``<t>_high_censored`` saying where the interval reached beyond it (see the module
+    docstring).
+
+    Raises:
+        ValueError: An unknown metric, or a time without the ``last_step`` column.
     """
     unknown = [v for v in values if v not in METRICS]
     if unknown:
         raise ValueError(f"values: {unknown} are not metrics; choose from {list(METRICS)}")
+    times = [v for v in values if v in TIMES]
+    if times and "last_step" not in metrics.columns:
+        raise ValueError(
+            f"{times}: the frame has no last_step column (sweep_metrics gives it), so a "
+            "bound beyond the end of the runs could not be told from an observed one"
+        )
     kwargs.setdefault("bounds", METRIC_BOUNDS)
+    kwargs.setdefault("horizons", dict.fromkeys(times, "last_step"))
     return aggregate(metrics, [*by, "meme_id"], list(values), **kwargs)  # type: ignore[arg-type]
 
 

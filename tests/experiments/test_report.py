@@ -341,6 +341,23 @@ def test_report_refuses_a_project_folder_that_holds_runs(small_toml, tmp_path, c
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["summary.csv"]
 
 
+def test_sweep_text_marks_a_time_bound_beyond_the_last_step(tmp_path):
+    from experiments.report import SweepReport
+
+    row = {"beta": 0.1, "meme_id": "m", "runs": 3}
+    for metric in ("final_size", "final_adopters", "r0"):
+        row.update({f"{metric}_mean": 0.5, f"{metric}_low": 0.4, f"{metric}_high": 0.6})
+        row[f"{metric}_n"] = 3
+    row.update({"t50_mean": 4.67, "t50_low": 0.0, "t50_high": 10.0, "t50_n": 3})
+    summary = pl.DataFrame([{**row, "t50_high_censored": True}, {**row, "beta": 0.3}])
+    summary = summary.with_columns(pl.col("t50_high_censored").fill_null(False))
+    made = SweepReport(sweep_dir=tmp_path, summary=summary, figures=(), runs=6, complete=6)
+    lines = made.text().splitlines()
+    assert lines[2].split()[:6] == ["beta", "meme_id", "final_size", "final_adopters", "t50", "r0"]
+    assert "4.67 [0, >10]" in lines[4]
+    assert "4.67 [0, 10]" in lines[5]
+
+
 def test_report_on_a_sweep_of_three_parameters_draws_a_heat_map_per_value_of_the_third(
     small_data, tmp_path
 ):
@@ -362,7 +379,7 @@ def test_report_on_a_sweep_of_three_parameters_draws_a_heat_map_per_value_of_the
     made = report(tmp_path / "three")
     assert "final_size_heatmap.png" in [p.name for p in made.figures]
     summary = pl.read_csv(tmp_path / "three" / "report" / "summary.csv")
-    assert summary.height == 8
+    assert summary.height == 8 and "t50_high_censored" in summary.columns
     # Not one heat map averaging over graph.m under a "seeds" label: a panel per value.
     metrics = sweep_metrics(load_sweep(tmp_path / "three"), fit=False)
     params = ["policy.beta", "graph.n", "graph.m"]

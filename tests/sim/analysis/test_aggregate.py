@@ -149,3 +149,50 @@ def test_sweep_intervals_in_range(sweep_dir):
     ok = bands.filter(pl.col("low").is_not_null())
     assert ok.height > 0
     assert (ok["low"] >= 0).all() and (ok["high"] <= 1).all()
+
+
+def test_time_bounds_beyond_the_last_step_are_clipped_and_flagged():
+    from scipy import stats
+
+    # Three seeds of 11 steps (0-10) reached 50 % at steps 2, 3 and 9: the t-interval
+    # of the mean, 4.67 +- 9.40, reaches step 14.07, which no run observed.
+    frame = pl.DataFrame(
+        {
+            "g": ["a"] * 3 + ["b"] * 3 + ["c"],
+            "t50": [2.0, 3.0, 9.0, 4.0, 5.0, 6.0, 1.0],
+            "last_step": [10] * 7,
+        }
+    )
+    out = aggregate(
+        frame, ["g"], ["t50"], bounds={"t50": (0.0, None)}, horizons={"t50": "last_step"}
+    )
+    assert out.columns == ["g", "t50_mean", "t50_low", "t50_high", "t50_n", "t50_high_censored"]
+    rows = {r["g"]: r for r in out.iter_rows(named=True)}
+    low, high = stats.t.interval(0.95, 2, loc=14 / 3, scale=stats.sem([2.0, 3.0, 9.0]))
+    assert high == pytest.approx(14.07, abs=0.01)
+    assert (rows["a"]["t50_low"], rows["a"]["t50_high"]) == (0.0, 10.0)  # low clipped at 0
+    assert low < 0 and rows["a"]["t50_high_censored"] is True
+    _, high_b = stats.t.interval(0.95, 2, loc=5.0, scale=stats.sem([4.0, 5.0, 6.0]))
+    assert rows["b"]["t50_high"] == pytest.approx(high_b, abs=1e-9)
+    assert rows["b"]["t50_high_censored"] is False
+    assert (rows["c"]["t50_high"], rows["c"]["t50_high_censored"]) == (None, None)  # one seed
+    # Without the horizons the bound beyond the runs is reported as if observed.
+    plain = aggregate(frame, ["g"], ["t50"], bounds={"t50": (0.0, None)})
+    assert plain["t50_high"][0] == pytest.approx(high, abs=1e-9)
+    with pytest.raises(ValueError, match="horizons"):
+        aggregate(frame, ["g"], ["t50"], horizons={"t90": "last_step"})
+
+
+def test_aggregate_metrics_censors_times_at_the_runs_last_step(sweep_dir):
+    sweep = load_sweep(sweep_dir)
+    metrics = sweep_metrics(sweep, fit=False)
+    _, run = next(sweep.iter_runs())
+    assert metrics.columns[:5] == ["topology", "policy.beta", "seed", "run_dir", "last_step"]
+    assert metrics["last_step"].unique().to_list() == [run.steps["step"].max()]
+    agg = aggregate_metrics(metrics, ["topology", "policy.beta"], ("t50", "final_size"))
+    assert "t50_high_censored" in agg.columns and "final_size_high_censored" not in agg.columns
+    last = metrics["last_step"].max()
+    assert (agg["t50_high"].drop_nulls() <= last).all()
+    with pytest.raises(ValueError, match="no last_step column"):
+        aggregate_metrics(metrics.drop("last_step"), ["topology"], ("t50",))
+    assert aggregate_metrics(metrics.drop("last_step"), ["topology"], ("r0",)).height == 2

@@ -277,6 +277,28 @@ def test_mutation_bars_stay_in_the_distance_range_and_say_what_they_are():
     assert ax.get_ylim()[0] == 0.0
 
 
+def test_a_time_bound_beyond_the_last_step_is_drawn_as_censored(tmp_path):
+    agg = pl.DataFrame(
+        {
+            "beta": [0.1, 0.3],
+            "t50_mean": [4.67, 3.0],
+            "t50_low": [0.0, 2.0],
+            "t50_high": [10.0, 4.0],
+            "t50_n": [3, 3],
+            "t50_high_censored": [True, False],
+        }
+    )
+    fig = plots.metric_by_parameter(agg, "beta", "t50", title="steps to 50 %")
+    ax = fig.axes[0]
+    (arrows,) = [line for line in ax.lines if line.get_marker() == plots.CENSORED_MARKER]
+    assert arrows.get_xdata().tolist() == [0.0]  # only the censored point
+    assert arrows.get_ydata().tolist() == [10.0]  # at the last step, where its bar stops
+    assert "beyond the runs' last step" in fig._supxlabel.get_text()
+    _check(fig, tmp_path / "censored.png")
+    plain = plots.metric_by_parameter(agg.drop("t50_high_censored"), "beta", "t50")
+    assert plain._supxlabel is None
+
+
 def _three_parameter_metrics() -> pl.DataFrame:
     """Final sizes of 2 seeds at every (beta, graph, k): k = 4 spreads further."""
     rows = []
