@@ -13,7 +13,9 @@ step, as the ``steps`` table records them):
 * incidence(t) = agents entering the state during step t: the recorded ``new_exposed``,
   ``new_carriers``, ``new_adopters`` columns, and the step-to-step increase of
   ``infected`` (seeds included) for ``infected``.
-* time to fraction f = the first step whose prevalence is >= f (null if never).
+* time to fraction f = the first step whose prevalence is >= f; null if never, i.e.
+  right-censored at the last recorded step (a time is never beyond it; intervals over
+  seeds keep to it too, see :mod:`sim.analysis.aggregate`).
 * final size = prevalence (and count) at the last recorded step.
 """
 
@@ -89,7 +91,8 @@ def time_to_fraction(
 
     Returns:
         Columns ``meme_id`` and ``t<pct>`` for each fraction (``t10``, ``t50``, ``t90`` by
-        default; Int64, null when never reached).
+        default; Int64, null when not reached by the last step of ``prev``: censored
+        there, not "infinitely late").
     """
     check_state(state)
     for f in fractions:
