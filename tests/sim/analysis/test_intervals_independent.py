@@ -320,3 +320,22 @@ def test_bootstrap_never_empties_an_arm_of_few_agents():
     assert (row["effect"], row["ci_low"], row["ci_high"]) == (0.5, 0.5, 0.5)
     row = exposure_effects(frame, "inf", n_boot=2000, level=0.9, seed=0).row(0, named=True)
     assert (row["ci_low"], row["ci_high"]) == (0.0, 1.0)
+
+
+def test_run_bootstrap_keeps_runs_without_exposure_apart():
+    # Twelve seeds; the meme reached agents in two of them only (seed00: exposed agents
+    # always chose the target, seed01: never). Resampling runs within strata (with
+    # exposed decisions / without), every replicate draws two runs of the first kind:
+    # the same 1/4, 1/2, 1/4 distribution of the exposed mean as above, so the level-0.4
+    # interval is [0.5, 0.5]. A plain run bootstrap draws neither run in 11 % of the
+    # replicates and would have to drop them.
+    run = np.repeat(np.arange(12), 40)
+    agent = np.tile(np.arange(40), 12)
+    exposed = (run < 2) & (agent < 20)
+    y = exposed & (run == 0)
+    frame = _decisions(np.zeros(run.size, int), agent, exposed, y).with_columns(
+        pl.Series("run", [f"seed{r:02d}" for r in run])
+    )
+    row = exposure_effects(frame, "inf", n_boot=2000, level=0.4, seed=0).row(0, named=True)
+    assert (row["resampled"], row["n_runs"]) == ("runs", 12)
+    assert (row["effect"], row["ci_low"], row["ci_high"]) == (0.5, 0.5, 0.5)
