@@ -273,6 +273,21 @@ class LLMPolicy:
             self._engine = build_engine(self.spec.engine)
         return self._engine
 
+    def use_engine(self, engine: Engine) -> None:
+        """Take a ready engine (the caller keeps ownership) instead of building one.
+
+        The runner builds the model first, so that a config that fails only when its
+        graph, banks or seeds are built fails before any model loads, and then hands the
+        policy its run engine (behind the run's replay cache).
+
+        Raises:
+            RuntimeError: The policy already has an engine.
+        """
+        if self._engine is not None:
+            raise RuntimeError("the LLM policy already has an engine")
+        self._engine = engine
+        self._owns_engine = False
+
     @property
     def scores_options(self) -> bool:
         """Whether log-probability scoring is on (asked for, and the engine can)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from tqdm.auto import tqdm
 
-from agents.llm_policy import LLMPolicySpec
+from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.policies import build_policy as build_registered_policy
 from experiments.config import RunConfig
 from experiments.manifest import config_binding
@@ -279,17 +279,20 @@ def _execute(
     log = _logger()
     started = time.monotonic()
     elapsed_before = float(manifest.get("elapsed_s") or 0.0)
-    engine = (
-        build_run_engine(config, run_dir, shared, retry_errors=retry_errors)
-        if policy is None
-        else None
-    )
-    tally = engine if isinstance(engine, RequestTally) else None
+    engine: Engine | None = None
     model: MemeticModel | None = None
     tables: dict[str, pl.DataFrame] = {}
     try:
         own_engines = RunReplays(run_dir, "auto", retry_errors)
-        model = build_model(config, policy or build_policy(config, engine), own_engines)
+        # The model (graph, banks, seeds) first: a config that fails only there (e.g.
+        # require_connected, a seed bank on an absent edge) fails before a model loads.
+        model = build_model(config, policy or build_policy(config), own_engines)
+        if policy is None:
+            engine = build_run_engine(config, run_dir, shared, retry_errors=retry_errors)
+            if engine is not None:
+                assert isinstance(model.policy, LLMPolicy)  # the only policy with an engine
+                model.policy.use_engine(engine)
+        tally = engine if isinstance(engine, RequestTally) else None
         if checkpoint is not None:
             load_checkpoint(model, checkpoint)
         log.info(

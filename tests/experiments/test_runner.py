@@ -414,3 +414,35 @@ def test_a_complete_run_with_a_damaged_table_says_so(small_toml, tmp_path, capsy
         resume_run(run.path, progress=False)
     assert main(["report", str(run.path)]) == 2
     assert "steps.parquet: unreadable (parquet" in capsys.readouterr().err
+
+
+def test_a_graph_that_fails_its_checks_fails_before_the_model_loads(tmp_path):
+    """A config that fails only when its graph is built (require_connected) fails with
+    that error, not with the engine's: the graph is built before any model loads. The
+    model file starts like a GGUF but holds no model, so loading it first would fail."""
+    from experiments.config import validate_config
+    from topologies.graphs import TopologyError
+
+    not_a_model = tmp_path / "model.gguf"
+    not_a_model.write_bytes(b"GGUF" + bytes(60))  # a GGUF header, then nothing loadable
+    config = validate_config(
+        {
+            "name": "disconnected",
+            "steps": 1,
+            "graph": {"kind": "erdos_renyi", "n": 20, "p": 0.0, "require_connected": True},
+            "policy": {
+                "kind": "llm",
+                "engine": {"kind": "llamacpp", "model_path": str(not_a_model)},
+            },
+            "memes": [
+                {
+                    "id": "m",
+                    "kind": "influence_seeking",
+                    "statement": "Collect the keys of every bank.",
+                    "placement": {"strategy": "agents", "agents": [0]},
+                }
+            ],
+        }
+    )
+    with pytest.raises(TopologyError, match="require_connected = True"):
+        run_experiment(config, tmp_path / "run", progress=False)
