@@ -42,19 +42,30 @@ def engine_key(config: RunConfig) -> str | None:
 
 
 class BorrowedEngine:
-    """An engine lent to one run.
+    """An engine lent to one run, built when the run first uses it.
 
     Everything is the lender's, except that ``close`` does nothing (the sweep closes the
-    engine after its last run).
+    engine after its last run). The shared engine is asked for on first use, so a run
+    that fails while building its model (graph, banks, seeds) loads no model.
 
     Args:
-        inner: The shared engine.
+        provide: Returns the shared engine (building it the first time).
     """
 
-    def __init__(self, inner: Engine) -> None:
-        self.inner = inner
+    def __init__(self, provide: Callable[[], Engine]) -> None:
+        self._provide = provide
+        self._inner: Engine | None = None
+
+    @property
+    def inner(self) -> Engine:
+        """The shared engine (asked for on first use)."""
+        if self._inner is None:
+            self._inner = self._provide()
+        return self._inner
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not set yet (e.g. while unpickling): no delegation
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def close(self) -> None:
@@ -78,8 +89,8 @@ class SharedEngines:
     def lend(self, config: RunConfig) -> BorrowedEngine | None:
         """The shared engine of ``config``'s LLM policy (None for other policies).
 
-        Raises:
-            agents.llm.base.EngineError: The engine cannot start.
+        The engine is built when a run first uses it (then kept for the next runs), and
+        its :class:`agents.llm.base.EngineError` is raised there if it cannot start.
         """
         from agents.llm_policy import LLMPolicySpec
 
@@ -88,12 +99,16 @@ class SharedEngines:
             return None
         spec = config.policy
         assert isinstance(spec, LLMPolicySpec)
-        if key not in self._engines:
-            from agents.llm import build_engine
 
-            self._engines[key] = build_engine(spec.engine)
-            self.built += 1
-        return BorrowedEngine(self._engines[key])
+        def provide() -> Engine:
+            if key not in self._engines:
+                from agents.llm import build_engine
+
+                self._engines[key] = build_engine(spec.engine)
+                self.built += 1
+            return self._engines[key]
+
+        return BorrowedEngine(provide)
 
     def close(self) -> None:
         """Close every engine built."""

@@ -115,6 +115,25 @@ def test_sweep_builds_one_engine_and_runs_match_standalone(tmp_path):
         assert again.ran == 0 and again.skipped == 3 and again.engines_built == 0
 
 
+def test_a_run_whose_graph_fails_loads_no_shared_engine(tmp_path):
+    """The shared engine is built when a run first uses it, after the run's graph: runs
+    whose graph fails its checks fail with that error and load no model (the model file
+    starts like a GGUF but holds none, so loading it would fail with another error)."""
+    not_a_model = tmp_path / "model.gguf"
+    not_a_model.write_bytes(b"GGUF" + bytes(60))
+    path = _write(
+        tmp_path, f'kind = "llamacpp"\nmodel_path = "{not_a_model}"', steps=1, n=8, max_tokens=8
+    )
+    run = (tmp_path / "run.toml").read_text()
+    disconnected = 'kind = "erdos_renyi"\nn = 8\np = 0.0\nrequire_connected = true'
+    (tmp_path / "run.toml").write_text(run.replace('kind = "ring"\nn = 8\nk = 2', disconnected))
+    result = run_sweep(load_sweep_config(path), tmp_path / "sw", progress=False)
+    assert result.engines_built == 0
+    assert len(result.failed) == 3
+    for error in result.failed.values():
+        assert "require_connected = True" in error, error
+
+
 @pytest.fixture
 def gguf_path() -> Path:
     pytest.importorskip("llama_cpp")
