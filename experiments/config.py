@@ -125,6 +125,52 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _variant_at(loc: tuple[Any, ...], data: Any) -> str:
+    """``kind 'file'`` when the table holding ``loc``'s last key is a variant of a choice.
+
+    Pydantic puts the union tag just before the key (``graph.file.n``); "" when the table
+    is not a variant (or the data cannot be walked).
+    """
+    node = data
+    for part in loc[:-2]:
+        if isinstance(node, dict) and str(part) in node:
+            node = node[str(part)]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif not (isinstance(node, dict) and part in _tags(node)):
+            return ""
+    if len(loc) < 2 or not isinstance(node, dict):
+        return ""
+    for tag in ("kind", "strategy"):
+        if tag in node and node[tag] == loc[-2]:
+            return f"{tag} {loc[-2]!r}"
+    if loc[-2] == DEFAULT_STRATEGY and "strategy" not in node:
+        return f"strategy {DEFAULT_STRATEGY!r}"
+    return ""
+
+
+def _unknown_key(
+    loc: tuple[Any, ...], path: str, value: Any, data: Any, root: type[BaseModel] | None
+) -> str:
+    """The line for an unknown key: a near miss ("did you mean"), else the keys allowed there.
+
+    A key of another variant of a choice (``graph.m`` under ``kind = "ring"``) is not a
+    misspelling, so the line names the variant and its keys rather than saying "check
+    the spelling".
+    """
+    key = str(loc[-1]) if loc else ""
+    allowed = _keys_at(loc, root)
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    shown = f"{path} = {_shown(value)}"
+    if close:
+        return f"{shown}: unknown key (did you mean {close[0]!r}? see docs/config-reference.md)"
+    if not allowed:
+        return f"{shown}: unknown key (check the spelling; see docs/config-reference.md)"
+    variant = _variant_at(loc, data)
+    where = f"unknown key for {variant}" if variant else "unknown key"
+    return f"{shown}: {where} (allowed: {', '.join(allowed)}; see docs/config-reference.md)"
+
+
 def _format_error(
     error: ErrorDetails, data: Any = None, root: type[BaseModel] | None = None
 ) -> str:
@@ -136,10 +182,7 @@ def _format_error(
     kind = error["type"]
     ctx = error.get("ctx", {})
     if kind == "extra_forbidden":
-        key = str(error["loc"][-1]) if error["loc"] else ""
-        close = difflib.get_close_matches(key, _keys_at(tuple(error["loc"]), root), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else "check the spelling;"
-        return f"{path} = {_shown(value)}: unknown key ({hint} see docs/config-reference.md)"
+        return _unknown_key(tuple(error["loc"]), path, value, data, root)
     if kind in {"literal_error", "enum"}:
         return f"{path} = {_shown(value)}: must be one of {ctx.get('expected', '')}"
     if kind == "union_tag_invalid":

@@ -41,6 +41,26 @@ def test_unknown_nested_key_names_full_path(small_data):
     ]
 
 
+def test_key_of_another_variant_names_the_variant_and_its_keys(small_data):
+    """``graph.k`` is a ring's key, not a misspelling: the line says which keys fit here."""
+    small_data["graph"]["k"] = 4
+    small_data["memes"][0]["placement"]["agents"] = [1]
+    assert _errors(small_data) == [
+        "graph.k = 4: unknown key for kind 'barabasi_albert' (allowed: kind, m, n, "
+        "require_connected; see docs/config-reference.md)",
+        "memes.0.placement.agents = [1]: unknown key for strategy 'hub' (allowed: adopt, "
+        "count, importance, into, strategy; see docs/config-reference.md)",
+    ]
+
+
+def test_unknown_key_without_near_miss_lists_the_allowed_keys(small_data):
+    small_data["banks"]["private"]["size"] = 4
+    assert _errors(small_data) == [
+        "banks.private.size = 4: unknown key (allowed: capacity, eviction; see "
+        "docs/config-reference.md)"
+    ]
+
+
 def test_bad_enum(small_data):
     small_data["policy"]["rule"] = "cascade"
     assert _errors(small_data) == [

@@ -79,7 +79,8 @@ def test_sweep_errors_are_reported_together(sweep_toml):
         load_sweep(sweep_toml, ["sweep.replicates=0", "sweep.bogus=1"])
     assert info.value.errors == [
         "sweep.replicates = 0: input should be greater than or equal to 1",
-        "sweep.bogus = 1: unknown key (check the spelling; see docs/config-reference.md)",
+        "sweep.bogus = 1: unknown key (allowed: base, grid, name, output_dir, replicates, "
+        "seeds, shared_server; see docs/config-reference.md)",
     ]
     with pytest.raises(ConfigError) as info:
         load_sweep(sweep_toml, ["sweep.replicates=2"])
@@ -250,7 +251,8 @@ def test_bad_grid_axes(sweep_toml):
         'sweep.grid."policy.beta" = 0.1: must be a non-empty list of values, or a table with '
         "values = [...] (and optional labels = [...], name = ...)",
         "sweep.grid.graph.values: required key is missing",
-        "sweep.grid.graph.kind = 'ring': unknown key (check the spelling; see "
+        "sweep.grid.graph.kind = 'ring': unknown key (allowed: labels, name, values; see "
         "docs/config-reference.md)",
-        "sweep.grid.graph.n = 10: unknown key (check the spelling; see docs/config-reference.md)",
+        "sweep.grid.graph.n = 10: unknown key (allowed: labels, name, values; see "
+        "docs/config-reference.md)",
     ]

@@ -132,7 +132,9 @@ def test_did_you_mean_inside_a_choice_and_a_list(small_data):
     small_data["memes"][0]["placement"].pop("cuont")
     small_data["zzzz"] = 1
     assert _errors(small_data) == [
-        "zzzz = 1: unknown key (check the spelling; see docs/config-reference.md)"
+        "zzzz = 1: unknown key (allowed: banks, checkpoint_every, failed_request_share_limit, "
+        "graph, guards, memes, memory, name, output_dir, policy, probe_every, reflection, "
+        "seed, steps, turnover, values; see docs/config-reference.md)"
     ]
 
 

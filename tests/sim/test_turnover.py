@@ -155,7 +155,7 @@ def test_turnover_config_errors_and_run_directory(tmp_path):
     with pytest.raises(ConfigError) as err:
         validate_config(_data(rate=0.1, every=2))
     assert err.value.errors == [
-        "turnover.every = 2: unknown key (check the spelling; see docs/config-reference.md)"
+        "turnover.every = 2: unknown key (allowed: rate, start_step; see docs/config-reference.md)"
     ]
     config = validate_config({**_data(rate=0.25), "name": "turnover", "output_dir": str(tmp_path)})
     run_experiment(config, tmp_path / "turnover", progress=False)
