@@ -91,14 +91,11 @@ def _state_at(parent: Path, manifest: dict[str, Any], config: Any, at: int, root
         return checkpoint
     if manifest.get("status") != "complete":
         have = sorted(p.name for p in (parent / CHECKPOINTS_DIR).glob("step-*"))
-        raise ConfigError(
-            str(parent),
-            [
-                f"--at {at}: the run has no checkpoint at step {at} (checkpoints: "
-                f"{have or 'none'}) and is not complete (status {manifest.get('status')!r}), "
-                "so its state at that step cannot be rebuilt; fork a complete run, or a "
-                "checkpointed step"
-            ],
+        raise ValueError(
+            f"--at {at}: {parent} has no checkpoint at step {at} (checkpoints: "
+            f"{have or 'none'}) and is not complete (status {manifest.get('status')!r}), "
+            "so its state at that step cannot be rebuilt; fork a complete run, or a "
+            "checkpointed step"
         )
     policy = _replay_policy(config, parent)
     model = build_model(config, policy, RunReplays(parent, "replay"))
@@ -146,18 +143,19 @@ def fork_run(
 
     Raises:
         ManifestError: The parent is not a readable run directory.
-        ConfigError: A step out of range, no state at that step, a config change that
-            does not validate or does not fit the parent's state.
-        ValueError: An entry to delete does not exist.
+        ConfigError: A config change that does not validate or does not fit the
+            parent's state.
+        ValueError: A step out of range, no state at that step, or an entry to delete
+            that does not exist.
         RunDirError: ``fork_dir`` holds a run and not ``overwrite``, or something else.
     """
     parent = Path(run_dir)
     manifest = read_manifest(parent)
     config = validate_config(manifest["config"], f"{parent}/manifest.json")
     if not 0 <= at < config.steps:
-        raise ConfigError(
-            str(parent),
-            [f"--at {at}: must be in 0..{config.steps - 1} (the run has {config.steps} steps)"],
+        # An argument, not the config: one line, not a "invalid config" list.
+        raise ValueError(
+            f"--at {at}: must be in 0..{config.steps - 1} ({parent} has {config.steps} steps)"
         )
     data = copy.deepcopy(manifest["config"])
     apply_overrides(data, list(overrides or []))
