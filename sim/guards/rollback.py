@@ -27,10 +27,9 @@ def check_entry_ids(store: MemoryStore, entry_ids: np.ndarray | list[int]) -> np
     bad = ids[(ids < 0) | (ids >= len(store))]
     if len(bad):
         shown = ", ".join(str(i) for i in bad[:5].tolist())
-        raise ValueError(
-            f"no such memory entry: {shown}{' ...' if len(bad) > 5 else ''} "
-            f"(entry ids of this run are 0..{len(store) - 1})"
-        )
+        n = len(store)
+        have = f"entry ids of this run are 0..{n - 1}" if n else "no entry exists yet"
+        raise ValueError(f"no such memory entry: {shown}{' ...' if len(bad) > 5 else ''} ({have})")
     return ids
 
 

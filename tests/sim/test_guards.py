@@ -179,6 +179,14 @@ def test_rollback_of_an_entry_that_does_not_exist_changes_nothing():
     assert model.guard_phases.take_rows() is None
 
 
+def test_rollback_before_any_entry_says_there_is_none():
+    """Not "entry ids of this run are 0..-1" (a fork at step 0 deleting an entry)."""
+    model = _model()
+    with pytest.raises(ValueError) as err:
+        model.guard_phases.rollback(model.store, [3], 0, reason="x")
+    assert str(err.value) == "no such memory entry: 3 (no entry exists yet)"
+
+
 # ------------------------------------------------------------------ quarantine
 @pytest.mark.parametrize("delay", [0, 2])
 def test_quarantine_rolls_back_flagged_shared_entries_and_descendants(delay):
