@@ -27,7 +27,7 @@ For a sweep it writes ``sweep_dir/report/``:
   parameters);
 * ``adopters_by_<parameter>.png`` — adopter curves with confidence bands over seeds,
   one line per grid point (named after the first swept parameter; one panel per meme
-  when the runs have several);
+  when the runs have several); ``adopters.png`` for a sweep of seeds only (no grid);
 * ``final_size_heatmap.png`` — with two or more swept parameters, final size over the
   first two, the mean over seeds per cell; with a third, one panel per value of it; the
   title names any further parameters a cell averages over;
@@ -477,9 +477,9 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
                 share=metric == "final_size",
             )
             figures.append(_save(figure, out / f"{metric}_by_{_file_part(param)}.png"))
-    if params:
-        figure = adopters_figure(sweep, name=name)
-        figures.append(_save(figure, out / f"adopters_by_{_file_part(params[0])}.png"))
+    # A sweep of seeds only (no grid) is one grid point: its curve and band still show.
+    adopters = f"adopters_by_{_file_part(params[0])}.png" if params else "adopters.png"
+    figures.append(_save(adopters_figure(sweep, name=name), out / adopters))
     if len(params) >= 2:
         for meme in memes:
             figure = final_size_heatmap(metrics, params, meme, name=name)
@@ -542,10 +542,11 @@ def adopters_figure(sweep: Sweep, *, name: str = "") -> Figure:
     params = list(sweep.params)
     bands = curve_bands(sweep_curves(sweep, "adopter"), params)
     prefix = f"{name}: " if name else ""
+    by = f" by {', '.join(params)}" if params else ""
     return plots.spread_curves(
         bands,
         group=params,
-        title=f"{prefix}adopters by {', '.join(params)} (mean and 95 % CI over seeds)",
+        title=f"{prefix}adopters{by} (mean and 95 % CI over seeds)",
         panel="meme_id" if bands["meme_id"].n_unique() > 1 else None,
     )
 

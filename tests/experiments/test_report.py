@@ -143,6 +143,28 @@ def test_report_on_a_sweep_dir_writes_summary_and_plots(small_data, tmp_path):
     ]
 
 
+def test_report_on_a_sweep_of_seeds_only_draws_the_adopter_curves(small_data, tmp_path):
+    """No grid is one grid point: its mean curve and band over seeds are still drawn."""
+    from experiments.sweep import expand_sweep, run_sweep
+
+    document = {
+        **{k: v for k, v in small_data.items() if k not in ("name", "output_dir")},
+        "steps": 4,
+        "sweep": {"name": "seeds", "seeds": [0, 1, 2]},
+    }
+    sweep_dir = tmp_path / "seeds"
+    assert not run_sweep(expand_sweep(document), sweep_dir, progress=False).failed
+    made = report(sweep_dir)
+    assert made.figures == (sweep_dir / "report" / "adopters.png",)
+    data = made.figures[0].read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 5000
+    from experiments.report import adopters_figure
+    from sim.analysis.loading import load_sweep
+
+    figure = adopters_figure(load_sweep(sweep_dir), name="seeds")
+    assert figure.axes[0].get_title() == "seeds: adopters (mean and 95 % CI over seeds)"
+
+
 def test_report_figures_use_the_shared_palette_and_carry_the_run_name():
     from experiments.report import prevalence_figure, transmissions_figure
     from sim.plots import STATE_COLOURS
