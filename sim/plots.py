@@ -204,7 +204,7 @@ def spread_curves(
     each value of that column gets a panel of its own, side by side with a shared y
     axis, and a group keeps its style in every panel. More than
     :data:`MAX_LEGEND_INSIDE` lines put the legend beside the axes, where it hides no
-    curve.
+    curve (centred on their height: at the top it covered the end of the figure title).
 
     Args:
         bands: Columns ``step, mean`` and optionally ``low, high`` (e.g. from
@@ -269,7 +269,7 @@ def spread_curves(
                 list(found),
                 title=legend_title,
                 fontsize="small",
-                loc="outside right upper",
+                loc="outside right center",
             )
         else:
             axes[0].legend(title=legend_title, fontsize="small")

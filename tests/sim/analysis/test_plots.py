@@ -239,6 +239,32 @@ def test_many_groups_stay_distinct_and_panels_split_memes():
     assert fig.axes[0].get_legend() is not None and not fig.legends
 
 
+def test_a_legend_beside_the_panels_leaves_the_figure_title_readable():
+    """The legend beside the panels once sat at the top and covered the title's end."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    bands = pl.DataFrame(
+        [
+            {"guards.0.delay": d, "policy.beta": b, "meme_id": meme, "step": step}
+            | {"mean": 0.1 * step}
+            for d in (0, 2, 5)
+            for b in (0.1, 0.3)
+            for meme in ("influence", "insight")
+            for step in range(3)
+        ]
+    )
+    title = "my-grid: adopters by guards.0.delay, policy.beta (mean and 95 % CI over seeds)"
+    groups = ["guards.0.delay", "policy.beta"]
+    fig = plots.spread_curves(bands, group=groups, title=title, panel="meme_id")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert not box.overlaps(fig._suptitle.get_window_extent(renderer))
+    assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
+
+
 def test_metric_by_parameter_joins_points_only_for_numeric_parameters():
     def agg(values: list) -> pl.DataFrame:
         return pl.DataFrame(
