@@ -586,10 +586,11 @@ def frontier_figure(frontier: pl.DataFrame, *, name: str = "") -> Figure:
         else None
     )
     prefix = f"{name}: " if name else ""
-    _, labels = _arm_labels(frontier)
+    arms, labels = _arm_labels(frontier)
     return plots.defense_frontier_plot(
         frontier.with_columns(pl.Series("_arm", labels, dtype=pl.String)),
         arm="_arm",
+        legend_title=arms,
         title=f"{prefix}attack success against utility\n(mean and 95 % CI over seeds per arm)",
         attack_label=attack_label,
         utility_label=utility_label,

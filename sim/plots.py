@@ -1059,6 +1059,7 @@ def defense_frontier_plot(
     utility_label: str = "utility (benign knowledge reach, mean over steps)",
     chance: float | None = None,
     attack_chance: float | None = None,
+    legend_title: str | None = None,
 ) -> Figure:
     """The attack/utility plane: one point per defense arm, the Pareto frontier drawn.
 
@@ -1081,6 +1082,8 @@ def defense_frontier_plot(
         attack_chance: The attack success of random choices (the share of agents that
             would have chosen the harmful option at least once by chance), drawn as a
             dotted vertical line; None draws none.
+        legend_title: What an arm's label lists, e.g. the swept parameters of
+            ``0, 0.1`` (default: the ``arm`` column's name).
     """
     need = ["attack_mean", "attack_low", "attack_high", "utility_mean", "utility_low"]
     need += ["utility_high", "pareto", "undefended"]
@@ -1186,5 +1189,12 @@ def defense_frontier_plot(
         color="#555555",
     )
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            frameon=False,
+            title=legend_title if legend_title is not None else arm,
+            title_fontsize=8,
+        )
     return fig

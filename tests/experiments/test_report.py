@@ -276,6 +276,18 @@ def test_frontier_figure_labels_every_arm_and_names_its_measures():
     assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(1 / 3)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "chance (0.33: random choices)" in labels
+    assert ax.get_legend().get_title().get_text() == "defense"
+    # Arms over two swept parameters: the legend says what "0, 0.1" lists.
+    two = pl.DataFrame(rows).drop("defense")
+    two = two.insert_column(0, pl.Series("policy.beta", [0.1, 0.1, 0.3]))
+    two = two.insert_column(0, pl.Series("guards.0.delay", [0, 2, 0]))
+    legend = frontier_figure(two).axes[0].get_legend()
+    assert legend.get_title().get_text() == "guards.0.delay, policy.beta"
+    assert [t.get_text() for t in legend.get_texts()][:3] == [
+        "0, 0.3 (Pareto)",
+        "2, 0.1 (Pareto)",
+        "0, 0.1 (undefended)",
+    ]
     # The chance level of the expressed share: random choices also pick the option.
     with_floor = pl.DataFrame(rows).with_columns(pl.lit(0.7).alias("attack_chance_mean"))
     ax = frontier_figure(with_floor, name="llm").axes[0]
