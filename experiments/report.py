@@ -92,8 +92,9 @@ def summary_table(steps: pl.DataFrame, n_agents: int) -> pl.DataFrame:
     """One row per meme: the final state and the course of the spread.
 
     Columns: meme_id, steps, final exposed / carriers / adopters (counts), final
-    adopter share (of ``n_agents``), peak adopters and the first step it was reached,
-    the first step with at least half the agents adopting (null if never), total
+    adopter share (of ``n_agents``), peak adopters and the first step it was reached
+    (null when no agent ever adopted: there was no peak), the first step with at least
+    half the agents adopting (null if never), total
     transmissions and infections.
     """
     rows = []
@@ -111,13 +112,15 @@ def summary_table(steps: pl.DataFrame, n_agents: int) -> pl.DataFrame:
                 "adopters": int(last["adopters"]),
                 "adopter_share": round(int(last["adopters"]) / max(n_agents, 1), 4),
                 "peak_adopters": peak,
-                "peak_step": int(frame.filter(pl.col("adopters") == peak)["step"][0]),
+                "peak_step": (
+                    int(frame.filter(pl.col("adopters") == peak)["step"][0]) if peak else None
+                ),
                 "half_step": int(half[0]) if len(half) else None,
                 "transmissions": int(frame["transmissions"].sum()),
                 "infections": int(frame["infections"].sum()),
             }
         )
-    return pl.DataFrame(rows, schema_overrides={"half_step": pl.Int64})
+    return pl.DataFrame(rows, schema_overrides={"peak_step": pl.Int64, "half_step": pl.Int64})
 
 
 def format_table(frame: pl.DataFrame) -> str:

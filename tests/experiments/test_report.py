@@ -54,6 +54,11 @@ def test_summary_table_values():
             "infections": 0,
         },
     ]
+    # No agent ever adopted: no peak step (not "step 0"), as in an LLM run without adopters.
+    none = summary_table(steps.filter(pl.col("meme_id") == "b").with_columns(adopters=0), 10)
+    assert none.select("peak_adopters", "peak_step").to_dicts() == [
+        {"peak_adopters": 0, "peak_step": None}
+    ]
     text = format_table(summary.select("meme_id", "half_step"))
     assert text.splitlines() == [
         "meme_id  half_step",
