@@ -300,6 +300,9 @@ def read_toml(path: str | Path, key: str | None = None) -> dict[str, Any]:
             problem = None
         elif path.exists():
             problem = "not a regular file"
+        elif key is None and len(path.parts) == 1:
+            # A bare name is looked up among the shipped configs too (load_config).
+            problem = "no such file, nor a shipped config of that name (`memespread list`)"
         else:
             problem = "file not found"
     except (OSError, ValueError) as err:  # a name too long, a NUL character

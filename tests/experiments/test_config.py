@@ -137,6 +137,12 @@ def test_missing_file_and_bad_toml(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "nope.toml")
     assert info.value.errors == [f"file not found: {tmp_path / 'nope.toml'}"]
+    # A bare name may have meant a shipped config: the line says where to look.
+    with pytest.raises(ConfigError) as info:
+        load_config("contagion_smal")
+    assert info.value.errors == [
+        "no such file, nor a shipped config of that name (`memespread list`): contagion_smal"
+    ]
     bad = tmp_path / "bad.toml"
     bad.write_text("steps = = 3\n")
     with pytest.raises(ConfigError) as info:
