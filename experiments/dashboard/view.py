@@ -292,14 +292,21 @@ def describe_target(target: str | Path) -> dict[str, Any]:
 
     Raises:
         NotARunError: A directory that is not a run (a sweep, an empty or foreign
-            directory) or missing tables.
-        experiments.config.ConfigError: A config that is missing or invalid.
+            directory), missing tables, or a path that does not exist.
+        experiments.config.ConfigError: A config that is invalid, or a bare name that is
+            neither a file nor a shipped config.
     """
     path = Path(target)
     if path.is_dir():
         view = RunView.from_run_dir(path)
         return {"kind": "run", "path": str(path.resolve()), "name": view.name}
+    from experiments.catalog import resolve_config
     from experiments.config import load_config
+
+    if len(path.parts) > 1 and not resolve_config(path).exists():
+        # A path (not a bare name, which may be a shipped config) that names nothing:
+        # the target is a run directory or a config, not only a config file.
+        raise NotARunError(f"{path}: no such run directory or config file")
 
     config = load_config(target)
     return {"kind": "config", "path": str(Path(target)), "name": config.name}

@@ -139,7 +139,7 @@ def test_dashboard_target_errors(run_dir: Path, tmp_path: Path, capsys) -> None:
         (empty, "is not a memespread run directory"),
         (foreign, "is not a memespread run directory"),
         (sweep, "is a sweep directory"),
-        (tmp_path / "missing", "file not found"),
+        (tmp_path / "missing", "no such run directory or config file"),
     ):
         with pytest.raises((NotARunError, ConfigError)) as err:
             describe_target(path)
