@@ -254,9 +254,12 @@ def report_run(run_dir: str | Path) -> Report:
     run_dir = Path(run_dir)
     steps_path = run_dir / "steps.parquet"
     manifest_path = run_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run directory (no manifest.json)")
     from experiments.manifest import ManifestError, read_manifest
+    from sim.manifest import missing_manifest_reason
+
+    if not manifest_path.is_file():
+        reason = missing_manifest_reason(run_dir)
+        raise FileNotFoundError(f"{run_dir}: not a run directory ({reason})")
 
     if not steps_path.is_file():
         if (read_json_object(manifest_path) or {}).get("status") == "complete":

@@ -88,6 +88,13 @@ def check_manifest(data: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def missing_manifest_reason(run_dir: str | os.PathLike[str]) -> str:
+    """Why ``run_dir`` has no manifest: it is a file, it does not exist, or it has none."""
+    if Path(run_dir).is_file():
+        return "a file, not a directory"
+    return "no manifest.json" if Path(run_dir).exists() else "it does not exist"
+
+
 def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The checked manifest of a run directory.
 
@@ -98,8 +105,7 @@ def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(run_dir) / MANIFEST_FILE
     if not path.is_file():
-        what = "a file, not a directory" if Path(run_dir).is_file() else "no manifest.json"
-        raise NotARunDirError(run_dir, f"not a run directory ({what})")
+        raise NotARunDirError(run_dir, f"not a run directory ({missing_manifest_reason(run_dir)})")
     with open(path, "rb") as handle:
         raw = handle.read(_MAX_BYTES + 1)
     if len(raw) > _MAX_BYTES:

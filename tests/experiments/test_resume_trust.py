@@ -72,6 +72,22 @@ def test_corrupt_manifests_give_one_line_and_exit_2(tmp_path, capsys, content, m
     assert err.count("\n") == 1
 
 
+def test_a_run_directory_that_does_not_exist_is_called_so(tmp_path, capsys):
+    """Not "no manifest.json", which reads as if the directory were there."""
+    missing = tmp_path / "absent"
+    for command in (["resume", str(missing)], ["fork", str(missing), "--at", "1"]):
+        assert main(command) == 2
+        assert (
+            capsys.readouterr().err
+            == f"error: {missing}: not a run directory (it does not exist)\n"
+        )
+    assert main(["report", str(missing)]) == 2
+    assert capsys.readouterr().err == f"error: {missing}: not a run directory (it does not exist)\n"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ManifestError, match=r"not a run directory \(no manifest.json\)"):
+        read_manifest(tmp_path / "empty")
+
+
 def test_describing_a_directory_tolerates_what_the_reader_refuses(small_toml, tmp_path):
     assert read_manifest_if_any(tmp_path / "absent") is None
     (tmp_path / "manifest.json").write_text('{"config": {}, "status": "odd", "steps_completed": 0}')
