@@ -127,6 +127,22 @@ def test_notebook_01_one_run(run_dirs, monkeypatch):
     execute("01_one_run.ipynb", {"MEMESPREAD_RUN_DIR": str(run_dirs["run"])}, monkeypatch)
 
 
+def test_notebook_01_on_a_run_with_two_memes(tmp_path, monkeypatch):
+    """A run may seed several memes (a race, a goal and its placebo): 01 follows the first."""
+    second = {
+        "id": "insight",
+        "kind": "benign_insight",
+        "statement": "Double-check results before sharing them.",
+        "canary": "MEME-INS-0002",
+        "placement": {"strategy": "random", "count": 2},
+    }
+    config = _contagion("two-memes", 0.2, steps=10)
+    data = config.model_dump(mode="json", by_alias=True)
+    data["memes"].append(second)
+    run_experiment(validate_config(data), tmp_path / "two", progress=False)
+    execute("01_one_run.ipynb", {"MEMESPREAD_RUN_DIR": str(tmp_path / "two")}, monkeypatch)
+
+
 def test_notebook_02_topology_sweep(run_dirs, monkeypatch):
     execute(
         "02_topology_sweep.ipynb", {"MEMESPREAD_SWEEP_DIR": str(run_dirs["sweep"])}, monkeypatch
