@@ -909,7 +909,11 @@ def _hatched_cell(column: int, row: int) -> Rectangle:
 
 
 def fitted_curve(fit: FitResult, *, title: str | None = None) -> Figure:
-    """Observed prevalence and the fitted model curve, with the fitted parameters."""
+    """Observed prevalence and the fitted model curve, with the fitted parameters.
+
+    The share axis runs from 0 to 1 as in every share plot, so a fit to a curve that
+    hardly moved (a run where almost no agent adopted) does not fill the figure.
+    """
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.add_subplot()
     t = fit.t
@@ -923,7 +927,9 @@ def fitted_curve(fit: FitResult, *, title: str | None = None) -> Figure:
     r2 = "n/a" if fit.r2 is None else f"{fit.r2:.3f}"
     ax.set_title(title or f"{fit.model}: {params}\nR²={r2}, RMSE={fit.rmse:.3g}", fontsize=9)
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("fraction of agents")
+    _share_axis(ax)
     ax.legend(fontsize="small")
     return fig
 

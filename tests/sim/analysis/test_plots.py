@@ -63,6 +63,10 @@ def test_run_plots(contagion_run, tmp_path):
     k = len(fit.t)
     assert ax.lines[1].get_ydata().tolist() == pytest.approx(list(fit.fitted[:k]))
     assert ax.get_title().endswith(f"RMSE={fit.rmse:.3g}")
+    # A share axis from 0 to 1 with whole steps, as in every share plot: a fit to a flat
+    # curve near 0 once filled the figure on an axis from 0 to 0.0125.
+    assert ax.get_ylim() == (0.0, 1.0)
+    assert all(float(t).is_integer() for t in ax.get_xticks())
     _check(fig, tmp_path / "fit.png")
     with pytest.raises(ValueError, match="metric = 'x'"):
         plots.mutation_by_hop(drift_by_hop(drift), metric="x")
