@@ -536,7 +536,7 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> None:
                     "--set",
                     [
                         f"{where}: list index {part!r} is not allowed; the list has "
-                        f"{len(node)} item(s): use 0..{len(node)} ({len(node)} appends)"
+                        f"{len(node)} item(s): use 0..{len(node)} ({len(node)} appends an item)"
                     ],
                 )
             index = int(part)

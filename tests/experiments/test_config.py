@@ -206,12 +206,13 @@ def test_override_lists_and_quoted_keys():
         ("graph..n=5", "'graph..n': empty key part; expected e.g. graph.n or memes.0.id"),
         (
             "memes.5.id=x",
-            "memes.5: list index '5' is not allowed; the list has 1 item(s): use 0..1 (1 appends)",
+            "memes.5: list index '5' is not allowed; the list has 1 item(s): use 0..1 (1 appends "
+            "an item)",
         ),
         (
             "memes.first.id=x",
             "memes.first: list index 'first' is not allowed; the list has 1 item(s): use "
-            "0..1 (1 appends)",
+            "0..1 (1 appends an item)",
         ),
         ("steps.max=3", "steps.max: steps = 6 is not a table or list, so it has no 'max'"),
         ('sweep."a=1', "'sweep.\"a': unclosed quote in the key path"),
