@@ -85,6 +85,20 @@ def _community_count(config: RunConfig) -> int | None:
     return None
 
 
+def _at_key(key: str, err: Exception) -> str:
+    """A file loader's message under the file's full key path.
+
+    Loaders name the key's last part (``tasks_file = 'x.json': file not found``); the line
+    becomes ``policy.tasks_file = 'x.json': file not found``, as for ``values.battery_file``,
+    not ``policy.tasks_file: tasks_file = ...``.
+    """
+    text = str(err)
+    leaf = key.rsplit(".", 1)[-1]
+    if text.startswith(f"{leaf} = "):
+        return key + text[len(leaf) :]
+    return f"{key}: {text}"
+
+
 def cross_field_errors(config: RunConfig) -> list[str]:
     """Every cross-field error of a schema-valid config (see the module docstring)."""
     errors: list[str] = []
@@ -186,7 +200,7 @@ def _decision_errors(config: RunConfig) -> list[str]:
     try:
         stream = TaskStream(load_tasks(config.policy.tasks_file))
     except ValueError as err:
-        return [*errors, f"policy.tasks_file: {err}"]
+        return [*errors, _at_key("policy.tasks_file", err)]
     for i, meme in enumerate(config.memes):
         try:
             check_targets([meme], stream)
@@ -313,5 +327,5 @@ def _personas_errors(policy: LLMPolicySpec) -> list[str]:
     try:
         load_personas(policy.personas_file)
     except (ValueError, OSError, UnicodeDecodeError) as err:
-        return [f"policy.personas_file: {err}"]
+        return [_at_key("policy.personas_file", err)]
     return []

@@ -374,14 +374,12 @@ def test_bad_personas_file_fails_validation_not_the_run(small_data, tmp_path, ca
     """The LLM policy reads personas_file when the run starts: validate reads it first."""
     missing = tmp_path / "missing.json"
     small_data["policy"] = {"kind": "llm", "personas_file": str(missing)}
-    assert _errors(small_data) == [
-        f"policy.personas_file: personas_file = '{missing}': file not found"
-    ]
+    assert _errors(small_data) == [f"policy.personas_file = '{missing}': file not found"]
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "Ada"}')
     small_data["policy"]["personas_file"] = str(bad)
     assert _errors(small_data) == [
-        f"policy.personas_file: personas_file = '{bad}': must hold a non-empty JSON list of "
+        f"policy.personas_file = '{bad}': must hold a non-empty JSON list of "
         "objects with keys 'name', 'role', 'description'"
     ]
     good = tmp_path / "good.json"
@@ -392,8 +390,15 @@ def test_bad_personas_file_fails_validation_not_the_run(small_data, tmp_path, ca
     run_dir = tmp_path / "never"
     override = f'policy={{ kind = "llm", personas_file = "{missing}" }}'
     assert main(["run", "contagion_small", "--run-dir", str(run_dir), "--set", override]) == 2
-    assert "policy.personas_file: personas_file = " in capsys.readouterr().err
+    assert "policy.personas_file = " in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_a_missing_tasks_file_is_named_once_by_its_key(small_data, tmp_path):
+    """As for values.battery_file: the key path once, not "policy.tasks_file: tasks_file = "."""
+    missing = tmp_path / "nope.json"
+    small_data["policy"] = {"kind": "llm", "tasks_file": str(missing)}
+    assert _errors(small_data) == [f"policy.tasks_file = '{missing}': file not found"]
 
 
 def test_binary_personas_and_battery_files_name_their_key(small_data, tmp_path):
@@ -412,8 +417,7 @@ def test_binary_personas_and_battery_files_name_their_key(small_data, tmp_path):
     small_data["values"] = {"every": 1, "battery_file": str(battery)}
     small_data["probe_every"] = 1
     assert _errors(small_data) == [
-        f"policy.personas_file: personas_file = '{personas}': not valid UTF-8 (byte 0); not "
-        "a JSON file",
+        f"policy.personas_file = '{personas}': not valid UTF-8 (byte 0); not a JSON file",
         f"values.battery_file = '{battery}': not valid UTF-8 (byte 0); not a JSON file",
     ]
 
