@@ -20,6 +20,8 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import polars as pl
+
 from agents.contagion import ContagionPolicy
 from experiments.catalog import list_configs
 from experiments.config import ConfigError
@@ -261,11 +263,27 @@ def _summary(result: Run) -> str:
                 f"    {_count(edges.height, 'transmission')}, {_count(infected, 'agent')} "
                 f"infected, up to {_count(hops, 'generation')} from the seed"
             )
+    lines += _guard_lines(steps)
     from sim.analysis.effects import effect_lines, run_effects
 
     lines += effect_lines(run_effects(result.run_dir))
     lines.append(f"  plots: memespread report {result.run_dir}")
     return "\n".join(lines)
+
+
+def _guard_lines(steps: pl.DataFrame) -> list[str]:
+    """What the run's guards did, totalled over the run: ``guards: quarantine_rolled_back 9``.
+
+    Guard counts are the step's, repeated on every meme's row, so one meme's rows are
+    summed. No line for a run without guards; "nothing flagged" when they did nothing.
+    """
+    columns = [c for c in steps.columns if c.startswith("guard_")]
+    if not columns or steps.is_empty():
+        return []
+    one = steps.filter(pl.col("meme_id") == steps["meme_id"][0])
+    totals = {c.removeprefix("guard_"): int(one[c].fill_null(0).sum()) for c in columns}
+    done = [f"{name} {total}" for name, total in totals.items() if total]
+    return [f"  guards (totals over the run): {', '.join(done) if done else 'nothing flagged'}"]
 
 
 def _count(n: int, noun: str) -> str:

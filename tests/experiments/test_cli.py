@@ -185,6 +185,21 @@ def test_progress_bar_stays_and_verbose_logs_progress(small_toml, tmp_path, caps
     assert captured.err == "" and captured.out == ""
 
 
+def test_the_run_summary_says_what_the_guards_did(small_toml, tmp_path, capsys):
+    """A run with a defense says what it flagged, totalled once (not once per meme row)."""
+    guard = 'guards=[{ kind = "quarantine", meme = "goal", delay = 1 }]'
+    run_dir = tmp_path / "guarded"
+    assert main(["run", str(small_toml), "--run-dir", str(run_dir), "--set", guard]) == 0
+    out = capsys.readouterr().out
+    steps = load_run(run_dir).steps
+    totals = {c: int(steps[c].sum()) for c in steps.columns if c.startswith("guard_")}
+    assert totals["guard_quarantine_rolled_back"] > 0  # one meme: its rows are the table
+    done = ", ".join(f"{c.removeprefix('guard_')} {n}" for c, n in totals.items() if n)
+    assert f"  guards (totals over the run): {done}" in out.splitlines()
+    assert main(["run", str(small_toml), "--run-dir", str(tmp_path / "plain")]) == 0
+    assert "guards" not in capsys.readouterr().out
+
+
 def test_counts_in_the_summary_agree_in_number():
     assert [_count(n, "agent") for n in (0, 1, 2)] == ["0 agents", "1 agent", "2 agents"]
 
