@@ -353,6 +353,11 @@ class SweepReport:
                 "undefended arm; * = on the Pareto frontier)\n"
             )
             text += format_table(frontier_text_table(self.frontier))
+            if not self.frontier["undefended"].any():
+                text += (
+                    "\n(no arm without guards, so no change or reduction: add one to the grid, "
+                    "e.g. guards = [], to compare the defenses with no defense)"
+                )
         return text
 
 

@@ -249,6 +249,27 @@ def test_report_on_a_defenses_sweep_draws_the_frontier(tmp_path):
     assert sorted(names) == sorted(expected["defense"].to_list())
     starred = {line.split()[0] for line in block.splitlines()[2:] if line.split()[1] == "*"}
     assert starred == set(expected.filter(pl.col("pareto"))["defense"].to_list())
+    assert "no arm without guards" not in text  # "none" is the undefended arm
+
+
+def test_a_defense_sweep_without_an_undefended_arm_says_why_changes_are_empty(small_data, tmp_path):
+    """Arms that all have guards (a sweep over a quarantine's delay) have no baseline."""
+    from experiments.sweep import expand_sweep, run_sweep
+
+    document = {
+        **{k: v for k, v in small_data.items() if k not in ("name", "output_dir")},
+        "steps": 4,
+        "guards": [{"kind": "quarantine", "meme": "goal"}],
+        "sweep": {"name": "delays", "seeds": [0, 1], "grid": {"guards.0.delay": [0, 2]}},
+    }
+    sweep_dir = tmp_path / "delays"
+    assert not run_sweep(expand_sweep(document), sweep_dir, progress=False).failed
+    made = report(sweep_dir)
+    assert made.frontier is not None and not made.frontier["undefended"].any()
+    assert made.text().splitlines()[-1] == (
+        "(no arm without guards, so no change or reduction: add one to the grid, e.g. "
+        "guards = [], to compare the defenses with no defense)"
+    )
 
 
 def test_frontier_figure_labels_every_arm_and_names_its_measures():
