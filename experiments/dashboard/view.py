@@ -86,9 +86,10 @@ class RunView:
         if not path.is_dir():
             raise NotARunError(f"{path}: no such directory (give a run directory or a config)")
         if is_sweep_dir(path):
+            example = first_run(path) or f"{path}/runs/.../seed=N"
             raise NotARunError(
                 f"{path} is a sweep directory; give one of its runs, e.g. "
-                f"{path}/runs/.../seed=0 (see {path}/index.parquet)"
+                f"{example} (see {path}/index.parquet)"
             )
         if not is_run_dir(path):
             raise NotARunError(
@@ -282,6 +283,23 @@ class RunView:
             .sort(["n", "agent_id"], descending=[True, False])
         )
         return int(ranked["agent_id"][0]) if ranked.height else 0
+
+
+def first_run(sweep_dir: Path) -> Path | None:
+    """The first run directory of a sweep in sorted path order (None if it has none).
+
+    Walks down the first subdirectory at each level of ``runs/`` (``topology=ring/
+    seed=3``), so a sweep of many runs is not listed to find one.
+    """
+    node = sweep_dir / "runs"
+    while node.is_dir():
+        if is_run_dir(node):
+            return node
+        children = sorted(p for p in node.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not children:
+            return None
+        node = children[0]
+    return None
 
 
 def describe_target(target: str | Path) -> dict[str, Any]:

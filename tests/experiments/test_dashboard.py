@@ -126,6 +126,23 @@ def test_view_reads_the_run_tables(run_dir: Path) -> None:
     assert tree.height == view.counts(3, "influence")["carriers"]
 
 
+def test_a_sweep_target_names_one_of_its_real_runs(run_dir: Path, tmp_path: Path) -> None:
+    """Not "seed=0" when the sweep's seeds start elsewhere."""
+    import shutil
+
+    sweep = tmp_path / "sweep"
+    (sweep / "runs" / "beta=0.1").mkdir(parents=True)
+    (sweep / "sweep.json").write_text(json.dumps({"tool": "memespread", "sweep": {}}))
+    shutil.copytree(run_dir, sweep / "runs" / "beta=0.1" / "seed=3")
+    (sweep / "runs" / "beta=0.1" / "seed=4").mkdir()
+    with pytest.raises(NotARunError) as err:
+        RunView.from_run_dir(sweep)
+    assert str(err.value) == (
+        f"{sweep} is a sweep directory; give one of its runs, e.g. "
+        f"{sweep}/runs/beta=0.1/seed=3 (see {sweep}/index.parquet)"
+    )
+
+
 def test_dashboard_target_errors(run_dir: Path, tmp_path: Path, capsys) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
