@@ -55,7 +55,13 @@ import numpy as np
 import polars as pl
 
 from experiments.messages import first_line
-from experiments.rundirs import SWEEP_MARKER, RunDirError, is_sweep_dir, read_json_object
+from experiments.rundirs import (
+    SWEEP_MARKER,
+    RunDirError,
+    is_run_dir,
+    is_sweep_dir,
+    read_json_object,
+)
 from sim.columns import int_max
 from sim.output import write_bytes_atomic
 
@@ -243,6 +249,21 @@ def report(path: str | Path) -> Report | SweepReport:
     return report_run(path)
 
 
+def _inside(folder: Path) -> str:
+    """``"; it holds runs or sweeps, e.g. X: report one of them"`` for an output folder.
+
+    ``memespread report runs`` (the folder runs are written into) is a likely first try;
+    "" when ``folder`` holds no run or sweep directory.
+    """
+    if not folder.is_dir():
+        return ""
+    found = sorted(p for p in folder.iterdir() if is_run_dir(p) or is_sweep_dir(p))
+    if not found:
+        return ""
+    what = "directory" if len(found) == 1 else "directories"
+    return f"; it holds {len(found)} run or sweep {what}, e.g. {found[0]}: report one of them"
+
+
 def report_run(run_dir: str | Path) -> Report:
     """Summarise a finished run and write ``run_dir/report/`` (see the module docstring).
 
@@ -259,7 +280,7 @@ def report_run(run_dir: str | Path) -> Report:
 
     if not manifest_path.is_file():
         reason = missing_manifest_reason(run_dir)
-        raise FileNotFoundError(f"{run_dir}: not a run directory ({reason})")
+        raise FileNotFoundError(f"{run_dir}: not a run directory ({reason}){_inside(run_dir)}")
 
     if not steps_path.is_file():
         if (read_json_object(manifest_path) or {}).get("status") == "complete":

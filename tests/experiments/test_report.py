@@ -82,6 +82,19 @@ def test_report_writes_pngs_and_summary(small_toml, tmp_path):
     assert saved["transmissions"].to_list() == [int(result.steps["transmissions"].sum())]
 
 
+def test_report_of_the_folder_runs_are_written_into_names_one_of_them(small_toml, tmp_path):
+    """`memespread report runs` is a likely first try: the error says what to give instead."""
+    config = load_config(small_toml, ["steps=2"])
+    run_experiment(config, tmp_path / "runs" / "small", progress=False)
+    (tmp_path / "runs" / "notes").mkdir()
+    with pytest.raises(FileNotFoundError) as err:
+        report(tmp_path / "runs")
+    assert str(err.value) == (
+        f"{tmp_path / 'runs'}: not a run directory (no manifest.json); it holds 1 run or "
+        f"sweep directory, e.g. {tmp_path / 'runs' / 'small'}: report one of them"
+    )
+
+
 def test_report_of_an_unfinished_run(tmp_path):
     (tmp_path / "manifest.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="has not finished"):
