@@ -210,12 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="summarise a run or a sweep and plot it",
         description="Print a per-meme summary of a finished run and write "
-        "RUN_DIR/report/summary.csv, prevalence.png and transmissions.png. Given a sweep "
-        "directory, summarise its complete runs across the swept parameters and write "
+        "RUN_DIR/report/: summary.csv, prevalence.png, transmissions.png, funnel.png and, "
+        "for LLM runs with scored decisions, effects.csv. Given a sweep directory, "
+        "summarise its complete runs across the swept parameters and write "
         "SWEEP_DIR/report/.",
     )
     rep.add_argument(
-        "run_dir", metavar="RUN_DIR", help="a finished run directory, or a sweep directory"
+        "run_dir",
+        metavar="RUN_DIR|SWEEP_DIR",
+        help="a finished run directory, or a sweep directory",
     )
 
     dash = sub.add_parser(

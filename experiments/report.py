@@ -12,7 +12,11 @@ For a run it reads ``steps.parquet`` and ``manifest.json`` and writes ``run_dir/
 * ``prevalence.png`` — the share of agents exposed, carrying, expressing (when some
   agent did) and adopting after each step: one meme in one panel, or several memes side
   by side in one panel per state, so a race reads off one panel;
-* ``transmissions.png`` — new transmissions and new adopters per step, one line per meme.
+* ``transmissions.png`` — new transmissions and new adopters per step, one line per meme;
+* ``funnel.png`` — agents ever exposed, carrier, expressed and adopter per meme, with the
+  effects of exposure under the bars when the run scored decisions;
+* ``effects.csv`` — LLM runs with scored decisions: the effect of exposure against the
+  placebo and unexposed controls (:func:`sim.analysis.effects.run_effects`).
 
 For a sweep it writes ``sweep_dir/report/``:
 

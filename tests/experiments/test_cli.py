@@ -200,6 +200,14 @@ def test_the_run_summary_says_what_the_guards_did(small_toml, tmp_path, capsys):
     assert "guards" not in capsys.readouterr().out
 
 
+def test_report_help_names_both_targets(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: memespread report [-h] [-v] RUN_DIR|SWEEP_DIR\n")
+    assert "funnel.png" in out
+
+
 def test_counts_in_the_summary_agree_in_number():
     assert [_count(n, "agent") for n in (0, 1, 2)] == ["0 agents", "1 agent", "2 agents"]
 
