@@ -28,6 +28,12 @@ generator, as one array, before building any request, then one option permutatio
 decision in agent order; requests and therefore replay cache keys depend only on the
 run's seed and state.
 
+Personas: with ``persona_assignment = "by_id"`` agent ``i`` (generation ``g``) speaks as
+persona ``(i + g) mod P`` of the personas file; with ``"shuffled"`` through a permutation
+of the P persona positions that the model draws when it binds the policy
+(:meth:`LLMPolicy.bind`, :func:`agents.personas.shuffled_order`) and that checkpoints
+save, so a resumed or forked run keeps it.
+
 Batch order: every engine call sends its requests in
 :func:`agents.prompts.shared_prefix_order` (prompts with common prefixes next to each
 other, so the engine's prefix/KV cache serves more of each prompt) and puts the results
@@ -71,7 +77,14 @@ from agents.llm.base import (
 )
 from agents.output_schema import act_schema_dict, dump_schema, probe_schema_dict
 from agents.parsing import ParsedOutput, ParseStatus, memory_number, parse_output
-from agents.personas import Persona, load_personas, persona_of
+from agents.personas import (
+    Persona,
+    PersonaAssignment,
+    check_order,
+    load_personas,
+    persona_of,
+    shuffled_order,
+)
 from agents.probes import adoptions_from_answers, answer_text, probe_questions
 from agents.prompts import (
     CHOICE_INSTRUCTION,
@@ -94,6 +107,7 @@ from agents.updates import UPDATE_INSTRUCTION, propose_updates, with_update_fiel
 from sim.memes import NOTE_IMPORTANCE
 from sim.memory import MemoryStore
 from sim.policy import Adoptions, EngineStats, PolicyOutput, StepContext, WriteProposals
+from sim.state import State
 from sim.utility import AnswerScores
 from topologies.banks import BankKind
 
@@ -154,8 +168,16 @@ class LLMPolicySpec(BaseModel):
         system_prompt: Replaces the default system text (the scenario is still appended).
         personas_file: JSON file of personas (default: the packaged set): a non-empty
             list of ``{"name", "role", "description"}`` objects; agent ``i`` gets persona
-            ``i`` modulo their number (a replacement agent the next one). Relative paths in a
-            config file are relative to its folder.
+            ``i`` modulo their number (a replacement agent the next one), in the order
+            ``persona_assignment`` sets. Relative paths in a config file are relative to
+            its folder.
+        persona_assignment: ``"by_id"``: agent ``i`` gets persona ``i`` of the file (modulo
+            their number); ``"shuffled"``: persona ``order[i]`` for a permutation ``order``
+            of the personas' positions drawn once per run from a child of the model's
+            generator (a function of the seed; the run's other random draws stay as with
+            ``"by_id"``; checkpoints keep it), so agents at a fixed seed placement do not
+            have the same personas in every seed. Replacement agents take the next
+            persona in that order.
         tasks_file: JSON file of tasks (default: the packaged stream): a non-empty list of
             open tasks (strings) and decisions, ``{"id", "task", "options": [{"id",
             "text"}, ...]}`` with 2-8 options and optionally ``"answer"`` (an option id);
@@ -198,6 +220,7 @@ class LLMPolicySpec(BaseModel):
     scenario: str = Field(DEFAULT_SCENARIO, min_length=1)
     system_prompt: str | None = None
     personas_file: str | None = None
+    persona_assignment: PersonaAssignment = "by_id"
     tasks_file: str | None = None
     max_memory_chars: int = Field(300, ge=MIN_CHARS)
     max_write_chars: int = Field(300, ge=MIN_CHARS)
@@ -250,7 +273,12 @@ class LLMPolicy:
         self.spec = spec or LLMPolicySpec()
         self._engine = engine
         self._owns_engine = engine is None
+        #: The personas in file order (see :meth:`persona` for who speaks as which).
         self.personas: tuple[Persona, ...] = load_personas(self.spec.personas_file)
+        # "shuffled": drawn by ``bind``; None until then. "by_id": the identity.
+        self._persona_order: tuple[int, ...] | None = (
+            tuple(range(len(self.personas))) if self.spec.persona_assignment == "by_id" else None
+        )
         self.tasks = TaskStream(load_tasks(self.spec.tasks_file))
         # How to pass a memory on ends every act prompt, right before the reply: moved
         # into the shared text (better cached), the 135M demo model wrote far fewer notes.
@@ -297,6 +325,10 @@ class LLMPolicy:
     def describe(self) -> dict[str, object]:
         """Identity for the manifest: policy, engine, model, scoring used, spec.
 
+        ``persona_order`` (``"shuffled"`` persona assignment only) lists the persona
+        positions in assignment order: agent ``i`` of generation 0 speaks as persona
+        ``persona_order[i % P]`` of the personas file.
+
         ``engine_settings`` (only for engines that report them, e.g. vLLM) holds what the
         running engine resolved: for vLLM the context length and the KV block size that
         decide its prefix-cache hits, whichever the spec left unset.
@@ -321,10 +353,43 @@ class LLMPolicy:
             "probe_style": used(self.spec.probe_style),
             "spec": self.spec.model_dump(mode="json"),
         }
+        if self.spec.persona_assignment == "shuffled":
+            described["persona_order"] = list(self.persona_order)
         settings = engine_settings(engine)
         if settings:
             described["engine_settings"] = settings
         return described
+
+    def bind(self, rng: np.random.Generator) -> None:
+        """Take what the policy draws once per run from the model's generator ``rng``.
+
+        The model calls it once, when it is built. With ``persona_assignment =
+        "shuffled"`` it draws the persona order (:func:`agents.personas.shuffled_order`:
+        from a child of ``rng``, so ``rng``'s state does not move); with ``"by_id"`` it
+        draws nothing.
+        """
+        if self.spec.persona_assignment == "shuffled":
+            self._persona_order = shuffled_order(len(self.personas), rng)
+
+    @property
+    def persona_order(self) -> tuple[int, ...]:
+        """Persona positions in assignment order.
+
+        Agent ``i`` of generation ``g`` speaks as ``personas[persona_order[(i + g) % P]]``.
+
+        Raises:
+            RuntimeError: ``"shuffled"`` assignment before :meth:`bind`.
+        """
+        if self._persona_order is None:
+            raise RuntimeError(
+                'policy.persona_assignment = "shuffled" draws the persona order from the '
+                "model's generator: use the policy in a MemeticModel (which calls bind)"
+            )
+        return self._persona_order
+
+    def persona(self, agent: int, lineage: int) -> Persona:
+        """The persona agent ``agent`` of generation ``lineage`` on its node speaks as."""
+        return persona_of(self.personas, agent, lineage, self.persona_order)
 
     def queries(self, step: int) -> StepTasks:
         """Each agent's task at ``step`` (indexed by agent id), used as its retrieval query."""
@@ -335,6 +400,32 @@ class LLMPolicy:
         if self._engine is not None and self._owns_engine:
             self._engine.close()
             self._engine = None
+
+    # ------------------------------------------------------------ state
+    def get_state(self) -> State:
+        """The policy's state between steps (for checkpoints).
+
+        The persona order of ``"shuffled"`` assignment; nothing for ``"by_id"``, whose
+        checkpoints are as before.
+        """
+        if self.spec.persona_assignment == "by_id":
+            return State()
+        return State(arrays={"persona_order": np.asarray(self.persona_order, dtype=np.int64)})
+
+    def set_state(self, state: State) -> None:
+        """Restore what :meth:`get_state` saved.
+
+        With ``"shuffled"`` assignment a saved persona order replaces the one drawn at
+        :meth:`bind`; a state without one (e.g. a ``"by_id"`` parent forked into
+        ``"shuffled"``) keeps the drawn order. ``"by_id"`` ignores a saved order.
+
+        Raises:
+            ValueError: The saved order is not a permutation of this policy's personas.
+        """
+        saved = state.arrays.get("persona_order")
+        if saved is None or self.spec.persona_assignment == "by_id":
+            return
+        self._persona_order = check_order(saved.tolist(), len(self.personas))
 
     # ------------------------------------------------------------ prompts
     def _memories(self, context: StepContext, agent: int) -> list[MemoryLine]:
@@ -401,7 +492,7 @@ class LLMPolicy:
     ) -> tuple[ChatMessage, ...]:
         return act_messages(
             self.shared,
-            persona_of(self.personas, agent, int(context.tracker.lineage[agent])),
+            self.persona(agent, int(context.tracker.lineage[agent])),
             self._memories(context, agent),
             self._writable(context, agent),
             self._task_text(task, shown),
@@ -482,7 +573,7 @@ class LLMPolicy:
         )
         requests = []
         for agent in range(n):
-            persona = persona_of(self.personas, agent, int(context.tracker.lineage[agent]))
+            persona = self.persona(agent, int(context.tracker.lineage[agent]))
             memories = self._memories(context, agent)
             for q, question in enumerate(questions):
                 requests.append(
@@ -507,7 +598,7 @@ class LLMPolicy:
         """
         requests, keys = [], []
         for agent in range(context.banks.n_agents):
-            persona = persona_of(self.personas, agent, int(context.tracker.lineage[agent]))
+            persona = self.persona(agent, int(context.tracker.lineage[agent]))
             memories = self._memories(context, agent)
             for m, meme in enumerate(context.memes.memes):
                 for i, item in enumerate(meme.probe_items):

@@ -1,8 +1,11 @@
 """Personas: who each LLM agent is (name, role, a short description).
 
-Agent ``a`` gets persona ``personas[a % len(personas)]``. The default set ships with the
-package (``agents/data/personas.json``); a user file in the same format replaces it: a
-JSON list of objects with the keys ``name``, ``role`` and ``description``.
+Agent ``a`` gets persona ``personas[a % len(personas)]`` (``"by_id"``), or, with
+``"shuffled"`` assignment, ``personas[order[a % len(personas)]]`` for a permutation
+``order`` of the persona positions drawn once per run (:func:`shuffled_order`), so that
+agents at fixed seed placements do not have the same personas in every seed. The default
+set ships with the package (``agents/data/personas.json``); a user file in the same format
+replaces it: a JSON list of objects with the keys ``name``, ``role`` and ``description``.
 """
 
 from __future__ import annotations
@@ -11,10 +14,15 @@ import json
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 DEFAULT_PERSONAS_RESOURCE = "personas.json"
+
+#: How agents get personas: by agent id, or through a per-run permutation.
+PersonaAssignment = Literal["by_id", "shuffled"]
 
 
 class Persona(BaseModel):
@@ -98,12 +106,62 @@ def load_personas(path: str | Path | None = None) -> tuple[Persona, ...]:
         ) from None
 
 
-def persona_of(personas: Sequence[Persona], agent: int, lineage: int = 0) -> Persona:
-    """The persona of agent ``agent``: ``personas[(agent + lineage) % len(personas)]``.
+def persona_of(
+    personas: Sequence[Persona],
+    agent: int,
+    lineage: int = 0,
+    order: Sequence[int] | None = None,
+) -> Persona:
+    """The persona of agent ``agent``: ``personas[order[(agent + lineage) % len(personas)]]``.
 
     ``lineage`` is the agent generation on the node (0 for the original agent, +1 per
-    replacement, see :mod:`sim.turnover`): each new agent takes the next persona.
+    replacement, see :mod:`sim.turnover`): each new agent takes the next persona in
+    ``order``. With more agents than personas, the order repeats.
+
+    Args:
+        personas: The persona list (file order).
+        agent: The agent id (>= 0).
+        lineage: The agent's generation on its node (>= 0).
+        order: A permutation of the positions ``0 .. len(personas) - 1`` (see
+            :func:`shuffled_order`); None: the identity (``"by_id"`` assignment).
     """
     if agent < 0:
         raise ValueError(f"agent = {agent}: must be >= 0")
-    return personas[(agent + lineage) % len(personas)]
+    slot = (agent + lineage) % len(personas)
+    return personas[slot if order is None else order[slot]]
+
+
+def shuffled_order(n_personas: int, rng: np.random.Generator) -> tuple[int, ...]:
+    """A uniformly random permutation of the persona positions ``0 .. n_personas - 1``.
+
+    It is drawn from ``rng.spawn(1)[0]``, a child generator of ``rng`` (its seed sequence's
+    next child), not from ``rng`` itself: the draw leaves ``rng``'s state where it was, so
+    the run's other draws (graph, placements, request seeds, option orders) are the same
+    as with ``"by_id"`` assignment, and the permutation is a function of the seed alone
+    (for the model's generator seeded with ``seed`` and nothing spawned before, it is
+    ``np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))).permutation(n)``).
+
+    Args:
+        n_personas: The number of personas (>= 1).
+        rng: The model's generator (one created from a seed sequence, as
+            ``np.random.default_rng`` does).
+    """
+    if n_personas < 1:
+        raise ValueError(f"n_personas = {n_personas}: must be >= 1")
+    child = rng.spawn(1)[0]
+    return tuple(int(i) for i in child.permutation(n_personas))
+
+
+def check_order(order: Sequence[int], n_personas: int) -> tuple[int, ...]:
+    """``order`` as a tuple, checked to be a permutation of ``0 .. n_personas - 1``.
+
+    Raises:
+        ValueError: It is not (e.g. a saved order from a run with another personas file).
+    """
+    checked = tuple(int(i) for i in order)
+    if sorted(checked) != list(range(n_personas)):
+        raise ValueError(
+            f"persona order {list(checked)} is not a permutation of the {n_personas} "
+            "personas' positions (was the personas file changed?)"
+        )
+    return checked

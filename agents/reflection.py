@@ -37,7 +37,6 @@ from agents.containment import MIN_CHARS, neutralise
 from agents.llm.base import GenerationRequest, SamplingParams, request_seeds
 from agents.output_schema import dump_schema, probe_schema_dict
 from agents.parsing import ParseStatus, parse_output
-from agents.personas import persona_of
 from agents.prompts import MemoryLine, probe_messages
 from sim.policy import EngineStats, WriteProposals
 from sim.retrieval import Retrieval
@@ -183,7 +182,7 @@ class Reflector:
                 MemoryLine(names[int(store.bank[e])], store.texts.get(int(store.text_id[e])))
                 for e in consolidated.of(agent).tolist()
             ]
-            persona = persona_of(policy.personas, agent, int(context.tracker.lineage[agent]))
+            persona = policy.persona(agent, int(context.tracker.lineage[agent]))
             requests.append(
                 GenerationRequest(
                     request_id=f"s{context.step}-a{agent}-reflect",

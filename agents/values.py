@@ -56,7 +56,7 @@ from agents.llm.base import (
     request_seeds,
 )
 from agents.parsing import reply_text
-from agents.personas import persona_of, read_data_file
+from agents.personas import read_data_file
 from agents.prompts import YES_NO_INSTRUCTION, MemoryLine, probe_messages
 from sim.policy import EngineStats, PolicyOutput
 
@@ -275,7 +275,7 @@ class Questionnaire:
 
         The two variants differ only in the memory block of the user message.
         """
-        persona = persona_of(policy.personas, agent, int(context.tracker.lineage[agent]))
+        persona = policy.persona(agent, int(context.tracker.lineage[agent]))
         memories = memory_lines(context, agent) if memory == "with" else []
         return probe_messages(
             policy.shared, persona, memories, item_prompt(item), policy.spec.max_memory_chars

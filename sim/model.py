@@ -212,6 +212,10 @@ class MemeticModel(mesa.Model):
         self.retriever = Retriever(self.banks, self.memory_spec.retrieval)
         self.tracker = Tracker(n, len(self.memes))
         self.policy = policy
+        # What the policy draws once per run (an LLM policy's shuffled persona order).
+        bind = getattr(policy, "bind", None)
+        if bind is not None:
+            bind(self.rng)
         self.guards = tuple(guards)
         self.injections = [self._resolve(i, m) for i, m in enumerate(self.memes.memes)]
         self.last_retrieval: Retrieval | None = None

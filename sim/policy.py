@@ -185,7 +185,13 @@ class PolicyOutput:
 
 
 class Policy(Protocol):
-    """Decides what all agents do in a step, in one batch."""
+    """Decides what all agents do in a step, in one batch.
+
+    Optional hooks the model calls when a policy has them: ``bind(rng)`` once when the
+    model is built (what the policy draws once per run, from the model's generator),
+    ``get_state()`` / ``set_state(state)`` for checkpoints (:mod:`sim.state`) and
+    ``forget_agents(agents)`` at turnover.
+    """
 
     name: str
 
