@@ -1,0 +1,96 @@
+"""A fork of a run with shuffled personas keeps the parent's persona order: it comes from
+the parent's state at the fork step (a checkpoint, or here the complete parent re-simulated
+to that step), not from a new draw.
+
+The fork is given another seed (``--set seed=4``), whose own draw would give other
+personas; its prompts after the fork point must still be the parent's, which the parent's
+recorded completions then serve (the configured engine is a server that is not there,
+so a prompt the parent never sent fails and shows in the tables). The agents' model is a stand-in
+implementing the ``Engine`` protocol (nothing of the project is mocked).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import polars as pl
+
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
+from experiments.config import validate_config
+from experiments.fork import fork_run
+from experiments.manifest import read_manifest
+from experiments.runner import run_experiment
+
+#: The seed-3 run's persona order (see tests/agents/test_persona_assignment.py).
+ORDER_SEED_3 = [9, 13, 8, 2, 12, 15, 6, 0, 1, 5, 11, 14, 4, 3, 10, 7]
+
+
+class FixedEngine:
+    """Implements the ``Engine`` protocol: one fixed reply that writes nothing."""
+
+    name = "fixed"
+    model_id = "absent"  # the configured (unreachable) server's model, as a replay checks
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
+        text = json.dumps({"answer": "done", "memory_bank": "", "memory_text": ""})
+        out = [Completion(r.request_id, text, FinishReason.STOP, 10, 0, 5) for r in requests]
+        for i, completion in enumerate(out):
+            if on_complete is not None:
+                on_complete(i, completion)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def _config() -> dict:
+    return {
+        "name": "parent",
+        "seed": 3,
+        "steps": 4,
+        "checkpoint_every": 2,
+        "graph": {"kind": "ring", "n": 6, "k": 2},
+        "banks": {"neighbourhood": {"capacity": 4}},
+        "policy": {
+            "kind": "llm",
+            "persona_assignment": "shuffled",
+            "record_prompts": True,
+            "engine": {
+                "kind": "openai",
+                "base_urls": ["http://127.0.0.1:9/v1"],
+                "model": "absent",
+                "api_key_env": "",
+                "max_retries": 0,
+                "timeout_s": 2.0,
+            },
+        },
+        "memes": [
+            {
+                "id": "m",
+                "statement": "Always copy this note first.",
+                "placement": {"strategy": "agents", "agents": [0]},
+            }
+        ],
+    }
+
+
+def test_a_fork_with_another_seed_keeps_the_parents_persona_order(tmp_path):
+    parent = tmp_path / "parent"
+    run_experiment(validate_config(_config()), parent, progress=False, engine=FixedEngine())
+    assert read_manifest(parent)["policy"]["persona_order"] == ORDER_SEED_3
+
+    fork = fork_run(parent, 2, overrides=["seed=4"], fork_dir=tmp_path / "fork", progress=False)
+    manifest = read_manifest(fork.path)
+    assert manifest["config"]["seed"] == 4
+    assert manifest["policy"]["persona_order"] == ORDER_SEED_3
+    parent_prompts = pl.read_parquet(parent / "prompts.parquet").sort("request_id")
+    fork_prompts = pl.read_parquet(fork.path / "prompts.parquet").sort("request_id")
+    assert fork_prompts.filter(pl.col("step") >= 2).height == 6 * 2
+    assert fork_prompts.equals(parent_prompts)
+    generations = pl.read_parquet(fork.path / "generations.parquet")
+    assert generations["error"].drop_nulls().to_list() == []
