@@ -172,7 +172,7 @@ class LLMPolicySpec(BaseModel):
             ``persona_assignment`` sets. Relative paths in a config file are relative to
             its folder.
         persona_assignment: ``"by_id"``: agent ``i`` gets persona ``i`` of the file (modulo
-            their number); ``"shuffled"``: persona ``order[i]`` for a permutation ``order``
+            their number); ``"shuffled"``: persona ``order[i mod P]`` for a permutation ``order``
             of the personas' positions drawn once per run from a child of the model's
             generator (a function of the seed; the run's other random draws stay as with
             ``"by_id"``; checkpoints keep it), so agents at a fixed seed placement do not
