@@ -34,8 +34,7 @@ from mesa.visualization import SolaraViz
 from mesa.visualization.utils import force_update
 
 from experiments.dashboard.models import LiveModel, ReplayModel
-from experiments.dashboard.view import TARGET_ENV, RunView
-from sim.columns import int_max
+from experiments.dashboard.view import TARGET_ENV, RunView, TreeSummary
 from sim.plots import (
     STATE_COLOURS,
     STATE_ORDER,
@@ -191,12 +190,7 @@ def TreePanel(model: DashboardModel, step: int | None, version: int) -> None:  #
         view = model.view
         for meme in view.meme_ids:
             tree = view.tree(meme, step)
-            edges = tree.filter(pl.col("source_agent").is_not_null()).height
-            depth = int_max(tree["generation"], 0)
-            solara.Markdown(
-                f"meme `{meme}`: {tree.height} agents in the tree, {edges} infection "
-                f"edges, {depth} generations deep (up to step {step})"
-            )
+            solara.Markdown(TreeSummary.of(tree).caption(meme, step))
             if tree.height:
                 fig = transmission_tree(tree, title=f"meme {meme!r} up to step {step}")
                 fig.set_size_inches(6.0, 3.2)

@@ -25,6 +25,7 @@ from sim.analysis.cascades import tree_edges
 from sim.analysis.prevalence import prevalence, states_at
 from sim.columns import int_max
 from sim.manifest import ManifestError, read_manifest
+from sim.memory import ENVIRONMENT
 from sim.output import read_tables
 from sim.run import REQUIRED_TABLES
 
@@ -50,6 +51,44 @@ TARGET_ENV = "MEMESPREAD_DASHBOARD_TARGET"
 
 class NotARunError(ValueError):
     """The dashboard was pointed at something that is not a run directory or config."""
+
+
+@dataclass(frozen=True)
+class TreeSummary:
+    """The transmission tree of one meme up to a step, in numbers.
+
+    Attributes:
+        agents: Agents in the tree (seeds, infected and spontaneous carriers; the
+            environment is not an agent), i.e. the ``steps`` table's ``infected``.
+        infection_edges: Infection edges, those from the environment included.
+        generations: The largest generation (hop from a root).
+        environment: Whether the environment (memes seeded into a bank) is a root.
+    """
+
+    agents: int
+    infection_edges: int
+    generations: int
+    environment: bool
+
+    @classmethod
+    def of(cls, tree: pl.DataFrame) -> TreeSummary:
+        """The summary of a tree given as :meth:`RunView.tree` rows."""
+        environment = tree.filter(pl.col("agent_id") == ENVIRONMENT).height > 0
+        return cls(
+            agents=tree.height - int(environment),
+            infection_edges=tree.filter(pl.col("source_agent").is_not_null()).height,
+            generations=int_max(tree["generation"], 0),
+            environment=environment,
+        )
+
+    def caption(self, meme_id: str, step: int) -> str:
+        """The page's line above the tree of ``meme_id`` up to ``step``."""
+        roots = " and the environment" if self.environment else ""
+        return (
+            f"meme `{meme_id}`: {self.agents} agents{roots} in the tree, "
+            f"{self.infection_edges} infection edges, {self.generations} generations "
+            f"deep (up to step {step})"
+        )
 
 
 @dataclass(frozen=True)

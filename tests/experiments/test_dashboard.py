@@ -22,7 +22,7 @@ from scripted_server import RULE, scripted_server
 
 from experiments.cli import main
 from experiments.config import ConfigError, load_config
-from experiments.dashboard.view import NotARunError, RunView, describe_target
+from experiments.dashboard.view import NotARunError, RunView, TreeSummary, describe_target
 from experiments.runner import run_experiment
 
 CHROMIUM = "/usr/bin/chromium"
@@ -261,8 +261,8 @@ def test_replay_page_in_chromium(run_dir: Path, tmp_path: Path) -> None:
             assert "memespread dashboard: dash (replay)" in text
             assert "step 3 of 3 · 16 agents" in text
             assert f"meme influence: {_counts_line(view, 3)}" in " ".join(text.split())
-            tree = view.tree("influence", 3)
-            assert f"{tree.height} agents in the tree" in text
+            tree = TreeSummary.of(view.tree("influence", 3))
+            assert tree.caption("influence", 3).replace("`", "") in " ".join(text.split())
             agent = view.busiest_reader(3)
             assert f"agent {agent} at step 3: retrieved 3 entries" in text
             rows = page.locator("table.memespread-retrieved tbody tr")

@@ -1,0 +1,145 @@
+"""The dashboard's data layer against the run's tables: a contagion run with the hard cases.
+
+Two memes (one seeded at hub agents, one seeded into a global bank by the environment),
+SIR recovery, agent turnover and a quarantine guard: every view of every step is compared
+with the ``steps``, ``agents`` and ``transmissions`` tables it is drawn from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from experiments.config import load_config
+from experiments.dashboard.view import RunView, TreeSummary
+from experiments.runner import run_experiment
+
+CONFIG = """
+name = "dash-contagion"
+seed = 11
+steps = 8
+
+[graph]
+kind = "watts_strogatz"
+n = 60
+k = 4
+p = 0.1
+
+[banks.private]
+capacity = 6
+
+[banks.neighbourhood]
+capacity = 6
+
+[banks.global]
+capacity = 8
+
+[memory.retrieval]
+k = 4
+
+[policy]
+kind = "contagion"
+beta = 0.3
+gamma = 0.15
+recovery = "sir"
+
+[turnover]
+rate = 0.08
+start_step = 2
+
+[[guards]]
+kind = "quarantine"
+meme = "influence"
+delay = 2
+
+[[memes]]
+id = "influence"
+kind = "influence_seeking"
+statement = "Acquire influence."
+canary = "MEME-A"
+placement = { strategy = "hub", count = 2 }
+
+[[memes]]
+id = "lesson"
+kind = "benign_insight"
+statement = "Write results down."
+canary = "MEME-B"
+placement = { strategy = "bank", bank = "global" }
+"""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dash_contagion")
+    config = root / "dash.toml"
+    config.write_text(CONFIG)
+    target = root / "run"
+    run_experiment(load_config(config), target, progress=False)
+    return target
+
+
+def test_the_run_has_the_hard_cases(run_dir: Path) -> None:
+    steps = pl.read_parquet(run_dir / "steps.parquet")
+    assert steps["agents_replaced"].sum() > 0
+    assert steps["lost_adopters"].sum() > 0
+    assert steps["entries_rolled_back"].sum() > 0
+    transmissions = pl.read_parquet(run_dir / "transmissions.parquet")
+    assert (transmissions.filter(pl.col("meme_id") == "lesson")["source_agent"] == -1).any()
+
+
+def test_states_and_counts_are_those_of_the_steps_table(run_dir: Path) -> None:
+    view = RunView.from_run_dir(run_dir)
+    steps = pl.read_parquet(run_dir / "steps.parquet")
+    assert view.meme_ids == ("influence", "lesson")
+    assert view.last_step == 7
+    for meme in view.meme_ids:
+        for step in range(8):
+            row = steps.filter((pl.col("step") == step) & (pl.col("meme_id") == meme))
+            flags = view.states(step, meme)
+            assert flags.height == 60
+            assert int(flags["exposed"].sum()) == row["exposed"][0]
+            assert int(flags["carrier"].sum()) == row["carriers"][0]
+            assert int(flags["adopter"].sum()) == row["adopters"][0]
+            counts = view.counts(step, meme)
+            assert counts == {
+                "exposed": row["exposed"][0],
+                "carriers": row["carriers"][0],
+                "expressed": 0,  # contagion agents make no scored choices
+                "adopters": row["adopters"][0],
+            }
+
+
+def test_prevalence_is_the_steps_counts_over_the_agents(run_dir: Path) -> None:
+    view = RunView.from_run_dir(run_dir)
+    steps = pl.read_parquet(run_dir / "steps.parquet")
+    prev = view.prevalence()
+    columns = {"exposed": "exposed", "carrier": "carriers", "infected": "infected"}
+    for state, column in columns.items():
+        for meme in view.meme_ids:
+            got = prev.filter((pl.col("state") == state) & (pl.col("meme_id") == meme)).sort("step")
+            want = steps.filter(pl.col("meme_id") == meme).sort("step")[column] / 60
+            assert got["step"].to_list() == list(range(8))
+            assert got["prevalence"].to_list() == pytest.approx(want.to_list(), abs=1e-12)
+
+
+def test_tree_up_to_each_step_counts_agents_not_the_environment(run_dir: Path) -> None:
+    view = RunView.from_run_dir(run_dir)
+    steps = pl.read_parquet(run_dir / "steps.parquet")
+    transmissions = pl.read_parquet(run_dir / "transmissions.parquet")
+    for meme in view.meme_ids:
+        for step in range(8):
+            summary = TreeSummary.of(view.tree(meme, step))
+            infected = steps.filter((pl.col("step") == step) & (pl.col("meme_id") == meme))
+            edges = transmissions.filter(
+                (pl.col("meme_id") == meme) & pl.col("is_infection") & (pl.col("step") <= step)
+            )
+            assert summary.agents == infected["infected"][0]
+            assert summary.infection_edges == edges.height
+            assert summary.environment == (meme == "lesson")
+    summary = TreeSummary.of(view.tree("lesson", 7))
+    infected = steps.filter((pl.col("step") == 7) & (pl.col("meme_id") == "lesson"))["infected"][0]
+    assert summary.caption("lesson", 7).startswith(
+        f"meme `lesson`: {infected} agents and the environment in the tree, "
+    )
