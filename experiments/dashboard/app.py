@@ -48,6 +48,9 @@ NODE_STATES = tuple(s for s in STATE_ORDER if s != "infected")
 
 DashboardModel = ReplayModel | LiveModel
 
+#: The most nodes a transmission tree draws (the earliest infected; the caption says so).
+MAX_TREE_NODES = 2000
+
 
 def _shown_step(model: DashboardModel) -> int | None:
     """The step the page shows (None before a live run's first step)."""
@@ -111,17 +114,23 @@ def StepPanel(model: DashboardModel, step: int | None, version: int) -> None:  #
 
 
 def network_figure(view: RunView, step: int) -> Figure:
-    """The network once per meme, nodes filled by their state after ``step``."""
+    """The network once per meme, nodes filled by their state after ``step``.
+
+    A large network is drawn as a sample of its agents (see
+    :mod:`experiments.dashboard.layout`); the titles count all agents.
+    """
     memes = view.meme_ids
+    layout = view.layout
     fig = Figure(figsize=(4.2 * len(memes), 3.4), layout="constrained")
     axes = fig.subplots(1, len(memes), squeeze=False)[0]
-    xy = view.positions
-    edges = view.edges
-    segments = edge_segments(xy, edges)
+    xy = layout.xy
+    segments = edge_segments(xy, layout.edges)
+    size = max(8.0, 2400.0 / max(len(layout.nodes), 1) ** 0.8)
     for ax, meme in zip(axes, memes, strict=True):
         flags = view.states(step, meme)
-        states = np.array(flags["state"].to_list())
-        carrier = flags["carrier"].to_numpy()
+        every = np.array(flags["state"].to_list())
+        states = every[layout.nodes]
+        carrier = flags["carrier"].to_numpy()[layout.nodes]
         ax.add_collection(LineCollection(segments, colors="#cccccc", linewidths=0.4, zorder=1))
         for rank, state in enumerate(NODE_STATES):
             mask = states == state
@@ -130,13 +139,13 @@ def network_figure(view: RunView, step: int) -> Figure:
                     xy[mask, 0],
                     xy[mask, 1],
                     c=STATE_COLOURS[state],
-                    s=max(8.0, 2400.0 / max(view.n_agents, 1) ** 0.8),
+                    s=size,
                     zorder=2 + rank,
                     edgecolors=np.where(carrier[mask], STATE_COLOURS["carrier"], "none").tolist(),
                     linewidths=1.0,
                 )
         counts = ", ".join(
-            f"{s} {int((states == s).sum())}" for s in NODE_STATES if (states == s).any()
+            f"{s} {int((every == s).sum())}" for s in NODE_STATES if (every == s).any()
         )
         ax.set_title(f"meme {meme!r}, step {step}\n{counts}", fontsize="small")
         ax.set_axis_off()
@@ -150,6 +159,8 @@ def network_figure(view: RunView, step: int) -> Figure:
         )
     )  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small")
+    if layout.sampled:
+        fig.suptitle(layout.note.replace(" (", "\n("), fontsize="small")
     return fig
 
 
@@ -160,6 +171,8 @@ def NetworkPanel(model: DashboardModel, step: int | None, version: int) -> None:
         solara.Markdown("**Network** (node colour: state of the agent for each meme)")
         if step is None:
             return
+        if model.view.layout.sampled:
+            solara.Markdown(model.view.layout.note)
         solara.FigureMatplotlib(network_figure(model.view, step), format="png")
 
 
@@ -190,9 +203,14 @@ def TreePanel(model: DashboardModel, step: int | None, version: int) -> None:  #
         view = model.view
         for meme in view.meme_ids:
             tree = view.tree(meme, step)
-            solara.Markdown(TreeSummary.of(tree).caption(meme, step))
+            caption = TreeSummary.of(tree).caption(meme, step)
+            if tree.height > MAX_TREE_NODES:
+                caption += f"; drawn: the first {MAX_TREE_NODES} nodes by infection step"
+            solara.Markdown(caption)
             if tree.height:
-                fig = transmission_tree(tree, title=f"meme {meme!r} up to step {step}")
+                fig = transmission_tree(
+                    tree, title=f"meme {meme!r} up to step {step}", max_nodes=MAX_TREE_NODES
+                )
                 fig.set_size_inches(6.0, 3.2)
                 solara.FigureMatplotlib(fig, format="png")
 

@@ -77,7 +77,9 @@ class LiveModel(mesa.Model):
         """The live model's tables so far (rebuilt once per simulation step)."""
         done = self.sim.steps
         if self._view is None or self._view_version != done:
-            self._view = RunView.from_model(self.sim, self.config.name)
+            # The graph never changes during a run: the first view's layout serves all.
+            layout = None if self._view is None else self._view.layout
+            self._view = RunView.from_model(self.sim, self.config.name, layout)
             self._view_version = done
         return self._view
 

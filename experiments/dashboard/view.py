@@ -16,10 +16,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 import polars as pl
 
+from experiments.dashboard.layout import NetworkLayout, network_layout
 from experiments.rundirs import is_run_dir, is_sweep_dir
 from sim.analysis.cascades import tree_edges
 from sim.analysis.prevalence import prevalence, states_at
@@ -101,7 +101,10 @@ class RunView:
         meme_ids: The memes, in config order.
         tables: The run's tables by name (``steps``, ``agents``, ``memories``,
             ``transmissions``, ``graph``, ``banks`` and, for LLM runs, ``contexts``).
-        layout_seed: Seed of the network's spring layout (the same on every step).
+        layout_seed: Seed of the network's spring layout and sample (the same on every
+            step).
+        given_layout: A layout computed before (e.g. by the previous view of a live
+            run), used instead of computing it again.
     """
 
     name: str
@@ -109,6 +112,7 @@ class RunView:
     meme_ids: tuple[str, ...]
     tables: dict[str, pl.DataFrame] = field(repr=False)
     layout_seed: int = 0
+    given_layout: NetworkLayout | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -162,13 +166,16 @@ class RunView:
         )
 
     @classmethod
-    def from_model(cls, model: MemeticModel, name: str) -> RunView:
-        """The tables a live model has produced so far."""
+    def from_model(
+        cls, model: MemeticModel, name: str, layout: NetworkLayout | None = None
+    ) -> RunView:
+        """The tables a live model has produced so far (``layout``: see ``given_layout``)."""
         return cls(
             name=name,
             n_agents=model.graph.number_of_nodes(),
             meme_ids=tuple(model.memes.ids),
             tables=model.tables(),
+            given_layout=layout,
         )
 
     # ------------------------------------------------------------ steps
@@ -213,13 +220,16 @@ class RunView:
         return states_at(self.tables["agents"], self.n_agents, step, meme_id)
 
     @cached_property
-    def positions(self) -> np.ndarray:
-        """Node positions, shape (n_agents, 2): a spring layout seeded with ``layout_seed``."""
-        graph = nx.Graph()
-        graph.add_nodes_from(range(self.n_agents))
-        graph.add_edges_from(self.edges.tolist())
-        pos = nx.spring_layout(graph, seed=self.layout_seed)
-        return np.array([pos[i] for i in range(self.n_agents)], dtype=float).reshape(-1, 2)
+    def layout(self) -> NetworkLayout:
+        """The drawn agents and their positions (:func:`network_layout` of the graph).
+
+        ``given_layout`` when set (a live run's graph does not change between steps, so
+        its layout is computed once), else a spring layout seeded with ``layout_seed``
+        of every agent, or of a sample of them in a large network.
+        """
+        if self.given_layout is not None:
+            return self.given_layout
+        return network_layout(self.n_agents, self.edges, seed=self.layout_seed)
 
     @property
     def edges(self) -> np.ndarray:
