@@ -9,7 +9,8 @@ after the step slider moves):
 * prevalence curves per state, with the shown step marked;
 * the transmission tree of each meme up to the shown step;
 * the memory inspector: for an agent and the shown step, the entries it retrieved
-  (bank, author, memes carried, text) and the entries it wrote.
+  (bank, author, memes carried, text), the entries it wrote, the guards' verdicts on
+  its writes and entries, and (LLM runs) its raw replies.
 
 Serve it with ``memespread dashboard RUN_DIR | CONFIG`` (see
 :mod:`experiments.dashboard.server`); :func:`Page` reads the target from the environment
@@ -238,6 +239,18 @@ def InspectorPanel(model: DashboardModel, step: int | None, version: int) -> Non
         solara.Markdown(f"agent {agent} wrote {written.height} entries at step {step}")
         if written.height:
             solara.HTML(unsafe_innerHTML=_table_html(written, "memespread-written"))
+        verdicts = view.verdicts(agent, step)
+        if verdicts.height:
+            solara.Markdown(
+                f"guards at step {step}: {verdicts.height} verdicts on agent {agent}'s "
+                "writes and entries (a rejected or quarantined write is in no bank)"
+            )
+            solara.HTML(unsafe_innerHTML=_table_html(verdicts, "memespread-verdicts"))
+        if view.has_generations:
+            replies = view.replies(agent, step)
+            solara.Markdown(f"agent {agent}'s replies at step {step}: {replies.height}")
+            if replies.height:
+                solara.HTML(unsafe_innerHTML=_table_html(replies, "memespread-replies"))
 
 
 def _panel(component: Any) -> Any:

@@ -32,9 +32,20 @@ from sim.run import REQUIRED_TABLES
 if TYPE_CHECKING:
     from sim.model import MemeticModel
 
-#: Columns of :meth:`RunView.retrieved` (and of :meth:`RunView.written`, without rank
-#: and score).
+#: Columns of :meth:`RunView.retrieved` (with ``text``).
 INSPECTOR_COLUMNS = ("rank", "entry_id", "bank", "author_id", "written_step", "memes", "score")
+
+#: Columns of the memory entries the inspector shows.
+ENTRY_COLUMNS = ("entry_id", "bank", "author_id", "written_step", "memes", "removed_step", "text")
+
+#: Columns of :meth:`RunView.written`.
+WRITTEN_COLUMNS = ("entry_id", "bank", "written_step", "memes", "removed_step", "text")
+
+#: Columns of :meth:`RunView.verdicts` (from the ``guard_decisions`` table).
+VERDICT_COLUMNS = ("guard", "phase", "verdict", "entry_id", "bank", "memes", "reason")
+
+#: Columns of :meth:`RunView.replies` (from the ``generations`` table).
+REPLY_COLUMNS = ("kind", "question", "parse_status", "completion", "error")
 
 #: The per-step counts shown for each meme: (column of the ``steps`` table, label).
 COUNT_COLUMNS = (
@@ -260,27 +271,37 @@ class RunView:
         """Whether the run recorded what each agent retrieved (LLM runs do)."""
         return "contexts" in self.tables
 
+    def _with_bank_names(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with a ``bank`` column: the name of its ``bank_id`` (the id if unnamed)."""
+        banks = self.tables.get("banks")
+        if banks is None or not {"bank_id", "name"} <= set(banks.columns):
+            return frame.with_columns(pl.col("bank_id").cast(pl.String).alias("bank"))
+        names = banks.select(pl.col("bank_id").cast(frame["bank_id"].dtype), "name")
+        return frame.join(names, on="bank_id", how="left", maintain_order="left").with_columns(
+            pl.col("name").fill_null(pl.col("bank_id").cast(pl.String)).alias("bank")
+        )
+
     def _entries(self) -> pl.DataFrame:
         memories = self.tables["memories"]
-        banks = self.tables.get("banks")
+        removed = (
+            pl.when(pl.col("removed_step") >= 0).then(pl.col("removed_step"))
+            if "removed_step" in memories.columns
+            else pl.lit(None, dtype=pl.Int32)
+        )
         entries = memories.select(
             "entry_id",
             "bank_id",
             "author_id",
             pl.col("step").alias("written_step"),
             "memes",
+            removed.alias("removed_step"),
             "text",
         )
-        if banks is not None and {"bank_id", "name"} <= set(banks.columns):
-            names = banks.select(pl.col("bank_id").cast(entries["bank_id"].dtype), "name")
-            entries = entries.join(names, on="bank_id", how="left").with_columns(
-                pl.col("name").fill_null(pl.col("bank_id").cast(pl.String)).alias("bank")
-            )
-        else:
-            entries = entries.with_columns(pl.col("bank_id").cast(pl.String).alias("bank"))
-        return entries.select(
-            "entry_id", "bank", "author_id", "written_step", "memes", "text"
-        ).with_columns(pl.col("memes").list.join(", ").alias("memes"))
+        return (
+            self._with_bank_names(entries)
+            .select(*ENTRY_COLUMNS)
+            .with_columns(pl.col("memes").list.join(", ").alias("memes"))
+        )
 
     def retrieved(self, agent_id: int, step: int) -> pl.DataFrame:
         """The entries ``agent_id`` retrieved at ``step``, best first.
@@ -300,7 +321,13 @@ class RunView:
         )
 
     def written(self, agent_id: int, step: int) -> pl.DataFrame:
-        """The entries ``agent_id`` wrote at ``step`` (bank, memes carried, text)."""
+        """The entries ``agent_id`` wrote at ``step`` that were committed to a bank.
+
+        Columns ``entry_id, bank, written_step, memes, removed_step, text``;
+        ``removed_step`` is the step the entry left its bank (evicted, forgotten,
+        retracted, rolled back, or emptied by turnover), null while it stays. Writes a
+        guard rejected or quarantined are in no bank: see :meth:`verdicts`.
+        """
         memories = self.tables["memories"]
         ids = memories.filter((pl.col("author_id") == agent_id) & (pl.col("step") == step))[
             "entry_id"
@@ -309,8 +336,45 @@ class RunView:
             self._entries()
             .filter(pl.col("entry_id").is_in(ids.implode()))
             .sort("entry_id")
-            .select("entry_id", "bank", "written_step", "memes", "text")
+            .select(*WRITTEN_COLUMNS)
         )
+
+    def verdicts(self, agent_id: int, step: int) -> pl.DataFrame:
+        """The guards' verdicts at ``step`` on the writes and entries of ``agent_id``.
+
+        The ``guard_decisions`` rows of that step and agent (every non-accept verdict:
+        a rejected or quarantined write, which never reaches a bank, a rollback of one of
+        its entries, a blocked adoption), in the table's order. Columns
+        :data:`VERDICT_COLUMNS`; ``entry_id`` is -1 for a write that was not committed.
+        Empty for runs without guards.
+        """
+        decisions = self.tables.get("guard_decisions")
+        if decisions is None:
+            return pl.DataFrame(schema=dict.fromkeys(VERDICT_COLUMNS, pl.String))
+        rows = decisions.filter((pl.col("step") == step) & (pl.col("agent_id") == agent_id))
+        return (
+            self._with_bank_names(rows)
+            .with_columns(pl.col("memes").list.join(", ").alias("memes"))
+            .select(*VERDICT_COLUMNS)
+        )
+
+    @property
+    def has_generations(self) -> bool:
+        """Whether the run recorded the engine's replies (LLM runs do)."""
+        return "generations" in self.tables
+
+    def replies(self, agent_id: int, step: int) -> pl.DataFrame:
+        """What ``agent_id`` answered the engine at ``step``: its ``generations`` rows.
+
+        Columns :data:`REPLY_COLUMNS` (``kind``: act, probe, reflect; ``completion``: the
+        raw reply, including the memory text it proposed, whether or not a guard let the
+        write through), in request order. Empty when the run recorded no generations.
+        """
+        generations = self.tables.get("generations")
+        if generations is None:
+            return pl.DataFrame(schema=dict.fromkeys(REPLY_COLUMNS, pl.String))
+        rows = generations.filter((pl.col("step") == step) & (pl.col("agent_id") == agent_id))
+        return rows.select(*REPLY_COLUMNS)
 
     def busiest_reader(self, step: int) -> int:
         """An agent worth inspecting at ``step``.

@@ -121,6 +121,12 @@ def test_view_reads_the_run_tables(run_dir: Path) -> None:
     assert written["entry_id"].to_list() == sorted(
         memories.filter((pl.col("author_id") == agent) & (pl.col("step") == 3))["entry_id"]
     )
+    generations = pl.read_parquet(run_dir / "generations.parquet")
+    mine = generations.filter((pl.col("step") == 3) & (pl.col("agent_id") == agent))
+    replies = view.replies(agent, 3)
+    assert replies["kind"].to_list() == mine["kind"].to_list() == ["act"]
+    assert replies["completion"].to_list() == mine["completion"].to_list()
+    assert view.verdicts(agent, 3).height == 0  # no guards
     tree = view.tree("influence", 3)
     assert tree.filter(pl.col("source_agent").is_null())["agent_id"].to_list() == [0]
     assert tree.height == view.counts(3, "influence")["carriers"]

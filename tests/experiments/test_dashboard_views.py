@@ -1,7 +1,7 @@
 """The dashboard's data layer against the run's tables: a contagion run with the hard cases.
 
 Two memes (one seeded at hub agents, one seeded into a global bank by the environment),
-SIR recovery, agent turnover and a quarantine guard: every view of every step is compared
+SIR recovery, agent turnover, a quarantine guard and a rate limit: every view of every step is compared
 with the ``steps``, ``agents`` and ``transmissions`` tables it is drawn from.
 """
 
@@ -53,6 +53,11 @@ start_step = 2
 kind = "quarantine"
 meme = "influence"
 delay = 2
+
+[[guards]]
+kind = "rate_limit"
+max_writes = 2
+window = 3
 
 [[memes]]
 id = "influence"
@@ -143,3 +148,33 @@ def test_tree_up_to_each_step_counts_agents_not_the_environment(run_dir: Path) -
     assert summary.caption("lesson", 7).startswith(
         f"meme `lesson`: {infected} agents and the environment in the tree, "
     )
+
+
+def test_the_inspector_shows_the_guards_verdicts_and_when_entries_left(run_dir: Path) -> None:
+    view = RunView.from_run_dir(run_dir)
+    decisions = pl.read_parquet(run_dir / "guard_decisions.parquet")
+    memories = pl.read_parquet(run_dir / "memories.parquet")
+    banks = dict(pl.read_parquet(run_dir / "banks.parquet").select("bank_id", "name").iter_rows())
+    assert set(decisions["phase"]) == {"write", "rollback"}
+    for (step, agent), rows in decisions.group_by("step", "agent_id", maintain_order=True):
+        shown = view.verdicts(agent, step)
+        assert shown["verdict"].to_list() == rows["verdict"].to_list()
+        assert shown["entry_id"].to_list() == rows["entry_id"].to_list()
+        assert shown["bank"].to_list() == [banks[b] for b in rows["bank_id"]]
+        assert shown["reason"].to_list() == rows["reason"].to_list()
+    # A rejected write never reached a bank: only its verdict shows it.
+    held = decisions.filter(pl.col("verdict") == "reject").row(0, named=True)
+    assert held["entry_id"] == -1
+    assert "reject" in view.verdicts(held["agent_id"], held["step"])["verdict"].to_list()
+    # A rolled-back entry is listed where its author wrote it, with the step it left.
+    gone = decisions.filter(pl.col("phase") == "rollback").row(0, named=True)
+    entry = memories.filter(pl.col("entry_id") == gone["entry_id"]).row(0, named=True)
+    written = view.written(entry["author_id"], entry["step"])
+    row = written.filter(pl.col("entry_id") == gone["entry_id"]).row(0, named=True)
+    assert row["removed_step"] == entry["removed_step"] == gone["step"]
+    kept = memories.filter(pl.col("removed_step") == -1).row(0, named=True)
+    shown = view.written(kept["author_id"], kept["step"]).filter(
+        pl.col("entry_id") == kept["entry_id"]
+    )
+    assert shown["removed_step"].to_list() == [None]
+    assert view.replies(0, 0).height == 0 and not view.has_generations
