@@ -273,14 +273,23 @@ def build_model(target: dict[str, Any]) -> DashboardModel:
     return LiveModel(target["path"])
 
 
+def reset_params(model: DashboardModel) -> dict[str, Any]:
+    """The arguments SolaraViz's Reset button builds a new model of ``model``'s class with.
+
+    A replay is reset to step 0, from where Step and Play show it again (Mesa's controller
+    disables them once a replay has reached its last step, even when the step slider
+    then moves back); a live run is built again from its config.
+    """
+    if isinstance(model, ReplayModel):
+        return {"run_dir": model.run_dir, "view_step": 0}
+    return {"config": model.config_path}
+
+
 def make_page(model: DashboardModel) -> Any:
     """The SolaraViz page of a replay or live model."""
-    if isinstance(model, ReplayModel):
-        params: dict[str, Any] = {"run_dir": model.run_dir}
-        name = f"memespread dashboard: {model.view.name} (replay)"
-    else:
-        params = {"config": model.config_path}
-        name = f"memespread dashboard: {model.view.name} (live)"
+    params = reset_params(model)
+    kind = "replay" if isinstance(model, ReplayModel) else "live"
+    name = f"memespread dashboard: {model.view.name} ({kind})"
     return SolaraViz(
         model,
         components=[(_panel(p), 0) for p in PANELS],

@@ -1,8 +1,9 @@
 """The dashboard's data layer against the run's tables: a contagion run with the hard cases.
 
 Two memes (one seeded at hub agents, one seeded into a global bank by the environment),
-SIR recovery, agent turnover, a quarantine guard and a rate limit: every view of every step is compared
-with the ``steps``, ``agents`` and ``transmissions`` tables it is drawn from.
+SIR recovery, agent turnover, a quarantine guard and a rate limit: every view of every
+step is compared with the tables it is drawn from (``steps``, ``agents``,
+``transmissions``, ``memories``, ``guard_decisions``).
 """
 
 from __future__ import annotations
@@ -178,3 +179,22 @@ def test_the_inspector_shows_the_guards_verdicts_and_when_entries_left(run_dir: 
     )
     assert shown["removed_step"].to_list() == [None]
     assert view.replies(0, 0).height == 0 and not view.has_generations
+
+
+def test_reset_rewinds_a_replay_to_step_zero_and_step_shows_each_step(run_dir: Path) -> None:
+    pytest.importorskip("solara")
+    from experiments.dashboard.app import reset_params
+    from experiments.dashboard.models import ReplayModel
+
+    opened = ReplayModel(str(run_dir))
+    assert (opened.view_step, opened.running) == (7, False)
+    params = reset_params(opened)
+    assert params == {"run_dir": str(run_dir), "view_step": 0}
+    replay = ReplayModel(**params)
+    shown = [replay.view_step]
+    while replay.running:
+        replay.step()
+        shown.append(replay.view_step)
+    assert shown == list(range(8))
+    replay.step()  # past the end: stays at the last step
+    assert (replay.view_step, replay.running) == (7, False)
