@@ -49,6 +49,11 @@ NODE_STATES = tuple(s for s in STATE_ORDER if s != "infected")
 
 DashboardModel = ReplayModel | LiveModel
 
+#: Each panel fills its cell of SolaraViz's grid and scrolls inside it: the grid's cells
+#: have a fixed height, and a panel taller than its cell (a prevalence chart or tree per
+#: meme, stacked) would otherwise run on beneath the panel below, hiding its last memes.
+PANEL_STYLE = {"max-height": "100%", "overflow-y": "auto"}
+
 #: The most nodes a transmission tree draws (the earliest infected; the caption says so).
 MAX_TREE_NODES = 2000
 
@@ -62,7 +67,7 @@ def _shown_step(model: DashboardModel) -> int | None:
 
 
 def _table_html(frame: pl.DataFrame, css_class: str) -> str:
-    """A small HTML table (escaped) for the inspector."""
+    """A small HTML table (escaped; nulls as empty cells) for the inspector."""
     head = "".join(
         f'<th style="padding:2px 6px;text-align:left">{html.escape(c)}</th>' for c in frame.columns
     )
@@ -70,7 +75,10 @@ def _table_html(frame: pl.DataFrame, css_class: str) -> str:
     for row in frame.iter_rows():
         cells = []
         for value in row:
-            shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+            if value is None:  # a null: no removal step, no question, no error
+                shown = ""
+            else:
+                shown = f"{value:.3g}" if isinstance(value, float) else str(value)
             cells.append(f'<td style="padding:2px 6px">{html.escape(shown)}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     style = (
@@ -88,7 +96,7 @@ def _table_html(frame: pl.DataFrame, css_class: str) -> str:
 def StepPanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
     """The step slider and the counts of every meme at the shown step."""
     view = model.view
-    with solara.Column(classes=["memespread-steps"]):
+    with solara.Column(classes=["memespread-steps"], style=PANEL_STYLE):
         solara.Markdown(f"### {view.name}")
         if step is None:
             solara.Markdown("No step run yet: press the step button (or play).")
@@ -168,7 +176,7 @@ def network_figure(view: RunView, step: int) -> Figure:
 @solara.component
 def NetworkPanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
     """The network coloured by each meme's state."""
-    with solara.Column(classes=["memespread-network"]):
+    with solara.Column(classes=["memespread-network"], style=PANEL_STYLE):
         solara.Markdown("**Network** (node colour: state of the agent for each meme)")
         if step is None:
             return
@@ -180,7 +188,7 @@ def NetworkPanel(model: DashboardModel, step: int | None, version: int) -> None:
 @solara.component
 def PrevalencePanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
     """Prevalence per state over the steps, one chart per meme, the shown step marked."""
-    with solara.Column(classes=["memespread-prevalence"]):
+    with solara.Column(classes=["memespread-prevalence"], style=PANEL_STYLE):
         solara.Markdown("**Prevalence per state**")
         if step is None:
             return
@@ -197,7 +205,7 @@ def PrevalencePanel(model: DashboardModel, step: int | None, version: int) -> No
 @solara.component
 def TreePanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
     """The transmission tree of each meme up to the shown step."""
-    with solara.Column(classes=["memespread-tree"]):
+    with solara.Column(classes=["memespread-tree"], style=PANEL_STYLE):
         solara.Markdown("**Transmission tree**")
         if step is None:
             return
@@ -222,7 +230,7 @@ def InspectorPanel(model: DashboardModel, step: int | None, version: int) -> Non
     view = model.view
     nobody: int | None = None  # no agent picked yet: the busiest reader is shown
     picked, set_picked = solara.use_state(nobody)
-    with solara.Column(classes=["memespread-inspector"]):
+    with solara.Column(classes=["memespread-inspector"], style=PANEL_STYLE):
         solara.Markdown("**Memory inspector**")
         if step is None:
             return

@@ -214,6 +214,16 @@ def _browser(tmp_path: Path):
     return sync_api.sync_playwright()
 
 
+#: JavaScript: the panels whose box reaches below their grid cell (class, pixels).
+PANELS_OUTSIDE_CELLS = """
+() => ['steps', 'network', 'prevalence', 'tree', 'inspector']
+    .map(name => [name, document.querySelector('.memespread-' + name)])
+    .map(([name, el]) => [name, el.getBoundingClientRect().bottom
+                                - el.closest('.vue-grid-item').getBoundingClientRect().bottom])
+    .filter(([name, below]) => below > 1)
+"""
+
+
 def _counts_line(view: RunView, step: int) -> str:
     counts = view.counts(step, "influence")
     return ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -263,6 +273,10 @@ def test_replay_page_in_chromium(run_dir: Path, tmp_path: Path) -> None:
             page.wait_for_selector(".memespread-prevalence img", timeout=60_000)
             page.wait_for_selector(".memespread-tree img", timeout=60_000)
             page.screenshot(path=str(tmp_path / "dashboard_last_step.png"), full_page=True)
+            # Every panel stays inside its grid cell (scrolling there), so none runs on
+            # beneath the panel below it and hides its end.
+            overflow = page.evaluate(PANELS_OUTSIDE_CELLS)
+            assert overflow == [], overflow
             text = page.inner_text("body")
             assert "memespread dashboard: dash (replay)" in text
             assert "step 3 of 3 · 16 agents" in text
