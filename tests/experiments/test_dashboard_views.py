@@ -8,13 +8,15 @@ step is compared with the tables it is drawn from (``steps``, ``agents``,
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from experiments.cli import main
 from experiments.config import load_config
-from experiments.dashboard.view import RunView, TreeSummary
+from experiments.dashboard.view import NotARunError, RunView, TreeSummary, describe_target
 from experiments.runner import run_experiment
 
 CONFIG = """
@@ -198,3 +200,24 @@ def test_reset_rewinds_a_replay_to_step_zero_and_step_shows_each_step(run_dir: P
     assert shown == list(range(8))
     replay.step()  # past the end: stays at the last step
     assert (replay.view_step, replay.running) == (7, False)
+
+
+def test_an_interrupted_run_is_one_line_naming_resume(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An interrupted run: a manifest and (here, no) checkpoint, none of the tables yet.
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["status"] = "interrupted"
+    (interrupted / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(NotARunError) as err:
+        describe_target(interrupted)
+    assert str(err.value) == (
+        f"{interrupted}: the run has no steps, agents, memories, transmissions, graph "
+        f"table(s) yet (status 'interrupted'); finish it first (memespread resume "
+        f"{interrupted})"
+    )
+    assert main(["dashboard", str(interrupted)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"error: {err.value}"]
