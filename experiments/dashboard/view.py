@@ -26,7 +26,6 @@ from sim.analysis.prevalence import prevalence, states_at
 from sim.columns import int_max
 from sim.manifest import ManifestError, read_manifest
 from sim.memory import ENVIRONMENT
-from sim.output import read_tables
 from sim.run import REQUIRED_TABLES
 
 if TYPE_CHECKING:
@@ -34,6 +33,20 @@ if TYPE_CHECKING:
 
 #: Columns of :meth:`RunView.retrieved` (with ``text``).
 INSPECTOR_COLUMNS = ("rank", "entry_id", "bank", "author_id", "written_step", "memes", "score")
+
+#: The tables the page reads from a run directory (not the others: a long LLM run's
+#: ``prompts``, ``detections`` or ``values`` can be large and nothing here shows them).
+PAGE_TABLES = (
+    "steps",
+    "agents",
+    "memories",
+    "transmissions",
+    "graph",
+    "banks",
+    "contexts",
+    "generations",
+    "guard_decisions",
+)
 
 #: Columns of the memory entries the inspector shows.
 ENTRY_COLUMNS = ("entry_id", "bank", "author_id", "written_step", "memes", "removed_step", "text")
@@ -110,8 +123,9 @@ class RunView:
         name: The run's name (page titles).
         n_agents: Number of agents.
         meme_ids: The memes, in config order.
-        tables: The run's tables by name (``steps``, ``agents``, ``memories``,
-            ``transmissions``, ``graph``, ``banks`` and, for LLM runs, ``contexts``).
+        tables: The run's tables by name: those of :data:`PAGE_TABLES` that the run
+            has (``contexts`` and ``generations`` in LLM runs, ``guard_decisions`` with
+            guards).
         layout_seed: Seed of the network's spring layout and sample (the same on every
             step).
         given_layout: A layout computed before (e.g. by the previous view of a live
@@ -154,7 +168,11 @@ class RunView:
             manifest = read_manifest(path)
         except ManifestError as err:  # e.g. an edited manifest: the one checked reader says
             raise NotARunError(str(err)) from None
-        tables = read_tables(path)
+        tables = {
+            name: pl.read_parquet(path / f"{name}.parquet")
+            for name in PAGE_TABLES
+            if (path / f"{name}.parquet").is_file()
+        }
         missing = [t for t in (*REQUIRED_TABLES, "graph") if t not in tables]
         if missing:
             raise NotARunError(

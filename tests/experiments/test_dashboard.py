@@ -95,6 +95,12 @@ def test_view_reads_the_run_tables(run_dir: Path) -> None:
     contexts = pl.read_parquet(run_dir / "contexts.parquet")
     memories = pl.read_parquet(run_dir / "memories.parquet")
     assert view.name == "dash" and view.n_agents == 16 and view.meme_ids == ("influence",)
+    # Only what the page shows is read (not e.g. actions, or a long run's prompts).
+    assert (run_dir / "actions.parquet").is_file()
+    assert set(view.tables) == {
+        "steps", "agents", "memories", "transmissions", "graph", "banks", "contexts",
+        "generations",
+    }  # fmt: skip
     assert view.last_step == 3
     for step in range(4):
         row = steps.filter(pl.col("step") == step).row(0, named=True)
