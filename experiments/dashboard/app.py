@@ -177,7 +177,11 @@ def network_figure(view: RunView, step: int) -> Figure:
 def NetworkPanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
     """The network coloured by each meme's state."""
     with solara.Column(classes=["memespread-network"], style=PANEL_STYLE):
-        solara.Markdown("**Network** (node colour: state of the agent for each meme)")
+        solara.Markdown(
+            "**Network** (node colour: each agent's most advanced state for each meme "
+            "after the step; the titles count agents by colour, so their carriers leave "
+            "out adopters, which the `steps` counts above include)"
+        )
         if step is None:
             return
         if model.view.layout.sampled:
