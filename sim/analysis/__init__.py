@@ -79,6 +79,7 @@ from sim.analysis.effects import (
 )
 from sim.analysis.fits import (
     FitResult,
+    NotIdentifiableError,
     fit_prevalence,
     fit_si,
     fit_si_discrete,
@@ -145,6 +146,7 @@ __all__ = [
     "METRICS",
     "REQUIRED_TABLES",
     "FitResult",
+    "NotIdentifiableError",
     "Run",
     "Sweep",
     "aggregate",

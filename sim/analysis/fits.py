@@ -21,6 +21,14 @@ agents, time is in steps. Parameters are fitted by bounded least squares
   infectious fraction (and the removed fraction when given). Parameters ``beta``,
   ``gamma``, ``i0``; ``r0 = beta n / gamma``.
 
+Identifiability: a curve is fitted only when it moved. The fitted observations (the
+infectious fraction for ``sir``) must take at least :data:`MIN_LEVELS` (3) distinct
+non-zero values, i.e. the count of agents in the state changed at least twice while it
+was positive. A curve that stayed at zero (no adopter), stayed at its seeds, or made a
+single jump carries no information on the rates: every model would "fit" it with
+arbitrary parameters (a flat zero curve gave an SIR "R0 1.22, R² 0.65"). Such a curve
+raises :class:`NotIdentifiableError` (a :class:`ValueError`), with no parameters.
+
 Goodness of fit on the fitted observations: ``rmse = sqrt(mean(residual^2))`` and
 ``r2 = 1 - SS_res / SS_tot`` (null when the observations are constant).
 """
@@ -39,6 +47,18 @@ if TYPE_CHECKING:
 
 ModelName = Literal["si_discrete", "si", "sis", "sir"]
 MODELS: tuple[str, ...] = ("si_discrete", "si", "sis", "sir")
+
+#: The fewest distinct non-zero values a curve must take to be fitted (see the module
+#: docstring): as many as the largest model has free parameters (``sis``, ``sir``).
+MIN_LEVELS = 3
+
+
+class NotIdentifiableError(ValueError):
+    """A prevalence curve that did not move enough to identify any model's parameters.
+
+    Raised instead of a fit when the curve takes fewer than :data:`MIN_LEVELS` distinct
+    non-zero values (no adopters, only the seeds, or a single jump).
+    """
 
 
 @dataclass(frozen=True)
@@ -70,7 +90,10 @@ class FitResult:
         return {"model": self.model, **self.params, "r2": self.r2, "rmse": self.rmse}
 
 
-def _check(t: np.ndarray, y: np.ndarray, n_agents: int) -> tuple[np.ndarray, np.ndarray]:
+def _check(
+    t: np.ndarray, y: np.ndarray, n_agents: int, *, moved: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated observations; ``moved`` also requires :data:`MIN_LEVELS` non-zero levels."""
     t = np.asarray(t, dtype=float)
     y = np.asarray(y, dtype=float)
     if t.ndim != 1 or t.shape != y.shape:
@@ -81,6 +104,14 @@ def _check(t: np.ndarray, y: np.ndarray, n_agents: int) -> tuple[np.ndarray, np.
         raise ValueError(f"n_agents = {n_agents}: must be a positive integer")
     if np.any((y < 0) | (y > 1)):
         raise ValueError("prevalence: values must be fractions in [0, 1]")
+    levels = np.unique(y[y > 0])
+    if moved and len(levels) < MIN_LEVELS:
+        shown = ", ".join(f"{v:.4g}" for v in levels) or "none"
+        raise NotIdentifiableError(
+            f"prevalence: not identifiable: {len(levels)} distinct non-zero value(s) "
+            f"({shown}) over {len(y)} steps; a fit needs at least {MIN_LEVELS} (the curve must "
+            "change at least twice while positive), so no parameters are estimated"
+        )
     return t, y
 
 
@@ -235,7 +266,7 @@ def fit_sir(
         ``r0 = beta n / gamma`` (inf when gamma is 0).
     """
     t, y = _check(t, infectious, n_agents)
-    r_obs = None if removed is None else _check(t, removed, n_agents)[1]
+    r_obs = None if removed is None else _check(t, removed, n_agents, moved=False)[1]
     floor = 1.0 / (10 * n_agents)
     x0 = [_initial_rate(t, y) / n_agents, 0.05, float(np.clip(y[0], floor * 2, 0.99))]
 
@@ -280,6 +311,11 @@ def fit_prevalence(
         model: One of :data:`MODELS`.
         meme_id: The meme (default: the only one; required when there are several).
         state: The state whose prevalence is fitted (si, si_discrete, sis).
+
+    Raises:
+        NotIdentifiableError: The curve takes fewer than :data:`MIN_LEVELS` distinct
+            non-zero values (e.g. no agent ever adopted the meme): no parameters.
+        ValueError: An unknown model or meme, or fewer than 3 observations.
     """
     if model not in MODELS:
         raise ValueError(f"model = {model!r}: must be one of {list(MODELS)}")

@@ -12,7 +12,8 @@ Columns of :func:`run_metrics` (definitions in the modules named):
 * ``edit_distance``, ``jaccard_distance`` (mean over carrying entries) —
   :mod:`sim.analysis.mutation`;
 * ``si_beta``, ``si_r2``, ``si_rmse`` — the discrete SI fit of :mod:`sim.analysis.fits`
-  (null when it cannot be fitted, e.g. fewer than 3 steps with adopters).
+  (null when it cannot be fitted: fewer than 3 steps with adopters, or a curve that is
+  not identifiable, with fewer than 3 distinct non-zero values, e.g. no adopter).
 """
 
 from __future__ import annotations

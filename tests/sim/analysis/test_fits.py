@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from experiments.config import validate_config
 from experiments.runner import run_experiment
 from sim.analysis.fits import (
+    MIN_LEVELS,
+    MODELS,
+    NotIdentifiableError,
     fit_prevalence,
     fit_si,
     fit_si_discrete,
@@ -51,6 +55,59 @@ def test_fit_input_errors():
         fit_si(T[:2], np.array([0.1, 0.2]), 10)
     with pytest.raises(ValueError, match="fractions"):
         fit_si(T[:3], np.array([0.1, 2.0, 0.3]), 10)
+
+
+def _prevalence_table(adopters: np.ndarray, infected: np.ndarray) -> pl.DataFrame:
+    """A long prevalence table of one meme (the shape of ``prevalence()``)."""
+    frames = [
+        pl.DataFrame({"meme_id": "m", "state": state, "step": np.arange(len(v)), "prevalence": v})
+        for state, v in (("adopter", adopters), ("infected", infected))
+    ]
+    return pl.concat(frames)
+
+
+def test_a_curve_that_never_moved_is_not_fitted():
+    """A flat zero curve (no adopter) or a flat seed level identifies no rate: no fit."""
+    zero = np.zeros(len(T))
+    seeds = np.full(len(T), 0.005)
+    for flat in (zero, seeds):
+        for fitter in (fit_si_discrete, fit_si, fit_sis, fit_sir):
+            with pytest.raises(NotIdentifiableError, match="not identifiable"):
+                fitter(T, flat, 200)
+        for model in MODELS:
+            with pytest.raises(NotIdentifiableError, match=r"1 distinct|0 distinct"):
+                fit_prevalence(_prevalence_table(flat, flat), 200, model=model)
+    # The error is a ValueError: callers that skip unfittable curves (run_metrics) still do.
+    assert issubclass(NotIdentifiableError, ValueError)
+    assert MIN_LEVELS == 3
+
+
+def test_a_curve_with_one_jump_is_not_fitted():
+    """Seeds at 1 %, one jump to 6 % at step 10, flat after: two levels, no fit."""
+    jump = np.where(T < 10, 0.01, 0.06)
+    two_levels = r"2 distinct non-zero value\(s\) \(0\.01, 0\.06\)"
+    with pytest.raises(NotIdentifiableError, match=two_levels):
+        fit_si_discrete(T, jump, 100)
+    for model in MODELS:
+        with pytest.raises(NotIdentifiableError):
+            fit_prevalence(_prevalence_table(jump, jump), 100, model=model)
+    # A second jump makes three levels: the curve is fitted (however poorly).
+    twice = np.where(T < 10, 0.01, np.where(T < 20, 0.06, 0.2))
+    fit = fit_si_discrete(T, twice, 100)
+    assert set(fit.params) == {"beta", "i0"}
+
+
+def test_a_logistic_curve_with_a_zero_lead_in_still_fits_with_its_parameters():
+    """No adopter for 5 steps, then the logistic SI curve: the fit starts at the first
+    adopter and recovers beta and i0 within 0.1 %."""
+    n = 200
+    curve = si_curve(T, 0.002, 0.01, n)
+    lead = np.concatenate([np.zeros(5), curve])
+    fit = fit_prevalence(_prevalence_table(lead, lead), n, model="si")
+    assert fit.params["beta"] == pytest.approx(0.002, rel=1e-3)
+    assert fit.params["i0"] == pytest.approx(0.01, rel=1e-3)
+    assert fit.r2 == pytest.approx(1.0, abs=1e-6)
+    assert len(fit.t) == len(T)
 
 
 def _si_config(seed: int):
