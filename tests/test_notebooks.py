@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,8 +83,12 @@ def run_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return dirs
 
 
-def execute(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Execute ``notebooks/<name>`` in a fresh kernel; raises on the first failing cell."""
+def execute(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Execute ``notebooks/<name>`` in a fresh kernel; raises on the first failing cell.
+
+    Returns:
+        The executed notebook (nbformat), with its outputs.
+    """
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
@@ -113,6 +118,7 @@ def execute(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
         if "image/png" in output.get("data", {})
     )
     assert images >= 1, f"{name}: no figure was displayed"
+    return notebook
 
 
 def test_kernel_is_this_interpreter():
@@ -125,6 +131,22 @@ def test_kernel_is_this_interpreter():
 
 def test_notebook_01_one_run(run_dirs, monkeypatch):
     execute("01_one_run.ipynb", {"MEMESPREAD_RUN_DIR": str(run_dirs["run"])}, monkeypatch)
+
+
+def test_notebook_01_on_a_run_where_nothing_spread_fits_nothing(tmp_path, monkeypatch):
+    """beta = 0: the seed's curve never moves, so the fit cells say "not identifiable"."""
+    run_experiment(_contagion("flat", 0.0, steps=6), tmp_path / "flat", progress=False)
+    notebook = execute(
+        "01_one_run.ipynb", {"MEMESPREAD_RUN_DIR": str(tmp_path / "flat")}, monkeypatch
+    )
+    texts = [
+        output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    ]
+    assert any("not identifiable: 1 distinct non-zero value(s) (0.01)" in t for t in texts)
+    assert sum("not identifiable" in t for t in texts) >= 2  # the message and the table
 
 
 def test_notebook_01_on_a_run_with_two_memes(tmp_path, monkeypatch):
