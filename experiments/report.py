@@ -37,12 +37,14 @@ For a sweep it writes ``sweep_dir/report/``:
   title names any further parameters a cell averages over;
 * on a sweep that compares defenses (its runs have a harmful meme and differ in their
   guards; see :func:`sim.analysis.defenses.has_guard_arms`, e.g. the shipped
-  ``defenses`` sweep): ``defense_frontier.csv`` — one row per arm, exactly
-  :func:`sim.analysis.defenses.defense_frontier` (attack success and utility with 95 %
-  intervals over seeds, reduction and utility change against the undefended arm, those
-  changes paired by seed with intervals, the Pareto set) — and ``defense_frontier.png``,
-  the attack/utility plane with every arm labelled, its intervals, the Pareto frontier
-  and, for task accuracy, the chance level.
+  ``defenses`` sweep): ``defense_frontier.csv`` — one row per arm (a setting of the
+  defense parameters) and stratum (a combination of the other swept parameters),
+  exactly :func:`sim.analysis.defenses.defense_frontier` (attack success and utility
+  with 95 % intervals over seeds, reduction and utility change against the stratum's
+  undefended arm, those changes paired by seed with intervals, the stratum's Pareto
+  set) — and ``defense_frontier.png``, the attack/utility plane with every arm
+  labelled, its intervals, the Pareto frontier and, for task accuracy, the chance
+  level; one panel per stratum.
 
 All figures come from :mod:`sim.plots` (one palette, one style) and carry the run or
 sweep name in their titles; they are drawn on matplotlib's Agg canvas (no pyplot).
@@ -51,6 +53,7 @@ sweep name in their titles; they are drawn on matplotlib's Agg canvas (no pyplot
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -335,8 +338,10 @@ class SweepReport:
         figures: Paths of the PNG files written.
         runs: Number of runs in the index.
         complete: Number of complete runs (the ones summarised).
-        frontier: On a sweep over defenses, the defense frontier (one row per arm; see
-            :func:`sim.analysis.defenses.defense_frontier`); else None.
+        frontier: On a sweep over defenses, the defense frontier (one row per arm and
+            stratum; see :func:`sim.analysis.defenses.defense_frontier`); else None.
+        frontier_strata: The frontier's strata: the swept parameters that are not
+            defense settings (arms are compared within each combination of them).
     """
 
     sweep_dir: Path
@@ -345,6 +350,7 @@ class SweepReport:
     runs: int
     complete: int
     frontier: pl.DataFrame | None = field(default=None, repr=False)
+    frontier_strata: tuple[str, ...] = ()
 
     def text(self) -> str:
         """Run counts, what the intervals are, then per row each metric as ``mean [low, high]``.
@@ -373,11 +379,14 @@ class SweepReport:
         )
         text = head + "\n" + format_table(table)
         if self.frontier is not None:
+            within = f" with the same {', '.join(self.frontier_strata)}"
+            within = within if self.frontier_strata else ""
             text += (
                 "\n\ndefenses (mean [95 % CI] over seeds; changes paired by seed against the "
-                "undefended arm; * = on the Pareto frontier)\n"
+                f"undefended arm{within}; * = on the Pareto frontier"
+                + (f" of the arms{within})\n" if within else ")\n")
             )
-            text += format_table(frontier_text_table(self.frontier))
+            text += format_table(frontier_text_table(self.frontier, self.frontier_strata))
             if not self.frontier["undefended"].any():
                 text += (
                     "\n(no arm without guards, so no change or reduction: add one to the grid, "
@@ -386,24 +395,32 @@ class SweepReport:
         return text
 
 
-def _arm_labels(frontier: pl.DataFrame) -> tuple[str, list[str]]:
+def _arm_labels(frontier: pl.DataFrame, strata: Sequence[str] = ()) -> tuple[str, list[str]]:
     """The name of a frontier's arm column(s) and each row's arm label.
 
-    The arm columns are the ones before ``attack_mean`` (the swept parameters); several
-    are joined with ", " (e.g. ``defense, policy.beta``).
+    The arm columns are the ones before ``attack_mean`` (the swept parameters) other than
+    the ``strata``; several are joined with ", " (e.g. ``defense, guards.0.delay``).
     """
-    columns = frontier.columns[: frontier.columns.index("attack_mean")] or ["guards"]
+    before = frontier.columns[: frontier.columns.index("attack_mean")]
+    columns = [c for c in before if c not in strata] or ["guards"]
     labels = [", ".join(str(row[c]) for c in columns) for row in frontier.iter_rows(named=True)]
     return ", ".join(columns), labels
 
 
-def frontier_text_table(frontier: pl.DataFrame) -> pl.DataFrame:
-    """The defense frontier as short text columns: arm, attack, utility, changes, Pareto."""
-    arm, labels = _arm_labels(frontier)
+def frontier_text_table(frontier: pl.DataFrame, strata: Sequence[str] = ()) -> pl.DataFrame:
+    """The defense frontier as short text columns: strata, arm, attack, utility, changes, Pareto.
+
+    Args:
+        frontier: :func:`sim.analysis.defenses.defense_frontier`'s table.
+        strata: Its strata columns (the non-defense parameters), shown first, one column
+            each; the Pareto mark ``*`` is within the row's stratum.
+    """
+    arm, labels = _arm_labels(frontier, strata)
     rows = []
     for label, row in zip(labels, frontier.iter_rows(named=True), strict=True):
         rows.append(
             {
+                **{c: str(row[c]) for c in strata},
                 arm: label + (" *" if row["pareto"] else ""),
                 "attack": _interval_text(row, "attack"),
                 "attack_change": _change_text(row, "attack_change"),
@@ -473,7 +490,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
     """
     from sim import plots
     from sim.analysis.aggregate import aggregate_metrics, sweep_metrics
-    from sim.analysis.defenses import defense_frontier, has_guard_arms
+    from sim.analysis.defenses import arms_and_strata, defense_frontier, has_guard_arms
     from sim.analysis.loading import load_sweep
 
     sweep = load_sweep(sweep_dir)
@@ -522,10 +539,13 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
             suffix = "" if len(memes) == 1 else f"_{_file_part(meme)}"
             figures.append(_save(figure, out / f"final_size_heatmap{suffix}.png"))
     frontier = None
+    strata: list[str] = []
     if has_guard_arms(sweep):
-        frontier = defense_frontier(sweep)
+        arm, strata = arms_and_strata(sweep)
+        frontier = defense_frontier(sweep, arm=arm, strata=strata)
         write_bytes_atomic(frontier.write_csv().encode(), out / "defense_frontier.csv")
-        figures.append(_save(frontier_figure(frontier, name=name), out / "defense_frontier.png"))
+        figure = frontier_figure(frontier, strata=strata, name=name)
+        figures.append(_save(figure, out / "defense_frontier.png"))
     return SweepReport(
         sweep_dir=path,
         summary=summary,
@@ -533,6 +553,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
         runs=sweep.index.height,
         complete=complete,
         frontier=frontier,
+        frontier_strata=tuple(strata),
     )
 
 
@@ -587,8 +608,13 @@ def adopters_figure(sweep: Sweep, *, name: str = "") -> Figure:
     )
 
 
-def frontier_figure(frontier: pl.DataFrame, *, name: str = "") -> Figure:
+def frontier_figure(
+    frontier: pl.DataFrame, *, strata: Sequence[str] = (), name: str = ""
+) -> Figure:
     """The attack/utility plane of a defense frontier, its axes saying which measures.
+
+    With ``strata`` (the non-defense swept parameters), one panel per combination of
+    their values, titled with it: arms are compared only within a panel.
 
     Attack success is the share of agents that chose the harmful meme's target option
     when every arm scored choices (LLM decisions; with its chance level, the share random
@@ -622,10 +648,16 @@ def frontier_figure(frontier: pl.DataFrame, *, name: str = "") -> Figure:
         else None
     )
     prefix = f"{name}: " if name else ""
-    arms, labels = _arm_labels(frontier)
+    arms, labels = _arm_labels(frontier, strata)
+    shown = frontier.with_columns(pl.Series("_arm", labels, dtype=pl.String))
+    panel = ", ".join(strata) if strata else None
+    if panel is not None:
+        values = [", ".join(str(row[c]) for c in strata) for row in frontier.iter_rows(named=True)]
+        shown = shown.with_columns(pl.Series(panel, values, dtype=pl.String))
     return plots.defense_frontier_plot(
-        frontier.with_columns(pl.Series("_arm", labels, dtype=pl.String)),
+        shown,
         arm="_arm",
+        panel=panel,
         legend_title=arms,
         title=f"{prefix}attack success against utility\n(mean and 95 % CI over seeds per arm)",
         attack_label=attack_label,

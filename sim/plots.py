@@ -1066,6 +1066,7 @@ def defense_frontier_plot(
     chance: float | None = None,
     attack_chance: float | None = None,
     legend_title: str | None = None,
+    panel: str | None = None,
 ) -> Figure:
     """The attack/utility plane: one point per defense arm, the Pareto frontier drawn.
 
@@ -1080,7 +1081,7 @@ def defense_frontier_plot(
     Args:
         frontier: Output of :func:`sim.analysis.defenses.defense_frontier`.
         arm: The column naming each arm (default: the first column).
-        title: Axes title (pass the sweep name in it).
+        title: Axes title (pass the sweep name in it); the figure title with panels.
         attack_label: The x axis label (say which attack measure the runs used).
         utility_label: The y axis label.
         chance: The utility of random choices (task accuracy at chance), drawn as a
@@ -1090,19 +1091,95 @@ def defense_frontier_plot(
             dotted vertical line; None draws none.
         legend_title: What an arm's label lists, e.g. the swept parameters of
             ``0, 0.1`` (default: the ``arm`` column's name).
+        panel: A column whose every value gets its own panel, titled with it: a stratum
+            of the non-defense parameters (arms are compared, and the Pareto frontier
+            drawn, only within a panel). An arm keeps its colour and marker in every
+            panel, and one legend lists the arms. None draws one plane.
     """
     need = ["attack_mean", "attack_low", "attack_high", "utility_mean", "utility_low"]
     need += ["utility_high", "pareto", "undefended"]
     missing = [c for c in need if c not in frontier.columns]
     if missing:
         raise ValueError(f"columns {missing} not in the frame; it has {frontier.columns}")
+    if panel is not None and panel not in frontier.columns:
+        raise ValueError(f"panel = {panel!r}: not a column; the frame has {frontier.columns}")
     arm = arm or frontier.columns[0]
-    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
-    ax = fig.add_subplot()
-    rows = frontier.sort("attack_mean").iter_rows(named=True)
+    legend_title = legend_title if legend_title is not None else arm
+    if panel is None:
+        fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+        ax = fig.add_subplot()
+        ordered = frontier.sort("attack_mean")
+        styles = {str(r[arm]): i for i, r in enumerate(ordered.iter_rows(named=True))}
+        _frontier_plane(ax, ordered, arm, styles, chance, attack_chance, suffix_pareto=True)
+        ax.set_xlabel(attack_label)
+        ax.set_ylabel(utility_label)
+        ax.set_title(title)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(
+                loc="upper left",
+                bbox_to_anchor=(1.01, 1.0),
+                fontsize=8,
+                frameon=False,
+                title=legend_title,
+                title_fontsize=8,
+            )
+        return fig
+    values = frontier[panel].unique(maintain_order=True).to_list()
+    columns = min(len(values), 3)
+    rows = -(-len(values) // columns) if values else 1
+    fig = Figure(figsize=(4.2 * columns + 2.2, 4.0 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, max(columns, 1), squeeze=False, sharex=True, sharey=True)
+    arms = frontier[arm].cast(pl.String).unique(maintain_order=True).to_list()
+    styles = {name: i for i, name in enumerate(arms)}
+    for index, value in enumerate(values):
+        ax = axes[index // columns][index % columns]
+        part = frontier.filter(pl.col(panel) == value).sort("attack_mean")
+        _frontier_plane(ax, part, arm, styles, chance, attack_chance, suffix_pareto=False)
+        ax.set_title(f"{panel} = {value}", fontsize=9)
+        if index % columns == 0:
+            ax.set_ylabel(utility_label, fontsize=8)
+        if index // columns == rows - 1:
+            ax.set_xlabel(attack_label, fontsize=8)
+    for index in range(len(values), rows * columns):
+        axes[index // columns][index % columns].set_visible(False)
+    handles: dict[str, Any] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside right upper",
+            fontsize=8,
+            frameon=False,
+            title=f"{legend_title}\n(filled: on its panel's\nPareto frontier)",
+            title_fontsize=8,
+        )
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _frontier_plane(
+    ax: Any,
+    frame: pl.DataFrame,
+    arm: str,
+    styles: dict[str, int],
+    chance: float | None,
+    attack_chance: float | None,
+    *,
+    suffix_pareto: bool,
+) -> None:
+    """Draw one attack/utility plane of :func:`defense_frontier_plot` on ``ax``.
+
+    ``styles`` gives each arm's style index (colour and marker); ``suffix_pareto`` adds
+    " (Pareto)" to the legend labels of arms on the frontier (one plane only: with
+    panels an arm's label must be the same in every panel).
+    """
     front_x, front_y = [], []
     points: list[tuple[float, float, str, str]] = []
-    for index, row in enumerate(rows):
+    palette = _GROUP_COLOURS[:-1]  # black marks the undefended arm
+    for row in frame.iter_rows(named=True):
         x, y = row["attack_mean"], row["utility_mean"]
         if x is None or y is None:
             continue
@@ -1114,8 +1191,8 @@ def defense_frontier_plot(
             [y - (row["utility_low"] if row["utility_low"] is not None else y)],
             [(row["utility_high"] if row["utility_high"] is not None else y) - y],
         ]
+        index = styles.get(str(row[arm]), 0)
         style = group_style(index)
-        palette = _GROUP_COLOURS[:-1]  # black marks the undefended arm
         colour = "#000000" if row["undefended"] else palette[index % len(palette)]
         ax.errorbar(
             x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, alpha=0.5, capsize=3, zorder=2
@@ -1131,7 +1208,7 @@ def defense_frontier_plot(
             zorder=4,
             label=f"{row[arm]}"
             + (" (undefended)" if row["undefended"] else "")
-            + (" (Pareto)" if row["pareto"] else ""),
+            + (" (Pareto)" if row["pareto"] and suffix_pareto else ""),
         )
         points.append((x, y, str(row[arm]), colour))
         if row["pareto"]:
@@ -1181,9 +1258,6 @@ def defense_frontier_plot(
         )
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel(attack_label)
-    ax.set_ylabel(utility_label)
-    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.annotate(
         "better: up and left",
@@ -1194,13 +1268,3 @@ def defense_frontier_plot(
         fontsize=9,
         color="#555555",
     )
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1.0),
-            fontsize=8,
-            frameon=False,
-            title=legend_title if legend_title is not None else arm,
-            title_fontsize=8,
-        )
-    return fig

@@ -229,3 +229,31 @@ def test_notebook_05_defenses(tmp_path, monkeypatch):
     result = run_sweep(sweep, tmp_path / "defenses", progress=False)
     assert not result.failed, result.failed
     execute("05_defenses.ipynb", {"MEMESPREAD_SWEEP_DIR": str(tmp_path / "defenses")}, monkeypatch)
+
+
+def test_notebook_05_on_a_guards_by_beta_sweep(tmp_path, monkeypatch):
+    """Notebook 05 on guards x beta: beta is a stratum (one frontier panel per beta)."""
+    from experiments.sweep import run_sweep
+    from experiments.validation import validate
+
+    overrides = [
+        "steps=6",
+        "sweep.replicates=2",
+        "graph.n=80",
+        "memes.1.placement.agents=[10, 40, 70]",
+        'sweep.grid.guards.values=[[], [{kind="quarantine", meme="influence"}]]',
+        'sweep.grid.guards.labels=["none", "quarantine"]',
+        'sweep.grid."policy.beta"=[0.06, 0.3]',
+    ]
+    sweep = validate("defenses", overrides).sweep
+    assert not run_sweep(sweep, tmp_path / "gb", progress=False).failed
+    notebook = execute(
+        "05_defenses.ipynb", {"MEMESPREAD_SWEEP_DIR": str(tmp_path / "gb")}, monkeypatch
+    )
+    printed = "".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
+    assert "strata: ['policy.beta']" in printed

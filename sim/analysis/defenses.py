@@ -27,14 +27,19 @@ Per run (:func:`defense_metrics`), from its tables only:
   new (None when it still infected agents in the last step).
 * ``entries_rolled_back`` — entries the guards removed over the run.
 
-Over a sweep (:func:`defense_frontier`): one row per arm (the swept parameters other
-than the seed), means and confidence intervals over seeds, the ``reduction`` of attack
-success against the undefended arm (``1 - attack / attack_undefended``), the
-``utility_change`` against it, and whether the arm is on the Pareto frontier (no other
-arm has lower attack and higher utility, one of them strictly). Arms of a sweep share
-their seeds (the same graph and seed placement per seed), so the changes also come
-paired by seed: ``attack_change`` and ``utility_change`` per seed against the
-undefended run of that seed, with their mean and confidence interval over seeds
+Over a sweep (:func:`defense_frontier`): an *arm* is a setting of the defense
+parameters only — the swept parameters whose config key is ``guards`` or lies under it
+(``guards.0.threshold``; see :func:`defense_params`). Every other swept parameter (e.g.
+``policy.beta``, the topology) is a *stratum*: arms are compared only within a stratum,
+never across it, so a weak guard at a low beta is not set against a strong guard at a
+high beta. Per stratum, one row per arm: means and confidence intervals over seeds, the
+``reduction`` of attack success against the stratum's undefended arm
+(``1 - attack / attack_undefended``), the ``utility_change`` against it, and whether the
+arm is on the stratum's Pareto frontier (no other arm of the stratum has lower attack
+and higher utility, one of them strictly). Arms of a sweep share their seeds (the same
+graph and seed placement per seed), so the changes also come paired by seed:
+``attack_change`` and ``utility_change`` per seed against the undefended run of the same
+seed and stratum, with their mean and confidence interval over seeds
 (``attack_change_mean/_low/_high/_n``, ``utility_change_mean/_low/_high/_n``). Paired
 intervals are narrower than the arms' own intervals suggest, because the seed's share
 of the variation cancels: an arm can differ from the undefended one clearly although
@@ -101,6 +106,53 @@ def has_guard_arms(sweep: Sweep) -> bool:
             return False
         arms.add(json.dumps(run.config.get("guards") or [], sort_keys=True))
     return len(arms) > 1
+
+
+def is_guard_key(key: str) -> bool:
+    """Whether a config key path sets a defense: ``guards`` itself or a key under it."""
+    return key == "guards" or key.startswith("guards.")
+
+
+def _axis_keys(sweep: Sweep) -> dict[str, str]:
+    """Column -> config key path of each grid axis, from the sweep's ``sweep.json``.
+
+    Empty when the sweep has no readable ``sweep.json`` (a directory of run directories
+    that memespread did not write as a sweep).
+    """
+    try:
+        document = json.loads((sweep.path / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    axes = document.get("axes") if isinstance(document, dict) else None
+    if not isinstance(axes, list):
+        return {}
+    return {
+        str(a["column"]): str(a["key"])
+        for a in axes
+        if isinstance(a, dict) and "column" in a and "key" in a
+    }
+
+
+def defense_params(sweep: Sweep) -> list[str]:
+    """The swept parameters that are defense settings: the arms of :func:`defense_frontier`.
+
+    A parameter is a defense setting when its grid axis sets ``guards`` or a key under it
+    (``guards.0.threshold``), as recorded in the sweep's ``sweep.json`` (an axis may be
+    named otherwise: the shipped ``defenses`` sweep names its ``guards`` axis
+    ``defense``); without ``sweep.json``, when the parameter's own name is such a key.
+    The other swept parameters are strata.
+    """
+    keys = _axis_keys(sweep)
+    return [p for p in sweep.params if is_guard_key(keys.get(p, p))]
+
+
+def arms_and_strata(sweep: Sweep) -> tuple[list[str], list[str]]:
+    """A sweep's arm columns (:func:`defense_params`, else ``guards``) and its strata.
+
+    The strata are the swept parameters that are not defense settings.
+    """
+    arm = defense_params(sweep) or ["guards"]
+    return arm, [p for p in sweep.params if p not in arm]
 
 
 def _finite_mean(values: pl.Series) -> float:
@@ -272,7 +324,7 @@ _CHANGES = {"attack_change": (-1.0, 1.0), "utility_change": (-1.0, 1.0)}
 
 
 def _paired_changes(frame: pl.DataFrame, arm: list[str], level: float) -> pl.DataFrame:
-    """Per arm: attack and utility minus the undefended run's of the same seed, over seeds.
+    """Per arm of one stratum: attack and utility minus the undefended run's of the same seed.
 
     The changes are null (so are their means and intervals) without a ``seed`` column,
     or unless the undefended arm has exactly one run per seed (then the pairing is
@@ -292,36 +344,8 @@ def _paired_changes(frame: pl.DataFrame, arm: list[str], level: float) -> pl.Dat
     return aggregate(paired, arm, list(_CHANGES), level=level, bounds=_CHANGES)
 
 
-def defense_frontier(
-    sweep: Sweep | pl.DataFrame,
-    harmful: str | None = None,
-    *,
-    arm: Sequence[str] | None = None,
-    level: float = 0.95,
-) -> pl.DataFrame:
-    """One row per defense arm: metrics over seeds, reduction and utility change, Pareto.
-
-    Args:
-        sweep: A sweep, or the output of :func:`sweep_defense_metrics`.
-        harmful: The harmful meme's id (default: each run's first influence-seeking meme).
-        arm: Columns that identify an arm (default: the sweep's parameters, else
-            ``guards``).
-        level: Confidence level of the intervals.
-
-    Returns:
-        The arm columns, ``<metric>_mean/_low/_high/_n`` for every metric of
-        :data:`METRICS`, ``reduction`` (``1 - attack / attack of the undefended arm``,
-        NaN without one), ``utility_change`` (utility minus the undefended arm's), the
-        paired changes ``attack_change_mean/_low/_high/_n`` and
-        ``utility_change_mean/_low/_high/_n`` (per seed against the undefended run of the
-        same seed, over seeds; null when runs cannot be paired by seed), ``undefended``
-        (the arm without guards) and ``pareto``; sorted by attack.
-    """
-    frame = sweep if isinstance(sweep, pl.DataFrame) else sweep_defense_metrics(sweep, harmful)
-    if arm is None:
-        params = list(sweep.params) if isinstance(sweep, Sweep) else []
-        arm = params or ["guards"]
-    arm = list(arm)
+def _stratum_frontier(frame: pl.DataFrame, arm: list[str], level: float) -> pl.DataFrame:
+    """The frontier of one stratum's runs: one row per arm (see :func:`defense_frontier`)."""
     labels = None if "guards" in arm else frame.group_by(arm).agg(pl.col("guards").first())
     agg = aggregate(frame, arm, list(METRICS), level=level, bounds=_SHARES)
     if labels is not None:
@@ -341,5 +365,80 @@ def defense_frontier(
         (pl.col("guards") == "none").alias("undefended"),
         pl.Series("pareto", _pareto(attack, utility)),
     )
-    agg = agg.join(_paired_changes(frame, arm, level), on=arm, how="left")
-    return agg.sort("attack_mean", "utility_mean", descending=[False, True], nulls_last=True)
+    return agg.join(_paired_changes(frame, arm, level), on=arm, how="left")
+
+
+def defense_frontier(
+    sweep: Sweep | pl.DataFrame,
+    harmful: str | None = None,
+    *,
+    arm: Sequence[str] | None = None,
+    strata: Sequence[str] | None = None,
+    level: float = 0.95,
+) -> pl.DataFrame:
+    """Per stratum, one row per defense arm: metrics over seeds, changes, Pareto set.
+
+    Arms are compared only with arms of the same stratum (the same values of the
+    non-defense parameters): the undefended arm, the reductions, the paired-by-seed
+    changes and the Pareto set are all per stratum (see the module docstring).
+
+    Args:
+        sweep: A sweep, or the output of :func:`sweep_defense_metrics`.
+        harmful: The harmful meme's id (default: each run's first influence-seeking meme).
+        arm: Columns that identify an arm (default: a sweep's defense parameters, see
+            :func:`defense_params`; else ``guards``).
+        strata: Columns whose every combination is compared separately (default: a
+            sweep's other swept parameters; none for a table).
+        level: Confidence level of the intervals.
+
+    Returns:
+        The strata columns, the arm columns, ``<metric>_mean/_low/_high/_n`` for every
+        metric of :data:`METRICS`, ``reduction`` (``1 - attack / attack of the stratum's
+        undefended arm``, NaN without one), ``utility_change`` (utility minus the
+        undefended arm's), the paired changes ``attack_change_mean/_low/_high/_n`` and
+        ``utility_change_mean/_low/_high/_n`` (per seed against the undefended run of the
+        same seed and stratum, over seeds; null when runs cannot be paired by seed),
+        ``undefended`` (the arm without guards) and ``pareto`` (on the stratum's
+        frontier); sorted by the strata, then by attack.
+
+    Raises:
+        ValueError: An arm of a stratum has several runs with the same seed: a swept
+            parameter is missing from ``arm`` and ``strata`` (its runs would be pooled as
+            if they were replicates).
+    """
+    frame = sweep if isinstance(sweep, pl.DataFrame) else sweep_defense_metrics(sweep, harmful)
+    params = list(sweep.params) if isinstance(sweep, Sweep) else []
+    if arm is None:
+        arm = arms_and_strata(sweep)[0] if isinstance(sweep, Sweep) else ["guards"]
+    arm = list(arm)
+    strata = [p for p in params if p not in arm] if strata is None else list(strata)
+    if set(strata) & set(arm):
+        raise ValueError(f"strata {strata} and arm {arm}: a column cannot be both")
+    if "seed" in frame.columns:
+        keys = [*strata, *arm, "seed"]
+        repeated = frame.group_by(keys).len().filter(pl.col("len") > 1)
+        if repeated.height:
+            raise ValueError(
+                f"arm {arm}, strata {strata}: {repeated.height} (arm, seed) pair(s) have several "
+                f"runs, e.g. {repeated.row(0, named=True)}; name every swept parameter in arm "
+                "(defense settings) or strata (the others)"
+            )
+    if not strata:
+        frontier = _stratum_frontier(frame, arm, level)
+    else:
+        parts = [
+            _stratum_frontier(part, arm, level).select(
+                *(
+                    pl.lit(v, dtype=frame.schema[c]).alias(c)
+                    for c, v in zip(strata, key, strict=True)
+                ),
+                pl.all(),
+            )
+            for key, part in frame.group_by(strata, maintain_order=True)
+        ]
+        frontier = pl.concat(parts, how="diagonal_relaxed")
+    return frontier.sort(
+        [*strata, "attack_mean", "utility_mean"],
+        descending=[*(False for _ in strata), False, True],
+        nulls_last=True,
+    )

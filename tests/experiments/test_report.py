@@ -459,3 +459,53 @@ def test_report_on_a_sweep_of_three_parameters_draws_a_heat_map_per_value_of_the
     fig = final_size_heatmap(metrics, params, "goal", name="three")
     assert [ax.get_title() for ax in fig.axes[:2]] == ["graph.m = 1", "graph.m = 2"]
     assert fig._suptitle.get_text() == "three: final size of 'goal'\n(mean over 2 seeds per cell)"
+
+
+def test_report_on_a_guards_by_beta_sweep_compares_defenses_within_each_beta(small_data, tmp_path):
+    """guards (none, quarantine) x policy.beta (0.2, 0.6): beta is a stratum, not an arm."""
+    from experiments.sweep import expand_sweep, run_sweep
+    from sim.analysis.defenses import defense_frontier, defense_params
+    from sim.analysis.loading import load_sweep
+
+    document = {
+        **{k: v for k, v in small_data.items() if k not in ("name", "output_dir")},
+        "steps": 5,
+        "sweep": {
+            "name": "guards-beta",
+            "seeds": [0, 1],
+            "grid": {
+                "guards": {
+                    "name": "defense",
+                    "labels": ["none", "quarantine"],
+                    "values": [[], [{"kind": "quarantine", "meme": "goal"}]],
+                },
+                "policy.beta": [0.2, 0.6],
+            },
+        },
+    }
+    sweep_dir = tmp_path / "guards-beta"
+    assert not run_sweep(expand_sweep(document), sweep_dir, progress=False).failed
+    sweep = load_sweep(sweep_dir)
+    assert defense_params(sweep) == ["defense"]  # the axis named "defense" sets guards
+    made = report(sweep_dir)
+    frontier = made.frontier
+    assert frontier is not None and made.frontier_strata == ("policy.beta",)
+    assert frontier.columns[:2] == ["policy.beta", "defense"]
+    assert frontier.equals(defense_frontier(sweep))
+    # One undefended arm per beta, each the baseline of its own beta's reduction.
+    assert frontier.filter(pl.col("undefended"))["policy.beta"].to_list() == [0.2, 0.6]
+    for beta in (0.2, 0.6):
+        part = frontier.filter(pl.col("policy.beta") == beta)
+        assert part.height == 2
+        none = part.filter(pl.col("undefended")).row(0, named=True)
+        guarded = part.filter(~pl.col("undefended")).row(0, named=True)
+        assert none["reduction"] == 0.0
+        assert guarded["reduction"] == pytest.approx(
+            1 - guarded["attack_mean"] / none["attack_mean"], abs=1e-12
+        )
+        assert guarded["attack_change_n"] == 2  # paired with the same seed at the same beta
+    text = made.text()
+    assert "changes paired by seed against the undefended arm with the same policy.beta" in text
+    assert "policy.beta  defense" in text
+    png = sweep_dir / "report" / "defense_frontier.png"
+    assert png in made.figures and png.read_bytes()[:8] == PNG_MAGIC

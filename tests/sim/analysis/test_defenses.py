@@ -9,7 +9,13 @@ from scipy import stats
 
 from experiments.sweep import run_sweep
 from experiments.validation import validate
-from sim.analysis.defenses import _pareto, defense_frontier, defense_metrics, sweep_defense_metrics
+from sim.analysis.defenses import (
+    METRICS,
+    _pareto,
+    defense_frontier,
+    defense_metrics,
+    sweep_defense_metrics,
+)
 from sim.analysis.loading import load_run, load_sweep
 from sim.plots import defense_frontier_plot
 
@@ -167,3 +173,101 @@ def test_frontier_without_utility_neither_crashes_nor_draws_empty_silently(defen
     assert none["reduction"] == 0.0
     ax = defense_frontier_plot(frontier).axes[0]
     assert any(t.get_text().startswith("no arm has both") for t in ax.texts)
+
+
+def _guards_by_beta() -> pl.DataFrame:
+    """A guards x beta sweep table (2 seeds): every arm trades attack for utility.
+
+    Per (beta, defense): mean attack and utility; seed 0 is 0.01 below, seed 1 above.
+    Within each beta all three arms are on the Pareto frontier; pooled across betas,
+    the beta=0.1 arms dominate every beta=0.5 arm (lower attack at equal or higher
+    utility), which is a comparison of betas, not of defenses.
+    """
+    means = {
+        (0.1, "none"): (0.30, 0.80),
+        (0.1, "weak"): (0.10, 0.78),
+        (0.1, "strong"): (0.05, 0.60),
+        (0.5, "none"): (0.90, 0.80),
+        (0.5, "weak"): (0.60, 0.79),
+        (0.5, "strong"): (0.20, 0.62),
+    }
+    rows = []
+    for (beta, defense), (attack, utility) in means.items():
+        for seed, shift in ((0, -0.01), (1, 0.01)):
+            row: dict[str, object] = {m: float("nan") for m in METRICS}
+            row.update(
+                {
+                    "defense": defense,
+                    "policy.beta": beta,
+                    "seed": seed,
+                    "guards": defense,
+                    "attack": attack + shift,
+                    "utility": utility + shift,
+                }
+            )
+            rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def test_frontier_compares_defenses_only_within_a_stratum():
+    frame = _guards_by_beta()
+    # Pooling the non-defense parameter into the arm (the old default) compares betas:
+    # no beta=0.5 arm is on that "frontier".
+    mixed = defense_frontier(frame, arm=["defense", "policy.beta"])
+    assert sorted(mixed.filter(pl.col("pareto"))["policy.beta"].to_list()) == [0.1, 0.1, 0.1]
+    frontier = defense_frontier(frame, arm=["defense"], strata=["policy.beta"])
+    assert frontier.columns[:2] == ["policy.beta", "defense"]
+    assert frontier.select("policy.beta", "defense").rows() == [
+        (0.1, "strong"),
+        (0.1, "weak"),
+        (0.1, "none"),
+        (0.5, "strong"),
+        (0.5, "weak"),
+        (0.5, "none"),
+    ]
+    assert frontier["pareto"].all()  # each arm trades attack for utility within its beta
+    assert frontier.filter(pl.col("undefended"))["policy.beta"].to_list() == [0.1, 0.5]
+    by = {(r["policy.beta"], r["defense"]): r for r in frontier.iter_rows(named=True)}
+    # Reductions and changes against the undefended arm of the same beta, paired by seed
+    # (every seed moves by the same shift, so each paired change is exact).
+    strong = by[(0.5, "strong")]
+    assert strong["reduction"] == pytest.approx(1 - 0.20 / 0.90, abs=1e-12)
+    assert strong["utility_change"] == pytest.approx(0.62 - 0.80, abs=1e-12)
+    assert strong["attack_change_mean"] == pytest.approx(0.20 - 0.90, abs=1e-12)
+    assert strong["attack_change_low"] == pytest.approx(-0.70, abs=1e-12)
+    assert strong["attack_change_high"] == pytest.approx(-0.70, abs=1e-12)
+    assert strong["attack_change_n"] == 2
+    weak = by[(0.1, "weak")]
+    assert weak["reduction"] == pytest.approx(1 - 0.10 / 0.30, abs=1e-12)
+    assert weak["attack_change_mean"] == pytest.approx(-0.20, abs=1e-12)
+    assert weak["utility_change_mean"] == pytest.approx(-0.02, abs=1e-12)
+    assert by[(0.1, "none")]["reduction"] == 0.0
+
+
+def test_frontier_refuses_to_pool_runs_of_a_parameter_it_was_not_told_about():
+    """arm = defense alone on a guards x beta table: two runs per (arm, seed) would be
+    pooled as replicates; the frontier says which parameter to name instead."""
+    with pytest.raises(ValueError, match=r"have several runs.*name every swept parameter"):
+        defense_frontier(_guards_by_beta(), arm=["defense"])
+
+
+def test_frontier_figure_draws_one_panel_per_stratum(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    frontier = defense_frontier(_guards_by_beta(), arm=["defense"], strata=["policy.beta"])
+    fig = defense_frontier_plot(frontier, arm="defense", panel="policy.beta", title="guards x beta")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["policy.beta = 0.1", "policy.beta = 0.5"]
+    for ax in axes:
+        names = sorted(t.get_text() for t in ax.texts if t.get_text() in ("none", "weak", "strong"))
+        assert names == ["none", "strong", "weak"]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "strong",
+        "weak",
+        "none (undefended)",
+        "Pareto frontier",
+    ]
+    FigureCanvasAgg(fig)
+    fig.savefig(tmp_path / "panels.png", dpi=80)
+    assert (tmp_path / "panels.png").stat().st_size > 10000
