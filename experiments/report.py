@@ -8,7 +8,9 @@ that merely holds a ``runs/`` folder is refused, so its own ``report/`` is never
 
 For a run it reads ``steps.parquet`` and ``manifest.json`` and writes ``run_dir/report/``:
 
-* ``summary.csv`` — one row per meme (see :func:`summary_table`);
+* ``summary.csv`` — one row per meme (see :func:`summary_table`): the spread, and for
+  runs with scored choices (LLM decisions) their outcome: agents that expressed the meme,
+  their share, the share chance would give, the decisions and target choices;
 * ``prevalence.png`` — the share of agents exposed, carrying, expressing (when some
   agent did) and adopting after each step: one meme in one panel, or several memes side
   by side in one panel per state, so a race reads off one panel;
@@ -53,7 +55,7 @@ sweep name in their titles; they are drawn on matplotlib's Agg canvas (no pyplot
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,17 +100,63 @@ class Report:
         from sim.analysis.effects import effect_lines
 
         lines = effect_lines(self.effects)
-        return format_table(self.summary) + ("\n" + "\n".join(lines) if lines else "")
+        # A run without scored choices has no choice outcomes: no column of dashes.
+        empty = [c for c in CHOICE_COLUMNS if c in self.summary.columns]
+        empty = [c for c in empty if self.summary[c].null_count() == self.summary.height]
+        table = format_table(self.summary.drop(empty))
+        return table + ("\n" + "\n".join(lines) if lines else "")
 
 
-def summary_table(steps: pl.DataFrame, n_agents: int) -> pl.DataFrame:
+#: The columns of :func:`summary_table` that only runs with scored choices (LLM
+#: decisions, an ``actions`` table) have; null in the others.
+CHOICE_COLUMNS = (
+    "expressed",
+    "expressed_share",
+    "expressed_chance",
+    "first_expressed_step",
+    "decisions",
+    "target_choices",
+)
+
+
+def summary_table(
+    steps: pl.DataFrame,
+    n_agents: int,
+    *,
+    actions: pl.DataFrame | None = None,
+    targets: Mapping[str, Sequence[str] | Mapping[str, Sequence[str]]] | None = None,
+) -> pl.DataFrame:
     """One row per meme: the final state and the course of the spread.
 
     Columns: meme_id, steps, final exposed / carriers / adopters (counts), final
     adopter share (of ``n_agents``), peak adopters and the first step it was reached
     (null when no agent ever adopted: there was no peak), the first step with at least
-    half the agents adopting (null if never), total
-    transmissions and infections.
+    half the agents adopting (null if never), total transmissions and infections; then
+    the outcome of scored choices (:data:`CHOICE_COLUMNS`, as the ``steps`` and
+    ``actions`` tables define them):
+
+    * ``expressed`` — agents that ever expressed the meme (a scored choice was one of
+      its ``target_options``): ``steps.expressed`` after the last step;
+    * ``expressed_share`` — ``expressed`` over ``n_agents``;
+    * ``expressed_chance`` — the share of agents random choices on the same decisions
+      would have made express it at least once
+      (:func:`sim.analysis.defenses.attack_chance`; null without ``targets``): the
+      floor to read ``expressed_share`` against;
+    * ``first_expressed_step`` — the first step after which some agent had expressed it
+      (null if none ever did);
+    * ``decisions`` — scored decisions that offered one of its targets
+      (``actions.offered``); ``target_choices`` — those whose choice was a target.
+
+    All six are null for a run without scored choices (``actions`` None: the contagion
+    policy makes no choices, so nobody can express a meme; a zero would read as a
+    measured outcome).
+
+    Args:
+        steps: The run's ``steps`` table.
+        n_agents: Number of agents.
+        actions: The run's ``actions`` table, or None when it made no scored choices.
+        targets: Per meme id, its ``target_options`` as configured (option ids, or per
+            task id), for ``expressed_chance``.
     """
     rows = []
     for (meme,), frame in steps.sort("step").group_by(["meme_id"], maintain_order=True):
@@ -116,24 +164,63 @@ def summary_table(steps: pl.DataFrame, n_agents: int) -> pl.DataFrame:
         adopters = frame["adopters"]
         peak = int_max(adopters)
         half = frame.filter(pl.col("adopters") * 2 >= n_agents)["step"]
-        rows.append(
-            {
-                "meme_id": meme,
-                "steps": frame.height,
-                "exposed": int(last["exposed"]),
-                "carriers": int(last["carriers"]),
-                "adopters": int(last["adopters"]),
-                "adopter_share": round(int(last["adopters"]) / max(n_agents, 1), 4),
-                "peak_adopters": peak,
-                "peak_step": (
-                    int(frame.filter(pl.col("adopters") == peak)["step"][0]) if peak else None
-                ),
-                "half_step": int(half[0]) if len(half) else None,
-                "transmissions": int(frame["transmissions"].sum()),
-                "infections": int(frame["infections"].sum()),
-            }
-        )
-    return pl.DataFrame(rows, schema_overrides={"peak_step": pl.Int64, "half_step": pl.Int64})
+        row: dict[str, object] = {
+            "meme_id": meme,
+            "steps": frame.height,
+            "exposed": int(last["exposed"]),
+            "carriers": int(last["carriers"]),
+            "adopters": int(last["adopters"]),
+            "adopter_share": round(int(last["adopters"]) / max(n_agents, 1), 4),
+            "peak_adopters": peak,
+            "peak_step": (
+                int(frame.filter(pl.col("adopters") == peak)["step"][0]) if peak else None
+            ),
+            "half_step": int(half[0]) if len(half) else None,
+            "transmissions": int(frame["transmissions"].sum()),
+            "infections": int(frame["infections"].sum()),
+        }
+        row.update(_choice_outcomes(frame, str(meme), n_agents, actions, targets))
+        rows.append(row)
+    schema = {"peak_step": pl.Int64, "half_step": pl.Int64, **_CHOICE_SCHEMA}
+    return pl.DataFrame(rows, schema_overrides=schema)
+
+
+_CHOICE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "expressed": pl.Int64,
+    "expressed_share": pl.Float64,
+    "expressed_chance": pl.Float64,
+    "first_expressed_step": pl.Int64,
+    "decisions": pl.Int64,
+    "target_choices": pl.Int64,
+}
+
+
+def _choice_outcomes(
+    frame: pl.DataFrame,
+    meme: str,
+    n_agents: int,
+    actions: pl.DataFrame | None,
+    targets: Mapping[str, Sequence[str] | Mapping[str, Sequence[str]]] | None,
+) -> dict[str, object]:
+    """The :data:`CHOICE_COLUMNS` of one meme (its ``steps`` rows sorted by step)."""
+    if actions is None or "expressed" not in frame.columns:
+        return dict.fromkeys(CHOICE_COLUMNS)
+    from sim.analysis.defenses import attack_chance
+
+    expressed = int(frame["expressed"][-1])
+    first = frame.filter(pl.col("expressed") > 0)["step"]
+    mine = actions.filter(pl.col("meme_id") == meme, pl.col("offered"))
+    chance = None
+    if targets is not None and meme in targets:
+        chance = round(attack_chance(actions, meme, targets[meme], n_agents), 4)
+    return {
+        "expressed": expressed,
+        "expressed_share": round(expressed / max(n_agents, 1), 4),
+        "expressed_chance": chance,
+        "first_expressed_step": int(first[0]) if len(first) else None,
+        "decisions": mine.height,
+        "target_choices": int(mine["expressed"].sum()),
+    }
 
 
 def format_table(frame: pl.DataFrame) -> str:
@@ -271,6 +358,25 @@ def _inside(folder: Path) -> str:
     return f"; it holds {len(found)} run or sweep {what}, e.g. {found[0]}: report one of them"
 
 
+def _read_actions(run_dir: Path) -> pl.DataFrame | None:
+    """The run's ``actions`` table; None when it made no scored choices (no such file).
+
+    Raises:
+        ManifestError: An unreadable ``actions.parquet``.
+    """
+    from experiments.manifest import ManifestError
+
+    path = run_dir / "actions.parquet"
+    if not path.is_file():
+        return None
+    try:
+        return pl.read_parquet(path)
+    except Exception as err:  # polars' errors for a truncated or foreign file
+        raise ManifestError(
+            path, f"unreadable ({first_line(err)}); rerun the run's config with --overwrite"
+        ) from None
+
+
 def report_run(run_dir: str | Path) -> Report:
     """Summarise a finished run and write ``run_dir/report/`` (see the module docstring).
 
@@ -306,7 +412,10 @@ def report_run(run_dir: str | Path) -> Report:
             steps_path, f"unreadable ({first_line(err)}); rerun the run's config with --overwrite"
         ) from None
     n_agents = int(manifest.get("n_agents") or 1)
-    summary = summary_table(steps, n_agents)
+    actions = _read_actions(run_dir)
+    memes = (manifest.get("config") or {}).get("memes") or []
+    targets = {str(m["id"]): m.get("target_options") or [] for m in memes if "id" in m}
+    summary = summary_table(steps, n_agents, actions=actions, targets=targets)
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
     write_bytes_atomic(summary.write_csv().encode(), out / "summary.csv")
@@ -322,7 +431,7 @@ def report_run(run_dir: str | Path) -> Report:
         effects = run_effects(run_dir)
         if effects is not None:
             write_bytes_atomic(effects.write_csv().encode(), out / "effects.csv")
-        scored = (run_dir / "actions.parquet").is_file()
+        scored = actions is not None
         funnel = funnel_figure(steps, n_agents, effects=effects, scored=scored, name=name)
         figures = (*figures, _save(funnel, out / "funnel.png"))
     return Report(run_dir=run_dir, summary=summary, figures=figures, effects=effects)
