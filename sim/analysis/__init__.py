@@ -54,13 +54,16 @@ from sim.analysis.comparison import (
     same_layout,
 )
 from sim.analysis.defenses import (
+    arms_and_strata,
     attack_chance,
     benign_meme_ids,
     defense_frontier,
     defense_metrics,
+    defense_params,
     harmful_meme,
     has_guard_arms,
     has_harmful_meme,
+    is_guard_key,
     sweep_defense_metrics,
 )
 from sim.analysis.effects import (
@@ -151,6 +154,7 @@ __all__ = [
     "Sweep",
     "aggregate",
     "aggregate_metrics",
+    "arms_and_strata",
     "attack_chance",
     "benign_meme_ids",
     "cascade_summary",
@@ -162,6 +166,7 @@ __all__ = [
     "decision_arms",
     "defense_frontier",
     "defense_metrics",
+    "defense_params",
     "dimension_scores",
     "dose_response",
     "drift_by_hop",
@@ -189,6 +194,7 @@ __all__ = [
     "implied_reproduction_number",
     "implied_secondaries",
     "infection_times",
+    "is_guard_key",
     "levenshtein",
     "load_actions",
     "load_run",
