@@ -1146,6 +1146,19 @@ def defense_frontier_plot(
     for ax in fig.axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
+    # An arm's legend mark is filled whatever its first panel drew (hollow there means
+    # "off that panel's frontier", which the legend cannot say for every panel).
+    palette = _GROUP_COLOURS[:-1]
+    for row in frontier.iter_rows(named=True):
+        name = str(row[arm])
+        label = name + (" (undefended)" if row["undefended"] else "")
+        if label in handles:
+            index = styles[name]
+            colour = "#000000" if row["undefended"] else palette[index % len(palette)]
+            marker = "s" if row["undefended"] else group_style(index)["marker"]
+            handles[label] = Line2D(
+                [], [], linestyle="none", marker=marker, markersize=8, color=colour
+            )
     if handles:
         fig.legend(
             list(handles.values()),
