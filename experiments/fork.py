@@ -167,7 +167,8 @@ def fork_run(
     target = Path(fork_dir) if fork_dir is not None else beside / child.name
     if target.resolve() == parent.resolve():
         raise ConfigError(str(parent), ["the fork's directory must differ from the parent's"])
-    plan = plan_target(target, overwrite=overwrite, kind="run")
+    # A fork's directory comes from --name or --run-dir, not the config's output_dir.
+    plan = plan_target(target, overwrite=overwrite, kind="run", elsewhere="--name or --run-dir")
     with tempfile.TemporaryDirectory(prefix="memespread-fork-") as tmp:
         root = Path(tmp)
         state = _state_at(parent, manifest, config, at, root)

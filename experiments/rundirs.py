@@ -206,13 +206,22 @@ def refuse_dotdot(target: Path, kind: DirKind) -> None:
         )
 
 
-def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKind) -> Plan:
+def plan_target(
+    target: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+    kind: DirKind,
+    elsewhere: str | None = None,
+) -> Plan:
     """Decide how a new run (or sweep) may be written to ``target``, touching nothing.
 
     Args:
         target: The run (or sweep) directory asked for.
         overwrite: Whether replacing an existing run (sweep) of this tool is allowed.
         kind: ``"run"`` or ``"sweep"``: what ``target`` must hold to be replaced.
+        elsewhere: How the caller's user picks another directory, as the errors name it
+            after "choose another" (e.g. ``"--name or --run-dir"`` for a fork); default
+            the config's ``name``/``output_dir`` and ``--run-dir`` (``--sweep-dir``).
 
     Returns:
         :attr:`Plan.CREATE` when ``target`` is absent or an empty directory,
@@ -225,6 +234,9 @@ def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKin
         NotADirectoryError: ``target`` is an existing file.
     """
     target = Path(target)
+    if elsewhere is None:
+        flag = "--run-dir" if kind == "run" else "--sweep-dir"
+        elsewhere = f"name/output_dir or {flag}"
     if not Path(os.path.abspath(target)).name:
         raise RunDirError(f"{target}: cannot be a {kind} directory (it has no name)")
     refuse_dotdot(target, kind)
@@ -246,7 +258,7 @@ def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKin
         what = "resume it (memespread resume)" if kind == "run" else "rerun the sweep to finish it"
         raise RunDirError(
             f"{kind} directory {target} already exists; pass overwrite=True (--overwrite) to "
-            f"replace it, {what}, or choose another name/output_dir"
+            f"replace it, {what}, or choose another {elsewhere}"
         )
     other: DirKind = "run" if kind == "sweep" else "sweep"
     if is_ours(target, other):
@@ -256,7 +268,7 @@ def plan_target(target: str | os.PathLike[str], *, overwrite: bool, kind: DirKin
     raise RunDirError(
         f"{target} exists and {found}; refusing to write into or replace it, "
         f"{'even with --overwrite' if overwrite else 'overwrite or not'}: "
-        f"choose another {'--run-dir' if kind == 'run' else '--sweep-dir'} or name"
+        f"choose another {elsewhere}"
     )
 
 

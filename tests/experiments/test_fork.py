@@ -166,6 +166,29 @@ def test_fork_from_the_command_line(parent, tmp_path, capsys):
     assert os.path.isdir(parent)
 
 
+def test_a_fork_into_an_existing_run_names_the_fork_options(parent, tmp_path, capsys):
+    """The fork's directory comes from --name or --run-dir, not run's name/output_dir."""
+    args = ["fork", str(parent), "--at", "3", "--quiet"]
+    target = tmp_path / "taken"
+    assert main([*args, "--run-dir", str(target)]) == 0
+    capsys.readouterr()
+    before = _snapshot(tmp_path)
+    assert main([*args, "--run-dir", str(target)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: run directory {target} already exists; pass overwrite=True (--overwrite) to "
+        "replace it, resume it (memespread resume), or choose another --name or --run-dir\n"
+    )
+    assert _snapshot(tmp_path) == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.txt").write_text("mine")
+    before = _snapshot(tmp_path)
+    assert main([*args, "--run-dir", str(tmp_path / "notes")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "overwrite or not: choose another --name or --run-dir\n"
+    )
+    assert _snapshot(tmp_path) == before
+
+
 def test_a_fork_holds_its_directory_lock_while_it_runs(parent, tmp_path, monkeypatch):
     """A `resume` of a fork that is still running is refused (as for a run)."""
     from experiments.resume import resume_run
