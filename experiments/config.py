@@ -118,7 +118,8 @@ def _keys_at(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> list[
     )
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """How error lines show a value: ``{...}`` for a table, else its repr cut to 80 chars."""
     if isinstance(value, dict):
         return "{...}"
     text = repr(value)
@@ -161,7 +162,7 @@ def _unknown_key(
     key = str(loc[-1]) if loc else ""
     allowed = _keys_at(loc, root)
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    shown = f"{path} = {_shown(value)}"
+    shown = f"{path} = {shown_value(value)}"
     if close:
         return f"{shown}: unknown key (did you mean {close[0]!r}? see docs/config-reference.md)"
     if not allowed:
@@ -184,7 +185,7 @@ def _format_error(
     if kind == "extra_forbidden":
         return _unknown_key(tuple(error["loc"]), path, value, data, root)
     if kind in {"literal_error", "enum"}:
-        return f"{path} = {_shown(value)}: must be one of {ctx.get('expected', '')}"
+        return f"{path} = {shown_value(value)}: must be one of {ctx.get('expected', '')}"
     if kind == "union_tag_invalid":
         key = f"{path}.{str(ctx.get('discriminator', 'kind')).strip(chr(39))}"
         return f"{key} = {ctx.get('tag')!r}: must be one of {ctx.get('expected_tags')}"
@@ -202,9 +203,9 @@ def _format_error(
         if path and dot and " " not in head and head in {tag, parts[-1] if parts else ""}:
             return f"{path}.{rest}"
         if path and isinstance(value, str | int | float):
-            return f"{path} = {_shown(value)}: {text}"
+            return f"{path} = {shown_value(value)}: {text}"
         return f"{path}: {text}" if path else text
-    return f"{path} = {_shown(value)}: {message[:1].lower()}{message[1:]}"
+    return f"{path} = {shown_value(value)}: {message[:1].lower()}{message[1:]}"
 
 
 def validate_config(data: dict[str, Any], source: str = "<config>") -> RunConfig:
@@ -245,18 +246,18 @@ def value_errors(data: Any, path: str = "") -> list[str]:
     if isinstance(data, bool):
         return []
     if isinstance(data, int) and abs(data) > INT_LIMIT:
-        return [f"{where} = {_shown(data)}: integers must be within -{INT_LIMIT}..{INT_LIMIT}"]
+        return [f"{where} = {shown_value(data)}: integers must be within -{INT_LIMIT}..{INT_LIMIT}"]
     if isinstance(data, float) and not math.isfinite(data):
         return [f"{where} = {data!r}: must be a finite number"]
     if isinstance(data, datetime.date | datetime.time):
         return [f"{where} = {data}: a TOML date or time is not a config value"]
     if isinstance(data, str) and "\x00" in data:
-        return [f"{where} = {_shown(data)}: must not contain NUL characters"]
+        return [f"{where} = {shown_value(data)}: must not contain NUL characters"]
     if isinstance(data, str):
         try:
             data.encode("utf-8")
         except UnicodeEncodeError:
-            return [f"{where} = {_shown(data)}: not valid Unicode text (a lone surrogate)"]
+            return [f"{where} = {shown_value(data)}: not valid Unicode text (a lone surrogate)"]
     return []
 
 
@@ -552,9 +553,10 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> None:
                 node = node.setdefault(part, [] if parts[i + 1].isdigit() else {})
         else:
             parent = ".".join(parts[:i])
+            shown = shown_value(node)
             raise ConfigError(
                 "--set",
-                [f"{key}: {parent} = {_shown(node)} is not a table or list, so it has no {part!r}"],
+                [f"{key}: {parent} = {shown} is not a table or list, so it has no {part!r}"],
             )
 
 

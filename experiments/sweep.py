@@ -86,6 +86,7 @@ from experiments.config import (
     apply_overrides,
     read_config,
     set_path,
+    shown_value,
     validate_config,
     validate_strict,
 )
@@ -295,12 +296,17 @@ def _label_of(value: Any) -> str:
     return str(value)
 
 
+def _grid_where(key: str) -> str:
+    """The config path of grid axis ``key``, quoted when it is a dotted key path."""
+    return f'sweep.grid."{key}"' if "." in key else f"sweep.grid.{key}"
+
+
 def _axes(spec: SweepSpec) -> tuple[tuple[Axis, ...], list[str]]:
     axes: list[Axis] = []
     errors: list[str] = []
     columns: set[str] = {"seed"}
     for key, raw in spec.grid.items():
-        where = f'sweep.grid."{key}"' if "." in key else f"sweep.grid.{key}"
+        where = _grid_where(key)
         if isinstance(raw, list) and raw:
             axis = GridAxis(values=raw)
         elif isinstance(raw, dict):
@@ -385,6 +391,21 @@ def _resolve_grid_paths(spec_table: Any, base_dir: Path) -> None:
             values[i] = holder
 
 
+def _axis_key_problem(line: str, axes: tuple[Axis, ...], point: tuple[int, ...]) -> str | None:
+    """A run's error line about an axis key itself, as one line for the whole axis.
+
+    An unknown grid key (``"policy.betaa"``) is reported by each run with the run's value
+    (``policy.betaa = 0.5: unknown key ...``); it is wrong whatever the value, so it is
+    named once by its grid key (``sweep.grid."policy.betaa": unknown key ...``). ``None``
+    when ``line`` is not an unknown-key error at an axis key of the run at ``point``.
+    """
+    for axis, i in zip(axes, point, strict=True):
+        head = f"{axis.key} = {shown_value(axis.values[i])}: "
+        if line.startswith(head) and line[len(head) :].startswith("unknown key"):
+            return f"{_grid_where(axis.key)}: {line[len(head) :]}"
+    return None
+
+
 def _points(axes: tuple[Axis, ...]) -> list[tuple[int, ...]]:
     points: list[tuple[int, ...]] = [()]
     for axis in axes:
@@ -459,7 +480,8 @@ def expand_sweep(
                 config = validate_config(run, f"{source} [{rel_dir}]")
             except ConfigError as err:
                 for e in err.errors:
-                    problems.setdefault(e, []).append(rel_dir)
+                    line = _axis_key_problem(e, axes, point) or e
+                    problems.setdefault(line, []).append(rel_dir)
                 continue
             runs.append(SweepRun(rel_dir, params, config))
     if problems:

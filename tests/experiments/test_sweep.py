@@ -103,6 +103,19 @@ def test_run_errors_are_listed_once_with_their_runs(sweep_toml):
     ]
 
 
+def test_a_misspelt_grid_key_is_one_error_for_its_axis(sweep_toml):
+    """The key is wrong whatever the value: one line per axis, not one per value."""
+    grid = "sweep.grid={ 'policy.betaa' = [0.1, 0.5, 0.9], stesp = [3, 4] }"
+    with pytest.raises(ConfigError) as info:
+        load_sweep(sweep_toml, [grid, "sweep.seeds=[1]"])
+    assert info.value.errors == [
+        "sweep.grid.\"policy.betaa\": unknown key (did you mean 'beta'? see "
+        "docs/config-reference.md) (in 6 run(s), e.g. runs/policy.betaa=0.1/stesp=3/seed=1)",
+        "sweep.grid.stesp: unknown key (did you mean 'steps'? see docs/config-reference.md) "
+        "(in 6 run(s), e.g. runs/policy.betaa=0.1/stesp=3/seed=1)",
+    ]
+
+
 def test_table_values_without_distinct_labels(sweep_toml):
     with pytest.raises(ConfigError) as info:
         load_sweep(
