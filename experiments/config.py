@@ -50,18 +50,27 @@ class ConfigError(ValueError):
         super().__init__(f"invalid config {source} ({len(errors)} error(s)):\n{lines}")
 
 
-def _display_path(loc: tuple[Any, ...], data: Any) -> list[str]:
+def _display_path(
+    loc: tuple[Any, ...], data: Any, root: type[BaseModel] | None = None
+) -> list[str]:
     """The key path of an error location, without pydantic's union-tag parts.
 
     Pydantic puts the tag of a discriminated union into the location
-    (``policy.contagion.beta``); walking the data shows which parts are real keys.
+    (``policy.contagion.beta``); walking the data shows which parts are real keys, and
+    walking the schema from ``root`` (default :class:`RunConfig`) which part is the tag
+    when a variant has a key named like its tag (``strategy = "bank"`` and ``bank``).
     """
     parts: list[str] = []
     node = data
+    tp: Any = root if root is not None else RunConfig
     for part in loc:
         text = str(part)
         if text.startswith("function-"):
             continue
+        if isinstance(node, dict) and _is_union_tag(tp, part) and part in _tags(node):
+            tp = _step_type(tp, part)
+            continue  # the union tag, even where the variant has a key of that name
+        tp = _step_type(tp, part) if tp is not None else None
         if isinstance(node, dict):
             if text in node:
                 node = node[text]
@@ -82,17 +91,41 @@ def _tags(node: dict[str, Any]) -> set[Any]:
     return {node.get("kind"), node.get("strategy", DEFAULT_STRATEGY)} - {None}
 
 
+def _is_union_tag(tp: Any, part: Any) -> bool:
+    """Whether ``part`` at type ``tp`` is a union tag.
+
+    That is: ``tp`` is a choice of several tables and ``part`` is one's ``kind`` or
+    ``strategy`` (pydantic's location always holds the tag there, before any key of the
+    variant).
+    """
+    models = [m for m in union_members(tp) if is_model(m)] if tp is not None else []
+    return len(models) > 1 and any(_tag_of(m) == part for m in models)
+
+
+def _tag_of(model: Any) -> Any:
+    """A variant's ``kind`` or ``strategy`` default (None for a table that is no variant)."""
+    for tag in ("kind", "strategy"):
+        field = model.model_fields.get(tag)
+        if field is not None:
+            return field.default
+    return None
+
+
 def _step_type(tp: Any, part: Any) -> Any:
-    """The type found at key (or index, or union tag) ``part`` inside type ``tp``."""
+    """The type found at key (or index, or union tag) ``part`` inside type ``tp``.
+
+    In a choice of several tables ``part`` is first taken as a tag (pydantic's location
+    names the variant before its keys), then as a key.
+    """
+    if _is_union_tag(tp, part):
+        return next(m for m in union_members(tp) if is_model(m) and _tag_of(m) == part)
     for member in union_members(tp):
         if is_model(member):
             for name, info in member.model_fields.items():
                 if part in (name, info.alias):
                     return info.annotation
-            for tag in ("kind", "strategy"):
-                field = member.model_fields.get(tag)
-                if field is not None and field.default == part:
-                    return member
+            if _tag_of(member) == part:
+                return member
         origin = typing.get_origin(member)
         if origin is list and isinstance(part, int):
             return typing.get_args(member)[0]
@@ -176,7 +209,7 @@ def _format_error(
     error: ErrorDetails, data: Any = None, root: type[BaseModel] | None = None
 ) -> str:
     """One line naming the key path, the bad value and what is allowed."""
-    parts = _display_path(tuple(error["loc"]), data)
+    parts = _display_path(tuple(error["loc"]), data, root)
     path = ".".join(parts)
     value = error.get("input")
     message = error["msg"]

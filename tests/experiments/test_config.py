@@ -53,6 +53,43 @@ def test_key_of_another_variant_names_the_variant_and_its_keys(small_data):
     ]
 
 
+def test_into_is_refused_for_a_bank_placement_unless_left_at_its_default(small_data):
+    """A bank placement seeds the named bank: ``into`` would only mislead."""
+    placement = {"strategy": "bank", "bank": "neighbourhood:0"}
+    small_data["memes"][0]["placement"] = {**placement, "into": "shared"}
+    assert _errors(small_data) == [
+        "memes.0.placement.into = 'shared': means nothing for strategy 'bank' (the seed goes "
+        "straight into the bank placement.bank names, not into seeded agents' banks); "
+        "remove it"
+    ]
+    small_data["memes"][0]["placement"] = placement
+    config = validate_config(small_data)
+    assert config.memes[0].placement.into == "all"
+    # A run's manifest holds the resolved config, default included: it still validates.
+    dumped = config.model_dump(mode="json", by_alias=True)
+    assert dumped["memes"][0]["placement"]["into"] == "all"
+    assert validate_config(dumped) == config
+
+
+def test_keys_named_like_their_variant_have_their_own_path(small_data):
+    """``strategy = "bank"`` has a key ``bank`` (and ``kind = "pattern"`` one ``pattern``):
+    pydantic's location holds the tag first, so the path must not name the key twice."""
+    small_data["memes"][0]["placement"] = {"strategy": "bank", "bank": "global", "count": 2}
+    small_data["guards"] = [{"kind": "pattern", "pattern": 3}]
+    assert _errors(small_data) == [
+        "memes.0.placement.count = 2: unknown key for strategy 'bank' (allowed: adopt, bank, "
+        "importance, into, strategy; see docs/config-reference.md)",
+        "guards.0.pattern = 3: input should be a valid string",
+    ]
+    small_data["memes"][0]["placement"] = {"strategy": "bank", "bank": ""}
+    small_data["guards"] = [{"kind": "pattern", "pattern": "x", "actoin": "reject"}]
+    assert _errors(small_data) == [
+        "memes.0.placement.bank = '': string should have at least 1 character",
+        "guards.0.actoin = 'reject': unknown key (did you mean 'action'? see "
+        "docs/config-reference.md)",
+    ]
+
+
 def test_unknown_key_without_near_miss_lists_the_allowed_keys(small_data):
     small_data["banks"]["private"]["size"] = 4
     assert _errors(small_data) == [

@@ -320,7 +320,7 @@ def test_counter_meme_immunises_the_agents_it_reaches():
 
 # ------------------------------------------------------------------ provenance trust
 def test_provenance_trust_rejects_writes_beyond_the_trusted_hops():
-    fact = FACT.model_copy(update={"placement": BankPlacement(bank="global", into="shared")})
+    fact = FACT.model_copy(update={"placement": BankPlacement(bank="global")})
     banks = BankLayoutSpec(private=PrivateBanks(capacity=8), global_=GlobalBank(capacity=64))
     spec = ProvenanceTrustGuardSpec(threshold=0.4, hop_decay=0.5, penalty=1.0)
     model = _model([spec], memes=(HARM, fact), banks=banks, beta=1.0)
