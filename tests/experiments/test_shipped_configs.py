@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,18 @@ def test_readme_describes_every_shipped_config():
     readme = (ROOT / "README.md").read_text()
     table = readme.split("### Shipped configs", 1)[1].split("\n\n", 2)[1]
     assert sorted(n for n in SHIPPED if f"`{n}`" not in table) == []
+
+
+def test_the_demo_run_time_is_stated_alike_in_list_and_readme():
+    """`memespread list` (the config's first comment) and the README give one figure."""
+    doc = SHIPPED["demo"].doc
+    stated = re.findall(r"(\S+ minutes? on 2 cores)", doc)
+    assert stated == ["1-2 minutes on 2 cores"]
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("`make demo` writes", 1)[1].split("\n\n", 1)[0]
+    assert "takes 1-2 minutes on 2 cores" in " ".join(quick_start.split())
+    # No other figure for the demo's run anywhere in the README.
+    assert re.findall(r"demo`?'s run (?:went|takes)[^.]*", readme) == []
 
 
 def test_validation_imports_no_inference_library():
