@@ -149,6 +149,20 @@ def test_notebook_01_on_a_run_where_nothing_spread_fits_nothing(tmp_path, monkey
     assert sum("not identifiable" in t for t in texts) >= 2  # the message and the table
 
 
+def test_notebook_01_explains_the_network_colours_and_the_carrier_ring():
+    """The markdown above ``plots.network_states`` names every node state and the ring."""
+    from sim.plots import STATE_ORDER
+
+    notebook = nbformat.read(NOTEBOOKS / "01_one_run.ipynb", as_version=4)
+    [text] = [
+        c.source
+        for c in notebook.cells
+        if c.cell_type == "markdown" and c.source.startswith("## The network, coloured by")
+    ]
+    assert [s for s in STATE_ORDER if s != "infected" and s not in text] == []
+    assert "**red ring**" in text and "counts the rings" in text
+
+
 def test_notebook_01_on_a_run_with_two_memes(tmp_path, monkeypatch):
     """A run may seed several memes (a race, a goal and its placebo): 01 follows the first."""
     second = {

@@ -27,20 +27,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 import solara
-from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 from mesa.visualization import SolaraViz
 from mesa.visualization.utils import force_update
 
 from experiments.dashboard.models import LiveModel, ReplayModel
 from experiments.dashboard.view import TARGET_ENV, RunView, TreeSummary
 from sim.plots import (
-    STATE_COLOURS,
     STATE_ORDER,
+    draw_network_states,
     edge_segments,
+    network_node_size,
     prevalence_curves,
+    state_legend,
     transmission_tree,
 )
 
@@ -126,7 +125,9 @@ def network_figure(view: RunView, step: int) -> Figure:
     """The network once per meme, nodes filled by their state after ``step``.
 
     A large network is drawn as a sample of its agents (see
-    :mod:`experiments.dashboard.layout`); the titles count all agents.
+    :mod:`experiments.dashboard.layout`); the titles count all agents. Nodes are drawn
+    as :func:`sim.plots.network_states` draws them: carriers ringed, node and ring sized
+    by the number of agents drawn.
     """
     memes = view.meme_ids
     layout = view.layout
@@ -134,25 +135,15 @@ def network_figure(view: RunView, step: int) -> Figure:
     axes = fig.subplots(1, len(memes), squeeze=False)[0]
     xy = layout.xy
     segments = edge_segments(xy, layout.edges)
-    size = max(8.0, 2400.0 / max(len(layout.nodes), 1) ** 0.8)
+    size = network_node_size(len(layout.nodes))
     for ax, meme in zip(axes, memes, strict=True):
         flags = view.states(step, meme)
         every = np.array(flags["state"].to_list())
         states = every[layout.nodes]
         carrier = flags["carrier"].to_numpy()[layout.nodes]
-        ax.add_collection(LineCollection(segments, colors="#cccccc", linewidths=0.4, zorder=1))
-        for rank, state in enumerate(NODE_STATES):
-            mask = states == state
-            if mask.any():
-                ax.scatter(
-                    xy[mask, 0],
-                    xy[mask, 1],
-                    c=STATE_COLOURS[state],
-                    s=size,
-                    zorder=2 + rank,
-                    edgecolors=np.where(carrier[mask], STATE_COLOURS["carrier"], "none").tolist(),
-                    linewidths=1.0,
-                )
+        draw_network_states(
+            ax, xy, segments, states, carrier, NODE_STATES, node_size=size, edge_width=0.4
+        )
         counts = ", ".join(
             f"{s} {int((every == s).sum())}" for s in NODE_STATES if (every == s).any()
         )
@@ -160,13 +151,7 @@ def network_figure(view: RunView, step: int) -> Figure:
         ax.set_axis_off()
         ax.margins(0.1)
         ax.autoscale_view()
-    handles: list[Any] = [Patch(color=STATE_COLOURS[s], label=s) for s in NODE_STATES]
-    handles.append(
-        Line2D(
-            [], [], linestyle="none", marker="o", markerfacecolor="white",
-            markeredgecolor=STATE_COLOURS["carrier"], label="ring: carrier",
-        )
-    )  # fmt: skip
+    handles = state_legend(NODE_STATES, "ring: carrier")
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small")
     if layout.sampled:
         fig.suptitle(layout.note.replace(" (", "\n("), fontsize="small")

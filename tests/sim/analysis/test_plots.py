@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from analysis_tables import contagion_config
 from matplotlib.figure import Figure
 
+from experiments.runner import run_experiment
 from sim import plots
 from sim.analysis.aggregate import curve_bands, sweep_curves, sweep_metrics
 from sim.analysis.cascades import tree_edges
 from sim.analysis.fits import fit_prevalence
-from sim.analysis.loading import load_sweep
+from sim.analysis.loading import load_run, load_sweep
 from sim.analysis.mutation import drift_by_hop, entry_drift
 from sim.analysis.prevalence import prevalence
 
@@ -162,6 +164,32 @@ def test_network_states_rings_carriers(contagion_run):
         int((np.asarray(c.get_edgecolor())[:, 3] > 0).sum()) for c in fig.axes[0].collections[1:]
     )
     assert rings == carriers
+
+
+def test_carrier_rings_scale_with_the_nodes_at_every_graph_size(tmp_path):
+    """On 8 agents a fixed 20-point node with a 0.9-point ring was barely visible."""
+    assert plots.network_node_size(8) == 400.0  # 20 points across
+    assert plots.network_node_size(500) == pytest.approx(16.635, abs=1e-3)
+    assert plots.network_node_size(100_000) == 8.0
+    assert plots.carrier_ring_width(400.0) == pytest.approx(4.0)
+    assert plots.carrier_ring_width(16.635) == 1.0
+    for n in (8, 60, 500, 5000):
+        size = plots.network_node_size(n)
+        assert plots.carrier_ring_width(size) >= max(1.0, 0.2 * size**0.5 - 1e-9)
+    graph = {"kind": "ring", "n": 8, "k": 2}
+    run_dir = tmp_path / "ring8"
+    run_experiment(contagion_config("ring8", graph=graph, steps=4), run_dir, progress=False)
+    fig = plots.network_states(load_run(run_dir), [3])
+    nodes = fig.axes[0].collections[1:]
+    assert sum(len(c.get_offsets()) for c in nodes) == 8
+    for collection in nodes:
+        assert collection.get_sizes().tolist() == [400.0]
+        assert collection.get_linewidths().tolist() == [pytest.approx(4.0)]
+    rings = sum(int((np.asarray(c.get_edgecolor())[:, 3] > 0).sum()) for c in nodes)
+    assert rings == int(fig.axes[0].get_title().rsplit(" ", 1)[1]) > 0
+    # An explicit node_size still wins, and its ring follows it.
+    fig = plots.network_states(load_run(run_dir), [3], node_size=100.0)
+    assert fig.axes[0].collections[1].get_linewidths().tolist() == [pytest.approx(2.0)]
 
 
 def test_memes_compared_and_counts(contagion_run, tmp_path):
