@@ -76,9 +76,11 @@ from sim.analysis.effects import (
     load_actions,
     own_doses,
     placebo_of,
+    pooled_effects,
     read_actions,
     run_effects,
     seed_distances,
+    sweep_effects,
 )
 from sim.analysis.fits import (
     FitResult,
@@ -204,6 +206,7 @@ __all__ = [
     "normalized_edit_distance",
     "own_doses",
     "placebo_of",
+    "pooled_effects",
     "prevalence",
     "prevalence_side_by_side",
     "ratio_mean_se",
@@ -225,6 +228,7 @@ __all__ = [
     "structural_virality",
     "sweep_curves",
     "sweep_defense_metrics",
+    "sweep_effects",
     "sweep_metrics",
     "time_to_fraction",
     "token_jaccard_distance",

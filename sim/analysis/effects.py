@@ -50,7 +50,9 @@ context, with cluster-robust standard errors (clustered as the bootstrap resampl
 agents, or runs from :data:`MIN_RESAMPLED_RUNS` runs on);
 :func:`effect_by_distance` gives the effect of exposure among the agents at each graph
 distance from M's seeded agents, with the bootstrap intervals of
-:func:`exposure_effects`.
+:func:`exposure_effects`. :func:`run_effects` gives the effects of every meme of one
+run, :func:`pooled_effects` of several runs of one configuration (seeds) pooled, and
+:func:`sweep_effects` of each grid point of a sweep, pooled over its seeds.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ import polars as pl
 
 from sim.analysis.aggregate import MIN_BOOTSTRAP_N
 from sim.analysis.clustered import ratio_mean_se, stratified_weights
+from sim.analysis.loading import Sweep
 from sim.manifest import read_manifest
 
 #: Below this many decisions in an arm, printed effects warn that the interval is rough.
@@ -607,21 +610,48 @@ def run_effects(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> pl
     on ``p_target`` when the run scored options by log-probability; against unexposed
     decisions and, when the run has the meme's placebo, against the placebo arm. Memes
     whose decisions have no exposed or no control decision are skipped. None when the
-    run has no ``actions`` table.
+    run has no ``actions`` table. The same as :func:`pooled_effects` of this one run.
     """
-    run_dir = Path(run_dir)
-    if not (run_dir / "actions.parquet").is_file():
+    return pooled_effects([run_dir], n_boot=n_boot, seed=seed)
+
+
+def pooled_effects(
+    run_dirs: Sequence[str | Path], *, n_boot: int = 1000, seed: int = 0
+) -> pl.DataFrame | None:
+    """The exposure effects of :func:`run_effects`, pooled over runs of one configuration.
+
+    The decisions of all ``run_dirs`` (e.g. the seeds of one grid point of a sweep) go
+    into one :func:`exposure_effects` per meme, outcome and control, each run its own
+    cluster level (the ``run`` column is the run directory): from
+    :data:`MIN_RESAMPLED_RUNS` runs on the bootstrap resamples whole runs, below it the
+    agents within each run (``resampled`` says which; see the module docstring). Runs
+    without an ``actions`` table are left out. The memes are those of the runs'
+    configs (every id once, in the order first seen).
+
+    Returns:
+        Columns :data:`EFFECT_COLUMNS`, one row per estimable (meme, outcome, control);
+        None when no run has an ``actions`` table.
+    """
+    scored = [Path(d) for d in run_dirs if (Path(d) / "actions.parquet").is_file()]
+    if not scored:
         return None
-    actions = read_actions(run_dir)
-    memes = read_manifest(run_dir)["config"].get("memes", [])
+    actions = pl.concat(
+        [read_actions(d).with_columns(pl.lit(str(d)).alias("run")) for d in scored],
+        how="diagonal_relaxed",
+    )
+    memes: dict[str, dict] = {}
+    for run_dir in scored:
+        for meme in read_manifest(run_dir)["config"].get("memes", []):
+            memes.setdefault(str(meme["id"]), meme)
+    configs = list(memes.values())
+    outcomes = ["expressed"]
+    if actions.filter(pl.col("p_target").is_not_null()).height:
+        outcomes.append("p_target")
     frames = []
-    for meme in memes:
+    for meme in configs:
         if meme.get("placebo_of") or not meme.get("target_options"):
             continue
-        placebo = placebo_of(memes, meme["id"])
-        outcomes = ["expressed"]
-        if actions.filter(pl.col("p_target").is_not_null()).height:
-            outcomes.append("p_target")
+        placebo = placebo_of(configs, meme["id"])
         for outcome in outcomes:
             try:
                 frame = exposure_effects(
@@ -638,6 +668,40 @@ def run_effects(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> pl
     return pl.concat(frames) if frames else pl.DataFrame(schema=dict.fromkeys(EFFECT_COLUMNS))
 
 
+def sweep_effects(sweep: Sweep, *, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame | None:
+    """The exposure effects of each grid point of a sweep, pooled over its complete runs.
+
+    A grid point is a combination of the swept parameters (a sweep of seeds only is one
+    grid point); its seeds are the replicates :func:`pooled_effects` pools, so the
+    interval resamples whole runs from :data:`MIN_RESAMPLED_RUNS` seeds on and agents
+    within runs below (conditional on the seeds; ``resampled`` says which). Runs of
+    different grid points are never pooled: that would count a parameter's effect as
+    variation between seeds.
+
+    Returns:
+        The swept parameters (as in the sweep's index), then :data:`EFFECT_COLUMNS`, one
+        row per grid point and estimable (meme, outcome, control), in the index's order
+        of grid points; None when no complete run has an ``actions`` table (no scored
+        decisions: e.g. a contagion sweep).
+    """
+    params = list(sweep.params)
+    complete = sweep.complete()
+    groups = complete.group_by(params, maintain_order=True) if params else [((), complete)]
+    frames = []
+    for key, group in groups:
+        effects = pooled_effects(group["run_dir"].to_list(), n_boot=n_boot, seed=seed)
+        if effects is None:
+            continue
+        point = [
+            pl.lit(value, dtype=complete.schema[p]).alias(p)
+            for p, value in zip(params, key, strict=True)
+        ]
+        frames.append(effects.select(*point, *EFFECT_COLUMNS))
+    if not frames:
+        return None
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
 def _of_agents(n: int | None) -> str:
     """`` of N agent(s)`` for a printed effect; "" when the count is unknown (old tables)."""
     return "" if n is None else f" of {n} agent{'s' if n != 1 else ''}"
@@ -648,7 +712,9 @@ def effect_lines(effects: pl.DataFrame | None) -> list[str]:
 
     The interval is labelled with its confidence level; a line ends with a warning when
     an arm has fewer than :data:`MIN_RELIABLE_DECISIONS` decisions or fewer than
-    :data:`MIN_RELIABLE_AGENTS` agents.
+    :data:`MIN_RELIABLE_AGENTS` agents. An effect pooled over several runs (seeds) says
+    what its bootstrap resampled: the agents within each run (too few seeds: the
+    interval leaves out the variation between them) or whole runs.
     """
     if effects is None or effects.height == 0:
         return []
@@ -672,6 +738,8 @@ def effect_lines(effects: pl.DataFrame | None) -> list[str]:
                 f"; {row['n_runs']} seeds, too few to resample: the interval leaves out "
                 "the variation between them"
             )
+        elif row.get("resampled") == "runs":
+            warning += f"; {row['n_runs']} seeds, resampled as whole runs"
         lines.append(
             f"  effect of exposure to {row['meme_id']} ({what}): {row['effect']:+.3f} "
             f"[{ci}{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] vs {row['control']} "
