@@ -27,7 +27,15 @@ For a sweep it writes ``sweep_dir/report/``:
   adopters and R0 (see :func:`sim.analysis.aggregate.aggregate_metrics`), with
   ``t50_n`` of ``runs`` seeds reaching 50 % and ``t50_high_censored`` true where the
   interval of ``t50`` reached beyond the runs' last step (``t50_high`` is then that
-  step, printed ``>T``: the bound itself was not observed);
+  step, printed ``>T``: the bound itself was not observed); on a sweep whose runs
+  scored choices (LLM decisions), also the mean and 95 % interval over seeds of the
+  share of agents that expressed the meme and the mean chance level of that share
+  (:data:`SWEEP_CHOICE_COLUMNS`, see :func:`sweep_choice_summary`); a sweep without
+  scored choices has none of these columns;
+* ``effects.csv`` — on a sweep whose runs scored choices: per grid point, the effect of
+  exposure against the placebo and unexposed controls, pooled over the grid point's
+  runs (:func:`sim.analysis.effects.sweep_effects`); printed per grid point with the
+  runs pooled and what the bootstrap resampled;
 * ``final_size_by_<parameter>.png``, ``t50_by_<parameter>.png`` — for each swept
   parameter, final size and steps to 50 % against it (one line per value of the other
   parameters);
@@ -201,8 +209,17 @@ def _choice_outcomes(
     n_agents: int,
     actions: pl.DataFrame | None,
     targets: Mapping[str, Sequence[str] | Mapping[str, Sequence[str]]] | None,
+    *,
+    digits: int | None = 4,
 ) -> dict[str, object]:
-    """The :data:`CHOICE_COLUMNS` of one meme (its ``steps`` rows sorted by step)."""
+    """The :data:`CHOICE_COLUMNS` of one meme (its ``steps`` rows sorted by step).
+
+    The shares are rounded to ``digits`` (None: not rounded, for means over seeds).
+    """
+
+    def rounded(value: float) -> float:
+        return value if digits is None else round(value, digits)
+
     if actions is None or "expressed" not in frame.columns:
         return dict.fromkeys(CHOICE_COLUMNS)
     from sim.analysis.defenses import attack_chance
@@ -212,10 +229,10 @@ def _choice_outcomes(
     mine = actions.filter(pl.col("meme_id") == meme, pl.col("offered"))
     chance = None
     if targets is not None and meme in targets:
-        chance = round(attack_chance(actions, meme, targets[meme], n_agents), 4)
+        chance = rounded(attack_chance(actions, meme, targets[meme], n_agents))
     return {
         "expressed": expressed,
-        "expressed_share": round(expressed / max(n_agents, 1), 4),
+        "expressed_share": rounded(expressed / max(n_agents, 1)),
         "expressed_chance": chance,
         "first_expressed_step": int(first[0]) if len(first) else None,
         "decisions": mine.height,
@@ -377,6 +394,13 @@ def _read_actions(run_dir: Path) -> pl.DataFrame | None:
         ) from None
 
 
+def _targets(manifest: Mapping[str, object]) -> dict[str, list]:
+    """Per meme id of a run's config, its ``target_options`` (``[]`` without)."""
+    config = manifest.get("config")
+    memes = (config.get("memes") if isinstance(config, dict) else None) or []
+    return {str(m["id"]): m.get("target_options") or [] for m in memes if "id" in m}
+
+
 def report_run(run_dir: str | Path) -> Report:
     """Summarise a finished run and write ``run_dir/report/`` (see the module docstring).
 
@@ -413,9 +437,7 @@ def report_run(run_dir: str | Path) -> Report:
         ) from None
     n_agents = int(manifest.get("n_agents") or 1)
     actions = _read_actions(run_dir)
-    memes = (manifest.get("config") or {}).get("memes") or []
-    targets = {str(m["id"]): m.get("target_options") or [] for m in memes if "id" in m}
-    summary = summary_table(steps, n_agents, actions=actions, targets=targets)
+    summary = summary_table(steps, n_agents, actions=actions, targets=_targets(manifest))
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
     write_bytes_atomic(summary.write_csv().encode(), out / "summary.csv")
@@ -451,6 +473,9 @@ class SweepReport:
             stratum; see :func:`sim.analysis.defenses.defense_frontier`); else None.
         frontier_strata: The frontier's strata: the swept parameters that are not
             defense settings (arms are compared within each combination of them).
+        effects: On a sweep whose runs scored choices, the effects of exposure per grid
+            point, pooled over its runs (:func:`sim.analysis.effects.sweep_effects`);
+            else None.
     """
 
     sweep_dir: Path
@@ -460,6 +485,7 @@ class SweepReport:
     complete: int
     frontier: pl.DataFrame | None = field(default=None, repr=False)
     frontier_strata: tuple[str, ...] = ()
+    effects: pl.DataFrame | None = field(default=None, repr=False)
 
     def text(self) -> str:
         """Run counts, what the intervals are, then per row each metric as ``mean [low, high]``.
@@ -467,26 +493,37 @@ class SweepReport:
         A metric that only ``k`` of the row's ``n`` seeds have (e.g. ``t50`` when 50 % was
         not always reached) is followed by ``(k/n)``; ``never`` when none has it. An
         upper bound beyond the runs' last step is written ``>T`` (T the last step).
+        On a sweep whose runs scored choices, ``expressed_share`` (the same way) and the
+        mean ``expressed_chance`` follow, and after the table the effects of exposure
+        per grid point (see :func:`sweep_effect_lines`).
         """
         head = f"{self.sweep_dir}: {self.complete} of {self.runs} runs complete"
         head += "\nper grid point and meme: mean [95 % CI] over seeds"
         parts = ("mean", "low", "high", "n", "high_censored")
         metric_cols = {f"{m}_{s}" for m in SWEEP_METRICS for s in parts}
+        metric_cols |= set(SWEEP_CHOICE_COLUMNS)
         keys = [c for c in self.summary.columns if c not in metric_cols and c != "runs"]
+        choices = "expressed_share_mean" in self.summary.columns
+        shown = [*SWEEP_METRICS, *(_CHOICE_TEXT if choices else ())]
         rows = []
         for row in self.summary.iter_rows(named=True):
             out: dict[str, object] = {k: row[k] for k in keys}
             for m in SWEEP_METRICS:
                 out[m] = _interval_text(row, m)
+            if choices:
+                out["expressed_share"] = _interval_text(row, "expressed_share")
+                out["expressed_chance"] = _signed(row["expressed_chance_mean"], "{:.3g}")
             rows.append(out)
         table = pl.DataFrame(
             rows,
             schema={
                 **{k: self.summary.schema[k] for k in keys},
-                **{m: pl.String for m in SWEEP_METRICS},
+                **{m: pl.String for m in shown},
             },
         )
         text = head + "\n" + format_table(table)
+        if self.effects is not None:
+            text += "\n\n" + "\n".join(sweep_effect_lines(self.effects))
         if self.frontier is not None:
             within = f" with the same {', '.join(self.frontier_strata)}"
             within = within if self.frontier_strata else ""
@@ -502,6 +539,42 @@ class SweepReport:
                     "e.g. guards = [], to compare the defenses with no defense)"
                 )
         return text
+
+
+#: The columns of the printed sweep table for the outcome of scored choices.
+_CHOICE_TEXT = ("expressed_share", "expressed_chance")
+
+
+def sweep_effect_lines(effects: pl.DataFrame) -> list[str]:
+    """The effects of :func:`sim.analysis.effects.sweep_effects` as printed lines.
+
+    A heading, then per grid point a line naming it (``key=value`` pairs, as the sweep
+    prints its final shares; ``(no grid)`` for a sweep of seeds only) with the number of
+    runs pooled, followed by its effects as
+    :func:`sim.analysis.effects.effect_lines` writes them (each says what the bootstrap
+    resampled when it pooled several runs).
+
+    Args:
+        effects: :func:`sim.analysis.effects.sweep_effects`' table (the swept parameters
+            are its columns before ``meme_id``).
+    """
+    from sim.analysis.effects import effect_lines
+
+    params = effects.columns[: effects.columns.index("meme_id")]
+
+    lines = ["effects of exposure per grid point (pooled over its runs):"]
+    if effects.height == 0:
+        return [
+            *lines,
+            "  none estimable: no grid point had decisions both exposed and in a control",
+        ]
+    groups = effects.group_by(params, maintain_order=True) if params else [((), effects)]
+    for key, group in groups:
+        point = " ".join(f"{p}={v}" for p, v in zip(params, key, strict=True)) or "(no grid)"
+        runs = int_max(group["n_runs"])
+        lines.append(f"  {point} ({runs} run{'s' if runs != 1 else ''}):")
+        lines += ["  " + line for line in effect_lines(group)]
+    return lines
 
 
 def _arm_labels(frontier: pl.DataFrame, strata: Sequence[str] = ()) -> tuple[str, list[str]]:
@@ -578,6 +651,69 @@ def _interval_text(row: dict[str, object], metric: str) -> str:
 #: Metrics of the sweep summary (columns of :func:`sim.analysis.summary.run_metrics`).
 SWEEP_METRICS = ("final_size", "final_adopters", "t50", "r0")
 
+#: The columns of the sweep summary on a sweep whose runs scored choices (see
+#: :func:`sweep_choice_summary`); a sweep without scored choices has none of them.
+SWEEP_CHOICE_COLUMNS = (
+    "expressed_share_mean",
+    "expressed_share_low",
+    "expressed_share_high",
+    "expressed_share_n",
+    "expressed_chance_mean",
+)
+
+
+def sweep_choice_summary(sweep: Sweep) -> pl.DataFrame | None:
+    """The outcome of scored choices per grid point and meme, over seeds.
+
+    Per complete run with scored choices (an ``actions`` table) and meme, the run
+    summary's ``expressed_share`` and ``expressed_chance`` (see :func:`summary_table`;
+    here not rounded); then per combination of the swept parameters and meme their
+    mean over seeds, for ``expressed_share`` with its 95 % t-interval, kept in [0, 1]
+    (:func:`sim.analysis.aggregate.aggregate`).
+
+    Returns:
+        The swept parameters, ``meme_id``, then :data:`SWEEP_CHOICE_COLUMNS`
+        (``expressed_share_n`` counts the seeds); None when no complete run scored
+        choices (e.g. a contagion sweep).
+    """
+    from experiments.manifest import read_manifest
+    from sim.analysis.aggregate import aggregate
+
+    params = list(sweep.params)
+    complete = sweep.complete()
+    rows: list[dict[str, object]] = []
+    for index_row in complete.iter_rows(named=True):
+        run_dir = Path(index_row["run_dir"])
+        actions = _read_actions(run_dir)
+        if actions is None:
+            continue
+        manifest = read_manifest(run_dir)
+        n_agents = int(manifest.get("n_agents") or 1)
+        targets = _targets(manifest)
+        steps = pl.read_parquet(run_dir / "steps.parquet").sort("step")
+        for (meme,), frame in steps.group_by(["meme_id"], maintain_order=True):
+            outcomes = _choice_outcomes(frame, str(meme), n_agents, actions, targets, digits=None)
+            rows.append(
+                {
+                    **{p: index_row[p] for p in params},
+                    "meme_id": str(meme),
+                    "expressed_share": outcomes["expressed_share"],
+                    "expressed_chance": outcomes["expressed_chance"],
+                }
+            )
+    if not rows:
+        return None
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {p: complete.schema[p] for p in params}
+    schema.update(meme_id=pl.String, expressed_share=pl.Float64, expressed_chance=pl.Float64)
+    per_run = pl.DataFrame(rows, schema=schema)
+    summary = aggregate(
+        per_run,
+        [*params, "meme_id"],
+        ["expressed_share", "expressed_chance"],
+        bounds={"expressed_share": (0.0, 1.0), "expressed_chance": (0.0, 1.0)},
+    )
+    return summary.select(*params, "meme_id", *SWEEP_CHOICE_COLUMNS)
+
 
 def _file_part(name: str) -> str:
     """A parameter name as a safe file-name part (``policy.beta`` stays as it is)."""
@@ -600,6 +736,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
     from sim import plots
     from sim.analysis.aggregate import aggregate_metrics, sweep_metrics
     from sim.analysis.defenses import arms_and_strata, defense_frontier, has_guard_arms
+    from sim.analysis.effects import sweep_effects
     from sim.analysis.loading import load_sweep
 
     sweep = load_sweep(sweep_dir)
@@ -618,11 +755,21 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
     metrics = sweep_metrics(sweep, fit=False)
     params = list(sweep.params)
     summary = aggregate_metrics(metrics, params, SWEEP_METRICS)
-    runs = metrics.group_by([*params, "meme_id"]).agg(pl.len().alias("runs"))
-    summary = summary.join(runs, on=[*params, "meme_id"], how="left")
+    keys = [*params, "meme_id"]
+    choices = sweep_choice_summary(sweep)
+    if choices is not None:
+        choices = choices.with_columns(pl.col(k).cast(summary.schema[k]) for k in keys)
+        summary = summary.join(
+            choices, on=keys, how="left", nulls_equal=True, maintain_order="left"
+        )
+    runs = metrics.group_by(keys).agg(pl.len().alias("runs"))
+    summary = summary.join(runs, on=keys, how="left")
     out = path / "report"
     out.mkdir(exist_ok=True)
     write_bytes_atomic(summary.write_csv().encode(), out / "summary.csv")
+    effects = sweep_effects(sweep)
+    if effects is not None:
+        write_bytes_atomic(effects.write_csv().encode(), out / "effects.csv")
     name = path.name
     memes = metrics["meme_id"].unique(maintain_order=True).to_list()
     figures: list[Path] = []
@@ -663,6 +810,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
         complete=complete,
         frontier=frontier,
         frontier_strata=tuple(strata),
+        effects=effects,
     )
 
 

@@ -142,6 +142,20 @@ def test_report_on_a_sweep_dir_writes_summary_and_plots(small_data, tmp_path):
     summary = pl.read_csv(sweep_dir / "report" / "summary.csv")
     assert summary.height == 4
     assert summary["runs"].to_list() == [2, 2, 2, 2]
+    # Contagion agents make no choices: no expressed columns, no effects of exposure.
+    parts = ("mean", "low", "high", "n")
+    assert summary.columns == [
+        "policy.beta",
+        "graph.n",
+        "meme_id",
+        *(f"final_size_{p}" for p in parts),
+        *(f"final_adopters_{p}" for p in parts),
+        *(f"t50_{p}" for p in parts),
+        "t50_high_censored",
+        *(f"r0_{p}" for p in parts),
+        "runs",
+    ]
+    assert made.effects is None and not (sweep_dir / "report" / "effects.csv").exists()
     assert summary["final_size_n"].to_list() == [2, 2, 2, 2]
     # Intervals stay in range; faster spread with the larger beta.
     assert (summary["final_size_low"] >= 0).all() and (summary["final_size_high"] <= 1).all()
