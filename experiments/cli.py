@@ -253,11 +253,13 @@ def _summary(result: Run) -> str:
     # Contagion agents make no choices, so nobody can express a meme: no "expressed 0".
     chooses = (result.manifest.get("policy") or {}).get("policy") != ContagionPolicy.name
     for row in last.iter_rows(named=True):
+        expressed = ""
+        if chooses and "expressed" in row:
+            expressed = f"expressed {row['expressed']}{_chance_level(result, row['meme_id'])}, "
         lines.append(
             f"  meme {row['meme_id']}: after step {row['step']}: exposed {row['exposed']}, "
-            f"carriers {row['carriers']}, "
-            + (f"expressed {row['expressed']}, " if chooses and "expressed" in row else "")
-            + f"adopters {row['adopters']} of {result.manifest['n_agents']} agents"
+            f"carriers {row['carriers']}, {expressed}"
+            f"adopters {row['adopters']} of {result.manifest['n_agents']} agents"
         )
         edges = result.transmissions.filter(result.transmissions["meme_id"] == row["meme_id"])
         if edges.height:
@@ -272,6 +274,26 @@ def _summary(result: Run) -> str:
     lines += effect_lines(run_effects(result.run_dir))
     lines.append(f"  plots: memespread report {result.run_dir}")
     return "\n".join(lines)
+
+
+def _chance_level(result: Run, meme_id: str) -> str:
+    """`` (chance level 6.4)``: the agents random choices would have made express the meme.
+
+    The run summary's ``expressed_chance`` (:func:`sim.analysis.defenses.attack_chance`)
+    times the number of agents, to read the ``expressed`` count against; "" for a run
+    without scored choices or a meme without ``target_options``.
+    """
+    from sim.analysis.defenses import attack_chance
+
+    targets = next(
+        (m.get("target_options") for m in result.config.get("memes", []) if m.get("id") == meme_id),
+        None,
+    )
+    if "actions" not in result.tables or not targets:
+        return ""
+    n_agents = int(result.manifest["n_agents"])
+    share = attack_chance(result.table("actions"), meme_id, targets, n_agents)
+    return f" (chance level {share * n_agents:.1f})"
 
 
 def _guard_lines(steps: pl.DataFrame) -> list[str]:

@@ -269,6 +269,19 @@ def test_the_sweep_effects_pool_the_runs_of_each_grid_point(llm_sweep):
     )
 
 
+def test_the_run_summary_prints_the_chance_level_next_to_expressed(llm_sweep):
+    from experiments.cli import _summary
+    from sim.analysis.loading import load_run
+
+    run_dir = _runs(llm_sweep)[2][0]
+    steps = pl.read_parquet(run_dir / "steps.parquet")
+    last = steps.filter(pl.col("step") == 2, pl.col("meme_id") == "influence").row(0, named=True)
+    # Every agent decided 3 times among 3 options with one target: 8 * 19/27 = 5.6.
+    expected = f"carriers {last['carriers']}, expressed {last['expressed']} (chance level 5.6), "
+    lines = _summary(load_run(run_dir)).splitlines()
+    assert expected in lines[1] and lines[1].startswith("  meme influence: after step 2:")
+
+
 def test_the_readme_names_what_the_sweep_report_adds_for_scored_choices():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("Given a sweep directory, it summarises", 1)[1].split("\n- ", 1)[0]
