@@ -282,6 +282,27 @@ def test_effects_state_their_level_and_warn_on_few_agents():
     assert line.endswith("; too few agents for a reliable interval")
 
 
+def test_an_effect_pooled_over_ten_or_more_runs_says_it_resampled_whole_runs():
+    # 12 identical runs: agent 0 exposed, choosing the target at 3 of its 5 decisions;
+    # agent 1 unexposed, at 1 of 5. Every run has the same means, so any resample of
+    # whole runs gives the effect 0.4.
+    rows = [
+        {**_decision(step, agent, "inf", int(agent == 0), step % (2, 5)[agent] == 0), "run": run}
+        for run in [f"r{i:02d}" for i in range(12)]
+        for step in range(5)
+        for agent in (0, 1)
+    ]
+    frame = pl.DataFrame(rows, schema={**ACTIONS_SCHEMA, "run": pl.String})
+    out = exposure_effects(frame, "inf", n_boot=200)
+    row = out.row(0, named=True)
+    assert (row["n_runs"], row["resampled"]) == (12, "runs")
+    assert (row["n_exposed"], row["n_exposed_agents"], row["n_control_agents"]) == (60, 12, 12)
+    assert (row["effect"], row["ci_low"], row["ci_high"]) == pytest.approx((0.4, 0.4, 0.4))
+    (line,) = effect_lines(out)
+    assert "+0.400 [95 % CI +0.400, +0.400] vs unexposed" in line
+    assert line.endswith("; 12 seeds, resampled as whole runs")
+
+
 def test_funnel_has_no_expressed_bar_without_scored_choices():
     from experiments.report import funnel_figure
 
