@@ -22,7 +22,9 @@ Errors (the run could not start, or would fail mid-way):
 * ``guards.I.engine`` — an LLM guard needs an engine (its own, or an LLM policy's);
   ``guards.I.lessons_bank`` — must be the lessons bank (``lessons``), and the layout must
   lay it (``[banks.lessons]``);
-* ``memes.I.placebo_of`` — must name a non-placebo meme of the run;
+* ``memes.I.placebo_of`` — must name a non-placebo meme of the run, and neither meme's
+  lexical detector (given, or the default: the statement's longest words) may flag the
+  other's statement (the placebo would count as its goal, and the controls would mix);
 * ``reflection``, ``values`` — need an LLM policy; ``reflection.bank`` a layer of the
   layout (:mod:`experiments.phase_checks`);
 * ``banks.community.method = "planted"`` — needs block labels: an ``sbm`` (or a ``file``)
@@ -60,9 +62,15 @@ from agents.contagion import DEPRECATED_RULES, ContagionSpec, deprecated_rule_me
 from agents.llm_policy import LLMPolicySpec
 from experiments.phase_checks import battery_errors, phase_errors
 from experiments.schema import RunConfig
-from sim.detectors import EmbeddingDetectorSpec, JudgeDetectorSpec
+from sim.detectors import (
+    EmbeddingDetectorSpec,
+    JudgeDetectorSpec,
+    LexicalDetector,
+    LexicalDetectorSpec,
+)
 from sim.files import file_problem
 from sim.guards import compile_pattern, lessons_bank_problem
+from sim.memes import MemeSpec
 from topologies.banks import BankLayoutSpec, build_banks
 from topologies.graphs import GraphFile, StochasticBlockModel, TopologyError
 from topologies.placements import placement_errors
@@ -192,6 +200,9 @@ def _decision_errors(config: RunConfig) -> list[str]:
                     f"memes.{i}.placebo_of = {meme.placebo_of!r}: must name a non-placebo meme "
                     f"of the run (memes: {sorted(ids)})"
                 )
+            else:
+                index = {m.id: j for j, m in enumerate(config.memes)}
+                errors += _placebo_overlap_errors(i, meme, index[pair.id], pair)
     if not isinstance(config.policy, LLMPolicySpec):
         return errors  # no decision tasks: targets are never scored
     from agents.decisions import check_targets
@@ -206,6 +217,37 @@ def _decision_errors(config: RunConfig) -> list[str]:
             check_targets([meme], stream)
         except ValueError as err:
             errors.append(f"memes.{i}.target_options: {err}")
+    return errors
+
+
+def _placebo_overlap_errors(i: int, placebo: MemeSpec, j: int, goal: MemeSpec) -> list[str]:
+    """A placebo whose text its goal's detector flags (or the reverse) controls nothing.
+
+    The placebo has the goal's form, so the default detectors (the statements' longest
+    words) often match both: the placebo's seed would then count as the goal, and agents
+    near it as exposed to the goal. Only lexical detectors are checked here (the
+    embedding and judge detectors need their models).
+    """
+    errors = []
+    for (k, detecting), (m, text) in (((j, goal), (i, placebo)), ((i, placebo), (j, goal))):
+        detector = detecting.effective_detector
+        if not isinstance(detector, LexicalDetectorSpec):
+            continue
+        found = LexicalDetector(detector.terms, detector.min_matches).carries([text.seed_text])
+        if not found[0]:
+            continue
+        which = (
+            f"memes.{k}.detector"
+            if detecting.detector is not None
+            else f"the default detector of memes.{k} (its statement's longest words)"
+        )
+        errors.append(
+            f"{which} flags the statement of memes.{m} ({text.id!r}) as {detecting.id!r}: "
+            "the placebo would count as its goal (or the goal as its placebo) and the "
+            f"controls would mix; set memes.{k}.detector to a lexical detector whose terms "
+            "the other statement does not contain, e.g. "
+            "{ kind = 'lexical', terms = [...], min_matches = 1 }"
+        )
     return errors
 
 

@@ -52,7 +52,8 @@ at most 10 million agents; placement agents and counts within the graph size, pl
 banks that can exist in the layout, `into` layers that exist; embedding detectors only
 with their packaged model installed, judge detectors and LLM guards only with an engine
 (their own or an LLM policy's); target options and tasks that exist in the tasks file;
-`placebo_of` naming a non-placebo meme of the run; `reflection` and `values` only with an
+`placebo_of` naming a non-placebo meme of the run, with lexical detectors that tell the pair
+apart (neither flags the other's statement); `reflection` and `values` only with an
 LLM policy, `reflection.bank` a layer of the layout; a consensus guard's `lessons_bank`
 only with `[banks.lessons]`; planted communities only on SBM graphs or graph files whose
 nodes carry their `block`. Files are read as the run would read them: graph files, guard
