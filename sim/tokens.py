@@ -38,7 +38,7 @@ def distinct_word_ids(strings: list[str], vocab: dict[str, int]) -> tuple[np.nda
         {"word": distinct, "id": list(map(vocab.__getitem__, distinct))},
         schema={"word": pl.String, "id": pl.Int64},
     )
-    pairs = frame.join(ids, on="word", how="left")
+    pairs = frame.join(ids, on="word", how="left", maintain_order="left")
     owner = pairs["owner"].to_numpy().astype(np.int64)
     keys = sorted_unique((owner << 32) | pairs["id"].to_numpy())  # per string, ascending
     counts = np.bincount(keys >> 32, minlength=len(strings))

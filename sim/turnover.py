@@ -124,6 +124,7 @@ def agent_generation_at(
             ),
             on="_a",
             how="left",
+            maintain_order="left",
         )
         .group_by("_a", "_s")
         .agg((pl.col("_t") <= pl.col("_s")).sum().cast(pl.Int32).alias("agent_generation"))
@@ -133,7 +134,7 @@ def agent_generation_at(
         .with_columns(
             pl.col(agent).cast(pl.Int64).alias("_a"), pl.col(step).cast(pl.Int64).alias("_s")
         )
-        .join(counts, on=["_a", "_s"], how="left")
+        .join(counts, on=["_a", "_s"], how="left", maintain_order="left")
         .sort("_row")
         .drop("_row", "_a", "_s")
     )
@@ -194,7 +195,7 @@ def carrying_entries_by_layer(
         )
     )
     return (
-        grid.join(live, on=["meme_id", "step"], how="left")
+        grid.join(live, on=["meme_id", "step"], how="left", maintain_order="left")
         .with_columns(pl.col("private", "shared").fill_null(0))
         .sort("meme_id", "step")
     )

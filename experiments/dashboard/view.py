@@ -333,7 +333,7 @@ class RunView:
         rows = contexts.filter((pl.col("step") == step) & (pl.col("agent_id") == agent_id))
         return (
             rows.select("rank", "entry_id", "score")
-            .join(self._entries(), on="entry_id", how="left")
+            .join(self._entries(), on="entry_id", how="left", maintain_order="left")
             .sort("rank")
             .select(*INSPECTOR_COLUMNS, "text")
         )
@@ -408,7 +408,7 @@ class RunView:
         )
         ranked = (
             contexts.filter(pl.col("step") == step)
-            .join(entries, on="entry_id", how="left")
+            .join(entries, on="entry_id", how="left", maintain_order="left")
             .group_by("agent_id")
             .agg(pl.col("carrying").sum().alias("n"))
             .sort(["n", "agent_id"], descending=[True, False])

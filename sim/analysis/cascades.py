@@ -192,8 +192,13 @@ def cascade_summary(
         pl.col("structural_virality").drop_nulls().mean().alias("mean_structural_virality"),
     )
     return (
-        trees.join(by_gen, on="meme_id", how="left")
-        .join(largest.select("meme_id", "structural_virality"), on="meme_id", how="left")
+        trees.join(by_gen, on="meme_id", how="left", maintain_order="left")
+        .join(
+            largest.select("meme_id", "structural_virality"),
+            on="meme_id",
+            how="left",
+            maintain_order="left",
+        )
         .select(
             "meme_id",
             "n_cascades",

@@ -349,7 +349,7 @@ def _stratum_frontier(frame: pl.DataFrame, arm: list[str], level: float) -> pl.D
     labels = None if "guards" in arm else frame.group_by(arm).agg(pl.col("guards").first())
     agg = aggregate(frame, arm, list(METRICS), level=level, bounds=_SHARES)
     if labels is not None:
-        agg = agg.join(labels, on=arm, how="left")
+        agg = agg.join(labels, on=arm, how="left", maintain_order="left")
     none = agg.filter(pl.col("guards") == "none")
     # A mean is null where every seed's value is missing (e.g. no utility: runs without a
     # benign meme or tasks with answers): NaN, not an error.
@@ -365,7 +365,7 @@ def _stratum_frontier(frame: pl.DataFrame, arm: list[str], level: float) -> pl.D
         (pl.col("guards") == "none").alias("undefended"),
         pl.Series("pareto", _pareto(attack, utility)),
     )
-    return agg.join(_paired_changes(frame, arm, level), on=arm, how="left")
+    return agg.join(_paired_changes(frame, arm, level), on=arm, how="left", maintain_order="left")
 
 
 def defense_frontier(

@@ -173,7 +173,9 @@ def read_actions(run_dir: str | Path) -> pl.DataFrame:
     own = own_doses(pl.read_parquet(contexts), pl.read_parquet(memories))
     keys = ["step", "agent_id", "meme_id"]
     own = own.with_columns(pl.col(k).cast(actions.schema[k]) for k in keys)
-    return actions.join(own, on=keys, how="left").with_columns(pl.col("own_dose").fill_null(0))
+    return actions.join(own, on=keys, how="left", maintain_order="left").with_columns(
+        pl.col("own_dose").fill_null(0)
+    )
 
 
 def load_actions(run_dirs: Sequence[str | Path]) -> pl.DataFrame:
@@ -237,7 +239,7 @@ def decision_arms(
         placebo = actions.filter(pl.col("meme_id") == placebo_id).select(
             *keys, pl.col("dose").alias("placebo_dose"), own.alias("_placebo_own")
         )
-        rows = rows.join(placebo, on=keys, how="left").with_columns(
+        rows = rows.join(placebo, on=keys, how="left", maintain_order="left").with_columns(
             pl.col("placebo_dose").fill_null(0), pl.col("_placebo_own").fill_null(0)
         )
     else:
@@ -256,7 +258,9 @@ def decision_arms(
         .unique()
         .with_columns(pl.lit(True).alias("_other"))
     )
-    rows = rows.join(competing, on=keys, how="left").with_columns(pl.col("_other").fill_null(False))
+    rows = rows.join(competing, on=keys, how="left", maintain_order="left").with_columns(
+        pl.col("_other").fill_null(False)
+    )
     arm = (
         pl.when(pl.col("dose") > 0)
         .then(pl.lit("exposed"))

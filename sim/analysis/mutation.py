@@ -105,9 +105,11 @@ def entry_hops(
         (pl.col("author_id") == ENVIRONMENT) | pl.col("seeded_now").fill_null(False)
     )
     return (
-        carrying.join(seeded, on=["meme_id", "author_id", "step"], how="left")
-        .join(edge_hops, on=["meme_id", "entry_id"], how="left")
-        .join(generations, on=["meme_id", "author_id"], how="left")
+        carrying.join(
+            seeded, on=["meme_id", "author_id", "step"], how="left", maintain_order="left"
+        )
+        .join(edge_hops, on=["meme_id", "entry_id"], how="left", maintain_order="left")
+        .join(generations, on=["meme_id", "author_id"], how="left", maintain_order="left")
         .with_columns(
             pl.when(is_seed)
             .then(pl.lit(0, dtype=pl.Int64))

@@ -160,7 +160,9 @@ def states_at(agents: pl.DataFrame, n_agents: int, step: int, meme_id: str) -> p
         col = last.filter(pl.col("state") == flag).select(
             pl.col("agent_id").cast(pl.Int32), pl.col("value").alias(flag)
         )
-        wide = wide.join(col, on="agent_id", how="left").with_columns(pl.col(flag).fill_null(False))
+        wide = wide.join(col, on="agent_id", how="left", maintain_order="left").with_columns(
+            pl.col(flag).fill_null(False)
+        )
     return wide.with_columns(
         pl.when(pl.col("adopter"))
         .then(pl.lit("adopter"))

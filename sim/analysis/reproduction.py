@@ -85,7 +85,7 @@ def secondary_infections(
         pl.len().cast(pl.Int64).alias("secondaries")
     )
     return (
-        nodes.join(counts, on=["meme_id", "agent_id"], how="left")
+        nodes.join(counts, on=["meme_id", "agent_id"], how="left", maintain_order="left")
         .with_columns(pl.col("secondaries").fill_null(0))
         .sort("meme_id", "step", "agent_id")
     )
@@ -197,7 +197,7 @@ def generation_intervals(
     )
     return (
         children.select("meme_id", "source_agent", "agent_id", "step")
-        .join(sources, on=["meme_id", "source_agent"], how="left")
+        .join(sources, on=["meme_id", "source_agent"], how="left", maintain_order="left")
         .with_columns((pl.col("step") - pl.col("source_step")).alias("interval"))
         .sort("meme_id", "step", "agent_id")
     )
@@ -264,6 +264,7 @@ def implied_secondaries(
         seeded.with_columns(pl.col("step").cast(pl.Int64), pl.lit(True).alias("seed_step")),
         on=["meme_id", "author_id", "step"],
         how="left",
+        maintain_order="left",
     )
     injected = (pl.col("author_id") == ENVIRONMENT) | (
         pl.col("seed_step").fill_null(False) & (pl.col("n_parents") == 0)
@@ -286,7 +287,7 @@ def implied_secondaries(
             pl.col("agent_id").cast(pl.Int64).alias("reader"),
             pl.col("step").cast(pl.Int64),
         )
-        .join(seeded_readers, on=["meme_id", "reader", "step"], how="left")
+        .join(seeded_readers, on=["meme_id", "reader", "step"], how="left", maintain_order="left")
         .with_columns(
             pl.when(pl.col("by_seed").fill_null(False))
             .then(pl.col("step"))
@@ -310,14 +311,19 @@ def implied_secondaries(
         )
         .join(readers, on="bank_id")
         .filter(pl.col("reader") != pl.col("author_id"))
-        .join(adopted, on=["meme_id", "reader"], how="left")
+        .join(adopted, on=["meme_id", "reader"], how="left", maintain_order="left")
         .filter(pl.col("adopter_from").is_null() | (pl.col("adopter_from") > pl.col("t")))
         .group_by("meme_id", "author_id")
         .agg(pl.len().cast(pl.Int64).alias("exposures"))
     )
     return (
         nodes.select("meme_id", "agent_id", "generation", "infectious_from")
-        .join(pairs.rename({"author_id": "agent_id"}), on=["meme_id", "agent_id"], how="left")
+        .join(
+            pairs.rename({"author_id": "agent_id"}),
+            on=["meme_id", "agent_id"],
+            how="left",
+            maintain_order="left",
+        )
         .with_columns(pl.col("exposures").fill_null(0))
         .with_columns((pl.col("exposures") * beta).alias("expected"))
         .sort("meme_id", "infectious_from", "agent_id")

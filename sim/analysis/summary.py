@@ -134,5 +134,5 @@ def run_metrics(run: Run, *, window: int = 1, fit: bool = True) -> pl.DataFrame:
     )
     out = memes
     for frame in (infected, adopters, times, r0, r0w, gi, casc, drift, fits):
-        out = out.join(frame, on="meme_id", how="left")
+        out = out.join(frame, on="meme_id", how="left", maintain_order="left")
     return out.select("meme_id", *METRICS)
