@@ -167,7 +167,9 @@ def summary_table(
             task id), for ``expressed_chance``.
     """
     rows = []
-    for (meme,), frame in steps.sort("step").group_by(["meme_id"], maintain_order=True):
+    # A stable sort: memes keep their order within a step, so the rows follow the config.
+    ordered = steps.sort("step", maintain_order=True)
+    for (meme,), frame in ordered.group_by(["meme_id"], maintain_order=True):
         last = frame.row(-1, named=True)
         adopters = frame["adopters"]
         peak = int_max(adopters)
@@ -690,7 +692,7 @@ def sweep_choice_summary(sweep: Sweep) -> pl.DataFrame | None:
         manifest = read_manifest(run_dir)
         n_agents = int(manifest.get("n_agents") or 1)
         targets = _targets(manifest)
-        steps = pl.read_parquet(run_dir / "steps.parquet").sort("step")
+        steps = pl.read_parquet(run_dir / "steps.parquet").sort("step", maintain_order=True)
         for (meme,), frame in steps.group_by(["meme_id"], maintain_order=True):
             outcomes = _choice_outcomes(frame, str(meme), n_agents, actions, targets, digits=None)
             rows.append(

@@ -1169,7 +1169,7 @@ def defense_frontier_plot(
     if panel is None:
         fig = Figure(figsize=(7.5, 5.5), layout="constrained")
         ax = fig.add_subplot()
-        ordered = frontier.sort("attack_mean")
+        ordered = frontier.sort("attack_mean", maintain_order=True)
         styles = {str(r[arm]): i for i, r in enumerate(ordered.iter_rows(named=True))}
         _frontier_plane(ax, ordered, arm, styles, chance, attack_chance, suffix_pareto=True)
         ax.set_xlabel(attack_label)
@@ -1194,7 +1194,7 @@ def defense_frontier_plot(
     styles = {name: i for i, name in enumerate(arms)}
     for index, value in enumerate(values):
         ax = axes[index // columns][index % columns]
-        part = frontier.filter(pl.col(panel) == value).sort("attack_mean")
+        part = frontier.filter(pl.col(panel) == value).sort("attack_mean", maintain_order=True)
         _frontier_plane(ax, part, arm, styles, chance, attack_chance, suffix_pareto=False)
         ax.set_title(f"{panel} = {value}", fontsize=9)
         if index % columns == 0:

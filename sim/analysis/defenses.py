@@ -337,7 +337,7 @@ def _paired_changes(frame: pl.DataFrame, arm: list[str], level: float) -> pl.Dat
         base = base.select(
             "seed", pl.col("attack").alias("_attack"), pl.col("utility").alias("_utility")
         )
-        paired = frame.join(base, on="seed", how="inner").with_columns(
+        paired = frame.join(base, on="seed", how="inner", maintain_order="left").with_columns(
             (pl.col("attack") - pl.col("_attack")).alias("attack_change"),
             (pl.col("utility") - pl.col("_utility")).alias("utility_change"),
         )
@@ -399,7 +399,8 @@ def defense_frontier(
         ``utility_change_mean/_low/_high/_n`` (per seed against the undefended run of the
         same seed and stratum, over seeds; null when runs cannot be paired by seed),
         ``undefended`` (the arm without guards) and ``pareto`` (on the stratum's
-        frontier); sorted by the strata, then by attack.
+        frontier); sorted by the strata, then by attack (arms tied on attack and utility
+        keep their order in the sweep).
 
     Raises:
         ValueError: An arm of a stratum has several runs with the same seed: a swept
@@ -416,7 +417,7 @@ def defense_frontier(
         raise ValueError(f"strata {strata} and arm {arm}: a column cannot be both")
     if "seed" in frame.columns:
         keys = [*strata, *arm, "seed"]
-        repeated = frame.group_by(keys).len().filter(pl.col("len") > 1)
+        repeated = frame.group_by(keys, maintain_order=True).len().filter(pl.col("len") > 1)
         if repeated.height:
             raise ValueError(
                 f"arm {arm}, strata {strata}: {repeated.height} (arm, seed) pair(s) have several "
@@ -441,4 +442,5 @@ def defense_frontier(
         [*strata, "attack_mean", "utility_mean"],
         descending=[*(False for _ in strata), False, True],
         nulls_last=True,
+        maintain_order=True,
     )

@@ -584,7 +584,7 @@ def effect_by_distance(
     order = {c: i for i, c in enumerate(controls)}
     return (
         frame.with_columns(pl.col("control").replace_strict(order).alias("_order"))
-        .sort("distance", "_order", nulls_last=True)
+        .sort("distance", "_order", nulls_last=True, maintain_order=True)
         .select(DISTANCE_COLUMNS)
     )
 

@@ -106,7 +106,9 @@ def infection_times(
     rank = pl.col("origin").replace_strict(_ORIGIN_RANK, return_dtype=pl.Int64)
     return (
         pl.concat(frames)
-        .sort("meme_id", "agent_id", "step", rank)
+        # Stable: of two candidates tied on step and origin (e.g. two infection edges into
+        # one agent in one step), the first in the tables wins, on any thread count.
+        .sort("meme_id", "agent_id", "step", rank, maintain_order=True)
         .group_by("meme_id", "agent_id", maintain_order=True)
         .first()
         .with_columns(
