@@ -765,7 +765,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
             choices, on=keys, how="left", nulls_equal=True, maintain_order="left"
         )
     runs = metrics.group_by(keys).agg(pl.len().alias("runs"))
-    summary = summary.join(runs, on=keys, how="left", maintain_order="left")
+    summary = summary.join(runs, on=keys, how="left", nulls_equal=True, maintain_order="left")
     out = path / "report"
     out.mkdir(exist_ok=True)
     write_bytes_atomic(summary.write_csv().encode(), out / "summary.csv")
