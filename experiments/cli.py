@@ -280,15 +280,14 @@ def _chance_level(result: Run, meme_id: str) -> str:
     """`` (chance level 6.4)``: the agents random choices would have made express the meme.
 
     The run summary's ``expressed_chance`` (:func:`sim.analysis.defenses.attack_chance`)
-    times the number of agents, to read the ``expressed`` count against; "" for a run
-    without scored choices or a meme without ``target_options``.
+    times the number of agents, to read the ``expressed`` count against (a placebo is
+    scored against its pair's targets); "" for a run without scored choices or a meme
+    without targets.
     """
+    from experiments.report import meme_targets
     from sim.analysis.defenses import attack_chance
 
-    targets = next(
-        (m.get("target_options") for m in result.config.get("memes", []) if m.get("id") == meme_id),
-        None,
-    )
+    targets = meme_targets(result.config).get(meme_id)
     if "actions" not in result.tables or not targets:
         return ""
     n_agents = int(result.manifest["n_agents"])

@@ -66,7 +66,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -148,8 +148,9 @@ def summary_table(
     * ``expressed_share`` — ``expressed`` over ``n_agents``;
     * ``expressed_chance`` — the share of agents random choices on the same decisions
       would have made express it at least once
-      (:func:`sim.analysis.defenses.attack_chance`; null without ``targets``): the
-      floor to read ``expressed_share`` against;
+      (:func:`sim.analysis.defenses.attack_chance`; a placebo's against its pair's
+      targets, as its choices are scored; null for a meme without targets): the floor
+      to read ``expressed_share`` against;
     * ``first_expressed_step`` — the first step after which some agent had expressed it
       (null if none ever did);
     * ``decisions`` — scored decisions that offered one of its targets
@@ -396,11 +397,28 @@ def _read_actions(run_dir: Path) -> pl.DataFrame | None:
         ) from None
 
 
-def _targets(manifest: Mapping[str, object]) -> dict[str, list]:
-    """Per meme id of a run's config, its ``target_options`` (``[]`` without)."""
+def _targets(manifest: Mapping[str, object]) -> dict[str, Any]:
+    """:func:`meme_targets` of the config in a run's manifest."""
     config = manifest.get("config")
-    memes = (config.get("memes") if isinstance(config, dict) else None) or []
-    return {str(m["id"]): m.get("target_options") or [] for m in memes if "id" in m}
+    return meme_targets(config if isinstance(config, Mapping) else {})
+
+
+def meme_targets(config: Mapping[str, object]) -> dict[str, Any]:
+    """Per meme id of a run config (JSON data), the targets its choices are scored against.
+
+    A meme's own ``target_options``, or for a placebo without any its pair's (as the run
+    scores them, :func:`sim.memes.resolve_placebos`); memes without targets are left out.
+    """
+    listed = config.get("memes")
+    items = listed if isinstance(listed, list) else []
+    memes = [m for m in items if isinstance(m, Mapping) and "id" in m]
+    own = {str(m["id"]): m.get("target_options") for m in memes}
+    out = {}
+    for meme in memes:
+        targets = own[str(meme["id"])] or own.get(str(meme.get("placebo_of")))
+        if targets:
+            out[str(meme["id"])] = targets
+    return out
 
 
 def report_run(run_dir: str | Path) -> Report:
