@@ -55,7 +55,7 @@ def main() -> int:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     parser.add_argument("out", metavar="OUT.png", help="where to save the screenshot")
     parser.add_argument("--step", type=int, help="show this step (default: the last)")
-    parser.add_argument("--agent", type=int, help="inspect this agent (default: the busiest)")
+    parser.add_argument("--agent", type=int, help="inspect this agent (default: the most exposed)")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium binary")
     parser.add_argument("--width", type=int, default=1500)
     parser.add_argument("--height", type=int, default=1250)

@@ -102,7 +102,7 @@ def StepPanel(model: DashboardModel, step: int | None, version: int) -> None:  #
             return
 
         def move(value: int) -> None:
-            model.view_step = int(value)
+            model.show(value)
             force_update()
 
         solara.SliderInt(
@@ -113,6 +113,12 @@ def StepPanel(model: DashboardModel, step: int | None, version: int) -> None:  #
             on_value=move,
             thumb_label="always",
         )
+        if model.controls_off and step < (view.last_step or 0):
+            solara.Markdown(
+                "Step and Play stay off once the replay has reached its last step "
+                "(Mesa's controls): Reset rewinds it to step 0.",
+                style={"font-size": "small"},
+            )
         lines = [f"**step {step}** of {view.last_step} · {view.n_agents} agents", ""]
         for meme in view.meme_ids:
             counts = view.counts(step, meme)
@@ -217,15 +223,33 @@ def TreePanel(model: DashboardModel, step: int | None, version: int) -> None:  #
 def InspectorPanel(model: DashboardModel, step: int | None, version: int) -> None:  # noqa: N802
     """The memory inspector: what one agent retrieved at the shown step, and what it wrote."""
     view = model.view
-    nobody: int | None = None  # no agent picked yet: the busiest reader is shown
+    nobody: int | None = None  # no agent picked yet: the most exposed reader is shown
     picked, set_picked = solara.use_state(nobody)
+    # The last out-of-range id typed, and how many were: a new count remounts the field,
+    # so that it shows the agent still inspected rather than the refused id.
+    refused, set_refused = solara.use_state((nobody, 0))
     with solara.Column(classes=["memespread-inspector"], style=PANEL_STYLE):
         solara.Markdown("**Memory inspector**")
         if step is None:
             return
         agent = picked if picked is not None else view.busiest_reader(step)
-        agent = max(0, min(int(agent), view.n_agents - 1))
-        solara.InputInt("agent", value=agent, on_value=set_picked, continuous_update=False)
+
+        def pick(value: int | None) -> None:
+            if value is not None and 0 <= value < view.n_agents:
+                set_picked(int(value))
+                set_refused((None, refused[1]))
+            else:
+                set_refused((value, refused[1] + 1))
+
+        field = solara.InputInt("agent", value=agent, on_value=pick, continuous_update=False)
+        field.key(f"agent-{refused[1]}")
+        if refused[0] is not None:
+            solara.Text(
+                f"no agent {refused[0]}: the ids run from 0 to {view.n_agents - 1} "
+                f"(still showing agent {agent})",
+                classes=["memespread-agent-refused"],
+                style={"color": "#b00020"},
+            )
         retrieved = view.retrieved(agent, step)
         written = view.written(agent, step)
         if not view.has_contexts:

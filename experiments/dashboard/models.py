@@ -1,9 +1,16 @@
 """The Mesa models the dashboard page steps: a replay of a finished run and a live run.
 
 Both expose ``view`` (a :class:`~experiments.dashboard.view.RunView` of the tables so
-far) and ``view_step`` (the step the page shows; the step slider sets it). SolaraViz's
-Step and Play buttons call :meth:`mesa.Model.step`: the replay then shows the next
-recorded step, the live run runs one more simulation step and shows it.
+far) and ``view_step`` (the step the page shows; the step slider sets it through
+:meth:`show`). SolaraViz's Step and Play buttons call :meth:`mesa.Model.step`: the replay
+then shows the next recorded step, the live run runs one more simulation step and shows
+it.
+
+Mesa counts the calls to ``step()`` in ``steps`` and SolaraViz's sidebar prints it as
+"Step: N"; these models keep ``steps`` equal to the shown step instead (0 before a live
+run's first step), so the sidebar agrees with the page. Mesa 3.3 reads ``steps`` only to
+print it and to count the calls (``Model._wrapped_step`` adds one before our ``step``
+runs, and our ``step`` then sets it).
 """
 
 from __future__ import annotations
@@ -32,12 +39,22 @@ class ReplayModel(mesa.Model):
         self.first_step = 0
         self.last_step = 0 if last is None else last
         self.view_step = self.last_step if view_step is None else view_step
+        self.steps = self.view_step
         self.running = self.view_step < self.last_step
+        #: Whether Step or Play found the replay at its last step: Mesa's controller then
+        #: keeps them disabled until Reset, even when the step slider moves back.
+        self.controls_off = False
+
+    def show(self, step: int) -> None:
+        """Show ``step`` (the step slider); Mesa's sidebar counter follows it."""
+        self.view_step = int(step)
+        self.steps = self.view_step
 
     def step(self) -> None:
         """Show the next recorded step (the replay stops at the last one)."""
-        self.view_step = min(self.view_step + 1, self.last_step)
+        self.show(min(self.view_step + 1, self.last_step))
         self.running = self.view_step < self.last_step
+        self.controls_off = not self.running
 
 
 class LiveModel(mesa.Model):
@@ -65,6 +82,12 @@ class LiveModel(mesa.Model):
         self._view_version = -1
         self.view_step: int | None = None
         self.running = self.max_steps > 0
+        self.controls_off = False
+
+    def show(self, step: int) -> None:
+        """Show ``step`` (the step slider); Mesa's sidebar counter follows it."""
+        self.view_step = int(step)
+        self.steps = self.view_step
 
     @property
     def last_step(self) -> int:
@@ -87,9 +110,10 @@ class LiveModel(mesa.Model):
         """Run one simulation step (one batched engine call for LLM policies) and show it."""
         if self.sim.steps >= self.max_steps:
             self.running = False
+            self.steps = self.view_step or 0  # Mesa counted this call: undo it
             return
         self.sim.step()
-        self.view_step = self.view.last_step
+        self.show(self.last_step)
         self.running = self.sim.steps < self.max_steps and self.sim.running
 
     def close(self) -> None:

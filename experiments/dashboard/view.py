@@ -395,23 +395,29 @@ class RunView:
         return rows.select(*REPLY_COLUMNS)
 
     def busiest_reader(self, step: int) -> int:
-        """An agent worth inspecting at ``step``.
+        """An agent worth inspecting at ``step``: the most exposed reader.
 
-        The one that retrieved the most entries carrying a meme (ties: the lowest id);
-        agent 0 when nothing was retrieved.
+        The one whose context at ``step`` held the most entries by other authors (other
+        agents, or a bank's seed) carrying a meme, the entries that expose it; ties go to
+        the one with the most entries by other authors, then to the lowest id. Its own
+        entries do not count. Agent 0 when nothing was retrieved.
         """
         contexts = self.tables.get("contexts")
         if contexts is None:
             return 0
         entries = self.tables["memories"].select(
-            "entry_id", (pl.col("memes").list.len() > 0).alias("carrying")
+            "entry_id",
+            "author_id",
+            (pl.col("memes").list.len() > 0).alias("carrying"),
         )
+        read = contexts.filter(pl.col("step") == step).join(
+            entries, on="entry_id", how="left", maintain_order="left"
+        )
+        others = read.filter(pl.col("author_id") != pl.col("agent_id"))
         ranked = (
-            contexts.filter(pl.col("step") == step)
-            .join(entries, on="entry_id", how="left", maintain_order="left")
-            .group_by("agent_id")
-            .agg(pl.col("carrying").sum().alias("n"))
-            .sort(["n", "agent_id"], descending=[True, False])
+            others.group_by("agent_id")
+            .agg(pl.col("carrying").sum().alias("carrying"), pl.len().alias("n"))
+            .sort(["carrying", "n", "agent_id"], descending=[True, True, False])
         )
         return int(ranked["agent_id"][0]) if ranked.height else 0
 

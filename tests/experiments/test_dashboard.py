@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -181,6 +182,122 @@ def test_dashboard_target_errors(run_dir: Path, tmp_path: Path, capsys) -> None:
         RunView.from_run_dir(foreign)
 
 
+def test_the_default_agent_is_the_one_most_exposed_by_others(run_dir: Path) -> None:
+    view = RunView.from_run_dir(run_dir)
+    contexts = pl.read_parquet(run_dir / "contexts.parquet")
+    memories = pl.read_parquet(run_dir / "memories.parquet")
+    authors = dict(zip(memories["entry_id"], memories["author_id"], strict=True))
+    carrying = dict(zip(memories["entry_id"], memories["memes"].list.len() > 0, strict=True))
+    for step in range(4):
+        score: dict[int, tuple[int, int]] = {}
+        for row in contexts.filter(pl.col("step") == step).iter_rows(named=True):
+            if authors[row["entry_id"]] == row["agent_id"]:
+                continue  # its own entry does not expose it
+            ours, n = score.get(row["agent_id"], (0, 0))
+            score[row["agent_id"]] = (ours + int(carrying[row["entry_id"]]), n + 1)
+        best = min(score, key=lambda a: (-score[a][0], -score[a][1], a))
+        assert view.busiest_reader(step) == best
+    # At step 0 the seeded agent 0 read only its own carrying entry (the seed): agent 1,
+    # which read it in their shared bank, is shown, not agent 0.
+    step0 = contexts.filter((pl.col("step") == 0) & (pl.col("agent_id") == 0))
+    assert [authors[e] for e in step0["entry_id"]] == [0]
+    assert view.busiest_reader(0) == 1
+
+
+def _texts(rc: Any) -> str:
+    """The text of the rendered Markdown and Text widgets, whitespace collapsed."""
+    import ipyvuetify as v
+
+    templates = [w.template for w in rc.find(v.VuetifyTemplate).widgets]
+    parts = [t if isinstance(t, str) else t.template for t in templates]
+    parts += [" ".join(map(str, w.children)) for w in rc.find(v.Html).widgets]
+    return " ".join(" ".join(parts).split())
+
+
+def _refusals(rc: Any) -> list[str]:
+    """The inspector's line refusing an agent id, if it shows one."""
+    import ipyvuetify as v
+
+    widgets = rc.find(v.Html).widgets
+    return [str(c) for w in widgets if "memespread-agent-refused" in w.class_ for c in w.children]
+
+
+def test_an_out_of_range_agent_id_is_refused_and_the_agent_kept(run_dir: Path) -> None:
+    solara = pytest.importorskip("solara")
+    import ipyvuetify as v
+
+    from experiments.dashboard.app import InspectorPanel
+    from experiments.dashboard.models import ReplayModel
+
+    model = ReplayModel(str(run_dir))
+    _, rc = solara.render(InspectorPanel(model=model, step=0, version=0), handle_error=False)
+    assert rc.find(v.TextField).widget.v_model == "1"  # the default: busiest_reader(0)
+    assert "agent 1 at step 0: retrieved" in _texts(rc)
+    for typed in ("16", "-1"):
+        field = rc.find(v.TextField).widget
+        field.v_model = typed
+        field.fire_event("keyup.enter", None)
+        assert _refusals(rc) == [
+            f"no agent {typed}: the ids run from 0 to 15 (still showing agent 1)"
+        ]
+        assert rc.find(v.TextField).widget.v_model == "1"  # the field shows it again
+        assert "agent 1 at step 0: retrieved" in _texts(rc)
+    field = rc.find(v.TextField).widget
+    field.v_model = "15"
+    field.fire_event("keyup.enter", None)
+    assert _refusals(rc) == []
+    expected = RunView.from_run_dir(run_dir).retrieved(15, 0).height
+    assert f"agent 15 at step 0: retrieved {expected} entries" in _texts(rc)
+
+
+def test_mesa_step_counter_shows_the_shown_step(run_dir: Path, config_path: Path) -> None:
+    solara = pytest.importorskip("solara")
+    from mesa.visualization.solara_viz import ShowSteps
+
+    from experiments.dashboard.app import StepPanel, reset_params
+    from experiments.dashboard.models import LiveModel, ReplayModel
+
+    def counter(model: Any) -> str:
+        # Mesa's own sidebar component ("Information": "Step: N").
+        _, rc = solara.render(ShowSteps(model), handle_error=False)
+        return _texts(rc)
+
+    replay = ReplayModel(str(run_dir))
+    assert (replay.view_step, replay.steps, counter(replay)) == (3, 3, "Step: 3")
+    replay = ReplayModel(**reset_params(replay))
+    assert replay.steps == 0
+    shown = []
+    while replay.running:
+        replay.step()
+        shown.append((replay.view_step, replay.steps))
+    assert shown == [(1, 1), (2, 2), (3, 3)]
+    assert replay.controls_off  # Mesa disables Step and Play from here until Reset
+    replay.step()
+    assert (replay.view_step, replay.steps) == (3, 3)
+    replay.show(1)  # the step slider
+    assert (replay.view_step, replay.steps, counter(replay)) == (1, 1, "Step: 1")
+    _, rc = solara.render(StepPanel(model=replay, step=1, version=1), handle_error=False)
+    assert (
+        "Step and Play stay off once the replay has reached its last step (Mesa's "
+        "controls): Reset rewinds it to step 0."
+    ) in _texts(rc)
+
+    live = LiveModel(str(config_path))
+    assert (live.view_step, live.steps) == (None, 0)
+    shown = []
+    while live.running:
+        live.step()
+        shown.append((live.view_step, live.steps))
+    assert shown == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    live.step()  # past the end: nothing runs, and the counter stays
+    assert (live.view_step, live.steps, counter(live)) == (3, 3, "Step: 3")
+    live.show(2)
+    assert counter(live) == "Step: 2"
+    _, rc = solara.render(StepPanel(model=live, step=2, version=2), handle_error=False)
+    assert "Step and Play stay off" not in _texts(rc)  # a live run has simply ended
+    live.close()
+
+
 # ------------------------------------------------------------------ the page in Chromium
 def _serve(target: Path, log: Path) -> tuple[subprocess.Popen, str]:
     from experiments.dashboard.server import server_command, server_env
@@ -286,6 +403,7 @@ def test_replay_page_in_chromium(run_dir: Path, tmp_path: Path) -> None:
             text = page.inner_text("body")
             assert "memespread dashboard: dash (replay)" in text
             assert "step 3 of 3 · 16 agents" in text
+            assert "Step: 3" in text  # Mesa's sidebar counter is the shown step
             assert f"meme influence: {_counts_line(view, 3)}" in " ".join(text.split())
             tree = TreeSummary.of(view.tree("influence", 3))
             assert tree.caption("influence", 3).replace("`", "") in " ".join(text.split())
@@ -305,6 +423,19 @@ def test_replay_page_in_chromium(run_dir: Path, tmp_path: Path) -> None:
             _move_slider_to_start(page)
             text = " ".join(page.inner_text("body").split())
             assert f"meme influence: {_counts_line(view, 0)}" in text
+            assert "Step: 0" in text
+
+            # The inspector: an id out of range is refused, the agent kept.
+            field = page.get_by_label("agent")
+            field.fill("16")
+            field.press("Enter")
+            page.wait_for_function(
+                "document.body.innerText.includes('no agent 16: the ids run from 0 to 15')",
+                timeout=60_000,
+            )
+            shown = view.busiest_reader(0)
+            assert f"(still showing agent {shown})" in page.inner_text("body")
+            assert field.input_value() == str(shown)
 
             # The inspector: pick another agent.
             other = 5 if agent != 5 else 6
