@@ -87,6 +87,10 @@ _GROUP_DASHES = ("-", "--", "-.", ":")
 #: (colour, marker) pairs repeat only after 56 lines).
 _GROUP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
+#: The marker of the undefended arm in :func:`defense_frontier_plot`: a hexagon, a shape
+#: no :func:`group_style` line uses (a square was also the second arm's marker).
+UNDEFENDED_MARKER = "h"
+
 
 def group_style(index: int) -> dict[str, Any]:
     """Colour, dash pattern and marker of the ``index``-th non-state line of a figure.
@@ -1134,8 +1138,9 @@ def defense_frontier_plot(
     Each arm is a point at its mean attack success (x) and mean utility (y) with
     confidence-interval bars over seeds in both directions; arms on the Pareto frontier
     (no arm has lower attack and higher utility) are filled and joined by a step line,
-    the others hollow; the undefended arm is a black square (an arm without a utility or
-    attack value is left out; with none left, a note says why). Every point carries its
+    the others hollow; the undefended arm is a black hexagon (:data:`UNDEFENDED_MARKER`,
+    a shape no other arm has). An arm without a utility or attack value is left out
+    (with none left, a note says why). Every point carries its
     arm's name (moved apart where points crowd, with a thin line to its point). The best
     corner is the top left. Both axes are shares (0..1).
 
@@ -1216,7 +1221,7 @@ def defense_frontier_plot(
         if label in handles:
             index = styles[name]
             colour = "#000000" if row["undefended"] else palette[index % len(palette)]
-            marker = "s" if row["undefended"] else group_style(index)["marker"]
+            marker = UNDEFENDED_MARKER if row["undefended"] else group_style(index)["marker"]
             handles[label] = Line2D(
                 [], [], linestyle="none", marker=marker, markersize=8, color=colour
             )
@@ -1275,7 +1280,7 @@ def _frontier_plane(
             [x],
             [y],
             s=70,
-            marker="s" if row["undefended"] else style["marker"],
+            marker=UNDEFENDED_MARKER if row["undefended"] else style["marker"],
             facecolors=colour if row["pareto"] or row["undefended"] else "white",
             edgecolors=colour,
             linewidths=1.8,

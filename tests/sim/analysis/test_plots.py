@@ -390,3 +390,57 @@ def test_a_heat_map_never_calls_a_mean_over_another_parameter_a_mean_over_seeds(
     cells = sorted(t.get_text() for t in heat_axes[1].texts)
     assert cells == ["0.51", "0.51", "0.71", "0.71"]  # k = 4: beta + 0.4 + mean seed 0.01
     _check(panels, tmp_path / "panels.png")
+
+
+def _frontier_frame(panels: bool) -> pl.DataFrame:
+    """A defense frontier of 4 arms (arm ``none`` undefended), in 2 panels if asked."""
+    rows = []
+    for stratum in (0, 1) if panels else (0,):
+        for i, (name, attack, utility) in enumerate(
+            [("none", 0.8, 0.7), ("a", 0.2, 0.6), ("b", 0.4, 0.65), ("c", 0.5, 0.3)]
+        ):
+            rows.append(
+                {"defense": name, "beta": stratum, "attack_mean": attack - 0.1 * stratum}
+                | {"attack_low": attack - 0.15, "attack_high": attack + 0.05}
+                | {"utility_mean": utility, "utility_low": utility - 0.05}
+                | {"utility_high": utility + 0.05, "pareto": name in ("a", "b", "none")}
+                | {"undefended": i == 0}
+            )
+    return pl.DataFrame(rows)
+
+
+def _marker_vertices(marker: str) -> np.ndarray:
+    from matplotlib.markers import MarkerStyle
+
+    style = MarkerStyle(marker)
+    return style.get_path().transformed(style.get_transform()).vertices
+
+
+def test_the_undefended_arm_has_a_marker_no_group_uses(tmp_path):
+    # A square was both the undefended arm's marker and group_style(1)'s.
+    groups = {plots.group_style(i)["marker"] for i in range(56)}
+    assert plots.UNDEFENDED_MARKER not in groups
+    hexagon = _marker_vertices(plots.UNDEFENDED_MARKER)
+    fig = plots.defense_frontier_plot(_frontier_frame(panels=False), title="t")
+    ax = fig.axes[0]
+    shapes = {}
+    for coll in ax.collections:
+        label = coll.get_label()
+        if not label.startswith("_") and coll.get_offsets().shape == (1, 2) and coll.get_paths():
+            shapes[label] = coll.get_paths()[0].vertices
+    assert set(shapes) == {"none (undefended) (Pareto)", "a (Pareto)", "b (Pareto)", "c"}
+    assert np.allclose(shapes["none (undefended) (Pareto)"], hexagon)
+    for label, vertices in shapes.items():
+        if "undefended" not in label:
+            assert vertices.shape != hexagon.shape or not np.allclose(vertices, hexagon)
+    _check(fig, tmp_path / "frontier.png")
+    # With panels: the legend's mark of the undefended arm is the hexagon too.
+    fig = plots.defense_frontier_plot(_frontier_frame(panels=True), title="t", panel="beta")
+    legend = fig.legends[0]
+    marks = {
+        t.get_text(): h.get_marker()
+        for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)
+    }
+    assert marks["none (undefended)"] == plots.UNDEFENDED_MARKER
+    assert marks["a"] == plots.group_style(1)["marker"] == "s"
+    _check(fig, tmp_path / "frontier_panels.png")
