@@ -406,6 +406,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _sweep_results(result: SweepResult, axes: Sequence[str]) -> list[str]:
     """Lines of the sweep's results: per grid point and meme, the mean final state.
 
+    When the runs scored choices (LLM runs with tasks), each line also gives the share
+    of agents that expressed the meme, mean [95 % t-interval] over seeds, and its
+    chance level (:func:`experiments.report.sweep_choice_summary`, as ``memespread
+    report`` gives them), and a last line says what they are.
+
     Args:
         result: The finished sweep.
         axes: The index columns of the swept parameters (the seed is averaged over).
@@ -439,14 +444,51 @@ def _sweep_results(result: SweepResult, axes: Sequence[str]) -> list[str]:
             (pl.col("carriers") / pl.col("n_agents")).mean().alias("carriers"),
         )
     )
+    expressed = _sweep_expressed(result, complete, axes)
     lines = ["  final shares of agents (mean over the complete runs of each point):"]
     for row in table.iter_rows(named=True):
         point = " ".join(f"{a}={row[a]}" for a in axes) or "(no grid)"
+        key = (*(str(row[a]) for a in axes), str(row["meme_id"]))
         lines.append(
             f"    {point}  meme {row['meme_id']}: adopters {row['adopters']:.3f}, "
-            f"carriers {row['carriers']:.3f} ({row['runs']} run(s))"
+            f"carriers {row['carriers']:.3f}{expressed.get(key, '')} ({row['runs']} run(s))"
+        )
+    if expressed:
+        lines.append(
+            "    (expressed: agents whose scored choice was the meme's target, mean "
+            "[95 % CI] over seeds; chance: what random choices would give)"
         )
     return lines
+
+
+def _sweep_expressed(
+    result: SweepResult, complete: pl.DataFrame, axes: Sequence[str]
+) -> dict[tuple[str, ...], str]:
+    """Per (grid point values as text, meme): ", expressed M [L, H], chance C".
+
+    Empty when no complete run scored choices (no ``actions`` table: contagion runs).
+    """
+    from experiments.report import sweep_choice_summary
+    from sim.analysis.loading import load_sweep
+
+    dirs = [result.sweep_dir / d for d in complete["run_dir"]]
+    if not any((d / "actions.parquet").is_file() for d in dirs):
+        return {}
+    summary = sweep_choice_summary(load_sweep(result.sweep_dir))
+    if summary is None:
+        return {}
+    shown: dict[tuple[str, ...], str] = {}
+    for row in summary.iter_rows(named=True):
+        mean, low, high = (row[f"expressed_share_{s}"] for s in ("mean", "low", "high"))
+        if mean is None or mean != mean:  # None or NaN: no seed scored it
+            continue
+        bounded = low is not None and high is not None and low == low and high == high
+        interval = f" [{low:.3f}, {high:.3f}]" if bounded else ""  # none from one seed
+        chance = row["expressed_chance_mean"]
+        chance_text = f", chance {chance:.3f}" if chance is not None and chance == chance else ""
+        key = (*(str(row.get(a)) for a in axes), str(row["meme_id"]))
+        shown[key] = f", expressed {mean:.3f}{interval}{chance_text}"
+    return shown
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

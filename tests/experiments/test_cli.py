@@ -155,6 +155,8 @@ def test_sweep_from_the_cli(small_toml, tmp_path, capsys):
         "policy.beta=0.2",
     ]
     assert lines[0].endswith("(2 run(s))") and "adopters 0." in lines[0]
+    # Contagion agents make no scored choices: no expressed share, no note about it.
+    assert "expressed" not in results[1]
     index = json.loads((tmp_path / "sd" / "sweep.json").read_text())
     assert index["n_runs"] == 4
     # `report` on a sweep directory summarises the sweep across its swept parameters.

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scripted_server import RULE, reply_for, scripted_server
 
 from experiments.report import SWEEP_CHOICE_COLUMNS, report
+from experiments.sweep import SweepResult
 from sim.analysis.effects import EFFECT_COLUMNS, effect_lines, exposure_effects, load_actions
 
 N_AGENTS = 8
@@ -64,7 +65,7 @@ def _meme(meme_id: str, statement: str, agent: int, term: str, **extra: object) 
 
 
 @pytest.fixture(scope="module")
-def llm_sweep(tmp_path_factory) -> Path:
+def llm_sweep_result(tmp_path_factory) -> SweepResult:
     from experiments.sweep import expand_sweep, run_sweep
 
     root = tmp_path_factory.mktemp("llm-sweep")
@@ -104,7 +105,12 @@ def llm_sweep(tmp_path_factory) -> Path:
         }
         result = run_sweep(expand_sweep(document), root / "sweep", progress=False)
     assert not result.failed and result.ran == 4
-    return root / "sweep"
+    return result
+
+
+@pytest.fixture(scope="module")
+def llm_sweep(llm_sweep_result: SweepResult) -> Path:
+    return llm_sweep_result.sweep_dir
 
 
 def _runs(sweep_dir: Path) -> dict[int, list[Path]]:
@@ -166,6 +172,34 @@ def test_the_sweep_summary_gives_the_expressed_share_over_seeds_and_its_chance_l
     assert lines[2].split()[-2:] == ["expressed_share", "expressed_chance"]
     assert lines[4].split()[-4:] == ["0.812", "[0.0184,", "1]", "0.704"]
     assert lines[6].split()[-4:] == ["1", "[1,", "1]", "0.704"]
+
+
+def test_the_sweep_command_closes_with_the_expressed_shares(llm_sweep_result):
+    from experiments.cli import _sweep_results
+
+    lines = _sweep_results(llm_sweep_result, ["graph.k"])
+    summary = report(llm_sweep_result.sweep_dir).summary
+    assert lines[0] == "  final shares of agents (mean over the complete runs of each point):"
+    assert len(lines) == 6
+    for line, row in zip(lines[1:5], summary.iter_rows(named=True), strict=True):
+        runs = _runs(llm_sweep_result.sweep_dir)[row["graph.k"]]
+        steps = [pl.read_parquet(r / "steps.parquet").sort("step") for r in runs]
+        last = [s.filter(pl.col("meme_id") == row["meme_id"]).row(-1, named=True) for s in steps]
+        adopters = sum(x["adopters"] for x in last) / 2 / N_AGENTS
+        carriers = sum(x["carriers"] for x in last) / 2 / N_AGENTS
+        assert line == (
+            f"    graph.k={row['graph.k']}  meme {row['meme_id']}: adopters {adopters:.3f}, "
+            f"carriers {carriers:.3f}, expressed {row['expressed_share_mean']:.3f} "
+            f"[{row['expressed_share_low']:.3f}, {row['expressed_share_high']:.3f}], "
+            f"chance {row['expressed_chance_mean']:.3f} (2 run(s))"
+        )
+    # The values (see the summary test): k = 2 reached 13 of 16 agent-runs, k = 4 all.
+    assert lines[1].endswith("expressed 0.812 [0.018, 1.000], chance 0.704 (2 run(s))")
+    assert lines[3].endswith("expressed 1.000 [1.000, 1.000], chance 0.704 (2 run(s))")
+    assert lines[5] == (
+        "    (expressed: agents whose scored choice was the meme's target, mean [95 % CI] "
+        "over seeds; chance: what random choices would give)"
+    )
 
 
 def _arm_means(actions: pl.DataFrame, contexts: pl.DataFrame) -> dict[str, tuple[float, int, int]]:
