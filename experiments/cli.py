@@ -25,7 +25,7 @@ import polars as pl
 from agents.contagion import ContagionPolicy
 from experiments.catalog import list_configs
 from experiments.config import ConfigError
-from experiments.messages import first_line
+from experiments.messages import counted, first_line
 from experiments.report import report
 from experiments.request_failures import FailedRequestsError
 from experiments.resume import resume_run
@@ -265,8 +265,8 @@ def _summary(result: Run) -> str:
         if edges.height:
             infected, hops = int(edges["is_infection"].sum()), int_max(edges["hop"])
             lines.append(
-                f"    {_count(edges.height, 'transmission')}, {_count(infected, 'agent')} "
-                f"infected, up to {_count(hops, 'generation')} from the seed"
+                f"    {counted(edges.height, 'transmission')}, {counted(infected, 'agent')} "
+                f"infected, up to {counted(hops, 'generation')} from the seed"
             )
     lines += _guard_lines(steps)
     from sim.analysis.effects import effect_lines, run_effects
@@ -308,11 +308,6 @@ def _guard_lines(steps: pl.DataFrame) -> list[str]:
     totals = {c.removeprefix("guard_"): int(one[c].fill_null(0).sum()) for c in columns}
     done = [f"{name} {total}" for name, total in totals.items() if total]
     return [f"  guards (totals over the run): {', '.join(done) if done else 'nothing flagged'}"]
-
-
-def _count(n: int, noun: str) -> str:
-    """``"1 agent"``, ``"2 agents"``: a count with its noun in the right number."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _duration(seconds: float) -> str:

@@ -10,3 +10,8 @@ def first_line(err: BaseException) -> str:
     """
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def counted(n: int, noun: str) -> str:
+    """``"1 agent"``, ``"2 agents"``: a count with its (regular) noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

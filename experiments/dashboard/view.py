@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from experiments.dashboard.layout import NetworkLayout, network_layout
+from experiments.messages import counted
 from experiments.rundirs import is_run_dir, is_sweep_dir
 from sim.analysis.cascades import tree_edges
 from sim.analysis.prevalence import prevalence, states_at
@@ -109,9 +110,9 @@ class TreeSummary:
         """The page's line above the tree of ``meme_id`` up to ``step``."""
         roots = " and the environment" if self.environment else ""
         return (
-            f"meme `{meme_id}`: {self.agents} agents{roots} in the tree, "
-            f"{self.infection_edges} infection edges, {self.generations} generations "
-            f"deep (up to step {step})"
+            f"meme `{meme_id}`: {counted(self.agents, 'agent')}{roots} in the tree, "
+            f"{counted(self.infection_edges, 'infection edge')}, "
+            f"{counted(self.generations, 'generation')} deep (up to step {step})"
         )
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from experiments.catalog import list_configs
-from experiments.cli import _count, build_parser, main, version
+from experiments.cli import build_parser, main, version
+from experiments.messages import counted
 from sim.run import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +212,7 @@ def test_report_help_names_both_targets(capsys):
 
 
 def test_counts_in_the_summary_agree_in_number():
-    assert [_count(n, "agent") for n in (0, 1, 2)] == ["0 agents", "1 agent", "2 agents"]
+    assert [counted(n, "agent") for n in (0, 1, 2)] == ["0 agents", "1 agent", "2 agents"]
 
 
 def test_readme_synopsis_lists_every_command_and_option():

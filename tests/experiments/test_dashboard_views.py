@@ -221,3 +221,15 @@ def test_an_interrupted_run_is_one_line_naming_resume(
     assert main(["dashboard", str(interrupted)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"error: {err.value}"]
+
+
+def test_the_tree_caption_counts_in_the_right_number() -> None:
+    one = TreeSummary(agents=1, infection_edges=1, generations=1, environment=False)
+    assert one.caption("m", 2) == (
+        "meme `m`: 1 agent in the tree, 1 infection edge, 1 generation deep (up to step 2)"
+    )
+    more = TreeSummary(agents=3, infection_edges=2, generations=0, environment=True)
+    assert more.caption("m", 0) == (
+        "meme `m`: 3 agents and the environment in the tree, 2 infection edges, "
+        "0 generations deep (up to step 0)"
+    )
