@@ -13,6 +13,8 @@ Modules, one concept each:
 * :mod:`sim.analysis.summary` — the scalar metrics of one run;
 * :mod:`sim.analysis.comparison` — runs side by side (LLM vs contagion);
 * :mod:`sim.analysis.aggregate` — replicate seeds with confidence intervals, sweeps.
+* :mod:`sim.analysis.survival` — Kaplan-Meier curves and medians of right-censored
+  times (a time to a fraction that some seeds never reached).
 * :mod:`sim.analysis.clustered` — stratified cluster resampling and cluster-robust
   standard errors for decisions grouped by agent or run.
 * :mod:`sim.analysis.effects` — the effect of exposure on decisions, with controls.
@@ -140,6 +142,7 @@ from sim.analysis.summary import (
     METRICS,
     run_metrics,
 )
+from sim.analysis.survival import kaplan_meier, km_median
 from sim.analysis.values import (
     dimension_scores,
     memory_effect,
@@ -197,6 +200,8 @@ __all__ = [
     "implied_secondaries",
     "infection_times",
     "is_guard_key",
+    "kaplan_meier",
+    "km_median",
     "levenshtein",
     "load_actions",
     "load_run",
