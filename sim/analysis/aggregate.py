@@ -29,6 +29,15 @@ can. Such a bound is not reported as a number no run observed: with ``horizons``
 :func:`aggregate` clips it to the group's last step and sets ``<v>_high_censored``
 (the true bound lies beyond the end of the runs); :func:`aggregate_metrics` does this
 for the times of :func:`sweep_metrics` (its ``last_step`` column).
+
+That mean covers only the seeds that reached the fraction (``<t>_n`` of them), so it
+leans early: 2 of 10 seeds at 50 % by step 3 give ``t50_mean`` 3. :func:`aggregate_metrics`
+therefore adds, per time, the censoring-aware ``<t>_km_median``: the Kaplan-Meier median
+over all the group's seeds, each seed without the time right-censored at its
+``last_step`` (:func:`sim.analysis.survival.km_median`). It is null when the KM curve
+never drops to 0.5, i.e. (with the runs of a grid point equally long) when fewer than
+half of the seeds reached the fraction; ``<t>_km_end`` is the last step the curve covers
+(the largest time or ``last_step`` among the seeds), beyond which such a median lies.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ import polars as pl
 from sim.analysis.loading import Run, Sweep
 from sim.analysis.prevalence import check_state, prevalence
 from sim.analysis.summary import METRIC_BOUNDS, METRICS, run_metrics
+from sim.analysis.survival import km_median
 
 Method = Literal["t", "bootstrap"]
 #: The valid range of a quantity: (lowest, highest); None = unbounded on that side.
@@ -249,6 +259,13 @@ def aggregate_metrics(
     ``<t>_high_censored`` saying where the interval reached beyond it (see the module
     docstring).
 
+    Returns:
+        The columns of :func:`aggregate` (``by``, ``meme_id``, then per value
+        ``v_mean, v_low, v_high, v_n`` and for a time ``v_high_censored``); each time
+        ``t`` is followed by ``t_km_median`` (the Kaplan-Meier median over the group's
+        seeds, those without ``t`` censored at their ``last_step``; Int64, null when the
+        curve never drops to 0.5) and ``t_km_end`` (the last step the curve covers).
+
     Raises:
         ValueError: An unknown metric, or a time without the ``last_step`` column.
     """
@@ -263,7 +280,41 @@ def aggregate_metrics(
         )
     kwargs.setdefault("bounds", METRIC_BOUNDS)
     kwargs.setdefault("horizons", dict.fromkeys(times, "last_step"))
-    return aggregate(metrics, [*by, "meme_id"], list(values), **kwargs)  # type: ignore[arg-type]
+    keys = [*by, "meme_id"]
+    out = aggregate(metrics, keys, list(values), **kwargs)  # type: ignore[arg-type]
+    if not times:
+        return out
+    km = _km_times(metrics, keys, times)
+    # Each time's KM columns follow its own: after <t>_high_censored, or <t>_n without it.
+    order = list(out.columns)
+    for v in times:
+        after = f"{v}_high_censored" if f"{v}_high_censored" in order else f"{v}_n"
+        at = order.index(after) + 1
+        order[at:at] = [f"{v}_km_median", f"{v}_km_end"]
+    joined = out.join(km, on=keys, how="left", nulls_equal=True, maintain_order="left")
+    return joined.select(order)
+
+
+def _km_times(metrics: pl.DataFrame, keys: list[str], times: Sequence[str]) -> pl.DataFrame:
+    """Per group of ``keys``, the Kaplan-Meier median of each time and where its curve ends.
+
+    A seed with a null time is censored at its ``last_step``; a seed with neither is left
+    out (it says nothing about the time).
+    """
+    rows = []
+    for key, group in metrics.group_by(keys, maintain_order=True):
+        row: dict[str, object] = dict(zip(keys, key, strict=True))
+        for v in times:
+            seen = group.filter(pl.col(v).is_not_null() | pl.col("last_step").is_not_null())
+            observed = seen.select(pl.coalesce(pl.col(v), pl.col("last_step")).cast(pl.Int64))
+            at = observed.to_series().to_numpy()
+            row[f"{v}_km_median"] = km_median(at, seen[v].is_not_null().to_numpy())
+            row[f"{v}_km_end"] = int(at.max()) if len(at) else None
+        rows.append(row)
+    schema: dict[str, pl.DataType] = {k: metrics.schema[k] for k in keys}
+    for v in times:
+        schema.update({f"{v}_km_median": pl.Int64(), f"{v}_km_end": pl.Int64()})
+    return pl.DataFrame(rows, schema=schema)
 
 
 def sweep_curves(sweep: Sweep, state: str = "adopter") -> pl.DataFrame:

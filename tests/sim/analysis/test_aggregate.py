@@ -196,3 +196,41 @@ def test_aggregate_metrics_censors_times_at_the_runs_last_step(sweep_dir):
     with pytest.raises(ValueError, match="no last_step column"):
         aggregate_metrics(metrics.drop("last_step"), ["topology"], ("t50",))
     assert aggregate_metrics(metrics.drop("last_step"), ["topology"], ("r0",)).height == 2
+
+
+def test_aggregate_metrics_adds_the_kaplan_meier_median_of_times_over_seeds():
+    # Grid point 0.1: 2 of 10 seeds reached 50 % at step 3, 8 ran to step 30 without.
+    # Grid point 0.2: 5 of 10 reached (2, 4, 4, 6, 8), 5 censored at 30: S = 0.9, 0.7,
+    # 0.6, 0.5 at 2, 4, 6, 8, so the KM median is 8 (the mean of the 5 is 4.8).
+    # Grid point 0.3: one seed without t50 nor last_step (no information), one reached
+    # at 1, one censored at 2: S(1) = 1/2, median 1; the curve ends at 2.
+    # Grid point 0.4: none reached.
+    t50 = [3, 3, *[None] * 8, 2, 4, 4, 6, 8, *[None] * 5, None, 1, None, None]
+    last = [30] * 20 + [None, 5, 2, 6]
+    metrics = pl.DataFrame(
+        {
+            "beta": [0.1] * 10 + [0.2] * 10 + [0.3] * 3 + [0.4],
+            "meme_id": "m",
+            "last_step": last,
+            "t50": t50,
+            "final_size": 0.5,
+        },
+        schema_overrides={"last_step": pl.Int64, "t50": pl.Int64},
+    )
+    agg = aggregate_metrics(metrics, ["beta"], ("t50", "final_size"))
+    assert agg.columns == [
+        "beta",
+        "meme_id",
+        *(f"t50_{p}" for p in ("mean", "low", "high", "n", "high_censored")),
+        "t50_km_median",
+        "t50_km_end",
+        *(f"final_size_{p}" for p in ("mean", "low", "high", "n")),
+    ]
+    assert agg.schema["t50_km_median"] == pl.Int64
+    assert agg["t50_mean"].to_list() == [3.0, 4.8, 1.0, None]
+    assert agg["t50_n"].to_list() == [2, 5, 1, 0]
+    assert agg["t50_km_median"].to_list() == [None, 8, 1, None]
+    assert agg["t50_km_end"].to_list() == [30, 30, 2, 6]
+    # No time among the values: no KM columns, and no last_step needed.
+    plain = aggregate_metrics(metrics.drop("last_step"), ["beta"], ("final_size",))
+    assert not any("km" in c for c in plain.columns)
