@@ -27,7 +27,11 @@ For a sweep it writes ``sweep_dir/report/``:
   adopters and R0 (see :func:`sim.analysis.aggregate.aggregate_metrics`), with
   ``t50_n`` of ``runs`` seeds reaching 50 % and ``t50_high_censored`` true where the
   interval of ``t50`` reached beyond the runs' last step (``t50_high`` is then that
-  step, printed ``>T``: the bound itself was not observed); on a sweep whose runs
+  step, printed ``>T``: the bound itself was not observed), and, since that mean leans
+  early when some seeds never reached 50 %, ``t50_km_median``, the Kaplan-Meier median
+  over all seeds with those censored at their last step (null when fewer than half got
+  there; ``t50_km_end`` is the last step its curve covers), printed after ``(k/n`` where
+  ``k < n``; on a sweep whose runs
   scored choices (LLM decisions), also the mean and 95 % interval over seeds of the
   share of agents that expressed the meme and the mean chance level of that share
   (:data:`SWEEP_CHOICE_COLUMNS`, see :func:`sweep_choice_summary`); a sweep without
@@ -513,13 +517,19 @@ class SweepReport:
         A metric that only ``k`` of the row's ``n`` seeds have (e.g. ``t50`` when 50 % was
         not always reached) is followed by ``(k/n)``; ``never`` when none has it. An
         upper bound beyond the runs' last step is written ``>T`` (T the last step).
+        The mean of a time covers only the seeds that got there, so it leans early when
+        some did not: there ``(k/n)`` goes on with the Kaplan-Meier median over all
+        ``n`` seeds, the others censored at their last step (``t50_km_median``), as
+        ``(k/n; KM median M)``, or ``(k/n; KM median >T)`` when fewer than half got
+        there by the last step T (``t50_km_end``); :data:`KM_NOTE` under the table then
+        says so.
         On a sweep whose runs scored choices, ``expressed_share`` (the same way) and the
         mean ``expressed_chance`` follow, and after the table the effects of exposure
         per grid point (see :func:`sweep_effect_lines`).
         """
         head = f"{self.sweep_dir}: {self.complete} of {self.runs} runs complete"
         head += "\nper grid point and meme: mean [95 % CI] over seeds"
-        parts = ("mean", "low", "high", "n", "high_censored")
+        parts = ("mean", "low", "high", "n", "high_censored", "km_median", "km_end")
         metric_cols = {f"{m}_{s}" for m in SWEEP_METRICS for s in parts}
         metric_cols |= set(SWEEP_CHOICE_COLUMNS)
         keys = [c for c in self.summary.columns if c not in metric_cols and c != "runs"]
@@ -542,6 +552,8 @@ class SweepReport:
             },
         )
         text = head + "\n" + format_table(table)
+        if table["t50"].str.contains("KM median", literal=True).any():
+            text += "\n" + KM_NOTE
         if self.effects is not None:
             text += "\n\n" + "\n".join(sweep_effect_lines(self.effects))
         if self.frontier is not None:
@@ -560,6 +572,13 @@ class SweepReport:
                 )
         return text
 
+
+#: Printed under the sweep table when a row gives a Kaplan-Meier median.
+KM_NOTE = (
+    "t50 (k/n; KM median M): the mean and interval are over the k seeds that reached 50 %, "
+    "so they lean early; M is the Kaplan-Meier median over all n, the others censored at "
+    "their last step (>T: fewer than half got there by step T)"
+)
 
 #: The columns of the printed sweep table for the outcome of scored choices.
 _CHOICE_TEXT = ("expressed_share", "expressed_chance")
@@ -664,8 +683,18 @@ def _interval_text(row: dict[str, object], metric: str) -> str:
         beyond = ">" if row.get(f"{metric}_high_censored") else ""
         text += f" [{low:.3g}, {beyond}{high:.3g}]"
     if runs is not None and n != runs:
-        text += f" ({n}/{runs})"
+        text += f" ({n}/{runs}{_km_text(row, metric)})"
     return text
+
+
+def _km_text(row: dict[str, object], metric: str) -> str:
+    """``; KM median M`` (or ``>T`` beyond the curve's end T) for a time some seeds lack."""
+    if f"{metric}_km_median" not in row:
+        return ""
+    median, end = row[f"{metric}_km_median"], row.get(f"{metric}_km_end")
+    if median is not None:
+        return f"; KM median {median}"
+    return f"; KM median >{end}" if end is not None else ""
 
 
 #: Metrics of the sweep summary (columns of :func:`sim.analysis.summary.run_metrics`).

@@ -152,6 +152,8 @@ def test_report_on_a_sweep_dir_writes_summary_and_plots(small_data, tmp_path):
         *(f"final_adopters_{p}" for p in parts),
         *(f"t50_{p}" for p in parts),
         "t50_high_censored",
+        "t50_km_median",
+        "t50_km_end",
         *(f"r0_{p}" for p in parts),
         "runs",
     ]
@@ -448,6 +450,57 @@ def test_sweep_text_marks_a_time_bound_beyond_the_last_step(tmp_path):
     assert lines[2].split()[:6] == ["beta", "meme_id", "final_size", "final_adopters", "t50", "r0"]
     assert "4.67 [0, >10]" in lines[4]
     assert "4.67 [0, 10]" in lines[5]
+
+
+def test_sweep_text_gives_the_kaplan_meier_median_where_some_seeds_never_got_there(tmp_path):
+    from scipy import stats
+
+    from experiments.report import KM_NOTE, SweepReport
+    from sim.analysis.aggregate import aggregate_metrics
+
+    # beta 0.1: 2 of 10 seeds reached 50 % at step 3, 8 ran to step 30 without (KM curve
+    # 0.8 at the end). beta 0.2: 5 of 10 at steps 2, 4, 4, 6, 8, 5 censored at 30: S =
+    # 0.9, 0.7, 0.6, 0.5, KM median 8. beta 0.3: all 3 reached; beta 0.4: none did.
+    t50 = [3, 3, *[None] * 8, 2, 4, 4, 6, 8, *[None] * 5, 1, 2, 6, None, None]
+    metrics = pl.DataFrame(
+        {
+            "beta": [0.1] * 10 + [0.2] * 10 + [0.3] * 3 + [0.4] * 2,
+            "meme_id": "m",
+            "last_step": 30,
+            "final_size": 0.5,
+            "final_adopters": 0.5,
+            "t50": t50,
+            "r0": 1.0,
+        },
+        schema_overrides={"t50": pl.Int64, "last_step": pl.Int64},
+    )
+    summary = aggregate_metrics(metrics, ["beta"], ("final_size", "final_adopters", "t50", "r0"))
+    runs = metrics.group_by("beta", "meme_id").agg(pl.len().alias("runs"))
+    summary = summary.join(runs, on=["beta", "meme_id"], maintain_order="left")
+    made = SweepReport(sweep_dir=tmp_path, summary=summary, figures=(), runs=25, complete=25)
+    lines = made.text().splitlines()
+    assert lines[2].split()[:6] == ["beta", "meme_id", "final_size", "final_adopters", "t50", "r0"]
+    # The KM columns are not printed as columns of their own.
+    assert not any("km" in word for word in lines[2].split())
+    t50 = {line.split()[0]: line for line in lines[4:]}
+    assert "3 [3, 3] (2/10; KM median >30)" in t50["0.1"]
+    # 4.8 +- t_{0.975, 4} * sd / sqrt(5), sd^2 = 20.8 / 4.
+    half = stats.t.ppf(0.975, 4) * (20.8 / 4) ** 0.5 / 5**0.5
+    assert f"4.8 [{4.8 - half:.3g}, {4.8 + half:.3g}] (5/10; KM median 8)" in t50["0.2"]
+    assert f"{4.8 - half:.3g}, {4.8 + half:.3g}" == "1.97, 7.63"
+    # Every seed got there: the mean is not biased by censoring, no KM median printed.
+    assert "KM" not in t50["0.3"] and "3 [" in t50["0.3"]
+    assert "never" in t50["0.4"] and "KM" not in t50["0.4"]
+    assert lines[8] == KM_NOTE and len(lines) == 9
+    # Without a censored seed, no note.
+    complete = SweepReport(
+        sweep_dir=tmp_path,
+        summary=summary.filter(pl.col("beta") == 0.3),
+        figures=(),
+        runs=3,
+        complete=3,
+    )
+    assert KM_NOTE not in complete.text()
 
 
 def test_report_on_a_sweep_of_three_parameters_draws_a_heat_map_per_value_of_the_third(
