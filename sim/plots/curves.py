@@ -1,0 +1,387 @@
+"""Curves: prevalence and spread over steps, counts per step, a metric over a parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from sim.plots.axes import _count_axis, _draw_line, _label, _parts, _share_axis
+from sim.plots.styles import (
+    CENSORED_MARKER,
+    COUNT_STATES,
+    MAX_LEGEND_INSIDE,
+    STATE_COLOURS,
+    _state_rank,
+    group_style,
+    state_style,
+)
+
+
+def spread_curves(
+    bands: pl.DataFrame,
+    *,
+    group: str | Sequence[str] | None = None,
+    title: str = "Spread",
+    ylabel: str = "fraction of agents",
+    panel: str | None = None,
+) -> Figure:
+    """Mean curves with confidence bands, one line per group (and meme).
+
+    Grouping by ``state`` draws each state in its palette colour and style, in
+    :data:`STATE_ORDER`; other groups get distinct colours, dash patterns and markers
+    (:func:`group_style`), sorted by their values. With ``panel`` (e.g. ``"meme_id"``)
+    each value of that column gets a panel of its own, side by side with a shared y
+    axis, and a group keeps its style in every panel. More than
+    :data:`MAX_LEGEND_INSIDE` lines put the legend beside the axes, where it hides no
+    curve (centred on their height: at the top it covered the end of the figure title).
+
+    Args:
+        bands: Columns ``step, mean`` and optionally ``low, high`` (e.g. from
+            :func:`sim.analysis.aggregate.curve_bands`), ``meme_id`` and the group columns.
+        group: Column(s) distinguishing the lines (e.g. ``"graph"``).
+        title: Axes title (the figure title with panels).
+        ylabel: Y axis label (the axis runs from 0 to 1).
+        panel: Column whose values get one panel each (None: one panel).
+    """
+    groups = [group] if isinstance(group, str) else list(group or [])
+    if "meme_id" in bands.columns and bands["meme_id"].n_unique() > 1 and panel != "meme_id":
+        groups.append("meme_id")
+    panels = _parts(bands, [panel]) if panel is not None else [((), bands)]
+    keys = [key for key, _ in _parts(bands, groups)]
+    if "state" in groups:
+        at = groups.index("state")
+        keys.sort(key=lambda k: (_state_rank(k[at]), _label(k)))
+    else:
+        keys.sort(key=lambda k: tuple((v is None, v) for v in k))
+    width = 7.0 if len(panels) == 1 else 3.6 * len(panels) + 0.6
+    beside = len(keys) > MAX_LEGEND_INSIDE or panel is not None
+    fig = Figure(figsize=(width + (2.2 if beside else 0), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, (panel_key, panel_part) in zip(axes, panels, strict=True):
+        parts = dict(_parts(panel_part, groups))
+        for index, key in enumerate(keys):
+            if key not in parts:
+                continue
+            part = parts[key].sort("step")
+            step = part["step"].to_numpy()
+            if "state" in groups:
+                style = state_style(str(key[groups.index("state")]))
+            else:
+                style = group_style(index)
+            label = _label(key) if groups else None
+            line = _draw_line(ax, step, part["mean"].to_numpy(), style, index, label)
+            if {"low", "high"} <= set(part.columns):
+                low = part["low"].fill_null(part["mean"]).to_numpy()
+                high = part["high"].fill_null(part["mean"]).to_numpy()
+                ax.fill_between(step, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        if panel is not None:
+            ax.set_title(f"{panel} = {_label(panel_key)}")
+        _share_axis(ax)
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    if panel is None:
+        axes[0].set_title(title)
+    else:
+        fig.suptitle(title)
+    if groups:
+        legend_title = ", ".join(groups)
+        if beside:
+            found: dict[str, Any] = {}
+            for ax in axes:
+                for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+                    found.setdefault(name, handle)
+            fig.legend(
+                list(found.values()),
+                list(found),
+                title=legend_title,
+                fontsize="small",
+                loc="outside right center",
+            )
+        else:
+            axes[0].legend(title=legend_title, fontsize="small")
+    return fig
+
+
+def prevalence_curves(
+    prev: pl.DataFrame,
+    *,
+    meme_id: str | None = None,
+    states: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Prevalence of each state over steps for one run and meme.
+
+    Args:
+        prev: Output of :func:`sim.analysis.prevalence.prevalence`.
+        meme_id: The meme (default: the first).
+        states: States to draw, one line each (those absent from ``prev`` are skipped).
+            Default: :func:`default_states`.
+        title: Axes title (default: the meme; pass the run name in it).
+    """
+    memes = prev["meme_id"].unique(maintain_order=True).to_list()
+    meme_id = meme_id or (memes[0] if memes else None)
+    if meme_id not in memes:
+        raise ValueError(f"meme_id = {meme_id!r}: not in the table; memes are {memes}")
+    if states is None:
+        states = default_states(prev, extra=("infected",))
+    sub = prev.filter((pl.col("meme_id") == meme_id) & pl.col("state").is_in(list(states)))
+    return spread_curves(
+        sub.rename({"prevalence": "mean"}), group="state", title=title or f"meme {meme_id!r}"
+    )
+
+
+def default_states(prev: pl.DataFrame, *, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """exposed, carrier, expressed (only if some agent expressed a meme), adopter, ``extra``.
+
+    ``expressed`` needs scored choices (LLM runs with choice tasks); in other runs it is
+    zero throughout and left out rather than drawn as a line at 0.
+    """
+    expressed = prev.filter((pl.col("state") == "expressed") & (pl.col("count") > 0)).height
+    states = (
+        ("exposed", "carrier", "expressed", "adopter")
+        if expressed
+        else (
+            "exposed",
+            "carrier",
+            "adopter",
+        )
+    )
+    return (*states, *extra)
+
+
+def memes_compared(
+    prev: pl.DataFrame,
+    *,
+    states: Sequence[str] | None = None,
+    memes: Sequence[str] | None = None,
+    title: str = "Memes compared",
+) -> Figure:
+    """Several memes in the same panels: one panel per state, one line per meme.
+
+    Each panel is drawn in its state's colour; memes differ in dash pattern and marker,
+    so a race between memes reads off one panel.
+
+    Args:
+        prev: Output of :func:`sim.analysis.prevalence.prevalence`.
+        states: States, one panel each (those absent from ``prev`` are skipped).
+            Default: :func:`default_states`.
+        memes: Memes in legend order (default: sorted); each keeps its style in every
+            figure given the same order.
+        title: Figure title (pass the run name in it).
+    """
+    present = set(prev["state"].unique().to_list())
+    states = default_states(prev) if states is None else states
+    shown = [s for s in states if s in present]
+    if not shown:
+        raise ValueError(f"states = {list(states)}: none in the table; it has {sorted(present)}")
+    memes = list(memes) if memes is not None else sorted(prev["meme_id"].unique().to_list())
+    fig = Figure(figsize=(3.6 * len(shown) + 0.6, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(shown), squeeze=False, sharey=True)[0]
+    for ax, state in zip(axes, shown, strict=True):
+        for index, meme in enumerate(memes):
+            part = prev.filter((pl.col("state") == state) & (pl.col("meme_id") == meme))
+            part = part.sort("step")
+            style = {**group_style(index), "color": STATE_COLOURS[state]}
+            x, y = part["step"].to_numpy(), part["prevalence"].to_numpy()
+            _draw_line(ax, x, y, style, index, str(meme))
+        ax.set_title(state, color=STATE_COLOURS[state])
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _share_axis(ax)
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    axes[0].legend(title="meme", fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+def counts_per_step(
+    steps: pl.DataFrame,
+    columns: Sequence[str] = ("transmissions", "new_adopters"),
+    *,
+    memes: Sequence[str] | None = None,
+    title: str = "Events per step",
+) -> Figure:
+    """Counts per step from the ``steps`` table: one panel per column, one line per meme.
+
+    Count axes start at 0 with integer ticks. A column that counts entries into a state
+    is drawn in that state's colour; memes differ in dash pattern and marker.
+
+    Args:
+        steps: The ``steps`` table (``step``, ``meme_id`` and the columns).
+        columns: Count columns, one panel each.
+        memes: Memes in legend order (default: sorted), as in :func:`memes_compared`.
+        title: Figure title (pass the run name in it).
+    """
+    missing = [c for c in columns if c not in steps.columns]
+    if missing:
+        raise ValueError(f"columns {missing} not in the steps table; it has {steps.columns}")
+    memes = list(memes) if memes is not None else sorted(steps["meme_id"].unique().to_list())
+    fig = Figure(figsize=(6.8, 2.4 * len(columns) + 0.6), layout="constrained")
+    axes = fig.subplots(len(columns), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, column in zip(axes, columns, strict=True):
+        for index, meme in enumerate(memes):
+            part = steps.filter(pl.col("meme_id") == meme).sort("step")
+            style = group_style(index)
+            if column in COUNT_STATES and len(memes) == 1:
+                style["color"] = STATE_COLOURS[COUNT_STATES[column]]
+            x, y = part["step"].to_numpy(), part[column].to_numpy()
+            _draw_line(ax, x, y, style, index, str(meme))
+        ax.set_ylabel(column.replace("_", " "))
+        _count_axis(ax)
+        ax.legend(title="meme", fontsize="small")
+    axes[-1].set_xlabel("step")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title)
+    return fig
+
+
+def metric_by_parameter(
+    agg: pl.DataFrame,
+    x: str,
+    metric: str,
+    *,
+    group: Sequence[str] = (),
+    title: str | None = None,
+    share: bool | None = None,
+    level: float = 0.95,
+) -> Figure:
+    """A metric's mean and confidence interval over seeds against one swept parameter.
+
+    Points sit at the parameter's values in sorted order (evenly spaced, so numbers and
+    labels alike); one line per combination of the ``group`` columns (e.g. the other
+    swept parameters, the meme), each with its own colour, dash pattern and marker,
+    drawn slightly apart so the error bars do not hide each other. Points are joined by
+    lines only when the parameter is numeric: categories (e.g. defense arms) have no
+    order for a line to follow. Where only ``k`` of
+    ``n`` seeds have a value (e.g. ``t50`` when 50 % was not always reached) the point
+    is labelled ``k/n``; where none has one, ``never`` is written at the axis bottom.
+    Where the interval reached beyond the runs' last step (``<metric>_high_censored``,
+    e.g. ``t50`` of :func:`sim.analysis.aggregate.aggregate_metrics`), its bar stops at
+    that step and ends in an upward arrow (:data:`CENSORED_MARKER`, unlike any line's
+    marker), and a note under the axes says so.
+
+    Args:
+        agg: Output of :func:`sim.analysis.aggregate.aggregate` (columns ``x``, the
+            ``group`` columns, ``<metric>_mean``, ``_low``, ``_high``, ``_n``) and
+            optionally ``<metric>_rows`` (seeds per point, for the ``k/n`` labels) and
+            ``<metric>_high_censored``.
+        x: The parameter along the x axis.
+        metric: The metric.
+        group: Columns distinguishing the lines.
+        title: Axes title (default: the metric; pass the sweep name in it).
+        share: Whether the metric is a share (axis 0..1); default: when every mean and
+            bound lies in [0, 1].
+        level: The confidence level of the intervals (for the axis label).
+    """
+    cols = [f"{metric}_mean", f"{metric}_low", f"{metric}_high", f"{metric}_n"]
+    missing = [c for c in [x, *group, *cols] if c not in agg.columns]
+    if missing:
+        raise ValueError(f"columns {missing} not in the frame; it has {agg.columns}")
+    xs = sorted(agg[x].unique().to_list())
+    groups = list(group)
+    parts = _parts(agg, groups)
+    parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
+    fig = Figure(figsize=(max(5.5, 1.3 * len(xs) + 3), 4), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.25 / max(len(parts), 1)
+    values = agg.select(cols[:3]).to_numpy().astype(float)
+    finite = values[np.isfinite(values)]
+    # Numbers have an order a line may follow; labels (e.g. defense arms) do not.
+    ordered = agg.schema[x].is_numeric()
+    if share is None:
+        share = bool(len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1))
+    any_censored = False
+    for index, (key, part) in enumerate(parts):
+        part = part.sort(x)
+        offset = (index - (len(parts) - 1) / 2) * width
+        pos = np.array([xs.index(v) for v in part[x].to_list()], dtype=float) + offset
+        mean = part[cols[0]].cast(pl.Float64).to_numpy()
+        low = part[cols[1]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
+        high = part[cols[2]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
+        style = group_style(index)
+        ax.errorbar(
+            pos,
+            mean,
+            yerr=np.vstack([mean - low, high - mean]),
+            color=style["color"],
+            linestyle=style["linestyle"] if ordered else "none",
+            marker=style["marker"],
+            capsize=3,
+            clip_on=False,  # a share of exactly 0 or 1 sits on the axis, fully drawn
+            label=_label(key) if groups else None,
+        )
+        censored_col = f"{metric}_high_censored"
+        if censored_col in part.columns:
+            beyond = part[censored_col].fill_null(False).to_numpy().astype(bool)
+            any_censored = any_censored or bool(beyond.any())
+            ax.plot(
+                pos[beyond],
+                high[beyond],
+                linestyle="none",
+                marker=CENSORED_MARKER,
+                markersize=14,
+                color=style["color"],
+                clip_on=False,
+            )
+        n = part[cols[3]].to_list()
+        rows = part[f"{metric}_rows"].to_list() if f"{metric}_rows" in part.columns else n
+        for px, m, k, total in zip(pos, mean, n, rows, strict=True):
+            if k == 0:
+                ax.annotate(
+                    "never",
+                    (px, 0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(0, 3 + 9 * index),  # stacked: one row per line
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7,
+                    color=style["color"],
+                )
+            elif total is not None and k < total:
+                ax.annotate(
+                    f"{k}/{total}",
+                    (px, m),
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=style["color"],
+                )
+    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_xlim(-0.5, len(xs) - 0.5)
+    ax.set_xlabel(x)
+    rows_col = f"{metric}_rows" if f"{metric}_rows" in agg.columns else cols[3]
+    ax.set_ylabel(f"{metric} (mean, {level:.0%} CI over {_counts(agg, rows_col)} seeds)")
+    if share:
+        ax.set_ylim(0.0, 1.0)
+    else:
+        ax.set_ylim(bottom=min(0.0, float(finite.min())) if len(finite) else 0.0)
+    ax.set_title(title or metric)
+    if groups:
+        ax.legend(title=", ".join(groups), fontsize="small")
+    if any_censored:
+        fig.supxlabel(
+            "\u2191: the interval reaches beyond the runs' last step; its bar stops there "
+            "(the upper bound is censored)",
+            fontsize=7,
+        )
+    return fig
+
+
+def _counts(agg: pl.DataFrame, column: str) -> str:
+    """The distinct counts of a column, e.g. ``"3"`` or ``"2/3"``."""
+    return "/".join(str(v) for v in sorted({int(v) for v in agg[column].drop_nulls()})) or "0"
+
+
+def side_by_side_curves(curves: pl.DataFrame, *, title: str = "Spread by run") -> Figure:
+    """Prevalence curves of several runs (columns ``label, meme_id, step, prevalence``)."""
+    renamed = curves.rename({"prevalence": "mean"})
+    return spread_curves(renamed, group="label", title=title)
