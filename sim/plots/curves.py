@@ -256,12 +256,14 @@ def metric_by_parameter(
 ) -> Figure:
     """A metric's mean and confidence interval over seeds against one swept parameter.
 
-    Points sit at the parameter's values in sorted order (evenly spaced, so numbers and
-    labels alike); one line per combination of the ``group`` columns (e.g. the other
-    swept parameters, the meme), each with its own colour, dash pattern and marker,
-    drawn slightly apart so the error bars do not hide each other. Points are joined by
-    lines only when the parameter is numeric: categories (e.g. defense arms) have no
-    order for a line to follow. Where only ``k`` of
+    A numeric parameter's points sit at its values, with a tick at each (0, 2, 5 are not
+    evenly spaced, so slopes read true); a categorical one's (e.g. defense arms) sit
+    evenly spaced in sorted order. One line per combination of the ``group`` columns
+    (e.g. the other swept parameters, the meme), each with its own colour, dash pattern
+    and marker, drawn slightly apart (by at most an eighth of the smallest gap between
+    two values) so the error bars do not hide each other. Points are joined by lines
+    only when the parameter is numeric: categories have no order for a line to follow.
+    Where only ``k`` of
     ``n`` seeds have a value (e.g. ``t50`` when 50 % was not always reached) the point
     is labelled ``k/n``; where none has one, ``never`` is written at the axis bottom.
     Where the interval reached beyond the runs' last step (``<metric>_high_censored``,
@@ -287,6 +289,12 @@ def metric_by_parameter(
     if missing:
         raise ValueError(f"columns {missing} not in the frame; it has {agg.columns}")
     xs = sorted(agg[x].unique().to_list())
+    # Numbers have an order a line may follow and a distance an axis may show; labels
+    # (e.g. defense arms) have neither.
+    ordered = agg.schema[x].is_numeric()
+    where = {v: float(v) if ordered else float(i) for i, v in enumerate(xs)}
+    gaps = np.diff([where[v] for v in xs])
+    unit = float(gaps.min()) if len(gaps) else 1.0  # the closest two values' distance
     groups = list(group)
     parts = _parts(agg, groups)
     parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
@@ -295,15 +303,13 @@ def metric_by_parameter(
     width = 0.25 / max(len(parts), 1)
     values = agg.select(cols[:3]).to_numpy().astype(float)
     finite = values[np.isfinite(values)]
-    # Numbers have an order a line may follow; labels (e.g. defense arms) do not.
-    ordered = agg.schema[x].is_numeric()
     if share is None:
         share = bool(len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1))
     any_censored = False
     for index, (key, part) in enumerate(parts):
         part = part.sort(x)
-        offset = (index - (len(parts) - 1) / 2) * width
-        pos = np.array([xs.index(v) for v in part[x].to_list()], dtype=float) + offset
+        offset = (index - (len(parts) - 1) / 2) * width * unit
+        pos = np.array([where[v] for v in part[x].to_list()]) + offset
         mean = part[cols[0]].cast(pl.Float64).to_numpy()
         low = part[cols[1]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
         high = part[cols[2]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
@@ -355,8 +361,12 @@ def metric_by_parameter(
                     fontsize=7,
                     color=style["color"],
                 )
-    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-    ax.set_xlim(-0.5, len(xs) - 0.5)
+    ax.set_xticks([where[v] for v in xs], [str(v) for v in xs])
+    if xs:
+        # Half a step beyond the ends, as between two categories; on a numeric axis also
+        # a tenth of the range, so values far apart do not sit on its edges.
+        pad = max(0.5 * unit, 0.1 * (where[xs[-1]] - where[xs[0]])) if ordered else 0.5
+        ax.set_xlim(where[xs[0]] - pad, where[xs[-1]] + pad)
     ax.set_xlabel(x)
     rows_col = f"{metric}_rows" if f"{metric}_rows" in agg.columns else cols[3]
     ax.set_ylabel(f"{metric} (mean, {level:.0%} CI over {_counts(agg, rows_col)} seeds)")

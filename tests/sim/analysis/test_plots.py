@@ -317,6 +317,54 @@ def test_metric_by_parameter_joins_points_only_for_numeric_parameters():
     assert points.get_linestyle() == "None"
 
 
+def test_metric_by_parameter_spaces_numbers_by_value_and_categories_evenly(tmp_path):
+    """k = 0, 2, 5 sit at 0, 2, 5 (evenly spaced they made the slope from 2 to 5 look
+    as steep per unit as from 0 to 2); labels stay at 0..k-1."""
+
+    def agg(values: list, memes: tuple[str, ...] = ("m",)) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "k": values * len(memes),
+                "meme_id": [m for m in memes for _ in values],
+                "final_size_mean": [0.1, 0.3, 0.6] * len(memes),
+                "final_size_low": [0.05, 0.25, 0.5] * len(memes),
+                "final_size_high": [0.15, 0.35, 0.7] * len(memes),
+                "final_size_n": [3, 3, 3] * len(memes),
+            }
+        )
+
+    def positions(fig: Figure) -> list[list[float]]:
+        ax = fig.axes[0]
+        marks = [plots.group_style(i)["marker"] for i in range(2)]
+        return [ln.get_xdata().tolist() for ln in ax.lines if ln.get_marker() in marks]
+
+    numeric = plots.metric_by_parameter(agg([5, 0, 2]), "k", "final_size")
+    ax = numeric.axes[0]
+    assert positions(numeric) == [[0.0, 2.0, 5.0]]
+    assert ax.get_xticks().tolist() == [0.0, 2.0, 5.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "5"]
+    assert ax.get_xlim() == (-1.0, 6.0)  # half the smallest gap (2) beyond each end
+    _check(numeric, tmp_path / "numeric.png")
+    floats = plots.metric_by_parameter(agg([0.05, 0.1, 0.5]), "k", "final_size")
+    assert positions(floats) == [[0.05, 0.1, 0.5]]
+    assert floats.axes[0].get_xlim() == pytest.approx((0.005, 0.545))  # a tenth of 0.45
+    labels = plots.metric_by_parameter(agg(["none", "pattern", "quarantine"]), "k", "final_size")
+    ax = labels.axes[0]
+    assert positions(labels) == [[0.0, 1.0, 2.0]]
+    assert ax.get_xticks().tolist() == [0.0, 1.0, 2.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["none", "pattern", "quarantine"]
+    assert ax.get_xlim() == (-0.5, 2.5)
+    # Two lines are drawn apart by an eighth of the smallest gap between two values: of 2
+    # (k = 0 to 2) on the numeric axis, of 1 between categories.
+    two = plots.metric_by_parameter(
+        agg([0, 2, 5], ("a", "b")), "k", "final_size", group=["meme_id"]
+    )
+    assert positions(two) == [[-0.125, 1.875, 4.875], [0.125, 2.125, 5.125]]
+    cats = agg(["none", "pattern", "quarantine"], ("a", "b"))
+    two = plots.metric_by_parameter(cats, "k", "final_size", group=["meme_id"])
+    assert positions(two) == [[-0.0625, 0.9375, 1.9375], [0.0625, 1.0625, 2.0625]]
+
+
 def test_mutation_bars_stay_in_the_distance_range_and_say_what_they_are():
     by_hop = pl.DataFrame(
         {
@@ -349,7 +397,7 @@ def test_a_time_bound_beyond_the_last_step_is_drawn_as_censored(tmp_path):
     fig = plots.metric_by_parameter(agg, "beta", "t50", title="steps to 50 %")
     ax = fig.axes[0]
     (arrows,) = [line for line in ax.lines if line.get_marker() == plots.CENSORED_MARKER]
-    assert arrows.get_xdata().tolist() == [0.0]  # only the censored point
+    assert arrows.get_xdata().tolist() == [0.1]  # only the censored point, at its beta
     assert arrows.get_ydata().tolist() == [10.0]  # at the last step, where its bar stops
     assert "beyond the runs' last step" in fig._supxlabel.get_text()
     _check(fig, tmp_path / "censored.png")
