@@ -361,12 +361,17 @@ def metric_by_parameter(
                     fontsize=7,
                     color=style["color"],
                 )
-    ax.set_xticks([where[v] for v in xs], [str(v) for v in xs])
+    ticks = [str(v) for v in xs]
     if xs:
         # Half a step beyond the ends, as between two categories; on a numeric axis also
         # a tenth of the range, so values far apart do not sit on its edges.
         pad = max(0.5 * unit, 0.1 * (where[xs[-1]] - where[xs[0]])) if ordered else 0.5
         ax.set_xlim(where[xs[0]] - pad, where[xs[-1]] + pad)
+        if ordered:
+            inches = fig.get_figwidth() - 1.3  # about the axes' width: less the y label
+            per_inch = (where[xs[-1]] - where[xs[0]] + 2 * pad) / inches
+            ticks = _spaced_labels([where[v] / per_inch for v in xs], ticks)
+    ax.set_xticks([where[v] for v in xs], ticks)
     ax.set_xlabel(x)
     rows_col = f"{metric}_rows" if f"{metric}_rows" in agg.columns else cols[3]
     ax.set_ylabel(f"{metric} (mean, {level:.0%} CI over {_counts(agg, rows_col)} seeds)")
@@ -384,6 +389,26 @@ def metric_by_parameter(
             fontsize=7,
         )
     return fig
+
+
+def _spaced_labels(inches: list[float], labels: list[str]) -> list[str]:
+    """Tick labels that do not overlap: a label too close to the last one shown is blank.
+
+    ``inches`` are the ticks' positions along the axis, in inches, increasing. A label
+    is shown when it lies at least half the two labels' widths (about 0.07 inch a
+    character at the default size) plus 0.08 inch from the last label shown; its tick
+    stays either way (e.g. beta = 0.01, 0.02, 0.05 on an axis up to 0.5: ``0.02`` is
+    left blank rather than written over ``0.01``).
+    """
+    shown: list[str] = []
+    last: tuple[float, str] | None = None
+    for at, label in zip(inches, labels, strict=True):
+        if last is None or at - last[0] >= 0.07 * (len(label) + len(last[1])) / 2 + 0.08:
+            shown.append(label)
+            last = (at, label)
+        else:
+            shown.append("")
+    return shown
 
 
 def _counts(agg: pl.DataFrame, column: str) -> str:

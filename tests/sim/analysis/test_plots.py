@@ -348,6 +348,14 @@ def test_metric_by_parameter_spaces_numbers_by_value_and_categories_evenly(tmp_p
     floats = plots.metric_by_parameter(agg([0.05, 0.1, 0.5]), "k", "final_size")
     assert positions(floats) == [[0.05, 0.1, 0.5]]
     assert floats.axes[0].get_xlim() == pytest.approx((0.005, 0.545))  # a tenth of 0.45
+    # Values too close for their labels: every value keeps its tick, and a label that
+    # would overlap the last one shown is left blank.
+    betas = [0.01, 0.02, 0.05, 0.1, 0.3, 0.5]
+    close = plots.metric_by_parameter(agg(betas[:3]).vstack(agg(betas[3:])), "k", "final_size")
+    ax = close.axes[0]
+    assert positions(close) == [betas]
+    assert ax.get_xticks().tolist() == betas
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.01", "", "0.05", "0.1", "0.3", "0.5"]
     labels = plots.metric_by_parameter(agg(["none", "pattern", "quarantine"]), "k", "final_size")
     ax = labels.axes[0]
     assert positions(labels) == [[0.0, 1.0, 2.0]]
