@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from experiments.messages import first_line
+from experiments.messages import counted, first_line
 from experiments.rundirs import (
     SWEEP_MARKER,
     RunDirError,
@@ -611,7 +611,7 @@ def sweep_effect_lines(effects: pl.DataFrame) -> list[str]:
     for key, group in groups:
         point = " ".join(f"{p}={v}" for p, v in zip(params, key, strict=True)) or "(no grid)"
         runs = int_max(group["n_runs"])
-        lines.append(f"  {point} ({runs} run{'s' if runs != 1 else ''}):")
+        lines.append(f"  {point} ({counted(runs, 'run')}):")
         lines += ["  " + line for line in effect_lines(group)]
     return lines
 
