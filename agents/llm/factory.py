@@ -39,3 +39,33 @@ def build_own_engine(spec: EngineSpecBase, key: str) -> Engine:
     from agents.llm import build_engine
 
     return build_engine(spec)
+
+
+class OwnEngine:
+    """The own engine of one guard or detector: built by a factory on first use, closable.
+
+    Args:
+        spec: The engine spec the guard or detector names.
+        key: Its config key (``guards.<name>``, ``memes.<id>.detector``), under which the
+            factory builds it (a run with a run directory records it in
+            ``completions-<key>.jsonl``).
+        factory: The run's engine factory (:func:`build_own_engine` without one).
+    """
+
+    def __init__(self, spec: EngineSpecBase, key: str, factory: EngineFactory) -> None:
+        self.spec = spec
+        self.key = key
+        self.factory = factory
+        self._engine: Engine | None = None
+
+    def __call__(self) -> Engine:
+        """The engine (built now if not built yet)."""
+        if self._engine is None:
+            self._engine = self.factory(self.spec, self.key)
+        return self._engine
+
+    def close(self) -> None:
+        """Close the engine if it was built (a later call builds it again)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None

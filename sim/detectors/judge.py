@@ -13,14 +13,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.llm import EngineSpec
-from agents.llm.factory import EngineFactory, build_own_engine
+from agents.llm.factory import OwnEngine, build_own_engine
 from agents.parsing import reply_text
 from sim.detectors.base import Detector, DetectorBase, DetectorSetup, DetectorView
 from sim.detectors.embedding import EmbeddingDetectorSpec
 from sim.detectors.lexical import LexicalDetectorSpec
 
 if TYPE_CHECKING:
-    from agents.llm.base import Engine, EngineSpecBase
+    from agents.llm.base import Engine
 
 #: The judge's verdicts; only "promotes" carries the meme.
 VERDICTS = ("promotes", "unrelated", "against")
@@ -71,35 +71,6 @@ class JudgeDetectorSpec(BaseModel):
                 "or use an LLM policy (the judge then uses the run's engine)"
             )
         return JudgeDetector(setup.statement, provider, prefilter, self.max_tokens, setup.meme_id)
-
-
-class OwnEngine:
-    """A judge's own engine: built by the run's engine factory on first use, closable.
-
-    Args:
-        spec: The judge's engine spec.
-        key: Its config key (``memes.<id>.detector``), under which the factory builds it
-            (a run with a run directory records it in ``completions-<key>.jsonl``).
-        factory: The run's engine factory.
-    """
-
-    def __init__(self, spec: EngineSpecBase, key: str, factory: EngineFactory) -> None:
-        self.spec = spec
-        self.key = key
-        self.factory = factory
-        self._engine: Engine | None = None
-
-    def __call__(self) -> Engine:
-        """The engine (built now if not built yet)."""
-        if self._engine is None:
-            self._engine = self.factory(self.spec, self.key)
-        return self._engine
-
-    def close(self) -> None:
-        """Close the engine if it was built (a later call builds it again)."""
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
 
 
 JUDGE_SYSTEM = (

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agents.llm.factory import EngineFactory, build_own_engine
+from agents.llm.factory import OwnEngine, build_own_engine
 from agents.parsing import reply_text
 from sim.guards.base import GuardSetup, RunEngine
 
@@ -40,10 +40,8 @@ class EngineHolder:
     def __init__(self, spec: Any, key: str) -> None:
         self.spec = spec
         self.key = key
-        self._own: Any = None
         self._run: RunEngine = None
-        self._factory: EngineFactory = build_own_engine
-        self._name = key
+        self._own = None if spec is None else OwnEngine(spec, key, build_own_engine)
 
     def bind(self, setup: GuardSetup, name: str) -> None:
         """Learn the run's engine provider and engine factory.
@@ -62,9 +60,9 @@ class EngineHolder:
                 "(the guard then uses the run's engine)"
             )
         self._run = setup.run_engine
-        if setup.engines is not None:
-            self._factory = setup.engines
-        self._name = f"guards.{name}"
+        if self.spec is not None:
+            self.close()
+            self._own = OwnEngine(self.spec, f"guards.{name}", setup.engines or build_own_engine)
 
     def __call__(self) -> Any:
         """The engine (built now if it is the guard's own and not built yet).
@@ -72,23 +70,20 @@ class EngineHolder:
         Raises:
             ValueError: The guard's own engine cannot be built (the message says why).
         """
-        if self.spec is None:
+        if self._own is None:
             assert self._run is not None
             return self._run()
-        if self._own is None:
-            from agents.llm.base import EngineError
+        from agents.llm.base import EngineError
 
-            try:
-                self._own = self._factory(self.spec, self._name)
-            except (EngineError, ValueError, OSError, ImportError) as err:
-                raise ValueError(f"{self.key}.engine: cannot be built: {err}") from err
-        return self._own
+        try:
+            return self._own()
+        except (EngineError, ValueError, OSError, ImportError) as err:
+            raise ValueError(f"{self.key}.engine: cannot be built: {err}") from err
 
     def close(self) -> None:
-        """Close the guard's own engine (the run's engine belongs to the run)."""
+        """Close the guard's own engine if it was built (the run's engine belongs to the run)."""
         if self._own is not None:
             self._own.close()
-            self._own = None
 
 
 def _inline(text: str, max_chars: int) -> str:
