@@ -110,9 +110,7 @@ def _state_at(parent: Path, manifest: dict[str, Any], config: Any, at: int, root
             )
         return save_checkpoint(model, root / "parent", binding=config_binding(config))
     finally:
-        model.policy.close()
-        model.guard_phases.close()
-        model.memes.close()
+        model.close()
 
 
 def fork_run(
@@ -192,9 +190,7 @@ def fork_run(
                 ).tolist()
             start = save_checkpoint(model, root / "child", binding=config_binding(child))
         finally:
-            model.policy.close()
-            model.guard_phases.close()
-            model.memes.close()
+            model.close()
         fresh = new_manifest(child)
         fresh["parent"] = {
             "run_dir": str(parent.resolve()),

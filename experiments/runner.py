@@ -368,9 +368,7 @@ def _execute(
         manifest["elapsed_s"] = round(elapsed_before + time.monotonic() - started, 3)
         write_json_atomic(manifest, run_dir / "manifest.json")
         if model is not None:
-            model.policy.close()
-            model.guard_phases.close()
-            model.memes.close()
+            model.close()
         if engine is not None:
             engine.close()
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)

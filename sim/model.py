@@ -649,6 +649,15 @@ class MemeticModel(mesa.Model):
                 self._add_tables({"guard_decisions": decisions})
         self._step_rows.add(row)
 
+    def close(self) -> None:
+        """Close the engines the model's parts opened (policy, guards, judges).
+
+        Engines lent by the caller (a run's engine given to the policy) stay open.
+        """
+        self.policy.close()
+        self.guard_phases.close()
+        self.memes.close()
+
     # ------------------------------------------------------------ tables
     def steps_frame(self) -> pl.DataFrame:
         """The ``steps`` table: one row per (step, meme)."""
