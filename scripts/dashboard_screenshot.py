@@ -90,6 +90,8 @@ def main() -> int:
             if args.step is not None:
                 # A click on the slider's track at the step's position.
                 box = page.locator(".memespread-steps .v-slider").bounding_box()
+                if box is None:  # Playwright's answer for an element that is not shown
+                    raise SystemExit("the page shows no step slider: is the run empty?")
                 last = int(
                     page.locator(".memespread-steps [role=slider]").first.get_attribute(
                         "aria-valuemax"
@@ -106,7 +108,9 @@ def main() -> int:
                 field.fill(str(args.agent))
                 field.press("Enter")
                 page.wait_for_function(
-                    f"document.body.innerText.includes('agent {args.agent} at step')",
+                    # The inspector's line on the agent's writes (contagion runs retrieve
+                    # nothing recorded, so "agent A at step" is only in LLM runs).
+                    f"document.body.innerText.includes('agent {args.agent} wrote ')",
                     timeout=60_000,
                 )
             page.wait_for_timeout(1500)
