@@ -5,8 +5,9 @@ after the step slider moves):
 
 * the step slider and the run's counts at the shown step (the ``steps`` table);
 * the network, one panel per meme, nodes coloured by their state (the palette of
-  :mod:`sim.plots`; carriers ringed);
-* prevalence curves per state, with the shown step marked;
+  :mod:`sim.plots`; carriers ringed; recovered agents in their own colour);
+* prevalence curves per state (recovered too, when some agent recovered), with the
+  shown step marked;
 * the transmission tree of each meme up to the shown step;
 * the memory inspector: for an agent and the shown step, the entries it retrieved
   (bank, author, memes carried, text), the entries it wrote, the guards' verdicts on
@@ -32,9 +33,11 @@ from mesa.visualization import SolaraViz
 from mesa.visualization.utils import force_update
 
 from experiments.dashboard.models import LiveModel, ReplayModel
+from experiments.dashboard.recovery import RECOVERED
 from experiments.dashboard.view import TARGET_ENV, RunView, TreeSummary
 from sim.plots import (
     STATE_ORDER,
+    default_states,
     draw_network_states,
     edge_segments,
     network_node_size,
@@ -43,8 +46,10 @@ from sim.plots import (
     transmission_tree,
 )
 
-#: Node states drawn in the network (the most advanced state of each agent).
-NODE_STATES = tuple(s for s in STATE_ORDER if s != "infected")
+#: Node states drawn in the network, in drawing (and legend) order: the most advanced
+#: state of each agent, a recovered agent (it held the meme and lost it) just below the
+#: adopters (:meth:`RunView.states`).
+NODE_STATES = (*(s for s in STATE_ORDER if s not in ("infected", "adopter")), RECOVERED, "adopter")
 
 DashboardModel = ReplayModel | LiveModel
 
@@ -170,14 +175,26 @@ def NetworkPanel(model: DashboardModel, step: int | None, version: int) -> None:
     with solara.Column(classes=["memespread-network"], style=PANEL_STYLE):
         solara.Markdown(
             "**Network** (node colour: each agent's most advanced state for each meme "
-            "after the step; the titles count agents by colour, so their carriers leave "
-            "out adopters, which the `steps` counts above include)"
+            "after the step, or recovered: it held the meme since its node's last "
+            "replacement and no longer does; the titles count agents by colour, so their "
+            "carriers leave out adopters and recovered agents, which the `steps` counts "
+            "above include)"
         )
         if step is None:
             return
         if model.view.layout.sampled:
             solara.Markdown(model.view.layout.note)
         solara.FigureMatplotlib(network_figure(model.view, step), format="png")
+
+
+def prevalence_states(prev: pl.DataFrame) -> tuple[str, ...]:
+    """The states the prevalence panel draws.
+
+    Those of :func:`sim.plots.default_states`, then infected, then recovered when some
+    agent recovered (drawn in the network's colour of recovered agents).
+    """
+    recovered = prev.filter((pl.col("state") == RECOVERED) & (pl.col("count") > 0)).height
+    return default_states(prev, extra=("infected", RECOVERED) if recovered else ("infected",))
 
 
 @solara.component
@@ -190,7 +207,12 @@ def PrevalencePanel(model: DashboardModel, step: int | None, version: int) -> No
         view = model.view
         prev = view.prevalence()
         for meme in view.meme_ids:
-            fig = prevalence_curves(prev, meme_id=meme, title=f"{view.name}: meme {meme!r}")
+            fig = prevalence_curves(
+                prev,
+                meme_id=meme,
+                states=prevalence_states(prev),
+                title=f"{view.name}: meme {meme!r}",
+            )
             fig.set_size_inches(6.0, 3.4)
             for ax in fig.axes[:1]:
                 ax.axvline(step, color="#555555", linewidth=1.0, linestyle=":")

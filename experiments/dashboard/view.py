@@ -3,9 +3,9 @@
 A :class:`RunView` wraps the tables of one run: those of a finished run directory
 (:meth:`RunView.from_run_dir`) or those a live model has produced so far
 (:meth:`RunView.from_model`). Its methods answer the page's questions for one step:
-each agent's state per meme, the counts, the transmission tree so far and, for one
-agent, the memory entries it retrieved (the ``contexts`` table that LLM runs record)
-and the entries it wrote.
+each agent's state per meme (recovered agents included, :mod:`.recovery`), the counts,
+the transmission tree so far and, for one agent, the memory entries it retrieved (the
+``contexts`` table that LLM runs record) and the entries it wrote.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from experiments.dashboard.layout import NetworkLayout, network_layout
+from experiments.dashboard.recovery import RECOVERED, Recoveries
 from experiments.messages import counted
 from experiments.rundirs import is_run_dir, is_sweep_dir
 from sim.analysis.cascades import tree_edges
@@ -47,6 +48,7 @@ PAGE_TABLES = (
     "contexts",
     "generations",
     "guard_decisions",
+    "turnover",
 )
 
 #: Columns of the memory entries the inspector shows.
@@ -241,13 +243,48 @@ class RunView:
         }
 
     def prevalence(self) -> pl.DataFrame:
-        """Prevalence per step, meme and state (:func:`sim.analysis.prevalence.prevalence`)."""
-        return prevalence(self.steps, self.n_agents)
+        """Prevalence per step, meme and state, ``recovered`` included.
+
+        The states of :func:`sim.analysis.prevalence.prevalence` (from the ``steps``
+        table), then ``recovered`` (:meth:`Recoveries.prevalence
+        <experiments.dashboard.recovery.Recoveries.prevalence>`), which the ``steps``
+        table does not count. Computed once per view.
+        """
+        return self._prevalence
+
+    @cached_property
+    def _prevalence(self) -> pl.DataFrame:
+        counted_states = prevalence(self.steps, self.n_agents)
+        if self.last_step is None:
+            return counted_states
+        recovered = self.recoveries.prevalence(self.last_step)
+        return pl.concat([counted_states, recovered.select(counted_states.columns)])
 
     # ------------------------------------------------------------ agents
+    @cached_property
+    def recoveries(self) -> Recoveries:
+        """Who is recovered after each step (from the ``agents`` and ``turnover`` tables)."""
+        return Recoveries.of(
+            self.tables["agents"], self.tables.get("turnover"), self.n_agents, self.meme_ids
+        )
+
     def states(self, step: int, meme_id: str) -> pl.DataFrame:
-        """Each agent's flags and most advanced state after ``step`` (see ``states_at``)."""
-        return states_at(self.tables["agents"], self.n_agents, step, meme_id)
+        """Each agent's flags and state after ``step``.
+
+        The columns of :func:`sim.analysis.prevalence.states_at`, whose ``state`` is the
+        most advanced of susceptible < exposed < carrier < expressed < adopter, plus
+        ``recovered`` (:mod:`experiments.dashboard.recovery`): a recovered agent's
+        ``state`` is ``"recovered"`` (it holds the meme no longer, so it is no adopter;
+        its exposed and carrier flags stay, as the ``steps`` table counts them).
+        """
+        flags = states_at(self.tables["agents"], self.n_agents, step, meme_id)
+        recovered = self.recoveries.at(step)[:, self.meme_ids.index(meme_id)]
+        return flags.with_columns(pl.Series("recovered", recovered)).with_columns(
+            pl.when(pl.col("recovered"))
+            .then(pl.lit(RECOVERED))
+            .otherwise(pl.col("state"))
+            .alias("state")
+        )
 
     @cached_property
     def layout(self) -> NetworkLayout:

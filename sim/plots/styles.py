@@ -15,6 +15,9 @@ from typing import Any
 STATE_ORDER = ("susceptible", "exposed", "carrier", "expressed", "adopter", "infected")
 
 #: The colour of each state, the same in every figure (Okabe-Ito, colour-blind safe).
+#: ``recovered`` (held a meme, holds it no longer) is the dashboard's node state of
+#: SIS/SIR runs (:mod:`experiments.dashboard.recovery`); it has no place in
+#: :data:`STATE_ORDER`, whose states every run's tables count, and legends put it last.
 STATE_COLOURS = {
     "susceptible": "#bdbdbd",
     "exposed": "#E69F00",
@@ -22,6 +25,7 @@ STATE_COLOURS = {
     "expressed": "#CC79A7",
     "adopter": "#0072B2",
     "infected": "#009E73",
+    "recovered": "#56B4E9",
 }
 
 #: Line style of each state in curves: lines that coincide (carriers = adopters in an SI
@@ -34,6 +38,12 @@ STATE_STYLES: dict[str, dict[str, Any]] = {
     "expressed": {"linestyle": "-.", "linewidth": 1.8, "alpha": 1.0, "marker": "^"},
     "adopter": {"linestyle": ":", "linewidth": 2.4, "alpha": 1.0, "marker": "o"},
     "susceptible": {"linestyle": "-", "linewidth": 1.5, "alpha": 1.0, "marker": "x"},
+    "recovered": {
+        "linestyle": (0, (3, 1, 1, 1, 1, 1)),
+        "linewidth": 2.0,
+        "alpha": 1.0,
+        "marker": "D",
+    },
 }
 
 #: Count columns of the ``steps`` table -> state (for colours of count plots).

@@ -119,6 +119,101 @@ def test_states_and_counts_are_those_of_the_steps_table(run_dir: Path) -> None:
             }
 
 
+def _recovered_in_tables(run_dir: Path, step: int, meme: str) -> set[int]:
+    """The agents recovered after ``step``, read row by row from the Parquet tables.
+
+    An ``adopter = true`` row at or after the node's last replacement (the turnover comes
+    first in a step) means the agent on the node has held the meme; the node's last
+    ``adopter`` row says whether it holds it now.
+    """
+    agents = pl.read_parquet(run_dir / "agents.parquet")
+    turnover = pl.read_parquet(run_dir / "turnover.parquet")
+    swapped: dict[int, int] = {}
+    for row in turnover.filter(pl.col("step") <= step).iter_rows(named=True):
+        swapped[row["agent_id"]] = max(swapped.get(row["agent_id"], -1), row["step"])
+    rows = agents.filter(
+        (pl.col("state") == "adopter") & (pl.col("meme_id") == meme) & (pl.col("step") <= step)
+    )
+    holds: dict[int, bool] = {}
+    held: set[int] = set()
+    for row in rows.iter_rows(named=True):  # in the table's order
+        holds[row["agent_id"]] = row["value"]
+        if row["value"] and row["step"] >= swapped.get(row["agent_id"], -1):
+            held.add(row["agent_id"])
+    return {agent for agent in held if not holds[agent]}
+
+
+def test_recovered_agents_have_their_own_state_as_the_tables_record(run_dir: Path) -> None:
+    view = RunView.from_run_dir(run_dir)
+    steps = pl.read_parquet(run_dir / "steps.parquet")
+    turnover = pl.read_parquet(run_dir / "turnover.parquet")
+    replaced_after_recovery = 0
+    for meme in view.meme_ids:
+        before: set[int] = set()
+        for step in range(8):
+            flags = view.states(step, meme)
+            shown = set(flags.filter(pl.col("state") == "recovered")["agent_id"].to_list())
+            assert shown == set(flags.filter(pl.col("recovered"))["agent_id"].to_list())
+            assert shown == _recovered_in_tables(run_dir, step, meme)
+            row = steps.filter((pl.col("step") == step) & (pl.col("meme_id") == meme))
+            # A recovered agent is no adopter: the adopters drawn are the steps table's.
+            assert int((flags["state"] == "adopter").sum()) == row["adopters"][0]
+            assert not (flags["recovered"] & flags["adopter"]).any()
+            # A new agent on a recovered agent's node is not recovered (it held nothing).
+            swapped = set(turnover.filter(pl.col("step") == step)["agent_id"].to_list())
+            assert not (before & swapped & shown)
+            replaced_after_recovery += len(before & swapped)
+            before = shown
+    # The hard cases happened: recoveries, and replacements of recovered agents.
+    assert replaced_after_recovery > 0
+    assert view.states(7, "influence")["state"].to_list().count("recovered") == 17
+
+
+def test_recovered_agents_are_the_trackers_after_every_live_step(tmp_path: Path) -> None:
+    """The view of a live model's tables against the simulator's own flags."""
+    from experiments.runner import build_model
+
+    config_path = tmp_path / "dash.toml"
+    config_path.write_text(CONFIG)
+    config = load_config(config_path)
+    model = build_model(config)
+    for step in range(config.steps):
+        model.step()
+        view = RunView.from_model(model, config.name)
+        for index, meme in enumerate(view.meme_ids):
+            tracker = model.tracker
+            want = tracker.recovered[:, index] & ~tracker.adopter[:, index]
+            got = view.states(step, meme)["recovered"].to_numpy()
+            assert got.tolist() == want.tolist()
+    model.close()
+
+
+def test_the_network_draws_recovered_agents_in_their_colour(run_dir: Path) -> None:
+    pytest.importorskip("solara")
+    from matplotlib.colors import to_hex
+
+    from experiments.dashboard.app import NODE_STATES, network_figure
+    from sim.plots import STATE_COLOURS
+
+    view = RunView.from_run_dir(run_dir)
+    assert NODE_STATES == (
+        "susceptible", "exposed", "carrier", "expressed", "recovered", "adopter",
+    )  # fmt: skip
+    fig = network_figure(view, 7)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [*NODE_STATES, "ring: carrier"]
+    colour_of = {STATE_COLOURS[s].lower(): s for s in NODE_STATES}
+    for ax, meme in zip(fig.axes, view.meme_ids, strict=True):
+        states = view.states(7, meme)["state"].to_list()
+        drawn = {
+            colour_of[to_hex(c.get_facecolor()[0])]: len(c.get_offsets())
+            for c in ax.collections[1:]
+        }
+        assert drawn == {s: states.count(s) for s in NODE_STATES if s in states}
+        assert drawn["recovered"] > 0
+        assert f"recovered {states.count('recovered')}" in ax.get_title()
+
+
 def test_prevalence_is_the_steps_counts_over_the_agents(run_dir: Path) -> None:
     view = RunView.from_run_dir(run_dir)
     steps = pl.read_parquet(run_dir / "steps.parquet")
@@ -130,6 +225,17 @@ def test_prevalence_is_the_steps_counts_over_the_agents(run_dir: Path) -> None:
             want = steps.filter(pl.col("meme_id") == meme).sort("step")[column] / 60
             assert got["step"].to_list() == list(range(8))
             assert got["prevalence"].to_list() == pytest.approx(want.to_list(), abs=1e-12)
+    # Recovered agents, which the steps table does not count: those the network shows.
+    for meme in view.meme_ids:
+        got = prev.filter((pl.col("state") == "recovered") & (pl.col("meme_id") == meme))
+        want = [view.states(step, meme)["recovered"].sum() for step in range(8)]
+        assert got["step"].to_list() == list(range(8))
+        assert got["count"].to_list() == want
+        assert got["prevalence"].to_list() == pytest.approx([n / 60 for n in want], abs=1e-12)
+    pytest.importorskip("solara")
+    from experiments.dashboard.app import prevalence_states
+
+    assert prevalence_states(prev) == ("exposed", "carrier", "adopter", "infected", "recovered")
 
 
 def test_tree_up_to_each_step_counts_agents_not_the_environment(run_dir: Path) -> None:
