@@ -227,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="watch a run in the browser (needs the dashboard extra)",
         description="Serve a page (Mesa's SolaraViz) showing the network coloured by each "
         "meme's state, prevalence curves, the transmission tree and a memory inspector. "
-        "Given a RUN_DIR it replays the finished run with a step slider; given a CONFIG it "
-        "runs it live, one step per click (nothing is written to disk).",
+        "Given a RUN_DIR it replays the finished run with a step slider (an interrupted or "
+        "failed run up to its last checkpoint); given a CONFIG it runs it live, one step "
+        "per click (nothing is written to disk).",
     )
     dash.add_argument("target", metavar="RUN_DIR|CONFIG", help="a run directory or a run config")
     dash.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")

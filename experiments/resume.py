@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 from sim.output import read_tables, write_json_atomic
 from sim.run import Run
 
-__all__ = ["clean_temporary_files", "read_manifest", "resume_run"]
+__all__ = ["checked_checkpoint", "clean_temporary_files", "read_manifest", "resume_run"]
 
 
 def clean_temporary_files(run_dir: str | Path) -> list[Path]:
@@ -63,8 +63,17 @@ def clean_temporary_files(run_dir: str | Path) -> list[Path]:
     return removed
 
 
-def _checked_checkpoint(run_dir: Path, config_hash: dict[str, str]) -> tuple[Path | None, int]:
-    """The latest checkpoint and its step, checked against the run's config hash."""
+def checked_checkpoint(run_dir: Path, config_hash: dict[str, str]) -> tuple[Path | None, int]:
+    """The latest checkpoint and its step, checked against the run's config hash.
+
+    Resume restores it; the dashboard replays the steps it holds. ``(None, 0)`` when the
+    run has no checkpoint.
+
+    Raises:
+        ManifestError: The checkpoint is corrupt or edited (its digest), or was made with
+            another config than ``config_hash`` (the message says to delete the
+            checkpoints to restart the run from step 0).
+    """
     checkpoint = latest_checkpoint(run_dir / CHECKPOINTS_DIR)
     if checkpoint is None:
         return None, 0
@@ -151,7 +160,7 @@ def _resume_locked(run_dir: Path, progress: bool, engine: Engine | None) -> Run:
         return _complete_run(run_dir, manifest)
     clean_temporary_files(run_dir)
     # The hash the run was started with (the manifest's config as written).
-    checkpoint, start = _checked_checkpoint(
+    checkpoint, start = checked_checkpoint(
         run_dir, {"config_sha256": config_sha256(manifest["config"])}
     )
     if checkpoint is not None and start > config.steps:

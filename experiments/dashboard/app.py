@@ -3,7 +3,9 @@
 Panels, each a function of the model that SolaraViz re-renders after every step (and
 after the step slider moves):
 
-* the step slider and the run's counts at the shown step (the ``steps`` table);
+* the step slider and the run's counts at the shown step (the ``steps`` table); for an
+  interrupted or failed run, a note that the replay ends at its last checkpoint and
+  how to resume it;
 * the network, one panel per meme, nodes coloured by their state (the palette of
   :mod:`sim.plots`; carriers ringed; recovered agents in their own colour);
 * prevalence curves per state (recovered too, when some agent recovered), with the
@@ -102,6 +104,10 @@ def StepPanel(model: DashboardModel, step: int | None, version: int) -> None:  #
     view = model.view
     with solara.Column(classes=["memespread-steps"], style=PANEL_STYLE):
         solara.Markdown(f"### {view.name}")
+        if view.unfinished is not None:
+            solara.Warning(
+                children=[solara.Markdown(view.unfinished.note)], classes=["memespread-unfinished"]
+            )
         if step is None:
             solara.Markdown("No step run yet: press the step button (or play).")
             return
@@ -332,6 +338,11 @@ def make_page(model: DashboardModel) -> Any:
     """The SolaraViz page of a replay or live model."""
     params = reset_params(model)
     kind = "replay" if isinstance(model, ReplayModel) else "live"
+    unfinished = model.view.unfinished
+    if unfinished is not None:
+        kind += (
+            f", {unfinished.status} after {unfinished.steps_completed} of {unfinished.steps} steps"
+        )
     name = f"memespread dashboard: {model.view.name} ({kind})"
     return SolaraViz(
         model,

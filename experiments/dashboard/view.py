@@ -1,7 +1,8 @@
 """What the dashboard shows, read from a run's tables (no Solara here).
 
 A :class:`RunView` wraps the tables of one run: those of a finished run directory
-(:meth:`RunView.from_run_dir`) or those a live model has produced so far
+(:meth:`RunView.from_run_dir`; an interrupted or failed run is read at its last
+checkpoint, :mod:`.unfinished`) or those a live model has produced so far
 (:meth:`RunView.from_model`). Its methods answer the page's questions for one step:
 each agent's state per meme (recovered agents included, :mod:`.recovery`), the counts,
 the transmission tree so far and, for one agent, the memory entries it retrieved (the
@@ -21,6 +22,7 @@ import polars as pl
 
 from experiments.dashboard.layout import NetworkLayout, network_layout
 from experiments.dashboard.recovery import RECOVERED, Recoveries
+from experiments.dashboard.unfinished import UnfinishedRun, UnfinishedRunError, unfinished_run
 from experiments.messages import counted
 from experiments.rundirs import is_run_dir, is_sweep_dir
 from sim.analysis.cascades import tree_edges
@@ -133,6 +135,8 @@ class RunView:
             step).
         given_layout: A layout computed before (e.g. by the previous view of a live
             run), used instead of computing it again.
+        unfinished: The run's checkpoint when the run is interrupted or failed (its
+            tables are those of the steps the checkpoint holds), else None.
     """
 
     name: str
@@ -141,47 +145,35 @@ class RunView:
     tables: dict[str, pl.DataFrame] = field(repr=False)
     layout_seed: int = 0
     given_layout: NetworkLayout | None = field(default=None, repr=False, compare=False)
+    unfinished: UnfinishedRun | None = None
 
     # ------------------------------------------------------------ construction
     @classmethod
     def from_run_dir(cls, run_dir: str | Path) -> RunView:
-        """Read a finished (or checkpointed) run directory.
+        """Read a run directory: a complete run's tables, or an unfinished run's so far.
+
+        A complete run is read from its Parquet tables; an ``interrupted`` or ``failed``
+        one from its last checkpoint (:mod:`experiments.dashboard.unfinished`: the
+        tables of the steps it holds, as a complete run would have written them).
 
         Raises:
-            NotARunError: ``run_dir`` is missing, not a directory, a sweep directory, not
-                a run of memespread, has a manifest that :func:`sim.manifest.read_manifest`
-                refuses, or lacks the tables the page needs (each case named in the
-                message).
+            NotARunError: See :func:`check_run_dir`; or an unfinished run's checkpoint
+                that does not fit the model its config builds.
         """
         path = Path(run_dir)
-        if not path.is_dir():
-            raise NotARunError(f"{path}: no such directory (give a run directory or a config)")
-        if is_sweep_dir(path):
-            example = first_run(path) or f"{path}/runs/.../seed=N"
-            raise NotARunError(
-                f"{path} is a sweep directory; give one of its runs, e.g. "
-                f"{example} (see {path}/index.parquet)"
-            )
-        if not is_run_dir(path):
-            raise NotARunError(
-                f"{path} is not a memespread run directory (no manifest.json written by "
-                "memespread); give a run directory (memespread run writes one) or a config"
-            )
-        try:
-            manifest = read_manifest(path)
-        except ManifestError as err:  # e.g. an edited manifest: the one checked reader says
-            raise NotARunError(str(err)) from None
-        tables = {
-            name: pl.read_parquet(path / f"{name}.parquet")
-            for name in PAGE_TABLES
-            if (path / f"{name}.parquet").is_file()
-        }
-        missing = [t for t in (*REQUIRED_TABLES, "graph") if t not in tables]
-        if missing:
-            raise NotARunError(
-                f"{path}: the run has no {', '.join(missing)} table(s) yet (status "
-                f"{manifest.get('status')!r}); finish it first (memespread resume {path})"
-            )
+        manifest, unfinished = check_run_dir(path)
+        if unfinished is None:
+            tables = {
+                name: pl.read_parquet(path / f"{name}.parquet")
+                for name in PAGE_TABLES
+                if (path / f"{name}.parquet").is_file()
+            }
+        else:
+            try:
+                so_far = unfinished.tables()
+            except UnfinishedRunError as err:
+                raise NotARunError(str(err)) from None
+            tables = {name: so_far[name] for name in PAGE_TABLES if name in so_far}
         memes = manifest["config"].get("memes") or []
         meme_ids = [str(m["id"]) for m in memes if isinstance(m, dict) and "id" in m]
         if not meme_ids:
@@ -195,6 +187,7 @@ class RunView:
             n_agents=n_agents,
             meme_ids=tuple(meme_ids),
             tables=tables,
+            unfinished=unfinished,
         )
 
     @classmethod
@@ -460,6 +453,52 @@ class RunView:
         return int(ranked["agent_id"][0]) if ranked.height else 0
 
 
+def check_run_dir(path: Path) -> tuple[dict[str, Any], UnfinishedRun | None]:
+    """The checked manifest of a run directory the page can open, and its checkpoint.
+
+    Cheap: no table is read, no model built. A ``complete`` run must have the tables the
+    page needs; an ``interrupted`` or ``failed`` one a checkpoint to replay
+    (:func:`experiments.dashboard.unfinished.unfinished_run`, returned second; None for a
+    complete run); a ``running`` one is refused.
+
+    Raises:
+        NotARunError: ``path`` is missing, not a directory, a sweep directory, not a run
+            of memespread, has a manifest that :func:`sim.manifest.read_manifest`
+            refuses, is complete but lacks tables, is running, or is unfinished without
+            a checkpoint to replay (each case named in the one-line message).
+    """
+    if not path.is_dir():
+        raise NotARunError(f"{path}: no such directory (give a run directory or a config)")
+    if is_sweep_dir(path):
+        example = first_run(path) or f"{path}/runs/.../seed=N"
+        raise NotARunError(
+            f"{path} is a sweep directory; give one of its runs, e.g. "
+            f"{example} (see {path}/index.parquet)"
+        )
+    if not is_run_dir(path):
+        raise NotARunError(
+            f"{path} is not a memespread run directory (no manifest.json written by "
+            "memespread); give a run directory (memespread run writes one) or a config"
+        )
+    try:
+        manifest = read_manifest(path)
+    except ManifestError as err:  # e.g. an edited manifest: the one checked reader says
+        raise NotARunError(str(err)) from None
+    if manifest["status"] != "complete":
+        try:
+            return manifest, unfinished_run(path, manifest)
+        except UnfinishedRunError as err:
+            raise NotARunError(str(err)) from None
+    needed = (*REQUIRED_TABLES, "graph")
+    missing = [t for t in needed if not (path / f"{t}.parquet").is_file()]
+    if missing:
+        raise NotARunError(
+            f"{path}: the run is complete but has no {', '.join(missing)} table(s): its "
+            "directory is damaged; rerun its config with --overwrite"
+        )
+    return manifest, None
+
+
 def first_run(sweep_dir: Path) -> Path | None:
     """The first run directory of a sweep in sorted path order (None if it has none).
 
@@ -484,15 +523,16 @@ def describe_target(target: str | Path) -> dict[str, Any]:
     config (a file or a shipped config name) and validated.
 
     Raises:
-        NotARunError: A directory that is not a run (a sweep, an empty or foreign
-            directory), missing tables, or a path that does not exist.
+        NotARunError: A directory that is not a run the page can open (see
+            :func:`check_run_dir`), or a path that does not exist.
         experiments.config.ConfigError: A config that is invalid, or a bare name that is
             neither a file nor a shipped config.
     """
     path = Path(target)
     if path.is_dir():
-        view = RunView.from_run_dir(path)
-        return {"kind": "run", "path": str(path.resolve()), "name": view.name}
+        manifest, _ = check_run_dir(path)
+        name = str(manifest.get("name", path.name))
+        return {"kind": "run", "path": str(path.resolve()), "name": name}
     from experiments.catalog import resolve_config
     from experiments.config import load_config
 

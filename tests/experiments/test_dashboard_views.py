@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -308,25 +309,151 @@ def test_reset_rewinds_a_replay_to_step_zero_and_step_shows_each_step(run_dir: P
     assert (replay.view_step, replay.running) == (7, False)
 
 
-def test_an_interrupted_run_is_one_line_naming_resume(
-    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # An interrupted run: a manifest and (here, no) checkpoint, none of the tables yet.
-    interrupted = tmp_path / "interrupted"
-    interrupted.mkdir()
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    manifest["status"] = "interrupted"
-    (interrupted / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(NotARunError) as err:
-        describe_target(interrupted)
-    assert str(err.value) == (
-        f"{interrupted}: the run has no steps, agents, memories, transmissions, graph "
-        f"table(s) yet (status 'interrupted'); finish it first (memespread resume "
-        f"{interrupted})"
+def _stopped_run(
+    root: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException, checkpoint_every: int = 3
+) -> Path:
+    """The run of :data:`CONFIG` stopped after its last step, as it writes its tables.
+
+    polars' Parquet writer raises ``stop`` for ``steps.parquet`` (an external library,
+    not a project class): a KeyboardInterrupt (Ctrl-C) leaves status ``interrupted``,
+    another error ``failed``. Either way no table is written and the last checkpoint
+    stays: with ``checkpoint_every = 3``, the one after step 5 (6 steps completed).
+    """
+    root.mkdir()
+    config_path = root / "dash.toml"
+    config_path.write_text(
+        CONFIG.replace("steps = 8\n", f"steps = 8\ncheckpoint_every = {checkpoint_every}\n")
     )
-    assert main(["dashboard", str(interrupted)]) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == [f"error: {err.value}"]
+    real = pl.DataFrame.write_parquet
+
+    def write(frame: pl.DataFrame, file: Any, *args: Any, **kwargs: Any) -> None:
+        if "steps.parquet" in str(file):
+            raise stop
+        real(frame, file, *args, **kwargs)
+
+    target = root / "run"
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", write)
+    with pytest.raises(type(stop)):
+        run_experiment(load_config(config_path), target, progress=False)
+    monkeypatch.undo()
+    return target
+
+
+def _without_wall_clock(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.drop([c for c in frame.columns if c.endswith("_wall_s")])
+
+
+def test_an_interrupted_run_is_replayed_up_to_its_last_checkpoint(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped = _stopped_run(tmp_path / "stopped", monkeypatch, KeyboardInterrupt())
+    manifest = json.loads((stopped / "manifest.json").read_text())
+    assert (manifest["status"], manifest["steps_completed"]) == ("interrupted", 6)
+    assert not list(stopped.glob("*.parquet"))  # the runner wrote no table
+    on_disk = sorted(p.relative_to(stopped) for p in stopped.rglob("*"))
+    assert describe_target(stopped) == {
+        "kind": "run",
+        "path": str(stopped),
+        "name": "dash-contagion",
+    }
+    view = RunView.from_run_dir(stopped)
+    assert sorted(p.relative_to(stopped) for p in stopped.rglob("*")) == on_disk  # untouched
+    assert view.unfinished is not None and view.unfinished.steps_completed == 6
+    assert view.last_step == 5
+    assert view.unfinished.note == (
+        "**Unfinished run: status `interrupted`.** The run was interrupted (Ctrl-C or "
+        "SIGTERM) after its last checkpoint, at step 6: 6 of its 8 steps are completed, and "
+        "this page replays them (steps 0 to 5; steps run after the checkpoint were lost). "
+        f"`memespread resume {stopped}` finishes it from there."
+    )
+    # Its tables are the complete run's first 6 steps, and so is everything shown.
+    whole = RunView.from_run_dir(run_dir)
+    assert whole.unfinished is None
+    for name in ("steps", "agents", "transmissions", "turnover", "guard_decisions"):
+        first = pl.read_parquet(run_dir / f"{name}.parquet").filter(pl.col("step") <= 5)
+        assert _without_wall_clock(view.tables[name]).equals(_without_wall_clock(first)), name
+    memories = pl.read_parquet(run_dir / "memories.parquet").filter(pl.col("step") <= 5)
+    columns = ["entry_id", "bank_id", "author_id", "step", "text", "memes"]
+    assert view.tables["memories"].select(columns).equals(memories.select(columns))
+    for meme in view.meme_ids:
+        for step in range(6):
+            assert view.counts(step, meme) == whole.counts(step, meme)
+            assert view.states(step, meme).equals(whole.states(step, meme))
+            assert view.tree(meme, step).equals(whole.tree(meme, step))
+    assert view.prevalence().equals(whole.prevalence().filter(pl.col("step") <= 5))
+
+
+def test_the_page_says_the_run_is_unfinished_and_how_to_resume_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    solara = pytest.importorskip("solara")
+    import ipyvuetify as v
+
+    from experiments.dashboard.app import StepPanel, make_page
+    from experiments.dashboard.models import ReplayModel
+
+    stopped = _stopped_run(tmp_path / "stopped", monkeypatch, RuntimeError("disk on fire"))
+    assert json.loads((stopped / "manifest.json").read_text())["status"] == "failed"
+    model = ReplayModel(str(stopped))
+    assert (model.view_step, model.last_step) == (5, 5)
+    _, rc = solara.render(StepPanel(model=model, step=5, version=5), handle_error=False)
+    alert = rc.find(v.Alert, class_="memespread-unfinished")
+    assert len(alert.widgets) == 1
+    texts = [w.template for w in rc.find(v.VuetifyTemplate).widgets]
+    shown = " ".join(" ".join(t if isinstance(t, str) else t.template for t in texts).split())
+    assert (
+        "The run failed (RuntimeError: disk on fire) after its last checkpoint, at step 6: "
+        "6 of its 8 steps are completed"
+    ) in shown
+    assert f"memespread resume {stopped}" in shown and "tries it again from there" in shown
+    assert "<strong>step 5</strong> of 5 · 60 agents" in shown  # the slider ends at step 5
+    page = make_page(model)
+    assert page.kwargs["name"] == (
+        "memespread dashboard: dash-contagion (replay, failed after 6 of 8 steps)"
+    )
+
+
+def test_unfinished_runs_without_a_replay_are_one_line_naming_the_status(
+    run_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    no_checkpoint = _stopped_run(tmp_path / "early", monkeypatch, KeyboardInterrupt(), 0)
+    running = tmp_path / "running"
+    running.mkdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["status"] = "running"
+    (running / "manifest.json").write_text(json.dumps(manifest))
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text((run_dir / "manifest.json").read_text())
+    for path, message in (
+        (
+            no_checkpoint,
+            f"{no_checkpoint}: the run is interrupted and has no checkpoint (it "
+            "stopped before its first one), so no step of it is on disk to replay; "
+            f"`memespread resume {no_checkpoint}` runs it from step 0",
+        ),
+        (
+            running,
+            f"{running}: the run's status is 'running': it is still being written (open it "
+            f"when it is done), or its process was killed (then `memespread resume {running}` "
+            "finishes it); the dashboard opens complete, interrupted and failed runs",
+        ),
+        (
+            damaged,
+            f"{damaged}: the run is complete but has no steps, agents, memories, "
+            "transmissions, graph table(s): its directory is damaged; rerun its config with "
+            "--overwrite",
+        ),
+    ):
+        with pytest.raises(NotARunError) as err:
+            describe_target(path)
+        assert str(err.value) == message
+        assert main(["dashboard", str(path)]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines == [f"error: {message}"]
 
 
 def test_the_tree_caption_counts_in_the_right_number() -> None:
