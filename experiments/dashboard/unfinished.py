@@ -71,15 +71,15 @@ class UnfinishedRun:
         done, last = self.steps_completed, self.steps_completed - 1
         if self.status == "failed":
             why = f"failed ({self.error})" if self.error else "failed"
-            what = "tries it again from there (sending its failed requests again)"
+            what = f"tries it again from step {done} (sending its failed requests again)"
         else:
             why = "was interrupted (Ctrl-C or SIGTERM)"
-            what = "finishes it from there"
+            what = f"finishes it from step {done}"
         return (
-            f"**Unfinished run: status `{self.status}`.** The run {why} after its last "
-            f"checkpoint, at step {done}: {done} of its {self.steps} steps are completed, "
-            f"and this page replays them (steps 0 to {last}; steps run after the checkpoint "
-            f"were lost). `{self.resume_command}` {what}."
+            f"**Unfinished run: status `{self.status}`.** The run {why} some time after its "
+            f"last checkpoint, which holds {done} of its {self.steps} steps (steps 0 to "
+            f"{last}): this page replays those; the steps it ran after the checkpoint were "
+            f"lost. `{self.resume_command}` {what}."
         )
 
     def tables(self) -> dict[str, pl.DataFrame]:

@@ -492,6 +492,79 @@ def test_live_page_steps_in_chromium(config_path: Path, run_dir: Path, tmp_path:
         proc.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def interrupted_run_dir(config_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run of ``config_path`` interrupted after its last step, checkpointed after 2.
+
+    Ctrl-C arrives as the runner writes ``steps.parquet``: polars' Parquet writer raises
+    KeyboardInterrupt (an external library, not a project class), so no table is
+    written and the checkpoint after step 1 stays (``checkpoint_every = 2``).
+    """
+    config = load_config(config_path).model_copy(update={"checkpoint_every": 2})
+    target = tmp_path_factory.mktemp("dash_interrupted") / "dash"
+    real = pl.DataFrame.write_parquet
+
+    def write(frame: pl.DataFrame, file: Any, *args: Any, **kwargs: Any) -> None:
+        if "steps.parquet" in str(file):
+            raise KeyboardInterrupt
+        real(frame, file, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pl.DataFrame, "write_parquet", write)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(config, target, progress=False)
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert (manifest["status"], manifest["steps_completed"]) == ("interrupted", 2)
+    return target
+
+
+@pytest.mark.browser
+def test_interrupted_run_page_in_chromium(
+    interrupted_run_dir: Path, run_dir: Path, tmp_path: Path
+) -> None:
+    """The page replays the checkpointed steps of an interrupted run and says so."""
+    pytest.importorskip("solara")
+    whole = RunView.from_run_dir(run_dir)
+    proc, url = _serve(interrupted_run_dir, tmp_path / "server.log")
+    try:
+        with _browser(tmp_path) as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path / "profile"),
+                executable_path=CHROMIUM,
+                args=CHROMIUM_FLAGS,
+                headless=True,
+                viewport={"width": 1500, "height": 1400},
+            )
+            page = context.new_page()
+            page.goto(url, timeout=120_000)
+            page.wait_for_selector(".memespread-unfinished", timeout=120_000)
+            page.wait_for_selector("table.memespread-retrieved", timeout=60_000)
+            text = " ".join(page.inner_text("body").split())
+            assert "memespread dashboard: dash (replay, interrupted after 2 of 4 steps)" in text
+            note = " ".join(page.inner_text(".memespread-unfinished").split())
+            assert note == (
+                "Unfinished run: status interrupted. The run was interrupted (Ctrl-C or "
+                "SIGTERM) some time after its last checkpoint, which holds 2 of its 4 steps "
+                "(steps 0 to 1): this page replays those; the steps it ran after the "
+                f"checkpoint were lost. memespread resume {interrupted_run_dir} finishes it "
+                "from step 2."
+            )
+            # The replay ends at step 1, with the numbers the complete run has there.
+            assert "step 1 of 1 · 16 agents" in text
+            assert "Step: 1" in text
+            assert f"meme influence: {_counts_line(whole, 1)}" in text
+            agent = whole.busiest_reader(1)
+            assert f"agent {agent} at step 1: retrieved 3 entries" in text
+            rows = page.locator("table.memespread-retrieved tbody tr")
+            ids = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count())]
+            assert ids == [str(e) for e in whole.retrieved(agent, 1)["entry_id"]]
+            page.screenshot(path=str(tmp_path / "dashboard_interrupted.png"), full_page=True)
+            context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_screenshot_script_is_runnable() -> None:
     script = Path(__file__).parents[2] / "scripts" / "dashboard_screenshot.py"
     out = subprocess.run(

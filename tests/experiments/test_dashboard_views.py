@@ -362,9 +362,9 @@ def test_an_interrupted_run_is_replayed_up_to_its_last_checkpoint(
     assert view.last_step == 5
     assert view.unfinished.note == (
         "**Unfinished run: status `interrupted`.** The run was interrupted (Ctrl-C or "
-        "SIGTERM) after its last checkpoint, at step 6: 6 of its 8 steps are completed, and "
-        "this page replays them (steps 0 to 5; steps run after the checkpoint were lost). "
-        f"`memespread resume {stopped}` finishes it from there."
+        "SIGTERM) some time after its last checkpoint, which holds 6 of its 8 steps (steps 0 "
+        "to 5): this page replays those; the steps it ran after the checkpoint were lost. "
+        f"`memespread resume {stopped}` finishes it from step 6."
     )
     # Its tables are the complete run's first 6 steps, and so is everything shown.
     whole = RunView.from_run_dir(run_dir)
@@ -402,10 +402,10 @@ def test_the_page_says_the_run_is_unfinished_and_how_to_resume_it(
     texts = [w.template for w in rc.find(v.VuetifyTemplate).widgets]
     shown = " ".join(" ".join(t if isinstance(t, str) else t.template for t in texts).split())
     assert (
-        "The run failed (RuntimeError: disk on fire) after its last checkpoint, at step 6: "
-        "6 of its 8 steps are completed"
+        "The run failed (RuntimeError: disk on fire) some time after its last checkpoint, "
+        "which holds 6 of its 8 steps (steps 0 to 5)"
     ) in shown
-    assert f"memespread resume {stopped}" in shown and "tries it again from there" in shown
+    assert f"memespread resume {stopped}</code> tries it again from step 6" in shown
     assert "<strong>step 5</strong> of 5 · 60 agents" in shown  # the slider ends at step 5
     page = make_page(model)
     assert page.kwargs["name"] == (
