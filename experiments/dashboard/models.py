@@ -1,4 +1,4 @@
-"""The Mesa models the dashboard page steps: a replay of a finished run and a live run.
+"""The Mesa models the dashboard page steps: a replay of a run directory and a live run.
 
 Both expose ``view`` (a :class:`~experiments.dashboard.view.RunView` of the tables so
 far) and ``view_step`` (the step the page shows; the step slider sets it through
@@ -21,14 +21,18 @@ from experiments.dashboard.view import RunView
 
 
 class ReplayModel(mesa.Model):
-    """A finished run, shown step by step.
+    """A run directory's run, shown step by step.
+
+    A complete run is shown from its tables; an interrupted or failed one up to its last
+    checkpoint (:mod:`experiments.dashboard.unfinished`).
 
     Args:
         run_dir: The run directory.
         view_step: The step shown first (default: the last recorded step).
 
     Raises:
-        experiments.dashboard.view.NotARunError: ``run_dir`` is not a run directory.
+        experiments.dashboard.view.NotARunError: ``run_dir`` is not a run directory the
+            page can open (:func:`experiments.dashboard.view.check_run_dir`).
     """
 
     def __init__(self, run_dir: str, view_step: int | None = None) -> None:

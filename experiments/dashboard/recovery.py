@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -90,14 +91,8 @@ class Recoveries:
         shape = (self.n_agents, len(self.meme_ids))
         held = np.zeros(shape, dtype=np.bool_)  # holds the meme now
         had = np.zeros(shape, dtype=np.bool_)  # has held it since its node's replacement
-        rows = self.adoption.with_row_index("order").sort("step", "order")
-        steps = rows["step"].to_numpy()
-        agent = rows["agent_id"].to_numpy()
-        meme = rows["meme"].to_numpy().astype(np.int64)
-        value = rows["value"].to_numpy()
-        swaps = self.replaced.sort("step")
-        swap_steps = swaps["step"].to_numpy()
-        swap_agents = swaps["agent_id"].to_numpy()
+        steps, agent, meme, value = self._rows
+        swap_steps, swap_agents = self._swaps
         for step in range(last_step + 1):
             # The turnover comes first in a step: the new agent has held nothing.
             lo, hi = np.searchsorted(swap_steps, [step, step + 1])
@@ -112,6 +107,23 @@ class Recoveries:
                 last = len(key) - 1 - last
                 held[a[last], m[last]] = v[last]
             yield step, had & ~held
+
+    @cached_property
+    def _rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The ``adopter`` rows by step, in table order within a step (sorted once)."""
+        rows = self.adoption.with_row_index("order").sort("step", "order")
+        return (
+            rows["step"].to_numpy(),
+            rows["agent_id"].to_numpy(),
+            rows["meme"].to_numpy().astype(np.int64),
+            rows["value"].to_numpy(),
+        )
+
+    @cached_property
+    def _swaps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The replacements' steps (sorted) and agents."""
+        swaps = self.replaced.sort("step")
+        return swaps["step"].to_numpy(), swaps["agent_id"].to_numpy()
 
     def at(self, step: int) -> np.ndarray:
         """Who is recovered after ``step``: booleans of shape ``(n_agents, len(meme_ids))``."""
