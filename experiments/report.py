@@ -720,26 +720,26 @@ def sweep_choice_summary(sweep: Sweep) -> pl.DataFrame | None:
     mean over seeds, for ``expressed_share`` with its 95 % t-interval, kept in [0, 1]
     (:func:`sim.analysis.aggregate.aggregate`).
 
+    The runs are those :meth:`~sim.analysis.loading.Sweep.with_runs` holds (as
+    :func:`report_sweep` passes them), else read one at a time.
+
     Returns:
         The swept parameters, ``meme_id``, then :data:`SWEEP_CHOICE_COLUMNS`
         (``expressed_share_n`` counts the seeds); None when no complete run scored
         choices (e.g. a contagion sweep).
     """
-    from experiments.manifest import read_manifest
     from sim.analysis.aggregate import aggregate
 
     params = list(sweep.params)
     complete = sweep.complete()
     rows: list[dict[str, object]] = []
-    for index_row in complete.iter_rows(named=True):
-        run_dir = Path(index_row["run_dir"])
-        actions = _read_actions(run_dir)
+    for index_row, run in sweep.iter_runs():
+        actions = run.tables.get("actions")
         if actions is None:
             continue
-        manifest = read_manifest(run_dir)
-        n_agents = int(manifest.get("n_agents") or 1)
-        targets = _targets(manifest)
-        steps = pl.read_parquet(run_dir / "steps.parquet").sort("step", maintain_order=True)
+        n_agents = int(run.manifest.get("n_agents") or 1)
+        targets = _targets(run.manifest)
+        steps = run.steps.sort("step", maintain_order=True)
         for (meme,), frame in steps.group_by(["meme_id"], maintain_order=True):
             outcomes = _choice_outcomes(frame, str(meme), n_agents, actions, targets, digits=None)
             rows.append(
@@ -769,12 +769,19 @@ def _file_part(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def report_sweep(sweep_dir: str | Path) -> SweepReport:
+def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
     """Summarise the complete runs of a sweep and write ``sweep_dir/report/``.
 
     Means and 95 % confidence intervals are over seeds, per combination of the swept
     parameters and meme (t-intervals kept in each metric's range; see
     :mod:`sim.analysis.aggregate`).
+
+    Every complete run is read once (:meth:`sim.analysis.loading.Sweep.with_runs`) and
+    that one loaded sweep goes to every table and figure; given a sweep that holds its
+    runs already, the report reads no run directory again.
+
+    Args:
+        sweep_dir: The sweep directory, or its :class:`~sim.analysis.loading.Sweep`.
 
     Raises:
         FileNotFoundError: Not a sweep directory, or no complete run in it.
@@ -786,10 +793,10 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
     from sim.analysis.aggregate import aggregate_metrics, sweep_metrics
     from sim.analysis.defenses import arms_and_strata, defense_frontier, has_guard_arms
     from sim.analysis.effects import sweep_effects
-    from sim.analysis.loading import load_sweep
+    from sim.analysis.loading import Sweep, load_sweep
 
-    sweep = load_sweep(sweep_dir)
-    path = Path(sweep_dir)
+    sweep = sweep_dir if isinstance(sweep_dir, Sweep) else load_sweep(sweep_dir)
+    path = sweep.path
     if not is_sweep_dir(path):
         raise RunDirError(
             f"{path} is not a memespread sweep directory (no {SWEEP_MARKER} written by "
@@ -801,6 +808,7 @@ def report_sweep(sweep_dir: str | Path) -> SweepReport:
         raise FileNotFoundError(
             f"{path}: no complete run to report ({sweep.index.height} runs; resume the sweep)"
         )
+    sweep = sweep.with_runs()
     metrics = sweep_metrics(sweep, fit=False)
     params = list(sweep.params)
     summary = aggregate_metrics(metrics, params, SWEEP_METRICS)

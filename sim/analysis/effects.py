@@ -67,7 +67,7 @@ import polars as pl
 
 from sim.analysis.aggregate import MIN_BOOTSTRAP_N
 from sim.analysis.clustered import ratio_mean_se, stratified_weights
-from sim.analysis.loading import Sweep
+from sim.analysis.loading import Run, Sweep
 from sim.manifest import read_manifest
 
 #: Below this many decisions in an arm, printed effects warn that the interval is rough.
@@ -170,7 +170,32 @@ def read_actions(run_dir: str | Path) -> pl.DataFrame:
     contexts, memories = run_dir / "contexts.parquet", run_dir / "memories.parquet"
     if not (contexts.is_file() and memories.is_file()):
         return actions
-    own = own_doses(pl.read_parquet(contexts), pl.read_parquet(memories))
+    return _with_own_dose(actions, pl.read_parquet(contexts), pl.read_parquet(memories))
+
+
+def run_actions(run: Run) -> pl.DataFrame | None:
+    """A loaded run's ``actions`` table with ``own_dose``, as :func:`read_actions` gives it.
+
+    Reads nothing: the tables come from ``run`` (e.g. a run of
+    :meth:`sim.analysis.loading.Sweep.with_runs`).
+
+    Returns:
+        The table; None when the run has no ``actions`` table (no decision tasks).
+    """
+    actions = run.tables.get("actions")
+    if actions is None:
+        return None
+    contexts, memories = run.tables.get("contexts"), run.tables.get("memories")
+    if contexts is None or memories is None:
+        return actions
+    return _with_own_dose(actions, contexts, memories)
+
+
+def _with_own_dose(
+    actions: pl.DataFrame, contexts: pl.DataFrame, memories: pl.DataFrame
+) -> pl.DataFrame:
+    """``actions`` joined with :func:`own_doses` (0 where an agent's context held none)."""
+    own = own_doses(contexts, memories)
     keys = ["step", "agent_id", "meme_id"]
     own = own.with_columns(pl.col(k).cast(actions.schema[k]) for k in keys)
     return actions.join(own, on=keys, how="left", maintain_order="left").with_columns(
@@ -639,13 +664,31 @@ def pooled_effects(
     scored = [Path(d) for d in run_dirs if (Path(d) / "actions.parquet").is_file()]
     if not scored:
         return None
+    runs = [
+        _ScoredRun(str(d), read_actions(d), read_manifest(d)["config"].get("memes", []))
+        for d in scored
+    ]
+    return _pooled(runs, n_boot=n_boot, seed=seed)
+
+
+@dataclass(frozen=True)
+class _ScoredRun:
+    """One run's part of :func:`pooled_effects`: its directory, decisions and meme configs."""
+
+    run_dir: str
+    actions: pl.DataFrame
+    memes: list[dict]
+
+
+def _pooled(runs: Sequence[_ScoredRun], *, n_boot: int, seed: int) -> pl.DataFrame:
+    """:func:`pooled_effects` of runs with ``actions`` tables (at least one)."""
     actions = pl.concat(
-        [read_actions(d).with_columns(pl.lit(str(d)).alias("run")) for d in scored],
+        [run.actions.with_columns(pl.lit(run.run_dir).alias("run")) for run in runs],
         how="diagonal_relaxed",
     )
     memes: dict[str, dict] = {}
-    for run_dir in scored:
-        for meme in read_manifest(run_dir)["config"].get("memes", []):
+    for run in runs:
+        for meme in run.memes:
             memes.setdefault(str(meme["id"]), meme)
     configs = list(memes.values())
     outcomes = ["expressed"]
@@ -687,15 +730,28 @@ def sweep_effects(sweep: Sweep, *, n_boot: int = 1000, seed: int = 0) -> pl.Data
         row per grid point and estimable (meme, outcome, control), in the index's order
         of grid points; None when no complete run has an ``actions`` table (no scored
         decisions: e.g. a contagion sweep).
+
+    The runs are those :meth:`~sim.analysis.loading.Sweep.with_runs` holds, else read
+    one at a time (and none when no complete run directory has ``actions.parquet``).
     """
     params = list(sweep.params)
     complete = sweep.complete()
-    groups = complete.group_by(params, maintain_order=True) if params else [((), complete)]
+    if sweep.runs is None and not any(
+        (Path(d) / "actions.parquet").is_file() for d in complete["run_dir"].to_list()
+    ):
+        return None  # nothing to pool: no run is read for nothing
+    # Per grid point in the index's order, its runs with decisions, in the index's order.
+    points: dict[tuple[object, ...], list[_ScoredRun]] = {}
+    for row, run in sweep.iter_runs():
+        scored = points.setdefault(tuple(row[p] for p in params), [])
+        actions = run_actions(run)
+        if actions is not None:
+            scored.append(_ScoredRun(str(run.path), actions, run.config.get("memes", [])))
     frames = []
-    for key, group in groups:
-        effects = pooled_effects(group["run_dir"].to_list(), n_boot=n_boot, seed=seed)
-        if effects is None:
+    for key, runs in points.items():
+        if not runs:
             continue
+        effects = _pooled(runs, n_boot=n_boot, seed=seed)
         point = [
             pl.lit(value, dtype=complete.schema[p]).alias(p)
             for p, value in zip(params, key, strict=True)

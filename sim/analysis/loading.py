@@ -12,7 +12,7 @@ rebuilt from the directory names and the manifests.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,24 +57,64 @@ def _parse_label(values: list[str]) -> pl.Series:
 class Sweep:
     """A sweep directory: one run directory per (parameter combination, seed).
 
+    A sweep reads its runs from disk each time :meth:`iter_runs` goes over them, one at
+    a time (so a large sweep never sits in memory). :meth:`with_runs` reads the complete
+    runs once and keeps them: every analysis given that sweep (metrics, curves, effects,
+    the defense frontier) then works on the same runs in memory, as ``memespread
+    report`` does, instead of reading every run again.
+
     Attributes:
         path: The sweep directory.
         index: One row per run: ``run_dir`` (absolute path string), ``seed``, one column
             per swept parameter, ``status``.
         params: The swept parameter names (hive keys other than ``seed``), in path order.
+        runs: The complete runs, read by :meth:`with_runs`, in the order of
+            :meth:`complete`'s rows; None when they are read on demand.
     """
 
     path: Path
     index: pl.DataFrame = field(repr=False)
     params: tuple[str, ...]
+    runs: tuple[Run, ...] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.runs is None:
+            return
+        expected = [Path(d) for d in self.complete()["run_dir"].to_list()]
+        held = [run.path for run in self.runs]
+        if held != expected:
+            raise ValueError(
+                f"runs: {len(held)} run(s) held, but the index lists {len(expected)} "
+                "complete run(s) (the runs must be the complete ones, in index order)"
+            )
 
     def complete(self) -> pl.DataFrame:
         """Index rows of the runs whose status is ``"complete"``."""
         return self.index.filter(pl.col("status") == "complete")
 
+    def with_runs(self) -> Sweep:
+        """This sweep with its complete runs read from disk now, once, and kept in memory.
+
+        Raises:
+            FileNotFoundError: A complete run's directory lacks a required table (see
+                :func:`load_run`).
+            sim.manifest.ManifestError: A run's manifest is unreadable.
+        """
+        if self.runs is not None:
+            return self
+        runs = tuple(load_run(run_dir) for run_dir in self.complete()["run_dir"].to_list())
+        return replace(self, runs=runs)
+
     def iter_runs(self, *, complete_only: bool = True) -> Iterator[tuple[dict[str, Any], Run]]:
-        """Yield ``(index row, loaded run)`` for each run (complete ones by default)."""
+        """Yield ``(index row, loaded run)`` for each run (complete ones by default).
+
+        The runs :meth:`with_runs` holds when it read them (complete ones), else each
+        read from its directory as it is reached.
+        """
         rows = self.complete() if complete_only else self.index
+        if complete_only and self.runs is not None:
+            yield from zip(rows.iter_rows(named=True), self.runs, strict=True)
+            return
         for row in rows.iter_rows(named=True):
             yield row, load_run(row["run_dir"])
 

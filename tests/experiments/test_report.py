@@ -583,6 +583,49 @@ def test_report_on_a_guards_by_beta_sweep_compares_defenses_within_each_beta(sma
     assert png in made.figures and png.read_bytes()[:8] == PNG_MAGIC
 
 
+def test_a_sweep_report_reads_each_run_once(small_data, tmp_path):
+    """Every table and figure of a defense sweep's report comes from one read of each run.
+
+    The report of a sweep read once (:meth:`Sweep.with_runs`), its run directories then
+    emptied, writes the same files byte for byte as the report from disk: no part of it
+    (metrics, adopter curves, the guard-arm check, the frontier) reads a run again.
+    """
+    import sys
+    from pathlib import Path
+
+    from experiments.sweep import expand_sweep, run_sweep
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from report_copies import assert_same_outputs, files_opened, reported_twice
+
+    document = {
+        **{k: v for k, v in small_data.items() if k not in ("name", "output_dir")},
+        "steps": 4,
+        "sweep": {
+            "name": "once",
+            "seeds": [0, 1],
+            "grid": {
+                "guards": {
+                    "name": "defense",
+                    "labels": ["none", "quarantine"],
+                    "values": [[], [{"kind": "quarantine", "meme": "goal"}]],
+                },
+                "policy.beta": [0.2, 0.6],
+            },
+        },
+    }
+    sweep_dir = tmp_path / "once"
+    assert not run_sweep(expand_sweep(document), sweep_dir, progress=False).failed
+    # Each run's manifest is opened once (it used to be four times: for the metrics,
+    # the adopter curves, the guard-arm check and the frontier).
+    with files_opened(sweep_dir / "runs", "manifest.json") as opened:
+        report(sweep_dir)
+    assert len(opened) == 8 and len(set(opened)) == 8
+    from_disk, held = reported_twice(sweep_dir, tmp_path)
+    assert "defense_frontier.png" in [p.name for p in from_disk.figures]
+    assert_same_outputs(from_disk, held)
+
+
 def test_a_contagion_run_report_has_null_choice_outcomes(small_toml, tmp_path):
     """Contagion agents make no choices: expressed and the rest are null, not 0."""
     run_dir = tmp_path / "small"

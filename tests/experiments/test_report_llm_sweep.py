@@ -332,3 +332,21 @@ def test_the_readme_names_what_the_sweep_report_adds_for_scored_choices():
     named = set(re.findall(r"`([\w.]+)`", section))
     assert set(SWEEP_CHOICE_COLUMNS) <= named
     assert {"effects.csv", "sim.analysis.effects.sweep_effects"} <= named
+
+
+def test_the_sweep_report_of_scored_choices_reads_each_run_once(llm_sweep, tmp_path):
+    """The expressed shares and the pooled effects come from the one read of each run.
+
+    Reported from the sweep read once (its run directories then emptied), the summary,
+    ``effects.csv`` and the figures are byte for byte those of the report from disk.
+    """
+    from report_copies import assert_same_outputs, files_opened, reported_twice
+
+    # Each run's manifest is opened once (it used to be five times: the metrics, the
+    # choice summary, the effects, the adopter curves and the guard-arm check).
+    with files_opened(llm_sweep / "runs", "manifest.json") as opened:
+        report(llm_sweep)
+    assert len(opened) == 4 and len(set(opened)) == 4
+    from_disk, held = reported_twice(llm_sweep, tmp_path)
+    assert from_disk.effects is not None and "expressed_share_mean" in from_disk.summary.columns
+    assert_same_outputs(from_disk, held)

@@ -78,6 +78,30 @@ def test_load_sweep_without_index_parses_hive_dirs(sweep_dir, tmp_path):
         load_sweep(tmp_path / "missing")
 
 
+def test_a_sweep_with_its_runs_read_once_needs_no_run_directory_again(sweep_dir, tmp_path):
+    """with_runs reads the complete runs now; the analyses then read no table from disk."""
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir, copy)
+    on_disk = load_sweep(copy)
+    held = on_disk.with_runs()
+    assert on_disk.runs is None and held.with_runs() is held
+    assert held.runs is not None
+    assert [str(run.path) for run in held.runs] == held.complete()["run_dir"].to_list()
+    # The same runs every time, not a fresh read: the objects are the ones held.
+    for (row, run), kept in zip(held.iter_runs(), held.runs, strict=True):
+        assert run is kept and row["run_dir"] == str(kept.path)
+    expected = sweep_metrics(on_disk, fit=False), sweep_curves(on_disk)
+    for table in copy.rglob("*.parquet"):
+        if table.name != "index.parquet":
+            table.unlink()
+    assert sweep_metrics(held, fit=False).equals(expected[0])
+    assert sweep_curves(held).equals(expected[1])
+    with pytest.raises(FileNotFoundError, match="missing table"):
+        sweep_metrics(on_disk, fit=False)  # without the held runs, it reads them again
+    with pytest.raises(ValueError, match="runs: 1 run\\(s\\) held, but the index lists 12"):
+        type(held)(path=held.path, index=held.index, params=held.params, runs=held.runs[:1])
+
+
 def test_sweep_metrics_curves_and_bands(sweep_dir):
     sweep = load_sweep(sweep_dir)
     metrics = sweep_metrics(sweep, fit=False)
