@@ -41,8 +41,9 @@ For a sweep it writes ``sweep_dir/report/``:
   runs (:func:`sim.analysis.effects.sweep_effects`); printed per grid point with the
   runs pooled and what the bootstrap resampled;
 * ``final_size_by_<parameter>.png``, ``t50_by_<parameter>.png`` — for each swept
-  parameter, final size and steps to 50 % against it (one line per value of the other
-  parameters);
+  parameter, final size (mean and 95 % interval over seeds) and steps to 50 % (the
+  Kaplan-Meier median over seeds, see :func:`t50_figure`) against it (one line per
+  value of the other parameters);
 * ``adopters_by_<parameter>.png`` — adopter curves with confidence bands over seeds,
   one line per grid point (named after the first swept parameter; one panel per meme
   when the runs have several); ``adopters.png`` for a sweep of seeds only (no grid);
@@ -832,17 +833,18 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
     figures: list[Path] = []
     for param in params:
         others = [p for p in params if p != param] + (["meme_id"] if len(memes) > 1 else [])
-        for metric in ("final_size", "t50"):
-            shown = summary.with_columns(pl.col("runs").alias(f"{metric}_rows"))
-            figure = plots.metric_by_parameter(
-                shown,
-                param,
-                metric,
-                group=others,
-                title=f"{name}: {_METRIC_TITLES[metric]} by {param}",
-                share=metric == "final_size",
-            )
-            figures.append(_save(figure, out / f"{metric}_by_{_file_part(param)}.png"))
+        shown = summary.with_columns(pl.col("runs").alias("final_size_rows"))
+        figure = plots.metric_by_parameter(
+            shown,
+            param,
+            "final_size",
+            group=others,
+            title=f"{name}: {_METRIC_TITLES['final_size']} by {param}",
+            share=True,
+        )
+        figures.append(_save(figure, out / f"final_size_by_{_file_part(param)}.png"))
+        figure = t50_figure(summary, param, group=others, name=name)
+        figures.append(_save(figure, out / f"t50_by_{_file_part(param)}.png"))
     # A sweep of seeds only (no grid) is one grid point: its curve and band still show.
     adopters = f"adopters_by_{_file_part(params[0])}.png" if params else "adopters.png"
     figures.append(_save(adopters_figure(sweep, name=name), out / adopters))
@@ -868,6 +870,31 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
         frontier=frontier,
         frontier_strata=tuple(strata),
         effects=effects,
+    )
+
+
+def t50_figure(
+    summary: pl.DataFrame, param: str, *, group: Sequence[str] = (), name: str = ""
+) -> Figure:
+    """Steps to 50 % adopters against one swept parameter: the Kaplan-Meier median.
+
+    Per point the median over all its seeds (``t50_km_median``; seeds that never got
+    there censored at their last step), labelled with how many of its seeds reached
+    50 %, an arrow at the last step where fewer than half did
+    (:func:`sim.plots.time_by_parameter`). Not the mean over the seeds that got there,
+    which leans early when some did not (2 of 10 seeds at step 3 give 3).
+
+    Args:
+        summary: The sweep summary (:func:`report_sweep`'s, with its ``runs`` column).
+        param: The swept parameter along the x axis.
+        group: Columns distinguishing the lines (the other parameters, the meme).
+        name: The sweep name, for the title.
+    """
+    from sim import plots
+
+    prefix = f"{name}: " if name else ""
+    return plots.time_by_parameter(
+        summary, param, "t50", group=group, title=f"{prefix}{_METRIC_TITLES['t50']} by {param}"
     )
 
 

@@ -18,7 +18,7 @@ Modules, one concept each:
 
 * :mod:`sim.plots.styles` — state colours and line styles, group styles, markers;
 * :mod:`sim.plots.axes` — drawing helpers the figures share (lines that stay visible,
-  share and count axes);
+  share and count axes, a swept parameter along the x axis);
 * :mod:`sim.plots.curves` — prevalence and spread curves, memes compared, counts per
   step, a metric against a swept parameter;
 * :mod:`sim.plots.networks` — the network coloured by state, node sizes, carrier rings;
@@ -26,13 +26,16 @@ Modules, one concept each:
 * :mod:`sim.plots.heatmaps` — heat maps over two swept parameters;
 * :mod:`sim.plots.fits` — observed prevalence against a fitted curve;
 * :mod:`sim.plots.funnel` — from exposure to action, per meme;
-* :mod:`sim.plots.frontier` — defenses on the attack/utility plane.
+* :mod:`sim.plots.frontier` — defenses on the attack/utility plane;
+* :mod:`sim.plots.times` — a time to a fraction (its Kaplan-Meier median over seeds)
+  against a swept parameter.
 
 Every public name is re-exported here: ``from sim import plots; plots.spread_curves(...)``.
 """
 
 from __future__ import annotations
 
+from sim.plots.axes import ParameterAxis, spaced_labels
 from sim.plots.curves import (
     counts_per_step,
     default_states,
@@ -65,6 +68,7 @@ from sim.plots.styles import (
     group_style,
     state_style,
 )
+from sim.plots.times import time_by_parameter
 from sim.plots.trees import mutation_by_hop, transmission_tree
 
 __all__ = [
@@ -76,6 +80,7 @@ __all__ = [
     "STATE_ORDER",
     "STATE_STYLES",
     "UNDEFENDED_MARKER",
+    "ParameterAxis",
     "carrier_ring_width",
     "counts_per_step",
     "default_states",
@@ -93,8 +98,10 @@ __all__ = [
     "network_states",
     "prevalence_curves",
     "side_by_side_curves",
+    "spaced_labels",
     "spread_curves",
     "state_legend",
     "state_style",
+    "time_by_parameter",
     "transmission_tree",
 ]

@@ -10,7 +10,14 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sim.plots.axes import _count_axis, _draw_line, _label, _parts, _share_axis
+from sim.plots.axes import (
+    ParameterAxis,
+    _count_axis,
+    _draw_line,
+    _label,
+    _parts,
+    _share_axis,
+)
 from sim.plots.styles import (
     CENSORED_MARKER,
     COUNT_STATES,
@@ -288,19 +295,13 @@ def metric_by_parameter(
     missing = [c for c in [x, *group, *cols] if c not in agg.columns]
     if missing:
         raise ValueError(f"columns {missing} not in the frame; it has {agg.columns}")
-    xs = sorted(agg[x].unique().to_list())
-    # Numbers have an order a line may follow and a distance an axis may show; labels
-    # (e.g. defense arms) have neither.
-    ordered = agg.schema[x].is_numeric()
-    where = {v: float(v) if ordered else float(i) for i, v in enumerate(xs)}
-    gaps = np.diff([where[v] for v in xs])
-    unit = float(gaps.min()) if len(gaps) else 1.0  # the closest two values' distance
+    axis = ParameterAxis.of(agg, x)
+    ordered = axis.ordered
     groups = list(group)
     parts = _parts(agg, groups)
     parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
-    fig = Figure(figsize=(max(5.5, 1.3 * len(xs) + 3), 4), layout="constrained")
+    fig = Figure(figsize=(max(5.5, 1.3 * len(axis.values) + 3), 4), layout="constrained")
     ax = fig.add_subplot()
-    width = 0.25 / max(len(parts), 1)
     values = agg.select(cols[:3]).to_numpy().astype(float)
     finite = values[np.isfinite(values)]
     if share is None:
@@ -308,8 +309,7 @@ def metric_by_parameter(
     any_censored = False
     for index, (key, part) in enumerate(parts):
         part = part.sort(x)
-        offset = (index - (len(parts) - 1) / 2) * width * unit
-        pos = np.array([where[v] for v in part[x].to_list()]) + offset
+        pos = axis.at(part[x].to_list(), index, len(parts))
         mean = part[cols[0]].cast(pl.Float64).to_numpy()
         low = part[cols[1]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
         high = part[cols[2]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
@@ -361,18 +361,7 @@ def metric_by_parameter(
                     fontsize=7,
                     color=style["color"],
                 )
-    ticks = [str(v) for v in xs]
-    if xs:
-        # Half a step beyond the ends, as between two categories; on a numeric axis also
-        # a tenth of the range, so values far apart do not sit on its edges.
-        pad = max(0.5 * unit, 0.1 * (where[xs[-1]] - where[xs[0]])) if ordered else 0.5
-        ax.set_xlim(where[xs[0]] - pad, where[xs[-1]] + pad)
-        if ordered:
-            inches = fig.get_figwidth() - 1.3  # about the axes' width: less the y label
-            per_inch = (where[xs[-1]] - where[xs[0]] + 2 * pad) / inches
-            ticks = _spaced_labels([where[v] / per_inch for v in xs], ticks)
-    ax.set_xticks([where[v] for v in xs], ticks)
-    ax.set_xlabel(x)
+    axis.draw(fig, ax, x)
     rows_col = f"{metric}_rows" if f"{metric}_rows" in agg.columns else cols[3]
     ax.set_ylabel(f"{metric} (mean, {level:.0%} CI over {_counts(agg, rows_col)} seeds)")
     if share:
@@ -389,26 +378,6 @@ def metric_by_parameter(
             fontsize=7,
         )
     return fig
-
-
-def _spaced_labels(inches: list[float], labels: list[str]) -> list[str]:
-    """Tick labels that do not overlap: a label too close to the last one shown is blank.
-
-    ``inches`` are the ticks' positions along the axis, in inches, increasing. A label
-    is shown when it lies at least half the two labels' widths (about 0.07 inch a
-    character at the default size) plus 0.08 inch from the last label shown; its tick
-    stays either way (e.g. beta = 0.01, 0.02, 0.05 on an axis up to 0.5: ``0.02`` is
-    left blank rather than written over ``0.01``).
-    """
-    shown: list[str] = []
-    last: tuple[float, str] | None = None
-    for at, label in zip(inches, labels, strict=True):
-        if last is None or at - last[0] >= 0.07 * (len(label) + len(last[1])) / 2 + 0.08:
-            shown.append(label)
-            last = (at, label)
-        else:
-            shown.append("")
-    return shown
 
 
 def _counts(agg: pl.DataFrame, column: str) -> str:

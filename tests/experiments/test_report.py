@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -501,6 +502,39 @@ def test_sweep_text_gives_the_kaplan_meier_median_where_some_seeds_never_got_the
         complete=3,
     )
     assert KM_NOTE not in complete.text()
+
+
+def test_the_t50_figure_plots_the_kaplan_meier_median_not_the_early_leaning_mean(tmp_path):
+    """2 of 10 seeds at step 3 made the figure show "t50 = 3": it shows the KM median."""
+    from experiments.report import t50_figure
+    from sim import plots
+    from sim.analysis.aggregate import aggregate_metrics
+
+    # beta 0.1: 2 of 10 at step 3 (KM median beyond 30); beta 0.2: 5 of 10 at steps
+    # 2, 4, 4, 6, 8 (mean 4.8, KM median 8); beta 0.3: all 3 (mean 3, KM median 2).
+    t50 = [3, 3, *[None] * 8, 2, 4, 4, 6, 8, *[None] * 5, 1, 2, 6]
+    metrics = pl.DataFrame(
+        {
+            "beta": [0.1] * 10 + [0.2] * 10 + [0.3] * 3,
+            "meme_id": "m",
+            "last_step": 30,
+            "t50": t50,
+        },
+        schema_overrides={"t50": pl.Int64, "last_step": pl.Int64},
+    )
+    summary = aggregate_metrics(metrics, ["beta"], ("t50",))
+    runs = metrics.group_by("beta", "meme_id").agg(pl.len().alias("runs"))
+    summary = summary.join(runs, on=["beta", "meme_id"], maintain_order="left")
+    assert summary["t50_mean"].to_list() == [3.0, 4.8, 3.0]
+    ax = t50_figure(summary, "beta", name="km").axes[0]
+    assert ax.get_title() == "km: steps to 50 % adopters by beta"
+    (medians,) = [line for line in ax.lines if line.get_marker() == "o"]
+    ydata = medians.get_ydata()
+    assert np.isnan(ydata[0]) and ydata[1:].tolist() == [8.0, 2.0]
+    (arrows,) = [line for line in ax.lines if line.get_marker() == plots.CENSORED_MARKER]
+    assert arrows.get_ydata().tolist() == [30.0]
+    assert [t.get_text() for t in ax.texts] == [">30\n2/10", "5/10", "3/3"]
+    assert ax.get_ylabel().startswith("t50: Kaplan-Meier median step")
 
 
 def test_report_on_a_sweep_of_three_parameters_draws_a_heat_map_per_value_of_the_third(

@@ -413,6 +413,43 @@ def test_a_time_bound_beyond_the_last_step_is_drawn_as_censored(tmp_path):
     assert plain._supxlabel is None
 
 
+def test_the_time_figure_plots_the_kaplan_meier_median_and_marks_it_censored(tmp_path):
+    """Per beta: KM median censored beyond step 30 (2/10 reached), 8 (5/10), 3 (3/3), and
+    no seed observed at all (undefined)."""
+    agg = pl.DataFrame(
+        {
+            "beta": [0.1, 0.2, 0.3, 0.4],
+            "t50_mean": [3.0, 4.8, 3.0, None],  # the means over the seeds that got there
+            "t50_km_median": [None, 8, 3, None],
+            "t50_km_end": [30, 30, 30, None],
+            "t50_n": [2, 5, 3, 0],
+            "runs": [10, 10, 3, 2],
+        },
+        schema_overrides={"t50_km_median": pl.Int64, "t50_km_end": pl.Int64},
+    )
+    fig = plots.time_by_parameter(agg, "beta", "t50", title="steps to 50 %")
+    ax = fig.axes[0]
+    (medians,) = [line for line in ax.lines if line.get_marker() == "o"]
+    assert medians.get_xdata().tolist() == [0.1, 0.2, 0.3, 0.4]
+    ydata = medians.get_ydata()
+    assert np.isnan(ydata[[0, 3]]).all() and ydata[1:3].tolist() == [8.0, 3.0]  # not 4.8
+    (arrows,) = [line for line in ax.lines if line.get_marker() == plots.CENSORED_MARKER]
+    assert (arrows.get_xdata().tolist(), arrows.get_ydata().tolist()) == ([0.1], [30.0])
+    assert [t.get_text() for t in ax.texts] == [">30\n2/10", "5/10", "3/3", "undefined (0/2)"]
+    assert ax.get_ylabel() == "t50: Kaplan-Meier median step\n(k/n: seeds that reached 50 %)"
+    caption = fig._supxlabel.get_text()
+    assert "counted as not there by their last step; no interval" in caption
+    assert "\u2191 >T: fewer than half reached 50 % by the last step T" in caption
+    assert ax.get_ylim() == (0.0, pytest.approx(30 * 1.12 + 0.5))
+    _check(fig, tmp_path / "km.png")
+    # Nothing censored: no arrow, and the caption does not explain one.
+    plain = plots.time_by_parameter(agg.filter(pl.col("beta").is_in([0.2, 0.3])), "beta")
+    assert not [line for line in plain.axes[0].lines if line.get_marker() == plots.CENSORED_MARKER]
+    assert "\u2191" not in plain._supxlabel.get_text()
+    with pytest.raises(ValueError, match="t90_km_median"):
+        plots.time_by_parameter(agg, "beta", "t90")
+
+
 def _three_parameter_metrics() -> pl.DataFrame:
     """Final sizes of 2 seeds at every (beta, graph, k): k = 4 spreads further."""
     rows = []
