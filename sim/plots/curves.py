@@ -328,16 +328,19 @@ def metric_by_parameter(
         censored_col = f"{metric}_high_censored"
         if censored_col in part.columns:
             beyond = part[censored_col].fill_null(False).to_numpy().astype(bool)
-            any_censored = any_censored or bool(beyond.any())
-            ax.plot(
-                pos[beyond],
-                high[beyond],
-                linestyle="none",
-                marker=CENSORED_MARKER,
-                markersize=14,
-                color=style["color"],
-                clip_on=False,
-            )
+            # Only with a point: an empty unclipped line counts as one at (0, 0) pixels,
+            # and the layout then shrank the axes to take it in.
+            if beyond.any():
+                any_censored = True
+                ax.plot(
+                    pos[beyond],
+                    high[beyond],
+                    linestyle="none",
+                    marker=CENSORED_MARKER,
+                    markersize=14,
+                    color=style["color"],
+                    clip_on=False,
+                )
         n = part[cols[3]].to_list()
         rows = part[f"{metric}_rows"].to_list() if f"{metric}_rows" in part.columns else n
         for px, m, k, total in zip(pos, mean, n, rows, strict=True):

@@ -411,6 +411,20 @@ def test_a_time_bound_beyond_the_last_step_is_drawn_as_censored(tmp_path):
     _check(fig, tmp_path / "censored.png")
     plain = plots.metric_by_parameter(agg.drop("t50_high_censored"), "beta", "t50")
     assert plain._supxlabel is None
+    # A line without a censored bound draws no (empty) arrow line: one at (0, 0) pixels
+    # made the layout shrink the axes to take it in.
+    two = agg.with_columns(pl.lit("b").alias("g")).vstack(
+        agg.with_columns(pl.lit("a").alias("g"), pl.lit(False).alias("t50_high_censored"))
+    )
+    fig = plots.metric_by_parameter(two, "beta", "t50", group=["g"])
+    ax = fig.axes[0]
+    arrows = [line for line in ax.lines if line.get_marker() == plots.CENSORED_MARKER]
+    assert [line.get_ydata().tolist() for line in arrows] == [[10.0]]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()
+    assert ax.get_tightbbox(renderer).y0 > 0
 
 
 def test_the_time_figure_plots_the_kaplan_meier_median_and_marks_it_censored(tmp_path):
