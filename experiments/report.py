@@ -571,8 +571,18 @@ class SweepReport:
                     "\n(no arm without guards, so no change or reduction: add one to the grid, "
                     "e.g. guards = [], to compare the defenses with no defense)"
                 )
+            utility = self.frontier["utility_mean"].cast(pl.Float64).fill_nan(None)
+            if utility.null_count() == self.frontier.height:
+                text += "\n" + NO_UTILITY_NOTE
         return text
 
+
+#: Printed once under the defense table when no arm has a utility value (the figure's
+#: caption says the same once, not in every panel).
+NO_UTILITY_NOTE = (
+    "(no arm has a utility value, so no utility change or Pareto set: utility needs a "
+    "benign meme or tasks with known answers)"
+)
 
 #: Printed under the sweep table when a row gives a Kaplan-Meier median.
 KM_NOTE = (

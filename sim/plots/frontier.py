@@ -69,8 +69,10 @@ def defense_frontier_plot(
     confidence-interval bars over seeds in both directions; arms on the Pareto frontier
     (no arm has lower attack and higher utility) are filled and joined by a step line,
     the others hollow; the undefended arm is a black hexagon (:data:`UNDEFENDED_MARKER`,
-    a shape no other arm has). An arm without a utility or attack value is left out
-    (with none left, a note says why). Every point carries its
+    a shape no other arm has). An arm without a utility or attack value is left out;
+    where none is left a note says why, once: in the plane, or with panels under the
+    figure (naming the panels concerned when others have points), never in every panel
+    (e.g. a sweep without a benign meme has no utility anywhere). Every point carries its
     arm's name (moved apart where points crowd, with a thin line to its point). The best
     corner is the top left. Both axes are shares (0..1).
 
@@ -106,7 +108,17 @@ def defense_frontier_plot(
         ax = fig.add_subplot()
         ordered = frontier.sort("attack_mean", maintain_order=True)
         styles = {str(r[arm]): i for i, r in enumerate(ordered.iter_rows(named=True))}
-        _frontier_plane(ax, ordered, arm, styles, chance, attack_chance, suffix_pareto=True)
+        if not _frontier_plane(ax, ordered, arm, styles, chance, attack_chance, suffix_pareto=True):
+            ax.text(
+                0.5,
+                0.5,
+                _NO_POINT,
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="#555555",
+            )
         ax.set_xlabel(attack_label)
         ax.set_ylabel(utility_label)
         ax.set_title(title)
@@ -127,10 +139,12 @@ def defense_frontier_plot(
     axes = fig.subplots(rows, max(columns, 1), squeeze=False, sharex=True, sharey=True)
     arms = frontier[arm].cast(pl.String).unique(maintain_order=True).to_list()
     styles = {name: i for i, name in enumerate(arms)}
+    empty = []
     for index, value in enumerate(values):
         ax = axes[index // columns][index % columns]
         part = frontier.filter(pl.col(panel) == value).sort("attack_mean", maintain_order=True)
-        _frontier_plane(ax, part, arm, styles, chance, attack_chance, suffix_pareto=False)
+        if not _frontier_plane(ax, part, arm, styles, chance, attack_chance, suffix_pareto=False):
+            empty.append(f"{panel} = {value}")
         ax.set_title(f"{panel} = {value}", fontsize=9)
         if index % columns == 0:
             ax.set_ylabel(utility_label, fontsize=8)
@@ -166,7 +180,19 @@ def defense_frontier_plot(
             title_fontsize=8,
         )
     fig.suptitle(title, fontsize=10)
+    if empty:
+        # Said once for the figure, not in every empty panel.
+        where = "" if len(empty) == len(values) else f" in {'; '.join(empty)}"
+        first, why = _NO_POINT.split("\n")
+        fig.supxlabel(f"{first}{where}\n{why}", fontsize=9, color="#555555")
     return fig
+
+
+#: The note of a plane without a point (e.g. a sweep without a benign meme or tasks).
+_NO_POINT = (
+    "no arm has both an attack and a utility value\n(utility needs a benign meme or tasks "
+    "with known answers)"
+)
 
 
 def _frontier_plane(
@@ -178,12 +204,16 @@ def _frontier_plane(
     attack_chance: float | None,
     *,
     suffix_pareto: bool,
-) -> None:
+) -> bool:
     """Draw one attack/utility plane of :func:`defense_frontier_plot` on ``ax``.
 
     ``styles`` gives each arm's style index (colour and marker); ``suffix_pareto`` adds
     " (Pareto)" to the legend labels of arms on the frontier (one plane only: with
     panels an arm's label must be the same in every panel).
+
+    Returns:
+        Whether some arm had both values, i.e. a point was drawn (the caller says why
+        not, once for the figure).
     """
     front_x, front_y = [], []
     points: list[tuple[float, float, str, str]] = []
@@ -224,18 +254,6 @@ def _frontier_plane(
             front_x.append(x)
             front_y.append(y)
     _label_points(ax, points)
-    if not points:
-        ax.text(
-            0.5,
-            0.5,
-            "no arm has both an attack and a utility value\n(utility needs a benign meme "
-            "or tasks with known answers)",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-            fontsize=9,
-            color="#555555",
-        )
     if front_x:
         ax.step(
             front_x,
@@ -277,3 +295,4 @@ def _frontier_plane(
         fontsize=9,
         color="#555555",
     )
+    return bool(points)

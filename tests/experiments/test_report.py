@@ -301,10 +301,14 @@ def test_a_defense_sweep_without_an_undefended_arm_says_why_changes_are_empty(sm
     assert not run_sweep(expand_sweep(document), sweep_dir, progress=False).failed
     made = report(sweep_dir)
     assert made.frontier is not None and not made.frontier["undefended"].any()
-    assert made.text().splitlines()[-1] == (
+    from experiments.report import NO_UTILITY_NOTE
+
+    # Then, as the sweep has no benign meme, no utility either.
+    assert made.text().splitlines()[-2:] == [
         "(no arm without guards, so no change or reduction: add one to the grid, e.g. "
-        "guards = [], to compare the defenses with no defense)"
-    )
+        "guards = [], to compare the defenses with no defense)",
+        NO_UTILITY_NOTE,
+    ]
 
 
 def test_frontier_figure_labels_every_arm_and_names_its_measures():
@@ -369,6 +373,55 @@ def test_frontier_figure_labels_every_arm_and_names_its_measures():
     assert ax.get_xlabel() == "attack success: share of agents infected by the harmful meme"
     assert ax.get_ylabel() == "utility: share of agents holding the benign meme (mean over steps)"
     assert not [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+
+
+def test_a_frontier_without_utility_says_so_once_not_in_every_panel():
+    """A sweep without a benign meme (or tasks with answers) has no utility anywhere."""
+    from experiments.report import frontier_figure
+
+    rows = {
+        "policy.beta": [0.2, 0.2, 0.6, 0.6, 0.9, 0.9],
+        "defense": ["none", "quarantine"] * 3,
+        "attack_mean": [0.9, 0.2, 1.0, 0.3, 1.0, 0.4],
+        "attack_low": [0.8, 0.1, 1.0, 0.2, 1.0, 0.3],
+        "attack_high": [1.0, 0.3, 1.0, 0.4, 1.0, 0.5],
+        "attack_expressed_mean": [float("nan")] * 6,  # contagion: no scored choices
+        "utility_mean": [None] * 6,  # as defense_frontier gives it: no seed had a value
+        "utility_chance_mean": [float("nan")] * 6,
+        "utility_low": [None] * 6,
+        "utility_high": [None] * 6,
+        "pareto": [False] * 6,
+        "undefended": [True, False] * 3,
+    }
+    frontier = pl.DataFrame(
+        rows, schema_overrides={f"utility_{s}": pl.Float64 for s in ("mean", "low", "high")}
+    )
+
+    def notes(fig) -> list[str]:
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+        texts += [fig._supxlabel.get_text()] if fig._supxlabel is not None else []
+        return [t for t in texts if "no arm has both" in t]
+
+    fig = frontier_figure(frontier, strata=["policy.beta"], name="gb")
+    assert notes(fig) == [
+        "no arm has both an attack and a utility value\n(utility needs a benign meme or "
+        "tasks with known answers)"
+    ]
+    assert fig._supxlabel is not None  # under the figure, not in a panel
+    # Only some panels without a point: the one note names them.
+    some = frontier.with_columns(
+        pl.when(pl.col("policy.beta") == 0.9)
+        .then(pl.lit(0.5))
+        .otherwise(pl.col("utility_mean"))
+        .alias("utility_mean")
+    )
+    assert notes(frontier_figure(some, strata=["policy.beta"])) == [
+        "no arm has both an attack and a utility value in policy.beta = 0.2; policy.beta = "
+        "0.6\n(utility needs a benign meme or tasks with known answers)"
+    ]
+    # One plane: the note stays in it.
+    one = frontier_figure(frontier.filter(pl.col("policy.beta") == 0.2).drop("policy.beta"))
+    assert len(notes(one)) == 1 and one._supxlabel is None
 
 
 def test_frontier_text_joins_several_arm_columns():
@@ -613,6 +666,10 @@ def test_report_on_a_guards_by_beta_sweep_compares_defenses_within_each_beta(sma
     text = made.text()
     assert "changes paired by seed against the undefended arm with the same policy.beta" in text
     assert "policy.beta  defense" in text
+    # No benign meme: no utility, said once under the table.
+    from experiments.report import NO_UTILITY_NOTE
+
+    assert text.count(NO_UTILITY_NOTE) == 1 and text.endswith(NO_UTILITY_NOTE)
     png = sweep_dir / "report" / "defense_frontier.png"
     assert png in made.figures and png.read_bytes()[:8] == PNG_MAGIC
 
