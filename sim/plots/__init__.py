@@ -17,8 +17,10 @@ Conventions shared by every figure (and by ``experiments.report``):
 Modules, one concept each:
 
 * :mod:`sim.plots.styles` — state colours and line styles, group styles, markers;
-* :mod:`sim.plots.axes` — drawing helpers the figures share (lines that stay visible,
-  share and count axes, a swept parameter along the x axis);
+* :mod:`sim.plots.axes` — drawing helpers the figures share: lines that stay visible
+  (:func:`draw_line`), share and count axes, a frame split into one part per group and
+  the group's label (:func:`split_by`, :func:`group_label`), a swept parameter along the
+  x axis (:class:`ParameterAxis`);
 * :mod:`sim.plots.curves` — prevalence and spread curves, memes compared, counts per
   step, a metric against a swept parameter;
 * :mod:`sim.plots.networks` — the network coloured by state, node sizes, carrier rings;
@@ -35,7 +37,14 @@ Every public name is re-exported here: ``from sim import plots; plots.spread_cur
 
 from __future__ import annotations
 
-from sim.plots.axes import ParameterAxis, spaced_labels
+from sim.plots.axes import (
+    ParameterAxis,
+    count_axis,
+    draw_line,
+    group_label,
+    share_axis,
+    split_by,
+)
 from sim.plots.curves import (
     counts_per_step,
     default_states,
@@ -60,12 +69,14 @@ from sim.plots.networks import (
 from sim.plots.styles import (
     CENSORED_MARKER,
     COUNT_STATES,
+    GROUP_COLOURS,
     MAX_LEGEND_INSIDE,
     STATE_COLOURS,
     STATE_ORDER,
     STATE_STYLES,
     UNDEFENDED_MARKER,
     group_style,
+    state_rank,
     state_style,
 )
 from sim.plots.times import time_by_parameter
@@ -75,6 +86,7 @@ __all__ = [
     "CENSORED_MARKER",
     "COUNT_STATES",
     "FUNNEL_STAGES",
+    "GROUP_COLOURS",
     "MAX_LEGEND_INSIDE",
     "STATE_COLOURS",
     "STATE_ORDER",
@@ -82,13 +94,16 @@ __all__ = [
     "UNDEFENDED_MARKER",
     "ParameterAxis",
     "carrier_ring_width",
+    "count_axis",
     "counts_per_step",
     "default_states",
     "defense_frontier_plot",
+    "draw_line",
     "draw_network_states",
     "edge_segments",
     "fitted_curve",
     "funnel",
+    "group_label",
     "group_style",
     "heatmap",
     "memes_compared",
@@ -97,10 +112,12 @@ __all__ = [
     "network_node_size",
     "network_states",
     "prevalence_curves",
+    "share_axis",
     "side_by_side_curves",
-    "spaced_labels",
+    "split_by",
     "spread_curves",
     "state_legend",
+    "state_rank",
     "state_style",
     "time_by_parameter",
     "transmission_tree",

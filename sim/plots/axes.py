@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 
-def _draw_line(
+def draw_line(
     ax: Axes, x: np.ndarray, y: np.ndarray, style: dict[str, Any], index: int, label: str | None
 ) -> Line2D:
     """One line whose markers still show where it coincides with earlier lines.
@@ -46,12 +46,13 @@ def _draw_line(
     return line
 
 
-def _share_axis(ax: Axes) -> None:
+def share_axis(ax: Axes) -> None:
+    """A share axis: from 0 to 1, labelled "fraction of agents" unless it has a label."""
     ax.set_ylim(0.0, 1.0)
     ax.set_ylabel(ax.get_ylabel() or "fraction of agents")
 
 
-def _count_axis(ax: Axes) -> None:
+def count_axis(ax: Axes) -> None:
     """A count axis: starts at 0, integer ticks, and reaches at least 1.
 
     (Counts that are all 0 would otherwise get an axis up to about 0.05 with fractional
@@ -61,13 +62,14 @@ def _count_axis(ax: Axes) -> None:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _label(key: object) -> str:
+def group_label(key: object) -> str:
+    """A group's legend label: its values joined by ", " (``(0.1, "ring")`` -> ``0.1, ring``)."""
     if isinstance(key, tuple):
         return ", ".join(str(k) for k in key)
     return str(key)
 
 
-def _parts(frame: pl.DataFrame, by: list[str]) -> list[tuple[tuple[Any, ...], pl.DataFrame]]:
+def split_by(frame: pl.DataFrame, by: list[str]) -> list[tuple[tuple[Any, ...], pl.DataFrame]]:
     """``frame`` split by the columns ``by``, in order of first appearance.
 
     With no column, the one part is the whole frame, keyed ``()``.
@@ -120,7 +122,7 @@ class ParameterAxis:
 
         Half a step beyond the ends, as between two categories; on a numeric axis also a
         tenth of the range, so values far apart do not sit on its edges. A numeric tick
-        label that would overlap the previous one is left blank (:func:`spaced_labels`).
+        label that would overlap the previous one is left blank (:func:`_spaced_labels`).
         """
         ticks = [str(v) for v in self.values]
         if self.values:
@@ -130,12 +132,12 @@ class ParameterAxis:
             if self.ordered:
                 inches = fig.get_figwidth() - 1.3  # about the axes' width: less the y label
                 per_inch = (last - first + 2 * pad) / inches
-                ticks = spaced_labels([p / per_inch for p in self.positions], ticks)
+                ticks = _spaced_labels([p / per_inch for p in self.positions], ticks)
         ax.set_xticks(list(self.positions), ticks)
         ax.set_xlabel(label)
 
 
-def spaced_labels(inches: list[float], labels: list[str]) -> list[str]:
+def _spaced_labels(inches: list[float], labels: list[str]) -> list[str]:
     """Tick labels that do not overlap: a label too close to the last one shown is blank.
 
     ``inches`` are the ticks' positions along the axis, in inches, increasing. A label

@@ -12,19 +12,19 @@ from matplotlib.ticker import MaxNLocator
 
 from sim.plots.axes import (
     ParameterAxis,
-    _count_axis,
-    _draw_line,
-    _label,
-    _parts,
-    _share_axis,
+    count_axis,
+    draw_line,
+    group_label,
+    share_axis,
+    split_by,
 )
 from sim.plots.styles import (
     CENSORED_MARKER,
     COUNT_STATES,
     MAX_LEGEND_INSIDE,
     STATE_COLOURS,
-    _state_rank,
     group_style,
+    state_rank,
     state_style,
 )
 
@@ -58,11 +58,11 @@ def spread_curves(
     groups = [group] if isinstance(group, str) else list(group or [])
     if "meme_id" in bands.columns and bands["meme_id"].n_unique() > 1 and panel != "meme_id":
         groups.append("meme_id")
-    panels = _parts(bands, [panel]) if panel is not None else [((), bands)]
-    keys = [key for key, _ in _parts(bands, groups)]
+    panels = split_by(bands, [panel]) if panel is not None else [((), bands)]
+    keys = [key for key, _ in split_by(bands, groups)]
     if "state" in groups:
         at = groups.index("state")
-        keys.sort(key=lambda k: (_state_rank(k[at]), _label(k)))
+        keys.sort(key=lambda k: (state_rank(k[at]), group_label(k)))
     else:
         keys.sort(key=lambda k: tuple((v is None, v) for v in k))
     width = 7.0 if len(panels) == 1 else 3.6 * len(panels) + 0.6
@@ -70,7 +70,7 @@ def spread_curves(
     fig = Figure(figsize=(width + (2.2 if beside else 0), 4.2), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     for ax, (panel_key, panel_part) in zip(axes, panels, strict=True):
-        parts = dict(_parts(panel_part, groups))
+        parts = dict(split_by(panel_part, groups))
         for index, key in enumerate(keys):
             if key not in parts:
                 continue
@@ -80,8 +80,8 @@ def spread_curves(
                 style = state_style(str(key[groups.index("state")]))
             else:
                 style = group_style(index)
-            label = _label(key) if groups else None
-            line = _draw_line(ax, step, part["mean"].to_numpy(), style, index, label)
+            label = group_label(key) if groups else None
+            line = draw_line(ax, step, part["mean"].to_numpy(), style, index, label)
             if {"low", "high"} <= set(part.columns):
                 low = part["low"].fill_null(part["mean"]).to_numpy()
                 high = part["high"].fill_null(part["mean"]).to_numpy()
@@ -90,8 +90,8 @@ def spread_curves(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         if panel is not None:
-            ax.set_title(f"{panel} = {_label(panel_key)}")
-        _share_axis(ax)
+            ax.set_title(f"{panel} = {group_label(panel_key)}")
+        share_axis(ax)
     for ax in axes[1:]:
         ax.set_ylabel("")
     if panel is None:
@@ -198,11 +198,11 @@ def memes_compared(
             part = part.sort("step")
             style = {**group_style(index), "color": STATE_COLOURS[state]}
             x, y = part["step"].to_numpy(), part["prevalence"].to_numpy()
-            _draw_line(ax, x, y, style, index, str(meme))
+            draw_line(ax, x, y, style, index, str(meme))
         ax.set_title(state, color=STATE_COLOURS[state])
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _share_axis(ax)
+        share_axis(ax)
     for ax in axes[1:]:
         ax.set_ylabel("")
     axes[0].legend(title="meme", fontsize="small")
@@ -241,9 +241,9 @@ def counts_per_step(
             if column in COUNT_STATES and len(memes) == 1:
                 style["color"] = STATE_COLOURS[COUNT_STATES[column]]
             x, y = part["step"].to_numpy(), part[column].to_numpy()
-            _draw_line(ax, x, y, style, index, str(meme))
+            draw_line(ax, x, y, style, index, str(meme))
         ax.set_ylabel(column.replace("_", " "))
-        _count_axis(ax)
+        count_axis(ax)
         ax.legend(title="meme", fontsize="small")
     axes[-1].set_xlabel("step")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -298,7 +298,7 @@ def metric_by_parameter(
     axis = ParameterAxis.of(agg, x)
     ordered = axis.ordered
     groups = list(group)
-    parts = _parts(agg, groups)
+    parts = split_by(agg, groups)
     parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
     fig = Figure(figsize=(max(5.5, 1.3 * len(axis.values) + 3), 4), layout="constrained")
     ax = fig.add_subplot()
@@ -323,7 +323,7 @@ def metric_by_parameter(
             marker=style["marker"],
             capsize=3,
             clip_on=False,  # a share of exactly 0 or 1 sits on the axis, fully drawn
-            label=_label(key) if groups else None,
+            label=group_label(key) if groups else None,
         )
         censored_col = f"{metric}_high_censored"
         if censored_col in part.columns:

@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from sim.analysis.fits import FitResult
-from sim.plots.axes import _share_axis
+from sim.plots.axes import share_axis
 
 
 def fitted_curve(fit: FitResult, *, title: str | None = None) -> Figure:
@@ -30,6 +30,6 @@ def fitted_curve(fit: FitResult, *, title: str | None = None) -> Figure:
     ax.set_xlabel("step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("fraction of agents")
-    _share_axis(ax)
+    share_axis(ax)
     ax.legend(fontsize="small")
     return fig

@@ -9,7 +9,7 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from sim.plots.styles import _GROUP_COLOURS, UNDEFENDED_MARKER, group_style
+from sim.plots.styles import GROUP_COLOURS, UNDEFENDED_MARKER, group_style
 
 
 def _label_points(ax: Any, points: list[tuple[float, float, str, str]]) -> None:
@@ -158,7 +158,7 @@ def defense_frontier_plot(
             handles.setdefault(label, handle)
     # An arm's legend mark is filled whatever its first panel drew (hollow there means
     # "off that panel's frontier", which the legend cannot say for every panel).
-    palette = _GROUP_COLOURS[:-1]
+    palette = GROUP_COLOURS[:-1]
     for row in frontier.iter_rows(named=True):
         name = str(row[arm])
         label = name + (" (undefended)" if row["undefended"] else "")
@@ -217,7 +217,7 @@ def _frontier_plane(
     """
     front_x, front_y = [], []
     points: list[tuple[float, float, str, str]] = []
-    palette = _GROUP_COLOURS[:-1]  # black marks the undefended arm
+    palette = GROUP_COLOURS[:-1]  # black marks the undefended arm
     for row in frame.iter_rows(named=True):
         x, y = row["attack_mean"], row["utility_mean"]
         if x is None or y is None:

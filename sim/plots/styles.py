@@ -66,7 +66,8 @@ CENSORED_MARKER = "$\\uparrow$"
 #: Most lines whose legend goes inside the axes; with more it goes beside them.
 MAX_LEGEND_INSIDE = 6
 
-_GROUP_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+#: The colours :func:`group_style` cycles through (Okabe-Ito); the last is black.
+GROUP_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 _GROUP_DASHES = ("-", "--", "-.", ":")
 #: One marker more than colours: the i-th and (i+7)-th lines differ in marker too (the
 #: (colour, marker) pairs repeat only after 56 lines).
@@ -85,7 +86,7 @@ def group_style(index: int) -> dict[str, Any]:
     share both colour and marker.
     """
     return {
-        "color": _GROUP_COLOURS[index % len(_GROUP_COLOURS)],
+        "color": GROUP_COLOURS[index % len(GROUP_COLOURS)],
         "linestyle": _GROUP_DASHES[index % len(_GROUP_DASHES)],
         "marker": _GROUP_MARKERS[index % len(_GROUP_MARKERS)],
         "linewidth": 2.0,
@@ -100,5 +101,6 @@ def state_style(state: str) -> dict[str, Any]:
     return {"color": STATE_COLOURS[state], **STATE_STYLES[state]}
 
 
-def _state_rank(state: object) -> int:
+def state_rank(state: object) -> int:
+    """A state's place in :data:`STATE_ORDER` (legend order); after all of them if unknown."""
     return STATE_ORDER.index(str(state)) if str(state) in STATE_ORDER else len(STATE_ORDER)

@@ -17,7 +17,7 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sim.plots.axes import ParameterAxis, _label, _parts
+from sim.plots.axes import ParameterAxis, group_label, split_by
 from sim.plots.styles import CENSORED_MARKER, group_style
 
 
@@ -66,7 +66,7 @@ def time_by_parameter(
         reached = f"{fraction.group(1)} %" if fraction else time
     axis = ParameterAxis.of(agg, x)
     groups = list(group)
-    parts = _parts(agg, groups)
+    parts = split_by(agg, groups)
     parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
     fig = Figure(figsize=(max(5.5, 1.3 * len(axis.values) + 3), 4.3), layout="constrained")
     ax = fig.add_subplot()
@@ -86,7 +86,7 @@ def time_by_parameter(
             marker=style["marker"],
             markersize=7,
             clip_on=False,
-            label=_label(key) if groups else None,
+            label=group_label(key) if groups else None,
         )
         censored = np.isnan(median) & ~np.isnan(end)
         if censored.any():  # (an empty unclipped line would count as a point at 0, 0)
