@@ -32,7 +32,8 @@ Personas: with ``persona_assignment = "by_id"`` agent ``i`` (generation ``g``) s
 persona ``(i + g) mod P`` of the personas file; with ``"shuffled"`` through a permutation
 of the P persona positions that the model draws when it binds the policy
 (:meth:`LLMPolicy.bind`, :func:`agents.personas.shuffled_order`) and that checkpoints
-save, so a resumed or forked run keeps it.
+save, so a resumed or forked run keeps it. The model records the assignment in the
+``personas`` table (:meth:`LLMPolicy.persona_rows`).
 
 Batch order: every engine call sends its requests in
 :func:`agents.prompts.shared_prefix_order` (prompts with common prefixes next to each
@@ -83,6 +84,7 @@ from agents.personas import (
     check_order,
     load_personas,
     persona_of,
+    personas_frame,
     shuffled_order,
 )
 from agents.probes import adoptions_from_answers, answer_text, probe_questions
@@ -390,6 +392,14 @@ class LLMPolicy:
     def persona(self, agent: int, lineage: int) -> Persona:
         """The persona agent ``agent`` of generation ``lineage`` on its node speaks as."""
         return persona_of(self.personas, agent, lineage, self.persona_order)
+
+    def persona_rows(self, step: int, agents: np.ndarray, generations: np.ndarray) -> pl.DataFrame:
+        """Rows of the ``personas`` table for ``agents`` from ``step`` on.
+
+        ``agents[i]`` of generation ``generations[i]`` speaks as :meth:`persona` says (see
+        :func:`agents.personas.personas_frame`).
+        """
+        return personas_frame(self.personas, self.persona_order, step, agents, generations)
 
     def queries(self, step: int) -> StepTasks:
         """Each agent's task at ``step`` (indexed by agent id), used as its retrieval query."""

@@ -6,6 +6,10 @@ Agent ``a`` gets persona ``personas[a % len(personas)]`` (``"by_id"``), or, with
 agents at fixed seed placements do not have the same personas in every seed. The default
 set ships with the package (``agents/data/personas.json``); a user file in the same format
 replaces it: a JSON list of objects with the keys ``name``, ``role`` and ``description``.
+
+The ``personas`` table (:data:`PERSONAS_SCHEMA`, :func:`personas_frame`) records the
+assignment a run used: one row per agent generation, from the step its agent speaks as
+the persona (0 for the original agents, the replacement step for a new one).
 """
 
 from __future__ import annotations
@@ -17,12 +21,25 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 DEFAULT_PERSONAS_RESOURCE = "personas.json"
 
 #: How agents get personas: by agent id, or through a per-run permutation.
 PersonaAssignment = Literal["by_id", "shuffled"]
+
+#: Columns of the ``personas`` table: from ``step`` on, agent ``agent_id`` of generation
+#: ``agent_generation`` speaks as persona ``persona`` (its 0-based position in the
+#: personas list) named ``persona_name``, a ``persona_role``.
+PERSONAS_SCHEMA = {
+    "step": pl.Int32,
+    "agent_id": pl.Int32,
+    "agent_generation": pl.Int32,
+    "persona": pl.Int32,
+    "persona_name": pl.String,
+    "persona_role": pl.String,
+}
 
 
 class Persona(BaseModel):
@@ -125,10 +142,24 @@ def persona_of(
         order: A permutation of the positions ``0 .. len(personas) - 1`` (see
             :func:`shuffled_order`); None: the identity (``"by_id"`` assignment).
     """
+    return personas[persona_position(len(personas), agent, lineage, order)]
+
+
+def persona_position(
+    n_personas: int, agent: int, lineage: int = 0, order: Sequence[int] | None = None
+) -> int:
+    """The position in the persona list of agent ``agent``'s persona (see :func:`persona_of`).
+
+    Args:
+        n_personas: The number of personas (>= 1).
+        agent: The agent id (>= 0).
+        lineage: The agent's generation on its node (>= 0).
+        order: A permutation of the positions; None: the identity.
+    """
     if agent < 0:
         raise ValueError(f"agent = {agent}: must be >= 0")
-    slot = (agent + lineage) % len(personas)
-    return personas[slot if order is None else order[slot]]
+    slot = (agent + lineage) % n_personas
+    return slot if order is None else int(order[slot])
 
 
 def shuffled_order(n_personas: int, rng: np.random.Generator) -> tuple[int, ...]:
@@ -165,3 +196,71 @@ def check_order(order: Sequence[int], n_personas: int) -> tuple[int, ...]:
             "personas' positions (was the personas file changed?)"
         )
     return checked
+
+
+def personas_frame(
+    personas: Sequence[Persona],
+    order: Sequence[int] | None,
+    step: int,
+    agents: np.ndarray,
+    generations: np.ndarray,
+) -> pl.DataFrame:
+    """Rows of the ``personas`` table for ``agents`` from ``step`` on.
+
+    From ``step`` on, ``agents[i]`` of generation ``generations[i]`` speaks as its persona
+    (:func:`persona_of`).
+
+    Args:
+        personas: The persona list (file order).
+        order: The assignment's permutation of the positions; None: the identity.
+        step: The first step the agents speak as these personas.
+        agents: Agent ids.
+        generations: Each agent's generation on its node (aligned with ``agents``).
+    """
+    positions = [
+        persona_position(len(personas), int(a), int(g), order)
+        for a, g in zip(agents.tolist(), generations.tolist(), strict=True)
+    ]
+    return pl.DataFrame(
+        {
+            "step": np.full(len(positions), step, dtype=np.int32),
+            # Copies: polars may share a numpy array's memory, and the caller's
+            # generations (the tracker's lineage) change at the next replacement.
+            "agent_id": np.array(agents, dtype=np.int32),
+            "agent_generation": np.array(generations, dtype=np.int32),
+            "persona": np.asarray(positions, dtype=np.int32),
+            "persona_name": [personas[p].name for p in positions],
+            "persona_role": [personas[p].role for p in positions],
+        },
+        schema=PERSONAS_SCHEMA,
+    )
+
+
+def personas_after_restore(restored: pl.DataFrame | None, current: pl.DataFrame) -> pl.DataFrame:
+    """The ``personas`` table of a model restored from a checkpoint, true from then on.
+
+    ``restored`` is the table the checkpoint saved (None: a checkpoint without one);
+    ``current`` is every agent's persona under the restored model's policy, with ``step``
+    the next step to run. Where an agent's current persona (or generation) is not its
+    last restored row's, e.g. in a fork that changes ``personas_file`` or
+    ``persona_assignment``, the agent gets a row from that step on (replacing a restored
+    row of that same step, which never took effect); elsewhere the restored table
+    stands unchanged, so a resume continues the table an uninterrupted run writes.
+
+    Args:
+        restored: The saved table, or None.
+        current: :func:`personas_frame` of every agent at the next step to run.
+
+    Returns:
+        The rows, ordered by step then agent.
+    """
+    if restored is None:
+        return current
+    key = [c for c in PERSONAS_SCHEMA if c != "step"]
+    latest = restored.unique(subset="agent_id", keep="last", maintain_order=True)
+    changed = current.join(latest.select(key), on=key, how="anti", maintain_order="left")
+    step = int(current["step"][0]) if current.height else 0
+    kept = restored.filter(
+        ~(pl.col("agent_id").is_in(changed["agent_id"].to_list()) & (pl.col("step") >= step))
+    )
+    return pl.concat([kept, changed]).sort("step", "agent_id", maintain_order=True)

@@ -44,6 +44,7 @@ from agents.agent import MemeticAgent
 from agents.llm.base import Engine
 from agents.llm.factory import EngineFactory
 from agents.llm_policy import LLMPolicy
+from agents.personas import personas_after_restore
 from agents.reflection import ReflectionSpec, Reflector, reflections_frame
 from agents.values import Questionnaire, ValuesSpec
 from sim.detectors import Embedder
@@ -228,6 +229,10 @@ class MemeticModel(mesa.Model):
         if turnover is not None:
             none = np.zeros(0, dtype=np.int32)
             self._extra["turnover"] = [turnover_rows(0, none, self.tracker.lineage)]
+        if self.llm_policy is not None:
+            everyone = np.arange(n, dtype=np.int32)
+            rows = self.llm_policy.persona_rows(0, everyone, self.tracker.lineage)
+            self._extra["personas"] = [rows]
         self.reflector = None if reflection is None else Reflector(reflection)
         self.questionnaire = None if values is None else Questionnaire(values)
         for agent_id in range(n):
@@ -515,6 +520,9 @@ class MemeticModel(mesa.Model):
         if forget is not None:
             forget(agents)
         self._add_tables({"turnover": turnover_rows(step, agents, self.tracker.lineage)})
+        if self.llm_policy is not None:
+            rows = self.llm_policy.persona_rows(step, agents, self.tracker.lineage[agents])
+            self._add_tables({"personas": rows})
         return len(agents)
 
     def _retract(self, entry_ids: np.ndarray, step: int) -> int:
@@ -741,6 +749,22 @@ class MemeticModel(mesa.Model):
         version, internal, gauss = state.values["random"]
         self.random.setstate((version, tuple(internal), gauss))
         self.steps = int(state.values["steps"])
+        self._restore_personas()
+
+    def _restore_personas(self) -> None:
+        """Make the restored ``personas`` table say who speaks as which persona from now on.
+
+        A resume keeps the saved table; a fork whose policy assigns other personas adds
+        their rows from the fork step (:func:`agents.personas.personas_after_restore`).
+        """
+        llm = self.llm_policy
+        if llm is None:
+            return
+        everyone = np.arange(self.banks.n_agents, dtype=np.int32)
+        current = llm.persona_rows(self.steps, everyone, self.tracker.lineage)
+        saved = self._extra.get("personas")
+        restored = None if saved is None else pl.concat(saved, how="diagonal_relaxed")
+        self._extra["personas"] = [personas_after_restore(restored, current)]
 
 
 #: Schema of the ``graph`` table (:func:`graph_frame`): one edge a row, source < target.

@@ -116,6 +116,11 @@ OUTPUT_TABLES: tuple[TableSpec, ...] = (
     TableSpec(
         "turnover", "one agent replaced by a new one", schema_ref="sim.turnover:TURNOVER_SCHEMA"
     ),
+    TableSpec(
+        "personas",
+        "one LLM agent (generation) and the persona it speaks as",
+        schema_ref="agents.personas:PERSONAS_SCHEMA",
+    ),
 )
 
 

@@ -94,3 +94,7 @@ def test_a_fork_with_another_seed_keeps_the_parents_persona_order(tmp_path):
     assert fork_prompts.equals(parent_prompts)
     generations = pl.read_parquet(fork.path / "generations.parquet")
     assert generations["error"].drop_nulls().to_list() == []
+    # The personas table: the parent's seed-3 order, in the fork too.
+    personas = pl.read_parquet(parent / "personas.parquet")
+    assert personas["persona"].to_list() == ORDER_SEED_3[:6]
+    assert pl.read_parquet(fork.path / "personas.parquet").equals(personas)
