@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from experiments.annotations import is_model, union_members
@@ -149,6 +150,49 @@ def _keys_at(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> list[
             for name, info in member.model_fields.items()
         }
     )
+
+
+def schema_field(data: Any, key: str, root: type[BaseModel] | None = None) -> FieldInfo | None:
+    """The schema field that key path ``key`` of the config document ``data`` names.
+
+    Choices of several tables are resolved by the variant ``data`` selects there (its
+    ``kind`` or ``strategy``), as validation resolves them. None when the path does not
+    end at a field of a table (a list item, an unknown key, a variant ``data`` does not
+    select).
+
+    Args:
+        data: A run config document (a nested mapping, as read from TOML).
+        key: A dotted key path (see :func:`split_key`), e.g. ``policy.beta``.
+        root: The schema (default :class:`RunConfig`).
+    """
+    tp: Any = root if root is not None else RunConfig
+    node: Any = data
+    field: FieldInfo | None = None
+    for part in split_key(key):
+        models = [m for m in union_members(tp) if is_model(m)]
+        if len(models) > 1:
+            tags = _tags(node) if isinstance(node, dict) else set()
+            models = [m for m in models if _tag_of(m) in tags]
+            if len(models) != 1:
+                return None
+        field = None
+        if models:
+            fields = models[0].model_fields
+            field = next((f for n, f in fields.items() if part in (n, f.alias)), None)
+            if field is None:
+                return None
+            tp = field.annotation
+        else:
+            tp = _step_type(tp, int(part) if part.isdigit() else part)
+            if tp is None:
+                return None
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            node = None
+    return field
 
 
 def shown_value(value: Any) -> str:

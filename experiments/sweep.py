@@ -86,10 +86,10 @@ from experiments.config import (
     apply_overrides,
     read_config,
     set_path,
-    shown_value,
     validate_config,
     validate_strict,
 )
+from experiments.grid_errors import RunProblems, grid_where
 from experiments.lifetime import die_with_parent
 from experiments.names import SafeName, bounded_name, label_problem, name_problem
 from experiments.rundirs import (
@@ -296,17 +296,12 @@ def _label_of(value: Any) -> str:
     return str(value)
 
 
-def _grid_where(key: str) -> str:
-    """The config path of grid axis ``key``, quoted when it is a dotted key path."""
-    return f'sweep.grid."{key}"' if "." in key else f"sweep.grid.{key}"
-
-
 def _axes(spec: SweepSpec) -> tuple[tuple[Axis, ...], list[str]]:
     axes: list[Axis] = []
     errors: list[str] = []
     columns: set[str] = {"seed"}
     for key, raw in spec.grid.items():
-        where = _grid_where(key)
+        where = grid_where(key)
         if isinstance(raw, list) and raw:
             axis = GridAxis(values=raw)
         elif isinstance(raw, dict):
@@ -391,21 +386,6 @@ def _resolve_grid_paths(spec_table: Any, base_dir: Path) -> None:
             values[i] = holder
 
 
-def _axis_key_problem(line: str, axes: tuple[Axis, ...], point: tuple[int, ...]) -> str | None:
-    """A run's error line about an axis key itself, as one line for the whole axis.
-
-    An unknown grid key (``"policy.betaa"``) is reported by each run with the run's value
-    (``policy.betaa = 0.5: unknown key ...``); it is wrong whatever the value, so it is
-    named once by its grid key (``sweep.grid."policy.betaa": unknown key ...``). ``None``
-    when ``line`` is not an unknown-key error at an axis key of the run at ``point``.
-    """
-    for axis, i in zip(axes, point, strict=True):
-        head = f"{axis.key} = {shown_value(axis.values[i])}: "
-        if line.startswith(head) and line[len(head) :].startswith("unknown key"):
-            return f"{_grid_where(axis.key)}: {line[len(head) :]}"
-    return None
-
-
 def _points(axes: tuple[Axis, ...]) -> list[tuple[int, ...]]:
     points: list[tuple[int, ...]] = [()]
     for axis in axes:
@@ -459,7 +439,7 @@ def expand_sweep(
             [f"sweep: {sizes} = {size} runs; a sweep has at most {MAX_SWEEP_RUNS} runs"],
         )
     runs: list[SweepRun] = []
-    problems: dict[str, list[str]] = {}
+    problems = RunProblems(axes)
     for point in _points(axes):
         for seed in seeds:
             run = copy.deepcopy(document)
@@ -480,18 +460,11 @@ def expand_sweep(
                 config = validate_config(run, f"{source} [{rel_dir}]")
             except ConfigError as err:
                 for e in err.errors:
-                    line = _axis_key_problem(e, axes, point) or e
-                    problems.setdefault(line, []).append(rel_dir)
+                    problems.add(e, point, rel_dir, run)
                 continue
             runs.append(SweepRun(rel_dir, params, config))
     if problems:
-        lines = [
-            f"{e} (in {len(where)} run(s), e.g. {where[0]})"
-            if len(where) > 1
-            else f"{e} ({where[0]})"
-            for e, where in problems.items()
-        ]
-        raise ConfigError(source, lines)
+        raise ConfigError(source, problems.lines())
     return SweepConfig(source, spec, document, axes, tuple(runs))
 
 

@@ -9,9 +9,11 @@ from experiments.config import (
     apply_override,
     apply_overrides,
     load_config,
+    schema_field,
     split_key,
     validate_config,
 )
+from experiments.grid_errors import bounds_text
 
 
 def _errors(data) -> list[str]:
@@ -275,3 +277,18 @@ def test_override_then_validation_error_names_the_key(small_toml):
     with pytest.raises(ConfigError) as info:
         load_config(small_toml, ["graph.n=2"])
     assert info.value.errors == ["graph.m = 2: must satisfy 1 <= m < n (n = 2)"]
+
+
+def test_schema_field_follows_the_variant_the_document_selects(small_data):
+    beta = schema_field(small_data, "policy.beta")
+    assert beta is not None and beta.annotation is float
+    assert bounds_text(small_data, "policy.beta") == "must be >= 0 and <= 1"
+    assert bounds_text(small_data, "memes.0.placement.count") == "must be >= 1"
+    assert bounds_text(small_data, "graph.m") is None  # checked by a validator, not bounds
+    # No such key in the selected variant, a list item, a table: no field (or no bounds).
+    assert schema_field(small_data, "graph.k") is None
+    assert schema_field(small_data, "memes.0") is None
+    assert bounds_text(small_data, "graph") is None
+    small_data["policy"] = {"kind": "llm"}
+    assert schema_field(small_data, "policy.beta") is None
+    assert bounds_text(small_data, "policy.top_p") == "must be > 0 and <= 1"

@@ -116,6 +116,53 @@ def test_a_misspelt_grid_key_is_one_error_for_its_axis(sweep_toml):
     ]
 
 
+def test_invalid_values_of_an_axis_are_one_error_naming_them_and_the_range(sweep_toml):
+    """One line per axis, not one per value: the key, the failing values, what is allowed."""
+    grid = "sweep.grid={ 'policy.beta' = [2, 0.5, 3, 4], steps = [0, 4, -1] }"
+    with pytest.raises(ConfigError) as info:
+        load_sweep(sweep_toml, [grid])
+    # In the order the first run reports them (steps before policy: the schema's order).
+    assert info.value.errors == [
+        "sweep.grid.steps = [0, -1]: must be >= 1 (in 16 run(s), e.g. "
+        "runs/policy.beta=2/steps=0/seed=1)",
+        'sweep.grid."policy.beta" = [2, 3, 4]: must be >= 0 and <= 1 (in 18 run(s), e.g. '
+        "runs/policy.beta=2/steps=0/seed=1)",
+    ]
+
+
+def test_values_below_and_above_the_range_and_of_another_type_share_the_axis_line(sweep_toml):
+    grid = "sweep.grid={ 'policy.beta' = [-1, 'high', 2, 0.5] }"
+    with pytest.raises(ConfigError) as info:
+        load_sweep(sweep_toml, [grid, "sweep.seeds=[1]"])
+    assert info.value.errors == [
+        "sweep.grid.\"policy.beta\" = [-1, 'high', 2]: -1, 2: must be >= 0 and <= 1; "
+        "'high': input should be a valid number (in 3 run(s), e.g. runs/policy.beta=-1/seed=1)"
+    ]
+
+
+def test_a_misspelt_choice_is_one_error_naming_the_values_and_the_choices(sweep_toml):
+    grid = "sweep.grid={ 'policy.rule' = ['si', 'threshold', 'cascade'] }"
+    with pytest.raises(ConfigError) as info:
+        load_sweep(sweep_toml, [grid])
+    assert info.value.errors == [
+        "sweep.grid.\"policy.rule\" = ['si', 'cascade']: must be one of 'repeated_exposure', "
+        "'one_shot_cascade', 'threshold' or 'independent_cascade' (in 4 run(s), e.g. "
+        "runs/policy.rule=si/seed=1)"
+    ]
+
+
+def test_a_value_that_fails_only_with_another_axis_value_says_why_for_each(sweep_toml):
+    """graph.m must be below graph.n: the reason names n, so each n is its own reason."""
+    grid = "sweep.grid={ 'graph.m' = [0, 2, 10], 'graph.n' = [60, 10] }"
+    with pytest.raises(ConfigError) as info:
+        load_sweep(sweep_toml, [grid, "sweep.seeds=[1]"])
+    assert info.value.errors == [
+        'sweep.grid."graph.m" = [0, 10]: 0: must satisfy 1 <= m < n (n = 60); '
+        "0, 10: must satisfy 1 <= m < n (n = 10) (in 3 run(s), e.g. "
+        "runs/graph.m=0/graph.n=60/seed=1)"
+    ]
+
+
 def test_table_values_without_distinct_labels(sweep_toml):
     with pytest.raises(ConfigError) as info:
         load_sweep(
