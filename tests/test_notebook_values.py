@@ -13,11 +13,18 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from agents.llm.base import Completion, FinishReason, OptionScores
+from agents.llm.base import (
+    Completion,
+    CompletionCallback,
+    FinishReason,
+    GenerationRequest,
+    OptionScores,
+)
 from agents.llm_policy import LLMPolicy
 from experiments.config import load_config
 from experiments.runner import run_experiment
@@ -37,7 +44,11 @@ class LessonEngine:
     model_id = "lesson-1"
     supports_scoring = True
 
-    def generate(self, requests):
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for r in requests:
             user = r.messages[-1].content
@@ -65,6 +76,9 @@ class LessonEngine:
                 if seen and own and "update" in schema["properties"]:
                     reply["update"] = own.group(1)  # rewrite the old note with the lesson
             out.append(Completion(r.request_id, json.dumps(reply), FinishReason.STOP, 9, 4, 9))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def score(self, requests):

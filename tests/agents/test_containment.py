@@ -4,13 +4,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import networkx as nx
 import polars as pl
 import pytest
 
 from agents.containment import ELLIPSIS, neutralise
-from agents.llm.base import ChatMessage, Completion, FinishReason, GenerationRequest, Role
+from agents.llm.base import (
+    ChatMessage,
+    Completion,
+    CompletionCallback,
+    FinishReason,
+    GenerationRequest,
+    Role,
+)
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.personas import Persona
@@ -199,12 +207,19 @@ class HostileEngine:
     name = "hostile"
     model_id = "hostile-1"
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for request in requests:
             step, agent = (int(x[1:]) for x in request.request_id.split("-")[:2])
             text = HOSTILE_REPLIES[agent] if step == 0 else '{"answer": "ok"}'
             out.append(Completion(request.request_id, text, FinishReason.STOP, 10, 0, 5))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:

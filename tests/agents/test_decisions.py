@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
@@ -21,6 +22,7 @@ import pytest
 from agents.decisions import ShownDecision, check_targets, shuffle_decisions
 from agents.llm.base import (
     Completion,
+    CompletionCallback,
     FinishReason,
     GenerationRequest,
     OptionScores,
@@ -73,7 +75,11 @@ class DecidingEngine:
         letter = next(options[t] for t in options if t in wanted)
         return letter, user
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for request in requests:
             letter, user = self._letter(request)
@@ -84,6 +90,9 @@ class DecidingEngine:
             out.append(
                 Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 9)
             )
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def score(self, requests: list[ScoreRequest]) -> list[OptionScores]:
@@ -259,7 +268,11 @@ class ForwardingEngine(DecidingEngine):
     """Agent 1 forwards its first memory into its neighbourhood bank; agent 2 names a
     memory number it was not shown (nothing is forwarded, its own text stays)."""
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for request in requests:
             letter, _ = self._letter(request)
@@ -272,6 +285,9 @@ class ForwardingEngine(DecidingEngine):
             out.append(
                 Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 9)
             )
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
 
@@ -393,7 +409,11 @@ class HostileForwardingEngine(DecidingEngine):
     "²" (superscript two), agent 2 a 5,000-digit number, agent 3 "١" (Arabic-Indic one),
     each with a note of its own."""
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         forwards = {1: ("\u00b2", "mine"), 2: ("9" * 5000, "long"), 3: ("\u0661", "own")}
         out = []
         for request in requests:
@@ -408,6 +428,9 @@ class HostileForwardingEngine(DecidingEngine):
             out.append(
                 Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 9)
             )
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
 
@@ -431,7 +454,11 @@ class BlankNoteEngine(DecidingEngine):
     """Agent 1 saves a note of only a zero-width space and a NUL; agent 2 names an invalid
     forward number and no note; agent 3 saves a real note."""
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         notes = {
             1: {"memory_text": "\u200b\x00"},
             2: {"memory_text": "", "forward": "0"},
@@ -447,6 +474,9 @@ class BlankNoteEngine(DecidingEngine):
             out.append(
                 Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 9)
             )
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
 

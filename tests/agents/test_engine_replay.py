@@ -35,7 +35,12 @@ from agents.llm.replay import REPLAY_FORMAT, ReplayEngine
 
 
 class EchoEngine:
-    """Answers each request with its last message reversed; fails requests saying 'FAIL'."""
+    """Answers each request with its last message reversed; fails requests saying 'FAIL'.
+
+    Its ``generate`` takes no ``on_complete``, on purpose: it stands for an engine written
+    before that parameter, whose batch the replay cache stores when it returns
+    (:class:`StreamingEngine` reports as it goes).
+    """
 
     name = "echo"
 

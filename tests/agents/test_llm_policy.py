@@ -12,6 +12,7 @@ replayed from the file without any engine).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import networkx as nx
 import polars as pl
@@ -19,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from agents.llm import LlamaCppSpec
-from agents.llm.base import Completion, FinishReason, GenerationRequest
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm.llamacpp import LlamaCppEngine
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
@@ -68,9 +69,13 @@ class CountingEngine:
         self.model_id = inner.model_id
         self.batches: list[int] = []
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         self.batches.append(len(requests))
-        return self.inner.generate(requests)
+        return self.inner.generate(requests, on_complete=on_complete)
 
     def close(self) -> None:
         self.inner.close()
@@ -94,7 +99,11 @@ class ScriptedEngine:
     name = "scripted"
     model_id = "scripted-1"
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for request in requests:
             agent = int(request.request_id.split("-")[1].removeprefix("a"))
@@ -103,6 +112,9 @@ class ScriptedEngine:
             else:
                 text = json.dumps({"answer": "I do my task."})
             out.append(Completion(request.request_id, text, FinishReason.STOP, 10, 0, 5))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:
@@ -223,9 +235,13 @@ class OrderEngine(ScriptedEngine):
     def __init__(self) -> None:
         self.received: list[list[str]] = []
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         self.received.append([r.request_id for r in requests])
-        return super().generate(requests)
+        return super().generate(requests, on_complete)
 
 
 def test_batches_go_out_in_shared_prefix_order_and_come_back_by_agent(spec, tmp_path) -> None:

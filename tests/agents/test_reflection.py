@@ -8,12 +8,13 @@ the structure of a reflection step.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import networkx as nx
 import polars as pl
 import pytest
 
-from agents.llm.base import Completion, FinishReason
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.reflection import REFLECTIONS_SCHEMA, ReflectionSpec
 from experiments.config import ConfigError, validate_config
@@ -38,7 +39,11 @@ class NotingEngine:
     model_id = "noting-1"
     supports_scoring = False
 
-    def generate(self, requests):
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for r in requests:
             step, agent, kind = r.request_id.split("-")
@@ -53,6 +58,9 @@ class NotingEngine:
                     "memory_text": f"note {agent} {step}",
                 }
             out.append(Completion(r.request_id, json.dumps(text), FinishReason.STOP, 5, 0, 5))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:

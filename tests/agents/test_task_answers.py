@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import networkx as nx
@@ -20,7 +21,7 @@ import polars as pl
 import pytest
 
 from agents.decisions import ShownDecision, score_decisions
-from agents.llm.base import Completion, FinishReason, GenerationRequest
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.tasks import Option, Task, TaskStream, load_tasks
@@ -71,7 +72,11 @@ class FactReader:
     name = "fact-reader"
     model_id = "fact-reader-1"
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for request in requests:
             user = request.messages[-1].content
@@ -84,6 +89,9 @@ class FactReader:
             out.append(
                 Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 9)
             )
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:

@@ -3,11 +3,13 @@ as the reply (no draft JSON in it becomes the action, a verdict or a probe answe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import networkx as nx
 import polars as pl
 import pytest
 
-from agents.llm.base import Completion, FinishReason, GenerationRequest
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.parsing import ParseStatus, parse_output, reply_text
@@ -81,7 +83,11 @@ class ThinkingEngine:
     name = "thinking"
     model_id = "thinking-1"
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for request in requests:
             agent = int(request.request_id.split("-")[1][1:])
@@ -89,6 +95,9 @@ class ThinkingEngine:
             final = FINAL.replace(":0", f":{agent}").replace("final note", f"final {agent}")
             text = f"<think>First idea: {draft}. Better:</think>\n{final}"
             out.append(Completion(request.request_id, text, FinishReason.STOP, 10, 0, 5))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:

@@ -4,10 +4,11 @@ private memories of its predecessor (a recording engine with fixed replies; no m
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import networkx as nx
 
-from agents.llm.base import Completion, FinishReason, GenerationRequest
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.personas import load_personas
 from agents.prompts import persona_text
@@ -34,10 +35,18 @@ class RecordingEngine:
     def __init__(self) -> None:
         self.requests: list[GenerationRequest] = []
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         self.requests.extend(requests)
         text = json.dumps({"answer": "done", "memory_bank": "", "memory_text": ""})
-        return [Completion(r.request_id, text, FinishReason.STOP, 10, 0, 5) for r in requests]
+        out = [Completion(r.request_id, text, FinishReason.STOP, 10, 0, 5) for r in requests]
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
+        return out
 
     def close(self) -> None:
         pass

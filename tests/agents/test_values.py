@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import networkx as nx
 import polars as pl
 import pytest
 
-from agents.llm.base import Completion, FinishReason, OptionScores
+from agents.llm.base import (
+    Completion,
+    CompletionCallback,
+    FinishReason,
+    GenerationRequest,
+    OptionScores,
+)
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.values import (
@@ -69,7 +76,11 @@ class ValueEngine:
         self.supports_scoring = scoring
         self.score_calls = 0
 
-    def generate(self, requests):
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for r in requests:
             user = r.messages[-1].content
@@ -81,6 +92,9 @@ class ValueEngine:
             else:
                 text = json.dumps({"answer": "ok", "memory_bank": "", "memory_text": ""})
             out.append(Completion(r.request_id, text, FinishReason.STOP, 7, 0, 3))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def score(self, requests):

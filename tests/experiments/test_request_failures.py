@@ -34,6 +34,10 @@ from experiments.request_failures import (
 
 
 class ScriptedEngine:
+    """Fails requests saying 'FAIL'. Its ``generate`` takes no ``on_complete``, on purpose:
+    an engine written before that parameter, for which the tally reports completions
+    itself (:class:`ScoringEngine` takes it)."""
+
     name = "scripted"
     model_id = "scripted-1"
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 
 import networkx as nx
 
-from agents.llm.base import Completion, FinishReason
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.reflection import ReflectionSpec
 from agents.values import ValuesSpec
@@ -31,7 +32,11 @@ class SeededEngine:
     model_id = "seeded-1"
     supports_scoring = False
 
-    def generate(self, requests):
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for r in requests:
             seed = r.sampling.seed or 0
@@ -51,6 +56,9 @@ class SeededEngine:
                 }
                 text = json.dumps(reply)
             out.append(Completion(r.request_id, text, FinishReason.STOP, 5, 0, 3))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:

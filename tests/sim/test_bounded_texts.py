@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from agents.llm.base import Completion, FinishReason, GenerationRequest
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from sim.checkpoint import load_checkpoint, save_checkpoint
@@ -41,7 +41,11 @@ class NoteEngine:
     name = "notes"
     model_id = "notes-1"
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for request in requests:
             step, agent = request.request_id.split("-")[:2]
@@ -51,6 +55,9 @@ class NoteEngine:
             out.append(
                 Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 9)
             )
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ replies are recorded once and replayed from the file.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import networkx as nx
 import polars as pl
@@ -20,7 +21,7 @@ import pytest
 
 from agents.contagion import ContagionPolicy
 from agents.llm import LlamaCppSpec, ReplaySpec
-from agents.llm.base import Completion, FinishReason, GenerationRequest
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm.replay import ReplayEngine
 from sim.detectors import VERDICTS, JudgeDetector, build_detector, parse_verdict
 from sim.memebook import MemeBook
@@ -52,9 +53,13 @@ class Counting:
         self.name, self.model_id = inner.name, inner.model_id
         self.sent: list[str] = []
 
-    def generate(self, requests):
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         self.sent += [r.messages[-1].content for r in requests]
-        return self.inner.generate(requests)
+        return self.inner.generate(requests, on_complete=on_complete)
 
     def close(self) -> None:
         pass
@@ -66,7 +71,11 @@ class StanceJudge:
 
     name, model_id = "stance", "stance-1"
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for request in requests:
             note = request.messages[-1].content.lower()
@@ -79,6 +88,9 @@ class StanceJudge:
             )
             text = json.dumps({"verdict": verdict})
             out.append(Completion(request.request_id, text, FinishReason.STOP, 5, 0, 3))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:
@@ -180,7 +192,11 @@ def test_detections_table_in_a_run(tmp_path):
     class Writer(StanceJudge):
         """Acts: agent 1 writes an opposing note, agent 2 a promoting one."""
 
-        def generate(self, requests):
+        def generate(
+            self,
+            requests: Sequence[GenerationRequest],
+            on_complete: CompletionCallback | None = None,
+        ) -> list[Completion]:
             out = []
             for request in requests:
                 if not request.request_id.endswith("-act"):
@@ -195,6 +211,9 @@ def test_detections_table_in_a_run(tmp_path):
                 out.append(
                     Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 5, 0, 5)
                 )
+            if on_complete is not None:
+                for i, completion in enumerate(out):
+                    on_complete(i, completion)
             return out
 
     engine = Writer()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from agents.contagion import ContagionPolicy, ContagionSpec
 from agents.llm import LlamaCppSpec, ReplaySpec
-from agents.llm.base import Completion, FinishReason
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm.replay import ReplayEngine
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from experiments.config import ConfigError, validate_config
@@ -197,7 +198,11 @@ class ScriptedLab:
         self.act, self.judge = act, judge
         self.requests: list = []
 
-    def generate(self, requests: list) -> list[Completion]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for request in requests:
             self.requests.append(request)
@@ -211,6 +216,9 @@ class ScriptedLab:
             out.append(
                 Completion(request.request_id, json.dumps(reply), FinishReason.STOP, 9, 0, 5)
             )
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:

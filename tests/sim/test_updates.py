@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 
 import networkx as nx
 import polars as pl
 
-from agents.llm.base import Completion, FinishReason
+from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.updates import UPDATE_INSTRUCTION, update_number, with_update_field
 from sim.memes import AgentsPlacement, MemeSpec
@@ -55,9 +56,14 @@ class RewritingEngine:
     def __init__(self) -> None:
         self.schemas: list[dict] = []
 
-    def generate(self, requests):
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for r in requests:
+            assert r.json_schema is not None  # the policy's json_mode sends one
             self.schemas.append(json.loads(r.json_schema))
             step, agent = (int(x[1:]) for x in r.request_id.split("-")[:2])
             user = r.messages[-1].content
@@ -81,6 +87,9 @@ class RewritingEngine:
                     update=_number(user, r"\[neighbourhood:1\] draft a1"),
                 )
             out.append(Completion(r.request_id, json.dumps(reply), FinishReason.STOP, 5, 0, 5))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:
@@ -177,7 +186,11 @@ class SuperscriptEngine:
     model_id = "superscript-1"
     supports_scoring = False
 
-    def generate(self, requests):
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_complete: CompletionCallback | None = None,
+    ) -> list[Completion]:
         out = []
         for r in requests:
             agent = int(r.request_id.split("-")[1][1:])
@@ -188,6 +201,9 @@ class SuperscriptEngine:
                 "update": "\u00b2",
             }
             out.append(Completion(r.request_id, json.dumps(reply), FinishReason.STOP, 5, 0, 5))
+        if on_complete is not None:
+            for i, completion in enumerate(out):
+                on_complete(i, completion)
         return out
 
     def close(self) -> None:
