@@ -15,7 +15,7 @@ A replaced agent is a new individual on the same node:
   chances;
 * its *agent generation* (``Tracker.lineage``) grows by one (0 = the original agent);
   LLM agents take the next persona of the persona list
-  (:func:`agents.personas.persona_of`).
+  (:func:`agents.personas.persona_of`; the ``personas`` table records it).
 
 The tracker's "ever" flags (exposed, carrier, infected, the transmission tree's
 ``generation``) stay per node. So memes that persist only in shared memory can be told
