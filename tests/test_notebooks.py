@@ -151,7 +151,7 @@ def test_notebook_01_on_a_run_where_nothing_spread_fits_nothing(tmp_path, monkey
 
 def test_notebook_01_explains_the_network_colours_and_the_carrier_ring():
     """The markdown above ``plots.network_states`` names every node state and the ring."""
-    from sim.plots import STATE_ORDER
+    from sim.plots import NODE_STATES
 
     notebook = nbformat.read(NOTEBOOKS / "01_one_run.ipynb", as_version=4)
     [text] = [
@@ -159,7 +159,7 @@ def test_notebook_01_explains_the_network_colours_and_the_carrier_ring():
         for c in notebook.cells
         if c.cell_type == "markdown" and c.source.startswith("## The network, coloured by")
     ]
-    assert [s for s in STATE_ORDER if s != "infected" and s not in text] == []
+    assert [s for s in NODE_STATES if s not in text] == []
     assert "**red ring**" in text and "counts the rings" in text
 
 

@@ -35,10 +35,10 @@ from mesa.visualization import SolaraViz
 from mesa.visualization.utils import force_update
 
 from experiments.dashboard.models import LiveModel, ReplayModel
-from experiments.dashboard.recovery import RECOVERED
 from experiments.dashboard.view import TARGET_ENV, RunView, TreeSummary
+from sim.analysis.recovery import RECOVERED
 from sim.plots import (
-    STATE_ORDER,
+    NODE_STATES,
     default_states,
     draw_network_states,
     edge_segments,
@@ -47,11 +47,6 @@ from sim.plots import (
     state_legend,
     transmission_tree,
 )
-
-#: Node states drawn in the network, in drawing (and legend) order: the most advanced
-#: state of each agent, a recovered agent (it held the meme and lost it) just below the
-#: adopters (:meth:`RunView.states`).
-NODE_STATES = (*(s for s in STATE_ORDER if s not in ("infected", "adopter")), RECOVERED, "adopter")
 
 DashboardModel = ReplayModel | LiveModel
 

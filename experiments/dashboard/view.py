@@ -4,7 +4,7 @@ A :class:`RunView` wraps the tables of one run: those of a finished run director
 (:meth:`RunView.from_run_dir`; an interrupted or failed run is read at its last
 checkpoint, :mod:`.unfinished`) or those a live model has produced so far
 (:meth:`RunView.from_model`). Its methods answer the page's questions for one step:
-each agent's state per meme (recovered agents included, :mod:`.recovery`), the counts,
+each agent's state per meme (recovered agents included, :mod:`sim.analysis.recovery`), the counts,
 the transmission tree so far and, for one agent, the memory entries it retrieved (the
 ``contexts`` table that LLM runs record) and the entries it wrote.
 """
@@ -21,12 +21,12 @@ import numpy as np
 import polars as pl
 
 from experiments.dashboard.layout import NetworkLayout, network_layout
-from experiments.dashboard.recovery import RECOVERED, Recoveries
 from experiments.dashboard.unfinished import UnfinishedRun, UnfinishedRunError, unfinished_run
 from experiments.messages import counted
 from experiments.rundirs import is_run_dir, is_sweep_dir
 from sim.analysis.cascades import tree_edges
 from sim.analysis.prevalence import prevalence, states_at
+from sim.analysis.recovery import Recoveries
 from sim.columns import int_max
 from sim.manifest import ManifestError, read_manifest
 from sim.memory import ENVIRONMENT
@@ -240,7 +240,7 @@ class RunView:
 
         The states of :func:`sim.analysis.prevalence.prevalence` (from the ``steps``
         table), then ``recovered`` (:meth:`Recoveries.prevalence
-        <experiments.dashboard.recovery.Recoveries.prevalence>`), which the ``steps``
+        <sim.analysis.recovery.Recoveries.prevalence>`), which the ``steps``
         table does not count. Computed once per view.
         """
         return self._prevalence
@@ -264,19 +264,17 @@ class RunView:
     def states(self, step: int, meme_id: str) -> pl.DataFrame:
         """Each agent's flags and state after ``step``.
 
-        The columns of :func:`sim.analysis.prevalence.states_at`, whose ``state`` is the
-        most advanced of susceptible < exposed < carrier < expressed < adopter, plus
-        ``recovered`` (:mod:`experiments.dashboard.recovery`): a recovered agent's
-        ``state`` is ``"recovered"`` (it holds the meme no longer, so it is no adopter;
-        its exposed and carrier flags stay, as the ``steps`` table counts them).
+        :func:`sim.analysis.prevalence.states_at` of the run's ``agents`` and
+        ``turnover`` tables: ``state`` is ``"recovered"`` for a recovered agent
+        (:mod:`sim.analysis.recovery`), else the most advanced of susceptible < exposed
+        < carrier < expressed < adopter, as the network figure of :mod:`sim.plots` draws.
         """
-        flags = states_at(self.tables["agents"], self.n_agents, step, meme_id)
-        recovered = self.recoveries.at(step)[:, self.meme_ids.index(meme_id)]
-        return flags.with_columns(pl.Series("recovered", recovered)).with_columns(
-            pl.when(pl.col("recovered"))
-            .then(pl.lit(RECOVERED))
-            .otherwise(pl.col("state"))
-            .alias("state")
+        return states_at(
+            self.tables["agents"],
+            self.n_agents,
+            step,
+            meme_id,
+            turnover=self.tables.get("turnover"),
         )
 
     @cached_property

@@ -131,6 +131,10 @@ from sim.analysis.prevalence import (
     states_at,
     time_to_fraction,
 )
+from sim.analysis.recovery import (
+    RECOVERED,
+    Recoveries,
+)
 from sim.analysis.reproduction import (
     effective_reproduction,
     generation_intervals,
@@ -153,9 +157,11 @@ from sim.analysis.values import (
 
 __all__ = [
     "METRICS",
+    "RECOVERED",
     "REQUIRED_TABLES",
     "FitResult",
     "NotIdentifiableError",
+    "Recoveries",
     "Run",
     "Sweep",
     "aggregate",

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from sim.analysis.recovery import RECOVERED, Recoveries
+
 #: State name -> (count column, incidence column) of the ``steps`` table.
 STATE_COLUMNS: dict[str, tuple[str, str | None]] = {
     "exposed": ("exposed", "new_exposed"),
@@ -133,20 +135,34 @@ def final_size(prev: pl.DataFrame, state: str = "infected") -> pl.DataFrame:
     )
 
 
-def states_at(agents: pl.DataFrame, n_agents: int, step: int, meme_id: str) -> pl.DataFrame:
-    """Each agent's flags at the end of ``step`` for one meme, from the state-change events.
+def states_at(
+    agents: pl.DataFrame,
+    n_agents: int,
+    step: int,
+    meme_id: str,
+    *,
+    turnover: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """Each agent's flags and state at the end of ``step`` for one meme, from the tables.
 
     Args:
         agents: The ``agents`` table (step, agent_id, meme_id, state, value).
         n_agents: Number of agents.
         step: The step (flags after it).
         meme_id: The meme.
+        turnover: The ``turnover`` table (``run.tables.get("turnover")``); None for a
+            run without turnover. Required: without it, a predecessor's adoption lost
+            to its node's replacement would read as a recovery.
 
     Returns:
         One row per agent: ``agent_id, seeded, exposed, carrier, expressed, adopter``
         (booleans; the last event at or before ``step`` decides each flag; ``expressed``
-        is False in runs without scored choices) and ``state``, the most advanced of
-        ``susceptible < exposed < carrier < expressed < adopter``.
+        is False in runs without scored choices), ``recovered`` (it held the meme since
+        its node's last replacement and holds it no longer: SIS/SIR recovery or a probe
+        no longer endorsing it; :mod:`sim.analysis.recovery`, the dashboard's rule) and
+        ``state``: ``"recovered"`` for a recovered agent (it is no adopter; its exposed
+        and carrier flags stay, as the ``steps`` table counts them), else the most
+        advanced of ``susceptible < exposed < carrier < expressed < adopter``.
     """
     events = agents.filter((pl.col("meme_id") == meme_id) & (pl.col("step") <= step))
     last = (
@@ -163,8 +179,11 @@ def states_at(agents: pl.DataFrame, n_agents: int, step: int, meme_id: str) -> p
         wide = wide.join(col, on="agent_id", how="left", maintain_order="left").with_columns(
             pl.col(flag).fill_null(False)
         )
-    return wide.with_columns(
-        pl.when(pl.col("adopter"))
+    recovered = Recoveries.of(events, turnover, n_agents, (meme_id,)).at(step)[:, 0]
+    return wide.with_columns(pl.Series("recovered", recovered)).with_columns(
+        pl.when(pl.col("recovered"))
+        .then(pl.lit(RECOVERED))
+        .when(pl.col("adopter"))
         .then(pl.lit("adopter"))
         .when(pl.col("expressed"))
         .then(pl.lit("expressed"))

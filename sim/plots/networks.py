@@ -20,7 +20,7 @@ from matplotlib.patches import Patch
 
 from sim.analysis.loading import Run
 from sim.analysis.prevalence import states_at
-from sim.plots.styles import STATE_COLOURS, STATE_ORDER
+from sim.plots.styles import NODE_STATES, STATE_COLOURS
 
 
 def edge_segments(xy: np.ndarray, edges: np.ndarray) -> list[np.ndarray]:
@@ -130,10 +130,13 @@ def network_states(
 ) -> Figure:
     """The network coloured by each agent's state at the end of each chosen step.
 
-    A node's fill is its most advanced state (susceptible < exposed < carrier <
-    expressed < adopter; see :func:`sim.analysis.prevalence.states_at`; expressed only
-    in runs where some agent expressed the meme); carriers keep a ring in the
-    carrier colour whatever their fill, so carriers that also adopted stay visible.
+    A node's fill is its state (:func:`sim.analysis.prevalence.states_at`): the most
+    advanced of susceptible < exposed < carrier < expressed < adopter, or recovered
+    (it held the meme since its node's last replacement and holds it no longer: SIS/SIR
+    recovery, a probe no longer endorsing it), as the dashboard draws it. Expressed is
+    listed only in runs where some agent expressed the meme, recovered only when some
+    drawn panel has a recovered agent. Carriers keep a ring in the carrier colour
+    whatever their fill, so carriers that also adopted (or recovered) stay visible.
     Rarer states are drawn on top. Each panel's title counts the agents per state. The
     layout is a spring layout seeded with ``layout_seed`` (the same for every panel).
     ``node_size`` is the marker area in points squared; by default it follows the
@@ -154,16 +157,25 @@ def network_states(
     segments = edge_segments(xy, edges)
     fig = Figure(figsize=(4.2 * len(steps), 4.9), layout="constrained")
     axes = fig.subplots(1, len(steps), squeeze=False)[0]
+    turnover = run.tables.get("turnover")
+    panels = [states_at(run.agents, n, step, meme_id, turnover=turnover) for step in steps]
     expressed = run.agents.filter(pl.col("state") == "expressed").height > 0
-    node_states = [s for s in STATE_ORDER if s != "infected" and (s != "expressed" or expressed)]
-    for ax, step in zip(axes, steps, strict=True):
-        flags = states_at(run.agents, n, step, meme_id)
+    recovered = any(flags["recovered"].any() for flags in panels)
+    node_states = [
+        s
+        for s in NODE_STATES
+        if (s != "expressed" or expressed) and (s != "recovered" or recovered)
+    ]
+    for ax, step, flags in zip(axes, steps, panels, strict=True):
         states = np.array(flags["state"].to_list())
         carrier = flags["carrier"].to_numpy()
         draw_network_states(ax, xy, segments, states, carrier, node_states, node_size=size)
         counts = [f"{state} {int((states == state).sum())}" for state in node_states]
+        # Six states do not fit on one line of the panel's width: three a line then.
+        per_line = 3 if len(counts) > 5 else len(counts)
+        lines = [", ".join(counts[i : i + per_line]) for i in range(0, len(counts), per_line)]
         rings = f"ring (carrier) {int(carrier.sum())}"
-        ax.set_title(f"step {step}\n" + ", ".join(counts) + f"\n{rings}", fontsize="small")
+        ax.set_title("\n".join([f"step {step}", *lines, rings]), fontsize="small")
         ax.set_axis_off()
         ax.margins(0.08)
         ax.autoscale_view()

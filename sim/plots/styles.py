@@ -14,10 +14,17 @@ from typing import Any
 #: then ``infected`` (seeds plus agents with an infection edge).
 STATE_ORDER = ("susceptible", "exposed", "carrier", "expressed", "adopter", "infected")
 
+#: The states a network figure fills a node with, in drawing and legend order: the most
+#: advanced state of an agent, a recovered agent (it held the meme and lost it,
+#: :mod:`sim.analysis.recovery`) just below the adopters
+#: (:func:`sim.analysis.prevalence.states_at`; the network of :mod:`sim.plots` and the
+#: dashboard's).
+NODE_STATES = ("susceptible", "exposed", "carrier", "expressed", "recovered", "adopter")
+
 #: The colour of each state, the same in every figure (Okabe-Ito, colour-blind safe).
-#: ``recovered`` (held a meme, holds it no longer) is the dashboard's node state of
-#: SIS/SIR runs (:mod:`experiments.dashboard.recovery`); it has no place in
-#: :data:`STATE_ORDER`, whose states every run's tables count, and legends put it last.
+#: ``recovered`` (held a meme, holds it no longer) is a node state of SIS/SIR runs
+#: (:mod:`sim.analysis.recovery`); it has no place in :data:`STATE_ORDER`, whose states
+#: every run's ``steps`` table counts, and legends of curves put it last.
 STATE_COLOURS = {
     "susceptible": "#bdbdbd",
     "exposed": "#E69F00",

@@ -68,9 +68,24 @@ def test_states_at_uses_the_last_event_up_to_the_step():
             (3, 1, "m", "adopter", False),  # an LLM probe revised adoption
         ]
     )
-    assert states_at(agents, 3, 0, "m")["state"].to_list() == ["adopter", "exposed", "susceptible"]
-    assert states_at(agents, 3, 2, "m")["state"].to_list() == ["adopter", "adopter", "susceptible"]
-    assert states_at(agents, 3, 3, "m")["state"].to_list() == ["adopter", "exposed", "susceptible"]
+
+    def states(step: int, turnover: pl.DataFrame | None = None) -> list[str]:
+        return states_at(agents, 3, step, "m", turnover=turnover)["state"].to_list()
+
+    assert states(0) == ["adopter", "exposed", "susceptible"]
+    assert states(2) == ["adopter", "adopter", "susceptible"]
+    # Agent 1 held the meme and holds it no longer: recovered, not back to exposed.
+    assert states(3) == ["adopter", "recovered", "susceptible"]
+    assert states_at(agents, 3, 3, "m", turnover=None)["recovered"].to_list() == [
+        False, True, False,
+    ]  # fmt: skip
+    # A new agent on node 1 (replaced at the start of step 3) held nothing: it lost the
+    # meme with its predecessor and is not recovered; its exposed flag is the node's.
+    turnover = pl.DataFrame({"step": [3], "agent_id": [1], "agent_generation": [1]})
+    assert states(3, turnover) == ["adopter", "exposed", "susceptible"]
+    # Replaced before it adopted (step 1), the agent that adopted at step 2 recovered.
+    turnover = pl.DataFrame({"step": [1], "agent_id": [1], "agent_generation": [1]})
+    assert states(3, turnover) == ["adopter", "recovered", "susceptible"]
 
 
 def test_states_at_ranks_expressed_between_carrier_and_adopter():
@@ -83,6 +98,6 @@ def test_states_at_ranks_expressed_between_carrier_and_adopter():
             "value": [True, True, True, True],
         }
     )
-    out = states_at(agents, 4, 1, "m")
+    out = states_at(agents, 4, 1, "m", turnover=None)
     assert out["state"].to_list() == ["carrier", "expressed", "expressed", "susceptible"]
     assert out["expressed"].to_list() == [False, True, True, False]

@@ -11,6 +11,10 @@ node's last replacement (at or before ``t``) and holds it no longer: the tracker
 which no table stores. A replaced agent is a new individual: its predecessor's adoption
 and recovery do not pass on (it is susceptible again, :mod:`sim.turnover`), so it is
 not recovered until it adopts and loses the meme itself.
+
+The one rule for every figure and page that shows recovered agents:
+:func:`sim.analysis.prevalence.states_at` (the network figure of :mod:`sim.plots`) and
+the dashboard (:mod:`experiments.dashboard.view`) both read it from here.
 """
 
 from __future__ import annotations
