@@ -68,6 +68,7 @@ from sim.plots.networks import (
 )
 from sim.plots.styles import (
     CENSORED_MARKER,
+    CENSORED_MARKER_WIDTH,
     COUNT_STATES,
     GROUP_COLOURS,
     MAX_LEGEND_INSIDE,
@@ -85,6 +86,7 @@ from sim.plots.trees import mutation_by_hop, transmission_tree
 
 __all__ = [
     "CENSORED_MARKER",
+    "CENSORED_MARKER_WIDTH",
     "COUNT_STATES",
     "FUNNEL_STAGES",
     "GROUP_COLOURS",

@@ -20,6 +20,7 @@ from sim.plots.axes import (
 )
 from sim.plots.styles import (
     CENSORED_MARKER,
+    CENSORED_MARKER_WIDTH,
     COUNT_STATES,
     MAX_LEGEND_INSIDE,
     STATE_COLOURS,
@@ -337,6 +338,7 @@ def metric_by_parameter(
                     high[beyond],
                     linestyle="none",
                     marker=CENSORED_MARKER,
+                    markeredgewidth=CENSORED_MARKER_WIDTH,
                     markersize=14,
                     color=style["color"],
                     clip_on=False,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from matplotlib.path import Path
+
 #: Agent states in legend order: the node states from the least to the most advanced,
 #: then ``infected`` (seeds plus agents with an infection edge).
 STATE_ORDER = ("susceptible", "exposed", "carrier", "expressed", "adopter", "infected")
@@ -67,8 +69,19 @@ COUNT_STATES = {
     "infections": "infected",
 }
 
-#: The marker ending an interval bar whose upper bound lay beyond the runs' last step.
-CENSORED_MARKER = "$\\uparrow$"
+#: The marker ending an interval bar whose upper bound lay beyond the runs' last step (or
+#: standing where a median lies beyond it): an upward arrow, a shaft and a filled head
+#: drawn as a path. Not a glyph: the mathtext arrow (``$\\uparrow$``) made matplotlib
+#: look for STIX and Computer Modern fonts and print a warning for each one missing.
+#: Draw it with a marker edge width of :data:`CENSORED_MARKER_WIDTH`.
+CENSORED_MARKER = Path(
+    [(0.0, -1.0), (0.0, 0.9), (-0.5, 0.25), (0.0, 1.0), (0.5, 0.25), (0.0, 0.9)],
+    [Path.MOVETO, Path.LINETO, Path.MOVETO, Path.LINETO, Path.LINETO, Path.CLOSEPOLY],
+    readonly=True,
+)
+
+#: The marker edge width (points) of :data:`CENSORED_MARKER`: its shaft's width.
+CENSORED_MARKER_WIDTH = 1.8
 
 #: Most lines whose legend goes inside the axes; with more it goes beside them.
 MAX_LEGEND_INSIDE = 6

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from sim.plots.axes import ParameterAxis, group_label, split_by
-from sim.plots.styles import CENSORED_MARKER, group_style
+from sim.plots.styles import CENSORED_MARKER, CENSORED_MARKER_WIDTH, group_style
 
 
 def time_by_parameter(
@@ -96,6 +96,7 @@ def time_by_parameter(
                 end[censored],
                 linestyle="none",
                 marker=CENSORED_MARKER,
+                markeredgewidth=CENSORED_MARKER_WIDTH,
                 markersize=14,
                 color=style["color"],
                 clip_on=False,

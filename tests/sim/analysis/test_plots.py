@@ -551,3 +551,39 @@ def test_the_undefended_arm_has_a_marker_no_group_uses(tmp_path):
     assert marks["none (undefended)"] == plots.UNDEFENDED_MARKER
     assert marks["a"] == plots.group_style(1)["marker"] == "s"
     _check(fig, tmp_path / "frontier_panels.png")
+
+
+def test_rendering_the_censored_arrows_prints_no_font_warning(tmp_path):
+    """The arrow is a path, not a glyph: the mathtext arrow made matplotlib look for
+    STIX and Computer Modern fonts and log "findfont: Font family ... not found" for
+    each (once per process, so a fresh interpreter renders the figures)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    script = f"""
+import polars as pl
+from sim import plots
+
+km = pl.DataFrame({{"beta": [0.1, 0.2], "t50_km_median": [None, 4.0],
+                   "t50_km_end": [20.0, 20.0], "t50_n": [2, 8], "runs": [10, 10]}})
+plots.time_by_parameter(km, "beta").savefig({str(tmp_path / "km.png")!r})
+ci = pl.DataFrame({{"beta": [0.1, 0.2], "t50_mean": [5.0, 3.0], "t50_low": [2.0, 2.0],
+                   "t50_high": [20.0, 4.0], "t50_n": [3, 3],
+                   "t50_high_censored": [True, False]}})
+plots.metric_by_parameter(ci, "beta", "t50").savefig({str(tmp_path / "ci.png")!r})
+print("drawn")
+"""
+    env = {**os.environ, "PYTHONPATH": str(root), "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "drawn\n", "")
+    assert (tmp_path / "km.png").stat().st_size > 1000
