@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from sim.plots.axes import ParameterAxis, group_label, split_by
@@ -42,7 +43,10 @@ def time_by_parameter(
     (:data:`sim.plots.CENSORED_MARKER`) stands at ``T``, labelled ``>T`` and ``k/n``;
     where it is undefined (no seed observed at all) ``undefined`` is written at the
     axis bottom. A numeric parameter's medians are joined by a line, broken at censored
-    points (a censored median is no value to join). The y axis says what is plotted; a
+    points (a censored median is no value to join). The legend shows what each line
+    draws: a line whose medians are all censored is only its arrows, and its entry is
+    the arrow, labelled ``(all beyond T)``; one whose medians are all undefined,
+    ``(undefined)``. The y axis says what is plotted; a
     caption under the axes says how the median treats seeds that never got there.
 
     Args:
@@ -71,27 +75,31 @@ def time_by_parameter(
     fig = Figure(figsize=(max(5.5, 1.3 * len(axis.values) + 3), 4.3), layout="constrained")
     ax = fig.add_subplot()
     censored_any = False
+    handles: list[tuple[Line2D, str]] = []  # one legend entry per line: what is drawn
     for index, (key, part) in enumerate(parts):
         part = part.sort(x)
         pos = axis.at(part[x].to_list(), index, len(parts))
         median = part[cols[0]].cast(pl.Float64).to_numpy()
         end = part[cols[1]].cast(pl.Float64).to_numpy()
         style = group_style(index)
-        # NaN where censored or undefined: the line breaks there.
-        ax.plot(
-            pos,
-            median,
-            color=style["color"],
-            linestyle=style["linestyle"] if axis.ordered else "none",
-            marker=style["marker"],
-            markersize=7,
-            clip_on=False,
-            label=group_label(key) if groups else None,
-        )
+        label = group_label(key)
+        # NaN where censored or undefined: the line breaks there. A line without a median
+        # is not drawn (its legend entry would show a line and marker drawn nowhere).
+        if not np.isnan(median).all():
+            (line,) = ax.plot(
+                pos,
+                median,
+                color=style["color"],
+                linestyle=style["linestyle"] if axis.ordered else "none",
+                marker=style["marker"],
+                markersize=7,
+                clip_on=False,
+            )
+            handles.append((line, label))
         censored = np.isnan(median) & ~np.isnan(end)
         if censored.any():  # (an empty unclipped line would count as a point at 0, 0)
             censored_any = True
-            ax.plot(
+            (arrows,) = ax.plot(
                 pos[censored],
                 end[censored],
                 linestyle="none",
@@ -101,6 +109,10 @@ def time_by_parameter(
                 color=style["color"],
                 clip_on=False,
             )
+            if np.isnan(median).all():  # the arrows are all that is drawn of the line
+                handles.append((arrows, f"{label} (all beyond T)"))
+        if np.isnan(median).all() and not censored.any():  # "undefined" texts alone
+            handles.append((Line2D([], [], linestyle="none"), f"{label} (undefined)"))
         reached_n = part[cols[2]].to_list()
         seeds = part[runs].to_list() if runs in part.columns else [None] * part.height
         for px, m, t, k, n in zip(pos, median, end, reached_n, seeds, strict=True):
@@ -146,7 +158,12 @@ def time_by_parameter(
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title or time)
     if groups:
-        ax.legend(title=", ".join(groups), fontsize="small")
+        ax.legend(
+            [h for h, _ in handles],
+            [text for _, text in handles],
+            title=", ".join(groups),
+            fontsize="small",
+        )
     lines = [
         f"median over all seeds, those that never reached {reached} counted as not there "
         "by their last step; no interval"

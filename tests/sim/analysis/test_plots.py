@@ -553,6 +553,43 @@ def test_the_undefended_arm_has_a_marker_no_group_uses(tmp_path):
     _check(fig, tmp_path / "frontier_panels.png")
 
 
+def test_the_legend_of_a_time_figure_shows_what_each_line_draws():
+    """A line whose medians are all censored is its arrows: its legend entry is the arrow,
+    "(all beyond T)"; one with no seed observed at all is only its "undefined" texts."""
+    agg = pl.DataFrame(
+        {
+            "beta": [0.1, 0.3] * 3,
+            "meme_id": ["a", "a", "b", "b", "c", "c"],
+            "t50_km_median": [9, 4, None, None, None, None],
+            "t50_km_end": [20, 20, 20, 20, None, None],
+            "t50_n": [6, 10, 1, 2, 0, 0],
+            "runs": [10] * 6,
+        },
+        schema_overrides={"t50_km_median": pl.Int64, "t50_km_end": pl.Int64},
+    )
+    fig = plots.time_by_parameter(agg, "beta", group=["meme_id"])
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "a",
+        "b (all beyond T)",
+        "c (undefined)",
+    ]
+    a, b, c = legend.legend_handles
+    assert (a.get_marker(), a.get_color()) == ("o", plots.group_style(0)["color"])
+    # (the legend draws a copy of the arrow path)
+    assert b.get_marker().vertices.tolist() == plots.CENSORED_MARKER.vertices.tolist()
+    assert b.get_color() == plots.group_style(1)["color"]
+    assert (b.get_linestyle(), c.get_linestyle(), c.get_marker()) == ("None", "None", "None")
+    # Every line drawn is a line or the arrows of a legend entry: b and c draw no
+    # line-and-marker of their own (their medians are all missing).
+    drawn = [(line.get_marker(), line.get_color()) for line in ax.lines]
+    assert drawn == [
+        ("o", plots.group_style(0)["color"]),
+        (plots.CENSORED_MARKER, plots.group_style(1)["color"]),
+    ]
+
+
 def test_rendering_the_censored_arrows_prints_no_font_warning(tmp_path):
     """The arrow is a path, not a glyph: the mathtext arrow made matplotlib look for
     STIX and Computer Modern fonts and log "findfont: Font family ... not found" for
