@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from matplotlib import rcParams
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -118,40 +119,98 @@ class ParameterAxis:
         return np.array([where[v] for v in values], dtype=float) + offset
 
     def draw(self, fig: Figure, ax: Axes, label: str) -> None:
-        """Set the x limits, a tick at each value and the axis label.
+        """Set the x limits, a tick labelled with its value at each value, and the label.
 
         Half a step beyond the ends, as between two categories; on a numeric axis also a
-        tenth of the range, so values far apart do not sit on its edges. A numeric tick
-        label that would overlap the previous one is left blank (:func:`_spaced_labels`).
+        tenth of the range, so values far apart do not sit on its edges. Every value's
+        label is written; once the figure is complete, :meth:`fit_labels` arranges them
+        so that none overlaps another.
         """
-        ticks = [str(v) for v in self.values]
         if self.values:
             first, last = self.positions[0], self.positions[-1]
             pad = max(0.5 * self.unit, 0.1 * (last - first)) if self.ordered else 0.5
             ax.set_xlim(first - pad, last + pad)
-            if self.ordered:
-                inches = fig.get_figwidth() - 1.3  # about the axes' width: less the y label
-                per_inch = (last - first + 2 * pad) / inches
-                ticks = _spaced_labels([p / per_inch for p in self.positions], ticks)
-        ax.set_xticks(list(self.positions), ticks)
+        ax.set_xticks(list(self.positions), [str(v) for v in self.values])
         ax.set_xlabel(label)
 
+    def fit_labels(self, fig: Figure, ax: Axes) -> str:
+        """Arrange the tick labels so that each is drawn and none overlaps another.
 
-def _spaced_labels(inches: list[float], labels: list[str]) -> list[str]:
-    """Tick labels that do not overlap: a label too close to the last one shown is blank.
+        Call it once the figure is complete (legend, titles and captions set): it lays
+        the figure out, measures the rendered labels and takes the first arrangement in
+        which the boxes of every two labels lie at least :data:`LABEL_GAP` points apart:
 
-    ``inches`` are the ticks' positions along the axis, in inches, increasing. A label
-    is shown when it lies at least half the two labels' widths (about 0.07 inch a
-    character at the default size) plus 0.08 inch from the last label shown; its tick
-    stays either way (e.g. beta = 0.01, 0.02, 0.05 on an axis up to 0.5: ``0.02`` is
-    left blank rather than written over ``0.01``).
+        * ``"level"``: level under their ticks;
+        * ``"rows"`` with two rows at most: level, every label in the first row where it
+          clears the labels already there, a lower label's tick line reaching down to
+          it, so it still points at its value;
+        * ``"upright"``: turned by 90 degrees (a turned label's box is as wide as a line
+          of text is high);
+        * ``"rows"`` again, with as many rows as needed (values closer than a line's
+          height: e.g. 0.01, 0.011 and 0.012 on an axis up to 0.5).
+
+        Returns:
+            The arrangement used.
+        """
+        if _labels_apart(fig, ax):
+            return "level"
+        if _stagger(fig, ax) <= 2 and _labels_apart(fig, ax):
+            return "rows"
+        _stagger(fig, ax, rows=1)
+        ax.tick_params(axis="x", labelrotation=90)
+        if _labels_apart(fig, ax):
+            return "upright"
+        ax.tick_params(axis="x", labelrotation=0)
+        for _ in range(3):  # rows change the layout's height, hardly its width
+            _stagger(fig, ax)
+            if _labels_apart(fig, ax):
+                break
+        return "rows"
+
+
+#: Least distance (points) between two tick labels of a :class:`ParameterAxis`.
+LABEL_GAP = 3.0
+
+
+def _label_boxes(fig: Figure, ax: Axes) -> list[Any]:
+    """The rendered extents (display units) of the x tick labels, after a layout."""
+    fig.draw_without_rendering()
+    return [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+
+
+def _labels_apart(fig: Figure, ax: Axes) -> bool:
+    """Whether every two x tick labels lie at least :data:`LABEL_GAP` apart."""
+    gap = LABEL_GAP * fig.dpi / 72
+    boxes = _label_boxes(fig, ax)
+    return not any(
+        a.x0 - gap < b.x1 and b.x0 - gap < a.x1 and a.y0 - gap < b.y1 and b.y0 - gap < a.y1
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+    )
+
+
+def _stagger(fig: Figure, ax: Axes, rows: int | None = None) -> int:
+    """Put the x tick labels in rows, level: each in the first row it clears.
+
+    With ``rows = 1``, back to one row. Returns the number of rows.
     """
-    shown: list[str] = []
-    last: tuple[float, str] | None = None
-    for at, label in zip(inches, labels, strict=True):
-        if last is None or at - last[0] >= 0.07 * (len(label) + len(last[1])) / 2 + 0.08:
-            shown.append(label)
-            last = (at, label)
-        else:
-            shown.append("")
-    return shown
+    gap = LABEL_GAP * fig.dpi / 72
+    pad, size = rcParams["xtick.major.pad"], rcParams["xtick.major.size"]
+    ticks = ax.xaxis.get_major_ticks()
+    for tick in ticks:  # back to one row, to measure each label where it sits level
+        tick.set_pad(pad)
+    if rows == 1:
+        return 1
+    fig.draw_without_rendering()
+    ends: list[float] = []  # the right end of the last label of each row
+    for tick in ticks:
+        box = tick.label1.get_window_extent()
+        row = next((r for r, end in enumerate(ends) if box.x0 >= end + gap), len(ends))
+        if row == len(ends):
+            ends.append(box.x1)
+        ends[row] = box.x1
+        # Each row lower by a label's height and the gap (points).
+        drop = row * (box.height * 72 / fig.dpi + LABEL_GAP)
+        tick.set_pad(pad + drop)
+        tick.tick1line.set_markersize(size + drop)
+    return len(ends)

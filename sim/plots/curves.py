@@ -382,6 +382,7 @@ def metric_by_parameter(
             "(the upper bound is censored)",
             fontsize=7,
         )
+    axis.fit_labels(fig, ax)  # last: the layout is complete
     return fig
 
 

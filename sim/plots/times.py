@@ -176,4 +176,5 @@ def time_by_parameter(
     # Wrapped to the figure's width (about 14 characters an inch at this size).
     width = int(fig.get_figwidth() * 14)
     fig.supxlabel("\n".join(textwrap.fill(line, width) for line in lines), fontsize=7)
+    axis.fit_labels(fig, ax)  # last: the layout is complete
     return fig

@@ -348,14 +348,16 @@ def test_metric_by_parameter_spaces_numbers_by_value_and_categories_evenly(tmp_p
     floats = plots.metric_by_parameter(agg([0.05, 0.1, 0.5]), "k", "final_size")
     assert positions(floats) == [[0.05, 0.1, 0.5]]
     assert floats.axes[0].get_xlim() == pytest.approx((0.005, 0.545))  # a tenth of 0.45
-    # Values too close for their labels: every value keeps its tick, and a label that
-    # would overlap the last one shown is left blank.
+    # Values too close for their labels level: every value keeps its tick and its label,
+    # the labels in two rows (see test_every_value_of_a_parameter_axis_is_labelled).
     betas = [0.01, 0.02, 0.05, 0.1, 0.3, 0.5]
     close = plots.metric_by_parameter(agg(betas[:3]).vstack(agg(betas[3:])), "k", "final_size")
     ax = close.axes[0]
     assert positions(close) == [betas]
     assert ax.get_xticks().tolist() == betas
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.01", "", "0.05", "0.1", "0.3", "0.5"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(b) for b in betas]
+    pads = [tick.get_pad() for tick in ax.xaxis.get_major_ticks()]
+    assert [p > pads[0] for p in pads] == [False, True, False, False, False, False]
     labels = plots.metric_by_parameter(agg(["none", "pattern", "quarantine"]), "k", "final_size")
     ax = labels.axes[0]
     assert positions(labels) == [[0.0, 1.0, 2.0]]
@@ -624,3 +626,84 @@ print("drawn")
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "drawn\n", "")
     assert (tmp_path / "km.png").stat().st_size > 1000
+
+
+def _labels_readable(fig: Figure, values: list[object]) -> list[float]:
+    """Check the x tick labels of a drawn figure: each value's label is written, at its
+    tick, and no two labels' rendered boxes overlap. Returns the labels' rotations."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    labels = ax.get_xticklabels()
+    assert [t.get_text() for t in labels] == [str(v) for v in values]
+    boxes = [t.get_window_extent() for t in labels]
+    ticks = ax.transData.transform([(x, 0) for x in ax.get_xticks()])[:, 0]
+    for box, at in zip(boxes, ticks, strict=True):
+        assert box.width > 0 and box.x0 <= at <= box.x1  # under its own tick
+    overlapping = [
+        (str(values[i]), str(values[j]))
+        for i, a in enumerate(boxes)
+        for j, b in enumerate(boxes)
+        if i < j and a.overlaps(b)
+    ]
+    assert overlapping == []
+    return [t.get_rotation() for t in labels]
+
+
+def test_every_value_of_a_parameter_axis_is_labelled():
+    """A label too close to the previous one was left blank (0.07 between 0.05 and 0.1):
+    that point's value could not be read."""
+    betas = [0.02, 0.05, 0.07, 0.1, 0.2, 0.5]
+    agg = pl.DataFrame(
+        {
+            "beta": betas,
+            "final_size_mean": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+            "final_size_low": [0.0] * 6,
+            "final_size_high": [0.7] * 6,
+            "final_size_n": [3] * 6,
+            "t50_km_median": [None, None, 9, 6, 4, 2],
+            "t50_km_end": [20] * 6,
+            "t50_n": [1, 2, 6, 8, 10, 10],
+            "runs": [10] * 6,
+        },
+        schema_overrides={"t50_km_median": pl.Int64, "t50_km_end": pl.Int64},
+    )
+    assert (
+        _labels_readable(plots.metric_by_parameter(agg, "beta", "final_size"), betas) == [0.0] * 6
+    )
+    assert _labels_readable(plots.time_by_parameter(agg, "beta"), betas) == [0.0] * 6
+    # Closer than a line's height: level labels in as many rows as needed.
+    close = [0.01, 0.011, 0.012, 0.02, 0.05, 0.5]
+    fig = plots.time_by_parameter(agg.with_columns(pl.Series("beta", close)), "beta")
+    _labels_readable(fig, close)
+    pads = [tick.get_pad() for tick in fig.axes[0].xaxis.get_major_ticks()]
+    # 0.01, 0.011, 0.012 and 0.02 each in a row of its own, 0.05 and 0.5 in the first.
+    rows = [pads.index(p) for p in pads]
+    assert rows == [0, 1, 2, 3, 0, 0] and pads == sorted(pads[:4]) + pads[:1] * 2
+
+
+def test_every_category_of_a_crowded_parameter_axis_is_labelled():
+    """Long defense-arm names, wider than the room between two ticks: two rows, and when
+    even those collide, upright labels."""
+
+    def agg(arms: list[str]) -> pl.DataFrame:
+        n = len(arms)
+        return pl.DataFrame(
+            {
+                "arm": arms,
+                "final_size_mean": [0.5] * n,
+                "final_size_low": [0.4] * n,
+                "final_size_high": [0.6] * n,
+                "final_size_n": [3] * n,
+            }
+        )
+
+    arms = sorted(f"quarantine(delay={d})+rate_limit(max_writes=2)" for d in range(8))
+    rotations = _labels_readable(plots.metric_by_parameter(agg(arms), "arm", "final_size"), arms)
+    assert rotations == [90.0] * 8
+    arms = sorted(f"quarantine(delay={d})+rate_limit" for d in range(8))
+    fig = plots.metric_by_parameter(agg(arms), "arm", "final_size")
+    assert _labels_readable(fig, arms) == [0.0] * 8
+    pads = [tick.get_pad() for tick in fig.axes[0].xaxis.get_major_ticks()]
+    assert pads[0::2] == [pads[0]] * 4 and pads[1::2] == [pads[1]] * 4 and pads[1] > pads[0]
