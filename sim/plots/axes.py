@@ -141,31 +141,39 @@ class ParameterAxis:
         which the boxes of every two labels lie at least :data:`LABEL_GAP` points apart:
 
         * ``"level"``: level under their ticks;
-        * ``"rows"`` with two rows at most: level, every label in the first row where it
-          clears the labels already there, a lower label's tick line reaching down to
-          it, so it still points at its value;
+        * ``"rows"``, two of them: level, every label in the first row where it clears
+          the labels already there, a lower label's tick line reaching down to it, so
+          it still points at its value (only when no such line crosses a label);
         * ``"upright"``: turned by 90 degrees (a turned label's box is as wide as a line
           of text is high);
-        * ``"rows"`` again, with as many rows as needed (values closer than a line's
-          height: e.g. 0.01, 0.011 and 0.012 on an axis up to 0.5).
+        * ``"rows"``, as many as needed (values closer than a line's height, e.g. 0.01,
+          0.011 and 0.012 on an axis up to 0.5: tick lines may then cross labels).
+
+        The figure grows taller by what the labels take beyond a level row, so the axes
+        keep their height.
 
         Returns:
             The arrangement used.
         """
+        height = fig.get_figheight()
+        level = _label_depth(fig, ax)
         if _labels_apart(fig, ax):
             return "level"
-        if _stagger(fig, ax) <= 2 and _labels_apart(fig, ax):
-            return "rows"
-        _stagger(fig, ax, rows=1)
-        ax.tick_params(axis="x", labelrotation=90)
-        if _labels_apart(fig, ax):
-            return "upright"
-        ax.tick_params(axis="x", labelrotation=0)
-        for _ in range(3):  # rows change the layout's height, hardly its width
-            _stagger(fig, ax)
-            if _labels_apart(fig, ax):
-                break
-        return "rows"
+        rows, crossed = _stagger(fig, ax)
+        arrangement = "rows"
+        if rows > 2 or crossed or not _labels_apart(fig, ax):
+            _stagger(fig, ax, level=True)
+            ax.tick_params(axis="x", labelrotation=90)
+            arrangement = "upright"
+            if not _labels_apart(fig, ax):
+                ax.tick_params(axis="x", labelrotation=0)
+                arrangement = "rows"
+                for _ in range(3):  # rows change the layout's height, hardly its width
+                    _stagger(fig, ax)
+                    if _labels_apart(fig, ax):
+                        break
+        fig.set_figheight(height + (_label_depth(fig, ax) - level) / fig.dpi)
+        return arrangement
 
 
 #: Least distance (points) between two tick labels of a :class:`ParameterAxis`.
@@ -176,6 +184,12 @@ def _label_boxes(fig: Figure, ax: Axes) -> list[Any]:
     """The rendered extents (display units) of the x tick labels, after a layout."""
     fig.draw_without_rendering()
     return [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+
+
+def _label_depth(fig: Figure, ax: Axes) -> float:
+    """How far (display units) the x tick labels reach below the axes."""
+    boxes = _label_boxes(fig, ax)
+    return float(ax.bbox.y0 - min(b.y0 for b in boxes)) if boxes else 0.0
 
 
 def _labels_apart(fig: Figure, ax: Axes) -> bool:
@@ -189,28 +203,39 @@ def _labels_apart(fig: Figure, ax: Axes) -> bool:
     )
 
 
-def _stagger(fig: Figure, ax: Axes, rows: int | None = None) -> int:
+def _stagger(fig: Figure, ax: Axes, *, level: bool = False) -> tuple[int, bool]:
     """Put the x tick labels in rows, level: each in the first row it clears.
 
-    With ``rows = 1``, back to one row. Returns the number of rows.
+    With ``level``, back to one row.
+
+    Returns:
+        The number of rows, and whether a lower label's tick line crosses a label.
     """
     gap = LABEL_GAP * fig.dpi / 72
     pad, size = rcParams["xtick.major.pad"], rcParams["xtick.major.size"]
     ticks = ax.xaxis.get_major_ticks()
     for tick in ticks:  # back to one row, to measure each label where it sits level
         tick.set_pad(pad)
-    if rows == 1:
-        return 1
+    if level:
+        return 1, False
     fig.draw_without_rendering()
     ends: list[float] = []  # the right end of the last label of each row
+    placed: list[tuple[int, Any]] = []  # each label's row and box
     for tick in ticks:
         box = tick.label1.get_window_extent()
         row = next((r for r, end in enumerate(ends) if box.x0 >= end + gap), len(ends))
         if row == len(ends):
             ends.append(box.x1)
         ends[row] = box.x1
+        placed.append((row, box))
         # Each row lower by a label's height and the gap (points).
         drop = row * (box.height * 72 / fig.dpi + LABEL_GAP)
         tick.set_pad(pad + drop)
         tick.tick1line.set_markersize(size + drop)
-    return len(ends)
+    # A level label is centred on its tick.
+    crossed = any(
+        row < below and box.x0 - gap / 2 <= (other.x0 + other.x1) / 2 <= box.x1 + gap / 2
+        for row, box in placed
+        for below, other in placed
+    )
+    return len(ends), crossed

@@ -700,8 +700,14 @@ def test_every_category_of_a_crowded_parameter_axis_is_labelled():
         )
 
     arms = sorted(f"quarantine(delay={d})+rate_limit(max_writes=2)" for d in range(8))
-    rotations = _labels_readable(plots.metric_by_parameter(agg(arms), "arm", "final_size"), arms)
-    assert rotations == [90.0] * 8
+    upright = plots.metric_by_parameter(agg(arms), "arm", "final_size")
+    assert _labels_readable(upright, arms) == [90.0] * 8
+    # The figure grew by the labels' height: the axes keep theirs (they shrank to a
+    # sliver when the figure stayed 4 inches tall).
+    level = plots.metric_by_parameter(agg(["a", "b"]), "arm", "final_size")
+    level.draw_without_rendering()
+    tall = [f.axes[0].get_position().height * f.get_figheight() for f in (upright, level)]
+    assert upright.get_figheight() > 6.5 and tall[0] == pytest.approx(tall[1], abs=0.1)
     arms = sorted(f"quarantine(delay={d})+rate_limit" for d in range(8))
     fig = plots.metric_by_parameter(agg(arms), "arm", "final_size")
     assert _labels_readable(fig, arms) == [0.0] * 8
