@@ -464,13 +464,15 @@ def _sweep_expressed(
 
     Empty when no complete run scored choices (no ``actions`` table: contagion runs).
     """
-    from experiments.report import sweep_choice_summary
+    from experiments.report import CHOICE_TABLES, sweep_choice_summary
     from sim.analysis.loading import load_sweep
 
     dirs = [result.sweep_dir / d for d in complete["run_dir"]]
     if not any((d / "actions.parquet").is_file() for d in dirs):
         return {}
-    summary = sweep_choice_summary(load_sweep(result.sweep_dir))
+    # Only the tables the summary needs: a run's other tables (memories, contexts,
+    # prompts of an LLM run) can be large, and nothing here shows them.
+    summary = sweep_choice_summary(load_sweep(result.sweep_dir).with_runs(CHOICE_TABLES))
     if summary is None:
         return {}
     shown: dict[tuple[str, ...], str] = {}

@@ -721,6 +721,10 @@ SWEEP_CHOICE_COLUMNS = (
     "expressed_chance_mean",
 )
 
+#: The tables of a run that :func:`sweep_choice_summary` reads (with its manifest): a
+#: sweep read with ``with_runs(tables=CHOICE_TABLES)`` is all it needs.
+CHOICE_TABLES = ("steps", "actions")
+
 
 def sweep_choice_summary(sweep: Sweep) -> pl.DataFrame | None:
     """The outcome of scored choices per grid point and meme, over seeds.
@@ -732,7 +736,9 @@ def sweep_choice_summary(sweep: Sweep) -> pl.DataFrame | None:
     (:func:`sim.analysis.aggregate.aggregate`).
 
     The runs are those :meth:`~sim.analysis.loading.Sweep.with_runs` holds (as
-    :func:`report_sweep` passes them), else read one at a time.
+    :func:`report_sweep` passes them; of each, only the manifest and the
+    :data:`CHOICE_TABLES` are read, so ``with_runs(tables=CHOICE_TABLES)`` is enough),
+    else read one at a time.
 
     Returns:
         The swept parameters, ``meme_id``, then :data:`SWEEP_CHOICE_COLUMNS`

@@ -11,6 +11,7 @@ reads one; ``experiments.config.validate_config(run.config)`` gives the typed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ class Run:
     Attributes:
         path: The run directory.
         manifest: The manifest (as written, or as read by the checked reader).
-        tables: Every table of the run (its Parquet files), by name.
+        tables: Every table of the run (its Parquet files), by name; or, read by
+            ``load_run(..., tables=...)``, those of the tables asked for that it has.
     """
 
     path: Path
@@ -144,15 +146,19 @@ class Run:
         return {m["id"]: MemeSpec.model_validate(m).seed_text for m in self.config.get("memes", [])}
 
 
-def load_run(run_dir: str | Path) -> Run:
+def load_run(run_dir: str | Path, tables: Sequence[str] | None = None) -> Run:
     """Read a run directory.
 
     Args:
         run_dir: A directory holding ``manifest.json`` and the run's Parquet tables.
+        tables: Only these tables (those of them the run has; the others are not
+            read, e.g. a long LLM run's ``prompts`` when only ``steps`` is needed);
+            None: every table.
 
     Raises:
         FileNotFoundError: ``run_dir`` is not a directory, or lacks one of
-            :data:`REQUIRED_TABLES` (the message names what is missing).
+            :data:`REQUIRED_TABLES` (of those asked for; the message names what is
+            missing).
         sim.manifest.ManifestError: No manifest (:class:`~sim.manifest.NotARunDirError`,
             also a ``FileNotFoundError``), or one :func:`~sim.manifest.read_manifest`
             refuses.
@@ -161,11 +167,20 @@ def load_run(run_dir: str | Path) -> Run:
     if not path.is_dir():
         raise FileNotFoundError(f"run_dir = {str(path)!r}: not a directory")
     manifest = read_manifest(path)
-    tables = read_tables(path)
-    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if tables is None:
+        read = read_tables(path)
+        wanted: Sequence[str] = REQUIRED_TABLES
+    else:
+        read = {
+            name: pl.read_parquet(path / f"{name}.parquet")
+            for name in tables
+            if (path / f"{name}.parquet").is_file()
+        }
+        wanted = [t for t in REQUIRED_TABLES if t in tables]
+    missing = [t for t in wanted if t not in read]
     if missing:
         raise FileNotFoundError(
             f"run_dir = {str(path)!r}: missing table(s) {missing} (is the run complete? "
             f"status {manifest.get('status')!r})"
         )
-    return Run(path=path, manifest=manifest, tables=tables)
+    return Run(path=path, manifest=manifest, tables=read)

@@ -11,7 +11,7 @@ rebuilt from the directory names and the manifests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -92,8 +92,14 @@ class Sweep:
         """Index rows of the runs whose status is ``"complete"``."""
         return self.index.filter(pl.col("status") == "complete")
 
-    def with_runs(self) -> Sweep:
+    def with_runs(self, tables: Sequence[str] | None = None) -> Sweep:
         """This sweep with its complete runs read from disk now, once, and kept in memory.
+
+        Args:
+            tables: Read only these tables of each run (``load_run(..., tables=...)``),
+                for an analysis that needs no other (e.g. ``("steps", "actions")`` for
+                :func:`experiments.report.sweep_choice_summary`); None: every table.
+                A sweep that holds its runs already is returned as it is.
 
         Raises:
             FileNotFoundError: A complete run's directory lacks a required table (see
@@ -102,8 +108,8 @@ class Sweep:
         """
         if self.runs is not None:
             return self
-        runs = tuple(load_run(run_dir) for run_dir in self.complete()["run_dir"].to_list())
-        return replace(self, runs=runs)
+        dirs = self.complete()["run_dir"].to_list()
+        return replace(self, runs=tuple(load_run(run_dir, tables) for run_dir in dirs))
 
     def iter_runs(self, *, complete_only: bool = True) -> Iterator[tuple[dict[str, Any], Run]]:
         """Yield ``(index row, loaded run)`` for each run (complete ones by default).

@@ -212,6 +212,38 @@ def test_the_sweep_command_closes_with_the_expressed_shares(llm_sweep_result):
     )
 
 
+def test_the_sweep_command_reads_only_the_steps_actions_and_manifest_of_each_run(
+    llm_sweep_result, tmp_path
+):
+    """The closing lines came from every table of every run (the choice summary read
+    whole runs): a copy whose other tables are unreadable gives the same lines.
+
+    (polars reads Parquet in its own code, which raises no audit event, so the copy's
+    other tables are made unreadable instead of counted; manifests are counted.)
+    """
+    import dataclasses
+    import shutil
+
+    from report_copies import files_opened
+
+    from experiments.cli import _sweep_results
+
+    lines = _sweep_results(llm_sweep_result, ["graph.k"])
+    copy = tmp_path / llm_sweep_result.sweep_dir.name
+    shutil.copytree(llm_sweep_result.sweep_dir, copy, ignore=shutil.ignore_patterns("report"))
+    spoiled = []
+    for table in sorted((copy / "runs").rglob("*.parquet")):
+        if table.name not in ("steps.parquet", "actions.parquet"):
+            table.write_bytes(b"not a table")
+            spoiled.append(table.name)
+    assert {"agents.parquet", "memories.parquet", "contexts.parquet"} <= set(spoiled)
+    with files_opened(copy / "runs", "manifest.json") as opened:
+        again = _sweep_results(dataclasses.replace(llm_sweep_result, sweep_dir=copy), ["graph.k"])
+    assert again == lines
+    # Twice per run: the final shares, and the choice summary's read of the run.
+    assert len(opened) == 8 and len(set(opened)) == 4
+
+
 def _arm_means(actions: pl.DataFrame, contexts: pl.DataFrame) -> dict[str, tuple[float, int, int]]:
     """Mean choice of the target, decisions and agents per arm, from the tables directly.
 

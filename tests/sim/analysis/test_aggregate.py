@@ -15,7 +15,7 @@ from sim.analysis.aggregate import (
     sweep_curves,
     sweep_metrics,
 )
-from sim.analysis.loading import hive_params, load_sweep
+from sim.analysis.loading import hive_params, load_run, load_sweep
 
 
 def test_t_interval_known_value():
@@ -100,6 +100,25 @@ def test_a_sweep_with_its_runs_read_once_needs_no_run_directory_again(sweep_dir,
         sweep_metrics(on_disk, fit=False)  # without the held runs, it reads them again
     with pytest.raises(ValueError, match="runs: 1 run\\(s\\) held, but the index lists 12"):
         type(held)(path=held.path, index=held.index, params=held.params, runs=held.runs[:1])
+
+
+def test_a_sweep_can_hold_only_the_tables_an_analysis_needs(sweep_dir, tmp_path):
+    """with_runs(tables) reads those tables of each run (that it has) and no other."""
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir, copy)
+    for table in copy.rglob("memories.parquet"):
+        table.write_bytes(b"not a table")  # any read of it fails
+    held = load_sweep(copy).with_runs(("steps", "agents", "actions"))
+    assert held.runs is not None and len(held.runs) == 12
+    full = load_run(sweep_dir / held.runs[0].path.relative_to(copy))
+    for run in held.runs:
+        assert sorted(run.tables) == ["agents", "steps"]  # a contagion run has no actions
+    assert held.runs[0].steps.equals(full.steps) and held.runs[0].agents.equals(full.agents)
+    (held.runs[0].path / "steps.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"missing table\(s\) \['steps'\]"):
+        load_run(held.runs[0].path, ("steps", "actions"))
+    # A required table not asked for is not required.
+    assert sorted(load_run(held.runs[0].path, ("agents",)).tables) == ["agents"]
 
 
 def test_sweep_metrics_curves_and_bands(sweep_dir):
