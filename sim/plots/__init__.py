@@ -38,6 +38,7 @@ Every public name is re-exported here: ``from sim import plots; plots.spread_cur
 from __future__ import annotations
 
 from sim.plots.axes import (
+    LABEL_GAP,
     ParameterAxis,
     count_axis,
     draw_line,
@@ -90,6 +91,7 @@ __all__ = [
     "COUNT_STATES",
     "FUNNEL_STAGES",
     "GROUP_COLOURS",
+    "LABEL_GAP",
     "MAX_LEGEND_INSIDE",
     "NODE_STATES",
     "STATE_COLOURS",
