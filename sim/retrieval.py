@@ -4,17 +4,20 @@ score = w_recency * decay ** (step - last_access)
       + w_importance * importance
       + w_relevance * relevance(query of the reader, entry text)
 
-Ranking is "score descending, then newer entry first". Scores are computed for every
-(reader, entry) pair at once with numpy, and the ranking is a sort of int64 keys
-``reader | score level | reversed entry id`` (unique, so an unstable sort gives the one
-exact answer; the score level is the score's rank among the distinct scores of the step).
+Ranking is "score descending, then newer entry first". Scores become int64 order keys
+``score level | reversed entry id`` (the score level is the score's rank among the
+step's distinct scores), unique per reader, so each reader's top k is its k smallest
+keys: one exact answer. Each reader's keys are merged in one compiled pass over the read
+rights in reader order (:mod:`sim.topk`), with no array of all (reader, entry) pairs.
 When relevance is off, the score does not depend on the reader, so each bank is first
-cut to its own top k (an entry outside its bank's top k cannot be in any reader's top k):
-the work is then proportional to the read rights, not to the number of entries, and the
-readers are ranked block by block (each block's keys sorted on their own, in the CPU
-cache; a reader's keys are never split between blocks, so the result is the same). Lexical
-relevance is Jaccard overlap computed with sparse matrix products over the distinct
-(query, text) strings, never a Python loop over pairs.
+cut to its own top k (an entry outside its bank's top k cannot be in any reader's top
+k): the work is then proportional to the read rights, not to the number of entries. With
+relevance, a score is a base value plus a weighted relevance value, each from a short
+list of distinct values, so every possible sum is ranked once and an entry's key for a
+reader is a table lookup. Lexical relevance is Jaccard overlap computed with sparse
+matrix products over the distinct (query, text) strings, never a Python loop over
+pairs; when the distinct strings or the possible sums are too many for tables, every
+(reader, entry) pair is scored and sorted with numpy instead (the same result).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -185,22 +187,25 @@ class LexicalRelevance:
         """:meth:`score` of the pairs ``(query_of[i], text_of[i])`` (two int columns)."""
         if len(query_of) == 0:
             return np.zeros(0, dtype=np.float64)
+        table = self.dense_table(queries, texts)
+        if table is not None:
+            # Every (distinct query, distinct text) similarity once, then one lookup per
+            # pair: pairs outnumber the distinct strings by far.
+            jaccard, query_row, text_column = table
+            q_inv = query_row.take(query_of)
+            n_t = jaccard.shape[1]
+            if n_t == 1:
+                return jaccard[:, 0].take(q_inv)
+            flat = q_inv * n_t
+            flat += text_column.take(text_of)
+            return jaccard.ravel().take(flat)
         query_slot, q_rows = self._queries(queries)
         q_inv = query_slot.take(query_of)
         t_used, t_slot = np.unique(self._ids(texts), return_inverse=True)
         t_rows = self._rows(t_used)
         if q_rows.shape[1] != t_rows.shape[1]:  # new words arrived since the queries
             q_rows.resize((q_rows.shape[0], t_rows.shape[1]))
-        n_q, n_t = q_rows.shape[0], len(t_used)
-        if n_q * n_t <= self.DENSE_LIMIT:
-            # Every (distinct query, distinct text) similarity once, then one lookup per
-            # pair: pairs outnumber the distinct strings by far.
-            jaccard = self._dense_jaccard(q_rows, t_rows, t_used)
-            if n_t == 1:
-                return jaccard[:, 0].take(q_inv)
-            flat = q_inv * n_t
-            flat += t_slot.reshape(-1).take(text_of)
-            return jaccard.ravel().take(flat)
+        n_t = len(t_used)
         t_inv = t_slot.reshape(-1).take(text_of)
         q_size = np.diff(q_rows.indptr)[q_inv]
         t_size = np.diff(t_rows.indptr)[t_inv]
@@ -209,6 +214,31 @@ class LexicalRelevance:
         right = t_rows[pair_keys % n_t]
         inter = np.asarray(left.multiply(right).sum(axis=1)).ravel()[pair_of.reshape(-1)]
         return _jaccard(inter, q_size + t_size - inter)
+
+    def dense_table(
+        self, queries: Sequence[str], texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Every relevance at once, as a table, when it is small enough.
+
+        Args:
+            queries: The query texts.
+            texts: The entry texts.
+
+        Returns:
+            ``(jaccard, query_row, text_column)``: the relevance of ``texts[j]`` to
+            ``queries[i]`` is ``jaccard[query_row[i], text_column[j]]`` (a C-contiguous
+            float64 matrix over the distinct queries and texts), or None when that matrix
+            would have more than :attr:`DENSE_LIMIT` cells.
+        """
+        query_slot, q_rows = self._queries(queries)
+        t_used, t_slot = np.unique(self._ids(texts), return_inverse=True)
+        if q_rows.shape[0] * len(t_used) > self.DENSE_LIMIT:
+            return None
+        t_rows = self._rows(t_used)
+        if q_rows.shape[1] != t_rows.shape[1]:  # new words arrived since the queries
+            q_rows.resize((q_rows.shape[0], t_rows.shape[1]))
+        jaccard = self._dense_jaccard(q_rows, t_rows, t_used)
+        return jaccard, query_slot, t_slot.reshape(-1)
 
     def _dense_jaccard(self, q_rows: Any, t_rows: Any, t_used: np.ndarray) -> np.ndarray:
         """The (distinct query x distinct text) Jaccard matrix.
@@ -480,12 +510,10 @@ class Retriever:
         by_bank = np.argsort(banks.read_banks, kind="stable")
         self._bank_readers = rights_reader[by_bank]
         self._bank_n_readers = np.bincount(banks.read_banks, minlength=banks.n_banks)
-        self._reader_blocks = _reader_blocks(banks.read_indptr, _RIGHTS_PER_BLOCK)
-        # The reader of each read right (reader order), int32 (32 MB at 10^6 agents); the
-        # blocks widen their part for the pair keys.
-        self._right_readers = rights_reader
         # The memory of the results of _by_global_rank (step-sized output columns).
         self._buffers = BufferPool(keep=8)
+        # The last relevance table and its distinct values and ranks (_relevance_levels).
+        self._last_relevance: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(
         self, store: MemoryStore, step: int, queries: AgentQueries | None = None
@@ -577,61 +605,37 @@ class Retriever:
     ) -> Retrieval:
         """Reader-independent scores: rank entries once, cut each bank to its top k.
 
-        Readers are taken block by block (:data:`_RIGHTS_PER_BLOCK` read rights each): a
-        block's (reader, entry) pairs are generated reader by reader from the read rights,
-        sorted, cut to k per reader and decoded straight into the result, so every array
-        of the block stays in the CPU cache and no array of all pairs exists. At 10^6
-        agents one pass over an array of all pairs costs more in cache misses and page
-        faults than the arithmetic it does.
+        Each reader's top k is then merged from the tops of the banks it may read, in one
+        compiled pass over the read rights in reader order (:mod:`sim.topk`): no array of
+        all (reader, entry) pairs exists and nothing is sorted per reader.
         """
+        from sim import topk  # (numba: imported by the first retrieval, not by the CLI)
+
         banks, k = self.banks, self.spec.k
         n_agents = banks.n_agents
         order = _OrderKeys(base, len(store), max(banks.n_banks, n_agents), alive)
-        bits = order.bits
-        tops = _BankTops.build(bank_of, order.keys, store.bank_counts(), bits, k)
-        # At most min(pairs, n_agents * k) entries are retrieved; the arrays are filled
-        # block by block and the result is their filled part (pages never written are
+        tops = _BankTops.build(bank_of, order.keys, store.bank_counts(), order.bits, k)
+        # At most min(pairs, n_agents * k) entries are retrieved; the kernel fills the
+        # arrays in order and the result is their filled part (pages never written are
         # never touched, so the unused tail costs no memory). They are the memory of an
         # earlier step's result once nothing refers to that any more (:mod:`sim.buffers`).
         cap = min(int(np.dot(tops.count, self._bank_n_readers)), n_agents * k)
         entry_ids = self._buffers.empty(cap, np.int64, capacity=n_agents * k)
         scores = self._buffers.empty(cap, np.float64, capacity=n_agents * k)
         indptr = self._buffers.empty(n_agents + 1, np.int64)
-        indptr[0] = 0  # (the blocks write every other offset)
-        # The reader of each retrieved entry (Retrieval.readers), read off the sorted keys
-        # while the block is in the cache: no pass over all retrieved entries after.
+        # The reader of each retrieved entry (Retrieval.readers), written by the kernel
+        # along with the entries: no pass over all retrieved entries after.
         readers = self._buffers.empty(cap, np.int32, capacity=n_agents * k)
-        read_indptr, read_banks = banks.read_indptr, banks.read_banks
-        filled = 0
-        start = tops.start
-        for lo, hi in self._reader_blocks:
-            first, last = int(read_indptr[lo]), int(read_indptr[hi])
-            rights = read_banks[first:last]
-            if start is None:  # 0 or 1 pair per right: one gather per right (-1: none)
-                values = tops.keys.take(rights)
-                # (flatnonzero and take: a boolean index mispredicts a branch per right
-                # mid-spread, when about half the banks hold an entry)
-                right = np.flatnonzero(values >= 0)  # rights with a pair
-                keys = self._right_readers[first:last].take(right).astype(np.int64)
-                per_reader = np.bincount(keys - lo, minlength=hi - lo)
-                keys <<= bits
-                keys |= values.take(right)
-            else:
-                counts = tops.count.take(rights)  # pairs per read right
-                at = np.zeros(len(counts) + 1, dtype=np.int64)
-                np.cumsum(counts, out=at[1:])
-                per_reader = np.diff(at.take(read_indptr[lo : hi + 1] - first))
-                keys = np.repeat(np.arange(lo, hi, dtype=np.int64) << bits, per_reader)
-                keys |= tops.keys.take(expand_ranges(start.take(rights), counts))
-            keys.sort()
-            keys = _first_k(keys, per_reader, k)
-            n = len(keys)
-            np.cumsum(per_reader, out=indptr[lo + 1 : hi + 1])
-            indptr[lo + 1 : hi + 1] += filled
-            np.right_shift(keys, bits, out=readers[filled : filled + n], casting="unsafe")
-            order.decode_into(keys, entry_ids[filled : filled + n], scores[filled : filled + n])
-            filled += n
-        result = Retrieval(indptr, entry_ids[:filled], scores[:filled])
+        rights = (banks.read_indptr, banks.read_banks)
+        if tops.start is None:
+            filled = topk.merge_bank_keys(*rights, tops.keys, k, entry_ids, readers, indptr)
+        else:
+            filled = topk.merge_bank_lists(
+                *rights, tops.start, tops.count, tops.keys, k, entry_ids, readers, indptr
+            )
+        kept = entry_ids[:filled]  # the order keys, decoded in place into entry ids
+        order.decode_into(kept, kept, scores[:filled])
+        result = Retrieval(indptr, kept, scores[:filled])
         result.keep("readers", readers[:filled])
         return result
 
@@ -644,12 +648,6 @@ class Retriever:
         queries: Sequence[str],
     ) -> Retrieval:
         """Reader-dependent scores: every readable alive entry is a candidate of its reader."""
-        n_alive = len(alive)
-        shift = _bits(n_alive - 1)
-        bank_key = _combine(bank_of, shift, np.arange(n_alive, dtype=np.int64))
-        bank_key.sort()
-        readers, rows, per_reader = self._candidates(bank_key, shift)
-        entries = alive[rows]
         # The distinct texts of the alive entries, ascending, and each entry's slot among
         # them (np.unique's answer, by marking: text ids are small integers).
         text_of = store.text_id[alive]
@@ -658,7 +656,21 @@ class Retriever:
         texts = store.texts.take(np.flatnonzero(used))
         slot_of_text = np.cumsum(used, dtype=np.int64)
         slot_of_text -= 1
-        text_slots = slot_of_text.take(text_of).take(rows)
+        entry_slots = slot_of_text.take(text_of)
+        dense_table = getattr(self.scorer, "dense_table", None)
+        table = dense_table(queries, texts) if dense_table is not None else None
+        merged = (
+            None if table is None else self._merge_dense(alive, base, bank_of, entry_slots, table)
+        )
+        if merged is not None:
+            return merged
+        n_alive = len(alive)
+        shift = _bits(n_alive - 1)
+        bank_key = _combine(bank_of, shift, np.arange(n_alive, dtype=np.int64))
+        bank_key.sort()
+        readers, rows, per_reader = self._candidates(bank_key, shift)
+        entries = alive[rows]
+        text_slots = entry_slots.take(rows)
         score_columns = getattr(self.scorer, "score_columns", None)
         if score_columns is not None:
             relevance = score_columns(queries, texts, readers, text_slots)
@@ -670,6 +682,94 @@ class Retriever:
         kept, indptr = self._finish(pair_key, per_reader)
         kept_entries, kept_scores = order.decode(kept)
         return Retrieval(indptr, kept_entries, kept_scores)
+
+    def _merge_dense(
+        self,
+        alive: np.ndarray,
+        base: np.ndarray,
+        bank_of: np.ndarray,
+        entry_slots: np.ndarray,
+        table: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> Retrieval | None:
+        """Reader-dependent scores from a relevance table, merged reader by reader.
+
+        A score is ``base + w * relevance``: a function of the base value and the
+        relevance value, each from a short list of distinct values. Every possible sum is
+        computed once (the same float operations as per pair) and ranked; an entry's
+        order key for a reader is then a table lookup, and one compiled pass over the
+        read rights (:func:`sim.topk.merge_level_keys`) keeps each reader's best k. The
+        scores and the ranking are those of the pairwise path.
+
+        Args:
+            alive: The alive entry ids, ascending.
+            base: The reader-independent score of each alive entry.
+            bank_of: The bank of each alive entry.
+            entry_slots: Each alive entry's text, as an index into the texts the table
+                was made for.
+            table: ``(relevance, query_row, text_column)`` of the scorer's
+                ``dense_table`` (query_row indexed by agent, text_column by text).
+
+        Returns:
+            The retrieval, or None when the possible sums are too many to rank this way
+            (more than :data:`_SUM_LIMIT`) or their keys would not fit int64.
+        """
+        from sim import topk  # (numba: imported by the first retrieval, not by the CLI)
+
+        banks, k = self.banks, self.spec.k
+        n_agents = banks.n_agents
+        relevance, query_row, text_column = table
+        rel_values, rel_level = self._relevance_levels(relevance)
+        base_values = np.unique(base)
+        if len(base_values) * len(rel_values) > _SUM_LIMIT:
+            return None
+        sums = base_values[:, None] + self.spec.relevance_weight * rel_values[None, :]
+        levels, level_of = np.unique(sums, return_inverse=True)
+        id_bits = _bits(len(alive) - 1)
+        if _bits(len(levels) - 1) + id_bits > 62:
+            return None
+        level_key = np.subtract(len(levels) - 1, level_of.reshape(sums.shape), dtype=np.int64)
+        level_key <<= id_bits
+        pairs = int(np.dot(np.bincount(bank_of, minlength=banks.n_banks), self._bank_n_readers))
+        cap = min(pairs, n_agents * k)
+        keys = np.empty(cap, dtype=np.int64)
+        readers = np.empty(cap, dtype=np.int32)
+        indptr = np.empty(n_agents + 1, dtype=np.int64)
+        filled = topk.merge_level_keys(
+            banks.read_indptr,
+            banks.read_banks,
+            bank_of,
+            banks.n_banks,
+            _level_index(base_values, base).astype(np.int64, copy=False),
+            text_column.astype(np.int64).take(entry_slots),
+            query_row.astype(np.int64) * relevance.shape[1],
+            rel_level,
+            level_key,
+            k,
+            keys,
+            readers,
+            indptr,
+        )
+        keys = keys[:filled]
+        scores = levels[::-1].take(keys >> id_bits)
+        keys &= (1 << id_bits) - 1
+        entry_ids = alive.take(np.subtract(len(alive) - 1, keys, out=keys))
+        result = Retrieval(indptr, entry_ids, scores)
+        result.keep("readers", readers[:filled])
+        return result
+
+    def _relevance_levels(self, relevance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct values of a relevance table, ascending, and each cell's rank.
+
+        Kept while the scorer hands back the same table (it keeps it while the queries
+        and the texts stay the same).
+        """
+        last = self._last_relevance
+        if last is not None and last[0] is relevance:
+            return last[1], last[2]
+        values, rank = np.unique(relevance, return_inverse=True)
+        rank = rank.reshape(-1).astype(np.int64, copy=False)
+        self._last_relevance = (relevance, values, rank)
+        return values, rank
 
 
 class _OrderKeys:
@@ -819,24 +919,6 @@ def _first_k(keys: np.ndarray, per_reader: np.ndarray, k: int) -> np.ndarray:
     return keys[keep]
 
 
-def _reader_blocks(read_indptr: np.ndarray, rights: int) -> list[tuple[int, int]]:
-    """Consecutive, non-empty reader ranges ``(lo, hi)`` covering all readers.
-
-    Each range holds about ``rights`` read rights (a reader's rights are never split, so a
-    reader with more rights makes a larger range).
-    """
-    n_agents = len(read_indptr) - 1
-    total = int(read_indptr[-1]) if n_agents > 0 else 0
-    cuts = np.searchsorted(read_indptr, np.arange(0, total, max(rights, 1)), side="right") - 1
-    bounds = np.unique(np.concatenate([[0], cuts, [n_agents]])).tolist()
-    return [(lo, hi) for lo, hi in pairwise(bounds) if hi > lo]
-
-
-#: Read rights per reader block of :meth:`Retriever._by_global_rank`: a block's pairs
-#: (several arrays of 8 bytes per pair) stay within the CPU's L2 cache.
-_RIGHTS_PER_BLOCK = 1 << 15
-
-
 def _level_index(levels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``np.searchsorted(levels, scores)`` for scores that all equal one of ``levels``.
 
@@ -864,6 +946,11 @@ def _level_index(levels: np.ndarray, scores: np.ndarray) -> np.ndarray:
                 keys &= int(mask)
                 return table.take(keys)
     return np.searchsorted(levels, scores)
+
+
+#: Most (base value x relevance value) sums :meth:`Retriever._merge_dense` ranks; with
+#: more, retrieval with relevance scores every (reader, entry) pair instead.
+_SUM_LIMIT = 1 << 20
 
 
 #: Limits of the level table of :func:`_level_index`: at most this many levels, and

@@ -114,9 +114,11 @@ def test_lexical_relevance_is_jaccard():
 WORDS = ["goal", "spread", "cats", "code", "review", "sleep", "share", "note", "the", "a"]
 
 
-def _random_store(seed: int, n_agents: int = 60, n_entries: int = 900):
+def _random_store(seed: int, n_agents: int = 60, n_entries: int = 900, one_per_bank=False):
     """A store with several entries per bank (capacity above k), mixed importance, dead
-    entries, and many exact score ties (a few distinct steps and importances)."""
+    entries, and many exact score ties (a few distinct steps and importances).
+
+    With ``one_per_bank``, each bank gets at most one entry (and some stay empty)."""
     rng = np.random.default_rng(seed)
     graph = nx.barabasi_albert_graph(n_agents, 2, seed=seed)
     banks = build_banks(
@@ -129,11 +131,16 @@ def _random_store(seed: int, n_agents: int = 60, n_entries: int = 900):
     store = MemoryStore(banks)
     texts = [" ".join(rng.choice(WORDS, size=rng.integers(0, 5))) for _ in range(40)]
     tids = store.register_texts(texts, np.zeros(len(texts), dtype=np.int64))
+    distinct_banks = rng.permutation(banks.n_banks) if one_per_bank else None
     for step in range(3):
         n = n_entries // 3
+        bank = rng.integers(0, banks.n_banks, n)
+        if distinct_banks is not None:
+            n = banks.n_banks // 4
+            bank = distinct_banks[step * n : (step + 1) * n]
         store.append(
             NewEntries(
-                bank=rng.integers(0, banks.n_banks, n),
+                bank=bank,
                 author=rng.integers(0, n_agents, n),
                 text_id=tids[rng.integers(0, len(tids), n)],
                 importance=rng.choice([0.0, 0.25, 0.5, 1.0], n).astype(np.float32),
@@ -178,7 +185,7 @@ def _reference(banks, store, step, spec, queries=None):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("k", [1, 3, 8, 64])
+@pytest.mark.parametrize("k", [1, 3, 8, 9, 64])
 def test_reader_independent_retrieval_matches_brute_force(seed, k):
     banks, store, _ = _random_store(seed)
     spec = RetrievalSpec(k=k, recency_decay=0.9)
@@ -217,17 +224,16 @@ def _lexsorted_top_k(banks, store, step, spec):
 @pytest.mark.parametrize("relevance", [False, True])
 @pytest.mark.parametrize("per_bank", [1, 3])
 @pytest.mark.parametrize("k", [1, 3, 8])
-def test_retrieval_over_several_reader_blocks(per_bank, k, relevance):
-    """A layout with more read rights than one reader block (with at most one entry per
-    bank, and with several) ranks exactly like a lexsort of all (reader, entry) pairs;
-    so does the relevance path (empty queries: every relevance is 0)."""
+def test_retrieval_on_a_large_layout_equals_a_lexsort(per_bank, k, relevance):
+    """A layout with many read rights (with at most one entry per bank, and with
+    several) ranks exactly like a lexsort of all (reader, entry) pairs; so does the
+    relevance path (empty queries: every relevance is 0)."""
     rng = np.random.default_rng(per_bank * 10 + k)
     graph = nx.barabasi_albert_graph(6000, 3, seed=k)
     layout = BankLayoutSpec(
         private=PrivateBanks(capacity=10), neighbourhood=NeighbourhoodBanks(capacity=10)
     )
     banks = build_banks(graph, layout, np.random.default_rng(0))
-    assert banks.read_indptr[-1] > 1 << 15  # more than one block of read rights
     store = MemoryStore(banks)
     tid = store.register_texts(["x"], np.zeros(1, dtype=np.int64))
     for step in range(per_bank):
@@ -258,9 +264,13 @@ def test_retrieval_over_several_reader_blocks(per_bank, k, relevance):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("k", [2, 8])
-def test_retrieval_with_relevance_matches_brute_force(seed, k):
-    banks, store, queries = _random_store(seed)
+@pytest.mark.parametrize("k", [2, 8, 9])
+@pytest.mark.parametrize("one_per_bank", [False, True])
+def test_retrieval_with_relevance_matches_brute_force(seed, k, one_per_bank):
+    """Both merges (at most one entry per bank, and several), with k on either side of
+    the eight-key network, rank like scoring every pair in Python."""
+    banks, store, queries = _random_store(seed, one_per_bank=one_per_bank)
+    assert (store.bank_counts().max() <= 1) == one_per_bank
     spec = RetrievalSpec(k=k, relevance_weight=0.75, recency_decay=0.9)
     got = retrieve(store, banks, 6, spec, queries=queries)
     expected = _reference(banks, store, 6, spec, queries)
@@ -268,6 +278,28 @@ def test_retrieval_with_relevance_matches_brute_force(seed, k):
         lo, hi = got.indptr[agent], got.indptr[agent + 1]
         pairs = list(zip(got.entry_ids[lo:hi].tolist(), got.scores[lo:hi].tolist(), strict=True))
         assert pairs == expected[agent], agent
+
+
+@pytest.mark.parametrize("one_per_bank", [False, True])
+@pytest.mark.parametrize("path", ["pairwise", "pairwise sums"])
+def test_relevance_merge_equals_the_pairwise_path(one_per_bank, path, monkeypatch):
+    """Retrieval with relevance merges each reader's top k from a table of the possible
+    scores; when the scorer gives no table (too many distinct strings) or the possible
+    scores are too many, it scores every pair instead. Both give the same retrieval."""
+    banks, store, queries = _random_store(3, one_per_bank=one_per_bank)
+    spec = RetrievalSpec(k=5, relevance_weight=0.6, recency_decay=0.8)
+    merged = retrieve(store, banks, 6, spec, queries=queries)
+    scorer = LexicalRelevance()
+    if path == "pairwise":
+        scorer.DENSE_LIMIT = 0  # (no dense table: the scorer's sparse products)
+    else:
+        monkeypatch.setattr("sim.retrieval._SUM_LIMIT", 0)
+    pairwise = retrieve(store, banks, 6, spec, queries=queries, scorer=scorer)
+    assert merged.indptr.tolist() == pairwise.indptr.tolist()
+    assert merged.entry_ids.tolist() == pairwise.entry_ids.tolist()
+    assert merged.scores.tolist() == pairwise.scores.tolist()
+    assert merged.readers().tolist() == pairwise.readers().tolist()
+    assert len(merged.entry_ids) > 100
 
 
 def test_a_retriever_reused_across_steps_matches_fresh_retrievals():

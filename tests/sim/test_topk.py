@@ -1,0 +1,92 @@
+"""The compiled top-k merges against a sort of every (reader, key) pair."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.topk import merge_bank_keys, merge_bank_lists
+
+
+def _rights(rng: np.random.Generator, n_readers: int, n_banks: int):
+    per_reader = rng.integers(0, 30, n_readers)
+    per_reader[::7] = 0  # some readers read nothing
+    indptr = np.zeros(n_readers + 1, dtype=np.int64)
+    np.cumsum(per_reader, out=indptr[1:])
+    banks = np.concatenate(
+        [rng.choice(n_banks, size=n, replace=False) for n in per_reader.tolist()]
+    ).astype(np.int32)
+    return indptr, banks
+
+
+def _sorted_pairs(indptr, rights, keys_of_bank, k):
+    """Reference: every (reader, key) pair, sorted; each reader's first k (CSR)."""
+    out_indptr, out_keys, out_readers = [0], [], []
+    for reader in range(len(indptr) - 1):
+        keys = sorted(
+            key
+            for bank in rights[indptr[reader] : indptr[reader + 1]]
+            for key in keys_of_bank[bank]
+        )[:k]
+        out_keys += keys
+        out_readers += [reader] * len(keys)
+        out_indptr.append(len(out_keys))
+    return out_indptr, out_keys, out_readers
+
+
+def _outputs(n_readers: int, k: int):
+    cap = n_readers * k
+    return (
+        np.empty(cap, dtype=np.int64),
+        np.empty(cap, dtype=np.int32),
+        np.empty(n_readers + 1, dtype=np.int64),
+    )
+
+
+@pytest.mark.parametrize("k", [1, 7, 8, 9, 40])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_merge_bank_keys_keeps_each_readers_smallest_keys(k, dtype):
+    rng = np.random.default_rng(k)
+    n_readers, n_banks = 300, 500
+    indptr, rights = _rights(rng, n_readers, n_banks)
+    bank_key = rng.permutation(1 << 20)[:n_banks].astype(dtype)  # unique keys
+    bank_key[rng.random(n_banks) < 0.3] = -1  # empty banks
+    keys, readers, out_indptr = _outputs(n_readers, k)
+    filled = merge_bank_keys(indptr, rights, bank_key, k, keys, readers, out_indptr)
+    of_bank = [[int(key)] if key >= 0 else [] for key in bank_key.tolist()]
+    expected = _sorted_pairs(indptr, rights, of_bank, k)
+    assert out_indptr.tolist() == expected[0]
+    assert filled == expected[0][-1]
+    assert keys[:filled].tolist() == expected[1]
+    assert readers[:filled].tolist() == expected[2]
+
+
+@pytest.mark.parametrize("k", [1, 3, 8, 12])
+def test_merge_bank_lists_keeps_each_readers_smallest_keys(k):
+    rng = np.random.default_rng(100 + k)
+    n_readers, n_banks = 200, 400
+    indptr, rights = _rights(rng, n_readers, n_banks)
+    count = rng.integers(0, 2 * k + 2, n_banks)  # up to the bank's own top k
+    count = np.minimum(count, k)
+    start = np.cumsum(count) - count
+    pool = rng.permutation(1 << 20)[: int(count.sum())].astype(np.int64)
+    of_bank = [sorted(pool[s : s + c].tolist()) for s, c in zip(start, count, strict=True)]
+    bank_keys = np.array([key for keys in of_bank for key in keys], dtype=np.int64)
+    keys, readers, out_indptr = _outputs(n_readers, k)
+    filled = merge_bank_lists(indptr, rights, start, count, bank_keys, k, keys, readers, out_indptr)
+    expected = _sorted_pairs(indptr, rights, of_bank, k)
+    assert out_indptr.tolist() == expected[0]
+    assert keys[:filled].tolist() == expected[1]
+    assert readers[:filled].tolist() == expected[2]
+
+
+def test_output_arrays_too_short_are_an_error_not_a_write_past_them():
+    rng = np.random.default_rng(7)
+    indptr, rights = _rights(rng, 50, 80)
+    bank_key = rng.permutation(1000)[:80].astype(np.int64)
+    keys, readers, out_indptr = _outputs(50, 4)
+    for k in (4, 9):  # the eight-key network, and the general merge
+        with pytest.raises(IndexError, match="shorter than the result"):
+            merge_bank_keys(indptr, rights, bank_key, k, keys[:10], readers, out_indptr)
+    with pytest.raises(ValueError, match="indptr needs 51 entries"):
+        merge_bank_keys(indptr, rights, bank_key, 4, keys, readers, out_indptr[:-1])
