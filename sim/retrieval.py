@@ -613,7 +613,8 @@ class Retriever:
 
         banks, k = self.banks, self.spec.k
         n_agents = banks.n_agents
-        order = _OrderKeys(base, len(store), max(banks.n_banks, n_agents), alive)
+        # (keys are never combined with a reader or a bank id here: max_major 1)
+        order = _OrderKeys(base, len(store), 1, alive)
         tops = _BankTops.build(bank_of, order.keys, store.bank_counts(), order.bits, k)
         # At most min(pairs, n_agents * k) entries are retrieved; the kernel fills the
         # arrays in order and the result is their filled part (pages never written are
@@ -719,7 +720,14 @@ class Retriever:
         n_agents = banks.n_agents
         relevance, query_row, text_column = table
         rel_values, rel_level = self._relevance_levels(relevance)
-        base_values = np.unique(base)
+        from sim.levels import distinct_ranks
+
+        found = distinct_ranks(base)
+        if found is None:
+            base_values = np.unique(base)
+            base_level = _level_index(base_values, base)
+        else:
+            base_values, base_level = found
         if len(base_values) * len(rel_values) > _SUM_LIMIT:
             return None
         sums = base_values[:, None] + self.spec.relevance_weight * rel_values[None, :]
@@ -739,7 +747,7 @@ class Retriever:
             banks.read_banks,
             bank_of,
             banks.n_banks,
-            _level_index(base_values, base).astype(np.int64, copy=False),
+            base_level.astype(np.int64, copy=False),
             text_column.astype(np.int64).take(entry_slots),
             query_row.astype(np.int64) * relevance.shape[1],
             rel_level,
@@ -750,10 +758,9 @@ class Retriever:
             indptr,
         )
         keys = keys[:filled]
-        scores = levels[::-1].take(keys >> id_bits)
-        keys &= (1 << id_bits) - 1
-        entry_ids = alive.take(np.subtract(len(alive) - 1, keys, out=keys))
-        result = Retrieval(indptr, entry_ids, scores)
+        scores = np.empty(filled, dtype=np.float64)
+        topk.decode_keys(keys, levels[::-1], id_bits, len(alive) - 1, keys, scores, alive)
+        result = Retrieval(indptr, keys, scores)
         result.keep("readers", readers[:filled])
         return result
 
@@ -798,17 +805,24 @@ class _OrderKeys:
         self._entry_ids = entry_ids
         self._top_id = max(n_entries, 1) - 1
         self._id_bits = _bits(self._top_id)
-        values = np.sort(scores)
-        distinct = np.ones(n, dtype=np.bool_)
-        distinct[1:] = values[1:] != values[:-1]
-        levels = values[distinct]
+        from sim.levels import distinct_ranks  # (numba: imported on first use)
+
+        found = distinct_ranks(scores)
+        if found is None:  # many distinct scores: sort them all
+            values = np.sort(scores)
+            distinct = np.ones(n, dtype=np.bool_)
+            distinct[1:] = values[1:] != values[:-1]
+            levels = values[distinct]
+            level_index = _level_index(levels, scores)
+        else:
+            levels, level_index = found
         self._levels_desc = levels[::-1].copy()
         top_level = len(levels) - 1
         self._level_bits = _bits(top_level)
         self.bits = self._level_bits + self._id_bits
         # (level << id_bits) | (top_id - entry_id), level 0 = best score, in one array:
         # the two parts share no bit, so | is +.
-        keys = np.subtract(top_level, _level_index(levels, scores), dtype=np.int64)
+        keys = np.subtract(top_level, level_index, dtype=np.int64)
         keys <<= self._id_bits
         keys += self._top_id
         keys -= entry_ids
@@ -846,18 +860,9 @@ class _OrderKeys:
             np.take(self._entry_ids, item, out=ids, mode="clip")  # (unbuffered; in range)
             np.take(self._scores, item, out=scores, mode="clip")
             return
-        if len(self._levels_desc) == 1:
-            scores.fill(self._levels_desc[0])
-        else:
-            # The level goes into the scores' memory and is replaced there by its score:
-            # take() reads each index before it writes that same slot (mode "clip" is
-            # unbuffered; every level is in range, so clipping changes nothing).
-            level = scores.view(np.int64)
-            np.right_shift(combined, self._id_bits, out=level)
-            level &= (1 << self._level_bits) - 1
-            np.take(self._levels_desc, level, out=scores, mode="clip")
-        np.bitwise_and(combined, (1 << self._id_bits) - 1, out=ids)
-        np.subtract(self._top_id, ids, out=ids)
+        from sim.topk import decode_keys  # (one compiled pass; numba on first use)
+
+        decode_keys(combined, self._levels_desc, self._id_bits, self._top_id, ids, scores)
 
 
 @dataclass(frozen=True)

@@ -465,3 +465,54 @@ def _merge_packed_keys_up_to_8(
         filled += _emit8(best, k, reader, keys, readers, filled)
         indptr[reader + 1] = filled
     return filled
+
+
+def decode_keys(
+    keys: np.ndarray,
+    by_rank: np.ndarray,
+    id_bits: int,
+    top: int,
+    ids: np.ndarray,
+    scores: np.ndarray,
+    entry_ids: np.ndarray | None = None,
+) -> None:
+    """Decode order keys ``(rank << id_bits) | low`` into entry ids and scores.
+
+    The entry id of a key is ``top - low`` (or ``entry_ids[top - low]`` when given), its
+    score ``by_rank[rank]``; one pass, written into ``ids`` (which may be ``keys``
+    itself: each key is read before its slot is written) and ``scores``. Bits above the
+    rank (a reader or bank id the keys were combined with) are ignored.
+
+    Args:
+        keys: The keys (int64).
+        by_rank: The score of each rank (float64).
+        id_bits: The bits of the keys' low part.
+        top: What the low part counts down from.
+        ids: Output, as long as ``keys`` (int64).
+        scores: Output, as long as ``keys`` (float64).
+        entry_ids: Optional map from ``top - low`` to the entry id (int64).
+    """
+    if len(ids) != len(keys) or len(scores) != len(keys):
+        raise ValueError("decode_keys: ids and scores must be as long as keys")
+    table = _NO_IDS if entry_ids is None else entry_ids.astype(np.int64, copy=False)
+    rank_bits = _bits(len(by_rank) - 1)
+    by_rank = np.ascontiguousarray(by_rank, dtype=np.float64)
+    _decode_keys(keys, by_rank, id_bits, rank_bits, top, table, ids, scores)
+
+
+#: No id map: the entry id is ``top - low`` itself.
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _decode_keys(
+    keys, by_rank, id_bits, rank_bits, top, entry_ids, ids, scores
+):  # pragma: no cover
+    low_mask = (np.int64(1) << id_bits) - 1
+    rank_mask = (np.int64(1) << rank_bits) - 1
+    mapped = len(entry_ids) > 0
+    for i in range(len(keys)):
+        key = keys[i]
+        item = top - (key & low_mask)
+        scores[i] = by_rank[(key >> id_bits) & rank_mask]
+        ids[i] = entry_ids[item] if mapped else item

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.topk import merge_bank_keys, merge_bank_lists
+from sim.topk import decode_keys, merge_bank_keys, merge_bank_lists
 
 
 def _rights(rng: np.random.Generator, n_readers: int, n_banks: int):
@@ -90,3 +90,24 @@ def test_output_arrays_too_short_are_an_error_not_a_write_past_them():
             merge_bank_keys(indptr, rights, bank_key, k, keys[:10], readers, out_indptr)
     with pytest.raises(ValueError, match="indptr needs 51 entries"):
         merge_bank_keys(indptr, rights, bank_key, 4, keys, readers, out_indptr[:-1])
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_decode_keys_reads_rank_and_entry_ignoring_higher_bits(mapped):
+    """(rank << id_bits) | low decodes to the entry top - low (through the map when one
+    is given) and the rank's score; a reader id combined above the rank is ignored, and
+    decoding in place (ids is keys) reads each key before writing its slot."""
+    rng = np.random.default_rng(5)
+    id_bits, top, by_rank = 9, 500, np.array([1.5, 1.0, 0.25, 0.0, -2.0])
+    rank = rng.integers(0, 5, 1000)
+    low = rng.integers(0, top + 1, 1000)
+    rank_bits = 3  # (5 ranks)
+    keys = (rng.integers(0, 50, 1000) << (id_bits + rank_bits)) | (rank << id_bits) | low
+    entry_ids = rng.permutation(top + 1) + 10_000 if mapped else None
+    expected_ids = (top - low) if entry_ids is None else entry_ids[top - low]
+    scores = np.empty(1000)
+    decode_keys(keys, by_rank, id_bits, top, keys, scores, entry_ids)
+    assert keys.tolist() == expected_ids.tolist()
+    assert scores.tolist() == by_rank[rank].tolist()
+    with pytest.raises(ValueError, match="as long as keys"):
+        decode_keys(keys, by_rank, id_bits, top, keys[:-1], scores, entry_ids)
