@@ -18,6 +18,7 @@ Modules, one concept each:
 * :mod:`sim.analysis.clustered` — stratified cluster resampling and cluster-robust
   standard errors for decisions grouped by agent or run.
 * :mod:`sim.analysis.effects` — the effect of exposure on decisions, with controls.
+* :mod:`sim.analysis.personas` — decision outcomes by persona, exposed and unexposed.
 * :mod:`sim.analysis.values` — value-drift questionnaires: dimension scores over time and
   the effect of memory (audit: with minus without memories).
 
@@ -49,7 +50,12 @@ from sim.analysis.cascades import (
     tree_edges,
     tree_metrics,
 )
-from sim.analysis.clustered import ratio_mean_se, stratified_weights
+from sim.analysis.clustered import (
+    ShareInterval,
+    ratio_mean_se,
+    share_interval,
+    stratified_weights,
+)
 from sim.analysis.comparison import (
     compare_runs,
     prevalence_side_by_side,
@@ -67,6 +73,7 @@ from sim.analysis.defenses import (
     has_harmful_meme,
     is_guard_key,
     sweep_defense_metrics,
+    target_odds,
 )
 from sim.analysis.effects import (
     decision_arms,
@@ -124,6 +131,16 @@ from sim.analysis.mutation import (
     token_jaccard_distance,
     tokens,
 )
+from sim.analysis.personas import (
+    PERSONA_ARMS,
+    PERSONA_COLUMNS,
+    expressed_by_persona,
+    persona_text_table,
+    pooled_persona_outcomes,
+    run_persona_outcomes,
+    sweep_persona_outcomes,
+    with_personas,
+)
 from sim.analysis.prevalence import (
     check_state,
     final_size,
@@ -157,12 +174,15 @@ from sim.analysis.values import (
 
 __all__ = [
     "METRICS",
+    "PERSONA_ARMS",
+    "PERSONA_COLUMNS",
     "RECOVERED",
     "REQUIRED_TABLES",
     "FitResult",
     "NotIdentifiableError",
     "Recoveries",
     "Run",
+    "ShareInterval",
     "Sweep",
     "aggregate",
     "aggregate_metrics",
@@ -188,6 +208,7 @@ __all__ = [
     "entry_drift",
     "entry_hops",
     "exposure_effects",
+    "expressed_by_persona",
     "final_size",
     "find_run_dirs",
     "fit_prevalence",
@@ -217,8 +238,10 @@ __all__ = [
     "memory_effect_summary",
     "normalized_edit_distance",
     "own_doses",
+    "persona_text_table",
     "placebo_of",
     "pooled_effects",
+    "pooled_persona_outcomes",
     "prevalence",
     "prevalence_side_by_side",
     "ratio_mean_se",
@@ -229,9 +252,11 @@ __all__ = [
     "run_curve",
     "run_effects",
     "run_metrics",
+    "run_persona_outcomes",
     "same_layout",
     "secondary_infections",
     "seed_distances",
+    "share_interval",
     "si_curve",
     "si_discrete_curve",
     "sir_curves",
@@ -243,6 +268,8 @@ __all__ = [
     "sweep_defense_metrics",
     "sweep_effects",
     "sweep_metrics",
+    "sweep_persona_outcomes",
+    "target_odds",
     "time_to_fraction",
     "token_jaccard_distance",
     "tokens",
@@ -250,4 +277,5 @@ __all__ = [
     "tree_metrics",
     "value_drift",
     "wilson_interval",
+    "with_personas",
 ]

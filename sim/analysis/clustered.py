@@ -16,9 +16,13 @@ resampling and of the standard error are clusters, never single decisions.
   the standard error of the mean of the cluster means (``sd / sqrt(G)``), so a Student-t
   interval with ``G - 1`` degrees of freedom equals
   :func:`sim.analysis.aggregate.confidence_interval` over the cluster means.
+* :func:`share_interval` is that mean with its CR1 error and Student-t interval
+  (``G - 1`` degrees of freedom), clipped to [0, 1], for shares and probabilities.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,3 +71,44 @@ def ratio_mean_se(sums: np.ndarray, counts: np.ndarray) -> float | None:
     mean = s.sum() / n.sum()
     u = (s - mean * n) / n.sum()
     return float(np.sqrt(g / (g - 1) * np.sum(u**2)))
+
+
+@dataclass(frozen=True)
+class ShareInterval:
+    """A mean of clustered decisions (a share or probability) with its interval.
+
+    Attributes:
+        mean: ``sum(sums) / sum(counts)``.
+        se: Its cluster-robust standard error (:func:`ratio_mean_se`); None with fewer
+            than 2 clusters.
+        low: ``mean - t * se`` with ``t`` the ``(1 + level) / 2`` quantile of Student's
+            t with ``n_clusters - 1`` degrees of freedom, at least 0; None without ``se``.
+        high: ``mean + t * se``, at most 1; None without ``se``.
+        n_clusters: Clusters holding a decision (``G``).
+    """
+
+    mean: float
+    se: float | None
+    low: float | None
+    high: float | None
+    n_clusters: int
+
+
+def share_interval(sums: np.ndarray, counts: np.ndarray, level: float) -> ShareInterval:
+    """The mean of clustered 0/1 (or [0, 1]) outcomes with a clustered t-interval.
+
+    Args:
+        sums: Per cluster, the sum of the outcome over its decisions.
+        counts: Per cluster, its number of decisions (at least one cluster has one).
+        level: Confidence level of the interval.
+    """
+    from scipy import stats
+
+    counts = np.asarray(counts, dtype=float)
+    g = int((counts > 0).sum())
+    mean = float(np.sum(sums) / counts.sum())
+    se = ratio_mean_se(sums, counts)
+    if se is None:
+        return ShareInterval(mean, None, None, None, g)
+    half = float(stats.t.ppf((1 + level) / 2, g - 1)) * se
+    return ShareInterval(mean, se, max(0.0, mean - half), min(1.0, mean + half), g)

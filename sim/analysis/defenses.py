@@ -203,13 +203,36 @@ def attack_chance(
     rows = actions.filter(pl.col("meme_id") == meme_id)
     never: dict[int, float] = {}
     for agent, task, options in rows.select("agent_id", "task_id", "options").iter_rows():
-        shown = list(options or [])
-        if not shown:
+        odds = target_odds(task, options, targets)
+        if odds is None:
             continue
-        wanted = targets.get(str(task), ()) if isinstance(targets, Mapping) else targets
-        k = len(set(wanted) & set(shown))
-        never[int(agent)] = never.get(int(agent), 1.0) * (1.0 - k / len(shown))
+        never[int(agent)] = never.get(int(agent), 1.0) * (1.0 - odds)
     return sum(1.0 - v for v in never.values()) / n_agents if n_agents else float("nan")
+
+
+def target_odds(
+    task_id: object,
+    options: Sequence[str] | None,
+    targets: Sequence[str] | Mapping[str, Sequence[str]],
+) -> float | None:
+    """The chance that one uniformly random choice among ``options`` is a target.
+
+    ``k / n`` for ``k`` of the meme's targets among the ``n`` options shown (the rule of
+    :func:`attack_chance`, for one decision).
+
+    Args:
+        task_id: The decision's task id (``actions.task_id``).
+        options: The option ids shown (``actions.options``).
+        targets: The meme's ``target_options`` as configured: option ids, or per task id.
+
+    Returns:
+        The chance; None when no option was shown.
+    """
+    shown = list(options or [])
+    if not shown:
+        return None
+    wanted = targets.get(str(task_id), ()) if isinstance(targets, Mapping) else targets
+    return len(set(wanted) & set(shown)) / len(shown)
 
 
 def defense_metrics(run: Run, harmful: str | None = None) -> dict[str, Any]:

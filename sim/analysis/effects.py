@@ -66,7 +66,7 @@ import numpy as np
 import polars as pl
 
 from sim.analysis.aggregate import MIN_BOOTSTRAP_N
-from sim.analysis.clustered import ratio_mean_se, stratified_weights
+from sim.analysis.clustered import share_interval, stratified_weights
 from sim.analysis.loading import Run, Sweep
 from sim.manifest import read_manifest
 
@@ -500,8 +500,6 @@ def dose_response(
         ci_low, ci_high, level, clusters (what the clusters are: "agents", "agents
         within runs" or "runs").
     """
-    from scipy import stats
-
     arms = decision_arms(actions, meme_id, None, outcome)
     n_runs = arms["run"].n_unique()
     unit = _resampled(n_runs)
@@ -516,22 +514,16 @@ def dose_response(
         if unit == "runs":
             sums = np.bincount(clusters.run, weights=sums, minlength=n_runs)
             counts = np.bincount(clusters.run, weights=counts, minlength=n_runs)
-        g = int((counts > 0).sum())
-        mean = float(sums.sum() / counts.sum())
-        se = ratio_mean_se(sums, counts)
-        low = high = None
-        if se is not None:
-            half = float(stats.t.ppf((1 + level) / 2, g - 1)) * se
-            low, high = max(0.0, mean - half), min(1.0, mean + half)
+        share = share_interval(sums, counts, level)
         rows.append(
             {
                 "dose": dose,
                 "n": int(counts.sum()),
-                "n_clusters": g,
-                "mean": mean,
-                "se": se,
-                "ci_low": low,
-                "ci_high": high,
+                "n_clusters": share.n_clusters,
+                "mean": share.mean,
+                "se": share.se,
+                "ci_low": share.low,
+                "ci_high": share.high,
                 "level": level,
                 "clusters": unit,
             }
