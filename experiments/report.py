@@ -18,7 +18,11 @@ For a run it reads ``steps.parquet`` and ``manifest.json`` and writes ``run_dir/
 * ``funnel.png`` — agents ever exposed, carrier, expressed and adopter per meme, with the
   effects of exposure under the bars when the run scored decisions;
 * ``effects.csv`` — LLM runs with scored decisions: the effect of exposure against the
-  placebo and unexposed controls (:func:`sim.analysis.effects.run_effects`).
+  placebo and unexposed controls (:func:`sim.analysis.effects.run_effects`);
+* ``personas.csv`` — LLM runs with scored decisions and a ``personas`` table: per meme,
+  persona and arm (exposed, unexposed) the share of decisions that chose the meme's
+  target, with an interval clustered by agent and the chance level
+  (:func:`sim.analysis.personas.run_persona_outcomes`); printed one row per persona.
 
 For a sweep it writes ``sweep_dir/report/``:
 
@@ -40,6 +44,9 @@ For a sweep it writes ``sweep_dir/report/``:
   exposure against the placebo and unexposed controls, pooled over the grid point's
   runs (:func:`sim.analysis.effects.sweep_effects`); printed per grid point with the
   runs pooled and what the bootstrap resampled;
+* ``personas.csv`` — on a sweep whose runs scored choices and list their personas: the
+  outcomes by persona of ``personas.csv`` of a run, per grid point pooled over its runs
+  (:func:`sim.analysis.personas.sweep_persona_outcomes`);
 * ``final_size_by_<parameter>.png``, ``t50_by_<parameter>.png`` — for each swept
   parameter, final size (mean and 95 % interval over seeds) and steps to 50 % (the
   Kaplan-Meier median over seeds, see :func:`t50_figure`) against it (one line per
@@ -107,9 +114,10 @@ class Report:
     summary: pl.DataFrame = field(repr=False)
     figures: tuple[Path, ...]
     effects: pl.DataFrame | None = field(default=None, repr=False)
+    personas: pl.DataFrame | None = field(default=None, repr=False)
 
     def text(self) -> str:
-        """The summary as an aligned plain-text table, then the effects of exposure."""
+        """The summary as a plain-text table, the effects of exposure, the outcomes by persona."""
         from sim.analysis.effects import effect_lines
 
         lines = effect_lines(self.effects)
@@ -117,7 +125,8 @@ class Report:
         empty = [c for c in CHOICE_COLUMNS if c in self.summary.columns]
         empty = [c for c in empty if self.summary[c].null_count() == self.summary.height]
         table = format_table(self.summary.drop(empty))
-        return table + ("\n" + "\n".join(lines) if lines else "")
+        text = table + ("\n" + "\n".join(lines) if lines else "")
+        return text + persona_text(self.personas)
 
 
 #: The columns of :func:`summary_table` that only runs with scored choices (LLM
@@ -481,7 +490,48 @@ def report_run(run_dir: str | Path) -> Report:
         scored = actions is not None
         funnel = funnel_figure(steps, n_agents, effects=effects, scored=scored, name=name)
         figures = (*figures, _save(funnel, out / "funnel.png"))
-    return Report(run_dir=run_dir, summary=summary, figures=figures, effects=effects)
+    personas = None
+    if actions is not None and (run_dir / "personas.parquet").is_file():
+        from sim.analysis.loading import load_run
+        from sim.analysis.personas import run_persona_outcomes
+
+        personas = run_persona_outcomes(load_run(run_dir, PERSONA_TABLES))
+        if personas is not None:
+            write_bytes_atomic(personas.write_csv().encode(), out / "personas.csv")
+    return Report(
+        run_dir=run_dir, summary=summary, figures=figures, effects=effects, personas=personas
+    )
+
+
+#: The tables of a run that the outcomes by persona read
+#: (:func:`sim.analysis.personas.run_persona_outcomes`).
+PERSONA_TABLES = ("steps", "actions", "contexts", "memories", "personas")
+
+#: The heading of the outcomes by persona in a report's text.
+PERSONA_HEADING = (
+    "expressed share by persona (decisions offering the meme's target: the share that chose "
+    "it, {level} % CI clustered by {clusters}, of n decisions; chance = random choices; "
+    "exposed = the meme by others in context, unexposed = no meme nor placebo in context; "
+    "with few agents an interval is rough, of zero width when they all agree; with "
+    "persona_assignment = by_id and a fixed placement, persona and exposure go together)"
+)
+
+
+def persona_text(personas: pl.DataFrame | None) -> str:
+    """The outcomes by persona as a heading and a table; "" without any (no table).
+
+    Args:
+        personas: :func:`sim.analysis.personas.run_persona_outcomes`' table (or a
+            sweep's, its parameters first), or None.
+    """
+    from sim.analysis.personas import persona_text_table
+
+    if personas is None or personas.height == 0:
+        return ""
+    level = f"{personas['level'][0] * 100:g}"
+    clusters = ", ".join(personas["clusters"].unique(maintain_order=True).to_list())
+    heading = PERSONA_HEADING.format(level=level, clusters=clusters)
+    return "\n\n" + heading + "\n" + format_table(persona_text_table(personas))
 
 
 @dataclass(frozen=True)
@@ -501,6 +551,9 @@ class SweepReport:
         effects: On a sweep whose runs scored choices, the effects of exposure per grid
             point, pooled over its runs (:func:`sim.analysis.effects.sweep_effects`);
             else None.
+        personas: On a sweep whose runs scored choices and list their personas, the
+            outcomes by persona per grid point, pooled over its runs
+            (:func:`sim.analysis.personas.sweep_persona_outcomes`); else None.
     """
 
     sweep_dir: Path
@@ -511,6 +564,7 @@ class SweepReport:
     frontier: pl.DataFrame | None = field(default=None, repr=False)
     frontier_strata: tuple[str, ...] = ()
     effects: pl.DataFrame | None = field(default=None, repr=False)
+    personas: pl.DataFrame | None = field(default=None, repr=False)
 
     def text(self) -> str:
         """Run counts, what the intervals are, then per row each metric as ``mean [low, high]``.
@@ -557,6 +611,7 @@ class SweepReport:
             text += "\n" + KM_NOTE
         if self.effects is not None:
             text += "\n\n" + "\n".join(sweep_effect_lines(self.effects))
+        text += persona_text(self.personas)
         if self.frontier is not None:
             within = f" with the same {', '.join(self.frontier_strata)}"
             within = within if self.frontier_strata else ""
@@ -811,6 +866,7 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
     from sim.analysis.defenses import arms_and_strata, defense_frontier, has_guard_arms
     from sim.analysis.effects import sweep_effects
     from sim.analysis.loading import Sweep, load_sweep
+    from sim.analysis.personas import sweep_persona_outcomes
 
     sweep = sweep_dir if isinstance(sweep_dir, Sweep) else load_sweep(sweep_dir)
     path = sweep.path
@@ -844,6 +900,9 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
     effects = sweep_effects(sweep)
     if effects is not None:
         write_bytes_atomic(effects.write_csv().encode(), out / "effects.csv")
+    personas = sweep_persona_outcomes(sweep)
+    if personas is not None:
+        write_bytes_atomic(personas.write_csv().encode(), out / "personas.csv")
     name = path.name
     memes = metrics["meme_id"].unique(maintain_order=True).to_list()
     figures: list[Path] = []
@@ -886,6 +945,7 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
         frontier=frontier,
         frontier_strata=tuple(strata),
         effects=effects,
+        personas=personas,
     )
 
 

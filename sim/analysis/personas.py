@@ -354,7 +354,8 @@ def persona_text_table(outcomes: pl.DataFrame) -> pl.DataFrame:
 
     Columns: any columns before ``meme_id`` (a sweep's parameters), meme, persona (its
     name, ``-`` when unknown), agents and decisions (both arms), then per arm
-    ``share [low, high] of n (chance c)``, ``-`` for an arm without decisions.
+    ``share [low, high] of n (a agents; chance c)`` (no interval with one cluster),
+    ``-`` for an arm without decisions.
     """
     before = outcomes.columns[: outcomes.columns.index("meme_id")]
     keys = [*before, "meme_id", "persona", "persona_name"]
@@ -374,11 +375,12 @@ def persona_text_table(outcomes: pl.DataFrame) -> pl.DataFrame:
 
 
 def _arm_text(row: Mapping[str, object] | None) -> str:
-    """``0.500 [0.100, 0.900] of 4 (chance 0.333)``; ``-`` without decisions."""
+    """``0.500 [0.100, 0.900] of 4 (2 agents; chance 0.333)``; ``-`` without decisions."""
     if row is None or not row["n_decisions"]:
         return "-"
     share = f"{row['expressed_share']:.3f}"
     if row["ci_low"] is not None:
         share += f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
-    chance = "" if row["chance"] is None else f" (chance {row['chance']:.3f})"
-    return f"{share} of {row['n_decisions']}{chance}"
+    agents = f"{row['n_agents']} agent{'s' if row['n_agents'] != 1 else ''}"
+    chance = "" if row["chance"] is None else f"; chance {row['chance']:.3f}"
+    return f"{share} of {row['n_decisions']} ({agents}{chance})"

@@ -728,6 +728,9 @@ def test_a_contagion_run_report_has_null_choice_outcomes(small_toml, tmp_path):
     assert saved.select(CHOICE_COLUMNS).null_count().row(0) == (1,) * 6
     header = made.text().splitlines()[0].split()
     assert not set(header) & set(CHOICE_COLUMNS)  # no column of dashes in the text
+    # No personas table: no outcomes by persona, written or printed.
+    assert made.personas is None and not (run_dir / "report" / "personas.csv").exists()
+    assert "persona" not in made.text()
 
 
 def test_an_llm_run_report_counts_the_agents_that_expressed_the_meme(tmp_path):

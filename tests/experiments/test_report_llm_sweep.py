@@ -382,3 +382,102 @@ def test_the_sweep_report_of_scored_choices_reads_each_run_once(llm_sweep, tmp_p
     from_disk, held = reported_twice(llm_sweep, tmp_path)
     assert from_disk.effects is not None and "expressed_share_mean" in from_disk.summary.columns
     assert_same_outputs(from_disk, held)
+
+
+def test_the_run_report_gives_the_expressed_share_by_persona(llm_sweep, tmp_path):
+    """Agent i speaks as packaged persona i (``by_id``, no turnover). An exposed agent
+    sees the rule and always picks the target (share 1); an unexposed one picks "A",
+    the target when the shuffled options put it there. With 3 options, one the target,
+    the chance level is 1/3. A copy of the run without ``personas.parquet`` (a run
+    written before the table existed) reports no persona outcomes at all."""
+    import shutil
+
+    from agents.personas import load_personas
+    from sim.analysis.effects import read_actions
+    from sim.analysis.personas import PERSONA_COLUMNS, expressed_by_persona
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(_runs(llm_sweep)[4][0], run_dir, ignore=shutil.ignore_patterns("report"))
+    made = report(run_dir)
+    saved = pl.read_csv(run_dir / "report" / "personas.csv", schema=made.personas.schema)
+    assert saved.equals(made.personas) and saved.columns == list(PERSONA_COLUMNS)
+    expected = expressed_by_persona(
+        read_actions(run_dir),
+        pl.read_parquet(run_dir / "personas.parquet"),
+        "influence",
+        ["influence"],
+        placebo_id="placebo",
+    )
+    assert saved.equals(expected)
+    names = [p.name for p in load_personas()]
+    # Per agent, its decisions offering the target that saw the rule (dose > 0) and that
+    # saw neither meme (not even its own seed: agents 0 and 4 read theirs).
+    actions = read_actions(run_dir)
+    rule = actions.filter(pl.col("meme_id") == "influence", pl.col("offered"))
+    placebo = actions.filter(
+        pl.col("meme_id") == "placebo", (pl.col("dose") > 0) | (pl.col("own_dose") > 0)
+    )
+    clean = rule.join(placebo.select("step", "agent_id"), on=["step", "agent_id"], how="anti")
+    for row in saved.iter_rows(named=True):
+        agent = names.index(row["persona_name"])
+        assert row["persona"] == agent and row["persona_agents"] == 1
+        if row["arm"] == "exposed":
+            mine = rule.filter(pl.col("agent_id") == agent, pl.col("dose") > 0)
+        else:
+            mine = clean.filter(
+                pl.col("agent_id") == agent, pl.col("dose") == 0, pl.col("own_dose") == 0
+            )
+        assert row["n_decisions"] == mine.height
+        if mine.height:
+            assert row["expressed_share"] == mine["expressed"].mean()
+            assert row["chance"] == pytest.approx(1 / 3, abs=1e-12)
+            assert row["n_clusters"] == 1 and row["se"] is None  # one agent: no interval
+        if row["arm"] == "exposed" and mine.height:
+            assert row["expressed_share"] == 1.0
+    assert set(saved["clusters"]) == {"agents"}
+    text = made.text()
+    assert "expressed share by persona" in text and "95 % CI clustered by agents" in text
+    lines = text.splitlines()
+    at = lines.index(next(line for line in lines if line.startswith("expressed share by")))
+    assert lines[at + 1].split() == [
+        "meme", "persona", "agents", "decisions", "exposed", "unexposed"
+    ]  # fmt: skip
+    ada = saved.filter(pl.col("persona") == 0, pl.col("arm") == "exposed").row(0, named=True)
+    assert lines[at + 3].split()[:5] == ["influence", "Ada", "1", str(ada["n_decisions"]), "1.000"]
+    assert lines[at + 3].split()[5:] == [
+        "of",
+        str(ada["n_decisions"]),
+        "(1",
+        "agent;",
+        "chance",
+        "0.333)",
+        "-",
+    ]
+
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns("report"))
+    (old / "personas.parquet").unlink()
+    made = report(old)
+    assert made.personas is None and not (old / "report" / "personas.csv").exists()
+    assert "persona" not in made.text()
+
+
+def test_the_sweep_report_gives_the_expressed_share_by_persona_per_grid_point(llm_sweep):
+    from sim.analysis.loading import load_run
+    from sim.analysis.personas import PERSONA_COLUMNS, pooled_persona_outcomes
+
+    made = report(llm_sweep)
+    saved = pl.read_csv(llm_sweep / "report" / "personas.csv", schema=made.personas.schema)
+    assert saved.equals(made.personas)
+    assert saved.columns == ["graph.k", *PERSONA_COLUMNS]
+    for k, runs in _runs(llm_sweep).items():
+        pooled = pooled_persona_outcomes([load_run(r) for r in runs])
+        assert saved.filter(pl.col("graph.k") == k).drop("graph.k").equals(pooled)
+    # Two seeds per grid point: the agents within each run are the clusters.
+    assert set(saved["clusters"]) == {"agents within runs"}
+    exposed = saved.filter(pl.col("arm") == "exposed", pl.col("n_decisions") > 0)
+    assert exposed["expressed_share"].to_list() == [1.0] * exposed.height
+    # 8 agents, personas 0-7 in both seeds: each persona is 2 agents (one per seed).
+    assert saved["persona"].unique().sort().to_list() == list(range(8))
+    text = made.text()
+    assert "expressed share by persona" in text and "clustered by agents within runs" in text

@@ -190,10 +190,10 @@ def test_the_text_table_has_one_row_per_persona():
         "Ada",
         "2",
         "7",
-        f"0.667 [{2 / 3 - 2 / 9:.3f}, {2 / 3 + 2 / 9:.3f}] of 3 (chance 0.333)",
-        "0.250 [0.000, 0.500] of 4 (chance 0.375)",
+        f"0.667 [{2 / 3 - 2 / 9:.3f}, {2 / 3 + 2 / 9:.3f}] of 3 (2 agents; chance 0.333)",
+        "0.250 [0.000, 0.500] of 4 (2 agents; chance 0.375)",
     )
-    assert text.row(1) == ("m", "Ben", "1", "1", "-", "1.000 of 1 (chance 0.333)")
+    assert text.row(1) == ("m", "Ben", "1", "1", "-", "1.000 of 1 (1 agent; chance 0.333)")
     assert text.row(5)[:2] == ("m", "-")
 
 
