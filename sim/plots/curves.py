@@ -12,6 +12,7 @@ from matplotlib.ticker import MaxNLocator
 
 from sim.plots.axes import (
     ParameterAxis,
+    category_order,
     count_axis,
     draw_line,
     group_label,
@@ -266,7 +267,8 @@ def metric_by_parameter(
 
     A numeric parameter's points sit at its values, with a tick at each (0, 2, 5 are not
     evenly spaced, so slopes read true); a categorical one's (e.g. defense arms) sit
-    evenly spaced in sorted order. One line per combination of the ``group`` columns
+    evenly spaced (numbers among them in numeric order, see
+    :func:`sim.plots.axes.category_order`). One line per combination of the ``group`` columns
     (e.g. the other swept parameters, the meme), each with its own colour, dash pattern
     and marker, drawn slightly apart (by at most an eighth of the smallest gap between
     two values) so the error bars do not hide each other. Points are joined by lines
@@ -300,7 +302,7 @@ def metric_by_parameter(
     ordered = axis.ordered
     groups = list(group)
     parts = split_by(agg, groups)
-    parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
+    parts.sort(key=lambda kp: tuple((v is None, category_order(v)) for v in kp[0]))
     fig = Figure(figsize=(max(5.5, 1.3 * len(axis.values) + 3), 4), layout="constrained")
     ax = fig.add_subplot()
     values = agg.select(cols[:3]).to_numpy().astype(float)
@@ -309,7 +311,7 @@ def metric_by_parameter(
         share = bool(len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1))
     any_censored = False
     for index, (key, part) in enumerate(parts):
-        part = part.sort(x)
+        part = axis.in_order(part, x)
         pos = axis.at(part[x].to_list(), index, len(parts))
         mean = part[cols[0]].cast(pl.Float64).to_numpy()
         low = part[cols[1]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from sim.plots.axes import ParameterAxis, group_label, split_by
+from sim.plots.axes import ParameterAxis, category_order, group_label, split_by
 from sim.plots.styles import CENSORED_MARKER, CENSORED_MARKER_WIDTH, group_style
 
 
@@ -71,13 +71,13 @@ def time_by_parameter(
     axis = ParameterAxis.of(agg, x)
     groups = list(group)
     parts = split_by(agg, groups)
-    parts.sort(key=lambda kp: tuple((v is None, v) for v in kp[0]))
+    parts.sort(key=lambda kp: tuple((v is None, category_order(v)) for v in kp[0]))
     fig = Figure(figsize=(max(5.5, 1.3 * len(axis.values) + 3), 4.3), layout="constrained")
     ax = fig.add_subplot()
     censored_any = False
     handles: list[tuple[Line2D, str]] = []  # one legend entry per line: what is drawn
     for index, (key, part) in enumerate(parts):
-        part = part.sort(x)
+        part = axis.in_order(part, x)
         pos = axis.at(part[x].to_list(), index, len(parts))
         median = part[cols[0]].cast(pl.Float64).to_numpy()
         end = part[cols[1]].cast(pl.Float64).to_numpy()

@@ -555,6 +555,66 @@ def test_the_undefended_arm_has_a_marker_no_group_uses(tmp_path):
     _check(fig, tmp_path / "frontier_panels.png")
 
 
+def test_categories_that_are_numbers_sort_by_value_and_the_others_naturally():
+    """``delay=10`` after ``delay=2``, ``10`` after ``2``: text order put them first."""
+    from sim.plots.axes import ParameterAxis, category_order
+
+    values = ["delay=10", "b", "10", "a10", "delay=2", "2", "A", "a2", "-1", "0.5", "nan"]
+    assert sorted(values, key=category_order) == [
+        "-1",
+        "0.5",
+        "2",
+        "10",
+        "A",
+        "a2",
+        "a10",
+        "b",
+        "delay=2",
+        "delay=10",
+        "nan",
+    ]
+    # Ties between equal numbers written differently go by the text.
+    assert sorted(["2", "02", "2.0"], key=category_order) == ["02", "2", "2.0"]
+    axis = ParameterAxis.of(pl.DataFrame({"d": ["delay=10", "delay=2", "delay=5"]}), "d")
+    assert axis.values == ("delay=2", "delay=5", "delay=10")
+    assert axis.positions == (0.0, 1.0, 2.0) and not axis.ordered
+    # Numeric columns keep their values as positions.
+    numeric = ParameterAxis.of(pl.DataFrame({"d": [10, 2, 5]}), "d")
+    assert (numeric.values, numeric.positions) == ((2, 5, 10), (2.0, 5.0, 10.0))
+    fig = plots.metric_by_parameter(
+        pl.DataFrame(
+            {
+                "d": ["10", "2", "5"],
+                "final_size_mean": [0.6, 0.1, 0.3],
+                "final_size_low": [0.5, 0.05, 0.25],
+                "final_size_high": [0.7, 0.15, 0.35],
+                "final_size_n": [3, 3, 3],
+            }
+        ),
+        "d",
+        "final_size",
+    )
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "5", "10"]
+    (points,) = [ln for ln in ax.lines if ln.get_marker() == "o"]
+    assert points.get_xdata().tolist() == [0.0, 1.0, 2.0]
+    assert points.get_ydata().tolist() == [0.1, 0.3, 0.6]
+    # Lines of a grouping parameter are listed in the same order in the legend.
+    grouped = pl.DataFrame(
+        {
+            "k": [1, 1, 1],
+            "delay": ["delay=10", "delay=2", "delay=5"],
+            "final_size_mean": [0.6, 0.1, 0.3],
+            "final_size_low": [0.5, 0.05, 0.25],
+            "final_size_high": [0.7, 0.15, 0.35],
+            "final_size_n": [3, 3, 3],
+        }
+    )
+    fig = plots.metric_by_parameter(grouped, "k", "final_size", group=["delay"])
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts == ["delay=2", "delay=5", "delay=10"]
+
+
 def test_the_legend_of_a_time_figure_shows_what_each_line_draws():
     """A line whose medians are all censored is its arrows: its legend entry is the arrow,
     "(all beyond T)"; one with no seed observed at all is only its "undefined" texts."""
