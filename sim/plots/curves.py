@@ -7,7 +7,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from matplotlib.artist import Artist
+from matplotlib.container import Container
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from sim.plots.axes import (
@@ -279,7 +282,9 @@ def metric_by_parameter(
     Where the interval reached beyond the runs' last step (``<metric>_high_censored``,
     e.g. ``t50`` of :func:`sim.analysis.aggregate.aggregate_metrics`), its bar stops at
     that step and ends in an upward arrow (:data:`CENSORED_MARKER`, unlike any line's
-    marker), and a note under the axes says so.
+    marker), and a note under the axes says so. A line with no value at any point is not
+    drawn: its legend entry is its label and "(never)", without line or marker, in the
+    colour of its "never" texts.
 
     Args:
         agg: Output of :func:`sim.analysis.aggregate.aggregate` (columns ``x``, the
@@ -310,6 +315,8 @@ def metric_by_parameter(
     if share is None:
         share = bool(len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1))
     any_censored = False
+    handles: list[tuple[Artist | Container, str]] = []  # one legend entry per line: what is drawn
+    never_colours: dict[int, str] = {}  # entries of lines that are only "never": their colour
     for index, (key, part) in enumerate(parts):
         part = axis.in_order(part, x)
         pos = axis.at(part[x].to_list(), index, len(parts))
@@ -317,17 +324,23 @@ def metric_by_parameter(
         low = part[cols[1]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
         high = part[cols[2]].fill_null(part[cols[0]]).cast(pl.Float64).to_numpy()
         style = group_style(index)
-        ax.errorbar(
-            pos,
-            mean,
-            yerr=np.vstack([mean - low, high - mean]),
-            color=style["color"],
-            linestyle=style["linestyle"] if ordered else "none",
-            marker=style["marker"],
-            capsize=3,
-            clip_on=False,  # a share of exactly 0 or 1 sits on the axis, fully drawn
-            label=group_label(key) if groups else None,
-        )
+        label = group_label(key)
+        if np.isnan(mean).all():
+            # Nothing to draw but its "never" texts: a legend entry without line or marker.
+            handles.append((Line2D([], [], linestyle="none"), f"{label} (never)"))
+            never_colours[len(handles) - 1] = style["color"]
+        else:
+            drawn = ax.errorbar(
+                pos,
+                mean,
+                yerr=np.vstack([mean - low, high - mean]),
+                color=style["color"],
+                linestyle=style["linestyle"] if ordered else "none",
+                marker=style["marker"],
+                capsize=3,
+                clip_on=False,  # a share of exactly 0 or 1 sits on the axis, fully drawn
+            )
+            handles.append((drawn, label))
         censored_col = f"{metric}_high_censored"
         if censored_col in part.columns:
             beyond = part[censored_col].fill_null(False).to_numpy().astype(bool)
@@ -377,7 +390,14 @@ def metric_by_parameter(
         ax.set_ylim(bottom=min(0.0, float(finite.min())) if len(finite) else 0.0)
     ax.set_title(title or metric)
     if groups:
-        ax.legend(title=", ".join(groups), fontsize="small")
+        legend = ax.legend(
+            [h for h, _ in handles],
+            [text for _, text in handles],
+            title=", ".join(groups),
+            fontsize="small",
+        )
+        for entry, colour in never_colours.items():  # the colour of its "never" texts
+            legend.get_texts()[entry].set_color(colour)
     if any_censored:
         fig.supxlabel(
             "\u2191: the interval reaches beyond the runs' last step; its bar stops there "

@@ -615,6 +615,33 @@ def test_categories_that_are_numbers_sort_by_value_and_the_others_naturally():
     assert texts == ["delay=2", "delay=5", "delay=10"]
 
 
+def test_the_legend_of_a_metric_figure_shows_what_each_line_draws():
+    """A line whose points are all "never" draws no line or marker: its legend entry is
+    its label and "(never)", without line or marker, as the time figure's "(undefined)"."""
+    agg = pl.DataFrame(
+        {
+            "beta": [0.1, 0.3] * 2,
+            "meme_id": ["a", "a", "b", "b"],
+            "t50_mean": [9.0, 4.0, None, None],
+            "t50_low": [8.0, 3.0, None, None],
+            "t50_high": [10.0, 5.0, None, None],
+            "t50_n": [3, 3, 0, 0],
+        }
+    )
+    fig = plots.metric_by_parameter(agg, "beta", "t50", group=["meme_id"])
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b (never)"]
+    _, b = legend.legend_handles  # (a's handle is its error bar)
+    assert (b.get_linestyle(), b.get_marker()) == ("None", "None")
+    assert legend.get_texts()[1].get_color() == plots.group_style(1)["color"]
+    # Only a's line is drawn; b is its two "never" texts.
+    drawn = [(ln.get_marker(), ln.get_color()) for ln in ax.lines if ln.get_marker() != "_"]
+    assert drawn == [("o", plots.group_style(0)["color"])]  # ("_": a's error bar caps)
+    nevers = [t for t in ax.texts if t.get_text() == "never"]
+    assert [t.get_color() for t in nevers] == [plots.group_style(1)["color"]] * 2
+
+
 def test_the_legend_of_a_time_figure_shows_what_each_line_draws():
     """A line whose medians are all censored is its arrows: its legend entry is the arrow,
     "(all beyond T)"; one with no seed observed at all is only its "undefined" texts."""
