@@ -20,7 +20,7 @@ Modules, one concept each:
 * :mod:`sim.plots.axes` — drawing helpers the figures share: lines that stay visible
   (:func:`draw_line`), share and count axes, a frame split into one part per group and
   the group's label (:func:`split_by`, :func:`group_label`), a swept parameter along the
-  x axis (:class:`ParameterAxis`);
+  x axis (:class:`ParameterAxis`; categories in :func:`category_order`);
 * :mod:`sim.plots.curves` — prevalence and spread curves, memes compared, counts per
   step, a metric against a swept parameter;
 * :mod:`sim.plots.networks` — the network coloured by state, node sizes, carrier rings;
@@ -40,6 +40,7 @@ from __future__ import annotations
 from sim.plots.axes import (
     LABEL_GAP,
     ParameterAxis,
+    category_order,
     count_axis,
     draw_line,
     group_label,
@@ -100,6 +101,7 @@ __all__ = [
     "UNDEFENDED_MARKER",
     "ParameterAxis",
     "carrier_ring_width",
+    "category_order",
     "count_axis",
     "counts_per_step",
     "default_states",
