@@ -22,7 +22,9 @@ For a run it reads ``steps.parquet`` and ``manifest.json`` and writes ``run_dir/
 * ``personas.csv`` — LLM runs with scored decisions and a ``personas`` table: per meme,
   persona and arm (exposed, unexposed) the share of decisions that chose the meme's
   target, with an interval clustered by agent and the chance level
-  (:func:`sim.analysis.personas.run_persona_outcomes`); printed one row per persona.
+  (:func:`sim.analysis.personas.run_persona_outcomes`); printed one row per persona,
+  and drawn in ``personas.png`` (one row per persona, a panel per meme; see
+  :func:`personas_figure`).
 
 For a sweep it writes ``sweep_dir/report/``:
 
@@ -342,6 +344,19 @@ def funnel_figure(
     )
 
 
+def personas_figure(personas: pl.DataFrame, *, name: str = "") -> Figure:
+    """The expressed share by persona, exposed and unexposed, with the chance level.
+
+    Args:
+        personas: :func:`sim.analysis.personas.run_persona_outcomes`' table.
+        name: The run name, for the title.
+    """
+    from sim import plots
+
+    prefix = f"{name}: " if name else ""
+    return plots.persona_shares(personas, title=f"{prefix}choices by persona")
+
+
 def plot_prevalence(steps: pl.DataFrame, n_agents: int, path: Path, *, name: str = "") -> Path:
     """Write :func:`prevalence_figure` to ``path`` (PNG)."""
     return _save(prevalence_figure(steps, n_agents, name=name), path)
@@ -498,6 +513,9 @@ def report_run(run_dir: str | Path) -> Report:
         personas = run_persona_outcomes(load_run(run_dir, PERSONA_TABLES))
         if personas is not None:
             write_bytes_atomic(personas.write_csv().encode(), out / "personas.csv")
+            if personas.height:
+                figure = personas_figure(personas, name=name)
+                figures = (*figures, _save(figure, out / "personas.png"))
     return Report(
         run_dir=run_dir, summary=summary, figures=figures, effects=effects, personas=personas
     )

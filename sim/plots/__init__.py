@@ -30,7 +30,9 @@ Modules, one concept each:
 * :mod:`sim.plots.funnel` — from exposure to action, per meme;
 * :mod:`sim.plots.frontier` — defenses on the attack/utility plane;
 * :mod:`sim.plots.times` — a time to a fraction (its Kaplan-Meier median over seeds)
-  against a swept parameter.
+  against a swept parameter;
+* :mod:`sim.plots.personas` — the share of decisions choosing a meme's target per
+  persona, exposed and unexposed, against chance.
 
 Every public name is re-exported here: ``from sim import plots; plots.spread_curves(...)``.
 """
@@ -68,6 +70,7 @@ from sim.plots.networks import (
     network_states,
     state_legend,
 )
+from sim.plots.personas import CHANCE_COLOUR, PERSONA_PLOT_ARMS, persona_shares
 from sim.plots.styles import (
     CENSORED_MARKER,
     CENSORED_MARKER_WIDTH,
@@ -89,12 +92,14 @@ from sim.plots.trees import mutation_by_hop, transmission_tree
 __all__ = [
     "CENSORED_MARKER",
     "CENSORED_MARKER_WIDTH",
+    "CHANCE_COLOUR",
     "COUNT_STATES",
     "FUNNEL_STAGES",
     "GROUP_COLOURS",
     "LABEL_GAP",
     "MAX_LEGEND_INSIDE",
     "NODE_STATES",
+    "PERSONA_PLOT_ARMS",
     "STATE_COLOURS",
     "STATE_ORDER",
     "STATE_STYLES",
@@ -119,6 +124,7 @@ __all__ = [
     "mutation_by_hop",
     "network_node_size",
     "network_states",
+    "persona_shares",
     "prevalence_curves",
     "share_axis",
     "side_by_side_curves",

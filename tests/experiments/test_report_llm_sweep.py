@@ -435,6 +435,8 @@ def test_the_run_report_gives_the_expressed_share_by_persona(llm_sweep, tmp_path
         if row["arm"] == "exposed" and mine.height:
             assert row["expressed_share"] == 1.0
     assert set(saved["clusters"]) == {"agents"}
+    png = run_dir / "report" / "personas.png"
+    assert png in made.figures and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = made.text()
     assert "expressed share by persona" in text and "95 % CI clustered by agents" in text
     lines = text.splitlines()
@@ -459,6 +461,7 @@ def test_the_run_report_gives_the_expressed_share_by_persona(llm_sweep, tmp_path
     (old / "personas.parquet").unlink()
     made = report(old)
     assert made.personas is None and not (old / "report" / "personas.csv").exists()
+    assert not (old / "report" / "personas.png").exists()
     assert "persona" not in made.text()
 
 

@@ -800,3 +800,35 @@ def test_every_category_of_a_crowded_parameter_axis_is_labelled():
     assert _labels_readable(fig, arms) == [0.0] * 8
     pads = [tick.get_pad() for tick in fig.axes[0].xaxis.get_major_ticks()]
     assert pads[0::2] == [pads[0]] * 4 and pads[1::2] == [pads[1]] * 4 and pads[1] > pads[0]
+
+
+def test_the_persona_figure_draws_each_arm_with_decisions_and_its_chance_level():
+    """One row per persona: a marker per arm with decisions, its interval as a bar, the
+    chance level as a grey tick and the count of decisions at the right."""
+    outcomes = pl.DataFrame(
+        {
+            "meme_id": ["m"] * 4,
+            "persona_name": ["Ada", "Ada", "Ben", "Ben"],
+            "arm": ["exposed", "unexposed"] * 2,
+            "n_decisions": [3, 4, 0, 1],
+            "expressed_share": [2 / 3, 0.25, None, 1.0],
+            "ci_low": [0.4, 0.0, None, None],
+            "ci_high": [0.9, 0.5, None, None],
+            "chance": [1 / 3, 0.375, None, 1 / 3],
+            "level": [0.95] * 4,
+            "clusters": ["agents"] * 4,
+        }
+    )
+    fig = plots.persona_shares(outcomes, title="t")
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Ada", "Ben"]
+    points = [ln for ln in ax.lines if ln.get_marker() in ("o", "s")]
+    assert [ln.get_xdata().tolist() for ln in points] == [[2 / 3], [0.25, 1.0]]
+    # Row i, the exposed arm 0.14 above it and the unexposed 0.14 below (y grows down).
+    ys = [ln.get_ydata().tolist() for ln in points]
+    assert ys[0] == pytest.approx([-0.14], abs=1e-12)
+    assert ys[1] == pytest.approx([0.14, 1.14], abs=1e-12)
+    ticks = [ln for ln in ax.lines if ln.get_color() == plots.CHANCE_COLOUR]  # not caps
+    assert [ln.get_xdata().tolist() for ln in ticks] == [[1 / 3], [0.375, 1 / 3]]
+    assert [t.get_text() for t in ax.texts] == ["3", "4", "1"]
+    assert "95 % CI clustered by agents" in ax.get_xlabel()
