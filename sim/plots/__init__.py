@@ -18,9 +18,11 @@ Modules, one concept each:
 
 * :mod:`sim.plots.styles` — state colours and line styles, group styles, markers;
 * :mod:`sim.plots.axes` — drawing helpers the figures share: lines that stay visible
-  (:func:`draw_line`), share and count axes, a frame split into one part per group and
-  the group's label (:func:`split_by`, :func:`group_label`), a swept parameter along the
-  x axis (:class:`ParameterAxis`; categories in :func:`category_order`);
+  (:func:`draw_line`), censored arrows and notes at the axis floor
+  (:func:`draw_censored`, :func:`note_at_floor`), share and count axes, a frame split
+  into one part per group and the group's label (:func:`split_by`,
+  :func:`group_label`), a swept parameter along the x axis (:class:`ParameterAxis`;
+  categories in :func:`category_order`);
 * :mod:`sim.plots.curves` — prevalence and spread curves, memes compared, counts per
   step, a metric against a swept parameter;
 * :mod:`sim.plots.networks` — the network coloured by state, node sizes, carrier rings;
@@ -44,8 +46,10 @@ from sim.plots.axes import (
     ParameterAxis,
     category_order,
     count_axis,
+    draw_censored,
     draw_line,
     group_label,
+    note_at_floor,
     share_axis,
     split_by,
 )
@@ -111,6 +115,7 @@ __all__ = [
     "counts_per_step",
     "default_states",
     "defense_frontier_plot",
+    "draw_censored",
     "draw_line",
     "draw_network_states",
     "edge_segments",
@@ -124,6 +129,7 @@ __all__ = [
     "mutation_by_hop",
     "network_node_size",
     "network_states",
+    "note_at_floor",
     "persona_shares",
     "prevalence_curves",
     "share_axis",

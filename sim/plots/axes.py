@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from sim.plots.styles import CENSORED_MARKER, CENSORED_MARKER_WIDTH
+
 
 def draw_line(
     ax: Axes, x: np.ndarray, y: np.ndarray, style: dict[str, Any], index: int, label: str | None
@@ -46,6 +48,42 @@ def draw_line(
         **style,
     )
     return line
+
+
+def draw_censored(ax: Axes, x: np.ndarray, y: np.ndarray, colour: str) -> Line2D:
+    """Upward arrows at ``(x, y)``: a value beyond the axis (censored at ``y``).
+
+    Call it only with at least one point: an empty unclipped line counts as a point at
+    (0, 0) pixels, and the layout would shrink the axes to take it in.
+    """
+    (arrows,) = ax.plot(
+        x,
+        y,
+        linestyle="none",
+        marker=CENSORED_MARKER,
+        markeredgewidth=CENSORED_MARKER_WIDTH,
+        markersize=14,
+        color=colour,
+        clip_on=False,
+    )
+    return arrows
+
+
+def note_at_floor(ax: Axes, x: float, text: str, index: int, colour: str) -> None:
+    """A small note at the bottom of the axes at data ``x`` (one row per line ``index``).
+
+    For a point with no value to draw ("never", "undefined").
+    """
+    ax.annotate(
+        text,
+        (x, 0),
+        xycoords=("data", "axes fraction"),
+        xytext=(0, 3 + 9 * index),  # stacked: one row per line
+        textcoords="offset points",
+        ha="center",
+        fontsize=7,
+        color=colour,
+    )
 
 
 def share_axis(ax: Axes) -> None:

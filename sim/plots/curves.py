@@ -17,14 +17,14 @@ from sim.plots.axes import (
     ParameterAxis,
     category_order,
     count_axis,
+    draw_censored,
     draw_line,
     group_label,
+    note_at_floor,
     share_axis,
     split_by,
 )
 from sim.plots.styles import (
-    CENSORED_MARKER,
-    CENSORED_MARKER_WIDTH,
     COUNT_STATES,
     MAX_LEGEND_INSIDE,
     STATE_COLOURS,
@@ -348,30 +348,12 @@ def metric_by_parameter(
             # and the layout then shrank the axes to take it in.
             if beyond.any():
                 any_censored = True
-                ax.plot(
-                    pos[beyond],
-                    high[beyond],
-                    linestyle="none",
-                    marker=CENSORED_MARKER,
-                    markeredgewidth=CENSORED_MARKER_WIDTH,
-                    markersize=14,
-                    color=style["color"],
-                    clip_on=False,
-                )
+                draw_censored(ax, pos[beyond], high[beyond], style["color"])
         n = part[cols[3]].to_list()
         rows = part[f"{metric}_rows"].to_list() if f"{metric}_rows" in part.columns else n
         for px, m, k, total in zip(pos, mean, n, rows, strict=True):
             if k == 0:
-                ax.annotate(
-                    "never",
-                    (px, 0),
-                    xycoords=("data", "axes fraction"),
-                    xytext=(0, 3 + 9 * index),  # stacked: one row per line
-                    textcoords="offset points",
-                    ha="center",
-                    fontsize=7,
-                    color=style["color"],
-                )
+                note_at_floor(ax, px, "never", index, style["color"])
             elif total is not None and k < total:
                 ax.annotate(
                     f"{k}/{total}",

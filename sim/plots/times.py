@@ -18,8 +18,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from sim.plots.axes import ParameterAxis, category_order, group_label, split_by
-from sim.plots.styles import CENSORED_MARKER, CENSORED_MARKER_WIDTH, group_style
+from sim.plots.axes import (
+    ParameterAxis,
+    category_order,
+    draw_censored,
+    group_label,
+    note_at_floor,
+    split_by,
+)
+from sim.plots.styles import group_style
 
 
 def time_by_parameter(
@@ -99,16 +106,7 @@ def time_by_parameter(
         censored = np.isnan(median) & ~np.isnan(end)
         if censored.any():  # (an empty unclipped line would count as a point at 0, 0)
             censored_any = True
-            (arrows,) = ax.plot(
-                pos[censored],
-                end[censored],
-                linestyle="none",
-                marker=CENSORED_MARKER,
-                markeredgewidth=CENSORED_MARKER_WIDTH,
-                markersize=14,
-                color=style["color"],
-                clip_on=False,
-            )
+            arrows = draw_censored(ax, pos[censored], end[censored], style["color"])
             if np.isnan(median).all():  # the arrows are all that is drawn of the line
                 handles.append((arrows, f"{label} (all beyond T)"))
         if np.isnan(median).all() and not censored.any():  # "undefined" texts alone
@@ -118,16 +116,7 @@ def time_by_parameter(
         for px, m, t, k, n in zip(pos, median, end, reached_n, seeds, strict=True):
             count = f"{k}/{n}" if n is not None else f"{k}"
             if np.isnan(m) and np.isnan(t):
-                ax.annotate(
-                    f"undefined ({count})",
-                    (px, 0),
-                    xycoords=("data", "axes fraction"),
-                    xytext=(0, 3 + 9 * index),  # stacked: one row per line
-                    textcoords="offset points",
-                    ha="center",
-                    fontsize=7,
-                    color=style["color"],
-                )
+                note_at_floor(ax, px, f"undefined ({count})", index, style["color"])
                 continue
             if np.isnan(m):  # censored: ">T" and k/n under the arrow, narrow
                 ax.annotate(
