@@ -544,6 +544,10 @@ class Retriever:
             assert queries is not None
             if not isinstance(queries, list | tuple):  # a lazy view: read agents' queries only
                 queries = [queries[agent] for agent in range(n_agents)]
+            elif len(queries) < n_agents:  # (the compiled merge reads a query per agent)
+                raise ValueError(
+                    f"retrieval needs one query per agent: {len(queries)} for {n_agents}"
+                )
             return self._with_relevance(store, alive, base, bank_of, queries)
         return self._by_global_rank(store, alive, base, bank_of)
 

@@ -56,7 +56,7 @@ def merge_bank_keys(
     # accesses in flight: at 10^6 agents the bank table outgrows the caches), then the
     # merge reads them in order.
     right_key = np.empty(len(read_banks), dtype=bank_key.dtype)
-    _gather(bank_key, read_banks, right_key)
+    _gather(bank_key, read_banks, right_key)  # (raises on a bank beyond bank_key)
     merge = _merge_bank_keys_up_to_8 if k <= 8 else _merge_bank_keys
     return int(merge(read_indptr, right_key, k, keys, readers, indptr))
 
@@ -79,6 +79,10 @@ def merge_bank_lists(
     not make its top k. Outputs and result as :func:`merge_bank_keys`.
     """
     _check_outputs(read_indptr, keys, readers, indptr)
+    if len(bank_count) != len(bank_start) or (
+        len(bank_start) and int((bank_start + bank_count).max()) > len(bank_keys)
+    ):
+        raise ValueError("top-k merge: bank_start and bank_count do not fit bank_keys")
     return int(
         _merge_bank_lists(
             read_indptr, read_banks, bank_start, bank_count, bank_keys, k, keys, readers, indptr
@@ -130,6 +134,16 @@ def merge_level_keys(
         The number of kept keys.
     """
     _check_outputs(read_indptr, keys, readers, indptr)
+    _check_level_tables(
+        len(read_indptr) - 1,
+        bank_of,
+        n_banks,
+        base_level,
+        text_column,
+        query_offset,
+        relevance_level,
+        level_key,
+    )
     n_items = len(bank_of)
     count = np.bincount(bank_of, minlength=n_banks)
     n_rel = level_key.shape[1]
@@ -197,6 +211,44 @@ def _check_outputs(
         )
 
 
+def _check_level_tables(
+    n_readers: int,
+    bank_of: np.ndarray,
+    n_banks: int,
+    base_level: np.ndarray,
+    text_column: np.ndarray,
+    query_offset: np.ndarray,
+    relevance_level: np.ndarray,
+    level_key: np.ndarray,
+) -> None:
+    """Refuse tables the kernels of :func:`merge_level_keys` would read past.
+
+    A pass over the items and the readers, not over the read rights (the kernels check
+    each right's bank). The relevance levels themselves (ranks below
+    ``level_key.shape[1]``) are trusted: checking them is a pass over the whole relevance
+    table every step.
+    """
+    n_items = len(bank_of)
+    if len(query_offset) < n_readers:
+        raise ValueError(f"top-k merge: {len(query_offset)} query offsets for {n_readers} readers")
+    if len(base_level) != n_items or len(text_column) != n_items:
+        raise ValueError("top-k merge: base_level and text_column need one value per item")
+    if n_items and (
+        int(bank_of.min()) < 0
+        or int(bank_of.max()) >= n_banks
+        or int(base_level.min()) < 0
+        or int(base_level.max()) >= level_key.shape[0]
+        or int(text_column.min()) < 0
+    ):
+        raise ValueError("top-k merge: an item's bank or base level is out of range")
+    if n_items and n_readers:
+        offsets = query_offset[:n_readers]
+        if int(offsets.min()) < 0 or int(offsets.max()) + int(text_column.max()) >= len(
+            relevance_level
+        ):
+            raise ValueError("top-k merge: a query row and text column beyond relevance_level")
+
+
 def _bits(value: int) -> int:
     """Bits needed to hold the non-negative int ``value`` (at least 1)."""
     return max(int(value).bit_length(), 1)
@@ -205,6 +257,9 @@ def _bits(value: int) -> int:
 #: The error of a kernel whose output arrays cannot hold its result (a caller's bug: it
 #: sized them from counts that do not match the inputs). Checked, never written past.
 _SHORT = "top-k merge: the output arrays are shorter than the result"
+
+#: The error of a read right naming a bank beyond the bank tables (checked, never read).
+_BANK = "top-k merge: a read right names a bank beyond the bank tables"
 
 #: "No key": above every order key (keys are below 2**62).
 _NO_KEY = np.iinfo(np.int64).max
@@ -302,8 +357,12 @@ def _merge_bank_keys_up_to_8(read_indptr, right_key, k, keys, readers, indptr): 
 
 @njit(cache=True, nogil=True)
 def _gather(table, index, out):  # pragma: no cover
+    n = len(table)
     for i in range(len(index)):
-        out[i] = table[index[i]]
+        at = index[i]
+        if at < 0 or at >= n:
+            raise IndexError(_BANK)
+        out[i] = table[at]
 
 
 @njit(cache=True, nogil=True)
@@ -313,10 +372,13 @@ def _merge_bank_lists(
     best = np.empty(k, dtype=np.int64)
     filled = 0
     indptr[0] = 0
+    n_banks = len(bank_start)
     for reader in range(len(read_indptr) - 1):
         n = 0
         for right in range(read_indptr[reader], read_indptr[reader + 1]):
             bank = read_banks[right]
+            if bank < 0 or bank >= n_banks:
+                raise IndexError(_BANK)
             start = bank_start[bank]
             for at in range(start, start + bank_count[bank]):
                 key = np.int64(bank_keys[at])
@@ -363,12 +425,15 @@ def _merge_level_keys(
 ):  # pragma: no cover
     best = np.empty(k, dtype=np.int64)
     filled = 0
+    n_banks = len(bank_indptr) - 1
     indptr[0] = 0
     for reader in range(len(read_indptr) - 1):
         n = 0
         row = query_offset[reader]
         for right in range(read_indptr[reader], read_indptr[reader + 1]):
             bank = read_banks[right]
+            if bank < 0 or bank >= n_banks:
+                raise IndexError(_BANK)
             for at in range(bank_indptr[bank], bank_indptr[bank + 1]):
                 n = _insert(best, n, k, _level_key(grouped, at, row, relevance_level, level_key))
         _emit(best, n, reader, keys, readers, filled)
@@ -392,12 +457,15 @@ def _merge_level_keys_up_to_8(
     indptr,
 ):  # pragma: no cover
     filled = 0
+    n_banks = len(bank_indptr) - 1
     indptr[0] = 0
     for reader in range(len(read_indptr) - 1):
         best = (_NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY)
         row = query_offset[reader]
         for right in range(read_indptr[reader], read_indptr[reader + 1]):
             bank = read_banks[right]
+            if bank < 0 or bank >= n_banks:
+                raise IndexError(_BANK)
             for at in range(bank_indptr[bank], bank_indptr[bank + 1]):
                 best = _insert8(best, _level_key(grouped, at, row, relevance_level, level_key))
         filled += _emit8(best, k, reader, keys, readers, filled)
@@ -429,12 +497,16 @@ def _merge_packed_keys(
 ):  # pragma: no cover
     best = np.empty(k, dtype=np.int64)
     filled = 0
+    n_banks = len(packed)
     indptr[0] = 0
     for reader in range(len(read_indptr) - 1):
         n = 0
         row = query_offset[reader]
         for right in range(read_indptr[reader], read_indptr[reader + 1]):
-            item = packed[read_banks[right]]
+            bank = read_banks[right]
+            if bank < 0 or bank >= n_banks:
+                raise IndexError(_BANK)
+            item = packed[bank]
             if item >= 0:
                 key = _packed_key(item, row, text_bits, item_bits, relevance_level, level_key)
                 n = _insert(best, n, k, key)
@@ -460,12 +532,16 @@ def _merge_packed_keys_up_to_8(
     indptr,
 ):  # pragma: no cover
     filled = 0
+    n_banks = len(packed)
     indptr[0] = 0
     for reader in range(len(read_indptr) - 1):
         best = (_NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY, _NO_KEY)
         row = query_offset[reader]
         for right in range(read_indptr[reader], read_indptr[reader + 1]):
-            item = packed[read_banks[right]]
+            bank = read_banks[right]
+            if bank < 0 or bank >= n_banks:
+                raise IndexError(_BANK)
+            item = packed[bank]
             if item >= 0:
                 key = _packed_key(item, row, text_bits, item_bits, relevance_level, level_key)
                 best = _insert8(best, key)

@@ -507,3 +507,16 @@ def test_a_negative_zero_weight_is_zero_and_scores_are_never_negative_zero():
     scores = retrieve(store, banks, 1, spec).scores
     assert scores.tolist() == [0.0]
     assert not np.signbit(scores).any()
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_fewer_queries_than_agents_is_an_error(dense):
+    """A query list must hold one query per agent: a shorter one is refused (the merge
+    would read past the query table, the pairwise path past its query rows)."""
+    banks, store, queries = _random_store(0)
+    spec = RetrievalSpec(k=3, relevance_weight=0.75)
+    scorer = LexicalRelevance()
+    if not dense:
+        scorer.DENSE_LIMIT = 0
+    with pytest.raises(ValueError, match="one query per agent"):
+        retrieve(store, banks, 6, spec, queries=queries[:5], scorer=scorer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.topk import decode_keys, merge_bank_keys, merge_bank_lists
+from sim.topk import decode_keys, merge_bank_keys, merge_bank_lists, merge_level_keys
 
 
 def _rights(rng: np.random.Generator, n_readers: int, n_banks: int):
@@ -111,3 +111,69 @@ def test_decode_keys_reads_rank_and_entry_ignoring_higher_bits(mapped):
     assert scores.tolist() == by_rank[rank].tolist()
     with pytest.raises(ValueError, match="as long as keys"):
         decode_keys(keys, by_rank, id_bits, top, keys[:-1], scores, entry_ids)
+
+
+def test_a_read_right_to_a_bank_beyond_the_tables_is_an_error_not_a_read_past_them():
+    """The kernels run without bounds checks: a read right naming a bank the tables do
+    not hold (a layout and a store of different bank counts) is refused, not read."""
+    indptr = np.array([0, 2], dtype=np.int64)
+    rights = np.array([0, 1 << 30], dtype=np.int32)
+    keys, readers, out_indptr = _outputs(1, 8)
+    for k in (4, 9):
+        with pytest.raises(IndexError, match="bank"):
+            merge_bank_keys(
+                indptr, rights, np.array([3], dtype=np.int64), k, keys, readers, out_indptr
+            )
+        with pytest.raises(IndexError, match="bank"):
+            merge_bank_lists(
+                indptr,
+                rights,
+                np.zeros(1, np.int64),
+                np.ones(1, np.int64),
+                np.array([3], dtype=np.int64),
+                k,
+                keys,
+                readers,
+                out_indptr,
+            )
+        for n_items in (1, 2):  # (one entry per bank: packed; several: grouped)
+            with pytest.raises(IndexError, match="bank"):
+                merge_level_keys(
+                    indptr,
+                    rights,
+                    np.zeros(n_items, np.int64),
+                    1,
+                    np.zeros(n_items, np.int64),
+                    np.zeros(n_items, np.int64),
+                    np.zeros(1, np.int64),
+                    np.zeros(1, np.int64),
+                    np.zeros((1, 1), np.int64),
+                    k,
+                    keys,
+                    readers,
+                    out_indptr,
+                )
+
+
+def test_a_query_table_shorter_than_the_readers_is_an_error_not_a_read_past_it():
+    """merge_level_keys reads each reader's row offset: fewer offsets than readers (a
+    query list shorter than the agents) is refused before any kernel reads them."""
+    indptr = np.array([0, 1, 2, 3], dtype=np.int64)
+    rights = np.array([0, 0, 0], dtype=np.int32)
+    keys, readers, out_indptr = _outputs(3, 8)
+    with pytest.raises(ValueError, match="query offset"):
+        merge_level_keys(
+            indptr,
+            rights,
+            np.zeros(1, np.int64),
+            1,
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros((1, 1), np.int64),
+            8,
+            keys,
+            readers,
+            out_indptr,
+        )
