@@ -14,7 +14,8 @@ sorts instead. -0.0 counts as 0.0 (they compare equal); NaN is not supported.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from sim.kernels import kernel
 
 
 def distinct_ranks(values: np.ndarray, limit: int = 4096) -> tuple[np.ndarray, np.ndarray] | None:
@@ -50,7 +51,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _NEGATIVE_ZERO = np.int64(-(2**63))
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _first_seen(bits, table_bits, found, rank):  # pragma: no cover
     """Number each distinct bit pattern in order of first appearance.
 

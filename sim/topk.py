@@ -16,14 +16,16 @@ more than the whole network.
 The functions are pure: they read their inputs and fill the output arrays they are given
 (sized by the caller, who may keep their memory from step to step), and return how much
 of them they filled. numba compiles each kernel on its first call (a few seconds) and
-keeps the machine code in ``__pycache__`` beside this file, so later processes only load
-it (about 0.4 s, once per process).
+keeps the machine code in ``__pycache__`` beside this file (or numba's user cache
+directory), so later processes only load it (about 0.4 s, once per process); with no
+writable place, each process compiles them (:mod:`sim.kernels`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from sim.kernels import kernel
 
 
 def merge_bank_keys(
@@ -265,7 +267,7 @@ _BANK = "top-k merge: a read right names a bank beyond the bank tables"
 _NO_KEY = np.iinfo(np.int64).max
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _insert8(best, key):  # pragma: no cover
     """``best`` (8 ascending keys) with ``key`` inserted and the largest dropped."""
     b0, b1, b2, b3, b4, b5, b6, b7 = best
@@ -281,7 +283,7 @@ def _insert8(best, key):  # pragma: no cover
     )
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _emit8(best, k, reader, keys, readers, filled):  # pragma: no cover
     """Write the first ``k`` real keys of ``best``; returns how many were written."""
     n = 0
@@ -295,7 +297,7 @@ def _emit8(best, k, reader, keys, readers, filled):  # pragma: no cover
     return n
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _insert(best, n, k, key):  # pragma: no cover
     """Insert ``key`` into ``best[:n]`` (ascending, at most ``k``); returns the new n.
 
@@ -314,7 +316,7 @@ def _insert(best, n, k, key):  # pragma: no cover
     return n + 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _emit(best, n, reader, keys, readers, filled):  # pragma: no cover
     if filled + n > len(keys):
         raise IndexError(_SHORT)
@@ -323,7 +325,7 @@ def _emit(best, n, reader, keys, readers, filled):  # pragma: no cover
         readers[filled + j] = reader
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _merge_bank_keys(read_indptr, right_key, k, keys, readers, indptr):  # pragma: no cover
     best = np.empty(k, dtype=np.int64)
     filled = 0
@@ -340,7 +342,7 @@ def _merge_bank_keys(read_indptr, right_key, k, keys, readers, indptr):  # pragm
     return filled
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _merge_bank_keys_up_to_8(read_indptr, right_key, k, keys, readers, indptr):  # pragma: no cover
     filled = 0
     indptr[0] = 0
@@ -355,7 +357,7 @@ def _merge_bank_keys_up_to_8(read_indptr, right_key, k, keys, readers, indptr): 
     return filled
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _gather(table, index, out):  # pragma: no cover
     n = len(table)
     for i in range(len(index)):
@@ -365,7 +367,7 @@ def _gather(table, index, out):  # pragma: no cover
         out[i] = table[at]
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _merge_bank_lists(
     read_indptr, read_banks, bank_start, bank_count, bank_keys, k, keys, readers, indptr
 ):  # pragma: no cover
@@ -391,7 +393,7 @@ def _merge_bank_lists(
     return filled
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _group_by_bank(bank_of, bank_indptr, base_row, text_column, low, grouped):  # pragma: no cover
     at = bank_indptr[:-1].copy()
     for item in range(len(bank_of)):
@@ -403,13 +405,13 @@ def _group_by_bank(bank_of, bank_indptr, base_row, text_column, low, grouped):  
         at[bank] = slot + 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _level_key(grouped, at, row, relevance_level, level_key):  # pragma: no cover
     prefix = level_key[grouped[at, 0] + relevance_level[row + grouped[at, 1]]]
     return prefix | grouped[at, 2]
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _merge_level_keys(
     read_indptr,
     read_banks,
@@ -442,7 +444,7 @@ def _merge_level_keys(
     return filled
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _merge_level_keys_up_to_8(
     read_indptr,
     read_banks,
@@ -473,14 +475,14 @@ def _merge_level_keys_up_to_8(
     return filled
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _packed_key(packed, row, text_bits, item_bits, relevance_level, level_key):  # pragma: no cover
     text = (packed >> item_bits) & ((1 << text_bits) - 1)
     prefix = level_key[(packed >> (text_bits + item_bits)) + relevance_level[row + text]]
     return prefix | (packed & ((1 << item_bits) - 1))
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _merge_packed_keys(
     read_indptr,
     read_banks,
@@ -516,7 +518,7 @@ def _merge_packed_keys(
     return filled
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _merge_packed_keys_up_to_8(
     read_indptr,
     read_banks,
@@ -587,7 +589,7 @@ def decode_keys(
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def _decode_keys(
     keys, by_rank, id_bits, rank_bits, top, entry_ids, ids, scores
 ):  # pragma: no cover

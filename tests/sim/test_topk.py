@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -177,3 +183,39 @@ def test_a_query_table_shorter_than_the_readers_is_an_error_not_a_read_past_it()
             readers,
             out_indptr,
         )
+
+
+def test_the_kernels_load_where_numba_has_nowhere_to_cache_them(tmp_path):
+    """A read-only install with no writable cache directory: numba refuses cache=True
+    functions as they are decorated, so the modules would not import; the kernels are
+    then compiled in the process instead, with the same results."""
+    package = tmp_path / "sim"
+    shutil.copytree(
+        Path(__file__).parents[2] / "sim", package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (package / "__pycache__").write_text("")  # (a file: numba's in-tree cache cannot be made)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")  # (a file: no cache directory can be made under it)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON"))}
+    env.update(
+        HOME=str(blocked / "home"),
+        XDG_CACHE_HOME=str(blocked / "cache"),
+        PYTHONPATH=str(tmp_path),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    code = (
+        "import numpy as np\n"
+        "from sim.levels import distinct_ranks\n"
+        "from sim.topk import merge_bank_keys\n"
+        "keys, readers, indptr = np.empty(4, np.int64), np.empty(4, np.int32), "
+        "np.empty(3, np.int64)\n"
+        "n = merge_bank_keys(np.array([0, 2, 3]), np.array([0, 1, 1], np.int32), "
+        "np.array([5, 2]), 2, keys, readers, indptr)\n"
+        "print(keys[:n].tolist(), readers[:n].tolist(), indptr.tolist())\n"
+        "print(distinct_ranks(np.array([2.0, 1.0, 2.0]))[1].tolist())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[2, 5, 2] [0, 0, 1] [0, 2, 3]", "[1, 0, 1]"]
