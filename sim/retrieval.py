@@ -617,7 +617,8 @@ class Retriever:
 
         banks, k = self.banks, self.spec.k
         n_agents = banks.n_agents
-        # (keys are never combined with a reader or a bank id here: max_major 1)
+        # (keys are never combined with a reader id here, and _BankTops groups them by
+        # bank without combining when they are too wide for that: max_major 1)
         order = _OrderKeys(base, len(store), 1, alive)
         tops = _BankTops.build(bank_of, order.keys, store.bank_counts(), order.bits, k)
         # At most min(pairs, n_agents * k) entries are retrieved; the kernel fills the
@@ -905,9 +906,12 @@ class _BankTops:
             top = np.full(n_banks, -1, dtype=np.int32 if bits <= 31 else np.int64)
             top[bank_of] = keys
             return cls(count, None, top)
-        grouped = _combine(bank_of, bits, keys)
-        grouped.sort()
-        grouped &= (1 << bits) - 1
+        if bits + _bits(n_banks - 1) <= 63:
+            grouped = _combine(bank_of, bits, keys)
+            grouped.sort()
+            grouped &= (1 << bits) - 1
+        else:  # (keys too wide to share an int64 with a bank id: sorted by both)
+            grouped = keys.take(np.lexsort((keys, bank_of)))
         start = np.cumsum(count) - count
         return cls(np.minimum(count, k), start, grouped)
 

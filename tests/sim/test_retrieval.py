@@ -13,6 +13,7 @@ from sim.retrieval import (
     LexicalRelevance,
     RetrievalSpec,
     Retriever,
+    _BankTops,
     _level_index,
     _OrderKeys,
     retrieve,
@@ -520,3 +521,20 @@ def test_fewer_queries_than_agents_is_an_error(dense):
         scorer.DENSE_LIMIT = 0
     with pytest.raises(ValueError, match="one query per agent"):
         retrieve(store, banks, 6, spec, queries=queries[:5], scorer=scorer)
+
+
+def test_bank_tops_group_keys_too_wide_to_combine_with_a_bank_id():
+    """_by_global_rank's order keys may take up to 61 bits (its dense-rank fallback
+    starts above that: they are combined with no reader id), and _BankTops groups them
+    by bank; (bank << bits) | key overflows int64 there, so they are grouped by a
+    lexsort instead: each bank's keys, ascending."""
+    rng = np.random.default_rng(0)
+    n_banks, bits = 20, 61
+    bank_of = rng.integers(0, n_banks, 300).astype(np.int32)
+    keys = rng.integers(0, 1 << bits, 300)
+    count = np.bincount(bank_of, minlength=n_banks)
+    tops = _BankTops.build(bank_of, keys, count, bits, 3)
+    assert tops.start is not None
+    for bank in range(n_banks):
+        got = tops.keys[tops.start[bank] : tops.start[bank] + tops.count[bank]]
+        assert got.tolist() == sorted(keys[bank_of == bank].tolist())[:3], bank
