@@ -181,7 +181,8 @@ def load_kernels() -> float:
     """Step a 100-agent model with and without relevance; the CPU seconds that took.
 
     Retrieval's compiled kernels (:mod:`sim.topk`) load once per process, on first use
-    (about 0.4 s from numba's cache; about 2 s when they are compiled the first time). A
+    (about 0.4 s from numba's cache; a few seconds when they are compiled the first
+    time). A
     run pays that once, not per step, so it is paid here, before any step is timed, and
     reported on its own.
     """

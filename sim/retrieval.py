@@ -725,14 +725,7 @@ class Retriever:
         n_agents = banks.n_agents
         relevance, query_row, text_column = table
         rel_values, rel_level = self._relevance_levels(relevance)
-        from sim.levels import distinct_ranks
-
-        found = distinct_ranks(base)
-        if found is None:
-            base_values = np.unique(base)
-            base_level = _level_index(base_values, base)
-        else:
-            base_values, base_level = found
+        base_values, base_level = _score_levels(base)
         if len(base_values) * len(rel_values) > _SUM_LIMIT:
             return None
         sums = base_values[:, None] + self.spec.relevance_weight * rel_values[None, :]
@@ -778,8 +771,8 @@ class Retriever:
         last = self._last_relevance
         if last is not None and last[0] is relevance:
             return last[1], last[2]
-        values, rank = np.unique(relevance, return_inverse=True)
-        rank = rank.reshape(-1).astype(np.int64, copy=False)
+        values, rank = _score_levels(relevance.reshape(-1))
+        rank = rank.astype(np.int64, copy=False)
         self._last_relevance = (relevance, values, rank)
         return values, rank
 
@@ -810,17 +803,7 @@ class _OrderKeys:
         self._entry_ids = entry_ids
         self._top_id = max(n_entries, 1) - 1
         self._id_bits = _bits(self._top_id)
-        from sim.levels import distinct_ranks  # (numba: imported on first use)
-
-        found = distinct_ranks(scores)
-        if found is None:  # many distinct scores: sort them all
-            values = np.sort(scores)
-            distinct = np.ones(n, dtype=np.bool_)
-            distinct[1:] = values[1:] != values[:-1]
-            levels = values[distinct]
-            level_index = _level_index(levels, scores)
-        else:
-            levels, level_index = found
+        levels, level_index = _score_levels(scores)
         self._levels_desc = levels[::-1].copy()
         top_level = len(levels) - 1
         self._level_bits = _bits(top_level)
@@ -930,6 +913,21 @@ def _first_k(keys: np.ndarray, per_reader: np.ndarray, k: int) -> np.ndarray:
     keep[expand_ranges(starts[over] + k, per_reader[over] - k)] = False
     per_reader[over] = k
     return keys[keep]
+
+
+def _score_levels(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct scores, ascending, and the index of each score among them.
+
+    A hash set over the distinct values while they are few (:mod:`sim.levels`, one
+    pass); otherwise a sort of all scores and a lookup of each one's level.
+    """
+    from sim.levels import distinct_ranks  # (numba: imported on first use)
+
+    found = distinct_ranks(scores)
+    if found is not None:
+        return found
+    levels = np.unique(scores)
+    return levels, _level_index(levels, scores)
 
 
 def _level_index(levels: np.ndarray, scores: np.ndarray) -> np.ndarray:
