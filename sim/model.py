@@ -55,6 +55,7 @@ from sim.memebook import MemeBook
 from sim.memes import MemeSpec
 from sim.memory import ENVIRONMENT, MemoryStore, NewEntries
 from sim.memory_spec import MemorySpec
+from sim.pages import ordinary_pages
 from sim.policy import EngineStats, Policy, StepContext, WriteProposals
 from sim.retrieval import Retrieval, Retriever, expand_ranges
 from sim.rowlog import RowLog
@@ -415,7 +416,16 @@ class MemeticModel(mesa.Model):
         )
 
     def step(self) -> None:
-        """Run one synchronous step for all agents (see the module docstring)."""
+        """Run one synchronous step for all agents (see the module docstring).
+
+        The step's arrays use ordinary memory pages (:mod:`sim.pages`): huge pages made a
+        step at 10^6 agents up to twice as slow.
+        """
+        with ordinary_pages():
+            self._step()
+
+    def _step(self) -> None:
+        """The phases of one step, in order."""
         started = time.perf_counter()
         t = self.current_step
         self.tracker.take_counts()  # counts are per step
