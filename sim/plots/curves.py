@@ -279,6 +279,9 @@ def metric_by_parameter(
     Where only ``k`` of
     ``n`` seeds have a value (e.g. ``t50`` when 50 % was not always reached) the point
     is labelled ``k/n``; where none has one, ``never`` is written at the axis bottom.
+    The y label says over how many seeds the means and intervals are, counting only the
+    points with a value (``over 3 seeds``; ``over 2–3 seeds``, the fewest to the most,
+    when they differ; not ``0/3``: a "never" point is no mean over 0 seeds).
     Where the interval reached beyond the runs' last step (``<metric>_high_censored``,
     e.g. ``t50`` of :func:`sim.analysis.aggregate.aggregate_metrics`), its bar stops at
     that step and ends in an upward arrow (:data:`CENSORED_MARKER`, unlike any line's
@@ -364,8 +367,7 @@ def metric_by_parameter(
                     color=style["color"],
                 )
     axis.draw(fig, ax, x)
-    rows_col = f"{metric}_rows" if f"{metric}_rows" in agg.columns else cols[3]
-    ax.set_ylabel(f"{metric} (mean, {level:.0%} CI over {_counts(agg, rows_col)} seeds)")
+    ax.set_ylabel(f"{metric} (mean, {level:.0%} CI {_over_seeds(agg[cols[3]])})")
     if share:
         ax.set_ylim(0.0, 1.0)
     else:
@@ -390,9 +392,20 @@ def metric_by_parameter(
     return fig
 
 
-def _counts(agg: pl.DataFrame, column: str) -> str:
-    """The distinct counts of a column, e.g. ``"3"`` or ``"2/3"``."""
-    return "/".join(str(v) for v in sorted({int(v) for v in agg[column].drop_nulls()})) or "0"
+def _over_seeds(valid: pl.Series) -> str:
+    """What the means and intervals are over, given each point's seeds with a value.
+
+    Only the points with a value count: those without one are drawn as "never", not as
+    a mean over no seed. ``"over 3 seeds"`` when they all have 3, ``"over 2–3 seeds"``
+    (the fewest to the most) when they differ, ``"over seeds: none has a value"`` when
+    no point has one.
+    """
+    counts = sorted({int(v) for v in valid.drop_nulls() if v > 0})
+    if not counts:
+        return "over seeds: none has a value"
+    low, high = counts[0], counts[-1]
+    span = f"{low}" if low == high else f"{low}–{high}"
+    return f"over {span} seed{'' if high == 1 else 's'}"
 
 
 def side_by_side_curves(curves: pl.DataFrame, *, title: str = "Spread by run") -> Figure:

@@ -642,6 +642,36 @@ def test_the_legend_of_a_metric_figure_shows_what_each_line_draws():
     assert [t.get_color() for t in nevers] == [plots.group_style(1)["color"]] * 2
 
 
+def test_the_metric_axis_counts_the_seeds_of_the_points_with_a_value():
+    """A point without a value ("never") is no mean over 0 seeds: the label counts the
+    seeds of the other points, as a range when they differ (it read "over 0/2/3 seeds")."""
+
+    def label(n: list[int], rows: list[int] | None = None) -> str:
+        mean = [None if k == 0 else 5.0 for k in n]
+        agg = pl.DataFrame(
+            {
+                "beta": [0.1, 0.3, 0.5] * 2,
+                "meme_id": ["a"] * 3 + ["b"] * 3,
+                "t50_mean": mean,
+                "t50_low": [None if m is None else 4.0 for m in mean],
+                "t50_high": [None if m is None else 6.0 for m in mean],
+                "t50_n": n,
+            },
+            schema_overrides={"t50_mean": pl.Float64},
+        )
+        if rows is not None:
+            agg = agg.with_columns(pl.Series("t50_rows", rows))
+        fig = plots.metric_by_parameter(agg, "beta", "t50", group=["meme_id"])
+        return fig.axes[0].get_ylabel()
+
+    assert label([3, 3, 3, 0, 0, 0]) == "t50 (mean, 95% CI over 3 seeds)"
+    assert label([3, 3, 3, 2, 0, 3]) == "t50 (mean, 95% CI over 2\u20133 seeds)"
+    # Seeds without a value count neither: the k/n labels say how many of n had one.
+    assert label([3, 3, 3, 2, 0, 3], [3] * 6) == "t50 (mean, 95% CI over 2\u20133 seeds)"
+    assert label([1, 0, 1, 1, 1, 0], [2] * 6) == "t50 (mean, 95% CI over 1 seed)"
+    assert label([0] * 6, [3] * 6) == "t50 (mean, 95% CI over seeds: none has a value)"
+
+
 def test_the_legend_of_a_time_figure_shows_what_each_line_draws():
     """A line whose medians are all censored is its arrows: its legend entry is the arrow,
     "(all beyond T)"; one with no seed observed at all is only its "undefined" texts."""
