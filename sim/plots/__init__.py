@@ -19,10 +19,11 @@ Modules, one concept each:
 * :mod:`sim.plots.styles` — state colours and line styles, group styles, markers;
 * :mod:`sim.plots.axes` — drawing helpers the figures share: lines that stay visible
   (:func:`draw_line`), censored arrows and notes at the axis floor
-  (:func:`draw_censored`, :func:`note_at_floor`), share and count axes, a frame split
-  into one part per group and the group's label (:func:`split_by`,
-  :func:`group_label`), a swept parameter along the x axis (:class:`ParameterAxis`;
-  categories in :func:`category_order`);
+  (:func:`draw_censored`, :func:`note_at_floor`), a legend of what each line draws
+  (:func:`line_legend`: a line drawn only as notes has its text in its colour), share
+  and count axes, a frame split into one part per group and the group's label
+  (:func:`split_by`, :func:`group_label`), a swept parameter along the x axis
+  (:class:`ParameterAxis`; categories in :func:`category_order`);
 * :mod:`sim.plots.curves` — prevalence and spread curves, memes compared, counts per
   step, a metric against a swept parameter;
 * :mod:`sim.plots.networks` — the network coloured by state, node sizes, carrier rings;
@@ -43,12 +44,14 @@ from __future__ import annotations
 
 from sim.plots.axes import (
     LABEL_GAP,
+    LineEntry,
     ParameterAxis,
     category_order,
     count_axis,
     draw_censored,
     draw_line,
     group_label,
+    line_legend,
     note_at_floor,
     share_axis,
     split_by,
@@ -108,6 +111,7 @@ __all__ = [
     "STATE_ORDER",
     "STATE_STYLES",
     "UNDEFENDED_MARKER",
+    "LineEntry",
     "ParameterAxis",
     "carrier_ring_width",
     "category_order",
@@ -124,6 +128,7 @@ __all__ = [
     "group_label",
     "group_style",
     "heatmap",
+    "line_legend",
     "memes_compared",
     "metric_by_parameter",
     "mutation_by_hop",

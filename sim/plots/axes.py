@@ -2,8 +2,9 @@
 
 A line's markers stay visible where it coincides with earlier lines; share axes run from
 0 to 1; count axes start at 0 and have integer ticks; a frame splits into one part (one
-line) per group, labelled by the group's values; a swept parameter along the x axis
-(:class:`ParameterAxis`) puts numbers at their values and categories evenly apart.
+line) per group, labelled by the group's values; a legend shows what each line draws
+(:func:`line_legend`); a swept parameter along the x axis (:class:`ParameterAxis`) puts
+numbers at their values and categories evenly apart.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 from matplotlib import rcParams
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.container import Container
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
@@ -84,6 +88,37 @@ def note_at_floor(ax: Axes, x: float, text: str, index: int, colour: str) -> Non
         fontsize=7,
         color=colour,
     )
+
+
+@dataclass(frozen=True)
+class LineEntry:
+    """A line's legend entry: what is drawn of it.
+
+    Attributes:
+        text: The entry's text (the line's label, and e.g. "(never)").
+        colour: The line's colour.
+        handle: What the line draws (its line and markers, its arrows); None for a line
+            drawn only as notes (:func:`note_at_floor`), whose entry then has no line or
+            marker and its text in the line's colour, as its notes are.
+    """
+
+    text: str
+    colour: str
+    handle: Artist | Container | None = None
+
+
+def line_legend(ax: Axes, entries: Sequence[LineEntry], title: str) -> Legend:
+    """The legend of ``ax``: one entry per line, in order, showing what each draws."""
+    legend = ax.legend(
+        [Line2D([], [], linestyle="none") if e.handle is None else e.handle for e in entries],
+        [e.text for e in entries],
+        title=title,
+        fontsize="small",
+    )
+    for entry, text in zip(entries, legend.get_texts(), strict=True):
+        if entry.handle is None:
+            text.set_color(entry.colour)
+    return legend
 
 
 def share_axis(ax: Axes) -> None:

@@ -7,19 +7,18 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from matplotlib.artist import Artist
-from matplotlib.container import Container
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from sim.plots.axes import (
+    LineEntry,
     ParameterAxis,
     category_order,
     count_axis,
     draw_censored,
     draw_line,
     group_label,
+    line_legend,
     note_at_floor,
     share_axis,
     split_by,
@@ -318,8 +317,7 @@ def metric_by_parameter(
     if share is None:
         share = bool(len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1))
     any_censored = False
-    handles: list[tuple[Artist | Container, str]] = []  # one legend entry per line: what is drawn
-    never_colours: dict[int, str] = {}  # entries of lines that are only "never": their colour
+    entries: list[LineEntry] = []  # one legend entry per line: what is drawn
     for index, (key, part) in enumerate(parts):
         part = axis.in_order(part, x)
         pos = axis.at(part[x].to_list(), index, len(parts))
@@ -330,8 +328,7 @@ def metric_by_parameter(
         label = group_label(key)
         if np.isnan(mean).all():
             # Nothing to draw but its "never" texts: a legend entry without line or marker.
-            handles.append((Line2D([], [], linestyle="none"), f"{label} (never)"))
-            never_colours[len(handles) - 1] = style["color"]
+            entries.append(LineEntry(f"{label} (never)", style["color"]))
         else:
             drawn = ax.errorbar(
                 pos,
@@ -343,7 +340,7 @@ def metric_by_parameter(
                 capsize=3,
                 clip_on=False,  # a share of exactly 0 or 1 sits on the axis, fully drawn
             )
-            handles.append((drawn, label))
+            entries.append(LineEntry(label, style["color"], drawn))
         censored_col = f"{metric}_high_censored"
         if censored_col in part.columns:
             beyond = part[censored_col].fill_null(False).to_numpy().astype(bool)
@@ -374,14 +371,7 @@ def metric_by_parameter(
         ax.set_ylim(bottom=min(0.0, float(finite.min())) if len(finite) else 0.0)
     ax.set_title(title or metric)
     if groups:
-        legend = ax.legend(
-            [h for h, _ in handles],
-            [text for _, text in handles],
-            title=", ".join(groups),
-            fontsize="small",
-        )
-        for entry, colour in never_colours.items():  # the colour of its "never" texts
-            legend.get_texts()[entry].set_color(colour)
+        line_legend(ax, entries, ", ".join(groups))
     if any_censored:
         fig.supxlabel(
             "\u2191: the interval reaches beyond the runs' last step; its bar stops there "

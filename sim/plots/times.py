@@ -15,14 +15,15 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from sim.plots.axes import (
+    LineEntry,
     ParameterAxis,
     category_order,
     draw_censored,
     group_label,
+    line_legend,
     note_at_floor,
     split_by,
 )
@@ -53,7 +54,9 @@ def time_by_parameter(
     points (a censored median is no value to join). The legend shows what each line
     draws: a line whose medians are all censored is only its arrows, and its entry is
     the arrow, labelled ``(all beyond T)``; one whose medians are all undefined,
-    ``(undefined)``. The y axis says what is plotted; a
+    ``(undefined)``, without line or marker and in the line's colour, as its
+    ``undefined`` texts (and as ``(never)`` in :func:`sim.plots.metric_by_parameter`).
+    The y axis says what is plotted; a
     caption under the axes says how the median treats seeds that never got there.
 
     Args:
@@ -82,7 +85,7 @@ def time_by_parameter(
     fig = Figure(figsize=(max(5.5, 1.3 * len(axis.values) + 3), 4.3), layout="constrained")
     ax = fig.add_subplot()
     censored_any = False
-    handles: list[tuple[Line2D, str]] = []  # one legend entry per line: what is drawn
+    entries: list[LineEntry] = []  # one legend entry per line: what is drawn
     for index, (key, part) in enumerate(parts):
         part = axis.in_order(part, x)
         pos = axis.at(part[x].to_list(), index, len(parts))
@@ -102,15 +105,15 @@ def time_by_parameter(
                 markersize=7,
                 clip_on=False,
             )
-            handles.append((line, label))
+            entries.append(LineEntry(label, style["color"], line))
         censored = np.isnan(median) & ~np.isnan(end)
         if censored.any():  # (an empty unclipped line would count as a point at 0, 0)
             censored_any = True
             arrows = draw_censored(ax, pos[censored], end[censored], style["color"])
             if np.isnan(median).all():  # the arrows are all that is drawn of the line
-                handles.append((arrows, f"{label} (all beyond T)"))
+                entries.append(LineEntry(f"{label} (all beyond T)", style["color"], arrows))
         if np.isnan(median).all() and not censored.any():  # "undefined" texts alone
-            handles.append((Line2D([], [], linestyle="none"), f"{label} (undefined)"))
+            entries.append(LineEntry(f"{label} (undefined)", style["color"]))
         reached_n = part[cols[2]].to_list()
         seeds = part[runs].to_list() if runs in part.columns else [None] * part.height
         for px, m, t, k, n in zip(pos, median, end, reached_n, seeds, strict=True):
@@ -147,12 +150,7 @@ def time_by_parameter(
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title or time)
     if groups:
-        ax.legend(
-            [h for h, _ in handles],
-            [text for _, text in handles],
-            title=", ".join(groups),
-            fontsize="small",
-        )
+        line_legend(ax, entries, ", ".join(groups))
     lines = [
         f"median over all seeds, those that never reached {reached} counted as not there "
         "by their last step; no interval"

@@ -700,6 +700,12 @@ def test_the_legend_of_a_time_figure_shows_what_each_line_draws():
     assert b.get_marker().vertices.tolist() == plots.CENSORED_MARKER.vertices.tolist()
     assert b.get_color() == plots.group_style(1)["color"]
     assert (b.get_linestyle(), c.get_linestyle(), c.get_marker()) == ("None", "None", "None")
+    # c's entry, without line or marker, is in c's colour as its "undefined" texts are
+    # (it was black, while the metric figure's "(never)" entries had their line's colour).
+    colours = [t.get_color() for t in legend.get_texts()]
+    assert colours[2] == plots.group_style(2)["color"]
+    undefined = [t.get_color() for t in ax.texts if t.get_text().startswith("undefined")]
+    assert undefined == [plots.group_style(2)["color"]] * 2
     # Every line drawn is a line or the arrows of a legend entry: b and c draw no
     # line-and-marker of their own (their medians are all missing).
     drawn = [(line.get_marker(), line.get_color()) for line in ax.lines]
