@@ -23,7 +23,8 @@ Modules, one concept each:
   (:func:`line_legend`: a line drawn only as notes has its text in its colour), share
   and count axes, a frame split into one part per group and the group's label
   (:func:`split_by`, :func:`group_label`), a swept parameter along the x axis
-  (:class:`ParameterAxis`; categories in :func:`category_order`);
+  (:class:`ParameterAxis`; categories in :func:`category_order`), notes moved apart
+  once the figure is laid out (:func:`stack_apart`);
 * :mod:`sim.plots.curves` — prevalence and spread curves, memes compared, counts per
   step, a metric against a swept parameter;
 * :mod:`sim.plots.networks` — the network coloured by state, node sizes, carrier rings;
@@ -55,6 +56,7 @@ from sim.plots.axes import (
     note_at_floor,
     share_axis,
     split_by,
+    stack_apart,
 )
 from sim.plots.curves import (
     counts_per_step,
@@ -141,6 +143,7 @@ __all__ = [
     "side_by_side_curves",
     "split_by",
     "spread_curves",
+    "stack_apart",
     "state_legend",
     "state_rank",
     "state_style",

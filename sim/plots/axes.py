@@ -23,7 +23,9 @@ from matplotlib.container import Container
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
+from matplotlib.text import Annotation
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
 from sim.plots.styles import CENSORED_MARKER, CENSORED_MARKER_WIDTH
 
@@ -297,11 +299,41 @@ def _labels_apart(fig: Figure, ax: Axes) -> bool:
     """Whether every two x tick labels lie at least :data:`LABEL_GAP` apart."""
     gap = LABEL_GAP * fig.dpi / 72
     boxes = _label_boxes(fig, ax)
-    return not any(
-        a.x0 - gap < b.x1 and b.x0 - gap < a.x1 and a.y0 - gap < b.y1 and b.y0 - gap < a.y1
-        for i, a in enumerate(boxes)
-        for b in boxes[i + 1 :]
-    )
+    return not any(_close(a, b, gap) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def _close(a: Bbox, b: Bbox, gap: float) -> bool:
+    """Whether boxes ``a`` and ``b`` lie less than ``gap`` apart (display units)."""
+    return a.x0 - gap < b.x1 and b.x0 - gap < a.x1 and a.y0 - gap < b.y1 and b.y0 - gap < a.y1
+
+
+def stack_apart(fig: Figure, notes: Sequence[Annotation], fixed: Sequence[Annotation] = ()) -> None:
+    """Move ``notes`` down so that they lie at least :data:`LABEL_GAP` apart.
+
+    Call it once the figure is complete (after :meth:`ParameterAxis.fit_labels`): it
+    lays the figure out and measures the rendered notes. Each note, in order, stays
+    where it is if it clears the ``fixed`` notes (which do not move) and the notes
+    before it, else moves down by its own height and a little more than the gap as
+    often as needed: notes at (nearly) the same x, e.g. those of two lines drawn
+    slightly apart, form a column under the points they label. Notes are moved by their
+    offset (``xytext``, in points), so they stay apart at any dpi.
+    """
+    if not notes or len(notes) + len(fixed) < 2:
+        return
+    gap = LABEL_GAP * fig.dpi / 72
+    fig.draw_without_rendering()
+    placed = [note.get_window_extent() for note in fixed]
+    for note in notes:
+        box = note.get_window_extent()
+        drop = 0.0
+        while any(_close(box.translated(0, -drop), other, gap) for other in placed):
+            # (by more than the gap: a row exactly a gap below may still count as close
+            # after rounding, and the note would skip it)
+            drop += box.height + 1.25 * gap
+        if drop:
+            x, y = note.xyann
+            note.xyann = (x, y - drop * 72 / fig.dpi)
+        placed.append(box.translated(0, -drop))
 
 
 def _stagger(fig: Figure, ax: Axes, *, level: bool = False) -> tuple[int, bool]:

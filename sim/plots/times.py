@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 from matplotlib.ticker import MaxNLocator
 
 from sim.plots.axes import (
@@ -26,6 +27,7 @@ from sim.plots.axes import (
     line_legend,
     note_at_floor,
     split_by,
+    stack_apart,
 )
 from sim.plots.styles import group_style
 
@@ -48,7 +50,9 @@ def time_by_parameter(
     ``n`` seeds reached the fraction). No interval is drawn: the median comes without
     one. Where the median is censored (null: fewer than half the seeds got there by the
     last step ``T`` the curve covers, ``<time>_km_end``) an upward arrow
-    (:data:`sim.plots.CENSORED_MARKER`) stands at ``T``, labelled ``>T`` and ``k/n``;
+    (:data:`sim.plots.CENSORED_MARKER`) stands at ``T``, labelled ``>T`` and ``k/n``
+    (the labels of several lines at (nearly) the same x stacked under each other in line
+    order, :func:`sim.plots.stack_apart`, where they overlapped);
     where it is undefined (no seed observed at all) ``undefined`` is written at the
     axis bottom. A numeric parameter's medians are joined by a line, broken at censored
     points (a censored median is no value to join). The legend shows what each line
@@ -85,6 +89,9 @@ def time_by_parameter(
     fig = Figure(figsize=(max(5.5, 1.3 * len(axis.values) + 3), 4.3), layout="constrained")
     ax = fig.add_subplot()
     censored_any = False
+    # The ">T k/n" notes, kept apart once the figure is done (and from the medians' k/n).
+    beyond: list[Annotation] = []
+    counts: list[Annotation] = []
     entries: list[LineEntry] = []  # one legend entry per line: what is drawn
     for index, (key, part) in enumerate(parts):
         part = axis.in_order(part, x)
@@ -122,7 +129,7 @@ def time_by_parameter(
                 note_at_floor(ax, px, f"undefined ({count})", index, style["color"])
                 continue
             if np.isnan(m):  # censored: ">T" and k/n under the arrow, narrow
-                ax.annotate(
+                note = ax.annotate(
                     f">{t:.0f}\n{count}",
                     (px, t),
                     xytext=(0, -13),
@@ -132,8 +139,9 @@ def time_by_parameter(
                     fontsize=7,
                     color=style["color"],
                 )
+                beyond.append(note)
             else:
-                ax.annotate(
+                note = ax.annotate(
                     count,
                     (px, m),
                     xytext=(5, 4),
@@ -141,6 +149,7 @@ def time_by_parameter(
                     fontsize=7,
                     color=style["color"],
                 )
+                counts.append(note)
     axis.draw(fig, ax, x)
     ax.set_ylabel(f"{time}: Kaplan-Meier median step\n(k/n: seeds that reached {reached})")
     shown = agg.select(cols[:2]).cast(pl.Float64).to_numpy()
@@ -163,5 +172,6 @@ def time_by_parameter(
     # Wrapped to the figure's width (about 14 characters an inch at this size).
     width = int(fig.get_figwidth() * 14)
     fig.supxlabel("\n".join(textwrap.fill(line, width) for line in lines), fontsize=7)
-    axis.fit_labels(fig, ax)  # last: the layout is complete
+    axis.fit_labels(fig, ax)  # the layout is complete: the notes can be measured
+    stack_apart(fig, beyond, counts)  # two lines' notes at the same x no longer overlap
     return fig

@@ -715,6 +715,63 @@ def test_the_legend_of_a_time_figure_shows_what_each_line_draws():
     ]
 
 
+def _overlapping_notes(fig: Figure, dpi: float) -> list[tuple[str, str]]:
+    """The pairs of notes (texts in the axes) whose boxes overlap, rendered with Agg."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(dpi)
+    FigureCanvasAgg(fig).draw()
+    texts = fig.axes[0].texts
+    boxes = [t.get_window_extent() for t in texts]
+    return [
+        (texts[i].get_text(), texts[j].get_text())
+        for i, a in enumerate(boxes)
+        for j, b in enumerate(boxes)
+        if i < j and a.overlaps(b)
+    ]
+
+
+def test_censored_notes_of_lines_at_the_same_x_do_not_overlap(tmp_path):
+    """Two lines censored at beta = 0.1 (drawn slightly apart: by an eighth of 0.05) wrote
+    ">20 2/10" and ">20 1/10" over each other; now the second stands under the first.
+    Three lines at two values that close (0.1, 0.105) form one column, clear of a
+    median's k/n too."""
+    two = pl.DataFrame(
+        {
+            "beta": [0.1, 0.15, 0.5] * 2,
+            "meme_id": ["a"] * 3 + ["b"] * 3,
+            "t50_km_median": [None, 4, 3, None, 6, None],
+            "t50_km_end": [20] * 6,
+            "t50_n": [2, 8, 9, 1, 6, 3],
+            "runs": [10] * 6,
+        },
+        schema_overrides={"t50_km_median": pl.Int64, "t50_km_end": pl.Int64},
+    )
+    fig = plots.time_by_parameter(two, "beta", group=["meme_id"])
+    notes = {t.get_text(): t for t in fig.axes[0].texts}
+    assert notes[">20\n2/10"].xyann == (0, -13)  # the first line's note stays
+    assert notes[">20\n3/10"].xyann == (0, -13)  # alone at 0.5: it stays too
+    x, y = notes[">20\n1/10"].xyann
+    assert x == 0 and y < -13  # the second line's note, under the first
+    for dpi in (100, 200):
+        assert _overlapping_notes(fig, dpi) == []
+    _check(fig, tmp_path / "two.png")
+    three = pl.DataFrame(
+        {
+            "beta": [0.1, 0.105, 0.5] * 3,
+            "meme_id": ["a"] * 3 + ["b"] * 3 + ["c"] * 3,
+            "t50_km_median": [None, None, 3, None, None, None, None, 18, None],
+            "t50_km_end": [20, 20, 20, 20, 20, 20, 18, 20, 20],
+            "t50_n": [2, 3, 9, 1, 4, 3, 0, 6, 2],
+            "runs": [10] * 9,
+        },
+        schema_overrides={"t50_km_median": pl.Int64, "t50_km_end": pl.Int64},
+    )
+    fig = plots.time_by_parameter(three, "beta", group=["meme_id"])
+    for dpi in (100, 200):
+        assert _overlapping_notes(fig, dpi) == []
+
+
 def test_rendering_the_censored_arrows_prints_no_font_warning(tmp_path):
     """The arrow is a path, not a glyph: the mathtext arrow made matplotlib look for
     STIX and Computer Modern fonts and log "findfont: Font family ... not found" for
