@@ -11,7 +11,9 @@ the transmission tree so far and, for one agent, the memory entries it retrieved
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -73,6 +75,10 @@ COUNT_COLUMNS = (
     ("adopters", "adopters"),
 )
 
+
+#: How many (step, meme) frames of agent states a view keeps (:meth:`RunView.states`):
+#: the page asks for them on every move of the step slider. A frame has a row per agent.
+STATES_CACHE_SIZE = 64
 
 #: Environment variable that passes the checked target to the page's server process.
 TARGET_ENV = "MEMESPREAD_DASHBOARD_TARGET"
@@ -268,7 +274,26 @@ class RunView:
         ``turnover`` tables: ``state`` is ``"recovered"`` for a recovered agent
         (:mod:`sim.analysis.recovery`), else the most advanced of susceptible < exposed
         < carrier < expressed < adopter, as the network figure of :mod:`sim.plots` draws.
+
+        Computed once per (step, meme) while it is among the :data:`STATES_CACHE_SIZE`
+        most recently asked for (:meth:`states_cache_info`): the page asks on every
+        slider move, and each computation reads the whole ``agents`` table. The same
+        question returns the same frame, which callers must not modify.
         """
+        return self._cached_states(step, meme_id)
+
+    def states_cache_info(self) -> functools._CacheInfo:
+        """The :meth:`states` cache: its hits, misses, ``maxsize`` and ``currsize``."""
+        return self._cached_states.cache_info()
+
+    @cached_property
+    def _cached_states(self) -> functools._lru_cache_wrapper[pl.DataFrame]:
+        # One cache per view (a cache on the method would be one for every view, and
+        # would keep them all alive).
+        compute: Callable[[int, str], pl.DataFrame] = self._states
+        return functools.lru_cache(maxsize=STATES_CACHE_SIZE)(compute)
+
+    def _states(self, step: int, meme_id: str) -> pl.DataFrame:
         return states_at(
             self.tables["agents"],
             self.n_agents,

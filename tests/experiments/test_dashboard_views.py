@@ -14,11 +14,19 @@ from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from experiments.cli import main
 from experiments.config import load_config
-from experiments.dashboard.view import NotARunError, RunView, TreeSummary, describe_target
+from experiments.dashboard.view import (
+    STATES_CACHE_SIZE,
+    NotARunError,
+    RunView,
+    TreeSummary,
+    describe_target,
+)
 from experiments.runner import run_experiment
+from sim.analysis.prevalence import states_at
 
 CONFIG = """
 name = "dash-contagion"
@@ -118,6 +126,35 @@ def test_states_and_counts_are_those_of_the_steps_table(run_dir: Path) -> None:
                 "expressed": 0,  # contagion agents make no scored choices
                 "adopters": row["adopters"][0],
             }
+
+
+def test_states_are_computed_once_per_step_and_meme(run_dir: Path) -> None:
+    """The page asks for the states on every slider move: the second time the same
+    frame comes from the view's cache, equal to what states_at computes from the
+    tables; the cache keeps at most STATES_CACHE_SIZE frames."""
+    view = RunView.from_run_dir(run_dir)
+    first = view.states(3, "influence")
+    info = view.states_cache_info()
+    assert (info.hits, info.misses, info.currsize) == (0, 1, 1)
+    again = view.states(3, "influence")
+    info = view.states_cache_info()
+    assert (info.hits, info.misses, info.currsize) == (1, 1, 1)  # not computed again
+    assert again is first
+    expected = states_at(
+        view.tables["agents"], 60, 3, "influence", turnover=view.tables.get("turnover")
+    )
+    assert_frame_equal(again, expected)
+    other = view.states(3, "lesson")  # another meme is another question
+    assert view.states_cache_info().misses == 2
+    assert not other.equals(first)
+    # Bounded: more (step, meme) questions than it holds leave STATES_CACHE_SIZE frames
+    # (steps past the last one ask for the run's end).
+    for step in range(STATES_CACHE_SIZE // 2 + 1):
+        for meme in view.meme_ids:
+            view.states(step, meme)
+    assert view.states_cache_info().currsize == STATES_CACHE_SIZE
+    # Each view has its own cache.
+    assert RunView.from_run_dir(run_dir).states_cache_info().currsize == 0
 
 
 def _recovered_in_tables(run_dir: Path, step: int, meme: str) -> set[int]:
