@@ -170,7 +170,7 @@ class RunView:
         manifest, unfinished = check_run_dir(path)
         if unfinished is None:
             tables = {
-                name: pl.read_parquet(path / f"{name}.parquet")
+                name: read_page_table(path / f"{name}.parquet")
                 for name in PAGE_TABLES
                 if (path / f"{name}.parquet").is_file()
             }
@@ -479,16 +479,19 @@ class RunView:
 def check_run_dir(path: Path) -> tuple[dict[str, Any], UnfinishedRun | None]:
     """The checked manifest of a run directory the page can open, and its checkpoint.
 
-    Cheap: no table is read, no model built. A ``complete`` run must have the tables the
-    page needs; an ``interrupted`` or ``failed`` one a checkpoint to replay
+    Cheap: no model is built and of the tables only their Parquet footers are read. A
+    ``complete`` run must have the tables the page needs, each of its page tables
+    (:data:`PAGE_TABLES`) readable as Parquet (not truncated, say, by a full disk or an
+    interrupted copy); an ``interrupted`` or ``failed`` one a checkpoint to replay
     (:func:`experiments.dashboard.unfinished.unfinished_run`, returned second; None for a
     complete run); a ``running`` one is refused.
 
     Raises:
         NotARunError: ``path`` is missing, not a directory, a sweep directory, not a run
             of memespread, has a manifest that :func:`sim.manifest.read_manifest`
-            refuses, is complete but lacks tables, is running, or is unfinished without
-            a checkpoint to replay (each case named in the one-line message).
+            refuses, is complete but lacks tables or has one that is not readable as
+            Parquet, is running, or is unfinished without a checkpoint to replay (each
+            case named in the one-line message).
     """
     if not path.is_dir():
         raise NotARunError(f"{path}: no such directory (give a run directory or a config)")
@@ -519,7 +522,36 @@ def check_run_dir(path: Path) -> tuple[dict[str, Any], UnfinishedRun | None]:
             f"{path}: the run is complete but has no {', '.join(missing)} table(s): its "
             "directory is damaged; rerun its config with --overwrite"
         )
+    for name in PAGE_TABLES:
+        table = path / f"{name}.parquet"
+        if table.is_file():
+            try:
+                pl.read_parquet_schema(table)
+            except (pl.exceptions.PolarsError, OSError) as err:
+                raise NotARunError(_unreadable(table, err)) from None
     return manifest, None
+
+
+def read_page_table(table: Path) -> pl.DataFrame:
+    """A run's table, read whole.
+
+    Raises:
+        NotARunError: The file is not readable as Parquet (a one-line message naming it;
+            :func:`check_run_dir` finds a damaged footer, this any other damage).
+    """
+    try:
+        return pl.read_parquet(table)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise NotARunError(_unreadable(table, err)) from None
+
+
+def _unreadable(table: Path, err: Exception) -> str:
+    """The one-line message for a run's table that cannot be read."""
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return (
+        f"{table}: the table is not readable as Parquet ({reason}): the run directory "
+        "is damaged; rerun its config with --overwrite"
+    )
 
 
 def first_run(sweep_dir: Path) -> Path | None:

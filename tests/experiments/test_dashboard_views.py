@@ -9,6 +9,7 @@ step is compared with the tables it is drawn from (``steps``, ``agents``,
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,40 @@ def test_states_are_computed_once_per_step_and_meme(run_dir: Path) -> None:
     assert view.states_cache_info().currsize == STATES_CACHE_SIZE
     # Each view has its own cache.
     assert RunView.from_run_dir(run_dir).states_cache_info().currsize == 0
+
+
+def test_an_unreadable_table_is_a_one_line_error_before_the_page_starts(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated Parquet table made the page fail in the browser; now the command
+    names the file and stops before the server starts (exit code 2, one line)."""
+    damaged = tmp_path / "run"
+    shutil.copytree(run_dir, damaged)
+    table = damaged / "agents.parquet"
+    data = table.read_bytes()
+    table.write_bytes(data[: len(data) // 2])
+    message = (
+        f"{table}: the table is not readable as Parquet (parquet: File out of "
+        "specification: The file must end with PAR1 or PARE): the run directory is "
+        "damaged; rerun its config with --overwrite"
+    )
+    with pytest.raises(NotARunError) as err:
+        describe_target(damaged)
+    assert str(err.value) == message
+    with pytest.raises(NotARunError) as err:
+        RunView.from_run_dir(damaged)
+    assert str(err.value) == message
+    assert main(["dashboard", str(damaged)]) == 2
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines() == [f"error: {message}"]
+    assert "memespread dashboard: http" not in out.out  # the server never started
+    # An optional table the page reads (here the guards' decisions) is checked too.
+    shutil.copy(run_dir / "agents.parquet", table)
+    decisions = damaged / "guard_decisions.parquet"
+    decisions.write_bytes(b"")
+    with pytest.raises(NotARunError) as err:
+        describe_target(damaged)
+    assert str(err.value).startswith(f"{decisions}: the table is not readable as Parquet (")
 
 
 def _recovered_in_tables(run_dir: Path, step: int, meme: str) -> set[int]:
