@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sim.kernels import UNCACHED_WARNING
 from sim.topk import decode_keys, merge_bank_keys, merge_bank_lists, merge_level_keys
 
 
@@ -188,7 +189,8 @@ def test_a_query_table_shorter_than_the_readers_is_an_error_not_a_read_past_it()
 def test_the_kernels_load_where_numba_has_nowhere_to_cache_them(tmp_path):
     """A read-only install with no writable cache directory: numba refuses cache=True
     functions as they are decorated, so the modules would not import; the kernels are
-    then compiled in the process instead, with the same results."""
+    then compiled in the process instead, with the same results, and the process is told
+    so once (on stderr: the logger's last-resort handler), with the fix."""
     package = tmp_path / "sim"
     shutil.copytree(
         Path(__file__).parents[2] / "sim", package, ignore=shutil.ignore_patterns("__pycache__")
@@ -219,3 +221,7 @@ def test_the_kernels_load_where_numba_has_nowhere_to_cache_them(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[2, 5, 2] [0, 0, 1] [0, 2, 3]", "[1, 0, 1]"]
+    # Every kernel of both modules fell back; one warning, naming the fix.
+    assert done.stderr.count(UNCACHED_WARNING) == 1, done.stderr
+    assert done.stderr.splitlines() == [UNCACHED_WARNING]
+    assert "NUMBA_CACHE_DIR" in UNCACHED_WARNING
