@@ -666,7 +666,9 @@ class Retriever:
         dense_table = getattr(self.scorer, "dense_table", None)
         table = dense_table(queries, texts) if dense_table is not None else None
         merged = (
-            None if table is None else self._merge_dense(alive, base, bank_of, entry_slots, table)
+            None
+            if table is None
+            else self._merge_dense(alive, base, bank_of, store.bank_counts(), entry_slots, table)
         )
         if merged is not None:
             return merged
@@ -694,6 +696,7 @@ class Retriever:
         alive: np.ndarray,
         base: np.ndarray,
         bank_of: np.ndarray,
+        bank_count: np.ndarray,
         entry_slots: np.ndarray,
         table: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> Retrieval | None:
@@ -710,6 +713,8 @@ class Retriever:
             alive: The alive entry ids, ascending.
             base: The reader-independent score of each alive entry.
             bank_of: The bank of each alive entry.
+            bank_count: The number of alive entries of each bank (the store's
+                :meth:`~sim.memory.MemoryStore.bank_counts`, not counted again).
             entry_slots: Each alive entry's text, as an index into the texts the table
                 was made for.
             table: ``(relevance, query_row, text_column)`` of the scorer's
@@ -735,7 +740,7 @@ class Retriever:
             return None
         level_key = np.subtract(len(levels) - 1, level_of.reshape(sums.shape), dtype=np.int64)
         level_key <<= id_bits
-        pairs = int(np.dot(np.bincount(bank_of, minlength=banks.n_banks), self._bank_n_readers))
+        pairs = int(np.dot(bank_count, self._bank_n_readers))
         cap = min(pairs, n_agents * k)
         keys = np.empty(cap, dtype=np.int64)
         readers = np.empty(cap, dtype=np.int32)
@@ -744,7 +749,7 @@ class Retriever:
             banks.read_indptr,
             banks.read_banks,
             bank_of,
-            banks.n_banks,
+            bank_count,
             base_level.astype(np.int64, copy=False),
             text_column.astype(np.int64).take(entry_slots),
             query_row.astype(np.int64) * relevance.shape[1],

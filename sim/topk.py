@@ -96,7 +96,7 @@ def merge_level_keys(
     read_indptr: np.ndarray,
     read_banks: np.ndarray,
     bank_of: np.ndarray,
-    n_banks: int,
+    bank_count: np.ndarray,
     base_level: np.ndarray,
     text_column: np.ndarray,
     query_offset: np.ndarray,
@@ -120,8 +120,13 @@ def merge_level_keys(
     Args:
         read_indptr: Read rights CSR offsets (int64, ``n_agents + 1``).
         read_banks: The bank of each read right.
-        bank_of: The bank of each item (each below ``n_banks``).
-        n_banks: The number of banks.
+        bank_of: The bank of each item (each below ``len(bank_count)``).
+        bank_count: The number of items of each bank (int64, one per bank): what
+            :meth:`sim.memory.MemoryStore.bank_counts` holds for the alive entries, so
+            that no step counts them again. Negative counts, or counts of another
+            total, are refused before any kernel runs, and a bank with more items than
+            its count when grouping reaches it; other mismatches give wrong keys, but
+            nothing is ever read or written past an array.
         base_level: The base level of each item (int64).
         text_column: Each item's column in the relevance level table (int64).
         query_offset: Each reader's row offset in the relevance level table (int64).
@@ -136,10 +141,11 @@ def merge_level_keys(
         The number of kept keys.
     """
     _check_outputs(read_indptr, keys, readers, indptr)
+    n_banks = len(bank_count)
     _check_level_tables(
         len(read_indptr) - 1,
         bank_of,
-        n_banks,
+        bank_count,
         base_level,
         text_column,
         query_offset,
@@ -147,7 +153,7 @@ def merge_level_keys(
         level_key,
     )
     n_items = len(bank_of)
-    count = np.bincount(bank_of, minlength=n_banks)
+    count = bank_count
     n_rel = level_key.shape[1]
     flat_key = np.ascontiguousarray(level_key).ravel()
     base_row = base_level * n_rel  # (the row of each item in the flat level_key)
@@ -216,7 +222,7 @@ def _check_outputs(
 def _check_level_tables(
     n_readers: int,
     bank_of: np.ndarray,
-    n_banks: int,
+    bank_count: np.ndarray,
     base_level: np.ndarray,
     text_column: np.ndarray,
     query_offset: np.ndarray,
@@ -231,6 +237,16 @@ def _check_level_tables(
     table every step.
     """
     n_items = len(bank_of)
+    n_banks = len(bank_count)
+    total = int(bank_count.sum())
+    if total != n_items or (n_banks and int(bank_count.min()) < 0):
+        # (Counts >= 0 totalling the items keep every bank's slice of the grouped items
+        # inside them; the grouping kernel checks that no bank overflows its slice.)
+        raise ValueError(
+            f"top-k merge: bank counts totalling {total} (min "
+            f"{int(bank_count.min()) if n_banks else 0}) for {n_items} items (counts of "
+            "another store, or of another step)"
+        )
     if len(query_offset) < n_readers:
         raise ValueError(f"top-k merge: {len(query_offset)} query offsets for {n_readers} readers")
     if len(base_level) != n_items or len(text_column) != n_items:
@@ -262,6 +278,10 @@ _SHORT = "top-k merge: the output arrays are shorter than the result"
 
 #: The error of a read right naming a bank beyond the bank tables (checked, never read).
 _BANK = "top-k merge: a read right names a bank beyond the bank tables"
+
+#: The error of bank counts below a bank's items (checked as they are grouped, never
+#: written past).
+_COUNT = "top-k merge: a bank holds more items than its count"
 
 #: "No key": above every order key (keys are below 2**62).
 _NO_KEY = np.iinfo(np.int64).max
@@ -399,6 +419,8 @@ def _group_by_bank(bank_of, bank_indptr, base_row, text_column, low, grouped):  
     for item in range(len(bank_of)):
         bank = bank_of[item]
         slot = at[bank]
+        if slot >= bank_indptr[bank + 1]:
+            raise IndexError(_COUNT)
         grouped[slot, 0] = base_row[item]
         grouped[slot, 1] = text_column[item]
         grouped[slot, 2] = low[item]

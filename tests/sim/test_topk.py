@@ -149,7 +149,7 @@ def test_a_read_right_to_a_bank_beyond_the_tables_is_an_error_not_a_read_past_th
                     indptr,
                     rights,
                     np.zeros(n_items, np.int64),
-                    1,
+                    np.array([n_items]),
                     np.zeros(n_items, np.int64),
                     np.zeros(n_items, np.int64),
                     np.zeros(1, np.int64),
@@ -173,7 +173,7 @@ def test_a_query_table_shorter_than_the_readers_is_an_error_not_a_read_past_it()
             indptr,
             rights,
             np.zeros(1, np.int64),
-            1,
+            np.ones(1, np.int64),
             np.zeros(1, np.int64),
             np.zeros(1, np.int64),
             np.zeros(1, np.int64),
@@ -184,6 +184,44 @@ def test_a_query_table_shorter_than_the_readers_is_an_error_not_a_read_past_it()
             readers,
             out_indptr,
         )
+
+
+def _level_merge(bank_of: list[int], bank_count: list[int], k: int = 8) -> list[int]:
+    """merge_level_keys for one reader of every bank, all items of one score level."""
+    n_banks, n_items = len(bank_count), len(bank_of)
+    keys, readers, out_indptr = _outputs(1, k)
+    filled = merge_level_keys(
+        np.array([0, n_banks], dtype=np.int64),
+        np.arange(n_banks, dtype=np.int32),
+        np.array(bank_of, dtype=np.int64),
+        np.array(bank_count, dtype=np.int64),
+        np.zeros(n_items, np.int64),
+        np.zeros(n_items, np.int64),
+        np.zeros(1, np.int64),
+        np.zeros(1, np.int64),
+        np.zeros((1, 1), np.int64),
+        k,
+        keys,
+        readers,
+        out_indptr,
+    )
+    return keys[:filled].tolist()
+
+
+def test_level_merge_takes_the_bank_counts_and_refuses_counts_that_do_not_fit():
+    """merge_level_keys takes each bank's item count from the caller (the store keeps
+    it) instead of counting bank_of again; counts that do not fit bank_of are refused,
+    never used to write or read past the grouped items (the kernels have no bounds
+    checks)."""
+    # Three items in banks 1, 0, 1: keys n_items - 1 - item, newest (highest) first.
+    assert _level_merge([1, 0, 1], [1, 2]) == [0, 1, 2]
+    assert _level_merge([1, 2, 0], [1, 1, 1]) == [0, 1, 2]  # (one per bank: packed)
+    with pytest.raises(ValueError, match=r"bank counts totalling 2 \(min 1\) for 3 items"):
+        _level_merge([1, 0, 1], [1, 1])
+    with pytest.raises(ValueError, match=r"totalling 3 \(min -1\)"):
+        _level_merge([1, 0, 1], [-1, 4])
+    with pytest.raises(IndexError, match="more items than its count"):
+        _level_merge([1, 0, 1], [2, 1])
 
 
 def test_the_kernels_load_where_numba_has_nowhere_to_cache_them(tmp_path):
