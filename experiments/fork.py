@@ -16,7 +16,10 @@ manifest's config (LLM runs are served every completion from the parent's
 parent's ``completions-<key>.jsonl``, so nothing is generated), and the re-simulated
 steps are checked against the parent's ``steps`` table. The fork's run directory starts
 with a copy of every replay cache of the parent (:func:`experiments.replay_files.replay_files`),
-so a fork replays what it shares with its parent.
+so a fork replays what it shares with its parent. A parent checkpoint of an older format
+(``memespread-checkpoint/3``, before the ``personas`` table) is first restored into a
+model of the parent's own config and saved again, so what the format lacked is rebuilt
+as the parent assigned it (its personas rows), not as the fork's changed config would.
 
 Nothing is written before every check passed: a step out of range, a parent that is
 neither complete nor checkpointed at ``STEP``, an entry that does not exist, a config
@@ -52,7 +55,7 @@ from experiments.runner import (
     execute,
     new_manifest,
 )
-from sim.checkpoint import load_checkpoint, save_checkpoint
+from sim.checkpoint import FORMAT, load_checkpoint, read_checkpoint_state, save_checkpoint
 from sim.output import write_json_atomic
 from sim.run import Run
 
@@ -108,6 +111,23 @@ def _state_at(parent: Path, manifest: dict[str, Any], config: Any, at: int, root
                 str(parent),
                 [f"--at {at}: re-simulating the parent did not reproduce its steps table"],
             )
+        return save_checkpoint(model, root / "parent", binding=config_binding(config))
+    finally:
+        model.close()
+
+
+def _current_format(checkpoint: Path, config: Any, root: Path) -> Path:
+    """The parent's checkpoint in the format written now, under ``root`` if it had another.
+
+    An older checkpoint is restored into a model of the parent's config, which rebuilds
+    what its format lacked as the parent had it (:func:`sim.checkpoint.load_checkpoint`),
+    and saved again; the fork's changed config never fills it in.
+    """
+    if read_checkpoint_state(checkpoint)["format"] == FORMAT:
+        return checkpoint
+    model = build_model(config, build_policy(config))
+    try:
+        load_checkpoint(model, checkpoint)
         return save_checkpoint(model, root / "parent", binding=config_binding(config))
     finally:
         model.close()
@@ -169,7 +189,7 @@ def fork_run(
     plan = plan_target(target, overwrite=overwrite, kind="run", elsewhere="--name or --run-dir")
     with tempfile.TemporaryDirectory(prefix="memespread-fork-") as tmp:
         root = Path(tmp)
-        state = _state_at(parent, manifest, config, at, root)
+        state = _current_format(_state_at(parent, manifest, config, at, root), config, root)
         model = build_model(child, build_policy(child))
         try:
             try:

@@ -17,12 +17,21 @@ hand-edited or truncated checkpoint is never resumed.
 
 Restoring requires a model built from the same config; the checkpoint replaces its
 state, and stepping on gives exactly the tables an uninterrupted run gives.
+
+Formats: :data:`FORMAT` is written; :data:`READABLE` are read. ``memespread-checkpoint/4``
+added the ``extra.personas`` frame of LLM runs (the ``personas`` table). A
+``memespread-checkpoint/3`` checkpoint, written before it, is still restored (a run
+killed before an upgrade resumes after it): the model rebuilds the personas rows of its
+steps from its own persona assignment
+(:meth:`MemeticModel.rebuild_personas <sim.model.MemeticModel.rebuild_personas>`), which
+is the writing run's since the model is built from the same config.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -38,7 +47,12 @@ from sim.state import State
 if TYPE_CHECKING:
     from sim.model import MemeticModel
 
-FORMAT = "memespread-checkpoint/3"
+#: The format written.
+FORMAT = "memespread-checkpoint/4"
+#: The format before the ``personas`` frame (LLM checkpoints lack it; still read).
+FORMAT_3 = "memespread-checkpoint/3"
+#: The formats read, newest first.
+READABLE = (FORMAT, FORMAT_3)
 _PREFIX = "step-"
 #: Suffix of the row files, unlike any run table (``runs/**/steps.parquet`` globs skip them).
 _ROWS = ".rows.parquet"
@@ -146,10 +160,10 @@ def checkpoint_step(checkpoint: str | os.PathLike[str]) -> int:
 
 
 def read_checkpoint_state(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checked ``state.json`` of a checkpoint.
+    """The checked ``state.json`` of a checkpoint (its ``format`` is one of :data:`READABLE`).
 
     Raises:
-        CheckpointError: It is unreadable or not JSON, of another format, its digest does
+        CheckpointError: It is unreadable or not JSON, of a format not read, its digest does
             not match its files (edited or truncated), or its step count differs from its
             directory name. The message is one line.
     """
@@ -160,11 +174,11 @@ def read_checkpoint_state(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(
             f"{checkpoint}: unreadable checkpoint ({type(err).__name__})"
         ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in READABLE:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(
-            f"{checkpoint}: checkpoint format {found!r} is not {FORMAT!r} (written by another "
-            "version, or corrupt)"
+            f"{checkpoint}: checkpoint format {found!r} is not one of {list(READABLE)} "
+            "(written by another version, or corrupt)"
         )
     try:
         digest = _content_digest(checkpoint, state)
@@ -188,6 +202,9 @@ def read_checkpoint_state(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
 def load_checkpoint(model: MemeticModel, checkpoint: str | os.PathLike[str]) -> None:
     """Replace the state of a freshly built model (same config) with a checkpoint.
 
+    A ``memespread-checkpoint/3`` checkpoint's missing ``personas`` rows are rebuilt by
+    the model (see the module docstring), and the ``sim.checkpoint`` logger says so.
+
     Raises:
         CheckpointError: The checkpoint fails :func:`read_checkpoint_state`.
         ValueError: It does not fit the model.
@@ -203,3 +220,12 @@ def load_checkpoint(model: MemeticModel, checkpoint: str | os.PathLike[str]) -> 
         model.set_state(State(arrays=arrays, frames=frames, values=state["values"]))
     except ValueError as err:
         raise ValueError(f"{checkpoint}: {err}") from None
+    old = state["format"] == FORMAT_3 and "extra.personas" not in frames
+    if old and model.rebuild_personas():
+        logging.getLogger(__name__).info(
+            "%s: a %s checkpoint (before the personas table): the personas rows of "
+            "its %d steps were rebuilt from the config's persona assignment",
+            checkpoint,
+            FORMAT_3,
+            state["steps"],
+        )

@@ -759,21 +759,52 @@ class MemeticModel(mesa.Model):
         version, internal, gauss = state.values["random"]
         self.random.setstate((version, tuple(internal), gauss))
         self.steps = int(state.values["steps"])
-        self._restore_personas()
+        saved = self._extra.get("personas")
+        self._restore_personas(None if saved is None else pl.concat(saved, how="diagonal_relaxed"))
 
-    def _restore_personas(self) -> None:
+    def rebuild_personas(self) -> bool:
+        """Rebuild the ``personas`` rows of the restored steps, for a state saved without them.
+
+        Checkpoints older than the ``personas`` table (format ``memespread-checkpoint/3``)
+        lack its rows, so a model restored from one would list its agents from the
+        restore step only. This rebuilds the rows the run wrote before: every agent's
+        generation 0 from step 0, then one row per replacement of the restored
+        ``turnover`` table, each with the persona this model's policy assigns (the
+        assignment is a function of the config and the persona order, which checkpoints
+        of ``"shuffled"`` runs hold). So the table is exactly the uninterrupted run's
+        when the model is built from the config that wrote the state, as a restore
+        requires. Call it after :meth:`set_state`.
+
+        Returns:
+            Whether rows were rebuilt (False for a contagion model: it has no such table).
+        """
+        llm = self.llm_policy
+        if llm is None:
+            return False
+        n = self.banks.n_agents
+        originals = np.zeros(n, dtype=np.int32)
+        history = [llm.persona_rows(0, np.arange(n, dtype=np.int32), originals)]
+        replaced = frame_list(self._extra.get("turnover", []))
+        if replaced is not None and replaced.height:
+            agents = replaced["agent_id"].to_numpy().astype(np.int32)
+            generations = replaced["agent_generation"].to_numpy().astype(np.int32)
+            rows = llm.persona_rows(0, agents, generations)
+            history.append(rows.with_columns(replaced["step"].cast(pl.Int32)))
+        self._restore_personas(pl.concat(history))
+        return True
+
+    def _restore_personas(self, restored: pl.DataFrame | None) -> None:
         """Make the restored ``personas`` table say who speaks as which persona from now on.
 
-        A resume keeps the saved table; a fork whose policy assigns other personas adds
-        their rows from the fork step (:func:`agents.personas.personas_after_restore`).
+        A resume keeps the saved table (``restored``: None when there is none); a fork
+        whose policy assigns other personas adds their rows from the fork step
+        (:func:`agents.personas.personas_after_restore`).
         """
         llm = self.llm_policy
         if llm is None:
             return
         everyone = np.arange(self.banks.n_agents, dtype=np.int32)
         current = llm.persona_rows(self.steps, everyone, self.tracker.lineage)
-        saved = self._extra.get("personas")
-        restored = None if saved is None else pl.concat(saved, how="diagonal_relaxed")
         self._extra["personas"] = [personas_after_restore(restored, current)]
 
 

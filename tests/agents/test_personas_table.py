@@ -10,18 +10,20 @@ so the table can be checked against the persona each prompt actually carried.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
 import polars as pl
+import pytest
 
 from agents.contagion import ContagionPolicy, ContagionSpec
 from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from agents.llm_policy import LLMPolicy, LLMPolicySpec
 from agents.personas import load_personas
-from sim.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from sim.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from sim.memes import AgentsPlacement, MemeSpec
 from sim.model import MemeticModel
 from sim.policy import Policy
@@ -254,18 +256,51 @@ def test_an_unchanged_agent_keeps_its_row_and_a_fork_at_step_0_is_the_forks_own_
     assert same.tables()["personas"].equals(parent.tables()["personas"])
 
 
-def test_a_checkpoint_without_the_table_lists_the_personas_from_the_resume_step():
-    model = _model(_llm("by_id"), turnover=TurnoverSpec(rate=1.0, start_step=1))
-    model.step()
-    model.step()
-    state = model.get_state()
-    del state.frames["extra.personas"]  # as a checkpoint written before the table existed
-    resumed = _model(_llm("by_id"), turnover=TurnoverSpec(rate=1.0, start_step=1))
-    resumed.set_state(state)
-    table = resumed.tables()["personas"]
-    assert table["step"].to_list() == [2] * 8
-    assert table["agent_generation"].to_list() == [1] * 8
-    assert table["persona"].to_list() == [1, 2, 3, 4, 5, 6, 7, 8]
+@pytest.mark.parametrize("assignment", ["by_id", "shuffled"])
+def test_a_run_resumed_from_a_checkpoint_older_than_the_table_writes_the_whole_table(
+    tmp_path, as_format_3, caplog, assignment
+):
+    """A format-3 checkpoint (written before the personas table) still resumes, and the
+    rows of its steps are rebuilt from the config's persona assignment: the tables are
+    the uninterrupted run's, replacements before the checkpoint included."""
+    turnover = TurnoverSpec(rate=0.3)
+    straight = _model(_llm(assignment), turnover=turnover)
+    for _ in range(6):
+        straight.step()
+    first = _model(_llm(assignment), turnover=turnover)
+    for _ in range(3):
+        first.step()
+    old = as_format_3(save_checkpoint(first, tmp_path))
+    assert "extra.personas.rows.parquet" not in [p.name for p in old.iterdir()]
+    # Built with another seed (another drawn order): the checkpoint's order stands.
+    resumed = _model(_llm(assignment), seed=4, turnover=turnover)
+    with caplog.at_level(logging.INFO, logger="sim.checkpoint"):
+        load_checkpoint(resumed, old)
+    for _ in range(3):
+        resumed.step()
+    a, b = _clean(straight.tables()), _clean(resumed.tables())
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].equals(b[name]), name
+    personas = a["personas"]
+    before = personas.filter(pl.col("step").is_between(1, 2))
+    assert before.height == 6  # replacements before the checkpoint
+    assert personas.height == 8 + a["turnover"].height
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{old}: a memespread-checkpoint/3 checkpoint (before the personas table): the "
+        "personas rows of its 3 steps were rebuilt from the config's persona assignment"
+    ]
+
+
+def test_a_checkpoint_of_another_format_is_refused(tmp_path):
+    model = _model(_llm("by_id"))
+    checkpoint = save_checkpoint(model, tmp_path)
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["format"] == "memespread-checkpoint/4"
+    state["format"] = "memespread-checkpoint/2"
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="format 'memespread-checkpoint/2' is not one of"):
+        load_checkpoint(_model(_llm("by_id")), checkpoint)
 
 
 def test_contagion_runs_have_no_personas_table_and_no_such_checkpoint_frame():

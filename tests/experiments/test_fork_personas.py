@@ -19,8 +19,15 @@ import polars as pl
 from agents.llm.base import Completion, CompletionCallback, FinishReason, GenerationRequest
 from experiments.config import validate_config
 from experiments.fork import fork_run
-from experiments.manifest import read_manifest
-from experiments.runner import run_experiment
+from experiments.manifest import config_binding, read_manifest
+from experiments.runner import (
+    CHECKPOINTS_DIR,
+    build_model,
+    build_policy,
+    new_manifest,
+    run_experiment,
+)
+from sim.checkpoint import save_checkpoint
 
 #: The seed-3 run's persona order (see tests/agents/test_persona_assignment.py).
 ORDER_SEED_3 = [9, 13, 8, 2, 12, 15, 6, 0, 1, 5, 11, 14, 4, 3, 10, 7]
@@ -98,3 +105,38 @@ def test_a_fork_with_another_seed_keeps_the_parents_persona_order(tmp_path):
     personas = pl.read_parquet(parent / "personas.parquet")
     assert personas["persona"].to_list() == ORDER_SEED_3[:6]
     assert pl.read_parquet(fork.path / "personas.parquet").equals(personas)
+
+
+def _with_turnover() -> dict:
+    # Every agent is replaced at steps 1, 2 and 3: personas rows at every step.
+    return {**_config(), "turnover": {"rate": 1.0, "start_step": 1}}
+
+
+def test_a_fork_from_a_format_3_checkpoint_rebuilds_the_parents_personas(tmp_path, as_format_3):
+    """The parent (by_id personas) was killed at step 2 with a checkpoint of the format
+    before the personas table; the fork assigns shuffled personas. The rows of the
+    steps before the fork are the parent's (rebuilt from the parent's config, not the
+    fork's), and from the fork step the fork's own."""
+    data = _with_turnover()
+    data["policy"] = {**data["policy"], "persona_assignment": "by_id"}
+    config = validate_config(data)
+    parent = tmp_path / "parent"
+    (parent / CHECKPOINTS_DIR).mkdir(parents=True)
+    model = build_model(config, build_policy(config, FixedEngine()))
+    for _ in range(2):
+        model.step()
+    expected = model.tables()["personas"]
+    as_format_3(save_checkpoint(model, parent / CHECKPOINTS_DIR, binding=config_binding(config)))
+    manifest = {**new_manifest(config), "status": "interrupted", "steps_completed": 2}
+    (parent / "manifest.json").write_text(json.dumps(manifest))
+
+    overrides = ['policy.persona_assignment="shuffled"', "steps=2"]  # (no step to generate)
+    fork = fork_run(parent, 2, overrides=overrides, fork_dir=tmp_path / "fork", progress=False)
+    table = pl.read_parquet(fork.path / "personas.parquet")
+    assert expected["step"].to_list() == [0] * 6 + [1] * 6
+    assert table.filter(pl.col("step") < 2).equals(expected)
+    at_fork = table.filter(pl.col("step") == 2)
+    # Generation 1 of agent a: persona ORDER_SEED_3[a + 1] from the fork on (agent 5's
+    # is 6 both ways, so it keeps its row).
+    assert at_fork["agent_id"].to_list() == [0, 1, 2, 3, 4]
+    assert at_fork["persona"].to_list() == [ORDER_SEED_3[a + 1] for a in range(5)]

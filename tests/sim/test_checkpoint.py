@@ -58,6 +58,27 @@ def test_resume_from_checkpoint_gives_identical_tables(tmp_path):
     assert a["transmissions"].height > 0
 
 
+def test_a_format_3_contagion_checkpoint_resumes_to_the_same_tables(tmp_path, as_format_3):
+    """Format 4 added only the personas frame of LLM runs: a contagion run's format-3
+    checkpoint (a run killed before the upgrade) resumes as before."""
+    straight = _model()
+    for _ in range(10):
+        straight.step()
+    first = _model()
+    for _ in range(4):
+        first.step()
+    old = as_format_3(save_checkpoint(first, tmp_path))
+    assert json.loads((old / "state.json").read_text())["format"] == "memespread-checkpoint/3"
+    resumed = _model()
+    load_checkpoint(resumed, old)
+    for _ in range(6):
+        resumed.step()
+    a, b = _clean(straight.tables()), _clean(resumed.tables())
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].equals(b[name]), name
+
+
 def test_new_checkpoint_replaces_old_and_format_is_pickle_free(tmp_path):
     model = _model(50)
     model.step()
