@@ -21,6 +21,11 @@ so a fork replays what it shares with its parent. A parent checkpoint of an olde
 model of the parent's own config and saved again, so what the format lacked is rebuilt
 as the parent assigned it (its personas rows), not as the fork's changed config would.
 
+A fork of an LLM run into another policy (``--set 'policy={kind = "contagion", ...}'``)
+keeps the parent's ``personas`` rows of the steps before ``STEP`` only: its agents no
+longer speak as personas from the fork on, and its manifest says so with
+``"parent": {..., "personas_until_step": STEP}``.
+
 Nothing is written before every check passed: a step out of range, a parent that is
 neither complete nor checkpointed at ``STEP``, an entry that does not exist, a config
 change the parent's state cannot take (other agents or memes), and a target directory
@@ -133,6 +138,12 @@ def _current_format(checkpoint: Path, config: Any, root: Path) -> Path:
         model.close()
 
 
+def _is_llm(config: Any) -> bool:
+    from agents.llm_policy import LLMPolicySpec
+
+    return isinstance(config.policy, LLMPolicySpec)
+
+
 def fork_run(
     run_dir: str | Path,
     at: int,
@@ -221,6 +232,9 @@ def fork_run(
             "with_descendants": with_descendants,
             "overrides": list(overrides or []),
         }
+        if _is_llm(config) and not _is_llm(child):
+            # The parent's personas rows hold until the fork; nobody speaks after it.
+            fresh["parent"]["personas_until_step"] = at
         # The fork holds its directory's write lock like a run does, so a `resume` of the
         # fork (its manifest says "running") is refused while it is being written.
         with locked_run_dir(target, plan) as work:

@@ -798,10 +798,14 @@ class MemeticModel(mesa.Model):
 
         A resume keeps the saved table (``restored``: None when there is none); a fork
         whose policy assigns other personas adds their rows from the fork step
-        (:func:`agents.personas.personas_after_restore`).
+        (:func:`agents.personas.personas_after_restore`). A model without an LLM policy
+        (a contagion fork of an LLM run) keeps the saved rows of the steps before the
+        restore only: from there on nobody speaks as a persona, so the table ends there.
         """
         llm = self.llm_policy
         if llm is None:
+            if restored is not None:
+                self._extra["personas"] = [restored.filter(pl.col("step") < self.steps)]
             return
         everyone = np.arange(self.banks.n_agents, dtype=np.int32)
         current = llm.persona_rows(self.steps, everyone, self.tracker.lineage)

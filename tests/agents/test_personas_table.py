@@ -303,6 +303,28 @@ def test_a_checkpoint_of_another_format_is_refused(tmp_path):
         load_checkpoint(_model(_llm("by_id")), checkpoint)
 
 
+def test_a_contagion_model_restored_from_an_llm_state_keeps_the_rows_before_it(tmp_path):
+    """A contagion fork of an LLM run: nobody speaks as a persona from the fork on, so
+    the restored table ends there, even when the state holds rows of the fork step (an
+    LLM fork's own start, whose changed personas take effect at that step)."""
+    turnover = TurnoverSpec(rate=1.0, start_step=1)
+    parent = _model(_llm("by_id"), turnover=turnover)
+    parent.step()
+    parent.step()
+    save_checkpoint(parent, tmp_path / "parent")
+    llm_fork = _model(_llm("shuffled"), turnover=turnover)
+    load_checkpoint(llm_fork, latest_checkpoint(tmp_path / "parent"))
+    assert llm_fork.tables()["personas"]["step"].max() == 2  # (its rows from the fork step)
+    save_checkpoint(llm_fork, tmp_path / "llm_fork")
+    contagion = _model(ContagionPolicy(ContagionSpec(beta=0.5)), turnover=turnover)
+    load_checkpoint(contagion, latest_checkpoint(tmp_path / "llm_fork"))
+    contagion.step()
+    table = contagion.tables()["personas"]
+    assert table.equals(parent.tables()["personas"])
+    assert table["step"].to_list() == [0] * 8 + [1] * 8
+    assert contagion.tables()["turnover"]["step"].max() == 2  # (replacements go on)
+
+
 def test_contagion_runs_have_no_personas_table_and_no_such_checkpoint_frame():
     model = _model(ContagionPolicy(ContagionSpec(beta=0.5)), turnover=TurnoverSpec(rate=0.5))
     for _ in range(3):

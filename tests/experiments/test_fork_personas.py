@@ -112,6 +112,31 @@ def _with_turnover() -> dict:
     return {**_config(), "turnover": {"rate": 1.0, "start_step": 1}}
 
 
+def test_a_contagion_fork_of_an_llm_run_ends_the_personas_table_at_the_fork(tmp_path):
+    parent = tmp_path / "parent"
+    run_experiment(validate_config(_with_turnover()), parent, progress=False, engine=FixedEngine())
+    personas = pl.read_parquet(parent / "personas.parquet")
+    assert personas["step"].unique().sort().to_list() == [0, 1, 2, 3]
+
+    contagion = 'policy={ kind = "contagion", beta = 0.5 }'
+    fork = fork_run(parent, 2, overrides=[contagion], fork_dir=tmp_path / "fork", progress=False)
+    manifest = read_manifest(fork.path)
+    assert manifest["config"]["policy"]["kind"] == "contagion"
+    assert manifest["parent"]["personas_until_step"] == 2
+    # Its agents no longer speak as personas: the parent's rows before the fork only,
+    # while the turnover table goes on (the replacements at steps 2 and 3).
+    table = pl.read_parquet(fork.path / "personas.parquet")
+    assert table.equals(personas.filter(pl.col("step") < 2))
+    assert table.height == 6 * 2
+    turnover = pl.read_parquet(fork.path / "turnover.parquet")
+    assert turnover["step"].unique().sort().to_list() == [1, 2, 3]
+    for name in ("generations", "contexts"):  # (the other LLM tables end there too)
+        assert pl.read_parquet(fork.path / f"{name}.parquet")["step"].max() == 1, name
+    # An LLM fork of an LLM run keeps speaking: no such key.
+    same = fork_run(parent, 2, fork_dir=tmp_path / "same", progress=False)
+    assert "personas_until_step" not in read_manifest(same.path)["parent"]
+
+
 def test_a_fork_from_a_format_3_checkpoint_rebuilds_the_parents_personas(tmp_path, as_format_3):
     """The parent (by_id personas) was killed at step 2 with a checkpoint of the format
     before the personas table; the fork assigns shuffled personas. The rows of the
