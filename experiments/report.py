@@ -799,6 +799,29 @@ SWEEP_CHOICE_COLUMNS = (
 CHOICE_TABLES = ("steps", "actions")
 
 
+def sweep_report_tables() -> tuple[str, ...]:
+    """The tables of each run that :func:`report_sweep` reads, and no other.
+
+    The union, in order, of what its analyses read of a run (with the manifest): the
+    metrics (:data:`sim.analysis.summary.METRIC_TABLES`), the choice outcomes
+    (:data:`CHOICE_TABLES`), the adopter curves
+    (:data:`sim.analysis.aggregate.CURVE_TABLES`), the effects and the outcomes by
+    persona (:data:`sim.analysis.personas.PERSONA_TABLES`, which holds
+    :data:`sim.analysis.effects.ACTION_TABLES`) and the defense frontier
+    (:data:`sim.analysis.defenses.DEFENSE_TABLES`). A run's other tables (``graph``,
+    ``bank_members``, ``prompts``, ``generations``, ...) are never read; an analysis
+    that asks a run read so for one of them raises
+    :class:`~sim.run.TableNotReadError` instead of taking it for absent.
+    """
+    from sim.analysis.aggregate import CURVE_TABLES
+    from sim.analysis.defenses import DEFENSE_TABLES
+    from sim.analysis.personas import PERSONA_TABLES
+    from sim.analysis.summary import METRIC_TABLES
+
+    parts = (METRIC_TABLES, CHOICE_TABLES, CURVE_TABLES, PERSONA_TABLES, DEFENSE_TABLES)
+    return tuple(dict.fromkeys(name for part in parts for name in part))
+
+
 def sweep_choice_summary(sweep: Sweep) -> pl.DataFrame | None:
     """The outcome of scored choices per grid point and meme, over seeds.
 
@@ -866,9 +889,11 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
     parameters and meme (t-intervals kept in each metric's range; see
     :mod:`sim.analysis.aggregate`).
 
-    Every complete run is read once (:meth:`sim.analysis.loading.Sweep.with_runs`) and
-    that one loaded sweep goes to every table and figure; given a sweep that holds its
-    runs already, the report reads no run directory again.
+    Every complete run is read once (:meth:`sim.analysis.loading.Sweep.with_runs`), only
+    the tables the report uses (:func:`sweep_report_tables`: not a run's ``graph``,
+    ``bank_members``, ``prompts``, ...), and that one loaded sweep goes to every table
+    and figure; given a sweep that holds its runs already (read with at least those
+    tables), the report reads no run directory again.
 
     Args:
         sweep_dir: The sweep directory, or its :class:`~sim.analysis.loading.Sweep`.
@@ -878,6 +903,8 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
         RunDirError: ``sweep_dir`` holds run directories but is not a sweep that
             memespread wrote (no ``sweep.json`` of the tool): ``report/`` is not written
             into a directory of the user's.
+        ValueError: ``sweep_dir`` is a sweep holding runs read without some of
+            :func:`sweep_report_tables`.
     """
     from sim import plots
     from sim.analysis.aggregate import aggregate_metrics, sweep_metrics
@@ -899,7 +926,7 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
         raise FileNotFoundError(
             f"{path}: no complete run to report ({sweep.index.height} runs; resume the sweep)"
         )
-    sweep = sweep.with_runs()
+    sweep = sweep.with_runs(sweep_report_tables())
     metrics = sweep_metrics(sweep, fit=False)
     params = list(sweep.params)
     summary = aggregate_metrics(metrics, params, SWEEP_METRICS)

@@ -7,11 +7,18 @@ re-exported by :mod:`sim.analysis`). Both give the same object: ``run.config`` i
 resolved config as stored in ``manifest.json`` (JSON values: ``run.param("policy.beta")``
 reads one; ``experiments.config.validate_config(run.config)`` gives the typed
 ``RunConfig``).
+
+A run read with only some tables (``load_run(run_dir, tables=...)``) knows which it read
+(:class:`RunTables`): a table it read and the run has is there; one it read that the run
+never wrote (e.g. ``turnover`` of a run without turnover) is absent, as for a run read
+whole; asking for one it did not read raises :class:`TableNotReadError` instead of
+answering "absent", so an analysis given such a run cannot silently skip a table the
+run has.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +28,72 @@ import polars as pl
 from sim.columns import int_max
 from sim.manifest import read_manifest
 from sim.output import read_tables
+from sim.tables import table_names
 
 #: Tables every run directory holds.
 REQUIRED_TABLES = ("steps", "agents", "memories", "transmissions")
+
+
+class TableNotReadError(LookupError):
+    """A table asked of a run that was read without it (``load_run(..., tables=...)``).
+
+    Not a :class:`KeyError`: ``run.tables.get(name)`` and ``name in run.tables`` raise
+    it rather than answer "the run has no such table", which they could not know.
+    """
+
+
+class RunTables(Mapping[str, pl.DataFrame]):
+    """A run's tables by name, and which table names were read from its directory.
+
+    With ``read`` None every table of the run is here (a run read whole, or the tables a
+    run just wrote): a name that is not here is a table the run does not have. With
+    ``read`` a set of names, only those were read: a name among them that is not here
+    is a table the run does not have (``get`` gives None, ``in`` False), and any other
+    name raises :class:`TableNotReadError` on ``[]``, ``get`` and ``in``. Iteration and
+    ``len`` cover the tables held.
+    """
+
+    def __init__(
+        self, frames: Mapping[str, pl.DataFrame], read: Iterable[str] | None = None
+    ) -> None:
+        self._frames = dict(frames)
+        self._read = None if read is None else frozenset(read)
+        if self._read is not None and not set(self._frames) <= self._read:
+            extra = sorted(set(self._frames) - self._read)
+            raise ValueError(f"frames: tables {extra} are not among those read")
+
+    @property
+    def read(self) -> frozenset[str] | None:
+        """The table names that were read (None: every table of the run)."""
+        return self._read
+
+    def covers(self, names: Iterable[str]) -> bool:
+        """Whether every one of ``names`` was read (held, or known to be absent)."""
+        return self._read is None or set(names) <= self._read
+
+    def _check(self, name: str) -> None:
+        if self._read is not None and name not in self._read:
+            raise TableNotReadError(
+                f"table {name!r} was not read (the run was read with only the tables "
+                f"{sorted(self._read)}); read it too (load_run(..., tables=...), "
+                "Sweep.with_runs(tables=...)) or read the run whole"
+            )
+
+    def __getitem__(self, name: str) -> pl.DataFrame:
+        self._check(name)
+        return self._frames[name]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        self._check(name)
+        return name in self._frames
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
 
 
 @dataclass(frozen=True)
@@ -34,12 +104,14 @@ class Run:
         path: The run directory.
         manifest: The manifest (as written, or as read by the checked reader).
         tables: Every table of the run (its Parquet files), by name; or, read by
-            ``load_run(..., tables=...)``, those of the tables asked for that it has.
+            ``load_run(..., tables=...)``, those of the tables asked for that it has, in
+            a :class:`RunTables` that raises :class:`TableNotReadError` for a table not
+            asked for (a plain mapping: every table of the run).
     """
 
     path: Path
     manifest: dict[str, Any] = field(repr=False)
-    tables: dict[str, pl.DataFrame] = field(repr=False)
+    tables: Mapping[str, pl.DataFrame] = field(repr=False)
 
     @property
     def run_dir(self) -> Path:
@@ -51,6 +123,7 @@ class Run:
 
         Raises:
             KeyError: The run directory has no such table (the message lists those it has).
+            TableNotReadError: The run was read without this table.
         """
         if name not in self.tables:
             raise KeyError(
@@ -152,10 +225,13 @@ def load_run(run_dir: str | Path, tables: Sequence[str] | None = None) -> Run:
     Args:
         run_dir: A directory holding ``manifest.json`` and the run's Parquet tables.
         tables: Only these tables (those of them the run has; the others are not
-            read, e.g. a long LLM run's ``prompts`` when only ``steps`` is needed);
-            None: every table.
+            read, e.g. a long LLM run's ``prompts`` when only ``steps`` is needed, and
+            asking the run for one raises :class:`TableNotReadError`); None: every
+            table.
 
     Raises:
+        ValueError: ``tables`` names a table no run writes (see :mod:`sim.tables`): a
+            misspelt name would otherwise read as a table the run does not have.
         FileNotFoundError: ``run_dir`` is not a directory, or lacks one of
             :data:`REQUIRED_TABLES` (of those asked for; the message names what is
             missing).
@@ -164,6 +240,12 @@ def load_run(run_dir: str | Path, tables: Sequence[str] | None = None) -> Run:
             refuses.
     """
     path = Path(run_dir)
+    if tables is not None:
+        unknown = [t for t in tables if t not in table_names()]
+        if unknown:
+            raise ValueError(
+                f"tables: {unknown} are not tables of a run; tables are {list(table_names())}"
+            )
     if not path.is_dir():
         raise FileNotFoundError(f"run_dir = {str(path)!r}: not a directory")
     manifest = read_manifest(path)
@@ -183,4 +265,4 @@ def load_run(run_dir: str | Path, tables: Sequence[str] | None = None) -> Run:
             f"run_dir = {str(path)!r}: missing table(s) {missing} (is the run complete? "
             f"status {manifest.get('status')!r})"
         )
-    return Run(path=path, manifest=manifest, tables=read)
+    return Run(path=path, manifest=manifest, tables=RunTables(read, tables))

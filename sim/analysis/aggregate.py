@@ -63,6 +63,11 @@ MIN_BOOTSTRAP_N = 10
 #: The times to a fraction among the metrics: observed only up to a run's last step.
 TIMES = ("t10", "t50", "t90")
 
+#: The tables of a run that :func:`run_curve` and :func:`sweep_curves` read (with its
+#: manifest; see :data:`sim.analysis.summary.METRIC_TABLES` for ``n_agents``).
+#: :func:`sweep_metrics` reads :data:`~sim.analysis.summary.METRIC_TABLES`.
+CURVE_TABLES = ("steps",)
+
 
 def _clip(value: float, bounds: Bounds) -> float:
     low, high = bounds

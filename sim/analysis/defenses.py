@@ -75,6 +75,10 @@ METRICS = (
     "entries_rolled_back",
 )
 
+#: The tables of a run that :func:`defense_metrics` (so :func:`defense_frontier` of a
+#: sweep) reads, with its manifest; :func:`has_guard_arms` reads the manifest only.
+DEFENSE_TABLES = ("steps", "actions", "memories", "guard_decisions")
+
 _SHARES = {m: (0.0, 1.0) for m in METRICS if m.startswith(("attack", "utility", "benign"))}
 _SHARES.update({"false_positive_rate": (0.0, 1.0), "true_positive_rate": (0.0, 1.0)})
 

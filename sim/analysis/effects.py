@@ -81,6 +81,10 @@ MIN_RELIABLE_AGENTS = 5
 #: From this many runs on, effect intervals resample runs (below, agents within runs).
 MIN_RESAMPLED_RUNS = MIN_BOOTSTRAP_N
 
+#: The tables of a run that :func:`run_actions` (so :func:`sweep_effects`) reads, with
+#: its manifest: decisions, and the contexts and memories that give ``own_dose``.
+ACTION_TABLES = ("actions", "contexts", "memories")
+
 #: The outcomes an estimate may use.
 OUTCOMES = ("expressed", "p_target")
 

@@ -19,12 +19,14 @@ from typing import Any
 import polars as pl
 
 from sim.manifest import ManifestError, read_manifest
-from sim.run import REQUIRED_TABLES, Run, load_run
+from sim.run import REQUIRED_TABLES, Run, RunTables, TableNotReadError, load_run
+from sim.tables import table_names
 
 __all__ = [
     "REQUIRED_TABLES",
     "Run",
     "Sweep",
+    "TableNotReadError",
     "find_run_dirs",
     "hive_params",
     "load_run",
@@ -98,15 +100,28 @@ class Sweep:
         Args:
             tables: Read only these tables of each run (``load_run(..., tables=...)``),
                 for an analysis that needs no other (e.g. ``("steps", "actions")`` for
-                :func:`experiments.report.sweep_choice_summary`); None: every table.
-                A sweep that holds its runs already is returned as it is.
+                :func:`experiments.report.sweep_choice_summary`); asking a held run for
+                another raises :class:`~sim.run.TableNotReadError`. None: every table.
+                A sweep that holds its runs already is returned as it is, when they
+                were read with these tables (or more).
 
         Raises:
             FileNotFoundError: A complete run's directory lacks a required table (see
                 :func:`load_run`).
+            ValueError: The sweep holds runs read without some of ``tables`` (or, with
+                ``tables`` None, without every table), or ``tables`` names a table no
+                run writes.
             sim.manifest.ManifestError: A run's manifest is unreadable.
         """
         if self.runs is not None:
+            wanted = table_names() if tables is None else tables
+            for run in self.runs:
+                if isinstance(run.tables, RunTables) and not run.tables.covers(wanted):
+                    raise ValueError(
+                        f"tables: the sweep holds runs read with only the tables "
+                        f"{sorted(run.tables.read or ())}, not {sorted(wanted)}; load the "
+                        "sweep again (load_sweep) to read them"
+                    )
             return self
         dirs = self.complete()["run_dir"].to_list()
         return replace(self, runs=tuple(load_run(run_dir, tables) for run_dir in dirs))

@@ -43,8 +43,18 @@ import polars as pl
 
 from sim.analysis.clustered import share_interval
 from sim.analysis.defenses import target_odds
-from sim.analysis.effects import MIN_RESAMPLED_RUNS, decision_arms, placebo_of, run_actions
+from sim.analysis.effects import (
+    ACTION_TABLES,
+    MIN_RESAMPLED_RUNS,
+    decision_arms,
+    placebo_of,
+    run_actions,
+)
 from sim.analysis.loading import Run, Sweep
+
+#: The tables of a run that :func:`run_persona_outcomes` (so
+#: :func:`sweep_persona_outcomes`) reads, with its manifest.
+PERSONA_TABLES = (*ACTION_TABLES, "personas")
 
 #: The arms a persona's decisions are shown in (see the module docstring).
 PERSONA_ARMS = ("exposed", "unexposed")

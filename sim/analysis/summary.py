@@ -48,6 +48,12 @@ METRICS = (
     "si_rmse",
 )
 
+#: The tables of a run that :func:`run_metrics` reads (with its manifest; and
+#: ``bank_members`` for the number of agents of a run whose manifest lacks
+#: ``n_agents``, which every run memespread writes has): a run read with
+#: ``load_run(..., tables=METRIC_TABLES)`` is all it needs.
+METRIC_TABLES = ("steps", "agents", "memories", "transmissions")
+
 #: The valid range of each metric, (lowest, highest) with None for unbounded: confidence
 #: intervals over seeds are kept inside it (see :mod:`sim.analysis.aggregate`).
 METRIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
