@@ -799,27 +799,60 @@ SWEEP_CHOICE_COLUMNS = (
 CHOICE_TABLES = ("steps", "actions")
 
 
-def sweep_report_tables() -> tuple[str, ...]:
-    """The tables of each run that :func:`report_sweep` reads, and no other.
+@dataclass(frozen=True)
+class TableReads:
+    """What of each run an analysis reads: tables, and of some of them only some columns.
 
-    The union, in order, of what its analyses read of a run (with the manifest): the
-    metrics (:data:`sim.analysis.summary.METRIC_TABLES`), the choice outcomes
+    Attributes:
+        tables: The table names (with the manifest).
+        columns: For some of ``tables``, the only columns read; the others are read whole.
+    """
+
+    tables: tuple[str, ...]
+    columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __or__(self, other: TableReads) -> TableReads:
+        """Both analyses' reads: a table either reads whole is read whole."""
+        tables = tuple(dict.fromkeys((*self.tables, *other.tables)))
+        columns: dict[str, tuple[str, ...]] = {}
+        for name in tables:
+            parts = [r for r in (self, other) if name in r.tables]
+            if all(name in r.columns for r in parts):
+                merged = (c for r in parts for c in r.columns[name])
+                columns[name] = tuple(dict.fromkeys(merged))
+        return TableReads(tables, columns)
+
+
+def sweep_report_reads() -> TableReads:
+    """The tables (and columns) of each run that :func:`report_sweep` reads, and no other.
+
+    The union of what its analyses read of a run (with the manifest): the metrics
+    without drift (:data:`sim.analysis.summary.METRIC_TABLES`,
+    :data:`~sim.analysis.summary.METRIC_COLUMNS_WITHOUT_DRIFT`), the choice outcomes
     (:data:`CHOICE_TABLES`), the adopter curves
-    (:data:`sim.analysis.aggregate.CURVE_TABLES`), the effects and the outcomes by
-    persona (:data:`sim.analysis.personas.PERSONA_TABLES`, which holds
-    :data:`sim.analysis.effects.ACTION_TABLES`) and the defense frontier
-    (:data:`sim.analysis.defenses.DEFENSE_TABLES`). A run's other tables (``graph``,
-    ``bank_members``, ``prompts``, ``generations``, ...) are never read; an analysis
-    that asks a run read so for one of them raises
-    :class:`~sim.run.TableNotReadError` instead of taking it for absent.
+    (:data:`sim.analysis.aggregate.CURVE_TABLES`), the effects and the outcomes by persona
+    (:data:`sim.analysis.personas.PERSONA_TABLES`, which holds
+    :data:`sim.analysis.effects.ACTION_TABLES`; :data:`~sim.analysis.effects.ACTION_COLUMNS`)
+    and the defense frontier (:data:`sim.analysis.defenses.DEFENSE_TABLES`,
+    :data:`~sim.analysis.defenses.DEFENSE_COLUMNS`). A run's other tables (``graph``,
+    ``bank_members``, ``prompts``, ``generations``, ...) are never read, nor the texts of
+    its ``memories``: an analysis that asks a run read so for another table raises
+    :class:`~sim.run.TableNotReadError` instead of taking it for absent, and one that
+    selects another column raises polars' ``ColumnNotFoundError``.
     """
     from sim.analysis.aggregate import CURVE_TABLES
-    from sim.analysis.defenses import DEFENSE_TABLES
+    from sim.analysis.defenses import DEFENSE_COLUMNS, DEFENSE_TABLES
+    from sim.analysis.effects import ACTION_COLUMNS
     from sim.analysis.personas import PERSONA_TABLES
-    from sim.analysis.summary import METRIC_TABLES
+    from sim.analysis.summary import METRIC_COLUMNS_WITHOUT_DRIFT, METRIC_TABLES
 
-    parts = (METRIC_TABLES, CHOICE_TABLES, CURVE_TABLES, PERSONA_TABLES, DEFENSE_TABLES)
-    return tuple(dict.fromkeys(name for part in parts for name in part))
+    return (
+        TableReads(METRIC_TABLES, METRIC_COLUMNS_WITHOUT_DRIFT)
+        | TableReads(CHOICE_TABLES)
+        | TableReads(CURVE_TABLES)
+        | TableReads(PERSONA_TABLES, ACTION_COLUMNS)
+        | TableReads(DEFENSE_TABLES, DEFENSE_COLUMNS)
+    )
 
 
 def sweep_choice_summary(sweep: Sweep) -> pl.DataFrame | None:
@@ -890,10 +923,12 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
     :mod:`sim.analysis.aggregate`).
 
     Every complete run is read once (:meth:`sim.analysis.loading.Sweep.with_runs`), only
-    the tables the report uses (:func:`sweep_report_tables`: not a run's ``graph``,
-    ``bank_members``, ``prompts``, ...), and that one loaded sweep goes to every table
-    and figure; given a sweep that holds its runs already (read with at least those
-    tables), the report reads no run directory again.
+    the tables and columns the report uses (:func:`sweep_report_reads`: not a run's
+    ``graph``, ``bank_members``, ``prompts``, ..., nor its entries' texts), and that one
+    loaded sweep goes to every table and figure; given a sweep that holds its runs
+    already (read with at least those), the report reads no run directory again. The
+    metrics leave out the drift of entries (``sweep_metrics(drift=False)``), which the
+    report does not show.
 
     Args:
         sweep_dir: The sweep directory, or its :class:`~sim.analysis.loading.Sweep`.
@@ -904,7 +939,7 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
             memespread wrote (no ``sweep.json`` of the tool): ``report/`` is not written
             into a directory of the user's.
         ValueError: ``sweep_dir`` is a sweep holding runs read without some of
-            :func:`sweep_report_tables`.
+            :func:`sweep_report_reads`.
     """
     from sim import plots
     from sim.analysis.aggregate import aggregate_metrics, sweep_metrics
@@ -926,8 +961,9 @@ def report_sweep(sweep_dir: str | Path | Sweep) -> SweepReport:
         raise FileNotFoundError(
             f"{path}: no complete run to report ({sweep.index.height} runs; resume the sweep)"
         )
-    sweep = sweep.with_runs(sweep_report_tables())
-    metrics = sweep_metrics(sweep, fit=False)
+    reads = sweep_report_reads()
+    sweep = sweep.with_runs(reads.tables, reads.columns)
+    metrics = sweep_metrics(sweep, fit=False, drift=False)
     params = list(sweep.params)
     summary = aggregate_metrics(metrics, params, SWEEP_METRICS)
     keys = [*params, "meme_id"]

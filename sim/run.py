@@ -50,14 +50,19 @@ class RunTables(Mapping[str, pl.DataFrame]):
     ``read`` a set of names, only those were read: a name among them that is not here
     is a table the run does not have (``get`` gives None, ``in`` False), and any other
     name raises :class:`TableNotReadError` on ``[]``, ``get`` and ``in``. Iteration and
-    ``len`` cover the tables held.
+    ``len`` cover the tables held. A table named in ``columns`` holds only those
+    columns (selecting another raises polars' ``ColumnNotFoundError``).
     """
 
     def __init__(
-        self, frames: Mapping[str, pl.DataFrame], read: Iterable[str] | None = None
+        self,
+        frames: Mapping[str, pl.DataFrame],
+        read: Iterable[str] | None = None,
+        columns: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._frames = dict(frames)
         self._read = None if read is None else frozenset(read)
+        self._columns = {name: tuple(cols) for name, cols in (columns or {}).items()}
         if self._read is not None and not set(self._frames) <= self._read:
             extra = sorted(set(self._frames) - self._read)
             raise ValueError(f"frames: tables {extra} are not among those read")
@@ -67,9 +72,29 @@ class RunTables(Mapping[str, pl.DataFrame]):
         """The table names that were read (None: every table of the run)."""
         return self._read
 
-    def covers(self, names: Iterable[str]) -> bool:
-        """Whether every one of ``names`` was read (held, or known to be absent)."""
-        return self._read is None or set(names) <= self._read
+    @property
+    def columns(self) -> dict[str, tuple[str, ...]]:
+        """The tables read with only some columns: those columns, by table name."""
+        return dict(self._columns)
+
+    def covers(
+        self, names: Iterable[str], columns: Mapping[str, Sequence[str]] | None = None
+    ) -> bool:
+        """Whether these tables were read, each with the columns asked for.
+
+        Args:
+            names: Table names: each must have been read (held, or known to be absent).
+            columns: For some of ``names``, the columns needed; a table not in it needs
+                every column (it must not have been read with only some).
+        """
+        wanted = set(names)
+        if self._read is not None and not wanted <= self._read:
+            return False
+        needed = columns or {}
+        for name, held in self._columns.items():
+            if name in wanted and not (name in needed and set(needed[name]) <= set(held)):
+                return False
+        return True
 
     def _check(self, name: str) -> None:
         if self._read is not None and name not in self._read:
@@ -219,7 +244,11 @@ class Run:
         return {m["id"]: MemeSpec.model_validate(m).seed_text for m in self.config.get("memes", [])}
 
 
-def load_run(run_dir: str | Path, tables: Sequence[str] | None = None) -> Run:
+def load_run(
+    run_dir: str | Path,
+    tables: Sequence[str] | None = None,
+    columns: Mapping[str, Sequence[str]] | None = None,
+) -> Run:
     """Read a run directory.
 
     Args:
@@ -228,10 +257,13 @@ def load_run(run_dir: str | Path, tables: Sequence[str] | None = None) -> Run:
             read, e.g. a long LLM run's ``prompts`` when only ``steps`` is needed, and
             asking the run for one raises :class:`TableNotReadError`); None: every
             table.
+        columns: For some of ``tables``, only these of their columns (e.g. a large
+            ``memories`` table without its texts); the others are read whole.
 
     Raises:
         ValueError: ``tables`` names a table no run writes (see :mod:`sim.tables`): a
-            misspelt name would otherwise read as a table the run does not have.
+            misspelt name would otherwise read as a table the run does not have; or
+            ``columns`` names a table not among ``tables`` (or is given without them).
         FileNotFoundError: ``run_dir`` is not a directory, or lacks one of
             :data:`REQUIRED_TABLES` (of those asked for; the message names what is
             missing).
@@ -246,6 +278,10 @@ def load_run(run_dir: str | Path, tables: Sequence[str] | None = None) -> Run:
             raise ValueError(
                 f"tables: {unknown} are not tables of a run; tables are {list(table_names())}"
             )
+    only = {name: list(cols) for name, cols in (columns or {}).items()}
+    stray = [t for t in only if tables is None or t not in tables]
+    if stray:
+        raise ValueError(f"columns: tables {stray} are not among the tables read ({tables})")
     if not path.is_dir():
         raise FileNotFoundError(f"run_dir = {str(path)!r}: not a directory")
     manifest = read_manifest(path)
@@ -254,7 +290,7 @@ def load_run(run_dir: str | Path, tables: Sequence[str] | None = None) -> Run:
         wanted: Sequence[str] = REQUIRED_TABLES
     else:
         read = {
-            name: pl.read_parquet(path / f"{name}.parquet")
+            name: pl.read_parquet(path / f"{name}.parquet", columns=only.get(name))
             for name in tables
             if (path / f"{name}.parquet").is_file()
         }
@@ -265,4 +301,4 @@ def load_run(run_dir: str | Path, tables: Sequence[str] | None = None) -> Run:
             f"run_dir = {str(path)!r}: missing table(s) {missing} (is the run complete? "
             f"status {manifest.get('status')!r})"
         )
-    return Run(path=path, manifest=manifest, tables=RunTables(read, tables))
+    return Run(path=path, manifest=manifest, tables=RunTables(read, tables, only))

@@ -225,8 +225,12 @@ def aggregate(
     return out.sort(list(by)) if by else out
 
 
-def sweep_metrics(sweep: Sweep, *, window: int = 1, fit: bool = True) -> pl.DataFrame:
+def sweep_metrics(
+    sweep: Sweep, *, window: int = 1, fit: bool = True, drift: bool = True
+) -> pl.DataFrame:
     """:func:`sim.analysis.summary.run_metrics` of every complete run, with its parameters.
+
+    ``window``, ``fit`` and ``drift`` go to :func:`~sim.analysis.summary.run_metrics`.
 
     Returns:
         The sweep parameters, ``seed``, ``run_dir``, ``last_step`` (the run's last
@@ -236,7 +240,7 @@ def sweep_metrics(sweep: Sweep, *, window: int = 1, fit: bool = True) -> pl.Data
     frames = []
     keys = [*sweep.params, "seed", "run_dir"]
     for row, run in sweep.iter_runs():
-        metrics = run_metrics(run, window=window, fit=fit)
+        metrics = run_metrics(run, window=window, fit=fit, drift=drift)
         last_step = pl.lit(run.steps["step"].max(), dtype=pl.Int64).alias("last_step")
         frames.append(
             metrics.with_columns(pl.lit(row.get(k)).alias(k) for k in keys if k in row)

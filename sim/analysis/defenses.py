@@ -79,6 +79,10 @@ METRICS = (
 #: sweep) reads, with its manifest; :func:`has_guard_arms` reads the manifest only.
 DEFENSE_TABLES = ("steps", "actions", "memories", "guard_decisions")
 
+#: The columns of :data:`DEFENSE_TABLES` that :func:`defense_metrics` reads of the tables
+#: it does not read whole.
+DEFENSE_COLUMNS = {"memories": ("memes",)}
+
 _SHARES = {m: (0.0, 1.0) for m in METRICS if m.startswith(("attack", "utility", "benign"))}
 _SHARES.update({"false_positive_rate": (0.0, 1.0), "true_positive_rate": (0.0, 1.0)})
 

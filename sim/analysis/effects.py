@@ -85,6 +85,13 @@ MIN_RESAMPLED_RUNS = MIN_BOOTSTRAP_N
 #: its manifest: decisions, and the contexts and memories that give ``own_dose``.
 ACTION_TABLES = ("actions", "contexts", "memories")
 
+#: The columns of :data:`ACTION_TABLES` that :func:`run_actions` reads of the tables it
+#: does not read whole (those of :func:`own_doses`).
+ACTION_COLUMNS = {
+    "contexts": ("step", "agent_id", "entry_id"),
+    "memories": ("entry_id", "author_id", "memes"),
+}
+
 #: The outcomes an estimate may use.
 OUTCOMES = ("expressed", "p_target")
 

@@ -11,7 +11,7 @@ rebuilt from the directory names and the manifests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,11 @@ class Sweep:
         """Index rows of the runs whose status is ``"complete"``."""
         return self.index.filter(pl.col("status") == "complete")
 
-    def with_runs(self, tables: Sequence[str] | None = None) -> Sweep:
+    def with_runs(
+        self,
+        tables: Sequence[str] | None = None,
+        columns: Mapping[str, Sequence[str]] | None = None,
+    ) -> Sweep:
         """This sweep with its complete runs read from disk now, once, and kept in memory.
 
         Args:
@@ -104,27 +108,31 @@ class Sweep:
                 another raises :class:`~sim.run.TableNotReadError`. None: every table.
                 A sweep that holds its runs already is returned as it is, when they
                 were read with these tables (or more).
+            columns: For some of ``tables``, only these of their columns (see
+                :func:`load_run`).
 
         Raises:
             FileNotFoundError: A complete run's directory lacks a required table (see
                 :func:`load_run`).
-            ValueError: The sweep holds runs read without some of ``tables`` (or, with
-                ``tables`` None, without every table), or ``tables`` names a table no
-                run writes.
+            ValueError: The sweep holds runs read without some of ``tables`` or
+                ``columns`` (or, with ``tables`` None, without every table), or
+                ``tables`` names a table no run writes.
             sim.manifest.ManifestError: A run's manifest is unreadable.
         """
         if self.runs is not None:
             wanted = table_names() if tables is None else tables
             for run in self.runs:
-                if isinstance(run.tables, RunTables) and not run.tables.covers(wanted):
+                held = run.tables
+                if isinstance(held, RunTables) and not held.covers(wanted, columns):
                     raise ValueError(
                         f"tables: the sweep holds runs read with only the tables "
-                        f"{sorted(run.tables.read or ())}, not {sorted(wanted)}; load the "
-                        "sweep again (load_sweep) to read them"
+                        f"{sorted(held.read or wanted)} (columns {held.columns}), not "
+                        f"{sorted(wanted)} (columns {dict(columns or {})}); load the sweep "
+                        "again (load_sweep) to read them"
                     )
             return self
         dirs = self.complete()["run_dir"].to_list()
-        return replace(self, runs=tuple(load_run(run_dir, tables) for run_dir in dirs))
+        return replace(self, runs=tuple(load_run(run_dir, tables, columns) for run_dir in dirs))
 
     def iter_runs(self, *, complete_only: bool = True) -> Iterator[tuple[dict[str, Any], Run]]:
         """Yield ``(index row, loaded run)`` for each run (complete ones by default).

@@ -54,6 +54,12 @@ METRICS = (
 #: ``load_run(..., tables=METRIC_TABLES)`` is all it needs.
 METRIC_TABLES = ("steps", "agents", "memories", "transmissions")
 
+#: The columns of :data:`METRIC_TABLES` that :func:`run_metrics` with ``drift=False``
+#: reads of the tables it does not read whole: of ``memories``, those that date the
+#: environment's seeding (:func:`sim.analysis.infections.infection_times`); with drift
+#: it reads the entries' texts and parents too (all of ``memories``).
+METRIC_COLUMNS_WITHOUT_DRIFT = {"memories": ("author_id", "step", "memes")}
+
 #: The valid range of each metric, (lowest, highest) with None for unbounded: confidence
 #: intervals over seeds are kept inside it (see :mod:`sim.analysis.aggregate`).
 METRIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -77,13 +83,16 @@ METRIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
 }
 
 
-def run_metrics(run: Run, *, window: int = 1, fit: bool = True) -> pl.DataFrame:
+def run_metrics(run: Run, *, window: int = 1, fit: bool = True, drift: bool = True) -> pl.DataFrame:
     """One row per meme with the metrics of the module docstring.
 
     Args:
         run: A loaded run.
         window: Window (steps) of ``r0_window``.
         fit: Whether to fit the discrete SI curve (the slowest part).
+        drift: Whether to measure the drift of carrying entries (``edit_distance``,
+            ``jaccard_distance``; null without it): the part that reads the entries'
+            texts (the largest column of ``memories``) and compares each with its meme's.
 
     Returns:
         Columns ``meme_id`` and :data:`METRICS`.
@@ -109,14 +118,18 @@ def run_metrics(run: Run, *, window: int = 1, fit: bool = True) -> pl.DataFrame:
     casc = cascade_summary(tr, ag, mem).select(
         "meme_id", "n_cascades", "depth", "max_breadth", "structural_virality"
     )
-    drift = (
-        entry_drift(mem, tr, ag, run.seed_texts())
-        .group_by("meme_id")
-        .agg(
-            pl.col("edit_distance").mean(),
-            pl.col("jaccard_distance").mean(),
-        )
+    distances = pl.DataFrame(
+        schema={"meme_id": pl.String, "edit_distance": pl.Float64, "jaccard_distance": pl.Float64}
     )
+    if drift:
+        distances = (
+            entry_drift(mem, tr, ag, run.seed_texts())
+            .group_by("meme_id")
+            .agg(
+                pl.col("edit_distance").mean(),
+                pl.col("jaccard_distance").mean(),
+            )
+        )
     rows = []
     for meme_id in run.meme_ids:
         row: dict[str, object] = {"meme_id": meme_id, "si_beta": None, "si_r2": None}
@@ -139,6 +152,6 @@ def run_metrics(run: Run, *, window: int = 1, fit: bool = True) -> pl.DataFrame:
         },
     )
     out = memes
-    for frame in (infected, adopters, times, r0, r0w, gi, casc, drift, fits):
+    for frame in (infected, adopters, times, r0, r0w, gi, casc, distances, fits):
         out = out.join(frame, on="meme_id", how="left", maintain_order="left")
     return out.select("meme_id", *METRICS)

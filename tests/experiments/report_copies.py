@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from experiments.report import SweepReport, report, report_sweep
+import polars as pl
+
+from experiments.report import SweepReport, report, report_sweep, sweep_report_reads
 from sim.analysis.loading import load_sweep
 
 
@@ -64,6 +66,33 @@ def reported_twice(sweep_dir: Path, root: Path) -> tuple[SweepReport, SweepRepor
         if path.is_file():
             path.unlink()
     return from_disk, report_sweep(sweep)
+
+
+def reported_from_its_reads(sweep_dir: Path, root: Path) -> tuple[SweepReport, list[str]]:
+    """The report of a copy of ``sweep_dir`` holding only what the report says it reads.
+
+    In the copy (``root/reads/<name>``: the same directory name, which figure titles
+    carry) every run table not among :func:`experiments.report.sweep_report_reads`'
+    tables is made unreadable (its bytes replaced: reading it fails), and a table it
+    reads only some columns of is rewritten with only those.
+
+    Returns:
+        The report of the copy, and the names of the tables spoiled (sorted, unique).
+    """
+    reads = sweep_report_reads()
+    copy = root / "reads" / sweep_dir.name
+    shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("report"))
+    spoiled = set()
+    for table in sorted((copy / "runs").rglob("*.parquet")):
+        if table.stem not in reads.tables:
+            table.write_bytes(b"not a table")
+            spoiled.add(table.stem)
+        elif table.stem in reads.columns:
+            frame = pl.read_parquet(table, columns=list(reads.columns[table.stem]))
+            frame.write_parquet(table)
+    made = report(copy)
+    assert isinstance(made, SweepReport)
+    return made, sorted(spoiled)
 
 
 def assert_same_outputs(from_disk: SweepReport, held: SweepReport) -> None:

@@ -687,7 +687,12 @@ def test_a_sweep_report_reads_each_run_once(small_data, tmp_path):
     from experiments.sweep import expand_sweep, run_sweep
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from report_copies import assert_same_outputs, files_opened, reported_twice
+    from report_copies import (
+        assert_same_outputs,
+        files_opened,
+        reported_from_its_reads,
+        reported_twice,
+    )
 
     document = {
         **{k: v for k, v in small_data.items() if k not in ("name", "output_dir")},
@@ -715,6 +720,10 @@ def test_a_sweep_report_reads_each_run_once(small_data, tmp_path):
     from_disk, held = reported_twice(sweep_dir, tmp_path)
     assert "defense_frontier.png" in [p.name for p in from_disk.figures]
     assert_same_outputs(from_disk, held)
+    # Only the tables (and memories' columns) it names: the others spoiled, the same report.
+    only, spoiled = reported_from_its_reads(sweep_dir, tmp_path)
+    assert spoiled == ["bank_members", "banks", "graph"]
+    assert_same_outputs(from_disk, only)
 
 
 def test_a_contagion_run_report_has_null_choice_outcomes(small_toml, tmp_path):

@@ -384,6 +384,19 @@ def test_the_sweep_report_of_scored_choices_reads_each_run_once(llm_sweep, tmp_p
     assert_same_outputs(from_disk, held)
 
 
+def test_the_sweep_report_reads_only_the_tables_and_columns_it_names(llm_sweep, tmp_path):
+    """Its generations, graph, banks spoiled and its memories without their texts, a
+    copy of the sweep gives the same report, byte for byte: the effects (own doses from
+    contexts and memories), the outcomes by persona and the metrics read nothing else."""
+    from report_copies import assert_same_outputs, reported_from_its_reads
+
+    from_disk = report(llm_sweep)
+    only, spoiled = reported_from_its_reads(llm_sweep, tmp_path)
+    assert spoiled == ["bank_members", "banks", "generations", "graph"]
+    assert from_disk.effects is not None and from_disk.personas is not None
+    assert_same_outputs(from_disk, only)
+
+
 def test_the_run_report_gives_the_expressed_share_by_persona(llm_sweep, tmp_path):
     """Agent i speaks as packaged persona i (``by_id``, no turnover). An exposed agent
     sees the rule and always picks the target (share 1); an unexposed one picks "A",

@@ -121,6 +121,22 @@ def test_a_sweep_can_hold_only_the_tables_an_analysis_needs(sweep_dir, tmp_path)
     assert sorted(load_run(held.runs[0].path, ("agents",)).tables) == ["agents"]
 
 
+def test_sweep_metrics_without_drift_need_no_texts_and_differ_only_in_the_drift(sweep_dir):
+    """drift=False: the same metrics, the drift columns null; memories' texts not needed."""
+    from sim.analysis.summary import METRIC_COLUMNS_WITHOUT_DRIFT, METRIC_TABLES
+
+    drift = ["edit_distance", "jaccard_distance"]
+    whole = sweep_metrics(load_sweep(sweep_dir), fit=False)
+    held = load_sweep(sweep_dir).with_runs(METRIC_TABLES, METRIC_COLUMNS_WITHOUT_DRIFT)
+    assert held.runs is not None
+    assert held.runs[0].memories.columns == ["author_id", "step", "memes"]
+    without = sweep_metrics(held, fit=False, drift=False)
+    assert without.drop(drift).equals(whole.drop(drift))
+    assert without.select(drift).null_count().row(0) == (12, 12)
+    assert whole.select(drift).null_count().row(0) == (0, 0)
+    assert without.schema == whole.schema
+
+
 def test_sweep_metrics_curves_and_bands(sweep_dir):
     sweep = load_sweep(sweep_dir)
     metrics = sweep_metrics(sweep, fit=False)
