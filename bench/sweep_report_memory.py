@@ -13,7 +13,7 @@ the process that spawned it) and the ratio now / before:
 
 * ``all tables`` — this tree's report given the sweep read whole
   (``report_sweep(load_sweep(d).with_runs())``: every table of every run held, as the
-  report did before);
+  report did before; unlike before, it still leaves out the drift of entries);
 * ``report tables`` — this tree's ``memespread report`` (``python -m experiments.cli
   report``);
 * ``--before-ref REF`` (optional) — ``memespread report`` of the commit ``REF`` of this
