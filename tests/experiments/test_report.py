@@ -864,3 +864,28 @@ def test_a_placebos_chance_level_is_that_of_its_pairs_targets(tmp_path):
         "influence": round(1 - (2 / 3) ** 2, 4),
         "placebo": round(1 - (2 / 3) ** 2, 4),
     }
+
+
+def test_the_sweep_report_names_the_tables_and_columns_it_reads():
+    """The union of its analyses' reads; a table one of them reads whole is read whole."""
+    from experiments.report import TableReads, sweep_report_reads
+
+    reads = sweep_report_reads()
+    assert reads.tables == (
+        "steps",
+        "agents",
+        "memories",
+        "transmissions",
+        "actions",
+        "contexts",
+        "personas",
+        "guard_decisions",
+    )
+    assert dict(reads.columns) == {
+        "memories": ("author_id", "step", "memes", "entry_id"),
+        "contexts": ("step", "agent_id", "entry_id"),
+    }
+    some = TableReads(("memories", "steps"), {"memories": ("memes",)})
+    assert (some | TableReads(("memories",))) == TableReads(("memories", "steps"))
+    both = some | TableReads(("memories",), {"memories": ("step", "memes")})
+    assert both == TableReads(("memories", "steps"), {"memories": ("memes", "step")})
