@@ -245,21 +245,28 @@ def personas_after_restore(restored: pl.DataFrame | None, current: pl.DataFrame)
     last restored row's, e.g. in a fork that changes ``personas_file`` or
     ``persona_assignment``, the agent gets a row from that step on (replacing a restored
     row of that same step, which never took effect); elsewhere the restored table
-    stands unchanged, so a resume continues the table an uninterrupted run writes.
+    stands unchanged (in its order), so a resume continues the table an uninterrupted run
+    writes.
 
     Args:
         restored: The saved table, or None.
         current: :func:`personas_frame` of every agent at the next step to run.
 
     Returns:
-        The rows, ordered by step then agent.
+        The rows: ``restored`` itself where no agent changed, else ordered by step then
+        agent.
     """
     if restored is None:
         return current
     key = [c for c in PERSONAS_SCHEMA if c != "step"]
     latest = restored.unique(subset="agent_id", keep="last", maintain_order=True)
     changed = current.join(latest.select(key), on=key, how="anti", maintain_order="left")
-    step = int(current["step"][0]) if current.height else 0
+    if changed.height == 0:
+        # A resume (or a fork that assigns the same personas): the saved table as it is,
+        # in its own order. Re-sorting it by agent would reorder a fork's rows of its fork
+        # step (the changed agents', then that step's replacements') on every resume.
+        return restored
+    step = int(current["step"][0])
     kept = restored.filter(
         ~(pl.col("agent_id").is_in(changed["agent_id"].to_list()) & (pl.col("step") >= step))
     )

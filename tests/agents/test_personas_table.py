@@ -241,6 +241,33 @@ def test_a_fork_that_assigns_other_personas_adds_their_rows_from_the_fork_step(t
     assert later["persona"].to_list() == [ORDER_SEED_3[a + 2] for a in range(8)]
 
 
+def test_a_resumed_fork_writes_the_uninterrupted_forks_tables(tmp_path):
+    """A fork that assigns other personas, with agents replaced at its fork step, resumed
+    from a checkpoint after that step: the tables are the uninterrupted fork's, row order
+    included (the personas rows of the fork step are the changed agents' then the
+    replacements', not re-sorted by agent on the resume)."""
+    turnover = TurnoverSpec(rate=1.0, start_step=1)
+    parent = _model(_llm("by_id"), turnover=turnover)
+    parent.step()
+    parent.step()
+    save_checkpoint(parent, tmp_path / "parent")
+    fork = _model(_llm("shuffled"), turnover=turnover)
+    load_checkpoint(fork, latest_checkpoint(tmp_path / "parent"))
+    fork.step()
+    fork.step()
+    save_checkpoint(fork, tmp_path / "fork")
+    fork.step()
+    resumed = _model(_llm("shuffled"), turnover=turnover)
+    load_checkpoint(resumed, latest_checkpoint(tmp_path / "fork"))
+    resumed.step()
+    a, b = _clean(fork.tables()), _clean(resumed.tables())
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].equals(b[name]), name
+    at_fork = a["personas"].filter(pl.col("step") == 2)
+    assert at_fork["agent_generation"].to_list() == [1] * 7 + [2] * 8
+
+
 def test_an_unchanged_agent_keeps_its_row_and_a_fork_at_step_0_is_the_forks_own_table(
     tmp_path,
 ):
