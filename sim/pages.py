@@ -11,11 +11,15 @@ fewer TLB misses made up for it (user time was the same, or lower, without them)
 
 :func:`ordinary_pages` turns NumPy's advice off for the duration of a block, and
 restores the setting after it: it changes how memory is obtained, never what a
-computation gives.
+computation gives. The setting is the whole process's, so only the main thread changes
+it: blocks in two threads at once (say, two live dashboard sessions stepping their
+models) could otherwise end in the wrong order and leave it off, or restore it in the
+middle of the other's block.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -41,10 +45,11 @@ def ordinary_pages() -> Iterator[None]:
     """Within the block, new NumPy arrays get no huge-page advice; after it, as before.
 
     The switch is NumPy's, so for the block's duration it holds for arrays allocated by
-    every thread of the process. With a NumPy that has no such switch, this does nothing.
+    every thread of the process. Outside the main thread, and with a NumPy that has no
+    such switch, this does nothing (see the module docstring).
     """
     setter = _advice_setter()
-    if setter is None:
+    if setter is None or threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = setter(False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import networkx as nx
@@ -75,3 +76,18 @@ def test_model_steps_without_advice_and_restores_it(advice: bool) -> None:
     assert policy.seen == [False, False]
     assert _current() is True
     assert model.tracker.adopter[0, 0] == 1  # the seed
+
+
+def test_other_threads_leave_the_setting_alone(advice: bool) -> None:
+    """Only the main thread switches: blocks in two threads could end out of order."""
+    seen: list[bool] = []
+
+    def worker() -> None:
+        with ordinary_pages():
+            seen.append(_current())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [True]
+    assert _current() is True
