@@ -10,7 +10,9 @@ existed are recognised by their shape). Writing a new run or sweep to a target p
   ``overwrite`` the new run is written into a sibling staging directory that the tool
   creates, and only once it has succeeded is the old directory renamed away, the new one
   renamed in and the old one deleted (:func:`replace_dir_atomically`); a failed new run
-  leaves the old one untouched;
+  leaves the old one untouched. A run directory holding anything the tool did not write
+  (:func:`experiments.run_contents.foreign_entries`, e.g. a researcher's notes) is never
+  replaced: refused before the new run starts, and checked again before the swap;
 * anything else (a directory with other files, a run where a sweep is expected): refused,
   ``overwrite`` or not, and nothing is touched;
 * an existing file: :class:`NotADirectoryError` (an I/O error).
@@ -38,6 +40,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
+from experiments.run_contents import describe_foreign, foreign_entries
 from sim.output import make_temp_dir
 
 #: The marker value of the ``"tool"`` key in every manifest and sweep file we write.
@@ -228,8 +231,9 @@ def plan_target(
         :attr:`Plan.REPLACE` when it holds a ``kind`` of this tool and ``overwrite``.
 
     Raises:
-        RunDirError: ``target`` holds a ``kind`` of this tool and not ``overwrite``; or it
-            is a non-empty directory that is not one (never replaced); or it has no name
+        RunDirError: ``target`` holds a ``kind`` of this tool and not ``overwrite``, or a
+            run with files the tool did not write (never replaced); or it is a
+            non-empty directory that is not one (never replaced); or it has no name
             (``/``), ends in ``..``, or is ``.`` to be replaced.
         NotADirectoryError: ``target`` is an existing file.
     """
@@ -254,6 +258,7 @@ def plan_target(
                 f"give it by its name ({os.path.abspath(target)}) to --overwrite it"
             )
         if overwrite:
+            refuse_foreign_entries(target, kind)
             return Plan.REPLACE
         what = "resume it (memespread resume)" if kind == "run" else "rerun the sweep to finish it"
         raise RunDirError(
@@ -270,6 +275,24 @@ def plan_target(
         f"{'even with --overwrite' if overwrite else 'overwrite or not'}: "
         f"choose another {elsewhere}"
     )
+
+
+def refuse_foreign_entries(target: str | os.PathLike[str], kind: DirKind = "run") -> None:
+    """Refuse to replace a run directory that holds files this tool did not write.
+
+    Replacing deletes the old directory whole, so a file a researcher saved into a run
+    directory would go with it (:func:`experiments.run_contents.foreign_entries`). A
+    sweep directory is never replaced, so ``kind="sweep"`` checks nothing.
+
+    Raises:
+        RunDirError: ``target`` holds entries the tool did not write (the message names
+            them).
+    """
+    if kind != "run":
+        return
+    foreign = foreign_entries(target)
+    if foreign:
+        raise RunDirError(describe_foreign(target, foreign))
 
 
 def _marker(kind: DirKind) -> str:
@@ -339,14 +362,16 @@ def staged_dir(target: str | os.PathLike[str], plan: Plan) -> Iterator[Path]:
     With ``Plan.CREATE`` it is ``target`` itself (created here). Otherwise it is a fresh
     :func:`staging_dir`: if the body raises, the staging directory is deleted and
     ``target`` is left untouched; if the body succeeds, the staging directory replaces
-    ``target`` (:func:`replace_dir_atomically`). While it is replaced, ``target``'s
+    ``target`` (:func:`replace_dir_atomically`), unless ``target`` is a run that now holds
+    files the tool did not write (saved there while the body ran): then both are kept
+    and :class:`RunDirError` names the staging directory. While it is replaced, ``target``'s
     write lock (:func:`writing_lock`) is held from before the staging directory is made
     until the swap, so a run that another process is still writing there (a ``run`` or
     ``resume`` in another terminal) is never replaced under it.
 
     Raises:
         RunDirError: With ``Plan.REPLACE``, another process is writing ``target`` (then
-            nothing is created).
+            nothing is created), or ``target`` gained files the tool did not write.
     """
     target = Path(target)
     if plan is Plan.CREATE:
@@ -361,6 +386,13 @@ def staged_dir(target: str | os.PathLike[str], plan: Plan) -> Iterator[Path]:
         except BaseException:
             discard_dir(work)
             raise
+        foreign = foreign_entries(target) if is_run_dir(target) else []
+        if foreign:
+            # Saved there while the new run ran: keep both, the new run where it is.
+            raise RunDirError(
+                f"{describe_foreign(target, foreign)}; the old run was left as it was and "
+                f"the new one is in {work}"
+            )
         replace_dir_atomically(work, target)
 
 

@@ -92,6 +92,7 @@ from experiments.config import (
 from experiments.grid_errors import RunProblems, grid_where
 from experiments.lifetime import die_with_parent
 from experiments.names import SafeName, bounded_name, label_problem, name_problem
+from experiments.run_contents import describe_foreign, foreign_entries
 from experiments.rundirs import (
     RunDirError,
     is_empty_dir,
@@ -715,7 +716,12 @@ def _plan(
                 "it) and rerun the sweep to redo this run"
             )
         elif manifest.get("config") != run.config.model_dump(mode="json", by_alias=True):
-            if overwrite:
+            foreign = foreign_entries(run_dir) if overwrite else []
+            if foreign:
+                alone[run.rel_dir] = (
+                    f"left alone: {describe_foreign(run_dir, foreign)}, then rerun the sweep"
+                )
+            elif overwrite:
                 todo.append((run, "replace"))
             else:
                 stale.append(run.rel_dir)

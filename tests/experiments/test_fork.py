@@ -189,6 +189,22 @@ def test_a_fork_into_an_existing_run_names_the_fork_options(parent, tmp_path, ca
     assert _snapshot(tmp_path) == before
 
 
+def test_fork_overwrite_never_deletes_files_the_tool_did_not_write(parent, tmp_path, capsys):
+    """--overwrite of a fork replaces the fork's run, not a researcher's notes saved in it."""
+    args = ["fork", str(parent), "--at", "3", "--quiet", "--run-dir", str(tmp_path / "f")]
+    assert main(args) == 0
+    (tmp_path / "f" / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    before = _snapshot(tmp_path)
+    assert main([*args, "--overwrite"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: run directory {tmp_path / 'f'} holds files memespread did not write "
+        "(notes.txt); --overwrite replaces the whole directory and would delete them: move "
+        "them out of it\n"
+    )
+    assert _snapshot(tmp_path) == before
+
+
 def test_a_fork_holds_its_directory_lock_while_it_runs(parent, tmp_path, monkeypatch):
     """A `resume` of a fork that is still running is refused (as for a run)."""
     from experiments.resume import resume_run

@@ -15,6 +15,7 @@ from experiments.rundirs import (
     plan_target,
     read_json_object,
     replace_dir_atomically,
+    staged_dir,
     staging_dir,
 )
 
@@ -91,6 +92,48 @@ def test_plan_refuses_a_foreign_directory_even_with_overwrite(tmp_path):
     assert (thesis / "chapter1.tex").read_text() == "precious"
 
 
+def test_plan_refuses_to_replace_a_run_holding_files_the_tool_did_not_write(tmp_path):
+    """--overwrite deletes the old run directory whole: never with a researcher's files."""
+    run = _run(tmp_path / "run")
+    for name in ("run.log", ".memespread.lock", "completions-guards.review.jsonl"):
+        (run / name).write_text("")
+    (run / ".steps.parquet.ab12cd.tmp").write_bytes(b"")  # a killed atomic write's
+    (run / "checkpoints" / "step-000002").mkdir(parents=True)
+    (run / "checkpoints" / ".tmp-x1y2").mkdir()
+    (run / "report").mkdir()
+    (run / "report" / "summary.csv").write_text("meme_id")
+    assert plan_target(run, overwrite=True, kind="run") is Plan.REPLACE
+    (run / "notes.txt").write_text("precious")
+    (run / "report" / "mine.png").write_bytes(b"png")
+    (run / "analysis").mkdir()
+    (run / "checkpoints" / "keep.txt").write_text("mine")
+    os.symlink(tmp_path / "elsewhere", run / "steps-link.parquet")
+    before = _files(tmp_path)
+    with pytest.raises(RunDirError) as info:
+        plan_target(run, overwrite=True, kind="run")
+    assert str(info.value) == (
+        f"run directory {run} holds files memespread did not write (analysis, "
+        "checkpoints/keep.txt, notes.txt, report/mine.png, steps-link.parquet); --overwrite "
+        "replaces the whole directory and would delete them: move them out of it"
+    )
+    assert _files(tmp_path) == before
+
+
+def test_a_file_saved_into_a_run_while_it_is_replaced_keeps_both(tmp_path):
+    """A file that appears in the old run during the new one stops the swap, losing nothing."""
+    run = _run(tmp_path / "run")
+    with (
+        pytest.raises(RunDirError, match="the old run was left as it was") as info,
+        staged_dir(run, Plan.REPLACE) as work,
+    ):
+        (work / "manifest.json").write_text('{"tool": "memespread", "status": "complete"}')
+        (run / "notes.txt").write_text("saved meanwhile")
+    assert (run / "notes.txt").read_text() == "saved meanwhile"
+    assert (run / "steps.parquet").read_bytes() == b"old"
+    assert str(info.value).endswith(f"the new one is in {work}")
+    assert (work / "manifest.json").is_file()
+
+
 def test_plan_refuses_the_root_and_the_parent(tmp_path, monkeypatch):
     with pytest.raises(RunDirError, match="it has no name"):
         plan_target("/", overwrite=True, kind="run")
@@ -158,6 +201,7 @@ def test_a_run_given_as_dot_or_ending_in_dotdot_is_refused_before_running(tmp_pa
     with pytest.raises(RunDirError, match=r"cannot end in '\.\.'"):
         plan_target("new/..", overwrite=False, kind="run")
     assert not (tmp_path / "run" / "new").exists()
+    (tmp_path / "run" / "sub").rmdir()  # not the tool's: --overwrite would refuse the run
     assert plan_target("../run", overwrite=True, kind="run") is Plan.REPLACE
     with pytest.raises(RunDirError, match="already exists"):  # without --overwrite as before
         plan_target(".", overwrite=False, kind="run")

@@ -15,6 +15,7 @@ import pytest
 
 from experiments.config import load_config
 from experiments.manifest import ManifestError
+from experiments.report import report
 from experiments.resume import resume_run
 from experiments.rundirs import LOCK_FILE, RunDirError
 from experiments.runner import RunResult, run_experiment
@@ -92,13 +93,20 @@ def test_existing_run_dir_needs_overwrite(small_toml, tmp_path):
     run_experiment(config, tmp_path / "run", progress=False)
     with pytest.raises(RunDirError, match="already exists; pass overwrite=True"):
         run_experiment(config, tmp_path / "run", progress=False)
+    report(tmp_path / "run")  # report/ is the tool's: it goes with the run
     (tmp_path / "run" / "notes.txt").write_text("mine")
+    before = _tree(tmp_path)
+    # A file the tool did not write is never deleted with the run it sits in.
+    with pytest.raises(RunDirError, match=r"holds files memespread did not write \(notes.txt\)"):
+        run_experiment(config, tmp_path / "run", overwrite=True, progress=False)
+    assert _tree(tmp_path) == before
+    (tmp_path / "run" / "notes.txt").rename(tmp_path / "notes.txt")
     again = run_experiment(config, tmp_path / "run", overwrite=True, progress=False)
     assert again.run_dir == tmp_path / "run"
     assert again.manifest["status"] == "complete" and again.manifest["tool"] == "memespread"
     # The whole old run directory was replaced; no staging or holding directory is left.
-    assert not (tmp_path / "run" / "notes.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "small.toml"]
+    assert not (tmp_path / "run" / "report").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "run", "small.toml"]
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "complete"
 
 

@@ -55,6 +55,25 @@ def test_unreadable_run_directory_is_reported_and_left_alone(sweep, tmp_path):
         assert result.skipped == 1 and result.ran == 0
 
 
+def test_overwrite_leaves_alone_a_run_holding_files_the_tool_did_not_write(sweep, tmp_path):
+    """A stale run with a researcher's file in it is not replaced (deleted) by --overwrite."""
+    sweep_dir = tmp_path / "s"
+    run_sweep(sweep, sweep_dir, progress=False)
+    changed = load_sweep_config(sweep.source, ["steps=2"])
+    victim = sweep_dir / changed.runs[0].rel_dir
+    (victim / "notes.txt").write_text("my notes")
+    steps = (victim / "steps.parquet").read_bytes()
+    result = run_sweep(changed, sweep_dir, overwrite=True, progress=False)
+    assert result.failed == {
+        changed.runs[0].rel_dir: f"left alone: run directory {victim} holds files memespread "
+        "did not write (notes.txt); --overwrite replaces the whole directory and would delete "
+        "them: move them out of it, then rerun the sweep"
+    }
+    assert (victim / "notes.txt").read_text() == "my notes"
+    assert (victim / "steps.parquet").read_bytes() == steps
+    assert result.ran == 1  # the other run was replaced
+
+
 def test_manifest_that_is_a_list_is_left_alone(sweep, tmp_path):
     sweep_dir = tmp_path / "s"
     run_sweep(sweep, sweep_dir, progress=False)
