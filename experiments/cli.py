@@ -626,12 +626,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from experiments.dashboard.server import DashboardUnavailableError, serve
+    from experiments.dashboard.server import (
+        DashboardAddressError,
+        DashboardUnavailableError,
+        serve,
+    )
     from experiments.dashboard.view import NotARunError
 
     try:
         return serve(args.target, host=args.host, port=args.port)
-    except (NotARunError, DashboardUnavailableError) as err:
+    except (NotARunError, DashboardUnavailableError, DashboardAddressError) as err:
         _error(err)
         return 2
 

@@ -6,8 +6,10 @@ invalid config) is a one-line error of the command, not a traceback in the brows
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,48 @@ APP = "experiments.dashboard.app:Page"
 
 class DashboardUnavailableError(RuntimeError):
     """The ``dashboard`` extra (solara) is not installed."""
+
+
+class DashboardAddressError(ValueError):
+    """The page cannot listen on the ``--host``/``--port`` given (invalid input: exit 2)."""
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse a host and port the page's server could not listen on, before it starts.
+
+    The server binds as uvicorn does (the first address ``host`` resolves to, with
+    ``SO_REUSEADDR``), so what passes here fails only if another process takes the port
+    in between. Without this check the server prints its own multi-line log and exits 3.
+
+    Raises:
+        DashboardAddressError: ``host`` does not resolve, is not an address of this
+            machine, the port is in use, or listening on it is not permitted.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as err:
+        reason = err.strerror if isinstance(err, socket.gaierror) else "not a host name"
+        raise DashboardAddressError(
+            f"--host {host}: cannot listen there ({reason}); give an address of this machine, "
+            "e.g. 127.0.0.1 (the default) or 0.0.0.0 (every interface)"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                problem = f"--port {port}: already in use on {host}; choose another --port"
+            elif err.errno == errno.EADDRNOTAVAIL:
+                problem = (
+                    f"--host {host}: not an address of this machine; give one of its own, "
+                    "e.g. 127.0.0.1 (the default) or 0.0.0.0 (every interface)"
+                )
+            else:
+                problem = f"cannot listen on {host}, port {port}: {err.strerror}"
+            raise DashboardAddressError(problem) from None
 
 
 def server_command(host: str, port: int) -> list[str]:
@@ -58,7 +102,12 @@ def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8765) -> int:
         target: A run directory (replay with a step slider) or a run config (live run).
         host: Interface to listen on.
         port: Port to listen on.
+
+    Raises:
+        DashboardAddressError: The server could not listen on ``host`` and ``port``
+            (:func:`check_address`; checked before it starts).
     """
     env = server_env(target)
+    check_address(host, port)
     print(f"memespread dashboard: http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
     return subprocess.call(server_command(host, port), env=env)

@@ -182,6 +182,31 @@ def test_dashboard_target_errors(run_dir: Path, tmp_path: Path, capsys) -> None:
         RunView.from_run_dir(foreign)
 
 
+def test_a_port_in_use_or_a_bad_host_is_one_line_before_the_server_starts(
+    run_dir: Path, capsys
+) -> None:
+    """Not the server's log and its exit code 3 (it printed the address first, too)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["dashboard", str(run_dir), "--port", str(port)]) == 2
+        assert capsys.readouterr() == (
+            "",
+            f"error: --port {port}: already in use on 127.0.0.1; choose another --port\n",
+        )
+    assert main(["dashboard", str(run_dir), "--host", "192.0.2.1"]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "error: --host 192.0.2.1: not an address of this machine; give one of its own, e.g. "
+        "127.0.0.1 (the default) or 0.0.0.0 (every interface)\n",
+    )
+    assert main(["dashboard", str(run_dir), "--host", "no such host!"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith("error: --host no such host!: cannot listen")
+    assert out.err.count("\n") == 1
+
+
 def test_the_default_agent_is_the_one_most_exposed_by_others(run_dir: Path) -> None:
     view = RunView.from_run_dir(run_dir)
     contexts = pl.read_parquet(run_dir / "contexts.parquet")
