@@ -606,7 +606,9 @@ def _cmd_fork(args: argparse.Namespace) -> int:
     except Exception as err:
         if getattr(args, "verbose", False):
             traceback.print_exc()
-        _error(f"fork failed: {type(err).__name__}: {err}")
+        # An OSError in the words of run's (path and reason, not its Python repr).
+        what = f"I/O error: {_os_error(err)}" if isinstance(err, OSError) else None
+        _error(f"fork failed: {what or f'{type(err).__name__}: {err}'}")
         return 1
     if not args.quiet:
         print(_summary(result))

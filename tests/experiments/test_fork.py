@@ -205,6 +205,15 @@ def test_fork_overwrite_never_deletes_files_the_tool_did_not_write(parent, tmp_p
     assert _snapshot(tmp_path) == before
 
 
+def test_a_fork_whose_directory_cannot_be_made_is_one_io_error_line(parent, tmp_path, capsys):
+    """The path and the reason, as run says it: not a Python exception's repr."""
+    (tmp_path / "afile").write_text("mine")
+    target = tmp_path / "afile" / "fork"
+    assert main(["fork", str(parent), "--at", "3", "--run-dir", str(target), "--quiet"]) == 1
+    assert capsys.readouterr().err == f"error: fork failed: I/O error: {target}: Not a directory\n"
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 def test_a_fork_holds_its_directory_lock_while_it_runs(parent, tmp_path, monkeypatch):
     """A `resume` of a fork that is still running is refused (as for a run)."""
     from experiments.resume import resume_run
