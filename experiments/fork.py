@@ -46,7 +46,8 @@ from typing import Any
 import polars as pl
 
 from experiments.config import ConfigError, apply_overrides, validate_config
-from experiments.manifest import config_binding, read_manifest
+from experiments.manifest import ManifestError, config_binding, read_manifest
+from experiments.messages import first_line
 from experiments.replay_files import RunReplays, replay_files
 from experiments.rundirs import (
     locked_run_dir,
@@ -105,12 +106,12 @@ def _state_at(parent: Path, manifest: dict[str, Any], config: Any, at: int, root
             "so its state at that step cannot be rebuilt; fork a complete run, or a "
             "checkpointed step"
         )
+    steps = _parent_steps(parent, at)  # before re-simulating: a damaged table fails fast
     policy = _replay_policy(config, parent)
     model = build_model(config, policy, RunReplays(parent, "replay"))
     try:
         for _ in range(at):
             model.step()
-        steps = pl.read_parquet(parent / "steps.parquet").filter(pl.col("step") < at)
         if at and not _drop_wall(model.steps_frame()).equals(_drop_wall(steps)):
             raise ConfigError(
                 str(parent),
@@ -119,6 +120,24 @@ def _state_at(parent: Path, manifest: dict[str, Any], config: Any, at: int, root
         return save_checkpoint(model, root / "parent", binding=config_binding(config))
     finally:
         model.close()
+
+
+def _parent_steps(parent: Path, at: int) -> pl.DataFrame:
+    """The complete parent's ``steps`` rows before step ``at``, which re-simulating it must give.
+
+    Raises:
+        ManifestError: ``steps.parquet`` is missing or not readable as Parquet (the parent's
+            directory was damaged after the run, e.g. a truncated file).
+    """
+    path = parent / "steps.parquet"
+    try:
+        return pl.read_parquet(path).filter(pl.col("step") < at)
+    except Exception as err:  # polars' errors for a missing, truncated or foreign file
+        raise ManifestError(
+            path,
+            f"unreadable ({first_line(err)}); the parent run is complete but its directory is "
+            "damaged: rerun its config with --overwrite, then fork it",
+        ) from None
 
 
 def _current_format(checkpoint: Path, config: Any, root: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -212,6 +213,24 @@ def test_a_fork_whose_directory_cannot_be_made_is_one_io_error_line(parent, tmp_
     assert main(["fork", str(parent), "--at", "3", "--run-dir", str(target), "--quiet"]) == 1
     assert capsys.readouterr().err == f"error: fork failed: I/O error: {target}: Not a directory\n"
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_parent_with_a_truncated_steps_table_is_one_line_naming_the_file(
+    parent, tmp_path, capsys
+):
+    """Not polars' ComputeError after re-simulating the parent, and exit 2, not 1."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(parent, damaged)
+    steps = damaged / "steps.parquet"
+    steps.write_bytes(steps.read_bytes()[:500])
+    before = _snapshot(tmp_path)
+    assert main(["fork", str(damaged), "--at", "3", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {steps}: unreadable (parquet: File out of specification: The file must end "
+        "with PAR1 or PARE); the parent run is complete but its directory is damaged: rerun "
+        "its config with --overwrite, then fork it\n"
+    )
+    assert _snapshot(tmp_path) == before
 
 
 def test_a_fork_holds_its_directory_lock_while_it_runs(parent, tmp_path, monkeypatch):
