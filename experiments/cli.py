@@ -29,7 +29,7 @@ from experiments.messages import counted, first_line
 from experiments.report import report
 from experiments.request_failures import FailedRequestsError
 from experiments.resume import resume_run
-from experiments.rundirs import RunDirError, is_run_dir
+from experiments.rundirs import RunDirError, first_run, is_run_dir, is_sweep_dir
 from experiments.runlog import LOG_FILE, LOG_FORMAT, attached
 from experiments.runner import INTERRUPTED, default_run_dir, run_experiment
 from experiments.sweep import SweepResult, run_sweep
@@ -364,6 +364,21 @@ def _run_failure(err: BaseException, run_dir: Path) -> str:
     return what  # it failed before the run directory was set up
 
 
+def _not_a_run(err: Exception, target: Path) -> str:
+    """Why ``target`` is not a run directory; for a sweep directory, which run to give.
+
+    ``resume`` and ``fork`` take one run of a sweep, and an unfinished sweep is finished
+    by rerunning it, not by resuming its directory.
+    """
+    if not is_sweep_dir(target):
+        return str(err)
+    example = first_run(target) or f"{target}/runs/.../seed=N"
+    return (
+        f"{target} is a sweep directory, not a run; give one of its runs, e.g. {example} "
+        f"(all in {target}/index.parquet); rerunning the sweep finishes an unfinished one"
+    )
+
+
 def _interrupted(run_dir: Path) -> str:
     manifest = read_manifest_if_any(run_dir) or {}
     if manifest.get("status") == INTERRUPTED:
@@ -560,7 +575,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     try:
         result = resume_run(run_dir, progress=not args.quiet)
     except FileNotFoundError as err:
-        _error(err)
+        _error(_not_a_run(err, run_dir))
         return 2
     except KeyboardInterrupt:
         _error(_interrupted(run_dir))
@@ -595,7 +610,7 @@ def _cmd_fork(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     except FileNotFoundError as err:
-        _error(err)
+        _error(_not_a_run(err, Path(args.run_dir_parent)))
         return 2
     except KeyboardInterrupt:
         _error("fork interrupted")

@@ -120,6 +120,23 @@ def is_sweep_dir(path: str | os.PathLike[str]) -> bool:
     return path.is_dir() and is_sweep_manifest(read_json_object(path / SWEEP_MARKER))
 
 
+def first_run(sweep_dir: Path) -> Path | None:
+    """The first run directory of a sweep in sorted path order (None if it has none).
+
+    Walks down the first subdirectory at each level of ``runs/`` (``topology=ring/
+    seed=3``), so a sweep of many runs is not listed to find one.
+    """
+    node = sweep_dir / "runs"
+    while node.is_dir():
+        if is_run_dir(node):
+            return node
+        children = sorted(p for p in node.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not children:
+            return None
+        node = children[0]
+    return None
+
+
 def is_ours(path: str | os.PathLike[str], kind: DirKind) -> bool:
     """:func:`is_run_dir` or :func:`is_sweep_dir`, by ``kind``."""
     return is_run_dir(path) if kind == "run" else is_sweep_dir(path)

@@ -25,7 +25,7 @@ import polars as pl
 from experiments.dashboard.layout import NetworkLayout, network_layout
 from experiments.dashboard.unfinished import UnfinishedRun, UnfinishedRunError, unfinished_run
 from experiments.messages import counted
-from experiments.rundirs import is_run_dir, is_sweep_dir
+from experiments.rundirs import first_run, is_run_dir, is_sweep_dir
 from sim.analysis.cascades import tree_edges
 from sim.analysis.prevalence import prevalence, states_at
 from sim.analysis.recovery import Recoveries
@@ -552,23 +552,6 @@ def _unreadable(table: Path, err: Exception) -> str:
         f"{table}: the table is not readable as Parquet ({reason}): the run directory "
         "is damaged; rerun its config with --overwrite"
     )
-
-
-def first_run(sweep_dir: Path) -> Path | None:
-    """The first run directory of a sweep in sorted path order (None if it has none).
-
-    Walks down the first subdirectory at each level of ``runs/`` (``topology=ring/
-    seed=3``), so a sweep of many runs is not listed to find one.
-    """
-    node = sweep_dir / "runs"
-    while node.is_dir():
-        if is_run_dir(node):
-            return node
-        children = sorted(p for p in node.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if not children:
-            return None
-        node = children[0]
-    return None
 
 
 def describe_target(target: str | Path) -> dict[str, Any]:

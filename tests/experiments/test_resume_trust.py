@@ -88,6 +88,27 @@ def test_a_run_directory_that_does_not_exist_is_called_so(tmp_path, capsys):
         read_manifest(tmp_path / "empty")
 
 
+def test_a_sweep_directory_given_to_resume_or_fork_names_one_of_its_runs(
+    small_toml, tmp_path, capsys
+):
+    """Not "no manifest.json": a sweep is finished by rerunning it, its runs are below it."""
+    from experiments.sweep import load_sweep_config, run_sweep
+
+    (tmp_path / "sweep.toml").write_text(
+        'steps = 2\n[sweep]\nname = "s"\nbase = "small.toml"\nseeds = [1]\n'
+        '[sweep.grid]\n"policy.beta" = [0.1, 0.5]\n'
+    )
+    sweep_dir = tmp_path / "s"
+    run_sweep(load_sweep_config(tmp_path / "sweep.toml"), sweep_dir, progress=False)
+    for command in (["resume", str(sweep_dir)], ["fork", str(sweep_dir), "--at", "1"]):
+        assert main(command) == 2
+        assert capsys.readouterr().err == (
+            f"error: {sweep_dir} is a sweep directory, not a run; give one of its runs, e.g. "
+            f"{sweep_dir}/runs/policy.beta=0.1/seed=1 (all in {sweep_dir}/index.parquet); "
+            "rerunning the sweep finishes an unfinished one\n"
+        )
+
+
 def test_describing_a_directory_tolerates_what_the_reader_refuses(small_toml, tmp_path):
     assert read_manifest_if_any(tmp_path / "absent") is None
     (tmp_path / "manifest.json").write_text('{"config": {}, "status": "odd", "steps_completed": 0}')
