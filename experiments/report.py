@@ -89,6 +89,7 @@ from experiments.messages import counted, first_line
 from experiments.rundirs import (
     SWEEP_MARKER,
     RunDirError,
+    first_run,
     is_run_dir,
     is_sweep_dir,
     read_json_object,
@@ -395,11 +396,20 @@ def report(path: str | Path) -> Report | SweepReport:
 def _inside(folder: Path) -> str:
     """``"; it holds runs or sweeps, e.g. X: report one of them"`` for an output folder.
 
+    A folder inside a sweep (``SWEEP/runs`` or a grid level below it) gets ``"; it is
+    inside the sweep S: report the sweep, or one of its runs, e.g. X"`` instead.
+
     ``memespread report runs`` (the folder runs are written into) is a likely first try;
     "" when ``folder`` holds no run or sweep directory.
     """
     if not folder.is_dir():
         return ""
+    sweep = next((p for p in folder.parents if is_sweep_dir(p)), None)
+    if sweep is not None:
+        # SWEEP/runs or a grid level below it: its runs are further down.
+        example = first_run(sweep)
+        run = f", or one of its runs, e.g. {example}" if example is not None else ""
+        return f"; it is inside the sweep {sweep}: report the sweep{run}"
     found = sorted(p for p in folder.iterdir() if is_run_dir(p) or is_sweep_dir(p))
     if not found:
         return ""

@@ -124,6 +124,19 @@ def _tiny_sweep(small_data, out):
     return out
 
 
+def test_report_of_a_folder_inside_a_sweep_names_the_sweep(small_data, tmp_path):
+    """SWEEP/runs (or a grid level below it) is not "no manifest.json" and nothing more."""
+    sweep = _tiny_sweep(small_data, tmp_path / "tiny")
+    for folder in (sweep / "runs", sweep / "runs" / "policy.beta=0.6"):
+        with pytest.raises(FileNotFoundError) as err:
+            report(folder)
+        assert str(err.value) == (
+            f"{folder}: not a run directory (no manifest.json); it is inside the sweep {sweep}: "
+            f"report the sweep, or one of its runs, e.g. {sweep}/runs/policy.beta=0.05/"
+            "graph.n=40/seed=0"
+        )
+
+
 def test_report_on_a_sweep_dir_writes_summary_and_plots(small_data, tmp_path):
     sweep_dir = _tiny_sweep(small_data, tmp_path / "tiny")
     made = report(sweep_dir)
