@@ -8,6 +8,7 @@ import pytest
 
 from experiments.config import load_config
 from experiments.report import CHOICE_COLUMNS, format_table, report, summary_table
+from experiments.run_contents import foreign_entries
 from experiments.runner import run_experiment
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -79,6 +80,7 @@ def test_report_writes_pngs_and_summary(small_toml, tmp_path):
     made = report(tmp_path / "run")
     # The steps table records the expressed state, so the funnel is drawn too.
     assert [p.name for p in made.figures] == ["prevalence.png", "transmissions.png", "funnel.png"]
+    assert foreign_entries(tmp_path / "run") == []  # all the tool's: --overwrite may replace it
     for path in made.figures:
         data = path.read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 5000

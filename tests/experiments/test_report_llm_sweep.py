@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scripted_server import RULE, reply_for, scripted_server
 
 from experiments.report import SWEEP_CHOICE_COLUMNS, report
+from experiments.run_contents import foreign_entries
 from experiments.sweep import SweepResult
 from sim.analysis.effects import EFFECT_COLUMNS, effect_lines, exposure_effects, load_actions
 
@@ -450,6 +451,8 @@ def test_the_run_report_gives_the_expressed_share_by_persona(llm_sweep, tmp_path
     assert set(saved["clusters"]) == {"agents"}
     png = run_dir / "report" / "personas.png"
     assert png in made.figures and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Everything the report wrote is the tool's: --overwrite may still replace the run.
+    assert foreign_entries(run_dir) == []
     text = made.text()
     assert "expressed share by persona" in text and "95 % CI clustered by agents" in text
     lines = text.splitlines()
