@@ -364,7 +364,7 @@ def metric_by_parameter(
                     color=style["color"],
                 )
     axis.draw(fig, ax, x)
-    ax.set_ylabel(f"{metric} (mean, {level:.0%} CI {_over_seeds(agg[cols[3]])})")
+    ax.set_ylabel(f"{metric} (mean, {level * 100:g} % CI {_over_seeds(agg[cols[3]])})")
     if share:
         ax.set_ylim(0.0, 1.0)
     else:

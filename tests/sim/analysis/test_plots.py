@@ -664,12 +664,12 @@ def test_the_metric_axis_counts_the_seeds_of_the_points_with_a_value():
         fig = plots.metric_by_parameter(agg, "beta", "t50", group=["meme_id"])
         return fig.axes[0].get_ylabel()
 
-    assert label([3, 3, 3, 0, 0, 0]) == "t50 (mean, 95% CI over 3 seeds)"
-    assert label([3, 3, 3, 2, 0, 3]) == "t50 (mean, 95% CI over 2\u20133 seeds)"
+    assert label([3, 3, 3, 0, 0, 0]) == "t50 (mean, 95 % CI over 3 seeds)"
+    assert label([3, 3, 3, 2, 0, 3]) == "t50 (mean, 95 % CI over 2\u20133 seeds)"
     # Seeds without a value count neither: the k/n labels say how many of n had one.
-    assert label([3, 3, 3, 2, 0, 3], [3] * 6) == "t50 (mean, 95% CI over 2\u20133 seeds)"
-    assert label([1, 0, 1, 1, 1, 0], [2] * 6) == "t50 (mean, 95% CI over 1 seed)"
-    assert label([0] * 6, [3] * 6) == "t50 (mean, 95% CI over seeds: none has a value)"
+    assert label([3, 3, 3, 2, 0, 3], [3] * 6) == "t50 (mean, 95 % CI over 2\u20133 seeds)"
+    assert label([1, 0, 1, 1, 1, 0], [2] * 6) == "t50 (mean, 95 % CI over 1 seed)"
+    assert label([0] * 6, [3] * 6) == "t50 (mean, 95 % CI over seeds: none has a value)"
 
 
 def test_the_legend_of_a_time_figure_shows_what_each_line_draws():
