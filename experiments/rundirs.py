@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import fnmatch
 import glob
 import json
 import os
@@ -152,12 +153,45 @@ def is_empty_dir(path: str | os.PathLike[str]) -> bool:
 
     Only an empty regular file counts as a lock file (the tool never writes into it): a
     file of that name holding anything is somebody's, so the directory is not empty.
+    Unfinished writes of a first manifest count as nothing too
+    (:func:`discard_unfinished_manifests`): a run killed before its manifest was in
+    place leaves only them, and a sweep rerun must start that run again.
     """
     try:
         with os.scandir(path) as entries:
-            return all(_is_lock_file(entry) for entry in entries)
+            return all(_is_lock_file(e) or _is_unfinished_manifest(e) for e in entries)
     except NotADirectoryError:
         return False
+
+
+#: Name pattern of an unfinished atomic write of a run's manifest (sim.output's temporary
+#: files are ``.NAME.<random>.tmp`` beside ``NAME``).
+UNFINISHED_MANIFEST = ".manifest.json.*.tmp"
+
+
+def _is_unfinished_manifest(entry: os.DirEntry[str]) -> bool:
+    return entry.is_file(follow_symlinks=False) and fnmatch.fnmatchcase(
+        entry.name, UNFINISHED_MANIFEST
+    )
+
+
+def discard_unfinished_manifests(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the unfinished manifest writes in an otherwise empty run directory.
+
+    Call it only while holding the directory's write lock (:func:`writing_lock`): a run
+    holds it from before its first manifest write, so such a file found then belongs to
+    a process that died mid-write (``kill -9`` of a sweep while a worker started a run).
+    Nothing is deleted unless the directory is empty but for them and the lock file.
+
+    Returns:
+        The files deleted.
+    """
+    if not is_empty_dir(directory):
+        return []
+    removed = sorted(p for p in Path(directory).glob(UNFINISHED_MANIFEST) if p.is_file())
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def _is_lock_file(entry: os.DirEntry[str]) -> bool:
@@ -431,6 +465,8 @@ def locked_run_dir(target: str | os.PathLike[str], plan: Plan) -> Iterator[Path]
                 f"run directory {target} was written by another memespread process since "
                 "this one checked it was empty; nothing of it was touched"
             )
+        if plan is Plan.CREATE:
+            discard_unfinished_manifests(work)
         yield work
 
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import polars as pl
+import polars.selectors as cs
 import pytest
 from processes import alive, children
 
 from experiments.cli import main
+from experiments.rundirs import LOCK_FILE as RUN_LOCK_FILE
 from experiments.rundirs import RunDirError
 from experiments.sweep import LOCK_FILE, acquire_sweep_lock, load_sweep_config, run_sweep
 
@@ -245,3 +249,40 @@ def test_a_rerun_cleans_what_a_killed_sweep_left(sweep, tmp_path):
     assert result.failed == {} and result.skipped == 2
     assert not (sweep_dir / ".index.parquet.k1ll3d.tmp").exists()
     assert not staging.exists() and (sweep_dir / "my-notes.tmp").is_dir()
+
+
+def test_a_run_killed_while_writing_its_first_manifest_is_started_again(sweep, tmp_path):
+    """A worker killed between making its run directory and its first manifest leaves the
+    lock file and an unfinished manifest write: the rerun starts that run again."""
+    sweep_dir = tmp_path / "s"
+    first = run_sweep(sweep, sweep_dir, progress=False)
+    run_dir = sweep_dir / sweep.runs[1].rel_dir
+    steps = pl.read_parquet(run_dir / "steps.parquet")
+    shutil.rmtree(run_dir)
+    run_dir.mkdir()
+    (run_dir / RUN_LOCK_FILE).touch()
+    (run_dir / ".manifest.json.k1ll3d.tmp").write_text('{"tool": "memes')
+    result = run_sweep(sweep, sweep_dir, progress=False)
+    assert first.failed == {} and result.failed == {}
+    assert result.ran == 1 and result.skipped == 1
+    assert not (run_dir / ".manifest.json.k1ll3d.tmp").exists()
+    assert (
+        pl.read_parquet(run_dir / "steps.parquet")
+        .drop(cs.ends_with("_wall_s"))
+        .equals(steps.drop(cs.ends_with("_wall_s")))
+    )
+
+
+def test_an_unfinished_manifest_beside_other_files_is_left_alone(sweep, tmp_path):
+    """Only a directory holding nothing else is taken for a killed start."""
+    sweep_dir = tmp_path / "s"
+    run_sweep(sweep, sweep_dir, progress=False)
+    run_dir = sweep_dir / sweep.runs[1].rel_dir
+    shutil.rmtree(run_dir)
+    run_dir.mkdir()
+    (run_dir / ".manifest.json.k1ll3d.tmp").write_text("{}")
+    (run_dir / "notes.txt").write_text("mine")
+    result = run_sweep(sweep, sweep_dir, progress=False)
+    assert list(result.failed) == [sweep.runs[1].rel_dir]
+    assert (run_dir / "notes.txt").read_text() == "mine"
+    assert (run_dir / ".manifest.json.k1ll3d.tmp").read_text() == "{}"
