@@ -153,7 +153,6 @@ def merge_level_keys(
         level_key,
     )
     n_items = len(bank_of)
-    count = bank_count
     n_rel = level_key.shape[1]
     flat_key = np.ascontiguousarray(level_key).ravel()
     base_row = base_level * n_rel  # (the row of each item in the flat level_key)
@@ -162,7 +161,7 @@ def merge_level_keys(
     item_bits = _bits(n_items - 1)
     row_bits = _bits(len(flat_key) - 1)
     merge_packed = _merge_packed_keys_up_to_8 if k <= 8 else _merge_packed_keys
-    if n_items == 0 or (count.max() <= 1 and row_bits + text_bits + item_bits <= 62):
+    if n_items == 0 or (bank_count.max() <= 1 and row_bits + text_bits + item_bits <= 62):
         # At most one item per bank (small banks, the common case): each bank's item
         # packed into one int64 (-1: none), so a read right costs one memory access.
         packed = np.full(n_banks, -1, dtype=np.int64)
@@ -186,7 +185,7 @@ def merge_level_keys(
         )
         return int(filled)
     bank_indptr = np.zeros(n_banks + 1, dtype=np.int64)
-    np.cumsum(count, out=bank_indptr[1:])
+    np.cumsum(bank_count, out=bank_indptr[1:])
     # The items bank by bank, with what a key is made of (an (n_items, 3) int64 array,
     # row by row), so that an item costs one random memory access.
     grouped = np.empty((n_items, 3), dtype=np.int64)

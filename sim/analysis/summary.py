@@ -118,9 +118,6 @@ def run_metrics(run: Run, *, window: int = 1, fit: bool = True, drift: bool = Tr
     casc = cascade_summary(tr, ag, mem).select(
         "meme_id", "n_cascades", "depth", "max_breadth", "structural_virality"
     )
-    distances = pl.DataFrame(
-        schema={"meme_id": pl.String, "edit_distance": pl.Float64, "jaccard_distance": pl.Float64}
-    )
     if drift:
         distances = (
             entry_drift(mem, tr, ag, run.seed_texts())
@@ -129,6 +126,14 @@ def run_metrics(run: Run, *, window: int = 1, fit: bool = True, drift: bool = Tr
                 pl.col("edit_distance").mean(),
                 pl.col("jaccard_distance").mean(),
             )
+        )
+    else:  # (no rows: the joined columns are null)
+        distances = pl.DataFrame(
+            schema={
+                "meme_id": pl.String,
+                "edit_distance": pl.Float64,
+                "jaccard_distance": pl.Float64,
+            }
         )
     rows = []
     for meme_id in run.meme_ids:
